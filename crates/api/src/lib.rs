@@ -1,0 +1,50 @@
+//! The Docker Engine API as berth speaks it: wire models (from `bollard-stubs`), the query
+//! parameter structs the daemon decodes and the client encodes, Docker's stdio stream
+//! multiplexing, and an async client over a unix socket.
+
+pub mod client;
+pub mod query;
+pub mod stdcopy;
+
+pub use bollard_stubs::models;
+pub use client::{Client, ClientError};
+
+/// The newest API version berth speaks.
+pub const API_VERSION: &str = "1.41";
+/// The oldest API version berth accepts.
+pub const MIN_API_VERSION: &str = "1.24";
+/// The socket a daemon listens on when no `-H` is given.
+pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
+
+/// Docker's error body: `{"message": "..."}`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// The human-readable message clients print after "Error response from daemon: ".
+    pub message: String,
+}
+
+/// One line of the JSON progress stream that image import/pull/push/build return.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct JsonMessage {
+    /// Build output text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// Status line, e.g. the imported image id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Progress-bar text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    /// Layer or object id the status refers to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Error message, which ends the stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Structured error.
+    #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<ErrorBody>,
+    /// Auxiliary data, e.g. `{"ID": "sha256:…"}` at the end of a build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux: Option<serde_json::Value>,
+}

@@ -1,0 +1,14 @@
+//! berth's foundation types: object ids, content digests, image references, the error
+//! kinds every crate maps its errors to, and crash-safe file primitives. No async, no
+//! policy: just the vocabulary the other crates share.
+
+pub mod digest;
+pub mod fsutil;
+pub mod id;
+pub mod kind;
+pub mod reference;
+
+pub use digest::{Digest, DigestError};
+pub use id::{is_full_id, new_id, short_id};
+pub use kind::ErrorKind;
+pub use reference::{Reference, ReferenceError};
