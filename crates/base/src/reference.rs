@@ -78,7 +78,12 @@ fn is_domain(s: &str) -> bool {
                 if ip.is_empty() || !ip.bytes().all(|c| c.is_ascii_hexdigit() || c == b':') {
                     return false;
                 }
-                (None, tail.strip_prefix(':').map(Some).unwrap_or(if tail.is_empty() { None } else { return false }))
+                let port = match tail.strip_prefix(':') {
+                    Some(p) => Some(p),
+                    None if tail.is_empty() => None,
+                    None => return false,
+                };
+                (None, port)
             }
             None => return false,
         }
