@@ -3,6 +3,7 @@
 //! policy: just the vocabulary the other crates share.
 
 pub mod digest;
+pub mod fsroot;
 pub mod fsutil;
 pub mod id;
 pub mod kind;

@@ -1,1 +1,18 @@
-fn main() {}
+//! The `berth` binary: one executable for the CLI, the daemon (`berth daemon`) and the
+//! per-container shim (`berth shim`, started by the daemon, not by users).
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args();
+    let _argv0 = args.next();
+    let rest: Vec<String> = args.collect();
+    let code = match rest.first().map(String::as_str) {
+        Some("daemon") => berth_daemon::main(rest[1..].to_vec()),
+        // The shim must start single-threaded: libcontainer forks and changes the process
+        // cwd, which is unsafe once other threads exist.
+        Some("shim") => berth_runtime::shim::main(&rest[1..]),
+        _ => berth_cli::main(rest),
+    };
+    ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+}

@@ -1,1 +1,88 @@
-//! placeholder
+//! The berth daemon: the engine (containers over the image store and the runtime) and the
+//! Docker Engine API server in front of it. `main` is what `berth daemon` runs.
+
+pub mod config;
+pub mod engine;
+pub mod error;
+mod hello;
+mod names;
+pub mod record;
+pub mod server;
+mod store;
+pub mod system;
+pub mod views;
+
+pub use error::{Error, Result};
+
+use clap::Parser;
+
+/// Runs `berth daemon` with its arguments (after the word `daemon`); returns the exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    let parsed = match config::DaemonArgs::try_parse_from(std::iter::once("berth daemon".to_owned()).chain(args)) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 125 } else { 0 };
+        }
+    };
+    let cfg = match config::Config::load(&parsed) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            return 1;
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},hyper=warn", cfg.log_level)));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth daemon: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("berth daemon: {e}");
+            1
+        }
+    }
+}
+
+/// Opens the engine and serves every configured socket until SIGTERM or SIGINT. Running
+/// containers are left running (their shims own them) and are picked up again at the next
+/// start.
+pub async fn run(cfg: config::Config) -> Result<()> {
+    let sockets = cfg.sockets.clone();
+    let engine = engine::Engine::open(cfg).await?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for s in sockets {
+        let engine = engine.clone();
+        let rx = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = server::serve(engine, &s, rx).await;
+            (s, r)
+        }));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::io("install SIGTERM handler", e))?;
+    tracing::info!(version = system::VERSION, "berth daemon ready");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    let _ = tx.send(true);
+    for t in tasks {
+        if let Ok((s, Err(e))) = t.await {
+            tracing::error!(socket = %s.display(), error = %e, "serving failed");
+        }
+    }
+    Ok(())
+}

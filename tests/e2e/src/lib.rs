@@ -1,1 +1,239 @@
-//! End-to-end tests for berth: see tests/.
+//! End-to-end test harness: starts `berth daemon` on its own temp socket, data root and
+//! exec root, drives it with our CLI and with the real docker CLI, and tears everything
+//! down (containers, mounts, shims, daemon) even when a test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The docker CLI the tests compare against.
+pub const DOCKER: &str = "/usr/local/bin/docker";
+/// Debian's docker.io puts its CLI here.
+pub const DOCKER_DEBIAN: &str = "/usr/bin/docker";
+
+/// The berth binary under test: `$BERTH_BIN`, else the one built next to this test.
+pub fn berth_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/berth
+    let bin = exe.parent().and_then(Path::parent).map(|d| d.join("berth")).expect("target dir");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p berth` before the e2e tests", bin.display());
+    bin
+}
+
+/// The repository root (for scripts/).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A daemon of our own for one test.
+pub struct Daemon {
+    /// Temp dir holding everything.
+    pub dir: tempfile::TempDir,
+    /// API socket.
+    pub socket: PathBuf,
+    /// Data root.
+    pub data_root: PathBuf,
+    /// Exec root.
+    pub exec_root: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts a daemon and waits until it answers.
+    pub fn start() -> Daemon {
+        // Short paths: unix socket paths are limited to 108 bytes.
+        let dir = tempfile::Builder::new().prefix("be2e").tempdir_in("/tmp").expect("tempdir");
+        let socket = dir.path().join("api.sock");
+        let data_root = dir.path().join("data");
+        let exec_root = dir.path().join("run");
+        let mut d = Daemon { dir, socket, data_root, exec_root, child: None };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("daemon log");
+        let child = Command::new(berth_bin())
+            .args(["daemon", "-H"])
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("--config-file")
+            .arg(self.dir.path().join("no-daemon.json"))
+            .env("BERTH_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("start berth daemon");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.berth(&["version"]).status.success() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("daemon exited with {status}: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("daemon did not answer within 20 s: {}", self.log());
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Stops the daemon with SIGTERM (or SIGKILL) and starts a new one on the same roots.
+    pub fn restart(&mut self, kill: bool) {
+        self.stop_daemon(kill);
+        self.spawn();
+    }
+
+    fn stop_daemon(&mut self, kill: bool) {
+        if let Some(mut c) = self.child.take() {
+            let sig = if kill { rustix::process::Signal::KILL } else { rustix::process::Signal::TERM };
+            if let Some(pid) = rustix::process::Pid::from_raw(c.id() as i32) {
+                let _ = rustix::process::kill_process(pid, sig);
+            }
+            let _ = c.wait();
+        }
+    }
+
+    /// The value for DOCKER_HOST / BERTH_HOST.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// A berth CLI command against this daemon.
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(berth_bin());
+        c.args(args).env("BERTH_HOST", self.host()).env("BERTH_NO_AUTOSTART", "1").stdin(Stdio::null());
+        c
+    }
+
+    /// Runs our CLI.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_cmd(args).output().expect("run berth")
+    }
+
+    /// A docker CLI command against this daemon.
+    pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(docker_bin());
+        c.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the docker CLI.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_cmd(args).output().expect("run docker")
+    }
+
+    /// Imports the busybox base image made by scripts/mkbusybox as `name`.
+    pub fn import_busybox(&self, name: &str) {
+        let tar = Command::new("bash").arg(repo_root().join("scripts/mkbusybox")).output().expect("mkbusybox");
+        assert!(tar.status.success(), "mkbusybox: {}", String::from_utf8_lossy(&tar.stderr));
+        let out = self.berth_with_stdin(&["import", "-", name], &tar.stdout);
+        assert!(out.status.success(), "import failed: {}", text(&out.stderr));
+    }
+
+    /// Runs our CLI with `input` on its stdin.
+    pub fn berth_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        run_with_stdin(self.berth_cmd(args), input)
+    }
+
+    /// Runs the docker CLI with `input` on its stdin.
+    pub fn docker_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        run_with_stdin(self.docker_cmd(args), input)
+    }
+}
+
+fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait");
+    let _ = writer.join();
+    out
+}
+
+impl Drop for Daemon {
+    /// Teardown keeps going after failures: remove every container through the API (stops
+    /// shims, unmounts roots), stop the daemon, kill stray shims, unmount leftovers.
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = self.berth(&["ps", "-aq", "--no-trunc"]);
+            for id in text(&ids.stdout).lines().filter(|l| !l.is_empty()) {
+                let _ = self.berth(&["rm", "-f", id]);
+            }
+        }
+        self.stop_daemon(false);
+        // Shims whose command line names our exec root.
+        let me = self.exec_root.display().to_string();
+        if let Ok(rd) = std::fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+                let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains(&me)
+                    && let Some(p) = rustix::process::Pid::from_raw(pid)
+                {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+            }
+        }
+        let root = self.dir.path().display().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut ours: Vec<&str> =
+            mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&root)).collect();
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+}
+
+/// Bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The docker CLI to compare with: the machine's own, else Debian's.
+pub fn docker_bin() -> &'static str {
+    if Path::new(DOCKER).exists() { DOCKER } else { DOCKER_DEBIAN }
+}
+
+/// True when a docker CLI is on this machine.
+pub fn have_docker() -> bool {
+    Path::new(docker_bin()).exists()
+}

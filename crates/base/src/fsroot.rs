@@ -1,0 +1,101 @@
+//! Path operations confined to a root directory (a container rootfs, a layer being
+//! unpacked, a build context). Resolution uses openat2(2) with `RESOLVE_IN_ROOT`, so `..`
+//! and symlinks — absolute or relative — are resolved as if the root were `/`, and the
+//! kernel guarantees nothing outside it is ever reached, without check-then-use races.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+fn resolve_flags() -> ResolveFlags {
+    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
+}
+
+/// Opens `path` (interpreted inside `root`) with `flags`.
+pub fn open_in_root(root: &impl AsFd, path: &str, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    loop {
+        match rustix::fs::openat2(root, rel, flags | OFlags::CLOEXEC, mode, resolve_flags()) {
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
+        }
+    }
+}
+
+/// Opens a directory to serve as a root for the other functions.
+pub fn open_root(root: &Path) -> io::Result<OwnedFd> {
+    rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(io::Error::from)
+}
+
+/// Reads a whole file inside `root`.
+pub fn read_in_root(root: &Path, path: &str) -> io::Result<Vec<u8>> {
+    let r = open_root(root)?;
+    let fd = open_in_root(&r, path, OFlags::RDONLY, Mode::empty())?;
+    let mut buf = Vec::new();
+    File::from(fd).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// `mkdir -p` inside `root`: each missing component is created (mode 0755, owned by the
+/// caller), symlinks along the way are followed but stay inside the root.
+pub fn mkdir_all_in_root(root: &Path, path: &str) -> io::Result<()> {
+    let r = open_root(root)?;
+    let mut cur = String::new();
+    for comp in Path::new(path).components() {
+        let name = match comp {
+            Component::Normal(n) => n.to_string_lossy().into_owned(),
+            Component::ParentDir => {
+                // Resolve `..` lexically against what we built so far; it cannot leave the root.
+                if let Some(i) = cur.rfind('/') {
+                    cur.truncate(i);
+                } else {
+                    cur.clear();
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let parent = open_in_root(&r, &cur, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
+        match rustix::fs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if !cur.is_empty() {
+            cur.push('/');
+        }
+        cur.push_str(&name);
+        // Fails with ENOTDIR if an existing entry is a file, as mkdir -p does.
+        open_in_root(&r, &cur, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_cannot_escape() {
+        let dir = std::env::temp_dir().join(format!("berth-fsroot-{}", crate::id::new_id()));
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(dir.join("secret"), b"host").unwrap();
+        std::fs::write(root.join("secret"), b"inside").unwrap();
+        std::os::unix::fs::symlink("/secret", root.join("etc/abs")).unwrap();
+        std::os::unix::fs::symlink("../../../secret", root.join("etc/rel")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("up")).unwrap();
+        assert_eq!(read_in_root(&root, "/etc/abs").unwrap(), b"inside");
+        assert_eq!(read_in_root(&root, "etc/rel").unwrap(), b"inside");
+        assert_eq!(read_in_root(&root, "../secret").unwrap(), b"inside");
+        mkdir_all_in_root(&root, "/up/app/data").unwrap();
+        assert!(root.join("app/data").is_dir(), "created inside the root, through the symlink");
+        assert!(!dir.join("app").exists());
+        std::fs::write(root.join("file"), b"x").unwrap();
+        assert!(mkdir_all_in_root(&root, "/file/sub").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

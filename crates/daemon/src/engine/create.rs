@@ -1,0 +1,417 @@
+//! Container creation: merge the request with the image's config the way Docker does,
+//! validate names, binds and options, and record the container.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfig, MountType};
+
+use super::{Container, Engine, blocking, now};
+use crate::error::{Error, Result};
+use crate::names;
+use crate::record::{BindSpec, ContainerRecord, RunState};
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The answer to a create: the id and any warnings.
+pub struct Created {
+    /// Full id.
+    pub id: String,
+    /// Warnings for the client.
+    pub warnings: Vec<String>,
+}
+
+impl Engine {
+    /// `POST /containers/create`.
+    pub async fn create_container(
+        self: &Arc<Self>,
+        name: Option<String>,
+        body: ContainerCreateBody,
+    ) -> Result<Created> {
+        let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
+            Error::InvalidArgument("config cannot be empty in order to create a container".to_owned())
+        })?;
+        let name = match name.as_deref().map(|n| n.strip_prefix('/').unwrap_or(n)) {
+            Some(n) if !n.is_empty() => {
+                if !names::valid(n) {
+                    return Err(Error::InvalidArgument(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                Some(n.to_owned())
+            }
+            _ => None,
+        };
+        let host_config = body.host_config.clone().unwrap_or_default();
+        check_host_config(&host_config)?;
+        let binds = parse_binds(&host_config)?;
+        let image = self.resolve_image_for_run(&image_name).await?;
+
+        let id = berth_base::new_id();
+        let (config, path, args) = merge_config(&id, &body, &image.config)?;
+        let name = match name {
+            Some(n) => {
+                if let Some(other) = self.all().iter().find(|c| c.snapshot().name == n) {
+                    return Err(crate::store::name_conflict(&n, &other.id));
+                }
+                n
+            }
+            None => self.unique_name(),
+        };
+        let rec = ContainerRecord {
+            id: id.clone(),
+            name,
+            created: now(),
+            image: image_name,
+            image_id: image.id.to_string(),
+            path,
+            args,
+            config,
+            host_config,
+            binds,
+            state: RunState::default(),
+            restart_count: 0,
+        };
+        let dir = self.container_dir(&id);
+        let engine = self.clone();
+        let rec2 = rec.clone();
+        blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+            if let Err(e) = engine.store.insert(&rec2) {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+            Ok(())
+        })
+        .await?;
+        self.insert(Container::new(rec));
+        Ok(Created { id, warnings: Vec::new() })
+    }
+
+    fn unique_name(&self) -> String {
+        let taken: Vec<String> = self.all().iter().map(|c| c.snapshot().name).collect();
+        for retry in 0..20 {
+            let n = names::generate(retry);
+            if !taken.contains(&n) {
+                return n;
+            }
+        }
+        berth_base::new_id()[..16].to_owned()
+    }
+}
+
+/// Options berth does not implement yet are refused rather than silently ignored, so a
+/// user never believes a port is published or a GPU attached when it is not.
+fn check_host_config(hc: &HostConfig) -> Result<()> {
+    if let Some(pb) = &hc.port_bindings
+        && pb.values().any(|v| v.as_ref().is_some_and(|b| !b.is_empty()))
+    {
+        return Err(Error::NotImplemented(
+            "port publishing (-p) needs container networking, which this berth build does not have yet".to_owned(),
+        ));
+    }
+    if hc.publish_all_ports == Some(true) {
+        return Err(Error::NotImplemented(
+            "port publishing (-P) needs container networking, which this berth build does not have yet".to_owned(),
+        ));
+    }
+    if let Some(reqs) = &hc.device_requests
+        && !reqs.is_empty()
+    {
+        let caps: Vec<String> =
+            reqs.iter().flat_map(|r| r.capabilities.clone().unwrap_or_default()).map(|c| format!("{c:?}")).collect();
+        return Err(Error::InvalidArgument(format!(
+            "could not select device driver \"\" with capabilities: [{}]",
+            caps.join(" ").replace('"', "")
+        )));
+    }
+    match hc.network_mode.as_deref() {
+        None | Some("") | Some("default") | Some("bridge") | Some("none") | Some("host") => {}
+        Some(other) => return Err(Error::NotImplemented(format!("network mode {other:?} is not supported yet"))),
+    }
+    match hc.ipc_mode.as_deref() {
+        None | Some("") | Some("private") | Some("shareable") | Some("host") | Some("none") => {}
+        Some(other) => return Err(Error::InvalidArgument(format!("invalid IPC mode: {other}"))),
+    }
+    match hc.pid_mode.as_deref() {
+        None | Some("") | Some("host") => {}
+        Some(other) => return Err(Error::NotImplemented(format!("pid mode {other:?} is not supported yet"))),
+    }
+    if let Some(lc) = &hc.log_config
+        && let Some(t) = lc.typ.as_deref()
+        && !t.is_empty()
+        && t != "json-file"
+    {
+        return Err(Error::InvalidArgument(format!(
+            "logging driver {t:?} is not supported: berth logs with json-file"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses `-v` binds (`/src:/dst[:opts]`) and `--mount type=bind` into bind specs.
+fn parse_binds(hc: &HostConfig) -> Result<Vec<BindSpec>> {
+    let mut out: Vec<BindSpec> = Vec::new();
+    for b in hc.binds.iter().flatten() {
+        let invalid = || Error::InvalidArgument(format!("invalid volume specification: '{b}'"));
+        let parts: Vec<&str> = b.split(':').collect();
+        let (src, dst, mode) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, m] => (*s, *d, *m),
+            _ => return Err(invalid()),
+        };
+        if src.is_empty() || dst.is_empty() {
+            return Err(invalid());
+        }
+        if !dst.starts_with('/') {
+            return Err(Error::InvalidArgument(format!(
+                "invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+            )));
+        }
+        if !src.starts_with('/') {
+            return Err(Error::NotImplemented(format!(
+                "named volumes are not supported yet: '{src}' (use an absolute or ./relative host path to bind-mount a directory)"
+            )));
+        }
+        let mut readonly = false;
+        for opt in mode.split(',').filter(|o| !o.is_empty()) {
+            match opt {
+                "ro" => readonly = true,
+                "rw" => readonly = false,
+                "z" | "Z" | "nocopy" | "consistent" | "cached" | "delegated" | "shared" | "rshared" | "slave"
+                | "rslave" | "private" | "rprivate" => {}
+                _ => return Err(invalid()),
+            }
+        }
+        push_unique(
+            &mut out,
+            BindSpec {
+                source: PathBuf::from(src),
+                destination: clean_dest(dst),
+                readonly,
+                mode: mode.to_owned(),
+                from_mount_flag: false,
+            },
+        )?;
+    }
+    for m in hc.mounts.iter().flatten() {
+        let target = m.target.clone().unwrap_or_default();
+        match m.typ {
+            Some(MountType::BIND) => {
+                let src = m.source.clone().unwrap_or_default();
+                if src.is_empty() {
+                    return Err(Error::InvalidArgument(
+                        "invalid mount config for type \"bind\": field Source must not be empty".to_owned(),
+                    ));
+                }
+                if target.is_empty() {
+                    return Err(Error::InvalidArgument(
+                        "invalid mount config for type \"bind\": field Target must not be empty".to_owned(),
+                    ));
+                }
+                if !src.starts_with('/') || !target.starts_with('/') {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid mount config for type \"bind\": invalid mount path: '{}' mount path must be absolute",
+                        if src.starts_with('/') { &target } else { &src }
+                    )));
+                }
+                if !std::path::Path::new(&src).exists() {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid mount config for type \"bind\": bind source path does not exist: {src}"
+                    )));
+                }
+                let readonly = m.read_only.unwrap_or(false);
+                push_unique(
+                    &mut out,
+                    BindSpec {
+                        source: PathBuf::from(src),
+                        destination: clean_dest(&target),
+                        readonly,
+                        mode: String::new(),
+                        from_mount_flag: true,
+                    },
+                )?;
+            }
+            other => {
+                return Err(Error::NotImplemented(format!(
+                    "mount type {other:?} is not supported yet (only type=bind)"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn push_unique(out: &mut Vec<BindSpec>, b: BindSpec) -> Result<()> {
+    if out.iter().any(|o| o.destination == b.destination) {
+        return Err(Error::InvalidArgument(format!("Duplicate mount point: {}", b.destination)));
+    }
+    out.push(b);
+    Ok(())
+}
+
+fn clean_dest(d: &str) -> String {
+    let mut parts = Vec::new();
+    for p in d.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Docker's merge of the create request with the image config, and the command to run.
+fn merge_config(
+    id: &str,
+    body: &ContainerCreateBody,
+    image: &oci_spec::image::ImageConfiguration,
+) -> Result<(ContainerConfig, String, Vec<String>)> {
+    let ic = image.config().clone().unwrap_or_default();
+    let mut env: Vec<String> = ic.env().clone().unwrap_or_default();
+    for e in body.env.iter().flatten() {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_owned());
+    }
+    // `--entrypoint ""` arrives as [""]: it clears the image's entrypoint.
+    let user_ep: Option<Vec<String>> =
+        body.entrypoint.clone().map(|v| v.into_iter().filter(|s| !s.is_empty()).collect());
+    let user_cmd = body.cmd.clone().filter(|c| !c.is_empty());
+    let entrypoint: Vec<String> = match &user_ep {
+        Some(ep) => ep.clone(),
+        None => ic.entrypoint().clone().unwrap_or_default(),
+    };
+    let cmd: Vec<String> = match user_cmd {
+        Some(c) => c,
+        None if user_ep.as_ref().is_some_and(|e| !e.is_empty()) => Vec::new(),
+        None => ic.cmd().clone().unwrap_or_default(),
+    };
+    let mut full = entrypoint.clone();
+    full.extend(cmd.iter().cloned());
+    if full.is_empty() {
+        return Err(Error::InvalidArgument("no command specified".to_owned()));
+    }
+    let working_dir = body
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .or_else(|| ic.working_dir().clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".to_owned());
+    if !working_dir.starts_with('/') {
+        return Err(Error::InvalidArgument(format!(
+            "the working directory '{working_dir}' is invalid, it needs to be an absolute path"
+        )));
+    }
+    let mut labels = ic.labels().clone().unwrap_or_default().into_iter().collect::<std::collections::HashMap<_, _>>();
+    for (k, v) in body.labels.iter().flatten() {
+        labels.insert(k.clone(), v.clone());
+    }
+    let mut exposed: Vec<String> = ic.exposed_ports().clone().unwrap_or_default();
+    for p in body.exposed_ports.iter().flatten() {
+        if !exposed.contains(p) {
+            exposed.push(p.clone());
+        }
+    }
+    let mut volumes: Vec<String> = ic.volumes().clone().unwrap_or_default();
+    for v in body.volumes.iter().flatten() {
+        if !volumes.contains(v) {
+            volumes.push(v.clone());
+        }
+    }
+    let user = body.user.clone().filter(|u| !u.is_empty()).or_else(|| ic.user().clone()).unwrap_or_default();
+    let config = ContainerConfig {
+        hostname: Some(body.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| id[..12].to_owned())),
+        domainname: Some(body.domainname.clone().unwrap_or_default()),
+        user: Some(user),
+        attach_stdin: Some(body.attach_stdin.unwrap_or(false)),
+        attach_stdout: Some(body.attach_stdout.unwrap_or(false)),
+        attach_stderr: Some(body.attach_stderr.unwrap_or(false)),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        tty: Some(body.tty.unwrap_or(false)),
+        open_stdin: Some(body.open_stdin.unwrap_or(false)),
+        stdin_once: Some(body.stdin_once.unwrap_or(false)),
+        env: Some(env),
+        cmd: (!cmd.is_empty()).then_some(cmd),
+        healthcheck: body.healthcheck.clone(),
+        args_escaped: None,
+        image: body.image.clone(),
+        volumes: (!volumes.is_empty()).then_some(volumes),
+        working_dir: Some(working_dir),
+        entrypoint: (!entrypoint.is_empty()).then_some(entrypoint),
+        network_disabled: body.network_disabled,
+        on_build: None,
+        labels: Some(labels),
+        stop_signal: body.stop_signal.clone().or_else(|| ic.stop_signal().clone()),
+        stop_timeout: body.stop_timeout,
+        shell: body.shell.clone(),
+    };
+    let path = full[0].clone();
+    let args = full[1..].to_vec();
+    Ok((config, path, args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(cmd: &[&str], ep: &[&str]) -> oci_spec::image::ImageConfiguration {
+        let mut c = oci_spec::image::Config::default();
+        if !cmd.is_empty() {
+            c.set_cmd(Some(cmd.iter().map(|s| s.to_string()).collect()));
+        }
+        if !ep.is_empty() {
+            c.set_entrypoint(Some(ep.iter().map(|s| s.to_string()).collect()));
+        }
+        c.set_env(Some(vec!["PATH=/bin".into(), "A=1".into()]));
+        let mut i = oci_spec::image::ImageConfiguration::default();
+        i.set_config(Some(c));
+        i
+    }
+
+    fn body(cmd: Option<&[&str]>, ep: Option<&[&str]>) -> ContainerCreateBody {
+        ContainerCreateBody {
+            image: Some("x".into()),
+            cmd: cmd.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            entrypoint: ep.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            env: Some(vec!["A=2".into(), "B=3".into()]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merges_like_docker() {
+        let id = berth_base::new_id();
+        let (c, p, a) = merge_config(&id, &body(None, None), &image(&["sh"], &[])).unwrap();
+        assert_eq!((p.as_str(), a.len()), ("sh", 0));
+        assert_eq!(c.env.unwrap(), vec!["PATH=/bin", "A=2", "B=3"]);
+        assert_eq!(c.hostname.unwrap(), &id[..12]);
+        let (_, p, a) = merge_config(&id, &body(Some(&["echo", "hi"]), None), &image(&["sh"], &["/ep"])).unwrap();
+        assert_eq!((p.as_str(), a), ("/ep", vec!["echo".to_string(), "hi".into()]));
+        let (_, p, a) = merge_config(&id, &body(None, Some(&["sh"])), &image(&["x"], &["/ep"])).unwrap();
+        assert_eq!((p.as_str(), a.len()), ("sh", 0), "a new entrypoint drops the image's cmd");
+        let (_, p, _) = merge_config(&id, &body(Some(&["ls"]), Some(&[""])), &image(&["x"], &["/ep"])).unwrap();
+        assert_eq!(p, "ls", "--entrypoint \"\" clears it");
+        assert!(merge_config(&id, &body(None, None), &image(&[], &[])).is_err());
+    }
+
+    #[test]
+    fn parses_binds() {
+        let hc =
+            |b: &[&str]| HostConfig { binds: Some(b.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+        let v = parse_binds(&hc(&["/a:/b", "/c:/d/../e:ro"])).unwrap();
+        assert_eq!(v[1].destination, "/e");
+        assert!(v[1].readonly && !v[0].readonly);
+        for bad in ["/a", "/a:/b:c:d", ":/b", "/a:b", "/a:/b:bogus"] {
+            assert!(parse_binds(&hc(&[bad])).is_err(), "{bad}");
+        }
+        assert!(parse_binds(&hc(&["/a:/b", "/c:/b"])).is_err());
+        assert!(parse_binds(&hc(&["vol:/b"])).is_err());
+    }
+}

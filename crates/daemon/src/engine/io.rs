@@ -1,0 +1,316 @@
+//! Container I/O as clients see it: attach (a hijacked connection bridged to the shim's
+//! socket), logs (the json-file log, optionally followed), and tty resize.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::stdcopy::{self, Stream};
+use berth_runtime::proto::{ClientFrame, Decoder, ShimFrame, encode_client};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedReadHalf;
+use tokio::sync::mpsc;
+
+use super::{Container, Engine, blocking};
+use crate::error::{Error, Result};
+use crate::record::Status;
+
+/// Reads shim frames from a socket.
+pub struct FrameReader {
+    rd: OwnedReadHalf,
+    dec: Decoder,
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    /// Wraps the read half of a shim connection.
+    pub fn new(rd: OwnedReadHalf) -> FrameReader {
+        FrameReader { rd, dec: Decoder::default(), buf: vec![0; 64 * 1024] }
+    }
+
+    /// The next frame; `None` at EOF.
+    pub async fn next(&mut self) -> std::io::Result<Option<ShimFrame>> {
+        loop {
+            match self.dec.next_shim() {
+                Ok(Some(f)) => return Ok(Some(f)),
+                Ok(None) => {}
+                Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
+            }
+            let n = self.rd.read(&mut self.buf).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.dec.feed(&self.buf[..n]);
+        }
+    }
+}
+
+/// Which streams an attach asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttachStreams {
+    /// Forward the client's input.
+    pub stdin: bool,
+    /// Send stdout.
+    pub stdout: bool,
+    /// Send stderr.
+    pub stderr: bool,
+    /// Replay the log first.
+    pub logs: bool,
+    /// Stream live output.
+    pub stream: bool,
+}
+
+/// A bidirectional client connection.
+pub trait ClientIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ClientIo for T {}
+
+/// An attach waiting for its container to start.
+pub struct Attachment {
+    streams: AttachStreams,
+    io: Box<dyn ClientIo>,
+}
+
+/// `GET /containers/{id}/logs` options, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Keep streaming.
+    pub follow: bool,
+    /// Include stdout.
+    pub stdout: bool,
+    /// Include stderr.
+    pub stderr: bool,
+    /// Only entries at or after this unix time.
+    pub since: Option<f64>,
+    /// Only entries before this unix time.
+    pub until: Option<f64>,
+    /// Prefix RFC 3339 timestamps.
+    pub timestamps: bool,
+    /// Last N lines only.
+    pub tail: Option<usize>,
+}
+
+fn encode_chunk(tty: bool, stream: Stream, data: &[u8], out: &mut Vec<u8>) {
+    if tty {
+        out.extend_from_slice(data);
+    } else {
+        stdcopy::encode(stream, data, out);
+    }
+}
+
+impl Engine {
+    /// Bridges an upgraded client connection to the container's output and input. Before
+    /// the container starts, the attach waits and is connected by `start`, so no output is
+    /// lost; after it runs, it is connected at once.
+    pub async fn attach(self: &Arc<Self>, c: Arc<Container>, streams: AttachStreams, mut io: Box<dyn ClientIo>) {
+        let rec = c.snapshot();
+        if streams.logs {
+            let opts = LogOptions { stdout: streams.stdout, stderr: streams.stderr, ..Default::default() };
+            if let Ok(buf) = self.read_logs(&c, &opts).await
+                && io.write_all(&buf).await.is_err()
+            {
+                return;
+            }
+        }
+        if !streams.stream {
+            let _ = io.shutdown().await;
+            return;
+        }
+        let _op = c.op.lock().await;
+        let a = Attachment { streams, io };
+        if c.snapshot().state.status == Status::Running {
+            if let Err(e) = self.connect_attachment(&c, a).await {
+                tracing::debug!(container = %rec.id, error = %e, "attach to running container");
+            }
+        } else if let Ok(mut p) = c.pending.lock() {
+            p.push(a);
+        }
+    }
+
+    /// Connects one attachment to the shim and pumps data both ways until the container
+    /// exits or the client goes away.
+    pub(super) async fn connect_attachment(&self, c: &Container, a: Attachment) -> Result<()> {
+        let tty = c.snapshot().tty();
+        let sock = self.shim_socket(&c.id);
+        let stream = UnixStream::connect(&sock).await.map_err(|e| Error::io("connect to shim", e))?;
+        let (srd, mut swr) = stream.into_split();
+        let hello = encode_client(&ClientFrame::Hello {
+            stdin: a.streams.stdin,
+            stdout: a.streams.stdout,
+            stderr: a.streams.stderr,
+        });
+        swr.write_all(&hello).await.map_err(|e| Error::io("attach", e))?;
+        let (mut crd, mut cwr) = tokio::io::split(a.io);
+        let want_stdin = a.streams.stdin;
+        let input = tokio::spawn(async move {
+            if !want_stdin {
+                // Keep the connection open (dropping the write half would end the attach).
+                std::future::pending::<()>().await;
+            }
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match crd.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        let _ = swr.write_all(&encode_client(&ClientFrame::CloseStdin)).await;
+                        break;
+                    }
+                    Ok(n) => {
+                        if swr.write_all(&encode_client(&ClientFrame::Stdin(buf[..n].to_vec()))).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            // Keep the shim connection open after stdin ends so output still flows.
+            std::future::pending::<()>().await;
+        });
+        tokio::spawn(async move {
+            let mut reader = FrameReader::new(srd);
+            let mut out = Vec::new();
+            while let Ok(Some(f)) = reader.next().await {
+                out.clear();
+                match f {
+                    ShimFrame::Stdout(d) => encode_chunk(tty, Stream::Stdout, &d, &mut out),
+                    ShimFrame::Stderr(d) => encode_chunk(tty, Stream::Stderr, &d, &mut out),
+                    ShimFrame::Exit { .. } => break,
+                    _ => continue,
+                }
+                if cwr.write_all(&out).await.is_err() {
+                    break;
+                }
+            }
+            let _ = cwr.flush().await;
+            let _ = cwr.shutdown().await;
+            input.abort();
+        });
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/resize`.
+    pub async fn resize(&self, name: &str, rows: u16, cols: u16) -> Result<()> {
+        let c = self.get(name)?;
+        let mut ctl = c.control.lock().await;
+        match ctl.as_mut() {
+            Some(w) => w
+                .write_all(&encode_client(&ClientFrame::Resize { rows, cols }))
+                .await
+                .map_err(|e| Error::io("resize", e)),
+            None => Err(Error::Conflict(format!("Container {} is not running", c.id))),
+        }
+    }
+
+    async fn read_logs(&self, c: &Container, opts: &LogOptions) -> Result<Vec<u8>> {
+        let path = self.log_path(&c.id);
+        let max_files = self.cfg.log_max_files;
+        let entries = blocking(move || match berth_runtime::logs::read(&path, max_files) {
+            Ok(e) => Ok(e),
+            Err(e) if e.kind() == berth_base::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::from(e)),
+        })
+        .await?;
+        let tty = c.snapshot().tty();
+        let selected = select_entries(&entries, opts);
+        let mut out = Vec::new();
+        for e in selected {
+            format_entry(tty, opts.timestamps, e, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// `GET /containers/{id}/logs`: the log so far, then (with follow) new output until the
+    /// container stops. Returns whether the stream is raw (tty) and the byte chunks.
+    pub async fn logs(self: &Arc<Self>, name: &str, opts: LogOptions) -> Result<(bool, mpsc::Receiver<Bytes>)> {
+        if !opts.stdout && !opts.stderr {
+            return Err(Error::InvalidArgument("You must choose at least one stream".to_owned()));
+        }
+        let c = self.get(name)?;
+        let tty = c.snapshot().tty();
+        let path = self.log_path(&c.id);
+        let max_files = self.cfg.log_max_files;
+        let (tx, rx) = mpsc::channel(64);
+        // Position the follower before reading so nothing written in between is missed.
+        let follower = if opts.follow {
+            let p = path.clone();
+            Some(blocking(move || Ok(berth_runtime::logs::Follower::new(&p, max_files)?)).await?)
+        } else {
+            None
+        };
+        let first = self.read_logs(&c, &opts).await?;
+        let mut rx_state = c.subscribe();
+        tokio::spawn(async move {
+            if !first.is_empty() && tx.send(Bytes::from(first)).await.is_err() {
+                return;
+            }
+            let Some(mut follower) = follower else { return };
+            let mut follow_opts = opts.clone();
+            follow_opts.tail = None;
+            loop {
+                let running = rx_state.borrow_and_update().running;
+                let (f, batch) = match tokio::task::spawn_blocking(move || {
+                    let r = follower.poll_new();
+                    (follower, r)
+                })
+                .await
+                {
+                    Ok((f, Ok(b))) => (f, b),
+                    _ => return,
+                };
+                follower = f;
+                let mut out = Vec::new();
+                for e in select_entries(&batch, &follow_opts) {
+                    format_entry(tty, opts.timestamps, e, &mut out);
+                }
+                if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
+                    return;
+                }
+                if !running {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = rx_state.changed() => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok((tty, rx))
+    }
+}
+
+fn select_entries<'a>(
+    entries: &'a [berth_runtime::logs::LogEntry],
+    opts: &LogOptions,
+) -> Vec<&'a berth_runtime::logs::LogEntry> {
+    let mut v: Vec<_> = entries
+        .iter()
+        .filter(|e| match e.stream {
+            berth_runtime::logs::Stream::Stdout => opts.stdout,
+            berth_runtime::logs::Stream::Stderr => opts.stderr,
+        })
+        .filter(|e| {
+            let t = e.time.timestamp() as f64 + f64::from(e.time.timestamp_subsec_nanos()) / 1e9;
+            opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t < u)
+        })
+        .collect();
+    if let Some(n) = opts.tail
+        && v.len() > n
+    {
+        v.drain(..v.len() - n);
+    }
+    v
+}
+
+fn format_entry(tty: bool, timestamps: bool, e: &berth_runtime::logs::LogEntry, out: &mut Vec<u8>) {
+    let stream = match e.stream {
+        berth_runtime::logs::Stream::Stdout => Stream::Stdout,
+        berth_runtime::logs::Stream::Stderr => Stream::Stderr,
+    };
+    if timestamps {
+        let mut line = e.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true).into_bytes();
+        line.push(b' ');
+        line.extend_from_slice(&e.data);
+        encode_chunk(tty, stream, &line, out);
+    } else {
+        encode_chunk(tty, stream, &e.data, out);
+    }
+}

@@ -1,0 +1,743 @@
+//! Container lifecycle: start through a shim, watch it, stop, kill, remove, wait, and
+//! reconcile with surviving shims after a daemon restart (live restore).
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_runtime::proto::{ClientFrame, ShimFrame};
+use berth_runtime::spec::{BindMount, Namespace, SpecOptions};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+
+use super::io::FrameReader;
+use super::{Container, Engine, Events, blocking, now};
+use crate::error::{Error, Result};
+use crate::record::{ContainerRecord, RunState, Status};
+
+/// How long a SIGKILLed container may take to be reported dead before we give up waiting.
+const KILL_GRACE: Duration = Duration::from_secs(30);
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Return as soon as the container is not running (at once if it is not).
+    NotRunning,
+    /// Return when the next run ends.
+    NextExit,
+    /// Return when the container is removed.
+    Removed,
+}
+
+impl WaitCondition {
+    /// Parses the `condition` query value.
+    pub fn parse(s: Option<&str>) -> Result<WaitCondition> {
+        match s.unwrap_or("") {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::InvalidArgument(format!("invalid condition: \"{other}\""))),
+        }
+    }
+}
+
+impl Engine {
+    /// `POST /containers/{id}/start`.
+    pub async fn start_container(self: &Arc<Self>, name: &str) -> Result<()> {
+        let c = self.get(name)?;
+        let _op = c.op.lock().await;
+        let rec = c.snapshot();
+        match rec.state.status {
+            Status::Running => return Err(Error::NotModified("started")),
+            Status::Removing => {
+                return Err(Error::Conflict(format!(
+                    "container {} is marked for removal and cannot be started",
+                    rec.id
+                )));
+            }
+            _ => {}
+        }
+        match self.start_locked(&c, &rec).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.start_failed(&c, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>, rec: &ContainerRecord) -> Result<()> {
+        let engine = self.clone();
+        let rec2 = rec.clone();
+        let shim_opts = blocking(move || engine.prepare(&rec2)).await?;
+        let exe = self.exe.clone();
+        let spawned = blocking(move || Ok(berth_runtime::shim::spawn(&exe, &shim_opts)?)).await?;
+        let mut child = spawned.child;
+        // The shim is our child until it exits; reap it so it never lingers as a zombie.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        let pending: Vec<_> = match c.pending.lock() {
+            Ok(mut p) => p.drain(..).collect(),
+            Err(p) => p.into_inner().drain(..).collect(),
+        };
+        for a in pending {
+            if let Err(e) = self.connect_attachment(c, a).await {
+                tracing::warn!(container = %c.id, error = %e, "attach failed");
+            }
+        }
+        let sock = self.shim_socket(&c.id);
+        let stream = UnixStream::connect(&sock)
+            .await
+            .map_err(|e| Error::io(format!("connect to shim {}", sock.display()), e))?;
+        let (rd, mut wr) = stream.into_split();
+        let mut hello =
+            berth_runtime::proto::encode_client(&ClientFrame::Hello { stdin: false, stdout: false, stderr: false });
+        hello.extend(berth_runtime::proto::encode_client(&ClientFrame::Start));
+        wr.write_all(&hello).await.map_err(|e| Error::io("start the container", e))?;
+        let mut reader = FrameReader::new(rd);
+        let pid = loop {
+            match reader.next().await {
+                Ok(Some(ShimFrame::Started { pid })) => break pid,
+                Ok(Some(ShimFrame::Error(msg))) => return Err(Error::InvalidArgument(start_error(&msg))),
+                Ok(Some(ShimFrame::Exit { code })) => {
+                    // It ran and ended before we heard it had started: record both.
+                    c.update(|r| r.state.started_at = Some(now()));
+                    self.finish_run(c, Some(code)).await;
+                    return Ok(());
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => {
+                    return Err(Error::Internal("the shim closed its socket before starting the container".to_owned()));
+                }
+                Err(e) => return Err(Error::io("read from shim", e)),
+            }
+        };
+        *c.control.lock().await = Some(wr);
+        c.update(|r| {
+            r.state = RunState {
+                status: Status::Running,
+                pid,
+                exit_code: 0,
+                error: String::new(),
+                started_at: Some(now()),
+                finished_at: r.state.finished_at,
+                oom_killed: false,
+            }
+        });
+        self.persist(c);
+        c.events.send_modify(|e| e.running = true);
+        let engine = self.clone();
+        let c2 = c.clone();
+        tokio::spawn(async move { engine.monitor(c2, reader).await });
+        Ok(())
+    }
+
+    /// Records a failed start the way Docker does: exit code 127 for a missing command,
+    /// 126 for one that cannot run, 128 otherwise; then auto-removes if asked to.
+    async fn start_failed(self: &Arc<Self>, c: &Arc<Container>, e: &Error) {
+        let msg = e.to_string();
+        let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+            127
+        } else if msg.contains("permission denied") {
+            126
+        } else {
+            128
+        };
+        if let Ok(mut p) = c.pending.lock() {
+            p.clear();
+        }
+        let dir = self.container_dir(&c.id);
+        let images = self.images.clone();
+        let _ = blocking(move || Ok(images.unmount_rootfs(&dir)?)).await;
+        c.update(|r| {
+            r.state.exit_code = code;
+            r.state.error = msg.clone();
+            r.state.status = if r.state.started_at.is_some() { Status::Exited } else { Status::Created };
+        });
+        self.persist(c);
+        c.events.send_modify(|ev| {
+            ev.exits += 1;
+            ev.exit_code = code;
+            ev.running = false;
+        });
+        if c.snapshot().host_config.auto_remove == Some(true) {
+            let engine = self.clone();
+            let c = c.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.remove_inner(&c, true).await {
+                    tracing::warn!(container = %c.id, error = %e, "auto-remove after failed start");
+                }
+            });
+        }
+    }
+
+    /// Mounts the root, writes the container's /etc files and OCI bundle, and returns the
+    /// shim's options. Blocking.
+    fn prepare(&self, rec: &ContainerRecord) -> Result<berth_runtime::shim::ShimOptions> {
+        let dir = self.container_dir(&rec.id);
+        let _ = std::fs::remove_file(self.exit_file(&rec.id));
+        let image_id: berth_base::Digest =
+            rec.image_id.parse().map_err(|e| Error::Internal(format!("bad image id {}: {e}", rec.image_id)))?;
+        let rootfs = self.images.mount_rootfs(&image_id, &dir)?;
+        let result = self.prepare_mounted(rec, &dir, &rootfs);
+        if result.is_err() {
+            let _ = self.images.unmount_rootfs(&dir);
+        }
+        result
+    }
+
+    fn prepare_mounted(
+        &self,
+        rec: &ContainerRecord,
+        dir: &Path,
+        rootfs: &Path,
+    ) -> Result<berth_runtime::shim::ShimOptions> {
+        let hc = &rec.host_config;
+        let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.id[..12].to_owned());
+        let etc = write_etc_files(dir, &hostname, hc)?;
+        let user = berth_runtime::spec::resolve_user(rootfs, rec.config.user.as_deref().unwrap_or(""))?;
+        let cwd = rec.config.working_dir.clone().unwrap_or_else(|| "/".to_owned());
+        berth_base::fsroot::mkdir_all_in_root(rootfs, &cwd)
+            .map_err(|e| Error::io(format!("create working directory {cwd}"), e))?;
+        let mut mounts = Vec::new();
+        for b in &rec.binds {
+            if !b.from_mount_flag && !b.source.exists() {
+                // `-v` creates a missing host directory, as Docker does; `--mount` refuses (checked at create).
+                std::fs::create_dir_all(&b.source)
+                    .map_err(|e| Error::io(format!("create bind source {}", b.source.display()), e))?;
+            }
+            if !b.source.exists() {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                    b.source.display()
+                )));
+            }
+            mounts.push(BindMount {
+                source: b.source.clone(),
+                destination: b.destination.clone(),
+                readonly: b.readonly,
+            });
+        }
+        let mut env = rec.config.env.clone().unwrap_or_default();
+        let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+        if !has(&env, "HOSTNAME") {
+            env.push(format!("HOSTNAME={hostname}"));
+        }
+        if rec.tty() && !has(&env, "TERM") {
+            env.push("TERM=xterm".to_owned());
+        }
+        if !has(&env, "HOME") {
+            env.push(format!("HOME={}", home_dir(rootfs, user.uid)));
+        }
+        let mut args = vec![rec.path.clone()];
+        args.extend(rec.args.iter().cloned());
+        let ns = |mode: Option<&str>| if mode == Some("host") { Namespace::Host } else { Namespace::New };
+        let privileged = hc.privileged == Some(true);
+        let security_opt = hc.security_opt.clone().unwrap_or_default();
+        let seccomp =
+            !privileged && !security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
+        let no_new_privileges = security_opt
+            .iter()
+            .any(|o| o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true");
+        let opts = SpecOptions {
+            id: rec.id.clone(),
+            rootfs: rootfs.to_path_buf(),
+            readonly_rootfs: hc.readonly_rootfs == Some(true),
+            args,
+            env,
+            cwd,
+            user,
+            tty: rec.tty(),
+            hostname,
+            mounts,
+            etc_files: etc,
+            network: ns(hc.network_mode.as_deref()),
+            ipc: ns(hc.ipc_mode.as_deref()),
+            pid: ns(hc.pid_mode.as_deref()),
+            uts_host: hc.uts_mode.as_deref() == Some("host"),
+            privileged,
+            cap_add: hc.cap_add.clone().unwrap_or_default(),
+            cap_drop: hc.cap_drop.clone().unwrap_or_default(),
+            shm_size: hc.shm_size.unwrap_or(0).max(0) as u64,
+            cgroups_path: format!("/berth/{}", rec.id),
+            memory: hc.memory.filter(|m| *m > 0),
+            memory_swap: hc.memory_swap.filter(|m| *m != 0),
+            cpu_shares: hc.cpu_shares.filter(|s| *s > 0).map(|s| s as u64),
+            cpu_quota: hc.cpu_quota.filter(|q| *q > 0).or_else(|| hc.nano_cpus.filter(|n| *n > 0).map(|n| n / 10_000)),
+            cpu_period: hc
+                .cpu_period
+                .filter(|p| *p > 0)
+                .map(|p| p as u64)
+                .or_else(|| hc.nano_cpus.filter(|n| *n > 0).map(|_| 100_000)),
+            pids_limit: hc.pids_limit.filter(|p| *p > 0),
+            seccomp,
+            no_new_privileges,
+            sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
+            oom_score_adj: hc.oom_score_adj.map(|o| o as i32),
+            init: None,
+        };
+        if hc.init == Some(true) {
+            return Err(Error::NotImplemented(
+                "--init is not supported yet: berth has no init binary to inject".to_owned(),
+            ));
+        }
+        let spec = berth_runtime::spec::generate(&opts)?;
+        let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Internal(format!("encode OCI spec: {e}")))?;
+        berth_base::fsutil::atomic_write(&dir.join("config.json"), &json)
+            .map_err(|e| Error::io("write config.json", e))?;
+        Ok(berth_runtime::shim::ShimOptions {
+            id: rec.id.clone(),
+            bundle: dir.to_path_buf(),
+            state_root: self.runtime_root(),
+            socket: self.shim_socket(&rec.id),
+            log_path: self.log_path(&rec.id),
+            log_max_size: self.cfg.log_max_size,
+            log_max_files: self.cfg.log_max_files,
+            exit_file: self.exit_file(&rec.id),
+            tty: rec.tty(),
+            open_stdin: rec.config.open_stdin == Some(true),
+            stdin_once: rec.config.stdin_once == Some(true),
+        })
+    }
+
+    /// Follows the monitor connection until the shim reports the exit.
+    async fn monitor(self: Arc<Self>, c: Arc<Container>, mut reader: FrameReader) {
+        let mut code = None;
+        loop {
+            match reader.next().await {
+                Ok(Some(ShimFrame::Exit { code: x })) => {
+                    code = Some(x);
+                    break;
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.finish_run(&c, code).await;
+    }
+
+    /// Records the end of a run: exit status from the shim's exit file (authoritative, it
+    /// survives a daemon restart), unmounts the root, wakes waiters, auto-removes.
+    async fn finish_run(self: &Arc<Self>, c: &Arc<Container>, frame_code: Option<i32>) {
+        let exit_file = self.exit_file(&c.id);
+        let info = blocking(move || Ok(berth_runtime::exit::read(&exit_file))).await.ok().flatten();
+        let (code, finished, oom, error) = match info {
+            Some(i) => {
+                let t =
+                    chrono::DateTime::parse_from_rfc3339(&i.finished_at).map(|t| t.to_utc()).unwrap_or_else(|_| now());
+                (i64::from(i.code), t, i.oom_killed, String::new())
+            }
+            None => match frame_code {
+                Some(code) => (i64::from(code), now(), false, String::new()),
+                None => (255, now(), false, "the container's shim exited without recording an exit status".to_owned()),
+            },
+        };
+        *c.control.lock().await = None;
+        let dir = self.container_dir(&c.id);
+        let images = self.images.clone();
+        if let Err(e) = blocking(move || Ok(images.unmount_rootfs(&dir)?)).await {
+            tracing::warn!(container = %c.id, error = %e, "unmount container root");
+        }
+        c.update(|r| {
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = code;
+            r.state.finished_at = Some(finished);
+            r.state.oom_killed = oom;
+            r.state.error = error;
+        });
+        self.persist(c);
+        c.events.send_modify(|e| {
+            e.exits += 1;
+            e.exit_code = code;
+            e.running = false;
+        });
+        if c.snapshot().host_config.auto_remove == Some(true) {
+            let engine = self.clone();
+            let c = c.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.remove_inner(&c, true).await
+                    && !matches!(e, Error::NoSuchContainer(_))
+                {
+                    tracing::warn!(container = %c.id, error = %e, "auto-remove failed");
+                }
+            });
+        }
+    }
+
+    /// Sends a signal to the container's init through its shim.
+    async fn signal(&self, c: &Container, sig: i32) -> Result<()> {
+        let mut ctl = c.control.lock().await;
+        if let Some(w) = ctl.as_mut() {
+            let frame = berth_runtime::proto::encode_client(&ClientFrame::Signal(sig));
+            if w.write_all(&frame).await.is_ok() {
+                return Ok(());
+            }
+        }
+        // No shim connection (it is going away): signal the process directly.
+        let pid = c.snapshot().state.pid;
+        if pid > 1
+            && let Some(p) = rustix::process::Pid::from_raw(pid as i32)
+            && let Some(s) = rustix::process::Signal::from_named_raw(sig)
+        {
+            let _ = rustix::process::kill_process(p, s);
+        }
+        Ok(())
+    }
+
+    async fn wait_stopped(c: &Container, limit: Option<Duration>) -> bool {
+        let mut rx = c.subscribe();
+        let fut = rx.wait_for(|e| !e.running);
+        match limit {
+            Some(d) => matches!(tokio::time::timeout(d, fut).await, Ok(Ok(_))),
+            None => fut.await.is_ok(),
+        }
+    }
+
+    /// `POST /containers/{id}/stop`.
+    pub async fn stop_container(self: &Arc<Self>, name: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let c = self.get(name)?;
+        let _op = c.op.lock().await;
+        self.stop_locked(&c, t, signal).await
+    }
+
+    async fn stop_locked(&self, c: &Container, t: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let rec = c.snapshot();
+        if rec.state.status != Status::Running {
+            return Err(Error::NotModified("stopped"));
+        }
+        let sig = match signal.filter(|s| !s.is_empty()).or(rec.config.stop_signal.as_deref()) {
+            Some(s) => parse_signal(s)?,
+            None => 15,
+        };
+        let timeout = t.or(rec.config.stop_timeout).unwrap_or(10);
+        self.signal(c, sig).await?;
+        let limit = (timeout >= 0).then(|| Duration::from_secs(timeout as u64));
+        if Self::wait_stopped(c, limit).await {
+            return Ok(());
+        }
+        self.signal(c, 9).await?;
+        if Self::wait_stopped(c, Some(KILL_GRACE)).await {
+            Ok(())
+        } else {
+            Err(Error::Internal(format!("container {} did not exit after SIGKILL", rec.id)))
+        }
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn restart_container(self: &Arc<Self>, name: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let c = self.get(name)?;
+        {
+            let _op = c.op.lock().await;
+            match self.stop_locked(&c, t, signal).await {
+                Ok(()) | Err(Error::NotModified(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.start_container(&c.id).await
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn kill_container(self: &Arc<Self>, name: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.get(name)?;
+        let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
+        let rec = c.snapshot();
+        if rec.state.status != Status::Running {
+            return Err(Error::Conflict(format!("Cannot kill container: {name}: Container {} is not running", rec.id)));
+        }
+        self.signal(&c, sig).await
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+        let c = self.get(name)?;
+        self.remove_inner(&c, force).await
+    }
+
+    async fn remove_inner(&self, c: &Arc<Container>, force: bool) -> Result<()> {
+        let _op = c.op.lock().await;
+        if c.events.borrow().removed {
+            return Err(Error::NoSuchContainer(c.id.clone()));
+        }
+        let rec = c.snapshot();
+        if rec.state.status == Status::Running {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            self.signal(c, 9).await?;
+            if !Self::wait_stopped(c, Some(KILL_GRACE)).await {
+                return Err(Error::Internal(format!("could not kill running container {}, cannot remove", rec.id)));
+            }
+        }
+        c.update(|r| r.state.status = Status::Removing);
+        let dir = self.container_dir(&c.id);
+        let images = self.images.clone();
+        let runtime_root = self.runtime_root();
+        let sock = self.shim_socket(&c.id);
+        let id = c.id.clone();
+        // Teardown keeps going after a failure and reports every error at the end.
+        let errors = blocking(move || {
+            let mut errors = Vec::new();
+            if let Err(e) = images.unmount_rootfs(&dir) {
+                errors.push(e.to_string());
+            }
+            if let Err(e) = berth_runtime::cleanup(&runtime_root, &id) {
+                errors.push(e.to_string());
+            }
+            let _ = std::fs::remove_file(&sock);
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => errors.push(format!("remove {}: {e}", dir.display())),
+            }
+            Ok(errors)
+        })
+        .await?;
+        if !errors.is_empty() {
+            c.update(|r| r.state.status = Status::Dead);
+            self.persist(c);
+            return Err(Error::Internal(format!("unable to remove filesystem for {}: {}", c.id, errors.join("; "))));
+        }
+        self.store.delete(&c.id)?;
+        self.forget(&c.id);
+        c.events.send_modify(|e| e.removed = true);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/wait`: registers the waiter now (so a start that follows
+    /// cannot be missed) and returns a future for the exit code.
+    pub fn wait_container(&self, name: &str, cond: WaitCondition) -> Result<impl Future<Output = i64> + Send + use<>> {
+        let c = self.get(name)?;
+        let mut rx = c.subscribe();
+        let start: Events = rx.borrow().clone();
+        Ok(async move {
+            loop {
+                let ev = rx.borrow_and_update().clone();
+                let done = match cond {
+                    WaitCondition::NotRunning => !ev.running,
+                    WaitCondition::NextExit => ev.exits > start.exits || ev.removed,
+                    WaitCondition::Removed => ev.removed,
+                };
+                if done || rx.changed().await.is_err() {
+                    return ev.exit_code;
+                }
+            }
+        })
+    }
+
+    /// Startup reconciliation: reload records, reattach to live shims, record exits that
+    /// happened while the daemon was down, finish interrupted removals.
+    pub(super) async fn restore(self: &Arc<Self>) -> Result<()> {
+        let store_recs = {
+            let engine = self.clone();
+            blocking(move || engine.store.load_all()).await?
+        };
+        for rec in store_recs {
+            let c = Container::new(rec.clone());
+            self.insert(c.clone());
+            match rec.state.status {
+                Status::Running => {
+                    let sock = self.shim_socket(&rec.id);
+                    match UnixStream::connect(&sock).await {
+                        Ok(stream) => {
+                            let (rd, mut wr) = stream.into_split();
+                            let hello = berth_runtime::proto::encode_client(&ClientFrame::Hello {
+                                stdin: false,
+                                stdout: false,
+                                stderr: false,
+                            });
+                            if wr.write_all(&hello).await.is_ok() {
+                                *c.control.lock().await = Some(wr);
+                                let engine = self.clone();
+                                let reader = FrameReader::new(rd);
+                                tokio::spawn(async move { engine.monitor(c, reader).await });
+                                tracing::info!(container = %rec.id, "reattached to running container");
+                                continue;
+                            }
+                            self.finish_run(&c, None).await;
+                        }
+                        Err(_) => self.finish_run(&c, None).await,
+                    }
+                }
+                Status::Removing | Status::Dead => {
+                    if let Err(e) = self.remove_inner(&c, true).await {
+                        tracing::warn!(container = %rec.id, error = %e, "finishing an interrupted removal");
+                    }
+                }
+                Status::Created | Status::Exited => {
+                    // A crash between mount and start can leave the root mounted.
+                    let dir = self.container_dir(&rec.id);
+                    let images = self.images.clone();
+                    let _ = blocking(move || Ok(images.unmount_rootfs(&dir)?)).await;
+                    if rec.host_config.auto_remove == Some(true) && rec.state.status == Status::Exited {
+                        let _ = self.remove_inner(&c, true).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn start_error(msg: &str) -> String {
+    format!("failed to create task for container: {msg}")
+}
+
+/// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
+fn write_etc_files(dir: &Path, hostname: &str, hc: &berth_api::models::HostConfig) -> Result<Vec<BindMount>> {
+    let write = |name: &str, data: &str| -> Result<std::path::PathBuf> {
+        let p = dir.join(name);
+        berth_base::fsutil::atomic_write(&p, data.as_bytes())
+            .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
+        Ok(p)
+    };
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for h in hc.extra_hosts.iter().flatten() {
+        if let Some((name, ip)) = h.split_once(':').or_else(|| h.split_once('=')) {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = resolv_conf(&host_resolv, hc.dns.as_deref().unwrap_or(&[]), hc.dns_search.as_deref().unwrap_or(&[]));
+    let mut out = vec![
+        BindMount {
+            source: write("hostname", &format!("{hostname}\n"))?,
+            destination: "/etc/hostname".to_owned(),
+            readonly: false,
+        },
+        BindMount { source: write("hosts", &hosts)?, destination: "/etc/hosts".to_owned(), readonly: false },
+    ];
+    out.push(BindMount {
+        source: write("resolv.conf", &resolv)?,
+        destination: "/etc/resolv.conf".to_owned(),
+        readonly: false,
+    });
+    Ok(out)
+}
+
+/// The host's resolv.conf with loopback name servers removed (they mean nothing inside
+/// the container's network namespace) and `--dns`/`--dns-search` applied, as Docker does.
+fn resolv_conf(host: &str, dns: &[String], search: &[String]) -> String {
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let t = line.trim();
+        if let Some(ns) = t.strip_prefix("nameserver") {
+            let ns = ns.trim();
+            if !dns.is_empty() || ns.starts_with("127.") || ns == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        if !search.is_empty() && (t.starts_with("search") || t.starts_with("domain")) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    for d in dns {
+        out.push_str(&format!("nameserver {d}\n"));
+        servers += 1;
+    }
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+/// The user's home from the image's /etc/passwd, "/" if unknown (as runc does).
+fn home_dir(rootfs: &Path, uid: u32) -> String {
+    let passwd = berth_base::fsroot::read_in_root(rootfs, "/etc/passwd").unwrap_or_default();
+    for line in String::from_utf8_lossy(&passwd).lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid) && !f[5].is_empty() {
+            return f[5].to_owned();
+        }
+    }
+    if uid == 0 { "/root".to_owned() } else { "/".to_owned() }
+}
+
+/// Parses `SIGTERM`, `TERM`, `term` or `15`.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    const NAMES: &[(&str, i32)] = &[
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("POLL", 29),
+        ("PWR", 30),
+        ("SYS", 31),
+    ];
+    let invalid = || Error::InvalidArgument(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) { Ok(n) } else { Err(invalid()) };
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert!(parse_signal("SIGNOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn resolv_drops_loopback() {
+        let r = resolv_conf("nameserver 127.0.0.53\nsearch lan\n", &[], &[]);
+        assert!(r.contains("8.8.8.8") && !r.contains("127.0.0.53") && r.contains("search lan"));
+        let r = resolv_conf("nameserver 10.0.0.1\n", &["1.1.1.1".into()], &["x.org".into()]);
+        assert_eq!(r, "nameserver 1.1.1.1\nsearch x.org\n");
+    }
+
+    #[test]
+    fn wait_conditions() {
+        assert_eq!(WaitCondition::parse(None).unwrap(), WaitCondition::NotRunning);
+        assert_eq!(WaitCondition::parse(Some("removed")).unwrap(), WaitCondition::Removed);
+        assert!(WaitCondition::parse(Some("bogus")).is_err());
+    }
+}

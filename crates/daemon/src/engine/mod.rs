@@ -1,0 +1,371 @@
+//! The engine: berth's object store of containers (in memory, mirrored to state.db) on top
+//! of the image store and the runtime. HTTP-free: the server module calls it and maps its
+//! errors. Every operation that touches the disk or forks runs on the blocking pool.
+
+mod create;
+mod images;
+mod io;
+mod lifecycle;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use berth_base::fsutil::FileLock;
+use berth_image::ImageStore;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::record::{ContainerRecord, Status};
+use crate::store::Store;
+
+pub use io::{AttachStreams, LogOptions};
+pub use lifecycle::WaitCondition;
+
+/// What waiters observe about a container.
+#[derive(Debug, Clone, Default)]
+pub struct Events {
+    /// How many runs have ended so far (wait `next-exit` waits for this to grow).
+    pub exits: u64,
+    /// Exit code of the last run.
+    pub exit_code: i64,
+    /// Whether the process runs now.
+    pub running: bool,
+    /// Whether the container has been removed.
+    pub removed: bool,
+}
+
+/// One container: its record, a lock that serialises lifecycle operations, and the
+/// channels that wake waiters and attached clients.
+pub struct Container {
+    /// Full id.
+    pub id: String,
+    rec: Mutex<ContainerRecord>,
+    op: tokio::sync::Mutex<()>,
+    events: watch::Sender<Events>,
+    pending: Mutex<Vec<io::Attachment>>,
+    control: tokio::sync::Mutex<Option<tokio::net::unix::OwnedWriteHalf>>,
+}
+
+impl Container {
+    fn new(rec: ContainerRecord) -> Arc<Container> {
+        let ev = Events {
+            exits: 0,
+            exit_code: rec.state.exit_code,
+            running: rec.state.status == Status::Running,
+            removed: false,
+        };
+        Arc::new(Container {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            events: watch::channel(ev).0,
+            pending: Mutex::new(Vec::new()),
+            control: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// A copy of the current record.
+    pub fn snapshot(&self) -> ContainerRecord {
+        match self.rec.lock() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn update<R>(&self, f: impl FnOnce(&mut ContainerRecord) -> R) -> R {
+        match self.rec.lock() {
+            Ok(mut r) => f(&mut r),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    /// Subscribes to state changes.
+    pub fn subscribe(&self) -> watch::Receiver<Events> {
+        self.events.subscribe()
+    }
+}
+
+/// The engine. Cheap to share behind an `Arc`.
+pub struct Engine {
+    /// Effective configuration.
+    pub cfg: Config,
+    /// The image store.
+    pub images: Arc<ImageStore>,
+    store: Store,
+    containers: RwLock<HashMap<String, Arc<Container>>>,
+    exe: PathBuf,
+    _lock: FileLock,
+}
+
+impl Engine {
+    /// Opens the data root (taking its lock), the stores, and reconciles containers with
+    /// the shims that are still alive.
+    pub async fn open(cfg: Config) -> Result<Arc<Engine>> {
+        for d in [&cfg.data_root, &cfg.data_root.join("containers"), &cfg.exec_root, &cfg.exec_root.join("s")] {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(format!("create {}", d.display()), e))?;
+        }
+        let lock_path = cfg.data_root.join("lock");
+        let lock = FileLock::try_lock(&lock_path)
+            .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?
+            .ok_or_else(|| {
+            Error::Config(format!(
+                "another berth daemon is using the data root {} (lock held on {})",
+                cfg.data_root.display(),
+                lock_path.display()
+            ))
+        })?;
+        let root = cfg.data_root.clone();
+        let (images, store) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let images = ImageStore::open(&root)?;
+            if let Err(e) = images.gc() {
+                tracing::warn!(error = %e, "image store garbage collection failed");
+            }
+            Ok((images, Store::open(&root)?))
+        })
+        .await
+        .map_err(join_err)??;
+        let exe = std::fs::read_link("/proc/self/exe").map_err(|e| Error::io("find own executable", e))?;
+        let engine = Arc::new(Engine {
+            cfg,
+            images: Arc::new(images),
+            store,
+            containers: RwLock::new(HashMap::new()),
+            exe,
+            _lock: lock,
+        });
+        engine.restore().await?;
+        Ok(engine)
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.cfg.data_root.join("containers").join(id)
+    }
+
+    fn shim_socket(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("s").join(format!("{id}.sock"))
+    }
+
+    fn runtime_root(&self) -> PathBuf {
+        self.cfg.exec_root.join("runtime")
+    }
+
+    fn log_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(format!("{id}-json.log"))
+    }
+
+    fn exit_file(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("exit.json")
+    }
+
+    fn all(&self) -> Vec<Arc<Container>> {
+        match self.containers.read() {
+            Ok(m) => m.values().cloned().collect(),
+            Err(p) => p.into_inner().values().cloned().collect(),
+        }
+    }
+
+    fn insert(&self, c: Arc<Container>) {
+        match self.containers.write() {
+            Ok(mut m) => m.insert(c.id.clone(), c),
+            Err(p) => p.into_inner().insert(c.id.clone(), c),
+        };
+    }
+
+    fn forget(&self, id: &str) {
+        match self.containers.write() {
+            Ok(mut m) => m.remove(id),
+            Err(p) => p.into_inner().remove(id),
+        };
+    }
+
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
+    pub fn get(&self, name_or_id: &str) -> Result<Arc<Container>> {
+        let all = self.all();
+        let key = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        if key.is_empty() {
+            return Err(Error::NoSuchContainer(name_or_id.to_owned()));
+        }
+        if let Some(c) = all.iter().find(|c| c.id == key) {
+            return Ok(c.clone());
+        }
+        if let Some(c) = all.iter().find(|c| c.snapshot().name == key) {
+            return Ok(c.clone());
+        }
+        let matches: Vec<_> = all.iter().filter(|c| c.id.starts_with(key)).collect();
+        match matches.len() {
+            1 => Ok(matches[0].clone()),
+            0 => Err(Error::NoSuchContainer(name_or_id.to_owned())),
+            _ => Err(Error::InvalidArgument(format!("multiple IDs found with provided prefix: {key}"))),
+        }
+    }
+
+    /// Containers using an image, for `rmi`'s conflict rules.
+    fn image_users(&self, image_id: &berth_base::Digest) -> Vec<berth_image::ContainerUse> {
+        let id = image_id.to_string();
+        self.all()
+            .iter()
+            .map(|c| c.snapshot())
+            .filter(|r| r.image_id == id)
+            .map(|r| berth_image::ContainerUse { id: r.id, running: r.state.status == Status::Running })
+            .collect()
+    }
+
+    /// Records of every container, newest first.
+    pub fn records(&self) -> Vec<ContainerRecord> {
+        let mut v: Vec<_> = self.all().iter().map(|c| c.snapshot()).collect();
+        v.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
+        v
+    }
+
+    fn persist(&self, c: &Container) {
+        let rec = c.snapshot();
+        if let Err(e) = self.store.update(&rec) {
+            tracing::error!(container = %rec.id, error = %e, "failed to persist container state");
+        }
+    }
+
+    /// Host paths for inspect.
+    pub fn paths(&self, id: &str) -> ContainerPaths {
+        let dir = self.container_dir(id);
+        ContainerPaths {
+            hosts: dir.join("hosts"),
+            hostname: dir.join("hostname"),
+            resolv_conf: dir.join("resolv.conf"),
+            log: self.log_path(id),
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            rootfs: dir.join("rootfs"),
+        }
+    }
+}
+
+/// Where a container's files live on the host.
+pub struct ContainerPaths {
+    /// /etc/hosts source.
+    pub hosts: PathBuf,
+    /// /etc/hostname source.
+    pub hostname: PathBuf,
+    /// /etc/resolv.conf source.
+    pub resolv_conf: PathBuf,
+    /// json-file log.
+    pub log: PathBuf,
+    /// overlay upper dir.
+    pub upper: PathBuf,
+    /// overlay work dir.
+    pub work: PathBuf,
+    /// overlay mount point.
+    pub rootfs: PathBuf,
+}
+
+fn join_err(e: tokio::task::JoinError) -> Error {
+    Error::Internal(format!("background task failed: {e}"))
+}
+
+/// Runs blocking work on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(join_err)?
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+impl Engine {
+    /// `GET /containers/json`: Docker's filters (id, name, label, status, ancestor, exited,
+    /// before, since), newest first, stopped ones only with `all`, a status filter or a limit.
+    pub async fn list_containers(
+        self: &Arc<Self>,
+        q: &berth_api::query::ListContainers,
+    ) -> Result<Vec<ContainerRecord>> {
+        let f = &q.filters;
+        for k in f.0.keys() {
+            if !matches!(
+                k.as_str(),
+                "id" | "name"
+                    | "label"
+                    | "status"
+                    | "ancestor"
+                    | "exited"
+                    | "before"
+                    | "since"
+                    | "network"
+                    | "volume"
+                    | "health"
+                    | "is-task"
+                    | "publish"
+                    | "expose"
+            ) {
+                return Err(Error::InvalidArgument(format!("invalid filter '{k}'")));
+            }
+        }
+        for s in f.get("status") {
+            if !matches!(s.as_str(), "created" | "restarting" | "running" | "removing" | "paused" | "exited" | "dead") {
+                return Err(Error::InvalidArgument(format!("invalid filter 'status={s}'")));
+            }
+        }
+        let mut ancestors = Vec::new();
+        for a in f.get("ancestor") {
+            match self.image(a).await {
+                Ok(img) => ancestors.push(img.id.to_string()),
+                Err(_) => ancestors.push(a.clone()),
+            }
+        }
+        let created_of = |key: &str| -> Result<DateTime<Utc>> { Ok(self.get(key)?.snapshot().created) };
+        let before = f.get("before").first().map(|k| created_of(k)).transpose()?;
+        let since = f.get("since").first().map(|k| created_of(k)).transpose()?;
+        let show_all =
+            q.all || q.limit.is_some_and(|l| l > 0) || !f.get("status").is_empty() || !f.get("exited").is_empty();
+        let mut out = Vec::new();
+        for r in self.records() {
+            if !show_all && r.state.status != Status::Running {
+                continue;
+            }
+            let keep = f.get("id").iter().all(|p| r.id.starts_with(p.as_str()))
+                && f.get("name").iter().all(|p| name_matches(p, &r.name))
+                && f.get("label").iter().all(|l| {
+                    let labels = r.config.labels.clone().unwrap_or_default();
+                    match l.split_once('=') {
+                        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+                        None => labels.contains_key(l.as_str()),
+                    }
+                })
+                && (f.get("status").is_empty() || f.get("status").iter().any(|s| s == r.state.status.as_str()))
+                && (ancestors.is_empty() || ancestors.iter().any(|a| *a == r.image_id || *a == r.image))
+                && (f.get("exited").is_empty()
+                    || (r.state.status == Status::Exited
+                        && f.get("exited").iter().any(|c| c.parse::<i64>().ok() == Some(r.state.exit_code))))
+                && before.is_none_or(|b| r.created < b)
+                && since.is_none_or(|s| r.created > s);
+            if keep {
+                out.push(r);
+            }
+        }
+        if let Some(l) = q.limit.filter(|l| *l > 0) {
+            out.truncate(l as usize);
+        }
+        Ok(out)
+    }
+}
+
+/// Docker matches `name=` filters as a regular expression against the name; berth supports
+/// the forms people type: a substring, with optional `^` and `$` anchors.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    let p = pattern.strip_prefix('/').unwrap_or(pattern);
+    let (p, start) = match p.strip_prefix('^') {
+        Some(rest) => (rest.strip_prefix('/').unwrap_or(rest), true),
+        None => (p, false),
+    };
+    let (p, end) = match p.strip_suffix('$') {
+        Some(rest) => (rest, true),
+        None => (p, false),
+    };
+    match (start, end) {
+        (true, true) => name == p,
+        (true, false) => name.starts_with(p),
+        (false, true) => name.ends_with(p),
+        (false, false) => name.contains(p),
+    }
+}

@@ -1,0 +1,124 @@
+//! The persistent record of one container: its merged configuration and its lifecycle state,
+//! stored as JSON in the `containers` table of state.db.
+
+use std::path::PathBuf;
+
+use berth_api::models::{ContainerConfig, HostConfig};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle states, spelled as Docker's API spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Created, never started (or failed to start).
+    #[default]
+    Created,
+    /// The shim reports the process running.
+    Running,
+    /// The process ended.
+    Exited,
+    /// Being removed.
+    Removing,
+    /// Lost: its shim vanished without recording an exit.
+    Dead,
+}
+
+impl Status {
+    /// The lowercase API string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Removing => "removing",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+/// What the daemon knows about the container's process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunState {
+    /// Lifecycle state.
+    pub status: Status,
+    /// The container's init pid while running.
+    pub pid: u32,
+    /// Exit status of the last run (or 126/127/128 for failed starts, as Docker).
+    pub exit_code: i64,
+    /// Error of the last failed start.
+    pub error: String,
+    /// When the last run started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the last run ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Whether the kernel OOM killer ended the last run.
+    pub oom_killed: bool,
+}
+
+/// A bind mount resolved at create time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BindSpec {
+    /// Absolute host path.
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+    /// The mode string as given (`ro`, `rw,z`, …) for inspect.
+    pub mode: String,
+    /// Created from `--mount` rather than `-v`.
+    pub from_mount_flag: bool,
+}
+
+/// Everything persisted about one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// 64-hex id.
+    pub id: String,
+    /// Name without the leading slash.
+    pub name: String,
+    /// Creation time.
+    pub created: DateTime<Utc>,
+    /// The image as the user named it.
+    pub image: String,
+    /// The image id (`sha256:…`).
+    pub image_id: String,
+    /// Executable (first element of entrypoint + cmd).
+    pub path: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// The container config after merging the image's defaults.
+    pub config: ContainerConfig,
+    /// Host-side configuration as the client sent it.
+    pub host_config: HostConfig,
+    /// Resolved bind mounts.
+    pub binds: Vec<BindSpec>,
+    /// Process state.
+    pub state: RunState,
+    /// How many times a restart policy restarted it.
+    pub restart_count: i64,
+}
+
+impl ContainerRecord {
+    /// The command line as `docker ps` shows it: args with spaces are single-quoted.
+    pub fn command_line(&self) -> String {
+        let mut s = self.path.clone();
+        for a in &self.args {
+            s.push(' ');
+            if a.contains(' ') {
+                s.push('\'');
+                s.push_str(a);
+                s.push('\'');
+            } else {
+                s.push_str(a);
+            }
+        }
+        s
+    }
+
+    /// True when the container runs with a tty.
+    pub fn tty(&self) -> bool {
+        self.config.tty.unwrap_or(false)
+    }
+}

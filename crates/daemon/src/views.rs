@@ -1,0 +1,296 @@
+//! Conversions from engine records to the Engine API's JSON shapes, filling the fields
+//! Docker always sends (clients such as the docker CLI print blanks or fail without them).
+
+use std::collections::HashMap;
+
+use berth_api::models::{
+    ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
+    ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, DriverData, ImageConfig, ImageHistoryResponseItem,
+    ImageInspect, ImageInspectMetadata, ImageInspectRootFs, ImageSummary, MountPoint, NetworkSettings,
+};
+use berth_image::Image;
+use chrono::{DateTime, Utc};
+
+use crate::engine::ContainerPaths;
+use crate::record::{ContainerRecord, Status};
+
+/// Docker's zero time, printed for events that never happened.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Docker's `units.HumanDuration`: "Less than a second", "3 seconds", "About a minute", …
+pub fn human_duration(d: chrono::Duration) -> String {
+    let secs = d.num_seconds();
+    if secs < 1 {
+        return "Less than a second".to_owned();
+    }
+    if secs == 1 {
+        return "1 second".to_owned();
+    }
+    if secs < 60 {
+        return format!("{secs} seconds");
+    }
+    let mins = d.num_minutes();
+    if mins == 1 {
+        return "About a minute".to_owned();
+    }
+    if mins < 60 {
+        return format!("{mins} minutes");
+    }
+    let hours = (d.num_seconds() as f64 / 3600.0).round() as i64;
+    if hours == 1 {
+        return "About an hour".to_owned();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", hours / 24 / 365)
+}
+
+/// The `Status` column: `Up 3 minutes`, `Exited (0) 5 seconds ago`, `Created`.
+pub fn status_text(rec: &ContainerRecord, now: DateTime<Utc>) -> String {
+    match rec.state.status {
+        Status::Running => {
+            format!("Up {}", human_duration(now - rec.state.started_at.unwrap_or(now)))
+        }
+        Status::Exited => match rec.state.finished_at {
+            Some(f) => format!("Exited ({}) {} ago", rec.state.exit_code, human_duration(now - f)),
+            None => format!("Exited ({})", rec.state.exit_code),
+        },
+        Status::Created => "Created".to_owned(),
+        Status::Removing => "Removal In Progress".to_owned(),
+        Status::Dead => "Dead".to_owned(),
+    }
+}
+
+fn mounts(rec: &ContainerRecord) -> Vec<MountPoint> {
+    rec.binds
+        .iter()
+        .map(|b| MountPoint {
+            typ: Some("bind".to_owned()),
+            name: None,
+            source: Some(b.source.display().to_string()),
+            destination: Some(b.destination.clone()),
+            driver: None,
+            mode: Some(b.mode.clone()),
+            rw: Some(!b.readonly),
+            propagation: Some("rprivate".to_owned()),
+        })
+        .collect()
+}
+
+fn network_mode(rec: &ContainerRecord) -> String {
+    match rec.host_config.network_mode.as_deref() {
+        None | Some("") | Some("default") => "bridge".to_owned(),
+        Some(m) => m.to_owned(),
+    }
+}
+
+/// One row of `GET /containers/json`.
+pub fn container_summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
+    let state = match rec.state.status {
+        Status::Created => ContainerSummaryStateEnum::CREATED,
+        Status::Running => ContainerSummaryStateEnum::RUNNING,
+        Status::Exited => ContainerSummaryStateEnum::EXITED,
+        Status::Removing => ContainerSummaryStateEnum::REMOVING,
+        Status::Dead => ContainerSummaryStateEnum::DEAD,
+    };
+    ContainerSummary {
+        id: Some(rec.id.clone()),
+        names: Some(vec![format!("/{}", rec.name)]),
+        image: Some(rec.image.clone()),
+        image_id: Some(rec.image_id.clone()),
+        command: Some(rec.command_line()),
+        created: Some(rec.created.timestamp()),
+        ports: Some(Vec::new()),
+        labels: Some(rec.config.labels.clone().unwrap_or_default()),
+        state: Some(state),
+        status: Some(status_text(rec, now)),
+        host_config: Some(ContainerSummaryHostConfig { network_mode: Some(network_mode(rec)), ..Default::default() }),
+        network_settings: Some(ContainerSummaryNetworkSettings { networks: Some(HashMap::new()) }),
+        mounts: Some(mounts(rec)),
+        ..Default::default()
+    }
+}
+
+/// `GET /containers/{id}/json`.
+pub fn container_inspect(rec: &ContainerRecord, paths: &ContainerPaths) -> ContainerInspectResponse {
+    let status = match rec.state.status {
+        Status::Created => ContainerStateStatusEnum::CREATED,
+        Status::Running => ContainerStateStatusEnum::RUNNING,
+        Status::Exited => ContainerStateStatusEnum::EXITED,
+        Status::Removing => ContainerStateStatusEnum::REMOVING,
+        Status::Dead => ContainerStateStatusEnum::DEAD,
+    };
+    let running = rec.state.status == Status::Running;
+    let mut host_config = rec.host_config.clone();
+    if host_config.network_mode.as_deref().is_none_or(str::is_empty) {
+        host_config.network_mode = Some("bridge".to_owned());
+    }
+    let mut graph = HashMap::new();
+    graph.insert("UpperDir".to_owned(), paths.upper.display().to_string());
+    graph.insert("WorkDir".to_owned(), paths.work.display().to_string());
+    graph.insert("MergedDir".to_owned(), paths.rootfs.display().to_string());
+    ContainerInspectResponse {
+        id: Some(rec.id.clone()),
+        created: Some(rfc3339(&rec.created)),
+        path: Some(rec.path.clone()),
+        args: Some(rec.args.clone()),
+        state: Some(ContainerState {
+            status: Some(status),
+            running: Some(running),
+            paused: Some(false),
+            restarting: Some(false),
+            oom_killed: Some(rec.state.oom_killed),
+            dead: Some(rec.state.status == Status::Dead),
+            pid: Some(i64::from(rec.state.pid)),
+            exit_code: Some(rec.state.exit_code),
+            error: Some(rec.state.error.clone()),
+            started_at: Some(rec.state.started_at.as_ref().map(rfc3339).unwrap_or_else(|| ZERO_TIME.to_owned())),
+            finished_at: Some(rec.state.finished_at.as_ref().map(rfc3339).unwrap_or_else(|| ZERO_TIME.to_owned())),
+            health: None,
+        }),
+        image: Some(rec.image_id.clone()),
+        resolv_conf_path: Some(paths.resolv_conf.display().to_string()),
+        hostname_path: Some(paths.hostname.display().to_string()),
+        hosts_path: Some(paths.hosts.display().to_string()),
+        log_path: Some(paths.log.display().to_string()),
+        name: Some(format!("/{}", rec.name)),
+        restart_count: Some(rec.restart_count),
+        driver: Some("overlay2".to_owned()),
+        platform: Some("linux".to_owned()),
+        mount_label: Some(String::new()),
+        process_label: Some(String::new()),
+        app_armor_profile: Some(String::new()),
+        exec_ids: None,
+        host_config: Some(host_config),
+        graph_driver: Some(DriverData { name: "overlay2".to_owned(), data: graph }),
+        mounts: Some(mounts(rec)),
+        config: Some(rec.config.clone()),
+        network_settings: Some(NetworkSettings {
+            sandbox_id: Some(String::new()),
+            sandbox_key: Some(String::new()),
+            networks: Some(HashMap::new()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn repo_tags(img: &Image) -> Vec<String> {
+    if img.repo_tags.is_empty() { vec!["<none>:<none>".to_owned()] } else { img.repo_tags.clone() }
+}
+
+fn repo_digests(img: &Image) -> Vec<String> {
+    if img.repo_digests.is_empty() && img.repo_tags.is_empty() {
+        vec!["<none>@<none>".to_owned()]
+    } else {
+        img.repo_digests.clone()
+    }
+}
+
+fn image_config(img: &Image) -> ImageConfig {
+    let c = img.config.config().clone().unwrap_or_default();
+    ImageConfig {
+        user: Some(c.user().clone().unwrap_or_default()),
+        exposed_ports: c.exposed_ports().clone(),
+        env: c.env().clone(),
+        cmd: c.cmd().clone(),
+        healthcheck: None,
+        args_escaped: None,
+        volumes: c.volumes().clone(),
+        working_dir: Some(c.working_dir().clone().unwrap_or_default()),
+        entrypoint: c.entrypoint().clone(),
+        on_build: None,
+        labels: c.labels().clone().map(|l| l.into_iter().collect()),
+        stop_signal: c.stop_signal().clone(),
+        shell: None,
+    }
+}
+
+/// One row of `GET /images/json`.
+pub fn image_summary(img: &Image, containers: i64) -> ImageSummary {
+    let labels = img.config.config().as_ref().and_then(|c| c.labels().clone()).unwrap_or_default();
+    ImageSummary {
+        id: img.id.to_string(),
+        parent_id: String::new(),
+        repo_tags: repo_tags(img),
+        repo_digests: repo_digests(img),
+        created: img.created.timestamp(),
+        size: img.size as i64,
+        shared_size: -1,
+        labels: labels.into_iter().collect(),
+        containers,
+        manifests: None,
+        descriptor: None,
+    }
+}
+
+/// `GET /images/{name}/json`.
+pub fn image_inspect(img: &Image) -> ImageInspect {
+    ImageInspect {
+        id: Some(img.id.to_string()),
+        repo_tags: Some(img.repo_tags.clone()),
+        repo_digests: Some(img.repo_digests.clone()),
+        comment: Some(
+            img.config.history().as_ref().and_then(|h| h.last()).and_then(|h| h.comment().clone()).unwrap_or_default(),
+        ),
+        created: Some(rfc3339(&img.created)),
+        author: Some(img.config.author().clone().unwrap_or_default()),
+        config: Some(image_config(img)),
+        architecture: Some(img.config.architecture().to_string()),
+        variant: img.config.variant().clone(),
+        os: Some(img.config.os().to_string()),
+        size: Some(img.size as i64),
+        graph_driver: Some(DriverData { name: "overlay2".to_owned(), data: HashMap::new() }),
+        root_fs: Some(ImageInspectRootFs {
+            typ: "layers".to_owned(),
+            layers: Some(img.diff_ids.iter().map(|d| d.to_string()).collect()),
+        }),
+        metadata: Some(ImageInspectMetadata { last_tag_time: None }),
+        ..Default::default()
+    }
+}
+
+/// One row of `GET /images/{name}/history`.
+pub fn history_item(h: &berth_image::HistoryEntry) -> ImageHistoryResponseItem {
+    ImageHistoryResponseItem {
+        id: h.id.clone(),
+        created: h.created,
+        created_by: h.created_by.clone(),
+        tags: h.tags.clone(),
+        size: h.size,
+        comment: h.comment.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_duration;
+    use chrono::Duration;
+
+    #[test]
+    fn durations_read_like_docker() {
+        assert_eq!(human_duration(Duration::milliseconds(300)), "Less than a second");
+        assert_eq!(human_duration(Duration::seconds(1)), "1 second");
+        assert_eq!(human_duration(Duration::seconds(45)), "45 seconds");
+        assert_eq!(human_duration(Duration::seconds(70)), "About a minute");
+        assert_eq!(human_duration(Duration::minutes(5)), "5 minutes");
+        assert_eq!(human_duration(Duration::minutes(65)), "About an hour");
+        assert_eq!(human_duration(Duration::hours(5)), "5 hours");
+        assert_eq!(human_duration(Duration::days(3)), "3 days");
+        assert_eq!(human_duration(Duration::days(30)), "4 weeks");
+    }
+}
