@@ -226,12 +226,11 @@ impl Engine {
         let c = self.get(name)?;
         let tty = c.snapshot().tty();
         let path = self.log_path(&c.id);
-        let max_files = self.cfg.log_max_files;
         let (tx, rx) = mpsc::channel(64);
         // Position the follower before reading so nothing written in between is missed.
         let follower = if opts.follow {
             let p = path.clone();
-            Some(blocking(move || Ok(berth_runtime::logs::Follower::new(&p, max_files)?)).await?)
+            Some(blocking(move || Ok(berth_runtime::logs::Follower::at_end(&p)?)).await?)
         } else {
             None
         };

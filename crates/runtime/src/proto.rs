@@ -1,0 +1,239 @@
+//! The shim socket protocol: length-prefixed frames `[type u8][len u32 BE][payload]`,
+//! plain bytes so both the single-threaded shim and the async daemon can speak it.
+
+use crate::Error;
+
+/// Largest payload accepted; bigger frames mean a corrupt or hostile peer.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// What a client (the daemon) sends to the shim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// First frame of every connection: which output streams to receive, and whether this
+    /// client writes stdin (the first stdin client owns `stdin_once`).
+    Hello {
+        /// Wants stdin (sends Stdin frames).
+        stdin: bool,
+        /// Receives stdout (or the tty's output).
+        stdout: bool,
+        /// Receives stderr.
+        stderr: bool,
+    },
+    /// Start the created container (idempotent).
+    Start,
+    /// Bytes for the container's stdin.
+    Stdin(Vec<u8>),
+    /// Close the container's stdin.
+    CloseStdin,
+    /// Set the tty window size.
+    Resize {
+        /// Rows.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
+    /// Send a signal to the container's init.
+    Signal(i32),
+}
+
+/// What the shim sends to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShimFrame {
+    /// The container runs; pid of its init on the host.
+    Started {
+        /// Host pid.
+        pid: u32,
+    },
+    /// Output on stdout (or the tty).
+    Stdout(Vec<u8>),
+    /// Output on stderr.
+    Stderr(Vec<u8>),
+    /// The container exited with this code (128+signal when killed).
+    Exit {
+        /// Exit code.
+        code: i32,
+    },
+    /// A request failed.
+    Error(String),
+}
+
+mod tag {
+    pub const HELLO: u8 = 1;
+    pub const START: u8 = 2;
+    pub const STDIN: u8 = 3;
+    pub const CLOSE_STDIN: u8 = 4;
+    pub const RESIZE: u8 = 5;
+    pub const SIGNAL: u8 = 6;
+    pub const STARTED: u8 = 101;
+    pub const STDOUT: u8 = 102;
+    pub const STDERR: u8 = 103;
+    pub const EXIT: u8 = 104;
+    pub const ERROR: u8 = 105;
+}
+
+fn frame(t: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(5 + payload.len());
+    v.push(t);
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Encodes a client frame.
+pub fn encode_client(f: &ClientFrame) -> Vec<u8> {
+    match f {
+        ClientFrame::Hello { stdin, stdout, stderr } => {
+            frame(tag::HELLO, &[u8::from(*stdin), u8::from(*stdout), u8::from(*stderr)])
+        }
+        ClientFrame::Start => frame(tag::START, &[]),
+        ClientFrame::Stdin(d) => frame(tag::STDIN, d),
+        ClientFrame::CloseStdin => frame(tag::CLOSE_STDIN, &[]),
+        ClientFrame::Resize { rows, cols } => {
+            let mut p = rows.to_be_bytes().to_vec();
+            p.extend_from_slice(&cols.to_be_bytes());
+            frame(tag::RESIZE, &p)
+        }
+        ClientFrame::Signal(s) => frame(tag::SIGNAL, &s.to_be_bytes()),
+    }
+}
+
+/// Encodes a shim frame.
+pub fn encode_shim(f: &ShimFrame) -> Vec<u8> {
+    match f {
+        ShimFrame::Started { pid } => frame(tag::STARTED, &pid.to_be_bytes()),
+        ShimFrame::Stdout(d) => frame(tag::STDOUT, d),
+        ShimFrame::Stderr(d) => frame(tag::STDERR, d),
+        ShimFrame::Exit { code } => frame(tag::EXIT, &code.to_be_bytes()),
+        ShimFrame::Error(m) => frame(tag::ERROR, m.as_bytes()),
+    }
+}
+
+/// Reassembles frames from a byte stream fed in arbitrary pieces.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    buf: Vec<u8>,
+}
+
+fn arr<const N: usize>(p: &[u8]) -> Result<[u8; N], Error> {
+    p.try_into().map_err(|_| Error::Protocol(format!("payload of {} bytes, expected {N}", p.len())))
+}
+
+impl Decoder {
+    /// An empty decoder.
+    pub fn new() -> Decoder {
+        Decoder::default()
+    }
+
+    /// Appends received bytes.
+    pub fn feed(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes received but not yet decoded.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn next_raw(&mut self) -> Result<Option<(u8, Vec<u8>)>, Error> {
+        if self.buf.len() < 5 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        if len > MAX_FRAME {
+            return Err(Error::Protocol(format!("frame of {len} bytes is too large")));
+        }
+        if self.buf.len() < 5 + len {
+            return Ok(None);
+        }
+        let t = self.buf[0];
+        let payload = self.buf[5..5 + len].to_vec();
+        self.buf.drain(..5 + len);
+        Ok(Some((t, payload)))
+    }
+
+    /// The next complete client frame, if one has arrived.
+    pub fn next_client(&mut self) -> Result<Option<ClientFrame>, Error> {
+        let Some((t, p)) = self.next_raw()? else { return Ok(None) };
+        Ok(Some(match t {
+            tag::HELLO => {
+                let [i, o, e] = arr::<3>(&p)?;
+                ClientFrame::Hello { stdin: i != 0, stdout: o != 0, stderr: e != 0 }
+            }
+            tag::START => ClientFrame::Start,
+            tag::STDIN => ClientFrame::Stdin(p),
+            tag::CLOSE_STDIN => ClientFrame::CloseStdin,
+            tag::RESIZE => {
+                let [a, b, c, d] = arr::<4>(&p)?;
+                ClientFrame::Resize { rows: u16::from_be_bytes([a, b]), cols: u16::from_be_bytes([c, d]) }
+            }
+            tag::SIGNAL => ClientFrame::Signal(i32::from_be_bytes(arr::<4>(&p)?)),
+            other => return Err(Error::Protocol(format!("unknown client frame type {other}"))),
+        }))
+    }
+
+    /// The next complete shim frame, if one has arrived.
+    pub fn next_shim(&mut self) -> Result<Option<ShimFrame>, Error> {
+        let Some((t, p)) = self.next_raw()? else { return Ok(None) };
+        Ok(Some(match t {
+            tag::STARTED => ShimFrame::Started { pid: u32::from_be_bytes(arr::<4>(&p)?) },
+            tag::STDOUT => ShimFrame::Stdout(p),
+            tag::STDERR => ShimFrame::Stderr(p),
+            tag::EXIT => ShimFrame::Exit { code: i32::from_be_bytes(arr::<4>(&p)?) },
+            tag::ERROR => ShimFrame::Error(String::from_utf8_lossy(&p).into_owned()),
+            other => return Err(Error::Protocol(format!("unknown shim frame type {other}"))),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_byte_by_byte() {
+        let client = vec![
+            ClientFrame::Hello { stdin: true, stdout: true, stderr: false },
+            ClientFrame::Start,
+            ClientFrame::Stdin(b"abc".to_vec()),
+            ClientFrame::CloseStdin,
+            ClientFrame::Resize { rows: 24, cols: 80 },
+            ClientFrame::Signal(15),
+        ];
+        let bytes: Vec<u8> = client.iter().flat_map(encode_client).collect();
+        let mut d = Decoder::new();
+        let mut got = Vec::new();
+        for b in bytes {
+            d.feed(&[b]);
+            while let Some(f) = d.next_client().unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(got, client);
+
+        let shim = vec![
+            ShimFrame::Started { pid: 42 },
+            ShimFrame::Stdout(b"o".to_vec()),
+            ShimFrame::Stderr(vec![]),
+            ShimFrame::Exit { code: -1 },
+            ShimFrame::Error("bad".into()),
+        ];
+        let mut d = Decoder::new();
+        for f in &shim {
+            d.feed(&encode_shim(f));
+        }
+        for f in &shim {
+            assert_eq!(d.next_shim().unwrap().as_ref(), Some(f));
+        }
+        assert_eq!(d.next_shim().unwrap(), None);
+    }
+
+    #[test]
+    fn bad_frames_are_errors() {
+        let mut d = Decoder::new();
+        d.feed(&[99, 0, 0, 0, 0]);
+        assert!(d.next_client().is_err());
+        let mut d = Decoder::new();
+        d.feed(&[1, 0xff, 0, 0, 0]);
+        assert!(d.next_client().is_err());
+    }
+}

@@ -1,0 +1,802 @@
+//! The per-container shim: a single-threaded process (one per container, like
+//! containerd-shim or conmon) that creates the container with libcontainer, owns its stdio,
+//! writes the json-file log, serves attach/start/resize/signal on a unix socket, waits for
+//! the init to exit, records the exit status and removes the container. It outlives the
+//! daemon, which is what makes live restore possible.
+
+use std::io::{BufRead, BufReader, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use libcontainer::container::Container;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use rustix::event::{PollFd, PollFlags};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, WaitOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::exit::ExitInfo;
+use crate::logs::{LogWriter, Stream};
+use crate::proto::{ClientFrame, Decoder, ShimFrame};
+use crate::{Error, chain};
+
+/// A client whose unsent output passes this is dropped, so a slow reader never stalls the
+/// container (the log still has everything).
+const MAX_CLIENT_BUFFER: usize = 8 * 1024 * 1024;
+const READ_CHUNK: usize = 32 * 1024;
+
+/// Everything the daemon tells a shim; passed as one JSON argument.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShimOptions {
+    /// Container id (libcontainer's id too).
+    pub id: String,
+    /// OCI bundle directory holding config.json.
+    pub bundle: PathBuf,
+    /// libcontainer's state root.
+    pub state_root: PathBuf,
+    /// The shim's unix socket.
+    pub socket: PathBuf,
+    /// json-file log path.
+    pub log_path: PathBuf,
+    /// Rotate the log past this size (0 = never).
+    pub log_max_size: u64,
+    /// Number of log files kept, the current one included.
+    pub log_max_files: u32,
+    /// Where the exit record is written.
+    pub exit_file: PathBuf,
+    /// Give the container a pseudo-terminal.
+    pub tty: bool,
+    /// Keep stdin open (else it is /dev/null).
+    pub open_stdin: bool,
+    /// Close stdin when the first stdin client detaches.
+    pub stdin_once: bool,
+}
+
+/// A shim that finished its handshake: the container is created and waits for Start.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The shim's pid.
+    pub shim_pid: u32,
+    /// The container init's host pid.
+    pub init_pid: u32,
+    /// The shim process, for the daemon to reap.
+    pub child: Child,
+}
+
+/// The one line the shim writes on its stdout once it is ready or has failed.
+#[derive(Debug, Serialize, Deserialize)]
+struct Ready {
+    #[serde(default)]
+    init_pid: Option<u32>,
+    #[serde(default)]
+    error: Option<String>,
+    /// The error is an exec failure (Docker's `exec: "x": …` text).
+    #[serde(default)]
+    exec: bool,
+}
+
+/// Starts `exe shim <options>` and waits until the container is created and the shim's
+/// socket listens. Blocking.
+pub fn spawn(exe: &Path, o: &ShimOptions) -> Result<Spawned, Error> {
+    let arg = serde_json::to_string(o)
+        .map_err(|source| Error::Json { context: "failed to encode shim options".into(), source })?;
+    let mut child = Command::new(exe)
+        .arg("shim")
+        .arg(arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("failed to run shim", exe, e))?;
+    let shim_pid = child.id();
+    let line = match child.stdout.take() {
+        Some(out) => {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            line
+        }
+        None => String::new(),
+    };
+    let ready: Option<Ready> = serde_json::from_str(line.trim()).ok();
+    match ready {
+        Some(Ready { init_pid: Some(init_pid), error: None, .. }) => Ok(Spawned { shim_pid, init_pid, child }),
+        Some(Ready { error: Some(msg), exec, .. }) => {
+            let _ = child.wait();
+            Err(if exec { Error::Exec(msg) } else { Error::Shim(msg) })
+        }
+        _ => {
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            Err(Error::Shim(format!("shim exited before it was ready ({status})")))
+        }
+    }
+}
+
+/// Connects to a shim socket (blocking). Paths longer than sun_path allows (108 bytes; a
+/// data root plus a 64-hex id gets close) go through `/proc/self/fd/<dir>/<name>`, which
+/// the kernel resolves via the open directory. Convert with `tokio::net::UnixStream::from_std`
+/// after `set_nonblocking(true)` for async use.
+pub fn connect(socket: &Path) -> std::io::Result<UnixStream> {
+    if socket.as_os_str().len() < 100 {
+        return UnixStream::connect(socket);
+    }
+    let (Some(dir), Some(name)) = (socket.parent(), socket.file_name()) else {
+        return Err(std::io::ErrorKind::InvalidInput.into());
+    };
+    let d = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let short = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&d))).join(name);
+    UnixStream::connect(short)
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Catches SIGPIPE and SIGHUP with a no-op handler rather than SIG_IGN: the shim must
+/// survive a vanished daemon or client, but an ignored disposition would be inherited by
+/// the container's process through exec, and a handler is reset to the default there.
+fn guard_signals() {
+    for sig in [libc::SIGPIPE, libc::SIGHUP] {
+        // SAFETY: a zeroed sigaction is valid; the handler is async-signal-safe (does
+        // nothing) and sigaction has no other preconditions.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = ignore_signal as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The shim process's entry point: `args` are the arguments after the executable (a
+/// leading `shim` is skipped). Returns the process exit code.
+pub fn main(args: &[String]) -> i32 {
+    let Some(opts) = args.iter().rev().find_map(|a| serde_json::from_str::<ShimOptions>(a).ok()) else {
+        eprintln!("berth shim: missing or invalid options argument");
+        return 2;
+    };
+    guard_signals();
+    // Own session: a signal to the daemon's process group or terminal never reaches us.
+    let _ = rustix::process::setsid();
+    let _ = std::env::set_current_dir("/");
+    let result = Shim::setup(&opts);
+    let ready = match &result {
+        Ok(s) => Ready { init_pid: Some(s.init_pid.as_raw_nonzero().get() as u32), error: None, exec: false },
+        Err(e) => Ready { init_pid: None, error: Some(e.to_string()), exec: matches!(e, Error::Exec(_)) },
+    };
+    let mut line = serde_json::to_string(&ready).unwrap_or_else(|_| "{}".into());
+    line.push('\n');
+    let _ = std::io::stdout().write_all(line.as_bytes());
+    let _ = std::io::stdout().flush();
+    detach_stdio();
+    // libcontainer's create leaves freed heap behind; give it back so an idle shim stays
+    // small (it lives as long as its container).
+    // SAFETY: malloc_trim only releases free memory of glibc's allocator; no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    match result {
+        Ok(mut shim) => {
+            shim.run();
+            0
+        }
+        Err(_) => 1,
+    }
+}
+
+/// Points fds 0–2 at /dev/null so nothing ties the shim to the daemon after the handshake.
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+}
+
+/// Binds a unix socket even when its path exceeds sun_path (108 bytes), by binding the
+/// file name from inside its directory (the shim is single-threaded, so chdir is safe).
+fn bind_unix(path: &Path) -> Result<UnixListener, Error> {
+    let _ = std::fs::remove_file(path);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::io("invalid socket path", path, std::io::ErrorKind::InvalidInput.into()));
+    };
+    std::env::set_current_dir(dir).map_err(|e| Error::io("failed to enter socket dir", dir, e))?;
+    let l = UnixListener::bind(name);
+    let _ = std::env::set_current_dir("/");
+    let l = l.map_err(|e| Error::io("failed to listen on", path, e))?;
+    l.set_nonblocking(true).map_err(|e| Error::io("failed to configure", path, e))?;
+    Ok(l)
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Error::io("failed to create pipe", Path::new("pipe"), e.into()))
+}
+
+fn nonblocking(fd: &OwnedFd) -> Result<(), Error> {
+    rustix::io::ioctl_fionbio(fd, true).map_err(|e| Error::io("failed to configure fd", Path::new("fd"), e.into()))
+}
+
+/// Receives the pty master libcontainer sends over the console socket.
+fn receive_pty(listener: &UnixListener) -> Result<OwnedFd, Error> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let conn = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                let mut fds = [PollFd::new(listener, PollFlags::IN)];
+                let ts = rustix::event::Timespec { tv_sec: 0, tv_nsec: 100_000_000 };
+                let _ = rustix::event::poll(&mut fds, Some(&ts));
+            }
+            Err(e) => return Err(Error::io("no pty from the runtime", Path::new("console socket"), e)),
+        }
+    };
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = rustix::net::RecvAncillaryBuffer::new(&mut space);
+    let mut buf = [0u8; 512];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    rustix::net::recvmsg(&conn, &mut iov, &mut cmsg, rustix::net::RecvFlags::CMSG_CLOEXEC)
+        .map_err(|e| Error::io("failed to receive pty", Path::new("console socket"), e.into()))?;
+    for msg in cmsg.drain() {
+        if let rustix::net::RecvAncillaryMessage::ScmRights(mut fds) = msg
+            && let Some(fd) = fds.next()
+        {
+            return Ok(fd);
+        }
+    }
+    Err(Error::Shim("the runtime sent no pty master".into()))
+}
+
+struct Client {
+    id: u64,
+    sock: UnixStream,
+    decoder: Decoder,
+    out: Vec<u8>,
+    hello: bool,
+    stdout: bool,
+    stderr: bool,
+}
+
+struct Shim {
+    opts: ShimOptions,
+    container: Container,
+    init_pid: Pid,
+    pidfd: OwnedFd,
+    listener: UnixListener,
+    cgroups_path: Option<PathBuf>,
+    /// stdout pipe read end, or the pty master when tty.
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    /// Write end of the stdin pipe (not used with a tty: the master takes stdin).
+    stdin: Option<OwnedFd>,
+    stdin_buf: Vec<u8>,
+    stdin_close: bool,
+    stdin_owner: Option<u64>,
+    stdin_claimed: bool,
+    clients: Vec<Client>,
+    next_client: u64,
+    started: bool,
+    log: LogWriter,
+}
+
+#[derive(Clone, Copy)]
+enum Src {
+    Listener,
+    Pidfd,
+    Out,
+    Err,
+    Stdin,
+    Client(usize),
+}
+
+impl Shim {
+    fn setup(o: &ShimOptions) -> Result<Shim, Error> {
+        let config = o.bundle.join("config.json");
+        let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| Error::Runtime {
+            context: format!("failed to load {}", config.display()),
+            message: chain(&e),
+        })?;
+        let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
+        let rootfs = if rootfs.is_absolute() { rootfs } else { o.bundle.join(rootfs) };
+        if let Some(p) = spec.process() {
+            let args = p.args().clone().unwrap_or_default();
+            let env = p.env().clone().unwrap_or_default();
+            let cwd = p.cwd().to_string_lossy().into_owned();
+            match args.first() {
+                Some(cmd) => crate::spec::find_executable(&rootfs, cmd, &env, &cwd)?,
+                None => return Err(Error::InvalidArgument("no command specified".into())),
+            }
+        }
+        let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+        let log = LogWriter::open(&o.log_path, o.log_max_size, o.log_max_files)?;
+        std::fs::create_dir_all(&o.state_root).map_err(|e| Error::io("failed to create", &o.state_root, e))?;
+        let listener = bind_unix(&o.socket)?;
+
+        let mut builder = ContainerBuilder::new(o.id.clone(), SyscallType::default())
+            .with_root_path(&o.state_root)
+            .map_err(|e| Error::Runtime { context: "invalid state root".into(), message: chain(&e) })?;
+        let mut out = None;
+        let mut err = None;
+        let mut stdin = None;
+        let mut console = None;
+        if o.tty {
+            let path = o.bundle.join(format!("console-{}.sock", &berth_base::new_id()[..8]));
+            console = Some((bind_unix(&path)?, path.clone()));
+            builder = builder.with_console_socket(Some(&path));
+        } else {
+            let (r, w) = pipe()?;
+            nonblocking(&r)?;
+            out = Some(r);
+            builder = builder.with_stdout(w);
+            let (r, w) = pipe()?;
+            nonblocking(&r)?;
+            err = Some(r);
+            builder = builder.with_stderr(w);
+        }
+        if o.open_stdin && !o.tty {
+            let (r, w) = pipe()?;
+            nonblocking(&w)?;
+            stdin = Some(w);
+            builder = builder.with_stdin(r);
+        } else if !o.tty {
+            let null =
+                std::fs::File::open("/dev/null").map_err(|e| Error::io("failed to open", Path::new("/dev/null"), e))?;
+            builder = builder.with_stdin(OwnedFd::from(null));
+        }
+        let built =
+            builder.validate_id().and_then(|b| b.as_init(&o.bundle).with_systemd(false).with_detach(true).build());
+        let container = match built {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some((_, p)) = &console {
+                    let _ = std::fs::remove_file(p);
+                }
+                let _ = std::fs::remove_file(&o.socket);
+                let _ = crate::cleanup(&o.state_root, &o.id);
+                return Err(Error::Runtime { context: "failed to create container".into(), message: chain(&e) });
+            }
+        };
+        let fail = |container: Container, e: Error| -> Error {
+            drop(container);
+            let _ = std::fs::remove_file(&o.socket);
+            let _ = crate::cleanup(&o.state_root, &o.id);
+            e
+        };
+        if let Some((l, p)) = console {
+            let master = receive_pty(&l);
+            let _ = std::fs::remove_file(&p);
+            match master.and_then(|m| nonblocking(&m).map(|()| m)) {
+                Ok(m) => out = Some(m),
+                Err(e) => return Err(fail(container, e)),
+            }
+        }
+        let Some(init_pid) = container.pid().and_then(|p| Pid::from_raw(p.as_raw())) else {
+            return Err(fail(container, Error::Shim("the runtime reported no init pid".into())));
+        };
+        let pidfd = match rustix::process::pidfd_open(init_pid, PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            Err(e) => return Err(fail(container, Error::io("pidfd_open failed", Path::new("init"), e.into()))),
+        };
+        Ok(Shim {
+            opts: o.clone(),
+            container,
+            init_pid,
+            pidfd,
+            listener,
+            cgroups_path,
+            out,
+            err,
+            stdin,
+            stdin_buf: Vec::new(),
+            stdin_close: false,
+            stdin_owner: None,
+            stdin_claimed: false,
+            clients: Vec::new(),
+            next_client: 1,
+            started: false,
+            log,
+        })
+    }
+
+    /// Where Stdin bytes go: the pipe, or the pty master.
+    fn stdin_fd(&self) -> Option<BorrowedFd<'_>> {
+        if self.opts.tty {
+            if self.opts.open_stdin { self.out.as_ref().map(|f| f.as_fd()) } else { None }
+        } else {
+            self.stdin.as_ref().map(|f| f.as_fd())
+        }
+    }
+
+    fn run(&mut self) {
+        loop {
+            let mut srcs: Vec<(Src, BorrowedFd<'_>, PollFlags)> = vec![
+                (Src::Listener, self.listener.as_fd(), PollFlags::IN),
+                (Src::Pidfd, self.pidfd.as_fd(), PollFlags::IN),
+            ];
+            if let Some(f) = &self.out {
+                srcs.push((Src::Out, f.as_fd(), PollFlags::IN));
+            }
+            if let Some(f) = &self.err {
+                srcs.push((Src::Err, f.as_fd(), PollFlags::IN));
+            }
+            if !self.stdin_buf.is_empty()
+                && let Some(f) = self.stdin_fd()
+            {
+                srcs.push((Src::Stdin, f, PollFlags::OUT));
+            }
+            for (i, c) in self.clients.iter().enumerate() {
+                let mut fl = PollFlags::IN;
+                if !c.out.is_empty() {
+                    fl |= PollFlags::OUT;
+                }
+                srcs.push((Src::Client(i), c.sock.as_fd(), fl));
+            }
+            let mut fds: Vec<PollFd<'_>> = srcs.iter().map(|(_, fd, fl)| PollFd::from_borrowed_fd(*fd, *fl)).collect();
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+            let ready: Vec<(Src, PollFlags)> = srcs
+                .iter()
+                .zip(fds.iter())
+                .filter(|(_, f)| !f.revents().is_empty())
+                .map(|(s, f)| (s.0, f.revents()))
+                .collect();
+            drop(fds);
+            drop(srcs);
+            let mut exited = false;
+            let mut dead_clients = Vec::new();
+            for (src, rev) in ready {
+                match src {
+                    Src::Listener => self.accept(),
+                    Src::Pidfd => exited = true,
+                    Src::Out => {
+                        self.read_output(Stream::Stdout);
+                    }
+                    Src::Err => {
+                        self.read_output(Stream::Stderr);
+                    }
+                    Src::Stdin => self.flush_stdin(),
+                    Src::Client(i) => {
+                        if !self.service_client(i, rev) {
+                            dead_clients.push(i);
+                        }
+                    }
+                }
+            }
+            for i in dead_clients.into_iter().rev() {
+                self.drop_client(i);
+            }
+            let overfull: Vec<usize> =
+                (0..self.clients.len()).filter(|i| self.clients[*i].out.len() > MAX_CLIENT_BUFFER).collect();
+            for i in overfull.into_iter().rev() {
+                self.drop_client(i);
+            }
+            if exited && self.finish() {
+                return;
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        while let Ok((sock, _)) = self.listener.accept() {
+            if sock.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let id = self.next_client;
+            self.next_client += 1;
+            self.clients.push(Client {
+                id,
+                sock,
+                decoder: Decoder::new(),
+                out: Vec::new(),
+                hello: false,
+                stdout: false,
+                stderr: false,
+            });
+        }
+    }
+
+    /// Reads what is available; returns false at EOF (or EIO: a pty with no slave left).
+    fn read_output(&mut self, stream: Stream) -> bool {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let fd = match stream {
+                Stream::Stdout => self.out.as_ref(),
+                Stream::Stderr => self.err.as_ref(),
+            };
+            let Some(fd) = fd else { return false };
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) | Err(Errno::IO) => {
+                    // The pty master stays open for stdin/resize until the container exits;
+                    // pipes are simply closed.
+                    match stream {
+                        Stream::Stdout => self.out = None,
+                        Stream::Stderr => self.err = None,
+                    }
+                    return false;
+                }
+                Ok(n) => self.emit(stream, &buf[..n]),
+                Err(Errno::AGAIN) => return true,
+                Err(Errno::INTR) => {}
+                Err(_) => {
+                    match stream {
+                        Stream::Stdout => self.out = None,
+                        Stream::Stderr => self.err = None,
+                    }
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, stream: Stream, data: &[u8]) {
+        let _ = self.log.write_chunk(stream, data, chrono::Utc::now());
+        let frame = crate::proto::encode_shim(&match stream {
+            Stream::Stdout => ShimFrame::Stdout(data.to_vec()),
+            Stream::Stderr => ShimFrame::Stderr(data.to_vec()),
+        });
+        for c in &mut self.clients {
+            let wants = match stream {
+                Stream::Stdout => c.stdout,
+                Stream::Stderr => c.stderr,
+            };
+            if c.hello && wants {
+                c.out.extend_from_slice(&frame);
+            }
+        }
+        for i in 0..self.clients.len() {
+            flush_client(&mut self.clients[i]);
+        }
+    }
+
+    fn flush_stdin(&mut self) {
+        while !self.stdin_buf.is_empty() {
+            let Some(fd) = self.stdin_fd() else {
+                self.stdin_buf.clear();
+                break;
+            };
+            match rustix::io::write(fd, &self.stdin_buf) {
+                Ok(n) => {
+                    self.stdin_buf.drain(..n);
+                }
+                Err(Errno::AGAIN) => return,
+                Err(Errno::INTR) => {}
+                Err(_) => {
+                    // EPIPE: the container closed its stdin; nothing more will be read.
+                    self.stdin_buf.clear();
+                    self.stdin = None;
+                }
+            }
+        }
+        if self.stdin_close && self.stdin_buf.is_empty() {
+            self.stdin = None;
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin_close = true;
+        self.flush_stdin();
+    }
+
+    /// Reads and handles a client's frames and flushes its output; false = drop it.
+    fn service_client(&mut self, i: usize, rev: PollFlags) -> bool {
+        if rev.contains(PollFlags::OUT) && !flush_client(&mut self.clients[i]) {
+            return false;
+        }
+        if !rev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+            return true;
+        }
+        let mut buf = [0u8; 16 * 1024];
+        let mut alive = true;
+        loop {
+            match (&self.clients[i].sock).read(&mut buf) {
+                Ok(0) => {
+                    alive = false;
+                    break;
+                }
+                Ok(n) => self.clients[i].decoder.feed(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    alive = false;
+                    break;
+                }
+            }
+        }
+        loop {
+            match self.clients[i].decoder.next_client() {
+                Ok(Some(f)) => self.handle(i, f),
+                Ok(None) => break,
+                Err(e) => {
+                    self.reply(i, ShimFrame::Error(e.to_string()));
+                    return false;
+                }
+            }
+        }
+        alive && flush_client(&mut self.clients[i])
+    }
+
+    fn reply(&mut self, i: usize, f: ShimFrame) {
+        let c = &mut self.clients[i];
+        c.out.extend_from_slice(&crate::proto::encode_shim(&f));
+        flush_client(c);
+    }
+
+    fn handle(&mut self, i: usize, f: ClientFrame) {
+        match f {
+            ClientFrame::Hello { stdin, stdout, stderr } => {
+                let c = &mut self.clients[i];
+                c.hello = true;
+                c.stdout = stdout;
+                c.stderr = stderr;
+                if stdin && !self.stdin_claimed {
+                    self.stdin_claimed = true;
+                    self.stdin_owner = Some(c.id);
+                }
+            }
+            ClientFrame::Start => {
+                if !self.started {
+                    if let Err(e) = self.container.start() {
+                        self.reply(i, ShimFrame::Error(format!("failed to start container: {}", chain(&e))));
+                        return;
+                    }
+                    self.started = true;
+                }
+                let pid = self.init_pid.as_raw_nonzero().get() as u32;
+                self.reply(i, ShimFrame::Started { pid });
+            }
+            ClientFrame::Stdin(data) => {
+                if self.stdin_fd().is_some() && !self.stdin_close {
+                    self.stdin_buf.extend_from_slice(&data);
+                    self.flush_stdin();
+                }
+            }
+            ClientFrame::CloseStdin => {
+                // A pty has no half-close; its stdin lives as long as the container.
+                if !self.opts.tty {
+                    self.close_stdin();
+                }
+            }
+            ClientFrame::Resize { rows, cols } => {
+                if let (true, Some(m)) = (self.opts.tty, self.out.as_ref()) {
+                    let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+                    if let Err(e) = rustix::termios::tcsetwinsize(m, ws) {
+                        self.reply(i, ShimFrame::Error(format!("failed to resize tty: {e}")));
+                    }
+                }
+            }
+            ClientFrame::Signal(sig) => {
+                // Realtime signals have no name in rustix but are valid to send.
+                let s = rustix::process::Signal::from_named_raw(sig).or_else(|| {
+                    (1..=64).contains(&sig).then(|| {
+                        // SAFETY: the value is only passed to pidfd_send_signal, never used
+                        // to install a handler, so libc's reserved signals are no concern.
+                        unsafe { rustix::process::Signal::from_raw_unchecked(sig) }
+                    })
+                });
+                let res = match s {
+                    Some(s) => rustix::process::pidfd_send_signal(&self.pidfd, s).map_err(|e| e.to_string()),
+                    None => Err(format!("invalid signal {sig}")),
+                };
+                if let Err(e) = res {
+                    self.reply(i, ShimFrame::Error(format!("failed to signal container: {e}")));
+                }
+            }
+        }
+    }
+
+    fn drop_client(&mut self, i: usize) {
+        let c = self.clients.remove(i);
+        if self.opts.stdin_once && self.stdin_owner == Some(c.id) && !self.opts.tty {
+            self.close_stdin();
+        }
+    }
+
+    /// The init may have exited: reap it and wind down. False if it had not exited yet.
+    fn finish(&mut self) -> bool {
+        let status = match rustix::process::waitpid(Some(self.init_pid), WaitOptions::NOHANG) {
+            Ok(Some((_, st))) => st,
+            Ok(None) => return false,
+            // ECHILD: someone else reaped it; its status is lost.
+            Err(_) => return self.wind_down(255),
+        };
+        let code = if let Some(c) = status.exit_status() {
+            c
+        } else if let Some(s) = status.terminating_signal() {
+            128 + s
+        } else {
+            return false;
+        };
+        self.wind_down(code)
+    }
+
+    fn wind_down(&mut self, code: i32) -> bool {
+        // Everything written before the exit is still in the pipes or the pty.
+        while self.out.is_some() && self.read_output(Stream::Stdout) {
+            if !self.has_more(Stream::Stdout) {
+                break;
+            }
+        }
+        while self.err.is_some() && self.read_output(Stream::Stderr) {
+            if !self.has_more(Stream::Stderr) {
+                break;
+            }
+        }
+        let oom_killed = self.oom_killed();
+        self.out = None;
+        self.err = None;
+        self.stdin = None;
+        // Remove the container first, so whoever reacts to the exit can reuse the id.
+        if let Err(e) = self.container.delete(true) {
+            tracing::warn!(id = %self.opts.id, error = %chain(&e), "failed to delete container");
+            let _ = crate::cleanup(&self.opts.state_root, &self.opts.id);
+        }
+        let finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let _ = crate::exit::write(&self.opts.exit_file, &ExitInfo { code, finished_at, oom_killed });
+        let _ = std::fs::remove_file(&self.opts.socket);
+        let frame = crate::proto::encode_shim(&ShimFrame::Exit { code });
+        for c in &mut self.clients {
+            c.out.extend_from_slice(&frame);
+            let _ = c.sock.set_nonblocking(false);
+            let _ = c.sock.set_write_timeout(Some(Duration::from_secs(2)));
+            let _ = c.sock.write_all(&c.out);
+            c.out.clear();
+        }
+        self.clients.clear();
+        true
+    }
+
+    /// True when the fd still has bytes right now (read_output stops at EAGAIN).
+    fn has_more(&self, stream: Stream) -> bool {
+        let fd = match stream {
+            Stream::Stdout => self.out.as_ref(),
+            Stream::Stderr => self.err.as_ref(),
+        };
+        let Some(fd) = fd else { return false };
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+        matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0) && fds[0].revents().contains(PollFlags::IN)
+    }
+
+    /// Whether the container's cgroup recorded an OOM kill (v1 or v2 layout).
+    fn oom_killed(&self) -> bool {
+        let Some(p) = &self.cgroups_path else { return false };
+        let rel = p.to_string_lossy().trim_start_matches('/').to_string();
+        let candidates = [
+            (format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"), "oom_kill "),
+            (format!("/sys/fs/cgroup/{rel}/memory.events"), "oom_kill "),
+            (format!("/sys/fs/cgroup/unified/{rel}/memory.events"), "oom_kill "),
+        ];
+        candidates.iter().any(|(f, key)| {
+            std::fs::read_to_string(f).ok().is_some_and(|s| {
+                s.lines().any(|l| l.strip_prefix(key).and_then(|n| n.trim().parse::<u64>().ok()).is_some_and(|n| n > 0))
+            })
+        })
+    }
+}
+
+/// Writes as much buffered output as the socket takes; false when the client is gone.
+fn flush_client(c: &mut Client) -> bool {
+    while !c.out.is_empty() {
+        match (&c.sock).write(&c.out) {
+            Ok(0) => return false,
+            Ok(n) => {
+                c.out.drain(..n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
