@@ -310,18 +310,36 @@ impl Client {
     }
 
     /// Raw escape hatch: sends any request and returns the response whatever its status.
-    pub async fn request(&self, method: Method, path: &str, query: Option<&str>, body: Option<Body>) -> Result<Response<Incoming>> {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        body: Option<Body>,
+    ) -> Result<Response<Incoming>> {
         let req = self.build(method, path, query, body.unwrap_or_else(empty_body))?;
         self.send(req, false).await
     }
 
     /// Sends a request and turns a non-2xx answer into [`ClientError::Daemon`].
-    async fn call(&self, method: Method, path: &str, query: Option<&str>, body: Option<Body>) -> Result<Response<Incoming>> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        body: Option<Body>,
+    ) -> Result<Response<Incoming>> {
         let resp = self.request(method, path, query, body).await?;
         check(resp).await
     }
 
-    async fn call_json<T: DeserializeOwned>(&self, method: Method, path: &str, query: Option<&str>, body: Option<Body>) -> Result<T> {
+    async fn call_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        body: Option<Body>,
+    ) -> Result<T> {
         let resp = self.call(method, path, query, body).await?;
         let bytes = resp.into_body().collect().await?.to_bytes();
         decode(&bytes, path)
@@ -353,7 +371,11 @@ impl Client {
     }
 
     /// `POST /containers/create`.
-    pub async fn create_container(&self, q: &query::CreateContainer, body: &ContainerCreateBody) -> Result<ContainerCreateResponse> {
+    pub async fn create_container(
+        &self,
+        q: &query::CreateContainer,
+        body: &ContainerCreateBody,
+    ) -> Result<ContainerCreateResponse> {
         let json = serde_json::to_vec(body).map_err(|e| ClientError::Request(e.to_string()))?;
         let req = self.build(Method::POST, "/containers/create", Some(&encode_query(q)?), full_body(json))?;
         let mut req = req;
@@ -375,14 +397,20 @@ impl Client {
     /// `POST /containers/{id}/wait`: returns once the daemon has accepted the wait (its
     /// response headers arrived), so a following start cannot race past it.
     pub async fn wait_container(&self, id: &str, q: &query::WaitContainer) -> Result<WaitHandle> {
-        let resp = self.call(Method::POST, &format!("/containers/{}/wait", seg(id)), Some(&encode_query(q)?), None).await?;
+        let resp =
+            self.call(Method::POST, &format!("/containers/{}/wait", seg(id)), Some(&encode_query(q)?), None).await?;
         Ok(WaitHandle { body: resp.into_body() })
     }
 
     /// `POST /containers/{id}/attach` with a protocol upgrade; the returned stream carries the
     /// container's output (multiplexed unless it has a tty) and accepts its stdin.
     pub async fn attach_container(&self, id: &str, q: &query::AttachContainer) -> Result<AttachIo> {
-        let mut req = self.build(Method::POST, &format!("/containers/{}/attach", seg(id)), Some(&encode_query(q)?), empty_body())?;
+        let mut req = self.build(
+            Method::POST,
+            &format!("/containers/{}/attach", seg(id)),
+            Some(&encode_query(q)?),
+            empty_body(),
+        )?;
         req.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("Upgrade"));
         req.headers_mut().insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
         let resp = self.send(req, true).await?;
@@ -422,7 +450,8 @@ impl Client {
 
     /// `GET /containers/{id}/logs`: a raw stream (multiplexed unless the container has a tty).
     pub async fn container_logs(&self, id: &str, q: &query::Logs) -> Result<ByteStream> {
-        let resp = self.call(Method::GET, &format!("/containers/{}/logs", seg(id)), Some(&encode_query(q)?), None).await?;
+        let resp =
+            self.call(Method::GET, &format!("/containers/{}/logs", seg(id)), Some(&encode_query(q)?), None).await?;
         Ok(ByteStream { body: resp.into_body() })
     }
 
@@ -433,7 +462,8 @@ impl Client {
 
     /// `POST /containers/{id}/stop`. A 304 (already stopped) is not an error.
     pub async fn stop_container(&self, id: &str, q: &query::StopContainer) -> Result<()> {
-        let resp = self.request(Method::POST, &format!("/containers/{}/stop", seg(id)), Some(&encode_query(q)?), None).await?;
+        let resp =
+            self.request(Method::POST, &format!("/containers/{}/stop", seg(id)), Some(&encode_query(q)?), None).await?;
         if resp.status() == StatusCode::NOT_MODIFIED {
             return Ok(());
         }
@@ -442,7 +472,8 @@ impl Client {
 
     /// `POST /images/create` (pull with `fromImage`, import with `fromSrc=-` and a body).
     pub async fn create_image(&self, q: &query::CreateImage, body: Option<Body>) -> Result<JsonStream> {
-        let mut req = self.build(Method::POST, "/images/create", Some(&encode_query(q)?), body.unwrap_or_else(empty_body))?;
+        let mut req =
+            self.build(Method::POST, "/images/create", Some(&encode_query(q)?), body.unwrap_or_else(empty_body))?;
         req.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-tar"));
         let resp = check(self.send(req, false).await?).await?;
         Ok(JsonStream { bytes: ByteStream { body: resp.into_body() }, buf: Vec::new(), done: false })
@@ -512,7 +543,7 @@ async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncWriteExt, BufReader, AsyncBufReadExt};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::net::UnixListener;
 
     #[test]

@@ -1,1 +1,386 @@
-//! placeholder
+//! berth's docker-compatible command line: parses docker's flags with clap and talks to the
+//! daemon only through the Engine API (`berth_api::Client`), printing docker's output.
+
+pub mod commands;
+pub mod format;
+pub mod opts;
+pub mod run;
+
+use std::io::Write;
+
+use berth_api::{Client, ClientError};
+use clap::{Parser, Subcommand};
+
+/// Everything a command can fail with; `main` prints it and picks the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The daemon or the connection to it failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A flag value was rejected before any request was sent.
+    #[error(transparent)]
+    Opt(#[from] opts::OptError),
+    /// A `--format` template did not parse or execute.
+    #[error("template parsing error: {0}")]
+    Template(#[from] gotmpl::TemplateError),
+    /// Local I/O (reading an env file, stdin, the terminal).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A failure already printed; only the exit code remains.
+    #[error("exit status {0}")]
+    Status(i32),
+    /// Any other message, printed as is.
+    #[error("{0}")]
+    Message(String),
+}
+
+impl CliError {
+    /// The error class.
+    pub fn kind(&self) -> berth_base::ErrorKind {
+        match self {
+            CliError::Client(e) => e.kind(),
+            CliError::Opt(_) | CliError::Template(_) => berth_base::ErrorKind::InvalidArgument,
+            _ => berth_base::ErrorKind::Internal,
+        }
+    }
+}
+
+/// The default daemon address.
+pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
+
+/// berth's top-level flags and subcommands.
+#[derive(Debug, Parser)]
+#[command(name = "berth", disable_version_flag = true, about = "A self-sufficient runtime for containers")]
+pub struct Cli {
+    /// Daemon socket to connect to
+    #[arg(short = 'H', long = "host")]
+    pub host: Option<String>,
+    /// Enable debug mode
+    #[arg(short = 'D', long = "debug")]
+    pub debug: bool,
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    /// Set the logging level ("debug", "info", "warn", "error", "fatal")
+    #[arg(long = "log-level", default_value = "info")]
+    pub log_level: String,
+    /// The command.
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// Create a new container
+    Create(run::RunArgs),
+    /// Start one or more stopped containers
+    Start(commands::StartArgs),
+    /// Stop one or more running containers
+    Stop(commands::StopArgs),
+    /// Kill one or more running containers
+    Kill(commands::KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(commands::NamesArgs),
+    /// Fetch the logs of a container
+    Logs(commands::LogsArgs),
+    /// Remove one or more containers
+    Rm(commands::RmArgs),
+    /// List containers
+    Ps(commands::PsArgs),
+    /// List images
+    Images(commands::ImagesArgs),
+    /// Remove one or more images
+    Rmi(commands::RmiArgs),
+    /// Return low-level information on Docker objects
+    Inspect(commands::InspectArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(commands::ImportArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(commands::TagArgs),
+    /// Show the history of an image
+    History(commands::HistoryArgs),
+    /// Show the Docker version information
+    Version(commands::FormatArgs),
+    /// Display system-wide information
+    Info(commands::FormatArgs),
+}
+
+/// Prints to stdout, ignoring a closed pipe as docker does.
+pub(crate) fn out(s: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(s.as_bytes());
+    let _ = o.flush();
+}
+
+/// Prints one line to stderr.
+pub(crate) fn err_line(s: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{s}");
+}
+
+fn subcommand_name(args: &[String]) -> Option<String> {
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "-H" || a == "--host" || a == "--log-level" {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        return Some(a.clone());
+    }
+    None
+}
+
+/// Prints a clap error in docker's shape and returns docker's exit code.
+fn report_clap_error(e: clap::Error, args: &[String]) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return 0;
+        }
+        _ => {}
+    }
+    let cmd = match subcommand_name(args) {
+        Some(s) => format!("berth {s}"),
+        None => "berth".to_owned(),
+    };
+    let msg = match e.kind() {
+        ErrorKind::UnknownArgument => {
+            let arg = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            if arg.starts_with("--") || !arg.starts_with('-') {
+                format!("unknown flag: {}", arg.split('=').next().unwrap_or(&arg))
+            } else {
+                let c = arg.chars().nth(1).unwrap_or('-');
+                format!("unknown shorthand flag: '{c}' in {arg}")
+            }
+        }
+        ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
+            err_line(&format!("\"{cmd}\" requires at least 1 argument."));
+            err_line(&format!("See '{cmd} --help'."));
+            return 1;
+        }
+        ErrorKind::InvalidSubcommand => {
+            let sub = subcommand_name(args).unwrap_or_default();
+            err_line(&format!("berth: unknown command: berth {sub}"));
+            err_line("");
+            err_line("Run 'berth --help' for more usage");
+            return 1;
+        }
+        _ => {
+            let s = e.to_string();
+            s.lines().next().unwrap_or("").trim_start_matches("error: ").to_owned()
+        }
+    };
+    err_line(&msg);
+    err_line(&format!("See '{cmd} --help'."));
+    125
+}
+
+/// Docker stops parsing `run`/`create` flags at the image: everything after it is the
+/// command. clap cannot stop at a positional, so a `--` is inserted right after the image.
+pub fn separate_command(args: &[String]) -> Vec<String> {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let Some(sub_at) = args.iter().position(|a| a == "run" || a == "create") else {
+        return args.to_vec();
+    };
+    // Only when run/create is the subcommand, not a value of a global flag.
+    if subcommand_name(args).as_deref() != Some(args[sub_at].as_str()) {
+        return args.to_vec();
+    }
+    let Some(sub) = top.find_subcommand(&args[sub_at]) else {
+        return args.to_vec();
+    };
+    let takes_long = |name: &str| {
+        sub.get_arguments().any(|a| {
+            (a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name)))
+                && a.get_action().takes_values()
+        })
+    };
+    let takes_short = |c: char| sub.get_arguments().any(|a| a.get_short() == Some(c) && a.get_action().takes_values());
+    let mut i = sub_at + 1;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            return args.to_vec();
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            if !long.contains('=') && takes_long(long) {
+                i += 1;
+            }
+        } else if let Some(shorts) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
+            for (n, c) in shorts.char_indices() {
+                if takes_short(c) {
+                    if n + c.len_utf8() == shorts.len() {
+                        i += 1;
+                    }
+                    break;
+                }
+            }
+        } else {
+            let mut out = args[..=i].to_vec();
+            out.push("--".to_owned());
+            out.extend_from_slice(&args[i + 1..]);
+            return out;
+        }
+        i += 1;
+    }
+    args.to_vec()
+}
+
+/// Picks the daemon address: `-H`, then `BERTH_HOST`, then the default socket.
+pub fn resolve_host(flag: Option<&str>) -> String {
+    if let Some(h) = flag.filter(|h| !h.is_empty()) {
+        return h.to_owned();
+    }
+    match std::env::var("BERTH_HOST") {
+        Ok(h) if !h.is_empty() => h,
+        _ => DEFAULT_HOST.to_owned(),
+    }
+}
+
+/// Runs the CLI with `args` (without the program name) and returns the exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    let mut argv = vec!["berth".to_owned()];
+    argv.extend(separate_command(&args));
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => return report_clap_error(e, &args),
+    };
+    if cli.version {
+        out(&format!("berth version {}, build unknown\n", env!("CARGO_PKG_VERSION")));
+        return 0;
+    }
+    let Some(cmd) = cli.cmd else {
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        return 0;
+    };
+    let host = resolve_host(cli.host.as_deref());
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            err_line(&format!("berth: failed to start the runtime: {e}"));
+            return 1;
+        }
+    };
+    let code = rt.block_on(dispatch(host, cmd));
+    // Stdin readers live on blocking threads that cannot be interrupted: do not wait for them.
+    rt.shutdown_background();
+    code
+}
+
+async fn dispatch(host: String, cmd: Cmd) -> i32 {
+    let client = match Client::new(&host) {
+        Ok(c) => c,
+        Err(e) => {
+            err_line(&e.to_string());
+            return 1;
+        }
+    };
+    if host == DEFAULT_HOST {
+        commands::autostart(&client).await;
+    }
+    let res = match cmd {
+        Cmd::Run(a) => return run::run(&client, a, false).await,
+        Cmd::Create(a) => return run::run(&client, a, true).await,
+        Cmd::Start(a) => commands::start(&client, a).await,
+        Cmd::Stop(a) => commands::stop(&client, a).await,
+        Cmd::Kill(a) => commands::kill(&client, a).await,
+        Cmd::Wait(a) => commands::wait(&client, a).await,
+        Cmd::Logs(a) => commands::logs(&client, a).await,
+        Cmd::Rm(a) => commands::rm(&client, a).await,
+        Cmd::Ps(a) => commands::ps(&client, a).await,
+        Cmd::Images(a) => commands::images(&client, a).await,
+        Cmd::Rmi(a) => commands::rmi(&client, a).await,
+        Cmd::Inspect(a) => commands::inspect(&client, a).await,
+        Cmd::Import(a) => commands::import(&client, a).await,
+        Cmd::Tag(a) => commands::tag(&client, a).await,
+        Cmd::History(a) => commands::history(&client, a).await,
+        Cmd::Version(a) => commands::version(&client, a).await,
+        Cmd::Info(a) => commands::info(&client, a).await,
+    };
+    match res {
+        Ok(()) => 0,
+        Err(CliError::Status(c)) => c,
+        Err(CliError::Client(e @ ClientError::Daemon { .. })) => {
+            err_line(&format!("Error response from daemon: {e}"));
+            1
+        }
+        Err(e) => {
+            err_line(&e.to_string());
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut v = vec!["berth".to_owned()];
+        v.extend(separate_command(&args));
+        Cli::try_parse_from(v)
+    }
+
+    #[test]
+    fn trailing_command_args() {
+        let c = parse(&["run", "--rm", "-e", "A=1", "img", "sh", "-c", "exit 3"]).unwrap();
+        let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
+        assert!(r.rm);
+        assert_eq!(r.image, "img");
+        assert_eq!(r.command, ["sh", "-c", "exit 3"]);
+        let c = parse(&["run", "img", "--rm", "-it"]).unwrap();
+        let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
+        assert!(!r.rm);
+        assert_eq!(r.command, ["--rm", "-it"]);
+        let c = parse(&["run", "-e", "X=1", "--name=a", "-it", "-u", "0", "img", "--", "x"]).unwrap();
+        let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
+        assert_eq!((r.image.as_str(), r.command.clone()), ("img", vec!["--".to_owned(), "x".to_owned()]));
+        let c = parse(&["run", "-ite", "A=1", "img", "echo", "-n", "hi"]).unwrap();
+        let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
+        assert_eq!(
+            (r.env.clone(), r.command.clone()),
+            (vec!["A=1".to_owned()], vec!["echo".to_owned(), "-n".to_owned(), "hi".to_owned()])
+        );
+        let c = parse(&["-H", "unix:///x.sock", "create", "-h", "box", "-it", "--entrypoint", "", "img"]).unwrap();
+        assert_eq!(c.host.as_deref(), Some("unix:///x.sock"));
+        let Some(Cmd::Create(r)) = c.cmd else { panic!("not create") };
+        assert_eq!(r.hostname.as_deref(), Some("box"));
+        assert!(r.interactive && r.tty);
+        assert_eq!(r.entrypoint.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn unknown_flag_exit_code() {
+        let args: Vec<String> = ["run", "--bogus", "img"].iter().map(|s| s.to_string()).collect();
+        let e = parse(&["run", "--bogus", "img"]).unwrap_err();
+        assert_eq!(report_clap_error(e, &args), 125);
+        let args: Vec<String> = ["ps", "--bogus"].iter().map(|s| s.to_string()).collect();
+        let e = parse(&["ps", "--bogus"]).unwrap_err();
+        assert_eq!(report_clap_error(e, &args), 125);
+        let c = parse(&["ps", "-a", "-q", "-f", "status=exited", "-n", "3"]).unwrap();
+        assert!(matches!(c.cmd, Some(Cmd::Ps(_))));
+        let c = parse(&["history", "-H=false", "img"]).unwrap();
+        let Some(Cmd::History(h)) = c.cmd else { panic!("not history") };
+        assert!(!h.human);
+    }
+
+    #[test]
+    fn host_resolution() {
+        assert_eq!(resolve_host(Some("unix:///a.sock")), "unix:///a.sock");
+    }
+}

@@ -1,0 +1,500 @@
+//! Parsers for the value syntaxes of `run`/`create` flags, written to Docker's rules:
+//! volumes, `--mount` csv, published ports, env files, byte sizes, restart policies.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use berth_api::models::{Mount, MountBindOptions, MountTmpfsOptions, MountType, PortBinding, PortMap};
+
+/// A flag value the CLI rejects before asking the daemon; printed like a daemon error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OptError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, OptError> {
+    Err(OptError(msg.into()))
+}
+
+/// Makes `p` absolute against `cwd`, removing `.` and `..` components lexically as Go's
+/// `filepath.Abs` does.
+pub fn absolutize(p: &str, cwd: &Path) -> String {
+    let joined = if p.starts_with('/') { Path::new(p).to_path_buf() } else { cwd.join(p) };
+    let mut parts: Vec<String> = Vec::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            std::path::Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            _ => {}
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+const VALID_MODES: &[&str] =
+    &["ro", "rw", "z", "Z", "shared", "rshared", "slave", "rslave", "private", "rprivate", "nocopy"];
+
+/// Parses `-v src:dst[:mode]` into a `Binds` entry with an absolute source.
+pub fn parse_volume(spec: &str, cwd: &Path) -> Result<String, OptError> {
+    let invalid = || OptError(format!("invalid volume specification: '{spec}'"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [dst] => {
+            if dst.is_empty() {
+                return Err(invalid());
+            }
+            return err(format!("invalid volume specification: '{spec}': anonymous volumes are not supported yet"));
+        }
+        [src, dst] => (*src, *dst, None),
+        [src, dst, mode] => (*src, *dst, Some(*mode)),
+        _ => return Err(invalid()),
+    };
+    if src.is_empty() || dst.is_empty() {
+        return Err(invalid());
+    }
+    if !dst.starts_with('/') {
+        return err(format!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+        ));
+    }
+    if let Some(m) = mode {
+        let mut rw = 0;
+        for part in m.split(',') {
+            if !VALID_MODES.contains(&part) {
+                return err(format!("invalid volume specification: '{spec}': invalid mode: {m}"));
+            }
+            if part == "ro" || part == "rw" {
+                rw += 1;
+            }
+        }
+        if rw > 1 {
+            return err(format!("invalid volume specification: '{spec}': invalid mode: {m}"));
+        }
+    }
+    let src = if src.starts_with('/') {
+        src.to_owned()
+    } else if src.starts_with('.') {
+        absolutize(src, cwd)
+    } else {
+        return err(format!("invalid volume specification: '{spec}': named volumes are not supported yet"));
+    };
+    Ok(match mode {
+        Some(m) => format!("{src}:{dst}:{m}"),
+        None => format!("{src}:{dst}"),
+    })
+}
+
+fn parse_bool_opt(key: &str, v: Option<&str>) -> Result<bool, OptError> {
+    match v.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("1") | Some("true") => Ok(true),
+        Some("0") | Some("false") => Ok(false),
+        Some(other) => err(format!("invalid value for {key}: {other}")),
+    }
+}
+
+/// Parses `--mount type=bind,source=…,target=…[,readonly]` (Docker's csv syntax).
+pub fn parse_mount(spec: &str, cwd: &Path) -> Result<Mount, OptError> {
+    let bad = |m: &str| OptError(format!("invalid argument \"{spec}\" for \"--mount\" flag: {m}"));
+    let mut typ = "volume".to_owned();
+    let mut source: Option<String> = None;
+    let mut target: Option<String> = None;
+    let mut read_only = false;
+    let mut propagation: Option<String> = None;
+    let mut tmpfs_size: Option<i64> = None;
+    let mut tmpfs_mode: Option<i64> = None;
+    for field in spec.split(',') {
+        if field.is_empty() {
+            continue;
+        }
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        match (k.as_str(), v) {
+            ("readonly" | "ro", v) => read_only = parse_bool_opt(&k, v).map_err(|e| bad(&e.0))?,
+            ("type", Some(v)) => typ = v.to_owned(),
+            ("source" | "src", Some(v)) => source = Some(v.to_owned()),
+            ("target" | "dst" | "destination", Some(v)) => target = Some(v.to_owned()),
+            ("bind-propagation", Some(v)) => propagation = Some(v.to_owned()),
+            ("tmpfs-size", Some(v)) => tmpfs_size = Some(parse_bytes(v).map_err(|e| bad(&e.0))?),
+            ("tmpfs-mode", Some(v)) => {
+                tmpfs_mode = Some(i64::from_str_radix(v, 8).map_err(|_| bad(&format!("invalid value for {k}: {v}")))?)
+            }
+            (
+                "consistency" | "volume-nocopy" | "bind-recursive" | "volume-driver" | "volume-label" | "volume-opt",
+                _,
+            ) => {}
+            (_, None) => return Err(bad(&format!("invalid field '{field}' must be a key=value pair"))),
+            (_, Some(_)) => return Err(bad(&format!("unexpected key '{k}' in '{field}'"))),
+        }
+    }
+    let Some(target) = target.filter(|t| !t.is_empty()) else {
+        return Err(bad("target is required"));
+    };
+    let mut m = Mount { target: Some(target), read_only: Some(read_only), ..Default::default() };
+    match typ.as_str() {
+        "bind" => {
+            let Some(src) = source.filter(|s| !s.is_empty()) else {
+                return Err(bad("source is required when specifying bind mount"));
+            };
+            m.typ = Some(MountType::BIND);
+            m.source = Some(absolutize(&src, cwd));
+            if let Some(p) = propagation {
+                let p = p.parse().map_err(|_| bad(&format!("invalid bind-propagation: {p}")))?;
+                m.bind_options = Some(MountBindOptions { propagation: Some(p), ..Default::default() });
+            }
+        }
+        "tmpfs" => {
+            if source.is_some() {
+                return Err(bad("source is not supported for tmpfs mounts"));
+            }
+            m.typ = Some(MountType::TMPFS);
+            if tmpfs_size.is_some() || tmpfs_mode.is_some() {
+                m.tmpfs_options =
+                    Some(MountTmpfsOptions { size_bytes: tmpfs_size, mode: tmpfs_mode, ..Default::default() });
+            }
+        }
+        "volume" => return Err(bad("named volumes are not supported yet")),
+        other => return Err(bad(&format!("unsupported mount type: {other}"))),
+    }
+    Ok(m)
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), OptError> {
+    let one = |p: &str| p.parse::<u16>().map_err(|_| OptError(format!("invalid containerPort: {s}")));
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (one(a)?, one(b)?);
+            if b < a {
+                return err(format!("invalid range specified for port: {s}"));
+            }
+            Ok((a, b))
+        }
+        None => {
+            let p = one(s)?;
+            Ok((p, p))
+        }
+    }
+}
+
+/// Parses `-p [ip:][hostPort:]containerPort[/proto]` into exposed ports and bindings.
+pub fn parse_publish(spec: &str, exposed: &mut Vec<String>, bindings: &mut PortMap) -> Result<(), OptError> {
+    let (rest, proto) = match spec.rsplit_once('/') {
+        Some((r, p)) => (r, p.to_ascii_lowercase()),
+        None => (spec, "tcp".to_owned()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return err(format!("invalid proto: {proto}"));
+    }
+    // An IPv6 host address is bracketed: [::1]:8080:80.
+    let (ip, rest) = if let Some(r) = rest.strip_prefix('[') {
+        let Some((ip, after)) = r.split_once(']') else {
+            return err(format!("invalid IP address: {rest}"));
+        };
+        let Some(after) = after.strip_prefix(':') else {
+            return err(format!("invalid publish specification: {spec}"));
+        };
+        (ip.to_owned(), after)
+    } else {
+        (String::new(), rest)
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (ip, host, container) = match (ip.is_empty(), parts.as_slice()) {
+        (true, [c]) => (String::new(), "", *c),
+        (true, [h, c]) => (String::new(), *h, *c),
+        (true, [i, h, c]) => (i.to_string(), *h, *c),
+        (false, [h, c]) => (ip, *h, *c),
+        (false, [c]) => (ip, "", *c),
+        _ => return err(format!("invalid publish specification: {spec}")),
+    };
+    if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+        return err(format!("invalid IP address: {ip}"));
+    }
+    if container.is_empty() {
+        return err(format!("no port specified: {spec}<empty>"));
+    }
+    let (cs, ce) = parse_port_range(container)?;
+    let host_range = if host.is_empty() {
+        None
+    } else {
+        Some(parse_port_range(host).map_err(|_| OptError(format!("invalid hostPort: {host}")))?)
+    };
+    let clen = ce - cs;
+    if let Some((hs, he)) = host_range {
+        if he - hs != clen && clen != 0 {
+            return err(format!("invalid ranges specified for container and host Ports: {container} and {host}"));
+        }
+    }
+    for i in 0..=clen {
+        let port = format!("{}/{proto}", cs + i);
+        let host_port = match host_range {
+            None => String::new(),
+            Some((hs, he)) if clen == 0 && he != hs => format!("{hs}-{he}"),
+            Some((hs, _)) => (hs + i).to_string(),
+        };
+        if !exposed.contains(&port) {
+            exposed.push(port.clone());
+        }
+        let b = PortBinding { host_ip: Some(ip.clone()), host_port: Some(host_port) };
+        bindings.entry(port).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(b);
+    }
+    Ok(())
+}
+
+/// Resolves `-e KEY=VAL` / `-e KEY` (taken from `lookup`, skipped when unset).
+pub fn resolve_env(item: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, OptError> {
+    match item.split_once('=') {
+        Some(("", _)) => err(format!("invalid environment variable: {item}")),
+        Some(_) => Ok(Some(item.to_owned())),
+        None if item.is_empty() => err("invalid environment variable: ".to_owned()),
+        None => Ok(lookup(item).map(|v| format!("{item}={v}"))),
+    }
+}
+
+/// Parses an `--env-file` the way Docker does: `KEY=VAL` lines kept verbatim, `#` comments
+/// and blank lines skipped, a bare `KEY` taken from the environment when set.
+pub fn parse_env_file(content: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>, OptError> {
+    let mut out = Vec::new();
+    for line in content.lines() {
+        let line = line.trim_start_matches([' ', '\t']);
+        let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = match line.split_once('=') {
+            Some((n, v)) => (n.trim_start(), Some(v)),
+            None => (line.trim_end_matches(['\r']), None),
+        };
+        if name.is_empty() {
+            return err(format!("no variable name on line '{line}'"));
+        }
+        if name.contains([' ', '\t', '\n', '\x0b', '\x0c', '\r']) {
+            return err(format!("variable '{name}' contains whitespaces"));
+        }
+        match value {
+            Some(v) => out.push(format!("{name}={}", v.trim_end_matches('\r'))),
+            None => {
+                if let Some(v) = lookup(name) {
+                    out.push(format!("{name}={v}"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses a byte size with binary multiples as Docker's `RAMInBytes` does: `512m`, `1g`, `1.5GiB`, `1024`.
+pub fn parse_bytes(s: &str) -> Result<i64, OptError> {
+    let bad = || OptError(format!("invalid size: '{s}'"));
+    let t = s.trim();
+    let num_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(num_end);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let unit = unit.trim_start_matches(' ').to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return Err(bad()),
+    };
+    Ok((n * mult) as i64)
+}
+
+/// Parses `--cpus 1.5` into nano-CPUs.
+pub fn parse_cpus(s: &str) -> Result<i64, OptError> {
+    let v: f64 = s.parse().map_err(|_| OptError(format!("failed to parse {s} as a rational number")))?;
+    if v < 0.0 {
+        return err(format!("invalid value: {s}"));
+    }
+    Ok((v * 1e9).round() as i64)
+}
+
+/// Parses `--restart no|always|unless-stopped|on-failure[:N]` into (name, max retries).
+pub fn parse_restart(s: &str) -> Result<(String, Option<i64>), OptError> {
+    let (name, count) = match s.split_once(':') {
+        Some((n, c)) => (n, Some(c)),
+        None => (s, None),
+    };
+    match (name, count) {
+        ("" | "no" | "always" | "unless-stopped", None) => {
+            Ok((if name.is_empty() { "no" } else { name }.to_owned(), None))
+        }
+        ("on-failure", None) => Ok(("on-failure".to_owned(), None)),
+        ("on-failure", Some(c)) => {
+            let n: i64 = c.parse().map_err(|_| {
+                OptError(format!("invalid restart policy format: maximum retry count must be an integer: {c}"))
+            })?;
+            Ok(("on-failure".to_owned(), Some(n)))
+        }
+        ("no" | "always" | "unless-stopped", Some(_)) => err(format!(
+            "invalid restart policy format: maximum retry count cannot be used with restart policy '{name}'"
+        )),
+        _ => err(format!("invalid restart policy format: unknown policy '{name}'")),
+    }
+}
+
+/// Splits `KEY=VALUE` list flags (labels, sysctls); a bare key gets an empty value.
+pub fn parse_kv_list(items: &[String], what: &str, need_value: bool) -> Result<HashMap<String, String>, OptError> {
+    let mut m = HashMap::new();
+    for i in items {
+        match i.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                m.insert(k.to_owned(), v.to_owned());
+            }
+            None if !need_value && !i.is_empty() => {
+                m.insert(i.clone(), String::new());
+            }
+            _ => {
+                return err(format!("invalid argument \"{i}\" for \"{what}\" flag: {i} is not a valid key=value pair"));
+            }
+        }
+    }
+    Ok(m)
+}
+
+/// Parses `--gpus all|N|device=0,1` into a device request (driver, count, device ids).
+pub fn parse_gpus(s: &str) -> Result<(i64, Vec<String>), OptError> {
+    if s == "all" {
+        return Ok((-1, Vec::new()));
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok((n, Vec::new()));
+    }
+    let s = s.trim_matches('"');
+    if let Some((_, ids)) = s.split_once("device=") {
+        return Ok((0, ids.split(',').filter(|i| !i.is_empty()).map(str::to_owned).collect()));
+    }
+    for field in s.split(',') {
+        if field == "all" || field == "count=all" {
+            return Ok((-1, Vec::new()));
+        }
+        if let Some(c) = field.strip_prefix("count=") {
+            return c
+                .parse()
+                .map(|n| (n, Vec::new()))
+                .map_err(|_| OptError(format!("invalid count ({c}): value must be either \"all\" or an integer")));
+        }
+    }
+    err(format!("invalid --gpus value: {s}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cwd() -> &'static Path {
+        Path::new("/home/u/proj")
+    }
+
+    #[test]
+    fn volumes() {
+        assert_eq!(parse_volume("/a:/b", cwd()).unwrap(), "/a:/b");
+        assert_eq!(parse_volume("/a:/b:ro", cwd()).unwrap(), "/a:/b:ro");
+        assert_eq!(parse_volume("./artifacts:/out", cwd()).unwrap(), "/home/u/proj/artifacts:/out");
+        assert_eq!(parse_volume(".:/src:rw,z", cwd()).unwrap(), "/home/u/proj:/src:rw,z");
+        assert_eq!(parse_volume("../x:/x", cwd()).unwrap(), "/home/u/x:/x");
+        assert_eq!(parse_volume("a:b:c:d", cwd()).unwrap_err().0, "invalid volume specification: 'a:b:c:d'");
+        assert_eq!(parse_volume("/a:", cwd()).unwrap_err().0, "invalid volume specification: '/a:'");
+        assert!(parse_volume("data:/d", cwd()).unwrap_err().0.contains("named volumes are not supported yet"));
+        assert!(parse_volume("/a:rel", cwd()).unwrap_err().0.contains("must be absolute"));
+        assert!(parse_volume("/a:/b:bogus", cwd()).unwrap_err().0.contains("invalid mode: bogus"));
+        assert!(parse_volume("/a:/b:ro,rw", cwd()).is_err());
+    }
+
+    #[test]
+    fn mounts() {
+        let m = parse_mount("type=bind,source=/a,target=/b,readonly", cwd()).unwrap();
+        assert_eq!(
+            (m.typ, m.source.as_deref(), m.target.as_deref(), m.read_only),
+            (Some(MountType::BIND), Some("/a"), Some("/b"), Some(true))
+        );
+        let m = parse_mount("type=bind,src=./x,dst=/y,ro=false", cwd()).unwrap();
+        assert_eq!((m.source.as_deref(), m.read_only), (Some("/home/u/proj/x"), Some(false)));
+        let m = parse_mount("type=bind,src=/x,destination=/y,bind-propagation=rshared", cwd()).unwrap();
+        assert!(m.bind_options.is_some());
+        let m = parse_mount("type=tmpfs,dst=/t,tmpfs-size=64m", cwd()).unwrap();
+        assert_eq!(m.tmpfs_options.and_then(|o| o.size_bytes), Some(64 << 20));
+        assert!(parse_mount("type=bind,src=/x", cwd()).unwrap_err().0.contains("target is required"));
+        assert!(parse_mount("type=bind,target=/x", cwd()).unwrap_err().0.contains("source is required"));
+        assert!(parse_mount("source=v,target=/x", cwd()).unwrap_err().0.contains("named volumes"));
+        assert!(parse_mount("type=bind,src=/a,target=/b,bogus=1", cwd()).is_err());
+    }
+
+    fn publish(specs: &[&str]) -> Result<(Vec<String>, PortMap), OptError> {
+        let (mut e, mut b) = (Vec::new(), PortMap::new());
+        for s in specs {
+            parse_publish(s, &mut e, &mut b)?;
+        }
+        Ok((e, b))
+    }
+
+    fn binding(b: &PortMap, port: &str) -> Vec<(String, String)> {
+        b[port]
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.host_ip.unwrap_or_default(), p.host_port.unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn ports() {
+        let (e, b) = publish(&["8080:80", "127.0.0.1:53:53/udp", "9000"]).unwrap();
+        assert_eq!(e, ["80/tcp", "53/udp", "9000/tcp"]);
+        assert_eq!(binding(&b, "80/tcp"), [(String::new(), "8080".to_owned())]);
+        assert_eq!(binding(&b, "53/udp"), [("127.0.0.1".to_owned(), "53".to_owned())]);
+        assert_eq!(binding(&b, "9000/tcp"), [(String::new(), String::new())]);
+        let (e, b) = publish(&["8000-8001:80-81", "[::1]:2222:22", "127.0.0.1::5000"]).unwrap();
+        assert_eq!(e, ["80/tcp", "81/tcp", "22/tcp", "5000/tcp"]);
+        assert_eq!(binding(&b, "81/tcp"), [(String::new(), "8001".to_owned())]);
+        assert_eq!(binding(&b, "22/tcp"), [("::1".to_owned(), "2222".to_owned())]);
+        assert_eq!(binding(&b, "5000/tcp"), [("127.0.0.1".to_owned(), String::new())]);
+        let (_, b) = publish(&["8000-8010:80"]).unwrap();
+        assert_eq!(binding(&b, "80/tcp"), [(String::new(), "8000-8010".to_owned())]);
+        assert!(publish(&["8000-8002:80-81"]).is_err());
+        assert!(publish(&["x:80"]).is_err());
+        assert!(publish(&["80/bogus"]).is_err());
+        assert!(publish(&["1:2:3:4"]).is_err());
+    }
+
+    #[test]
+    fn env_and_env_file() {
+        let lookup = |k: &str| (k == "HOME").then(|| "/root".to_owned());
+        assert_eq!(resolve_env("A=1", &lookup).unwrap(), Some("A=1".to_owned()));
+        assert_eq!(resolve_env("HOME", &lookup).unwrap(), Some("HOME=/root".to_owned()));
+        assert_eq!(resolve_env("UNSET", &lookup).unwrap(), None);
+        assert!(resolve_env("=x", &lookup).is_err());
+        let f = "# comment\n\nA=1\n  B=two \nHOME\nUNSET\nC=\"quoted\"\r\nD==x\n";
+        assert_eq!(parse_env_file(f, &lookup).unwrap(), ["A=1", "B=two ", "HOME=/root", "C=\"quoted\"", "D==x"]);
+        assert!(parse_env_file("B = two", &lookup).unwrap_err().0.contains("'B ' contains whitespaces"));
+        assert!(parse_env_file("A B=1", &lookup).unwrap_err().0.contains("contains whitespaces"));
+        assert!(parse_env_file("=1", &lookup).is_err());
+    }
+
+    #[test]
+    fn sizes_and_policies() {
+        assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_bytes("1024").unwrap(), 1024);
+        assert_eq!(parse_bytes("64kb").unwrap(), 64 << 10);
+        assert!(parse_bytes("lots").is_err());
+        assert_eq!(parse_cpus("1.5").unwrap(), 1_500_000_000);
+        assert_eq!(parse_restart("on-failure:3").unwrap(), ("on-failure".to_owned(), Some(3)));
+        assert_eq!(parse_restart("always").unwrap(), ("always".to_owned(), None));
+        assert!(parse_restart("always:3").is_err());
+        assert!(parse_restart("sometimes").is_err());
+        assert_eq!(parse_gpus("all").unwrap(), (-1, vec![]));
+        assert_eq!(parse_gpus("2").unwrap(), (2, vec![]));
+        assert_eq!(parse_gpus("device=0,1").unwrap(), (0, vec!["0".to_owned(), "1".to_owned()]));
+        let m = parse_kv_list(&["a=b".into(), "c".into()], "--label", false).unwrap();
+        assert_eq!(m["c"], "");
+        assert!(parse_kv_list(&["c".into()], "--sysctl", true).is_err());
+    }
+}

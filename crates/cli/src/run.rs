@@ -1,0 +1,708 @@
+//! `run` and `create` (flags → ContainerCreateBody), and the attached flow docker follows:
+//! attach and wait before start, stdin forwarding, stdcopy demultiplexing, raw terminal,
+//! window-size propagation, and the container's exit code as ours.
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+
+use berth_api::models::{
+    ContainerCreateBody, DeviceRequest, HostConfig, PortMap, RestartPolicy, RestartPolicyNameEnum,
+};
+use berth_api::query;
+use berth_api::stdcopy::{Decoder, Stream};
+use berth_api::{Client, ClientError};
+use clap::{ArgAction, Args};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::commands::out_bytes;
+use crate::opts::{self, OptError};
+use crate::{CliError, err_line, out};
+
+/// Flags of `run` and `create` (docker's names and defaults).
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print usage
+    #[arg(long = "help", action = ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Assign a name to the container
+    #[arg(long = "name")]
+    pub name: Option<String>,
+    /// Automatically remove the container and its associated anonymous volumes when it exits
+    #[arg(long = "rm")]
+    pub rm: bool,
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long = "detach")]
+    pub detach: bool,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long = "entrypoint", allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long = "interactive")]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+    /// Bind mount a volume
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
+    /// Container host name
+    #[arg(short = 'h', long = "hostname")]
+    pub hostname: Option<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Connect a container to a network
+    #[arg(long = "network", alias = "net")]
+    pub network: Option<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long = "expose")]
+    pub expose: Vec<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long = "init")]
+    pub init: bool,
+    /// IPC mode to use
+    #[arg(long = "ipc")]
+    pub ipc: Option<String>,
+    /// PID namespace to use
+    #[arg(long = "pid")]
+    pub pid: Option<String>,
+    /// Give extended privileges to this container
+    #[arg(long = "privileged")]
+    pub privileged: bool,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long = "memory")]
+    pub memory: Option<String>,
+    /// Number of CPUs
+    #[arg(long = "cpus")]
+    pub cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// GPU devices to add to the container ('all' to pass all GPUs)
+    #[arg(long = "gpus")]
+    pub gpus: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long = "platform")]
+    pub platform: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long = "pull", default_value = "missing")]
+    pub pull: String,
+    /// Restart policy to apply when a container exits
+    #[arg(long = "restart", default_value = "no")]
+    pub restart: String,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<i64>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long = "dns")]
+    pub dns: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Security Options
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Sysctl options
+    #[arg(long = "sysctl")]
+    pub sysctl: Vec<String>,
+    /// Mount a tmpfs directory
+    #[arg(long = "tmpfs")]
+    pub tmpfs: Vec<String>,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach")]
+    pub attach: Vec<String>,
+    /// Image.
+    pub image: String,
+    /// Command and its arguments: everything after the image.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// The create request built from the flags.
+pub struct CreateRequest {
+    /// Query (`name`, `platform`).
+    pub query: query::CreateContainer,
+    /// Body.
+    pub body: ContainerCreateBody,
+}
+
+fn some_vec(v: &[String]) -> Option<Vec<String>> {
+    if v.is_empty() { None } else { Some(v.to_vec()) }
+}
+
+/// Builds the create request docker would send for these flags.
+pub fn build_create(
+    a: &RunArgs,
+    cwd: &std::path::Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<CreateRequest, OptError> {
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        let content = std::fs::read_to_string(f).map_err(|e| OptError(format!("open {f}: {e}")))?;
+        env.extend(opts::parse_env_file(&content, lookup)?);
+    }
+    for e in &a.env {
+        if let Some(v) = opts::resolve_env(e, lookup)? {
+            env.push(v);
+        }
+    }
+    let binds: Vec<String> = a.volume.iter().map(|v| opts::parse_volume(v, cwd)).collect::<Result<_, _>>()?;
+    let mounts: Vec<_> = a.mount.iter().map(|m| opts::parse_mount(m, cwd)).collect::<Result<_, _>>()?;
+    let mut tmpfs = HashMap::new();
+    for t in &a.tmpfs {
+        let (dst, o) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        if !dst.starts_with('/') {
+            return Err(OptError(format!("invalid tmpfs specification: '{t}'")));
+        }
+        tmpfs.insert(dst.to_owned(), o.to_owned());
+    }
+    let mut exposed = Vec::new();
+    let mut bindings = PortMap::new();
+    for p in &a.publish {
+        opts::parse_publish(p, &mut exposed, &mut bindings)?;
+    }
+    for e in &a.expose {
+        let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        let (s, t) = match port.split_once('-') {
+            Some((s, t)) => (s, t),
+            None => (port, port),
+        };
+        let parse = |x: &str| x.parse::<u16>().map_err(|_| OptError(format!("invalid range format for --expose: {e}")));
+        for p in parse(s)?..=parse(t)? {
+            let k = format!("{p}/{proto}");
+            if !exposed.contains(&k) {
+                exposed.push(k);
+            }
+        }
+    }
+    let labels = opts::parse_kv_list(&a.label, "--label", false)?;
+    let sysctls = opts::parse_kv_list(&a.sysctl, "--sysctl", true)?;
+    for h in &a.add_host {
+        if !h.contains([':', '=']) {
+            return Err(OptError(format!(
+                "invalid argument \"{h}\" for \"--add-host\" flag: bad format for add-host: \"{h}\""
+            )));
+        }
+    }
+    if !matches!(a.pull.as_str(), "always" | "missing" | "never") {
+        return Err(OptError(format!(
+            "invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"",
+            a.pull
+        )));
+    }
+    let (rname, rcount) = opts::parse_restart(&a.restart)?;
+    if a.rm && rname != "no" {
+        return Err(OptError("conflicting options: cannot specify both --restart and --rm".to_owned()));
+    }
+    let restart_name: RestartPolicyNameEnum =
+        rname.parse().map_err(|_| OptError(format!("invalid restart policy {rname}")))?;
+    let device_requests = match &a.gpus {
+        Some(g) => {
+            let (count, ids) = opts::parse_gpus(g)?;
+            Some(vec![DeviceRequest {
+                driver: Some(String::new()),
+                count: Some(count),
+                device_ids: if ids.is_empty() { None } else { Some(ids) },
+                capabilities: Some(vec![vec!["gpu".to_owned()]]),
+                options: None,
+            }])
+        }
+        None => None,
+    };
+    let streams: Vec<String> = a.attach.iter().map(|s| s.to_ascii_lowercase()).collect();
+    for s in &streams {
+        if !matches!(s.as_str(), "stdin" | "stdout" | "stderr") {
+            return Err(OptError(format!(
+                "invalid argument \"{s}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"
+            )));
+        }
+    }
+    if a.detach && !streams.is_empty() {
+        return Err(OptError("conflicting options: cannot specify both --attach and --detach".to_owned()));
+    }
+    let attached = |s: &str| !a.detach && (streams.is_empty() || streams.iter().any(|x| x == s));
+    let attach_stdin = if streams.is_empty() { a.interactive && !a.detach } else { attached("stdin") };
+    let host = HostConfig {
+        binds: some_vec(&binds),
+        mounts: if mounts.is_empty() { None } else { Some(mounts) },
+        tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
+        auto_remove: Some(a.rm),
+        network_mode: a.network.clone(),
+        port_bindings: if bindings.is_empty() { None } else { Some(bindings) },
+        publish_all_ports: Some(a.publish_all),
+        init: if a.init { Some(true) } else { None },
+        ipc_mode: a.ipc.clone(),
+        pid_mode: a.pid.clone(),
+        privileged: Some(a.privileged),
+        cap_add: some_vec(&a.cap_add),
+        cap_drop: some_vec(&a.cap_drop),
+        shm_size: a.shm_size.as_deref().map(opts::parse_bytes).transpose()?,
+        memory: a.memory.as_deref().map(opts::parse_bytes).transpose()?,
+        nano_cpus: a.cpus.as_deref().map(opts::parse_cpus).transpose()?,
+        pids_limit: a.pids_limit,
+        device_requests,
+        restart_policy: Some(RestartPolicy {
+            name: Some(restart_name),
+            maximum_retry_count: Some(rcount.unwrap_or(0)),
+        }),
+        extra_hosts: some_vec(&a.add_host),
+        dns: some_vec(&a.dns),
+        readonly_rootfs: Some(a.read_only),
+        security_opt: some_vec(&a.security_opt),
+        sysctls: if sysctls.is_empty() { None } else { Some(sysctls) },
+        ..Default::default()
+    };
+    let entrypoint = a.entrypoint.as_ref().map(|e| vec![e.clone()]);
+    let body = ContainerCreateBody {
+        hostname: a.hostname.clone(),
+        user: a.user.clone(),
+        attach_stdin: Some(attach_stdin),
+        attach_stdout: Some(attached("stdout")),
+        attach_stderr: Some(attached("stderr")),
+        exposed_ports: some_vec(&exposed),
+        tty: Some(a.tty),
+        open_stdin: Some(a.interactive),
+        stdin_once: Some(attach_stdin),
+        env: some_vec(&env),
+        cmd: some_vec(&a.command),
+        image: Some(a.image.clone()),
+        working_dir: a.workdir.clone(),
+        entrypoint,
+        labels: if labels.is_empty() { None } else { Some(labels) },
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        host_config: Some(host),
+        ..Default::default()
+    };
+    Ok(CreateRequest { query: query::CreateContainer { name: a.name.clone(), platform: a.platform.clone() }, body })
+}
+
+/// Prints a run/create failure docker-style and returns 125.
+fn fail(cmd: &str, msg: &str) -> i32 {
+    let msg = msg.trim_end_matches('.');
+    err_line(&format!("berth: {msg}."));
+    err_line("");
+    err_line(&format!("Run 'berth {cmd} --help' for more information"));
+    125
+}
+
+fn daemon_msg(e: &ClientError) -> String {
+    match e {
+        ClientError::Daemon { .. } => format!("Error response from daemon: {e}"),
+        e => e.to_string(),
+    }
+}
+
+/// Docker's exit code for a start failure: 127 not found, 126 not executable, else 125.
+pub fn start_error_code(msg: &str) -> i32 {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("executable file not found") || m.contains("no such file or directory") {
+        127
+    } else if m.contains("permission denied") {
+        126
+    } else {
+        125
+    }
+}
+
+fn familiar_with_tag(image: &str) -> (String, String) {
+    match berth_base::Reference::parse(image) {
+        Ok(r) => {
+            let r = r.with_default_tag();
+            let tag = r
+                .digest()
+                .map(|d| d.to_string())
+                .or_else(|| r.tag().map(str::to_owned))
+                .unwrap_or_else(|| "latest".to_owned());
+            (r.familiar_name(), tag)
+        }
+        Err(_) => (image.to_owned(), "latest".to_owned()),
+    }
+}
+
+async fn pull(c: &Client, image: &str, platform: Option<&str>) -> Result<(), CliError> {
+    let (name, tag) = familiar_with_tag(image);
+    let mut s = c.pull_image(&name, Some(&tag), platform).await?;
+    while let Some(m) = s.next_message().await {
+        let m = m?;
+        if let Some(e) = m.error.or(m.error_detail.map(|d| d.message)) {
+            return Err(CliError::Message(e));
+        }
+        if let Some(st) = m.status {
+            match m.id {
+                Some(id) if !id.is_empty() => err_line(&format!("{id}: {st}")),
+                _ => err_line(&st),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `run` (or `create` when `create_only`): returns the exit code.
+pub async fn run(c: &Client, a: RunArgs, create_only: bool) -> i32 {
+    let cmd = if create_only { "create" } else { "run" };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("/"));
+    let req = match build_create(&a, &cwd, &|k| std::env::var(k).ok()) {
+        Ok(r) => r,
+        Err(e) => return fail(cmd, &format!("Error response from daemon: {e}")),
+    };
+    if a.pull == "always" {
+        if let Err(e) = pull(c, &a.image, a.platform.as_deref()).await {
+            return fail(cmd, &cli_msg(&e));
+        }
+    }
+    let created = match c.create_container(&req.query, &req.body).await {
+        Ok(r) => r,
+        Err(e) if e.status() == Some(404) && e.to_string().contains("No such image") && a.pull == "missing" => {
+            let (name, tag) = familiar_with_tag(&a.image);
+            err_line(&format!("Unable to find image '{name}:{tag}' locally"));
+            if let Err(e) = pull(c, &a.image, a.platform.as_deref()).await {
+                return fail(cmd, &cli_msg(&e));
+            }
+            match c.create_container(&req.query, &req.body).await {
+                Ok(r) => r,
+                Err(e) => return fail(cmd, &daemon_msg(&e)),
+            }
+        }
+        Err(e) => return fail(cmd, &daemon_msg(&e)),
+    };
+    for w in &created.warnings {
+        err_line(&format!("WARNING: {w}"));
+    }
+    let id = created.id;
+    if create_only {
+        out(&format!("{id}\n"));
+        return 0;
+    }
+    if a.detach {
+        if let Err(e) = c.start_container(&id).await {
+            let code = start_error_code(&e.to_string());
+            if a.rm {
+                let _ = c.remove_container(&id, &query::RemoveContainer { force: true, ..Default::default() }).await;
+            }
+            fail(cmd, &daemon_msg(&e));
+            return code;
+        }
+        out(&format!("{id}\n"));
+        return 0;
+    }
+    let body = &req.body;
+    let streams = Streams {
+        stdin: body.attach_stdin.unwrap_or(false),
+        stdout: body.attach_stdout.unwrap_or(true),
+        stderr: body.attach_stderr.unwrap_or(true),
+    };
+    let cond = if a.rm { "removed" } else { "next-exit" };
+    match attached(c, &id, a.tty, streams, cond, a.detach_keys.clone(), true).await {
+        Ok(code) => code,
+        Err(Attached::Start(e)) => {
+            let code = start_error_code(&e.to_string());
+            if a.rm {
+                let _ = c.remove_container(&id, &query::RemoveContainer { force: true, ..Default::default() }).await;
+            }
+            fail(cmd, &daemon_msg(&e));
+            code
+        }
+        Err(Attached::Other(e)) => fail(cmd, &cli_msg(&e)),
+    }
+}
+
+fn cli_msg(e: &CliError) -> String {
+    match e {
+        CliError::Client(c) => daemon_msg(c),
+        e => e.to_string(),
+    }
+}
+
+/// `start -a [-i]`: attaches to an existing container, starts it and returns its exit code.
+pub async fn start_attached(
+    c: &Client,
+    name: &str,
+    interactive: bool,
+    detach_keys: Option<String>,
+) -> Result<i32, CliError> {
+    let info = c.inspect_container(name, &query::InspectContainer::default()).await?;
+    let cfg = info.config.clone().unwrap_or_default();
+    let tty = cfg.tty.unwrap_or(false);
+    let streams = Streams { stdin: interactive && cfg.open_stdin.unwrap_or(false), stdout: true, stderr: true };
+    let id = info.id.clone().unwrap_or_else(|| name.to_owned());
+    match attached(c, &id, tty, streams, "next-exit", detach_keys, true).await {
+        Ok(code) => Ok(code),
+        Err(Attached::Start(e)) => Err(e.into()),
+        Err(Attached::Other(e)) => Err(e),
+    }
+}
+
+/// Which standard streams to attach.
+#[derive(Debug, Clone, Copy)]
+pub struct Streams {
+    /// Forward our stdin.
+    pub stdin: bool,
+    /// Receive stdout.
+    pub stdout: bool,
+    /// Receive stderr.
+    pub stderr: bool,
+}
+
+enum Attached {
+    Start(ClientError),
+    Other(CliError),
+}
+
+impl From<ClientError> for Attached {
+    fn from(e: ClientError) -> Self {
+        Attached::Other(e.into())
+    }
+}
+
+/// Puts the local terminal in raw mode and restores it when dropped (every exit path).
+struct RawGuard {
+    saved: rustix::termios::Termios,
+}
+
+impl RawGuard {
+    fn new() -> Option<RawGuard> {
+        let fd = std::io::stdin();
+        if !rustix::termios::isatty(fd.as_fd()) {
+            return None;
+        }
+        let saved = rustix::termios::tcgetattr(fd.as_fd()).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        rustix::termios::tcsetattr(fd.as_fd(), rustix::termios::OptionalActions::Now, &raw).ok()?;
+        Some(RawGuard { saved })
+    }
+}
+
+impl Drop for RawGuard {
+    fn drop(&mut self) {
+        let _ =
+            rustix::termios::tcsetattr(std::io::stdin().as_fd(), rustix::termios::OptionalActions::Now, &self.saved);
+    }
+}
+
+fn window_size() -> Option<(u16, u16)> {
+    let ws = rustix::termios::tcgetwinsize(std::io::stdout().as_fd())
+        .or_else(|_| rustix::termios::tcgetwinsize(std::io::stdin().as_fd()))
+        .ok()?;
+    if ws.ws_row == 0 || ws.ws_col == 0 { None } else { Some((ws.ws_row, ws.ws_col)) }
+}
+
+/// Attach, wait, start (when `start`), pump stdio, and return the exit code.
+async fn attached(
+    c: &Client,
+    id: &str,
+    tty: bool,
+    streams: Streams,
+    condition: &str,
+    detach_keys: Option<String>,
+    start: bool,
+) -> Result<i32, Attached> {
+    let q = query::AttachContainer {
+        stream: true,
+        logs: false,
+        stdin: streams.stdin,
+        stdout: streams.stdout,
+        stderr: streams.stderr,
+        detach_keys,
+    };
+    let io = c.attach_container(id, &q).await?;
+    let waiter = c.wait_container(id, &query::WaitContainer { condition: Some(condition.to_owned()) }).await?;
+    if start {
+        c.start_container(id).await.map_err(Attached::Start)?;
+    }
+    let _raw = if tty && streams.stdin { RawGuard::new() } else { None };
+    if tty {
+        if let Some((h, w)) = window_size() {
+            let _ = c.resize_container(id, h, w).await;
+        }
+    }
+    let (mut rd, mut wr) = tokio::io::split(io);
+    if streams.stdin {
+        tokio::spawn(async move {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if wr.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                        let _ = wr.flush().await;
+                    }
+                }
+            }
+            // Half-close so the container sees EOF on its stdin.
+            let _ = wr.shutdown().await;
+        });
+    } else {
+        drop(wr);
+    }
+    let mut winch =
+        if tty { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok() } else { None };
+    let mut decoder = Decoder::default();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = tokio::select! {
+            r = rd.read(&mut buf) => r,
+            Some(()) = async { match winch.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
+                if let Some((h, w)) = window_size() {
+                    let _ = c.resize_container(id, h, w).await;
+                }
+                continue;
+            }
+        };
+        let n = match n {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => return Err(Attached::Other(e.into())),
+        };
+        if tty {
+            out_bytes(Stream::Stdout, &buf[..n]);
+            continue;
+        }
+        decoder.feed(&buf[..n]);
+        loop {
+            match decoder.next_frame() {
+                Ok(Some((s, data))) => out_bytes(s, &data),
+                Ok(None) => break,
+                Err(e) => return Err(Attached::Other(CliError::Message(e))),
+            }
+        }
+    }
+    let status = waiter.result().await?;
+    if let Some(msg) = status.error.and_then(|e| e.message).filter(|m| !m.is_empty()) {
+        err_line(&format!("berth: {msg}"));
+    }
+    Ok(i32::try_from(status.status_code).unwrap_or(125))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cli, Cmd};
+    use clap::Parser;
+
+    fn args(v: &[&str]) -> RunArgs {
+        let mut all = vec!["berth", "run"];
+        all.extend_from_slice(v);
+        match Cli::try_parse_from(all).unwrap().cmd {
+            Some(Cmd::Run(r)) => r,
+            _ => panic!("not run"),
+        }
+    }
+
+    fn build(v: &[&str]) -> Result<CreateRequest, OptError> {
+        build_create(&args(v), std::path::Path::new("/w"), &|k| (k == "FOO").then(|| "bar".to_owned()))
+    }
+
+    #[test]
+    fn create_body() {
+        let r = build(&[
+            "--name",
+            "web",
+            "--rm",
+            "-e",
+            "A=1",
+            "-e",
+            "FOO",
+            "-e",
+            "UNSET",
+            "-v",
+            "./out:/out:ro",
+            "-p",
+            "8080:80",
+            "-it",
+            "--entrypoint",
+            "",
+            "-m",
+            "64m",
+            "--cpus",
+            "0.5",
+            "--network",
+            "none",
+            "img",
+            "sh",
+            "-c",
+            "exit 3",
+        ])
+        .unwrap();
+        assert_eq!(r.query.name.as_deref(), Some("web"));
+        let b = r.body;
+        assert_eq!(b.env, Some(vec!["A=1".to_owned(), "FOO=bar".to_owned()]));
+        assert_eq!(b.cmd, Some(vec!["sh".to_owned(), "-c".to_owned(), "exit 3".to_owned()]));
+        assert_eq!(b.entrypoint, Some(vec![String::new()]));
+        assert_eq!(
+            (b.tty, b.open_stdin, b.attach_stdin, b.stdin_once),
+            (Some(true), Some(true), Some(true), Some(true))
+        );
+        assert_eq!(b.exposed_ports, Some(vec!["80/tcp".to_owned()]));
+        let h = b.host_config.unwrap();
+        assert_eq!(h.binds, Some(vec!["/w/out:/out:ro".to_owned()]));
+        assert_eq!(h.auto_remove, Some(true));
+        assert_eq!(h.memory, Some(64 << 20));
+        assert_eq!(h.nano_cpus, Some(500_000_000));
+        assert_eq!(h.network_mode.as_deref(), Some("none"));
+        let json = serde_json::to_value(&b.exposed_ports).unwrap();
+        assert!(json.is_array() || json.is_object());
+        let d = build(&["-d", "img"]).unwrap().body;
+        assert_eq!((d.attach_stdout, d.attach_stdin, d.cmd.clone()), (Some(false), Some(false), None));
+        assert_eq!(build(&["-v", "a:b:c:d", "img"]).err().unwrap().0, "invalid volume specification: 'a:b:c:d'");
+        assert!(build(&["--rm", "--restart", "always", "img"]).is_err());
+        assert!(build(&["--pull", "sometimes", "img"]).is_err());
+        let g = build(&["--gpus", "all", "--restart", "on-failure:2", "img"]).unwrap().body.host_config.unwrap();
+        assert_eq!(g.device_requests.unwrap()[0].count, Some(-1));
+        assert_eq!(g.restart_policy.unwrap().maximum_retry_count, Some(2));
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(start_error_code("exec: \"nope\": executable file not found in $PATH"), 127);
+        assert_eq!(start_error_code("open /x: no such file or directory"), 127);
+        assert_eq!(start_error_code("exec /etc/passwd: permission denied"), 126);
+        assert_eq!(start_error_code("something else"), 125);
+        assert_eq!(familiar_with_tag("busybox"), ("busybox".to_owned(), "latest".to_owned()));
+        assert_eq!(familiar_with_tag("docker.io/library/alpine:3.19"), ("alpine".to_owned(), "3.19".to_owned()));
+    }
+}
