@@ -3,7 +3,15 @@
 //! mounted from them.
 
 mod apply;
+pub mod changes;
 pub mod content;
+mod diff;
 mod error;
+mod mount;
+mod store;
 
 pub use error::Error;
+pub use store::{
+    ContainerUse, DeleteItem, HistoryEntry, Image, ImageStore, ImportOptions, Layer, MEDIA_TYPE_CONFIG,
+    MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST, chain_ids,
+};

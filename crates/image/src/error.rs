@@ -1,0 +1,80 @@
+//! The image store's one error type, with the [`ErrorKind`] each variant maps to.
+
+use std::io;
+use std::path::PathBuf;
+
+use berth_base::ErrorKind;
+
+/// Everything that can go wrong in the image store. `Display` is what users see, so the
+/// messages that Docker has wording for use that wording.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No image matches the name or id the user gave.
+    #[error("No such image: {0}")]
+    NotFound(String),
+    /// A layer named in a request is not in the store.
+    #[error("layer {0} not found in the image store")]
+    LayerNotFound(String),
+    /// An `rmi` or tag request conflicts with the current state (Docker's wording).
+    #[error("{0}")]
+    Conflict(String),
+    /// The input (tarball, reference, change instruction) is malformed.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A reference does not parse.
+    #[error(transparent)]
+    Reference(#[from] berth_base::ReferenceError),
+    /// Content did not match the digest it was announced with.
+    #[error("digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The digest the caller promised.
+        expected: String,
+        /// The digest of the bytes actually received.
+        actual: String,
+    },
+    /// A filesystem operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        op: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The state database failed.
+    #[error("image database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A stored JSON document (config, manifest) could not be read or written.
+    #[error("image metadata {what}: {source}")]
+    Json {
+        /// Which document.
+        what: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Stored state is inconsistent (a bug, or someone edited the data root by hand).
+    #[error("image store is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    /// The class of failure, for the daemon's HTTP mapping.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound(_) | Error::LayerNotFound(_) => ErrorKind::NotFound,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::InvalidArgument(_) | Error::Reference(_) | Error::DigestMismatch { .. } => {
+                ErrorKind::InvalidArgument
+            }
+            Error::Io { .. } | Error::Db(_) | Error::Json { .. } | Error::Corrupt(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+}
