@@ -34,8 +34,9 @@ cleanup() {
 trap cleanup EXIT
 
 export BERTH_HOST=unix://$work/api.sock BERTH_NO_AUTOSTART=1
+echo '{}' > "$work/daemon.json"
 "$BERTH" daemon -H "$BERTH_HOST" --data-root "$work/data" --exec-root "$work/run" \
-  --config-file "$work/none.json" >"$work/daemon.log" 2>&1 &
+  --config-file "$work/daemon.json" >"$work/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do "$BERTH" version >/dev/null 2>&1 && break; sleep 0.1; done
 scripts/mkbusybox > "$work/busybox.tar"

@@ -121,7 +121,31 @@ pub(crate) fn err_line(s: &str) {
     let _ = writeln!(e, "{s}");
 }
 
-fn subcommand_name(args: &[String]) -> Option<String> {
+/// Docker's management-command forms (`image ls`, `container rm`, `system info`) rewritten
+/// to the classic commands they mean, before clap sees them.
+pub fn expand_management(args: &[String]) -> Vec<String> {
+    let Some(i) = subcommand_index(args) else { return args.to_vec() };
+    let Some(verb) = args.get(i + 1) else { return args.to_vec() };
+    let repl: &[&str] = match (args[i].as_str(), verb.as_str()) {
+        ("image", "ls" | "list") => &["images"],
+        ("image", "rm" | "remove") => &["rmi"],
+        ("image", "inspect") => &["inspect", "--type", "image"],
+        ("image", "tag") => &["tag"],
+        ("image", "history") => &["history"],
+        ("image", "import") => &["import"],
+        ("container", "ls" | "list" | "ps") => &["ps"],
+        ("container", "rm" | "remove") => &["rm"],
+        ("container", "inspect") => &["inspect", "--type", "container"],
+        ("container", v @ ("run" | "create" | "start" | "stop" | "kill" | "wait" | "logs")) => {
+            return args[..i].iter().cloned().chain([v.to_owned()]).chain(args[i + 2..].iter().cloned()).collect();
+        }
+        ("system", "info") => &["info"],
+        _ => return args.to_vec(),
+    };
+    args[..i].iter().cloned().chain(repl.iter().map(|s| s.to_string())).chain(args[i + 2..].iter().cloned()).collect()
+}
+
+fn subcommand_index(args: &[String]) -> Option<usize> {
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -133,9 +157,13 @@ fn subcommand_name(args: &[String]) -> Option<String> {
             i += 1;
             continue;
         }
-        return Some(a.clone());
+        return Some(i);
     }
     None
+}
+
+fn subcommand_name(args: &[String]) -> Option<String> {
+    subcommand_index(args).map(|i| args[i].clone())
 }
 
 /// Prints a clap error in docker's shape and returns docker's exit code.
@@ -252,6 +280,7 @@ pub fn resolve_host(flag: Option<&str>) -> String {
 
 /// Runs the CLI with `args` (without the program name) and returns the exit code.
 pub fn main(args: Vec<String>) -> i32 {
+    let args = expand_management(&args);
     let mut argv = vec!["berth".to_owned()];
     argv.extend(separate_command(&args));
     let cli = match Cli::try_parse_from(&argv) {
@@ -377,6 +406,17 @@ mod tests {
         let c = parse(&["history", "-H=false", "img"]).unwrap();
         let Some(Cmd::History(h)) = c.cmd else { panic!("not history") };
         assert!(!h.human);
+    }
+
+    #[test]
+    fn management_commands() {
+        let ex = |a: &[&str]| expand_management(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>()).join(" ");
+        assert_eq!(ex(&["image", "ls", "-q"]), "images -q");
+        assert_eq!(ex(&["-H", "unix:///s", "image", "inspect", "bb"]), "-H unix:///s inspect --type image bb");
+        assert_eq!(ex(&["container", "run", "--rm", "bb", "image", "ls"]), "run --rm bb image ls");
+        assert_eq!(ex(&["container", "ls", "-a"]), "ps -a");
+        assert_eq!(ex(&["run", "image", "ls"]), "run image ls");
+        assert_eq!(ex(&["image"]), "image");
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub fn rootfs_tar() -> Option<Vec<u8>> {
     h.set_size(prog.len() as u64);
     h.set_mode(0o755);
     h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
     h.set_entry_type(tar::EntryType::Regular);
     b.append_data(&mut h, "hello", prog.as_slice()).ok()?;
     b.into_inner().ok()

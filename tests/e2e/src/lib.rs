@@ -60,6 +60,10 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .expect("daemon log");
+        let config = self.dir.path().join("daemon.json");
+        if !config.exists() {
+            std::fs::write(&config, "{}").expect("daemon.json");
+        }
         let child = Command::new(berth_bin())
             .args(["daemon", "-H"])
             .arg(format!("unix://{}", self.socket.display()))
@@ -68,7 +72,7 @@ impl Daemon {
             .arg("--exec-root")
             .arg(&self.exec_root)
             .arg("--config-file")
-            .arg(self.dir.path().join("no-daemon.json"))
+            .arg(&config)
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))

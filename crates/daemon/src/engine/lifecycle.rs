@@ -72,7 +72,14 @@ impl Engine {
         let rec2 = rec.clone();
         let shim_opts = blocking(move || engine.prepare(&rec2)).await?;
         let exe = self.exe.clone();
-        let spawned = blocking(move || Ok(berth_runtime::shim::spawn(&exe, &shim_opts)?)).await?;
+        let spawned = blocking(move || {
+            berth_runtime::shim::spawn(&exe, &shim_opts).map_err(|e| match e {
+                // Docker's wording, which clients match to choose exit codes 126/127.
+                berth_runtime::Error::Exec(msg) => Error::InvalidArgument(start_error(&msg)),
+                other => Error::from(other),
+            })
+        })
+        .await?;
         let mut child = spawned.child;
         // The shim is our child until it exits; reap it so it never lingers as a zombie.
         std::thread::spawn(move || {
@@ -585,7 +592,7 @@ impl Engine {
 }
 
 fn start_error(msg: &str) -> String {
-    format!("failed to create task for container: {msg}")
+    format!("failed to create task for container: unable to start container process: {msg}")
 }
 
 /// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
