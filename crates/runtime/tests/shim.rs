@@ -341,6 +341,7 @@ fn main() {
         ("shim_memory", shim_memory),
     ];
     let mut failed = Vec::new();
+    let mut passed = 0;
     for (name, t) in tests {
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
             continue;
@@ -351,8 +352,11 @@ fn main() {
         println!("test {name} ... {}", if r.is_ok() { "ok" } else { "FAILED" });
         if r.is_err() {
             failed.push(*name);
+        } else {
+            passed += 1;
         }
     }
+    println!("shim: {passed} passed, {} failed", failed.len());
     if !failed.is_empty() {
         println!("failed: {failed:?}");
         std::process::exit(1);
