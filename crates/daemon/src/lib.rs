@@ -62,27 +62,37 @@ pub async fn run(cfg: config::Config) -> Result<()> {
     let sockets = cfg.sockets.clone();
     let engine = engine::Engine::open(cfg).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::new();
+    let mut servers = tokio::task::JoinSet::new();
     for s in sockets {
         let engine = engine.clone();
         let rx = rx.clone();
-        tasks.push(tokio::spawn(async move {
+        servers.spawn(async move {
             let r = server::serve(engine, &s, rx).await;
-            (s, r)
-        }));
+            r.map_err(|e| Error::io(format!("serve the API on {}", s.display()), e))
+        });
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::io("install SIGTERM handler", e))?;
     tracing::info!(version = system::VERSION, "berth daemon ready");
+    let mut result = Ok(());
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-    }
-    let _ = tx.send(true);
-    for t in tasks {
-        if let Ok((s, Err(e))) = t.await {
-            tracing::error!(socket = %s.display(), error = %e, "serving failed");
+        // A listener that cannot bind or fails ends the daemon: serving half the sockets
+        // silently would leave clients hanging.
+        Some(done) = servers.join_next() => {
+            result = match done {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(())) => Ok(()),
+                Err(e) => Err(Error::Internal(format!("API server task failed: {e}"))),
+            };
         }
     }
-    Ok(())
+    let _ = tx.send(true);
+    while let Some(done) = servers.join_next().await {
+        if let Ok(Err(e)) = done {
+            tracing::error!(error = %e, "serving failed");
+        }
+    }
+    result
 }
