@@ -46,7 +46,7 @@ pub struct Image {
 }
 
 /// A layer in the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Layer {
     /// Digest of the uncompressed tar.
     pub diff_id: Digest,
@@ -640,6 +640,18 @@ impl ImageStore {
             }
             layers_of(&db, image)?.into_iter().map(|l| l.diff_id).collect::<Vec<_>>()
         };
+        self.mount_layers(&diff_ids, container_dir)
+    }
+
+    /// Mounts a stack of layers (bottom first) at `container_dir/rootfs`, as
+    /// [`ImageStore::mount_rootfs`] does for an image: the builder runs its steps on such
+    /// intermediate stacks. Every layer must be in the store.
+    pub fn mount_layers(&self, diff_ids: &[Digest], container_dir: &Path) -> Result<PathBuf, Error> {
+        for d in diff_ids {
+            if !self.snapshot_dir(d).is_dir() {
+                return Err(Error::LayerNotFound(d.to_string()));
+            }
+        }
         // Top layer first; a diff repeated lower down adds nothing the upper copy does
         // not already provide, and overlay refuses the same dir twice.
         let mut seen = HashSet::new();
@@ -653,6 +665,12 @@ impl ImageStore {
             lowers.push(self.snapshots.join("empty"));
         }
         crate::mount::mount_overlay(&lowers, container_dir)
+    }
+
+    /// True when the layer's blob and unpacked snapshot are both present (a build cache
+    /// entry is only usable then).
+    pub fn has_layer(&self, layer: &Layer) -> bool {
+        self.content.contains(&layer.blob) && self.snapshot_dir(&layer.diff_id).is_dir()
     }
 
     /// Unmounts a container's root filesystem; not mounted is fine. `upper/` stays.

@@ -2,6 +2,7 @@
 //! of the image store and the runtime. HTTP-free: the server module calls it and maps its
 //! errors. Every operation that touches the disk or forks runs on the blocking pool.
 
+mod build;
 mod create;
 mod images;
 mod io;
@@ -144,11 +145,11 @@ impl Engine {
         self.cfg.data_root.join("containers").join(id)
     }
 
-    fn shim_socket(&self, id: &str) -> PathBuf {
+    pub(crate) fn shim_socket(&self, id: &str) -> PathBuf {
         self.cfg.exec_root.join("s").join(format!("{id}.sock"))
     }
 
-    fn runtime_root(&self) -> PathBuf {
+    pub(crate) fn runtime_root(&self) -> PathBuf {
         self.cfg.exec_root.join("runtime")
     }
 

@@ -1,0 +1,68 @@
+//! The one thing the builder cannot do itself: run a command inside a root filesystem.
+//! The daemon implements [`StepExecutor`] with its shim, so the builder never touches
+//! libcontainer or the API.
+
+use std::path::{Path, PathBuf};
+
+/// Which standard stream output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    /// stdout.
+    Stdout,
+    /// stderr.
+    Stderr,
+}
+
+/// Where a RUN step's network comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// The host's network (berth has no container networking yet, and RUN steps such as
+    /// `pip install` need the network).
+    Host,
+    /// Loopback only (`RUN --network=none`, `build --network none`).
+    None,
+}
+
+/// A bind mount into a RUN step (cache mounts, secrets, `--mount=type=bind`).
+#[derive(Debug, Clone)]
+pub struct StepMount {
+    /// Host path.
+    pub source: PathBuf,
+    /// Absolute path in the container.
+    pub target: String,
+    /// Read-only.
+    pub readonly: bool,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// argv.
+    pub args: Vec<String>,
+    /// Environment, `K=V`.
+    pub env: Vec<String>,
+    /// Working directory (absolute; created by the builder beforehand).
+    pub cwd: String,
+    /// User as written in the Dockerfile (`app`, `1000:1000`, empty for root).
+    pub user: String,
+    /// Network.
+    pub network: Network,
+    /// Extra mounts.
+    pub mounts: Vec<StepMount>,
+    /// Hostname.
+    pub hostname: String,
+}
+
+/// Runs commands for the builder.
+pub trait StepExecutor: Sync {
+    /// Runs `spec` in `rootfs` (already mounted; writes land in its overlay upper dir),
+    /// using `bundle_dir` for the OCI bundle and logs. Streams output to `output` and
+    /// returns the exit code. An `Err` means the command could not be started at all.
+    fn run(
+        &self,
+        bundle_dir: &Path,
+        rootfs: &Path,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(OutputStream, &[u8]),
+    ) -> Result<i32, String>;
+}

@@ -1,0 +1,141 @@
+//! The daemon's side of `docker build`: a [`StepExecutor`] that runs RUN steps through the
+//! shim (as containers are run, but never listed as containers), and the glue that runs
+//! the builder on the blocking pool and streams its progress.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use berth_build::executor::{Network, OutputStream, RunSpec, StepExecutor};
+use berth_runtime::proto::{ClientFrame, Decoder, ShimFrame, encode_client};
+use berth_runtime::spec::{BindMount, Namespace, SpecOptions};
+
+use super::Engine;
+
+/// Runs build steps with the shim.
+pub struct ShimExecutor {
+    engine: Arc<Engine>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl ShimExecutor {
+    /// An executor that stops the running step when `cancel` becomes true.
+    pub fn new(engine: Arc<Engine>, cancel: Arc<AtomicBool>) -> ShimExecutor {
+        ShimExecutor { engine, cancel }
+    }
+
+    fn spec(&self, bundle_dir: &Path, rootfs: &Path, spec: &RunSpec) -> Result<SpecOptions, String> {
+        let user = berth_runtime::spec::resolve_user(rootfs, &spec.user).map_err(|e| e.to_string())?;
+        berth_base::fsroot::mkdir_all_in_root(rootfs, &spec.cwd)
+            .map_err(|e| format!("failed to create working directory {}: {e}", spec.cwd))?;
+        let write = |name: &str, data: &str| -> Result<std::path::PathBuf, String> {
+            let p = bundle_dir.join(name);
+            berth_base::fsutil::atomic_write(&p, data.as_bytes()).map_err(|e| format!("write {}: {e}", p.display()))?;
+            Ok(p)
+        };
+        // With the host's network the host's resolver configuration is the right one,
+        // loopback name servers included.
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let hosts = format!("127.0.0.1\tlocalhost {0}\n::1\tlocalhost ip6-localhost ip6-loopback\n", spec.hostname);
+        let etc_files = vec![
+            BindMount { source: write("hosts", &hosts)?, destination: "/etc/hosts".into(), readonly: false },
+            BindMount { source: write("resolv.conf", &resolv)?, destination: "/etc/resolv.conf".into(), readonly: false },
+        ];
+        let mut env = spec.env.clone();
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(if user.uid == 0 { "HOME=/root".into() } else { "HOME=/".into() });
+        }
+        Ok(SpecOptions {
+            id: bundle_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            rootfs: rootfs.to_path_buf(),
+            args: spec.args.clone(),
+            env,
+            cwd: spec.cwd.clone(),
+            user,
+            hostname: spec.hostname.clone(),
+            mounts: spec
+                .mounts
+                .iter()
+                .map(|m| BindMount { source: m.source.clone(), destination: m.target.clone(), readonly: m.readonly })
+                .collect(),
+            etc_files,
+            network: match spec.network {
+                Network::Host => Namespace::Host,
+                Network::None => Namespace::New,
+            },
+            cgroups_path: format!("/berth/build-{}", berth_base::new_id()),
+            seccomp: true,
+            ..Default::default()
+        })
+    }
+}
+
+impl StepExecutor for ShimExecutor {
+    fn run(
+        &self,
+        bundle_dir: &Path,
+        rootfs: &Path,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(OutputStream, &[u8]),
+    ) -> Result<i32, String> {
+        let opts = self.spec(bundle_dir, rootfs, spec)?;
+        let id = berth_base::new_id();
+        let oci = berth_runtime::spec::generate(&opts).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec(&oci).map_err(|e| e.to_string())?;
+        berth_base::fsutil::atomic_write(&bundle_dir.join("config.json"), &json).map_err(|e| e.to_string())?;
+        let shim_opts = berth_runtime::shim::ShimOptions {
+            id: id.clone(),
+            bundle: bundle_dir.to_path_buf(),
+            state_root: self.engine.runtime_root(),
+            socket: self.engine.shim_socket(&id),
+            log_path: bundle_dir.join("log.json"),
+            log_max_size: self.engine.cfg.log_max_size,
+            log_max_files: 1,
+            exit_file: bundle_dir.join("exit.json"),
+            tty: false,
+            open_stdin: false,
+            stdin_once: false,
+        };
+        let spawned = berth_runtime::shim::spawn(&self.engine.exe, &shim_opts).map_err(|e| e.to_string())?;
+        let mut child = spawned.child;
+        let result = drive(&shim_opts.socket, &self.cancel, output);
+        let _ = child.wait();
+        result
+    }
+}
+
+/// Starts the step and copies its output until it exits; kills it on cancellation.
+fn drive(socket: &Path, cancel: &AtomicBool, output: &mut dyn FnMut(OutputStream, &[u8])) -> Result<i32, String> {
+    let mut s = UnixStream::connect(socket).map_err(|e| format!("connect to shim: {e}"))?;
+    let mut hello = encode_client(&ClientFrame::Hello { stdin: false, stdout: true, stderr: true });
+    hello.extend(encode_client(&ClientFrame::Start));
+    s.write_all(&hello).map_err(|e| format!("start step: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+    let mut dec = Decoder::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut killed = false;
+    loop {
+        while let Some(f) = dec.next_shim().map_err(|e| e.to_string())? {
+            match f {
+                ShimFrame::Stdout(d) => output(OutputStream::Stdout, &d),
+                ShimFrame::Stderr(d) => output(OutputStream::Stderr, &d),
+                ShimFrame::Exit { code } => return Ok(code),
+                ShimFrame::Error(m) => return Err(m),
+                ShimFrame::Started { .. } => {}
+            }
+        }
+        if cancel.load(Ordering::Relaxed) && !killed {
+            let _ = s.write_all(&encode_client(&ClientFrame::Signal(9)));
+            killed = true;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return Err("the build step's shim went away".into()),
+            Ok(n) => dec.feed(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(format!("read from shim: {e}")),
+        }
+    }
+}
