@@ -68,9 +68,11 @@ impl Engine {
     }
 
     async fn start_locked(self: &Arc<Self>, c: &Arc<Container>, rec: &ContainerRecord) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let engine = self.clone();
         let rec2 = rec.clone();
         let shim_opts = blocking(move || engine.prepare(&rec2)).await?;
+        let t_prepare = t0.elapsed();
         let exe = self.exe.clone();
         let spawned = blocking(move || {
             berth_runtime::shim::spawn(&exe, &shim_opts).map_err(|e| match e {
@@ -80,6 +82,7 @@ impl Engine {
             })
         })
         .await?;
+        let t_spawn = t0.elapsed();
         let mut child = spawned.child;
         // The shim is our child until it exits; reap it so it never lingers as a zombie.
         std::thread::spawn(move || {
@@ -121,6 +124,13 @@ impl Engine {
                 Err(e) => return Err(Error::io("read from shim", e)),
             }
         };
+        tracing::debug!(
+            container = %c.id,
+            prepare_ms = t_prepare.as_secs_f64() * 1e3,
+            shim_ready_ms = t_spawn.as_secs_f64() * 1e3,
+            started_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "container started"
+        );
         *c.control.lock().await = Some(wr);
         c.update(|r| {
             r.state = RunState {
