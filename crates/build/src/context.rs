@@ -1,1 +1,569 @@
-//! (being written)
+//! The build context: the files a build may COPY, either a directory on this machine or a
+//! tar stream a client uploaded (extracted safely into a private directory), together with
+//! its `.dockerignore`. Also the client side: writing a context directory as the tar the
+//! docker CLI would send.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use berth_base::ErrorKind;
+use berth_base::fsroot::{open_in_root, open_root};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::copy::{self, Existing, Meta, create_file, ensure_dir, make_entry};
+use crate::dockerignore::{IgnoreMatcher, clean_path};
+
+/// Errors of the build context, `.dockerignore` and COPY/ADD.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A malformed `.dockerignore` or `--exclude` pattern.
+    #[error("invalid pattern {pattern:?}: {reason}")]
+    BadPattern {
+        /// The pattern as written.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A source path leaves the context through `..` or a symlink.
+    #[error("COPY failed: forbidden path outside the build context: {path}")]
+    OutsideContext {
+        /// The source as written.
+        path: String,
+    },
+    /// A source does not exist, or `.dockerignore` hides it.
+    #[error(
+        "COPY failed: file not found in build context or excluded by .dockerignore: stat {path}: file does not exist"
+    )]
+    SourceNotFound {
+        /// The source as written.
+        path: String,
+    },
+    /// A wildcard matched nothing.
+    #[error("COPY failed: no source files were specified")]
+    NoSourceFiles,
+    /// `ADD <url>`: downloads are the build engine's job, not this module's.
+    #[error("ADD from a URL is not a local source: {url}")]
+    RemoteSource {
+        /// The URL.
+        url: String,
+    },
+    /// More than one source was given and the destination does not end in `/`.
+    #[error("When using COPY with more than one source file, the destination must be a directory and end with a /")]
+    DestNotDir,
+    /// A file or symlink would replace an existing directory.
+    #[error("cannot replace directory {path} with a non-directory")]
+    ReplaceDir {
+        /// Path in the destination root.
+        path: String,
+    },
+    /// A `--chown` user or group that the image does not know.
+    #[error("unable to find {what} {name}: no matching entries in {file} file")]
+    UnknownOwner {
+        /// `user` or `group`.
+        what: &'static str,
+        /// The name as written.
+        name: String,
+        /// `passwd` or `group`.
+        file: &'static str,
+    },
+    /// The uploaded context or an ADD archive is not a readable tar.
+    #[error("failed to read {what}: {source}")]
+    Archive {
+        /// What was being read.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file system operation failed.
+    #[error("failed to {op} {path}: {source}")]
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// The path involved.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The class of this failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::BadPattern { .. }
+            | Error::OutsideContext { .. }
+            | Error::NoSourceFiles
+            | Error::RemoteSource { .. }
+            | Error::DestNotDir
+            | Error::ReplaceDir { .. }
+            | Error::UnknownOwner { .. }
+            | Error::Archive { .. } => ErrorKind::InvalidArgument,
+            Error::SourceNotFound { .. } => ErrorKind::NotFound,
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => ErrorKind::NotFound,
+            Error::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl AsRef<Path>, source: io::Error) -> Error {
+        Error::Io { op, path: path.as_ref().display().to_string(), source }
+    }
+}
+
+/// What a root's files are for, which decides how symlinks and owners are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootKind {
+    /// A build context: a source reached through a symlink that points outside it is an
+    /// error, and copied files are owned by root unless `--chown` says otherwise.
+    BuildContext,
+    /// Another stage's or image's root (`COPY --from`): symlinks resolve as if the root were
+    /// `/`, and files keep their owners.
+    Stage,
+}
+
+/// A root directory that COPY reads from.
+#[derive(Debug)]
+pub struct Context {
+    /// The directory (canonical path).
+    pub root: PathBuf,
+    /// Files it hides.
+    pub ignore: IgnoreMatcher,
+    /// How symlinks and owners are treated.
+    pub kind: RootKind,
+    /// Set when `root` is our private extraction directory, removed on drop.
+    owned: bool,
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        if self.owned {
+            // Best effort: a leftover directory under the work root is swept by its owner.
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+impl Context {
+    /// A context directory on this machine, with the ignore file that belongs to
+    /// `dockerfile` (a path relative to `dir`, or absolute).
+    pub fn from_dir(dir: &Path, dockerfile: &Path) -> Result<Context, Error> {
+        let root = std::fs::canonicalize(dir).map_err(|e| Error::io("open build context", dir, e))?;
+        if !root.is_dir() {
+            return Err(Error::io("open build context", dir, io::Error::from(io::ErrorKind::NotADirectory)));
+        }
+        let ignore = IgnoreMatcher::load(&root, dockerfile)?;
+        Ok(Context { root, ignore, kind: RootKind::BuildContext, owned: false })
+    }
+
+    /// Extracts an uploaded context (tar, possibly gzip, zstd, bzip2 or xz compressed) into
+    /// a new private directory under `work_dir`, removed again when the `Context` is dropped.
+    /// `dockerfile` is the Dockerfile's name inside the context (the API's `dockerfile`
+    /// parameter); its ignore file is read from the extracted tree. Entries never land
+    /// outside the directory and device nodes are skipped.
+    pub fn from_tar<R: Read + Send>(reader: R, work_dir: &Path, dockerfile: &str) -> Result<Context, Error> {
+        std::fs::create_dir_all(work_dir).map_err(|e| Error::io("create", work_dir, e))?;
+        let dir = work_dir.join(format!("context-{}", berth_base::new_id()));
+        std::fs::create_dir(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        // From here on the directory is ours: dropping `ctx` on an error removes it.
+        let mut ctx =
+            Context { root: dir.clone(), ignore: IgnoreMatcher::default(), kind: RootKind::BuildContext, owned: true };
+        ctx.root = std::fs::canonicalize(&dir).map_err(|e| Error::io("open", &dir, e))?;
+        let rootfd = open_root(&ctx.root).map_err(|e| Error::io("open", &ctx.root, e))?;
+        let opts = ExtractOpts { devices: false, owner: Some((0, 0)) };
+        with_decompressed(BufReader::new(reader), |r| extract_tar(r, &rootfd, "/", &opts))
+            .map_err(|source| Error::Archive { what: "build context", source })?;
+        let df = clean_path(dockerfile.trim_start_matches('/'));
+        ctx.ignore = IgnoreMatcher::load(&ctx.root, Path::new(&df))?;
+        Ok(ctx)
+    }
+
+    /// Another stage's or an image's root filesystem, for `COPY --from`.
+    pub fn stage(root: &Path) -> Context {
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        Context { root, ignore: IgnoreMatcher::default(), kind: RootKind::Stage, owned: false }
+    }
+
+    /// A context over `root` with the given ignore rules, not removed on drop.
+    pub fn new(root: PathBuf, ignore: IgnoreMatcher, kind: RootKind) -> Context {
+        Context { root, ignore, kind, owned: false }
+    }
+}
+
+/// Options for [`extract_tar`].
+pub(crate) struct ExtractOpts {
+    /// Create device nodes and FIFOs (ADD into an image) or skip them (uploaded contexts).
+    pub devices: bool,
+    /// Owner for everything extracted; `None` keeps the tar's.
+    pub owner: Option<(u32, u32)>,
+}
+
+/// Runs `f` on `r` decompressed according to its magic bytes. gzip and zstd are decoded
+/// in-process; bzip2 and xz go through the system's `bzip2`/`xz`, as dockerd does for xz.
+pub(crate) fn with_decompressed<R: BufRead + Send, T>(
+    mut r: R,
+    f: impl FnOnce(&mut dyn Read) -> io::Result<T>,
+) -> io::Result<T> {
+    // A network body may arrive a few bytes at a time: collect the whole magic first.
+    let mut head = Vec::with_capacity(8);
+    while head.len() < 8 {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len().min(8 - head.len());
+        head.extend_from_slice(&buf[..n]);
+        r.consume(n);
+    }
+    let kind = compression_of(&head);
+    let mut r = io::Cursor::new(head).chain(r);
+    match kind {
+        Compression::None => f(&mut r),
+        Compression::Gzip => f(&mut flate2::bufread::MultiGzDecoder::new(r)),
+        Compression::Zstd => f(&mut zstd::stream::read::Decoder::with_buffer(r)?),
+        Compression::Bzip2 => through_command("bzip2", r, f),
+        Compression::Xz => through_command("xz", r, f),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compression {
+    None,
+    Gzip,
+    Zstd,
+    Bzip2,
+    Xz,
+}
+
+pub(crate) fn compression_of(head: &[u8]) -> Compression {
+    if head.starts_with(&[0x1f, 0x8b, 0x08]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else if head.starts_with(b"BZh") {
+        Compression::Bzip2
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Compression::Xz
+    } else {
+        Compression::None
+    }
+}
+
+fn through_command<R: Read + Send, T>(
+    program: &str,
+    mut input: R,
+    f: impl FnOnce(&mut dyn Read) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut child = std::process::Command::new(program)
+        .args(["-d", "-c", "-q"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("{program} is needed to decompress this archive: {e}")))?;
+    let (Some(mut stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(io::Error::other(format!("{program}: no pipes")));
+    };
+    let result = std::thread::scope(|s| {
+        let feeder = s.spawn(move || {
+            // A consumer that stops early closes the pipe; that is not our error to report.
+            let r = io::copy(&mut input, &mut stdin);
+            drop(stdin);
+            r
+        });
+        let out = f(&mut stdout);
+        // Drain so the feeder is never blocked on a full pipe, then let it finish.
+        let _ = io::copy(&mut stdout, &mut io::sink());
+        let fed = feeder.join().unwrap_or_else(|_| Err(io::Error::other("decompressor feeder panicked")));
+        (out, fed)
+    });
+    let status = child.wait()?;
+    let (out, fed) = result;
+    let value = out?;
+    if !status.success() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{program} -d failed: {status}")));
+    }
+    fed?;
+    Ok(value)
+}
+
+/// Splits a cleaned absolute path into its parent and final name.
+pub(crate) fn split_parent(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(0) => ("/", &path[1..]),
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("/", path),
+    }
+}
+
+/// Extracts a tar stream into `dest` (an absolute path inside the root `rootfd`). Every
+/// entry is placed with `*at` calls under a parent opened with `RESOLVE_IN_ROOT`, so neither
+/// `..` nor symlinks (in the tar or already in the root) can send a write outside the root.
+pub(crate) fn extract_tar(r: &mut dyn Read, rootfd: &OwnedFd, dest: &str, opts: &ExtractOpts) -> io::Result<()> {
+    let mut archive = tar::Archive::new(r);
+    let mut dir_times: Vec<(String, Meta)> = Vec::new();
+    let dest = clean_path(&format!("/{dest}"));
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let rel = clean_path(&format!("/{name}"));
+        if rel == "/" {
+            continue;
+        }
+        let target = clean_path(&format!("{dest}/{rel}"));
+        let hdr = entry.header();
+        let (uid, gid) = match opts.owner {
+            Some(o) => o,
+            None => (hdr.uid().unwrap_or(0) as u32, hdr.gid().unwrap_or(0) as u32),
+        };
+        let meta =
+            Meta { mode: hdr.mode().unwrap_or(0o644) & 0o7777, uid, gid, mtime: (hdr.mtime().unwrap_or(0) as i64, 0) };
+        let (parent, base) = split_parent(&target);
+        let parent_fd = ensure_dir(rootfd, parent, opts.owner.unwrap_or((0, 0)))
+            .map_err(|e| io::Error::new(e.kind(), format!("{parent}: {e}")))?;
+        let etype = hdr.entry_type();
+        match etype {
+            tar::EntryType::Directory => {
+                make_entry(rootfd, &parent_fd, base, &copy::Kind::Dir, &meta, &target, Existing::Update)
+                    .map_err(to_io)?;
+                dir_times.push((target, meta));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                create_file(&parent_fd, base, &meta, &mut entry, &target).map_err(to_io)?;
+            }
+            tar::EntryType::Symlink => {
+                let link =
+                    entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                make_entry(rootfd, &parent_fd, base, &copy::Kind::Symlink(link), &meta, &target, Existing::Update)
+                    .map_err(to_io)?;
+            }
+            tar::EntryType::Link => {
+                let link =
+                    entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                let src = clean_path(&format!("{dest}/{}", clean_path(&format!("/{link}"))));
+                hardlink(rootfd, &src, &parent_fd, base)?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo if opts.devices => {
+                let ft = match etype {
+                    tar::EntryType::Char => FileType::CharacterDevice,
+                    tar::EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                let dev = rustix::fs::makedev(
+                    hdr.device_major().ok().flatten().unwrap_or(0),
+                    hdr.device_minor().ok().flatten().unwrap_or(0),
+                );
+                copy::remove_existing(&parent_fd, base, &target).map_err(to_io)?;
+                rustix::fs::mknodat(&parent_fd, base, ft, Mode::from_raw_mode(meta.mode), dev)?;
+                copy::apply_meta_at(&parent_fd, base, &meta, false).map_err(to_io)?;
+            }
+            // Device nodes in a context, sockets, and extension headers carry nothing to copy.
+            _ => {}
+        }
+    }
+    // Directory times last: creating their children changed them.
+    for (path, meta) in dir_times.iter().rev() {
+        let (parent, base) = split_parent(path);
+        if let Ok(pfd) = open_in_root(rootfd, parent, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()) {
+            let _ = copy::set_times_at(&pfd, base, meta.mtime);
+        }
+    }
+    Ok(())
+}
+
+fn to_io(e: Error) -> io::Error {
+    match e {
+        Error::Io { source, path, .. } => io::Error::new(source.kind(), format!("{path}: {source}")),
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+fn hardlink(rootfd: &OwnedFd, src: &str, parent: &OwnedFd, name: &str) -> io::Result<()> {
+    let src_fd = open_in_root(rootfd, src, OFlags::PATH | OFlags::NOFOLLOW, Mode::empty())?;
+    match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+            return Err(io::Error::new(io::ErrorKind::IsADirectory, format!("hard link over directory {name}")));
+        }
+        Ok(_) => rustix::fs::unlinkat(parent, name, AtFlags::empty())?,
+        Err(_) => {}
+    }
+    rustix::fs::linkat(&src_fd, "", parent, name, AtFlags::EMPTY_PATH)?;
+    Ok(())
+}
+
+/// Writes the build context in `dir` as the tar the docker CLI sends: files `ignore`
+/// excludes are left out (the walk still enters an excluded directory when an exception may
+/// re-include something inside it), the Dockerfile and ignore file are always included,
+/// entries come in sorted walk order with owner 0:0 and mtimes to the second, and hard links
+/// stay links. A Dockerfile outside `dir` is added as `.dockerfile.<random>`. Returns the
+/// Dockerfile's name inside the tar (the API's `dockerfile` parameter).
+pub fn tar_context(dir: &Path, dockerfile: &Path, ignore: &IgnoreMatcher, out: impl Write) -> Result<String, Error> {
+    let root = std::fs::canonicalize(dir).map_err(|e| Error::io("open build context", dir, e))?;
+    let df_abs = if dockerfile.is_absolute() { dockerfile.to_path_buf() } else { dir.join(dockerfile) };
+    let df_abs = std::fs::canonicalize(&df_abs).map_err(|e| Error::io("open Dockerfile", &df_abs, e))?;
+    let inside = df_abs.strip_prefix(&root).ok().map(|p| p.to_string_lossy().into_owned());
+    let mut ignore = ignore.clone();
+    if let Some(rel) = &inside {
+        ignore.keep_build_files(rel);
+    } else {
+        ignore.keep_build_files("");
+    }
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    walk_tar(&mut builder, &root, Path::new(""), &ignore, &mut links)?;
+    let name = match inside {
+        Some(rel) => rel,
+        None => {
+            let name = format!(".dockerfile.{}", &berth_base::new_id()[..20]);
+            let data = std::fs::read(&df_abs).map_err(|e| Error::io("read", &df_abs, e))?;
+            let md = std::fs::metadata(&df_abs).map_err(|e| Error::io("stat", &df_abs, e))?;
+            let mut h = base_header(&md, tar::EntryType::Regular);
+            h.set_size(data.len() as u64);
+            builder.append_data(&mut h, &name, data.as_slice()).map_err(|e| Error::io("write tar entry", &name, e))?;
+            name
+        }
+    };
+    builder.into_inner().and_then(|mut w| w.flush()).map_err(|e| Error::io("write", "build context tar", e))?;
+    Ok(name)
+}
+
+fn base_header(md: &std::fs::Metadata, t: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(t);
+    h.set_mode(md.mode() & 0o7777);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(md.mtime().max(0) as u64);
+    h.set_size(0);
+    h
+}
+
+fn walk_tar<W: Write>(
+    b: &mut tar::Builder<W>,
+    root: &Path,
+    rel: &Path,
+    ignore: &IgnoreMatcher,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<(), Error> {
+    let dir = root.join(rel);
+    let mut names: Vec<std::ffi::OsString> = Vec::new();
+    for ent in std::fs::read_dir(&dir).map_err(|e| Error::io("read directory", &dir, e))? {
+        let ent = ent.map_err(|e| Error::io("read directory", &dir, e))?;
+        names.push(ent.file_name());
+    }
+    // Go's filepath.Walk order: names compared as bytes.
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for name in names {
+        let child = rel.join(&name);
+        // Patterns see the name as text; the tar keeps the exact bytes.
+        let text = child.to_string_lossy().into_owned();
+        let path = root.join(&child);
+        let md = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+        let ft = md.file_type();
+        let skip = ignore.matches(&text, ft.is_dir());
+        let werr = |e| Error::io("write tar entry", &path, e);
+        if ft.is_dir() {
+            if !skip {
+                let mut h = base_header(&md, tar::EntryType::Directory);
+                let mut with_slash = child.clone().into_os_string();
+                with_slash.push("/");
+                b.append_data(&mut h, with_slash, io::empty()).map_err(werr)?;
+            }
+            if !skip || ignore.may_include_inside(&text) {
+                walk_tar(b, root, &child, ignore, links)?;
+            }
+            continue;
+        }
+        if skip {
+            continue;
+        }
+        if ft.is_symlink() {
+            let target = std::fs::read_link(&path).map_err(|e| Error::io("read link", &path, e))?;
+            let mut h = base_header(&md, tar::EntryType::Symlink);
+            b.append_link(&mut h, &child, &target).map_err(werr)?;
+        } else if ft.is_file() {
+            if md.nlink() > 1 {
+                let key = (md.dev(), md.ino());
+                if let Some(first) = links.get(&key) {
+                    let mut h = base_header(&md, tar::EntryType::Link);
+                    b.append_link(&mut h, &child, first).map_err(werr)?;
+                    continue;
+                }
+                links.insert(key, child.clone());
+            }
+            let f = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+            let mut h = base_header(&md, tar::EntryType::Regular);
+            h.set_size(md.len());
+            // A file that changes size while we read it must not corrupt the stream: send
+            // exactly the size announced, zero-padded if it shrank.
+            let body = f.take(md.len()).chain(io::repeat(0)).take(md.len());
+            b.append_data(&mut h, &child, body).map_err(werr)?;
+        }
+        // Sockets, FIFOs and device nodes are not sent, as the docker CLI skips sockets and
+        // our daemon refuses the rest anyway.
+    }
+    Ok(())
+}
+
+/// Borrowed view used by [`crate::copy`] to open files below a context's root.
+pub(crate) fn open_dir_fd(root: &impl AsFd, path: &str) -> io::Result<OwnedFd> {
+    open_in_root(root, path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW, Mode::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_magic() {
+        assert_eq!(compression_of(&[0x1f, 0x8b, 0x08, 0]), Compression::Gzip);
+        assert_eq!(compression_of(&[0x28, 0xb5, 0x2f, 0xfd]), Compression::Zstd);
+        assert_eq!(compression_of(b"BZh9"), Compression::Bzip2);
+        assert_eq!(compression_of(&[0xfd, b'7', b'z', b'X', b'Z', 0]), Compression::Xz);
+        assert_eq!(compression_of(b"Dockerfile"), Compression::None);
+    }
+
+    /// Reads one byte at a time, like a slow network body.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else { return Ok(0) };
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = *first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn magic_split_across_reads() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, b"payload").unwrap();
+        let data = gz.finish().unwrap();
+        let r = BufReader::with_capacity(1, Trickle(&data));
+        let out = with_decompressed(r, |r| {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v)?;
+            Ok(v)
+        })
+        .unwrap();
+        assert_eq!(out, b"payload");
+    }
+
+    #[test]
+    fn parents() {
+        assert_eq!(split_parent("/a"), ("/", "a"));
+        assert_eq!(split_parent("/a/b/c"), ("/a/b", "c"));
+    }
+}
