@@ -20,7 +20,7 @@ use crate::models::{
     ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImageSummary, SystemInfo, SystemVersion,
 };
 use crate::query;
-use crate::{API_VERSION, ErrorBody, JsonMessage};
+use crate::{API_VERSION, BERTH_CONTEXT_DIR, ErrorBody, JsonMessage};
 
 /// A request body: empty, a buffer, or a stream read from a file or stdin.
 pub type Body = BoxBody<Bytes, io::Error>;
@@ -475,6 +475,19 @@ impl Client {
         let mut req =
             self.build(Method::POST, "/images/create", Some(&encode_query(q)?), body.unwrap_or_else(empty_body))?;
         req.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-tar"));
+        let resp = check(self.send(req, false).await?).await?;
+        Ok(JsonStream { bytes: ByteStream { body: resp.into_body() }, buf: Vec::new(), done: false })
+    }
+
+    /// `POST /build` with a context `body` (a tar, or empty with `context_dir` naming a
+    /// directory on the daemon's machine); the answer is the build's progress stream.
+    pub async fn build_image(&self, q: &query::Build, context_dir: Option<&str>, body: Body) -> Result<JsonStream> {
+        let mut req = self.build(Method::POST, "/build", Some(&q.to_query()), body)?;
+        req.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-tar"));
+        if let Some(dir) = context_dir {
+            let v = header::HeaderValue::from_str(dir).map_err(|e| ClientError::Request(e.to_string()))?;
+            req.headers_mut().insert(BERTH_CONTEXT_DIR, v);
+        }
         let resp = check(self.send(req, false).await?).await?;
         Ok(JsonStream { bytes: ByteStream { body: resp.into_body() }, buf: Vec::new(), done: false })
     }

@@ -13,6 +13,9 @@ pub use client::{Client, ClientError};
 pub const API_VERSION: &str = "1.41";
 /// The oldest API version berth accepts.
 pub const MIN_API_VERSION: &str = "1.24";
+/// Header naming a build context directory on the daemon's machine instead of uploading
+/// it as a tar (berth's CLI sets it when it talks to a local daemon).
+pub const BERTH_CONTEXT_DIR: &str = "x-berth-context-dir";
 /// The socket a daemon listens on when no `-H` is given.
 pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
 

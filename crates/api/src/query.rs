@@ -309,3 +309,136 @@ mod tests {
         assert!(s.contains("filters=%7B%22label%22"), "{s}");
     }
 }
+
+/// `POST /build`, the legacy builder's parameters. `t` repeats, so this type is encoded and
+/// decoded by hand rather than through serde.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Build {
+    /// Tags (`t`, repeated).
+    pub tags: Vec<String>,
+    /// Dockerfile path inside the context (or absolute with a local context).
+    pub dockerfile: Option<String>,
+    /// `--build-arg`s (JSON object).
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--pull`.
+    pub pull: bool,
+    /// `--label`s (JSON object).
+    pub labels: BTreeMap<String, String>,
+    /// `-q`.
+    pub quiet: bool,
+    /// `--network`.
+    pub network_mode: Option<String>,
+    /// `--platform`.
+    pub platform: Option<String>,
+    /// Remove intermediate containers (berth never leaves any; accepted).
+    pub rm: bool,
+    /// Secrets as `id=path` pairs (berth extension, honoured for local contexts only).
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl Build {
+    /// Encodes as a query string.
+    pub fn to_query(&self) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        for t in &self.tags {
+            pairs.push(("t", t.clone()));
+        }
+        if let Some(d) = &self.dockerfile {
+            pairs.push(("dockerfile", d.clone()));
+        }
+        if !self.build_args.is_empty() {
+            pairs.push(("buildargs", serde_json::to_string(&self.build_args).unwrap_or_default()));
+        }
+        if let Some(t) = &self.target {
+            pairs.push(("target", t.clone()));
+        }
+        if self.no_cache {
+            pairs.push(("nocache", "1".into()));
+        }
+        if self.pull {
+            pairs.push(("pull", "1".into()));
+        }
+        if !self.labels.is_empty() {
+            pairs.push(("labels", serde_json::to_string(&self.labels).unwrap_or_default()));
+        }
+        if self.quiet {
+            pairs.push(("q", "1".into()));
+        }
+        if let Some(n) = &self.network_mode {
+            pairs.push(("networkmode", n.clone()));
+        }
+        if let Some(p) = &self.platform {
+            pairs.push(("platform", p.clone()));
+        }
+        pairs.push(("rm", if self.rm { "1" } else { "0" }.into()));
+        if !self.secrets.is_empty() {
+            pairs.push(("berth-secrets", serde_json::to_string(&self.secrets).unwrap_or_default()));
+        }
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    }
+
+    /// Decodes a query string as docker's clients send it.
+    pub fn parse(q: &str) -> Result<Build, String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).map_err(|e| e.to_string())?;
+        let mut b = Build { rm: true, ..Default::default() };
+        let flag = |v: &str| -> Result<bool, String> {
+            match v.to_ascii_lowercase().as_str() {
+                "" | "0" | "false" => Ok(false),
+                "1" | "true" => Ok(true),
+                other => Err(format!("invalid boolean value: {other}")),
+            }
+        };
+        let map = |k: &str, v: &str| -> Result<BTreeMap<String, String>, String> {
+            if v.is_empty() {
+                return Ok(BTreeMap::new());
+            }
+            // Docker sends null for build args without a value; they are skipped.
+            let m: BTreeMap<String, Option<String>> =
+                serde_json::from_str(v).map_err(|e| format!("invalid {k} parameter: {e}"))?;
+            Ok(m.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+        };
+        for (k, v) in pairs {
+            match k.as_str() {
+                "t" if !v.is_empty() => b.tags.push(v),
+                "dockerfile" if !v.is_empty() => b.dockerfile = Some(v),
+                "buildargs" => b.build_args = map(&k, &v)?,
+                "target" if !v.is_empty() => b.target = Some(v),
+                "nocache" => b.no_cache = flag(&v)?,
+                "pull" => b.pull = flag(&v)?,
+                "labels" => b.labels = map(&k, &v)?,
+                "q" => b.quiet = flag(&v)?,
+                "networkmode" if !v.is_empty() => b.network_mode = Some(v),
+                "platform" if !v.is_empty() => b.platform = Some(v),
+                "rm" => b.rm = flag(&v)?,
+                "berth-secrets" => b.secrets = map(&k, &v)?,
+                _ => {}
+            }
+        }
+        Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod build_tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_docker_form() {
+        let mut b = Build { tags: vec!["a:1".into(), "b".into()], no_cache: true, rm: true, ..Default::default() };
+        b.build_args.insert("V".into(), "1 2".into());
+        assert_eq!(Build::parse(&b.to_query()).unwrap(), b);
+        let d = Build::parse(
+            "t=x&t=y&buildargs=%7B%22A%22%3A%22b%22%2C%22N%22%3Anull%7D&nocache=1&dockerfile=train.dockerfile",
+        )
+        .unwrap();
+        assert_eq!(d.tags, ["x", "y"]);
+        assert_eq!(d.build_args.get("A").map(String::as_str), Some("b"));
+        assert!(!d.build_args.contains_key("N"));
+        assert_eq!(d.dockerfile.as_deref(), Some("train.dockerfile"));
+        assert!(Build::parse("nocache=maybe").is_err());
+    }
+}

@@ -17,6 +17,9 @@ pub struct CachedState {
     pub layers: Vec<berth_image::Layer>,
     /// Image config (JSON of an OCI image configuration).
     pub config: serde_json::Value,
+    /// The stage's SHELL, which the OCI config cannot hold.
+    #[serde(default)]
+    pub shell: Option<Vec<String>>,
 }
 
 /// The cache table.
@@ -58,8 +61,10 @@ impl BuildCache {
     /// The state stored under `key`, if any.
     pub fn get(&self, key: &Digest) -> Option<CachedState> {
         let conn = self.conn();
-        let json: Option<String> =
-            conn.query_row("SELECT state FROM build_cache WHERE key = ?1", [key.to_string()], |r| r.get(0)).optional().ok()?;
+        let json: Option<String> = conn
+            .query_row("SELECT state FROM build_cache WHERE key = ?1", [key.to_string()], |r| r.get(0))
+            .optional()
+            .ok()?;
         let state = serde_json::from_str(&json?).ok()?;
         let _ = conn.execute("UPDATE build_cache SET last_used = ?2 WHERE key = ?1", params![key.to_string(), now()]);
         Some(state)

@@ -1,13 +1,16 @@
-//! The image builder's front half: the Dockerfile language (parser, typed instructions,
-//! BuildKit's shell-word expansion), the build context (.dockerignore, tar or directory),
-//! and COPY/ADD file operations. The build engine that runs steps lives in the daemon and
-//! reaches containers only through the daemon; nothing here knows HTTP.
+//! The image builder: the Dockerfile language (parser, typed instructions, BuildKit's
+//! shell-word expansion), the build context (.dockerignore, tar or directory), COPY/ADD
+//! file operations, the step cache, and the solver that turns stages into layers. Running
+//! a RUN step is the one thing it asks of the daemon, through [`executor::StepExecutor`];
+//! nothing here knows HTTP or libcontainer.
 
 pub mod cache;
 pub mod context;
 pub mod copy;
 pub mod dockerignore;
 pub mod executor;
+pub mod glue;
 pub mod instructions;
 pub mod parser;
 pub mod shell;
+pub mod solver;

@@ -1,6 +1,7 @@
 //! berth's docker-compatible command line: parses docker's flags with clap and talks to the
 //! daemon only through the Engine API (`berth_api::Client`), printing docker's output.
 
+pub mod build;
 pub mod commands;
 pub mod format;
 pub mod opts;
@@ -72,6 +73,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Create and run a new container from an image
     Run(run::RunArgs),
     /// Create a new container
@@ -133,6 +136,7 @@ pub fn expand_management(args: &[String]) -> Vec<String> {
         ("image", "tag") => &["tag"],
         ("image", "history") => &["history"],
         ("image", "import") => &["import"],
+        ("image", "build") => &["build"],
         ("container", "ls" | "list" | "ps") => &["ps"],
         ("container", "rm" | "remove") => &["rm"],
         ("container", "inspect") => &["inspect", "--type", "container"],
@@ -324,6 +328,7 @@ async fn dispatch(host: String, cmd: Cmd) -> i32 {
     let res = match cmd {
         Cmd::Run(a) => return run::run(&client, a, false).await,
         Cmd::Create(a) => return run::run(&client, a, true).await,
+        Cmd::Build(a) => build::build(&client, a).await,
         Cmd::Start(a) => commands::start(&client, a).await,
         Cmd::Stop(a) => commands::stop(&client, a).await,
         Cmd::Kill(a) => commands::kill(&client, a).await,

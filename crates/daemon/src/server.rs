@@ -103,6 +103,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/resize", post(resize_container))
         .route("/containers/{id}/logs", get(container_logs))
         .route("/containers/{id}", axum::routing::delete(remove_container))
+        .route("/build", post(build))
         .route("/images/json", get(list_images))
         .route("/images/create", post(create_image))
         .route("/images/{*rest}", get(image_get).post(image_post).delete(remove_image))
@@ -454,6 +455,55 @@ fn body_reader(body: Body) -> BodyReader {
         }
     });
     BodyReader { rx, cur: Bytes::new() }
+}
+
+/// `POST /build`: the build runs while its progress streams back as JSON lines; a failure
+/// after the stream began is reported in it, as Docker does. A client that goes away
+/// cancels the build.
+async fn build(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response> {
+    let q = query::Build::parse(req.uri().query().unwrap_or("")).map_err(bad_query)?;
+    let dir =
+        req.headers().get(berth_api::BERTH_CONTEXT_DIR).and_then(|v| v.to_str().ok()).map(std::path::PathBuf::from);
+    let source = match dir {
+        Some(d) if d.is_absolute() && d.is_dir() => crate::engine::ContextSource::Dir(d),
+        Some(d) => return Err(bad_query(format!("unable to prepare context: path {:?} not found", d.display()))),
+        None => crate::engine::ContextSource::Tar(Box::new(body_reader(req.into_body()))),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<berth_api::JsonMessage>(256);
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch_tx = tx.clone();
+    let watch_cancel = cancel.clone();
+    // Holds a sender while it waits, so it must be stopped when the build ends or the
+    // response stream would never see its end.
+    let watcher = tokio::spawn(async move {
+        watch_tx.closed().await;
+        watch_cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    tokio::spawn(async move {
+        let result = e.build(q, source, tx.clone(), cancel).await;
+        watcher.abort();
+        if let Err(err) = result {
+            let msg = err.to_string();
+            let _ = tx
+                .send(berth_api::JsonMessage {
+                    error: Some(msg.clone()),
+                    error_detail: Some(berth_api::ErrorBody { message: msg }),
+                    ..Default::default()
+                })
+                .await;
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let m = rx.recv().await?;
+        let mut b = serde_json::to_vec(&m).unwrap_or_default();
+        b.extend_from_slice(b"\r\n");
+        Some((Ok::<_, Infallible>(Bytes::from(b)), rx))
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
 }
 
 fn json_lines(msgs: &[berth_api::JsonMessage]) -> Response {

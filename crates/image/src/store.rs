@@ -667,6 +667,12 @@ impl ImageStore {
         crate::mount::mount_overlay(&lowers, container_dir)
     }
 
+    /// The layers of an image, bottom first, as recorded when it was made.
+    pub fn image_layers(&self, image: &Digest) -> Result<Vec<Layer>, Error> {
+        let db = self.db();
+        layers_of(&db, image)
+    }
+
     /// True when the layer's blob and unpacked snapshot are both present (a build cache
     /// entry is only usable then).
     pub fn has_layer(&self, layer: &Layer) -> bool {

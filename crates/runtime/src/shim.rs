@@ -841,10 +841,10 @@ fn drop_setup_text() {
                 end > start && perms.starts_with('r') && !perms.contains('w') && inode != "0" && path.starts_with('/');
             current = Some((start, end, eligible));
             dirty = false;
-        } else if first == "Private_Dirty:" || first == "Anonymous:" {
-            if f.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(1) > 0 {
-                dirty = true;
-            }
+        } else if (first == "Private_Dirty:" || first == "Anonymous:")
+            && f.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(1) > 0
+        {
+            dirty = true;
         }
     }
     release(current.take(), dirty);

@@ -42,7 +42,11 @@ impl ShimExecutor {
         let hosts = format!("127.0.0.1\tlocalhost {0}\n::1\tlocalhost ip6-localhost ip6-loopback\n", spec.hostname);
         let etc_files = vec![
             BindMount { source: write("hosts", &hosts)?, destination: "/etc/hosts".into(), readonly: false },
-            BindMount { source: write("resolv.conf", &resolv)?, destination: "/etc/resolv.conf".into(), readonly: false },
+            BindMount {
+                source: write("resolv.conf", &resolv)?,
+                destination: "/etc/resolv.conf".into(),
+                readonly: false,
+            },
         ];
         let mut env = spec.env.clone();
         if !env.iter().any(|e| e.starts_with("HOME=")) {
@@ -137,5 +141,113 @@ fn drive(socket: &Path, cancel: &AtomicBool, output: &mut dyn FnMut(OutputStream
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
             Err(e) => return Err(format!("read from shim: {e}")),
         }
+    }
+}
+
+/// Where the build context comes from.
+pub enum ContextSource {
+    /// A directory on this machine (berth's CLI talking to a local daemon).
+    Dir(std::path::PathBuf),
+    /// A tar stream uploaded by the client.
+    Tar(Box<dyn Read + Send>),
+}
+
+fn stream_msg(text: impl Into<String>) -> berth_api::JsonMessage {
+    berth_api::JsonMessage { stream: Some(text.into()), ..Default::default() }
+}
+
+impl Engine {
+    /// Runs a build to the end, sending Docker's progress messages to `tx`. Returns the
+    /// image id. The build stops when `cancel` is set (the client went away).
+    pub async fn build(
+        self: &Arc<Self>,
+        q: berth_api::query::Build,
+        source: ContextSource,
+        tx: tokio::sync::mpsc::Sender<berth_api::JsonMessage>,
+        cancel: Arc<AtomicBool>,
+    ) -> crate::error::Result<String> {
+        use crate::error::Error;
+        let engine = self.clone();
+        super::blocking(move || {
+            let send = |m: berth_api::JsonMessage| {
+                let _ = tx.blocking_send(m);
+            };
+            let work_root = engine.cfg.data_root.join("builder");
+            std::fs::create_dir_all(&work_root).map_err(|e| Error::io("create builder dir", e))?;
+            let mut tags = Vec::new();
+            for t in &q.tags {
+                let r = berth_base::Reference::parse(t)
+                    .map_err(|e| Error::InvalidArgument(format!("invalid tag {t:?}: {e}")))?
+                    .with_default_tag();
+                tags.push(r);
+            }
+            let dockerfile = q.dockerfile.clone().unwrap_or_else(|| "Dockerfile".to_owned());
+            let result = (|| {
+                // A tar context is unpacked (safely) into a scratch dir that the context
+                // removes when it is dropped.
+                let (ctx, text, name) = match source {
+                    ContextSource::Dir(d) => berth_build::glue::open_context(&d, &dockerfile),
+                    ContextSource::Tar(mut r) => berth_build::glue::open_tar_context(&mut r, &work_root, &dockerfile),
+                }
+                .map_err(Error::InvalidArgument)?;
+                let plan = berth_build::glue::plan(&text, &name).map_err(Error::InvalidArgument)?;
+                let cache = berth_build::cache::BuildCache::open(&engine.cfg.data_root)?;
+                let exec = ShimExecutor::new(engine.clone(), cancel.clone());
+                let solver = berth_build::solver::Solver {
+                    images: &engine.images,
+                    cache: &cache,
+                    exec: &exec,
+                    work_root: work_root.clone(),
+                    cache_mounts: engine.cfg.data_root.join("builder-cache-mounts"),
+                    cancel: &cancel,
+                };
+                let req = berth_build::solver::BuildRequest {
+                    dockerfile: text.clone(),
+                    dockerfile_name: name,
+                    tags: tags.clone(),
+                    build_args: q.build_args.clone(),
+                    target: q.target.clone(),
+                    no_cache: q.no_cache,
+                    labels: q.labels.clone(),
+                    network: match q.network_mode.as_deref() {
+                        Some("none") => Some(berth_build::executor::Network::None),
+                        _ => None,
+                    },
+                    secrets: q.secrets.iter().map(|(k, v)| (k.clone(), std::path::PathBuf::from(v))).collect(),
+                };
+                let quiet = q.quiet;
+                let mut on_event = |ev: berth_build::solver::Event| {
+                    use berth_build::solver::Event;
+                    if quiet {
+                        return;
+                    }
+                    match ev {
+                        Event::Step { index, total, text } => {
+                            send(stream_msg(format!("Step {index}/{total} : {text}\n")))
+                        }
+                        Event::Cached => send(stream_msg(" ---> Using cache\n")),
+                        Event::Output(_, data) => send(stream_msg(String::from_utf8_lossy(&data).into_owned())),
+                        Event::StepDone { seconds } => send(stream_msg(format!(" ---> Done in {seconds:.2}s\n"))),
+                    }
+                };
+                let built = solver.build(&plan, &req, &ctx, &berth_build::glue::stage_index, &mut on_event);
+                solver.cleanup();
+                built.map_err(|e| match e.kind() {
+                    berth_base::ErrorKind::InvalidArgument => Error::InvalidArgument(e.to_string()),
+                    _ => Error::Internal(e.to_string()),
+                })
+            })();
+            let img = result?;
+            let id = img.id.to_string();
+            send(berth_api::JsonMessage { aux: Some(serde_json::json!({ "ID": id })), ..Default::default() });
+            if !q.quiet {
+                send(stream_msg(format!("Successfully built {}\n", berth_base::short_id(&id))));
+                for t in &tags {
+                    send(stream_msg(format!("Successfully tagged {}\n", t.familiar())));
+                }
+            }
+            Ok(id)
+        })
+        .await
     }
 }

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::record::{ContainerRecord, Status};
 use crate::store::Store;
 
+pub use build::ContextSource;
 pub use io::{AttachStreams, LogOptions};
 pub use lifecycle::WaitCondition;
 

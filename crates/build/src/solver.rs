@@ -1,0 +1,916 @@
+//! The build engine: runs a parsed Dockerfile's stages into layers and an image config.
+//! Every instruction's result is cached under a key chained from its parent's key, the
+//! instruction after expansion, the build args RUN sees and, for COPY/ADD, a digest of the
+//! copied files' content and metadata, so an unchanged step is reused at once and a
+//! rebuild with no change yields the very same image id.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use berth_base::{Digest, Reference};
+use berth_image::{Image, ImageStore, Layer};
+use oci_spec::image::{Config, HistoryBuilder, ImageConfiguration};
+use sha2::Digest as _;
+
+use crate::cache::{BuildCache, CachedState};
+use crate::executor::{Network, OutputStream, RunSpec, StepExecutor, StepMount};
+
+/// What a build was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    /// Its name for messages (`Dockerfile`, `train.dockerfile`).
+    pub dockerfile_name: String,
+    /// Tags for the result.
+    pub tags: Vec<Reference>,
+    /// `--build-arg`s.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--label`s for the result.
+    pub labels: BTreeMap<String, String>,
+    /// Network for RUN steps.
+    pub network: Option<Network>,
+    /// `--secret id=…,src=…`: id → host file.
+    pub secrets: BTreeMap<String, PathBuf>,
+}
+
+/// Progress of a build.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A step begins: 1-based index over the steps of the stages being built.
+    Step {
+        /// Step number.
+        index: usize,
+        /// Steps in all.
+        total: usize,
+        /// `RUN pip install …`, as written.
+        text: String,
+    },
+    /// The step's result came from the cache.
+    Cached,
+    /// Output of a RUN step.
+    Output(OutputStream, Vec<u8>),
+    /// The step finished.
+    StepDone {
+        /// How long it took.
+        seconds: f64,
+    },
+}
+
+/// Why a build failed; `Display` names the file, line and instruction.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The Dockerfile does not parse.
+    #[error("{0}")]
+    Parse(String),
+    /// A step failed: `Dockerfile:7: RUN pip install x: exit code 1`.
+    #[error("{file}:{line}: {instruction}: {message}")]
+    Step {
+        /// Dockerfile name.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// The instruction as written.
+        instruction: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The build was cancelled.
+    #[error("build cancelled")]
+    Cancelled,
+    /// The image store failed.
+    #[error(transparent)]
+    Image(#[from] berth_image::Error),
+}
+
+impl BuildError {
+    /// The error class.
+    pub fn kind(&self) -> berth_base::ErrorKind {
+        match self {
+            BuildError::Parse(_) | BuildError::Step { .. } => berth_base::ErrorKind::InvalidArgument,
+            BuildError::Cancelled => berth_base::ErrorKind::Conflict,
+            BuildError::Image(e) => e.kind(),
+        }
+    }
+}
+
+/// A step as the solver runs it, lowered from the parser's typed instructions.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// `FROM image [AS name]` (unexpanded base).
+    From {
+        /// Base image or stage name.
+        base: String,
+    },
+    /// `RUN`.
+    Run {
+        /// Shell form text, or exec form argv.
+        cmd: Command,
+        /// `--mount` specs.
+        mounts: Vec<RunMount>,
+        /// `--network`.
+        network: Option<Network>,
+    },
+    /// `COPY`/`ADD`.
+    Copy {
+        /// ADD rather than COPY.
+        add: bool,
+        /// Sources (unexpanded).
+        sources: Vec<String>,
+        /// Destination (unexpanded).
+        dest: String,
+        /// `--from`.
+        from: Option<String>,
+        /// `--chown`.
+        chown: Option<String>,
+        /// `--chmod` (octal text).
+        chmod: Option<String>,
+        /// Inline heredoc files: (name, content).
+        heredocs: Vec<(String, String)>,
+    },
+    /// `WORKDIR`.
+    Workdir(String),
+    /// `ENV`.
+    Env(Vec<(String, String)>),
+    /// `LABEL`.
+    Label(Vec<(String, String)>),
+    /// `EXPOSE`.
+    Expose(Vec<String>),
+    /// `USER`.
+    User(String),
+    /// `VOLUME`.
+    Volume(Vec<String>),
+    /// `STOPSIGNAL`.
+    StopSignal(String),
+    /// `CMD`.
+    Cmd(Command),
+    /// `ENTRYPOINT`.
+    Entrypoint(Command),
+    /// `SHELL`.
+    Shell(Vec<String>),
+    /// `ARG name[=default]`.
+    Arg(Vec<(String, Option<String>)>),
+    /// `ONBUILD` (recorded in the config).
+    OnBuild(String),
+    /// `MAINTAINER`.
+    Maintainer(String),
+    /// `HEALTHCHECK` (recorded; berth does not run health checks yet).
+    Healthcheck,
+}
+
+/// Shell or exec form.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// `RUN echo hi`.
+    Shell(String),
+    /// `RUN ["echo", "hi"]`.
+    Exec(Vec<String>),
+}
+
+/// A `RUN --mount`.
+#[derive(Debug, Clone)]
+pub enum RunMount {
+    /// `type=cache,target=…[,id=…]`.
+    Cache {
+        /// Mount point.
+        target: String,
+        /// Cache id (defaults to the target).
+        id: Option<String>,
+    },
+    /// `type=secret,id=…[,target=…]`.
+    Secret {
+        /// Secret id.
+        id: String,
+        /// Mount point (default /run/secrets/<id>).
+        target: Option<String>,
+        /// Fail when the secret was not given.
+        required: bool,
+    },
+    /// `type=bind[,from=…],source=…,target=…[,rw]`.
+    Bind {
+        /// Stage or image, or the context when None.
+        from: Option<String>,
+        /// Path in the source.
+        source: String,
+        /// Mount point.
+        target: String,
+        /// Writable (changes are discarded).
+        rw: bool,
+    },
+}
+
+/// One stage, lowered.
+#[derive(Debug, Clone)]
+pub struct StageSteps {
+    /// `AS name`.
+    pub name: Option<String>,
+    /// Steps with their 1-based line and original text; the first is `From`.
+    pub steps: Vec<(usize, String, Step)>,
+}
+
+/// A parsed Dockerfile, lowered for the solver.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// ARGs before the first FROM.
+    pub global_args: Vec<(String, Option<String>)>,
+    /// Stages in file order.
+    pub stages: Vec<StageSteps>,
+    /// The Dockerfile's escape character.
+    pub escape: char,
+}
+
+#[derive(Clone)]
+struct State {
+    layers: Vec<Layer>,
+    config: ImageConfiguration,
+    key: Digest,
+    /// ARGs declared in this stage, with their values.
+    args: Vec<(String, String)>,
+    /// `SHELL` (the OCI config has no field for it).
+    shell: Vec<String>,
+}
+
+fn default_shell() -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into()]
+}
+
+/// Runs builds.
+pub struct Solver<'a> {
+    /// Layers and the result go here.
+    pub images: &'a ImageStore,
+    /// Step results.
+    pub cache: &'a BuildCache,
+    /// Runs RUN steps.
+    pub exec: &'a dyn StepExecutor,
+    /// Scratch space for step roots (`data_root/builder`).
+    pub work_root: PathBuf,
+    /// Where `RUN --mount=type=cache` directories live.
+    pub cache_mounts: PathBuf,
+    /// Set to stop the build.
+    pub cancel: &'a AtomicBool,
+}
+
+/// Files a COPY reads: the build context, or a stage's or image's root.
+pub trait SourceRoot {
+    /// Resolves patterns to sources, hashing them for the cache key.
+    fn resolve(&self, patterns: &[String]) -> Result<(Vec<crate::glue::Source>, Digest), String>;
+    /// Host path of the root (for bind mounts).
+    fn path(&self) -> &Path;
+}
+
+fn chain(parent: &Digest, parts: &[&str]) -> Digest {
+    let mut h = sha2::Sha256::new();
+    h.update(parent.to_string().as_bytes());
+    for p in parts {
+        h.update([0u8]);
+        h.update(p.as_bytes());
+    }
+    Digest::from_hasher(h)
+}
+
+fn default_config() -> ImageConfiguration {
+    let mut c = ImageConfiguration::default();
+    c.set_config(Some(Config::default()));
+    c
+}
+
+impl Solver<'_> {
+    /// Builds `plan` from `context` and records the image with the request's tags.
+    pub fn build(
+        &self,
+        plan: &Plan,
+        req: &BuildRequest,
+        context: &dyn SourceRoot,
+        lower: &dyn Fn(&Plan, &str) -> Option<usize>,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<Image, BuildError> {
+        let target = match &req.target {
+            Some(t) => plan
+                .stages
+                .iter()
+                .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
+                .ok_or_else(|| BuildError::Parse(format!("failed to reach build target {t} in Dockerfile")))?,
+            None => {
+                plan.stages.len().checked_sub(1).ok_or_else(|| BuildError::Parse("file with no instructions".into()))?
+            }
+        };
+        let global: Vec<(String, String)> = plan
+            .global_args
+            .iter()
+            .filter_map(|(k, d)| req.build_args.get(k).cloned().or_else(|| d.clone()).map(|v| (k.clone(), v)))
+            .collect();
+        let needed = self.needed_stages(plan, target, &global, lower);
+        let total: usize = needed.iter().map(|i| plan.stages[*i].steps.len()).sum();
+        let mut done: BTreeMap<usize, State> = BTreeMap::new();
+        let mut index = 0;
+        for &i in &needed {
+            let st = self.build_stage(plan, i, req, &global, context, &done, lower, &mut index, total, events)?;
+            done.insert(i, st);
+        }
+        let mut state = done.remove(&target).ok_or_else(|| BuildError::Parse("target stage was not built".into()))?;
+        if !req.labels.is_empty() {
+            let mut cfg = state.config.config().clone().unwrap_or_default();
+            let mut l = cfg.labels().clone().unwrap_or_default();
+            l.extend(req.labels.clone());
+            cfg.set_labels(Some(l));
+            state.config.set_config(Some(cfg));
+        }
+        state.config.rootfs_mut().set_diff_ids(Vec::new());
+        Ok(self.images.create_image(state.config, &state.layers, &req.tags)?)
+    }
+
+    /// The stages the target needs, dependencies first.
+    fn needed_stages(
+        &self,
+        plan: &Plan,
+        target: usize,
+        global: &[(String, String)],
+        lower: &dyn Fn(&Plan, &str) -> Option<usize>,
+    ) -> Vec<usize> {
+        let mut order = Vec::new();
+        let mut visiting = vec![false; plan.stages.len()];
+        fn visit(
+            plan: &Plan,
+            i: usize,
+            global: &[(String, String)],
+            lower: &dyn Fn(&Plan, &str) -> Option<usize>,
+            visiting: &mut Vec<bool>,
+            order: &mut Vec<usize>,
+        ) {
+            if visiting[i] || order.contains(&i) {
+                return;
+            }
+            visiting[i] = true;
+            for (_, _, step) in &plan.stages[i].steps {
+                let dep = match step {
+                    Step::From { base } => Some(expand_simple(plan.escape, base, global)),
+                    Step::Copy { from: Some(f), .. } => Some(f.clone()),
+                    Step::Run { mounts, .. } => mounts.iter().find_map(|m| match m {
+                        RunMount::Bind { from: Some(f), .. } => Some(f.clone()),
+                        _ => None,
+                    }),
+                    _ => None,
+                };
+                if let Some(d) = dep.and_then(|d| lower(plan, &d)).filter(|d| *d < i) {
+                    visit(plan, d, global, lower, visiting, order);
+                }
+            }
+            order.push(i);
+        }
+        visit(plan, target, global, lower, &mut visiting, &mut order);
+        order
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_stage(
+        &self,
+        plan: &Plan,
+        i: usize,
+        req: &BuildRequest,
+        global: &[(String, String)],
+        context: &dyn SourceRoot,
+        done: &BTreeMap<usize, State>,
+        lower: &dyn Fn(&Plan, &str) -> Option<usize>,
+        index: &mut usize,
+        total: usize,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<State, BuildError> {
+        let stage = &plan.stages[i];
+        let mut state: Option<State> = None;
+        for (line, text, step) in &stage.steps {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(BuildError::Cancelled);
+            }
+            *index += 1;
+            events(Event::Step { index: *index, total, text: text.clone() });
+            let started = Instant::now();
+            let fail = |message: String| BuildError::Step {
+                file: req.dockerfile_name.clone(),
+                line: *line,
+                instruction: text.clone(),
+                message,
+            };
+            if let Step::From { base } = step {
+                let base = expand_simple(plan.escape, base, global);
+                let st = if let Some(d) = lower(plan, &base).filter(|d| *d < i) {
+                    let mut s = done.get(&d).cloned().ok_or_else(|| fail(format!("stage {base} was not built")))?;
+                    s.args.clear();
+                    s
+                } else if base == "scratch" {
+                    State {
+                        layers: Vec::new(),
+                        config: default_config(),
+                        key: Digest::of(b"scratch"),
+                        args: Vec::new(),
+                        shell: default_shell(),
+                    }
+                } else {
+                    let img = self.images.resolve(&base).map_err(|e| {
+                        fail(format!("failed to resolve base image {base}: {e} (berth cannot pull images yet: import or build it first)"))
+                    })?;
+                    let layers = self.images.image_layers(&img.id).map_err(|e| fail(e.to_string()))?;
+                    State {
+                        layers,
+                        config: img.config.clone(),
+                        key: chain(&img.id, &["FROM"]),
+                        args: Vec::new(),
+                        shell: default_shell(),
+                    }
+                };
+                let mut st = st;
+                ensure_default_path(&mut st.config);
+                state = Some(st);
+                events(Event::StepDone { seconds: started.elapsed().as_secs_f64() });
+                continue;
+            }
+            let st = state.as_mut().ok_or_else(|| fail("no FROM before this instruction".into()))?;
+            self.step(st, step, text, req, global, context, done, plan, lower, &fail, events)?;
+            events(Event::StepDone { seconds: started.elapsed().as_secs_f64() });
+        }
+        state.ok_or_else(|| BuildError::Parse("stage without FROM".into()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &self,
+        st: &mut State,
+        step: &Step,
+        text: &str,
+        req: &BuildRequest,
+        global: &[(String, String)],
+        context: &dyn SourceRoot,
+        done: &BTreeMap<usize, State>,
+        plan: &Plan,
+        lower: &dyn Fn(&Plan, &str) -> Option<usize>,
+        fail: &dyn Fn(String) -> BuildError,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<(), BuildError> {
+        let env = self.env_of(st);
+        let expand =
+            |s: &str| -> Result<String, BuildError> { crate::glue::expand_word(plan.escape, s, &env).map_err(fail) };
+        // The key covers what the step reads; COPY adds its sources' digest below.
+        let mut key_parts: Vec<String> = vec![text.to_owned()];
+        let mut copy_sources: Option<(Vec<crate::glue::Source>, PathBuf)> = None;
+        match step {
+            Step::Run { .. } => {
+                for (k, v) in st.args.iter() {
+                    key_parts.push(format!("{k}={v}"));
+                }
+                key_parts.push(format!("{:?}", req.network));
+            }
+            Step::Copy { sources, from, heredocs, .. } if heredocs.is_empty() => {
+                let pats: Vec<String> = sources.iter().map(|s| expand(s)).collect::<Result<_, _>>()?;
+                let (srcs, digest, root) = match from {
+                    None => {
+                        let (s, d) = context.resolve(&pats).map_err(fail)?;
+                        (s, d, context.path().to_path_buf())
+                    }
+                    Some(f) => {
+                        let (root, stage_key) = self.mount_from_root(f, done, plan, lower).map_err(fail)?;
+                        let r = crate::glue::DirRoot::new(&root);
+                        let (s, d) = r.resolve(&pats).map_err(fail)?;
+                        key_parts.push(stage_key.to_string());
+                        (s, d, root)
+                    }
+                };
+                key_parts.push(digest.to_string());
+                copy_sources = Some((srcs, root));
+            }
+            _ => {}
+        }
+        for (k, v) in &env {
+            // Expansion-sensitive steps see the environment through their expanded text.
+            if text.contains(k.as_str()) {
+                key_parts.push(format!("{k}={v}"));
+            }
+        }
+        let parts: Vec<&str> = key_parts.iter().map(String::as_str).collect();
+        let key = chain(&st.key, &parts);
+        if !req.no_cache
+            && let Some(hit) = self.cache.get(&key)
+            && hit.layers.iter().all(|l| self.images.has_layer(l))
+            && let Ok(config) = serde_json::from_value::<ImageConfiguration>(hit.config.clone())
+        {
+            st.layers = hit.layers;
+            st.config = config;
+            if let Some(sh) = hit.shell {
+                st.shell = sh;
+            }
+            st.key = key;
+            if let Step::Arg(a) = step {
+                self.declare_args(st, a, req, global, &expand)?;
+            }
+            events(Event::Cached);
+            let _ = copy_sources;
+            return Ok(());
+        }
+        let mut empty_layer = true;
+        let mut cfg = st.config.config().clone().unwrap_or_default();
+        match step {
+            Step::From { .. } => {}
+            Step::Run { cmd, mounts, network } => {
+                let args = command_vec(cmd, &st.shell);
+                let mut run_env = env_list(&cfg);
+                for (k, v) in &st.args {
+                    if !run_env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+                        run_env.push(format!("{k}={v}"));
+                    }
+                }
+                let mut step_mounts = Vec::new();
+                for m in mounts {
+                    step_mounts.push(self.run_mount(m, req, context, done, plan, lower).map_err(fail)?);
+                }
+                let spec = RunSpec {
+                    args,
+                    env: run_env,
+                    cwd: cfg.working_dir().clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
+                    user: cfg.user().clone().unwrap_or_default(),
+                    network: network.or(req.network).unwrap_or(Network::Host),
+                    mounts: step_mounts.into_iter().flatten().collect(),
+                    hostname: "buildkitsandbox".into(),
+                };
+                let layer = self.with_root(st, |dir, rootfs| {
+                    let mut tail = Vec::new();
+                    let code = self
+                        .exec
+                        .run(dir, rootfs, &spec, &mut |s, d| {
+                            tail.extend_from_slice(d);
+                            if tail.len() > 4096 {
+                                tail.drain(..tail.len() - 4096);
+                            }
+                            events(Event::Output(s, d.to_vec()));
+                        })
+                        .map_err(fail)?;
+                    if self.cancel.load(Ordering::Relaxed) {
+                        return Err(BuildError::Cancelled);
+                    }
+                    if code != 0 {
+                        let shown = String::from_utf8_lossy(&tail);
+                        let last: Vec<&str> =
+                            shown.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+                        return Err(fail(format!(
+                            "process \"{}\" did not complete successfully: exit code: {code}{}",
+                            spec.args.join(" "),
+                            if last.is_empty() { String::new() } else { format!("\n{}", last.join("\n")) }
+                        )));
+                    }
+                    Ok(())
+                })?;
+                if let Some(l) = layer {
+                    st.layers.push(l);
+                    empty_layer = false;
+                }
+            }
+            Step::Copy { add, dest, chown, chmod, heredocs, .. } => {
+                let dest = expand(dest)?;
+                let workdir = cfg.working_dir().clone().unwrap_or_else(|| "/".into());
+                let chmod = match chmod {
+                    Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| fail(format!("invalid chmod: {m}")))?),
+                    None => None,
+                };
+                let chown = chown.as_ref().map(|c| expand(c)).transpose()?;
+                let layer = self.with_root(st, |_dir, rootfs| {
+                    let owner = match &chown {
+                        Some(c) => Some(crate::glue::resolve_owner(rootfs, c).map_err(fail)?),
+                        None => None,
+                    };
+                    if !heredocs.is_empty() {
+                        return crate::glue::write_heredocs(heredocs, &dest, &workdir, rootfs, owner, chmod)
+                            .map_err(fail);
+                    }
+                    let (srcs, _root) = copy_sources.as_ref().ok_or_else(|| fail("no sources".into()))?;
+                    crate::glue::copy_sources(srcs, &dest, &workdir, rootfs, owner, chmod, *add).map_err(fail)
+                })?;
+                if let Some(l) = layer {
+                    st.layers.push(l);
+                    empty_layer = false;
+                }
+            }
+            Step::Workdir(w) => {
+                let w = expand(w)?;
+                let cur = cfg.working_dir().clone().unwrap_or_else(|| "/".into());
+                let abs = if w.starts_with('/') { w } else { format!("{}/{}", cur.trim_end_matches('/'), w) };
+                let abs = clean_path(&abs);
+                let layer = self.with_root(st, |_dir, rootfs| {
+                    berth_base::fsroot::mkdir_all_in_root(rootfs, &abs).map_err(|e| fail(e.to_string()))
+                })?;
+                if let Some(l) = layer {
+                    st.layers.push(l);
+                    empty_layer = false;
+                }
+                cfg.set_working_dir(Some(abs));
+            }
+            Step::Env(kvs) => {
+                let mut e = env_list(&cfg);
+                let mut scope = env.clone();
+                for (k, v) in kvs {
+                    let v = crate::glue::expand_word(plan.escape, v, &scope).map_err(fail)?;
+                    e.retain(|x| x.split('=').next() != Some(k.as_str()));
+                    e.push(format!("{k}={v}"));
+                    scope.retain(|(x, _)| x != k);
+                    scope.push((k.clone(), v));
+                }
+                cfg.set_env(Some(e));
+            }
+            Step::Label(kvs) => {
+                let mut l = cfg.labels().clone().unwrap_or_default();
+                for (k, v) in kvs {
+                    l.insert(expand(k)?, expand(v)?);
+                }
+                cfg.set_labels(Some(l));
+            }
+            Step::Expose(ports) => {
+                let mut p = cfg.exposed_ports().clone().unwrap_or_default();
+                for port in ports {
+                    let port = expand(port)?;
+                    let port = if port.contains('/') { port } else { format!("{port}/tcp") };
+                    if !p.contains(&port) {
+                        p.push(port);
+                    }
+                }
+                cfg.set_exposed_ports(Some(p));
+            }
+            Step::User(u) => {
+                cfg.set_user(Some(expand(u)?));
+            }
+            Step::Volume(v) => {
+                let mut vols = cfg.volumes().clone().unwrap_or_default();
+                for x in v {
+                    let x = expand(x)?;
+                    if !vols.contains(&x) {
+                        vols.push(x);
+                    }
+                }
+                cfg.set_volumes(Some(vols));
+            }
+            Step::StopSignal(s) => {
+                cfg.set_stop_signal(Some(expand(s)?));
+            }
+            Step::Cmd(c) => {
+                cfg.set_cmd(Some(command_vec(c, &st.shell)));
+            }
+            Step::Entrypoint(c) => {
+                cfg.set_entrypoint(Some(command_vec(c, &st.shell)));
+                // A new ENTRYPOINT resets a CMD inherited from the base, as Docker does.
+                cfg.set_cmd(None);
+            }
+            Step::Shell(s) => {
+                if s.is_empty() {
+                    return Err(fail("SHELL requires at least one argument".into()));
+                }
+                st.shell = s.clone();
+            }
+            Step::Arg(a) => self.declare_args(st, a, req, global, &expand)?,
+            Step::OnBuild(_) | Step::Maintainer(_) | Step::Healthcheck => {}
+        }
+        if let Step::Maintainer(m) = step {
+            st.config.set_author(Some(m.clone()));
+        }
+        st.config.set_config(Some(cfg));
+        let now = chrono_now();
+        let history = HistoryBuilder::default()
+            .created(now.clone())
+            .created_by(text.to_owned())
+            .comment("buildkit.dockerfile.v0".to_owned())
+            .empty_layer(empty_layer)
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let mut h = st.config.history().clone().unwrap_or_default();
+        h.push(history);
+        st.config.set_history(Some(h));
+        st.config.set_created(Some(now));
+        st.key = key.clone();
+        let config = serde_json::to_value(&st.config).map_err(|e| fail(e.to_string()))?;
+        let _ = self.cache.put(&key, &CachedState { layers: st.layers.clone(), config, shell: Some(st.shell.clone()) });
+        Ok(())
+    }
+
+    fn declare_args(
+        &self,
+        st: &mut State,
+        args: &[(String, Option<String>)],
+        req: &BuildRequest,
+        global: &[(String, String)],
+        expand: &dyn Fn(&str) -> Result<String, BuildError>,
+    ) -> Result<(), BuildError> {
+        for (k, default) in args {
+            let v = match req.build_args.get(k) {
+                Some(v) => Some(v.clone()),
+                None => match default {
+                    Some(d) => Some(expand(d)?),
+                    // `ARG name` inside a stage takes the global value, if any.
+                    None => global.iter().find(|(g, _)| g == k).map(|(_, v)| v.clone()),
+                },
+            };
+            st.args.retain(|(x, _)| x != k);
+            if let Some(v) = v {
+                st.args.push((k.clone(), v));
+            }
+        }
+        Ok(())
+    }
+
+    fn env_of(&self, st: &State) -> Vec<(String, String)> {
+        let cfg = st.config.config().clone().unwrap_or_default();
+        let mut env: Vec<(String, String)> = env_list(&cfg)
+            .into_iter()
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (e, String::new()),
+            })
+            .collect();
+        for (k, v) in &st.args {
+            if !env.iter().any(|(x, _)| x == k) {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        env
+    }
+
+    /// Mounts the current layers, runs `f` on the root, and turns the changes into a layer
+    /// (None when nothing changed). The scratch directory is always removed.
+    fn with_root(
+        &self,
+        st: &State,
+        f: impl FnOnce(&Path, &Path) -> Result<(), BuildError>,
+    ) -> Result<Option<Layer>, BuildError> {
+        let dir = self.work_root.join(berth_base::new_id());
+        std::fs::create_dir_all(&dir).map_err(|e| BuildError::Parse(format!("create {}: {e}", dir.display())))?;
+        let diff_ids: Vec<Digest> = st.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let result = (|| {
+            let rootfs = self.images.mount_layers(&diff_ids, &dir)?;
+            let r = f(&dir, &rootfs);
+            self.images.unmount_rootfs(&dir)?;
+            r?;
+            let upper = dir.join("upper");
+            let changed = std::fs::read_dir(&upper).map(|mut d| d.next().is_some()).unwrap_or(false);
+            if !changed {
+                return Ok(None);
+            }
+            Ok(Some(self.images.diff_layer(&dir)?))
+        })();
+        let _ = self.images.unmount_rootfs(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    /// A stage's or image's root for `COPY --from`, mounted read-only under the work root.
+    fn mount_from_root(
+        &self,
+        from: &str,
+        done: &BTreeMap<usize, State>,
+        plan: &Plan,
+        lower: &dyn Fn(&Plan, &str) -> Option<usize>,
+    ) -> Result<(PathBuf, Digest), String> {
+        let (layers, key) = match lower(plan, from).and_then(|i| done.get(&i)) {
+            Some(st) => (st.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(), st.key.clone()),
+            None => {
+                let img = self.images.resolve(from).map_err(|e| format!("failed to resolve --from={from}: {e}"))?;
+                (img.diff_ids.clone(), img.id.clone())
+            }
+        };
+        let dir = self.work_root.join(format!("from-{}", key.hex()));
+        if !dir.join("rootfs").is_dir()
+            || std::fs::read_dir(dir.join("rootfs")).map(|mut d| d.next().is_none()).unwrap_or(true)
+        {
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            self.images.mount_layers(&layers, &dir).map_err(|e| e.to_string())?;
+        }
+        Ok((dir.join("rootfs"), key))
+    }
+
+    /// Unmounts the roots `from_root` mounted.
+    pub fn cleanup(&self) {
+        if let Ok(rd) = std::fs::read_dir(&self.work_root) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("from-") {
+                    let _ = self.images.unmount_rootfs(&e.path());
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+
+    fn run_mount(
+        &self,
+        m: &RunMount,
+        req: &BuildRequest,
+        context: &dyn SourceRoot,
+        done: &BTreeMap<usize, State>,
+        plan: &Plan,
+        lower: &dyn Fn(&Plan, &str) -> Option<usize>,
+    ) -> Result<Option<StepMount>, String> {
+        match m {
+            RunMount::Cache { target, id } => {
+                let name = id.clone().unwrap_or_else(|| target.clone());
+                let dir = self.cache_mounts.join(Digest::of(name.as_bytes()).hex());
+                std::fs::create_dir_all(&dir).map_err(|e| format!("create cache mount: {e}"))?;
+                Ok(Some(StepMount { source: dir, target: target.clone(), readonly: false }))
+            }
+            RunMount::Secret { id, target, required } => match req.secrets.get(id) {
+                Some(src) => Ok(Some(StepMount {
+                    source: src.clone(),
+                    target: target.clone().unwrap_or_else(|| format!("/run/secrets/{id}")),
+                    readonly: true,
+                })),
+                None if *required => Err(format!("secret {id} not found")),
+                None => Ok(None),
+            },
+            RunMount::Bind { from, source, target, rw } => {
+                let root = match from {
+                    None => context.path().to_path_buf(),
+                    Some(f) => self.mount_from_root(f, done, plan, lower)?.0,
+                };
+                let src = root.join(source.trim_start_matches('/'));
+                let canon = src.canonicalize().map_err(|e| format!("bind source {source}: {e}"))?;
+                if !canon.starts_with(root.canonicalize().map_err(|e| e.to_string())?) {
+                    return Err(format!("bind source {source} is outside its root"));
+                }
+                Ok(Some(StepMount { source: canon, target: target.clone(), readonly: !rw }))
+            }
+        }
+    }
+}
+
+fn env_list(cfg: &Config) -> Vec<String> {
+    cfg.env().clone().unwrap_or_default()
+}
+
+/// BuildKit gives an image without PATH the default one, so RUN finds its programs.
+fn ensure_default_path(config: &mut ImageConfiguration) {
+    let mut cfg = config.config().clone().unwrap_or_default();
+    let mut env = cfg.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned());
+        cfg.set_env(Some(env));
+        config.set_config(Some(cfg));
+    }
+}
+
+fn command_vec(c: &Command, shell: &[String]) -> Vec<String> {
+    match c {
+        Command::Exec(v) => v.clone(),
+        Command::Shell(s) => {
+            let mut a = shell.to_vec();
+            a.push(s.clone());
+            a
+        }
+    }
+}
+
+fn clean_path(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+fn expand_simple(escape: char, s: &str, vars: &[(String, String)]) -> String {
+    crate::glue::expand_word(escape, s, vars).unwrap_or_else(|_| s.to_owned())
+}
+
+fn chrono_now() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format_rfc3339(d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// RFC 3339 UTC with nanoseconds, without a date crate (civil-from-days, Howard Hinnant's
+/// algorithm).
+fn format_rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339() {
+        assert_eq!(super::format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(super::format_rfc3339(1_700_000_000, 5), "2023-11-14T22:13:20.000000005Z");
+        assert_eq!(super::clean_path("/a/./b/../c/"), "/a/c");
+    }
+}

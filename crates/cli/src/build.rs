@@ -1,0 +1,235 @@
+//! `berth build`: sends a build context to the daemon's `POST /build` and shows the
+//! build's progress. A directory context on the daemon's own machine (a unix socket) is
+//! handed over by path instead of uploaded as a tar, which is what makes large contexts
+//! start building at once; the daemon reads the same files either way.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use berth_api::{Client, query};
+use clap::Args;
+
+use crate::{CliError, out};
+
+/// `build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name of the Dockerfile (default: PATH/Dockerfile)
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long = "target")]
+    pub target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long = "pull")]
+    pub pull: bool,
+    /// Set metadata for an image
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long = "iidfile")]
+    pub iidfile: Option<String>,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long = "network")]
+    pub network: Option<String>,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
+    /// Set type of progress output ("auto", "plain", "tty", "quiet")
+    #[arg(long = "progress", default_value = "auto")]
+    pub progress: String,
+    /// Set platform if server is multi-platform capable
+    #[arg(long = "platform")]
+    pub platform: Option<String>,
+    /// Remove intermediate containers after a successful build
+    #[arg(long = "rm", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub rm: bool,
+    /// Build context: a directory, or "-" to read a tar or a Dockerfile from stdin
+    pub path: String,
+}
+
+fn kv(list: &[String], what: &str) -> Result<BTreeMap<String, String>, CliError> {
+    let mut m = BTreeMap::new();
+    for s in list {
+        match s.split_once('=') {
+            Some((k, v)) => {
+                m.insert(k.to_owned(), v.to_owned());
+            }
+            // `--build-arg NAME` takes the value from the environment, as docker does.
+            None if what == "build-arg" => {
+                if let Ok(v) = std::env::var(s) {
+                    m.insert(s.clone(), v);
+                }
+            }
+            None => {
+                m.insert(s.clone(), String::new());
+            }
+        }
+    }
+    Ok(m)
+}
+
+fn parse_secret(s: &str) -> Result<(String, String), CliError> {
+    let mut id = None;
+    let mut src = None;
+    for part in s.split(',') {
+        match part.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_owned()),
+            Some(("src" | "source", v)) => src = Some(v.to_owned()),
+            Some(("type", "file")) => {}
+            _ => return Err(CliError::Message(format!("invalid secret {s:?}: expected id=ID,src=PATH"))),
+        }
+    }
+    let id = id.ok_or_else(|| CliError::Message(format!("invalid secret {s:?}: id is required")))?;
+    let src = src.unwrap_or_else(|| id.clone());
+    let abs = std::path::absolute(&src).map_err(|e| CliError::Message(format!("secret {id}: {e}")))?;
+    if !abs.is_file() {
+        return Err(CliError::Message(format!("secret {id}: {} is not a file", abs.display())));
+    }
+    Ok((id, abs.display().to_string()))
+}
+
+/// Where the Dockerfile is, relative to the context when inside it, absolute otherwise.
+fn dockerfile_param(context: &Path, file: Option<&str>) -> Result<Option<String>, CliError> {
+    let Some(f) = file else { return Ok(None) };
+    if f == "-" {
+        return Err(CliError::Message("reading the Dockerfile from stdin with -f - is not supported yet".into()));
+    }
+    let abs = std::path::absolute(f).map_err(|e| CliError::Message(format!("{f}: {e}")))?;
+    if !abs.is_file() {
+        return Err(CliError::Message(format!(
+            "unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory",
+            abs.display()
+        )));
+    }
+    Ok(Some(match abs.strip_prefix(context) {
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => abs.display().to_string(),
+    }))
+}
+
+/// Runs `build`.
+pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
+    let mut q = query::Build {
+        tags: a.tags.clone(),
+        build_args: kv(&a.build_args, "build-arg")?,
+        target: a.target.clone(),
+        no_cache: a.no_cache,
+        pull: a.pull,
+        labels: kv(&a.labels, "label")?,
+        quiet: a.quiet || a.progress == "quiet",
+        network_mode: a.network.clone(),
+        platform: a.platform.clone(),
+        rm: a.rm,
+        ..Default::default()
+    };
+    for t in &q.tags {
+        berth_base::Reference::parse(t)
+            .map_err(|e| CliError::Message(format!("invalid argument \"{t}\" for \"-t, --tag\" flag: {e}")))?;
+    }
+    for s in &a.secrets {
+        let (id, path) = parse_secret(s)?;
+        q.secrets.insert(id, path);
+    }
+    let mut stream = if a.path == "-" {
+        use tokio::io::AsyncReadExt;
+        let mut input = Vec::new();
+        tokio::io::stdin().read_to_end(&mut input).await?;
+        let tar = if is_archive(&input) { input } else { dockerfile_tar(&input)? };
+        c.build_image(&q, None, berth_api::client::full_body(tar)).await?
+    } else if a.path.contains("://") || a.path.starts_with("git@") {
+        return Err(CliError::Message(format!(
+            "unable to prepare context: remote contexts ({}) are not supported yet",
+            a.path
+        )));
+    } else {
+        let ctx: PathBuf = std::path::absolute(&a.path).map_err(|e| CliError::Message(format!("{}: {e}", a.path)))?;
+        if !ctx.is_dir() {
+            return Err(CliError::Message(format!("unable to prepare context: path {:?} not found", a.path)));
+        }
+        q.dockerfile = dockerfile_param(&ctx, a.file.as_deref())?;
+        c.build_image(&q, Some(&ctx.display().to_string()), berth_api::client::empty_body()).await?
+    };
+    let mut id = None;
+    while let Some(m) = stream.next_message().await {
+        let m = m?;
+        if let Some(e) = m.error.or(m.error_detail.map(|d| d.message)) {
+            return Err(CliError::Message(e));
+        }
+        if let Some(s) = m.stream {
+            out(&s);
+        }
+        if let Some(i) = m.aux.as_ref().and_then(|v| v.get("ID")).and_then(|v| v.as_str()) {
+            id = Some(i.to_owned());
+        }
+    }
+    let id = id.ok_or_else(|| CliError::Message("the build ended without producing an image".into()))?;
+    if q.quiet {
+        out(&format!("{id}\n"));
+    }
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, &id).map_err(|e| CliError::Message(format!("write {f}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn is_archive(b: &[u8]) -> bool {
+    b.starts_with(&[0x1f, 0x8b])
+        || b.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (b.len() > 262 && &b[257..262] == b"ustar")
+}
+
+/// A context holding only a Dockerfile, for `build - < Dockerfile`.
+fn dockerfile_tar(dockerfile: &[u8]) -> Result<Vec<u8>, CliError> {
+    let mut h = [0u8; 512];
+    let name = b"Dockerfile";
+    h[..name.len()].copy_from_slice(name);
+    h[100..107].copy_from_slice(b"0000644");
+    h[108..115].copy_from_slice(b"0000000");
+    h[116..123].copy_from_slice(b"0000000");
+    h[124..135].copy_from_slice(format!("{:011o}", dockerfile.len()).as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut out = h.to_vec();
+    out.extend_from_slice(dockerfile);
+    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdin_dockerfile_becomes_a_context() {
+        let t = dockerfile_tar(b"FROM busybox\n").unwrap();
+        assert!(is_archive(&t));
+        assert!(!is_archive(b"FROM busybox\n"));
+        assert_eq!(t.len() % 512, 0);
+    }
+
+    #[test]
+    fn build_args_and_secrets() {
+        let m = kv(&["A=1".into(), "B=x=y".into()], "build-arg").unwrap();
+        assert_eq!(m.get("B").map(String::as_str), Some("x=y"));
+        assert!(parse_secret("src=/nonexistent").is_err());
+        assert!(parse_secret("id=x,src=/nonexistent/file").is_err());
+    }
+}

@@ -1,0 +1,183 @@
+//! The builder end to end: the example training project built with our CLI and with the
+//! docker CLI (legacy builder API), the layer cache on rebuilds, multi-stage builds,
+//! build args, .dockerignore, secrets, and broken input.
+
+use std::path::{Path, PathBuf};
+
+use berth_e2e::{Daemon, have_docker, ok, repo_root, text};
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+/// A fresh copy of examples/iris, so tests can edit it.
+fn project(d: &Daemon, name: &str) -> PathBuf {
+    let p = d.dir.path().join(name);
+    copy_dir(&repo_root().join("examples/iris"), &p);
+    p
+}
+
+fn build_in(d: &Daemon, dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    d.berth_cmd(&all).current_dir(dir).output().unwrap()
+}
+
+fn image_id(d: &Daemon, name: &str) -> String {
+    ok(&d.berth(&["inspect", "--format", "{{.Id}}", name])).trim().to_owned()
+}
+
+#[test]
+fn example_project_builds_runs_and_rebuilds_from_cache() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let p = project(&d, "iris");
+    let out = build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.0", "."]);
+    let log = ok(&out);
+    assert!(log.contains("installing numpy==2.1.0"), "RUN output is shown: {log}");
+    assert!(log.contains("Successfully tagged iris-train:1.0.0"), "{log}");
+    let first = image_id(&d, "iris-train:1.0.0");
+
+    std::fs::create_dir_all(p.join("artifacts")).unwrap();
+    let vol = format!("{}:/app/artifacts", p.join("artifacts").display());
+    let out = d.berth(&["run", "--rm", "-v", &vol, "--user", "0:0", "iris-train:1.0.0", "--epochs", "2"]);
+    let run = ok(&out);
+    assert!(run.contains("training on 6 samples as root, 3 packages installed"), "{run}");
+    assert!(run.contains("epoch 2/2: loss=0.250"), "{run}");
+    assert_eq!(std::fs::read_to_string(p.join("artifacts/model.txt")).unwrap(), "model: 6 samples, 2 epochs\n");
+    let out = d.berth(&["run", "--rm", "--entrypoint", "id", "iris-train:1.0.0", "-un"]);
+    assert_eq!(ok(&out).trim(), "app", "USER app is the default user");
+    let cfg = ok(&d.berth(&[
+        "inspect",
+        "--format",
+        "{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{.Config.WorkingDir}}",
+        "iris-train:1.0.0",
+    ]));
+    assert_eq!(cfg.trim(), r#"["sh","/app/src/train.sh"] ["--epochs","3"] /app"#);
+
+    // No change: every step from the cache, the same image.
+    let log = ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.0", "."]));
+    let steps = log.lines().filter(|l| l.starts_with("Step ")).count();
+    let cached = log.matches("Using cache").count();
+    assert_eq!(cached, steps - 1, "all but FROM cached: {log}");
+    assert_eq!(image_id(&d, "iris-train:1.0.0"), first);
+
+    // Touching a file's mtime changes nothing; changing its content rebuilds from its COPY on.
+    let script = p.join("src/train.sh");
+    let body = std::fs::read_to_string(&script).unwrap();
+    std::fs::write(&script, &body).unwrap();
+    let log = ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.0", "."]));
+    assert_eq!(log.matches("Using cache").count(), steps - 1, "{log}");
+    std::fs::write(&script, body.replace("saved ", "stored ")).unwrap();
+    let log = ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.0", "."]));
+    assert!(!log.contains("installing numpy"), "the pip step stayed cached: {log}");
+    let step_of = |needle: &str| log.lines().position(|l| l.starts_with("Step ") && l.contains(needle)).unwrap();
+    let after_copy_src = &log.lines().skip(step_of("COPY src/")).collect::<Vec<_>>().join("\n");
+    assert!(!after_copy_src.contains("Using cache"), "{log}");
+    assert_ne!(image_id(&d, "iris-train:1.0.0"), first);
+
+    // Ignored files never reach the image.
+    std::fs::write(p.join("src/debug.log"), "secret-ish").unwrap();
+    ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.1", "."]));
+    let out = d.berth(&["run", "--rm", "--entrypoint", "ls", "iris-train:1.0.1", "/app/src"]);
+    assert!(!ok(&out).contains("debug.log"));
+}
+
+#[test]
+fn docker_cli_builds_through_the_legacy_api() {
+    if !have_docker() {
+        eprintln!("no docker CLI: skipped");
+        return;
+    }
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let p = project(&d, "iris");
+    let out = d
+        .docker_cmd(&["build", "-f", "train.dockerfile", "-t", "iris-train:docker", "."])
+        .env("DOCKER_BUILDKIT", "0")
+        .current_dir(&p)
+        .output()
+        .unwrap();
+    let log = ok(&out);
+    assert!(log.contains("Successfully tagged iris-train:docker"), "{log}\n{}", text(&out.stderr));
+    let run = ok(&d.docker(&["run", "--rm", "--user", "0:0", "iris-train:docker"]));
+    assert!(run.contains("epoch 3/3"), "{run}");
+    // Same context through the tar path and through our CLI's directory path: same image.
+    ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:berth", "."]));
+    assert_eq!(image_id(&d, "iris-train:docker"), image_id(&d, "iris-train:berth"));
+}
+
+#[test]
+fn multi_stage_target_build_args_and_secrets() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let p = d.dir.path().join("ms");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("Dockerfile"),
+        r#"ARG BASE=busybox
+FROM ${BASE} AS build
+ARG VERSION=0.1
+RUN mkdir /out && echo "built $VERSION" > /out/artifact
+RUN --mount=type=secret,id=token cat /run/secrets/token | wc -c > /out/token-length
+
+FROM busybox AS test
+RUN echo testing && exit 0
+
+FROM busybox
+COPY --from=build /out/ /srv/
+CMD ["cat", "/srv/artifact"]
+"#,
+    )
+    .unwrap();
+    let secret = d.dir.path().join("token.txt");
+    std::fs::write(&secret, "s3cr3t-value-123").unwrap();
+    let sec = format!("id=token,src={}", secret.display());
+    let log = ok(&build_in(&d, &p, &["-t", "ms:1", "--build-arg", "VERSION=2.0", "--secret", &sec, "."]));
+    assert!(!log.contains("testing"), "an unneeded stage is not built: {log}");
+    assert_eq!(ok(&d.berth(&["run", "--rm", "ms:1"])), "built 2.0\n");
+    assert_eq!(ok(&d.berth(&["run", "--rm", "ms:1", "cat", "/srv/token-length"])).trim(), "16");
+    // The secret is in no layer blob.
+    let blobs = d.data_root.join("content/blobs/sha256");
+    for e in std::fs::read_dir(&blobs).unwrap() {
+        let data = std::fs::read(e.unwrap().path()).unwrap();
+        assert!(!data.windows(16).any(|w| w == b"s3cr3t-value-123"), "secret leaked into a blob");
+    }
+    let log = ok(&build_in(&d, &p, &["--target", "build", "-t", "ms:build", "--secret", &sec, "."]));
+    assert!(log.contains("Successfully tagged ms:build"), "{log}");
+    assert_eq!(ok(&d.berth(&["run", "--rm", "ms:build", "cat", "/out/artifact"])), "built 0.1\n");
+}
+
+#[test]
+fn broken_builds_fail_clearly_and_tag_nothing() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let p = d.dir.path().join("bad");
+    std::fs::create_dir_all(&p).unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("FROM busybox\nRUNN echo hi\n", "Dockerfile:2"),
+        ("FROM busybox\nRUN echo failing; exit 3\n", "exit code: 3"),
+        ("FROM busybox\nCOPY ../outside /x\n", "outside the build context"),
+        ("FROM busybox\nCOPY missing.txt /x\n", "missing.txt"),
+        ("FROM nosuchbase\n", "nosuchbase"),
+    ];
+    for (df, expect) in cases {
+        std::fs::write(p.join("Dockerfile"), df).unwrap();
+        let out = build_in(&d, &p, &["-t", "bad:1", "."]);
+        assert!(!out.status.success(), "{df} built");
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(all.contains(expect), "{df}: expected {expect:?} in {all}");
+    }
+    let out = d.berth(&["image", "inspect", "bad:1"]);
+    assert!(!out.status.success(), "a failed build tags nothing");
+    ok(&d.berth(&["run", "--rm", "busybox", "true"]));
+}
