@@ -1022,7 +1022,9 @@ pub async fn autostart(c: &Client) {
     let Ok(log2) = log.try_clone() else {
         return;
     };
-    let mut cmd = std::process::Command::new("/proc/self/exe");
+    // The resolved path, so `ps` shows `berth daemon` rather than `exe daemon`.
+    let exe = std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("/proc/self/exe"));
+    let mut cmd = std::process::Command::new(exe);
     cmd.arg("daemon").stdin(std::process::Stdio::null()).stdout(log).stderr(log2);
     {
         use std::os::unix::process::CommandExt;
