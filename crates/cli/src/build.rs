@@ -47,7 +47,7 @@ pub struct BuildArgs {
     /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")
     #[arg(long = "secret")]
     pub secrets: Vec<String>,
-    /// Set type of progress output ("auto", "plain", "tty", "quiet")
+    /// Set type of progress output ("auto", "plain", "tty", "quiet", "legacy")
     #[arg(long = "progress", default_value = "auto")]
     pub progress: String,
     /// Set platform if server is multi-platform capable
@@ -163,18 +163,21 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         c.build_image(&q, Some(&ctx.display().to_string()), berth_api::client::empty_body()).await?
     };
     let mut id = None;
+    let mut view = Progress::new(&a.progress);
     while let Some(m) = stream.next_message().await {
         let m = m?;
         if let Some(e) = m.error.or(m.error_detail.map(|d| d.message)) {
-            return Err(CliError::Message(e));
+            view.finish();
+            return Err(CliError::Message(format!("ERROR: {e}")));
         }
         if let Some(s) = m.stream {
-            out(&s);
+            view.text(&s);
         }
         if let Some(i) = m.aux.as_ref().and_then(|v| v.get("ID")).and_then(|v| v.as_str()) {
             id = Some(i.to_owned());
         }
     }
+    view.finish();
     let id = id.ok_or_else(|| CliError::Message("the build ended without producing an image".into()))?;
     if q.quiet {
         out(&format!("{id}\n"));
@@ -183,6 +186,69 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         std::fs::write(f, &id).map_err(|e| CliError::Message(format!("write {f}: {e}")))?;
     }
     Ok(())
+}
+
+/// Shows the daemon's build stream the way BuildKit's plain progress does: numbered
+/// steps, `CACHED`, `DONE <seconds>`, and RUN output prefixed with its step number (not
+/// hidden). The daemon speaks the legacy builder's stream (`Step 2/5 : …`, ` ---> Using
+/// cache`, ` ---> Done in 0.31s`) because that is what docker's own clients display; this
+/// view re-renders it. `--progress rawjson`-style formats are not offered.
+struct Progress {
+    plain: bool,
+    step: usize,
+    cached: bool,
+    partial: String,
+}
+
+impl Progress {
+    fn new(mode: &str) -> Progress {
+        Progress { plain: mode != "legacy", step: 0, cached: false, partial: String::new() }
+    }
+
+    fn text(&mut self, s: &str) {
+        if !self.plain {
+            out(s);
+            return;
+        }
+        self.partial.push_str(s);
+        while let Some(i) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=i).collect();
+            self.line(line.trim_end_matches('\n'));
+        }
+    }
+
+    fn line(&mut self, l: &str) {
+        if let Some(rest) = l.strip_prefix("Step ")
+            && let Some((num, text)) = rest.split_once(" : ")
+            && let Some((i, _)) = num.split_once('/')
+            && let Ok(i) = i.parse::<usize>()
+        {
+            self.step = i;
+            self.cached = false;
+            out(&format!("#{i} [{num}] {text}\n"));
+        } else if l == " ---> Using cache" {
+            self.cached = true;
+            out(&format!("#{} CACHED\n", self.step));
+        } else if let Some(secs) = l.strip_prefix(" ---> Done in ") {
+            if self.cached {
+                return;
+            }
+            out(&format!("#{} DONE {}\n", self.step, secs.trim_end_matches('s')));
+        } else if l.starts_with("Successfully ") {
+            out(&format!("{l}\n"));
+        } else if self.step > 0 {
+            out(&format!("#{} {l}\n", self.step));
+        } else {
+            out(&format!("{l}\n"));
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.partial.is_empty() {
+            let l = std::mem::take(&mut self.partial);
+            self.line(&l);
+        }
+    }
 }
 
 fn is_archive(b: &[u8]) -> bool {

@@ -66,8 +66,9 @@ fn example_project_builds_runs_and_rebuilds_from_cache() {
 
     // No change: every step from the cache, the same image.
     let log = ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.0", "."]));
-    let steps = log.lines().filter(|l| l.starts_with("Step ")).count();
-    let cached = log.matches("Using cache").count();
+    let is_step = |l: &str| l.starts_with('#') && l.split_once(' ').is_some_and(|(_, r)| r.starts_with('['));
+    let steps = log.lines().filter(|l| is_step(l)).count();
+    let cached = log.lines().filter(|l| l.ends_with(" CACHED")).count();
     assert_eq!(cached, steps - 1, "all but FROM cached: {log}");
     assert_eq!(image_id(&d, "iris-train:1.0.0"), first);
 
@@ -76,13 +77,15 @@ fn example_project_builds_runs_and_rebuilds_from_cache() {
     let body = std::fs::read_to_string(&script).unwrap();
     std::fs::write(&script, &body).unwrap();
     let log = ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.0", "."]));
-    assert_eq!(log.matches("Using cache").count(), steps - 1, "{log}");
+    assert_eq!(log.lines().filter(|l| l.ends_with(" CACHED")).count(), steps - 1, "{log}");
     std::fs::write(&script, body.replace("saved ", "stored ")).unwrap();
     let log = ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.0", "."]));
     assert!(!log.contains("installing numpy"), "the pip step stayed cached: {log}");
-    let step_of = |needle: &str| log.lines().position(|l| l.starts_with("Step ") && l.contains(needle)).unwrap();
+    let step_of = |needle: &str| log.lines().position(|l| is_step(l) && l.contains(needle)).unwrap();
     let after_copy_src = &log.lines().skip(step_of("COPY src/")).collect::<Vec<_>>().join("\n");
-    assert!(!after_copy_src.contains("Using cache"), "{log}");
+    assert!(!after_copy_src.contains(" CACHED"), "{log}");
+    assert!(log.lines().any(|l| l.starts_with("#4 CACHED")), "BuildKit-style progress: {log}");
+    assert!(log.lines().any(|l| l.contains(" DONE ")), "steps report their time: {log}");
     assert_ne!(image_id(&d, "iris-train:1.0.0"), first);
 
     // Ignored files never reach the image.
