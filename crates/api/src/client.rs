@@ -537,6 +537,21 @@ impl Client {
         self.call_raw(Method::POST, &format!("/images/{}/tag", seg(name)), Some(&encode_query(q)?)).await.map(|_| ())
     }
 
+    /// `POST /build/prune`: `{"CachesDeleted": [...], "SpaceReclaimed": n}`.
+    pub async fn prune_build_cache(&self, all: bool, filters: &query::Filters) -> Result<serde_json::Value> {
+        let mut q = format!("all={}", if all { 1 } else { 0 });
+        if !filters.is_empty() {
+            q.push_str("&filters=");
+            q.push_str(&serde_urlencoded::to_string([("", filters.to_json())]).unwrap_or_default()[1..]);
+        }
+        self.call_json(Method::POST, "/build/prune", Some(&q), None).await
+    }
+
+    /// `GET /system/df`, as raw JSON (the 1.41 shape).
+    pub async fn system_df(&self) -> Result<serde_json::Value> {
+        self.call_json(Method::GET, "/system/df", None, None).await
+    }
+
     /// `GET /images/{name}/history`.
     pub async fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>> {
         self.call_json(Method::GET, &format!("/images/{}/history", seg(name)), None, None).await

@@ -80,6 +80,25 @@ impl BuildCache {
         Ok(())
     }
 
+    /// Every entry: (key, created, last used, state), oldest first.
+    pub fn entries(&self) -> Vec<(String, i64, i64, Option<CachedState>)> {
+        let conn = self.conn();
+        let Ok(mut st) = conn.prepare("SELECT key, created, last_used, state FROM build_cache ORDER BY created") else {
+            return Vec::new();
+        };
+        st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+        })
+        .map(|rows| rows.flatten().map(|(k, c, u, s)| (k, c, u, serde_json::from_str(&s).ok())).collect())
+        .unwrap_or_default()
+    }
+
+    /// Forgets one entry.
+    pub fn remove(&self, key: &str) -> Result<(), rusqlite::Error> {
+        self.conn().execute("DELETE FROM build_cache WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
     /// Forgets every entry (`builder prune -a`); returns how many there were.
     pub fn clear(&self) -> Result<u64, rusqlite::Error> {
         Ok(self.conn().execute("DELETE FROM build_cache", [])? as u64)

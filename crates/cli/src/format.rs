@@ -105,8 +105,14 @@ fn go_g(x: f64, prec: usize) -> String {
     }
 }
 
-/// Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, e.g. `4.26MB`.
+/// Docker's `units.HumanSizeWithPrecision(size, 3)` (what `images` prints): decimal
+/// units, e.g. `4.26MB`.
 pub fn human_size(size: f64) -> String {
+    human_size_precision(size, 3)
+}
+
+/// Docker's `units.HumanSizeWithPrecision(size, precision)`; `system df` uses 4.
+pub fn human_size_precision(size: f64, precision: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut s = size;
     let mut i = 0;
@@ -114,7 +120,7 @@ pub fn human_size(size: f64) -> String {
         s /= 1000.0;
         i += 1;
     }
-    format!("{}{}", go_g(s, 3), UNITS[i])
+    format!("{}{}", go_g(s, precision), UNITS[i])
 }
 
 /// Re-indents JSON text like Go's `json.Indent(dst, src, "", indent)`, keeping key order and

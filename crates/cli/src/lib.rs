@@ -6,6 +6,7 @@ pub mod commands;
 pub mod format;
 pub mod opts;
 pub mod run;
+pub mod system;
 
 use std::io::Write;
 
@@ -109,6 +110,12 @@ pub enum Cmd {
     Version(commands::FormatArgs),
     /// Display system-wide information
     Info(commands::FormatArgs),
+    /// Manage berth (disk usage)
+    #[command(subcommand)]
+    System(system::SystemCmd),
+    /// Manage builds (the build cache)
+    #[command(subcommand)]
+    Builder(system::BuilderCmd),
 }
 
 /// Prints to stdout, ignoring a closed pipe as docker does.
@@ -344,6 +351,8 @@ async fn dispatch(host: String, cmd: Cmd) -> i32 {
         Cmd::History(a) => commands::history(&client, a).await,
         Cmd::Version(a) => commands::version(&client, a).await,
         Cmd::Info(a) => commands::info(&client, a).await,
+        Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
+        Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,
     };
     match res {
         Ok(()) => 0,

@@ -104,6 +104,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/logs", get(container_logs))
         .route("/containers/{id}", axum::routing::delete(remove_container))
         .route("/build", post(build))
+        .route("/build/prune", post(build_prune))
+        .route("/system/df", get(system_df))
         .route("/images/json", get(list_images))
         .route("/images/create", post(create_image))
         .route("/images/{*rest}", get(image_get).post(image_post).delete(remove_image))
@@ -504,6 +506,67 @@ async fn build(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+/// Docker's `until` filter: a duration (`24h`, `90m`, `30s`) back from now, in seconds.
+fn parse_until(s: &str) -> Option<i64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().ok()?;
+    Some(match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return None,
+    })
+}
+
+async fn build_prune(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response> {
+    #[derive(serde::Deserialize)]
+    struct Q {
+        #[serde(default, deserialize_with = "query::de_bool")]
+        all: bool,
+        #[serde(default)]
+        filters: query::Filters,
+    }
+    let q: Q = parse_query(req.uri().query())?;
+    let until = match q.filters.get("until").first() {
+        Some(u) => Some(parse_until(u).ok_or_else(|| bad_query(format!("invalid filter 'until={u}'")))?),
+        None => None,
+    };
+    let r = e.builder_prune(q.all, until).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "CachesDeleted": r.removed, "SpaceReclaimed": r.reclaimed })))
+}
+
+/// `GET /system/df` in the API 1.41 shape the docker CLI reads.
+async fn system_df(State(e): State<Arc<Engine>>) -> ApiResult<Response> {
+    let images = e.list_images(&query::Filters::default()).await?;
+    let recs = e.records();
+    let now = chrono::Utc::now();
+    let image_rows: Vec<_> = images
+        .iter()
+        .map(|img| {
+            let id = img.id.to_string();
+            views::image_summary(img, recs.iter().filter(|r| r.image_id == id).count() as i64)
+        })
+        .collect();
+    let layers_size: i64 = images.iter().map(|i| i.size as i64).sum();
+    let containers: Vec<_> = recs
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(views::container_summary(r, now)).unwrap_or_default();
+            v["SizeRw"] = serde_json::json!(0);
+            v["SizeRootFs"] = serde_json::json!(0);
+            v
+        })
+        .collect();
+    let cache = e.build_cache_usage().await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "LayersSize": layers_size, "Images": image_rows, "Containers": containers,
+            "Volumes": [], "BuildCache": cache,
+        }),
+    ))
 }
 
 fn json_lines(msgs: &[berth_api::JsonMessage]) -> Response {

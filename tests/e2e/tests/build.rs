@@ -93,6 +93,14 @@ fn example_project_builds_runs_and_rebuilds_from_cache() {
     ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.1", "."]));
     let out = d.berth(&["run", "--rm", "--entrypoint", "ls", "iris-train:1.0.1", "/app/src"]);
     assert!(!ok(&out).contains("debug.log"));
+
+    // The cache is visible in `system df` and `builder prune -af` really empties it.
+    let df = ok(&d.berth(&["system", "df"]));
+    let cache_row = df.lines().find(|l| l.starts_with("Build Cache")).unwrap_or_else(|| panic!("{df}"));
+    assert!(cache_row.split_whitespace().nth(2).and_then(|n| n.parse::<u32>().ok()).unwrap_or(0) > 0, "{df}");
+    ok(&d.berth(&["builder", "prune", "-af"]));
+    let log = ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.1", "."]));
+    assert!(!log.contains(" CACHED"), "nothing cached after prune: {log}");
 }
 
 #[test]
@@ -114,6 +122,7 @@ fn docker_cli_builds_through_the_legacy_api() {
     assert!(log.contains("Successfully tagged iris-train:docker"), "{log}\n{}", text(&out.stderr));
     let run = ok(&d.docker(&["run", "--rm", "--user", "0:0", "iris-train:docker"]));
     assert!(run.contains("epoch 3/3"), "{run}");
+    assert!(ok(&d.docker(&["system", "df"])).contains("Build Cache"));
     // Same context through the tar path and through our CLI's directory path: same image.
     ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:berth", "."]));
     assert_eq!(image_id(&d, "iris-train:docker"), image_id(&d, "iris-train:berth"));

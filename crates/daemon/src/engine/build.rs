@@ -198,7 +198,7 @@ impl Engine {
                     cache: &cache,
                     exec: &exec,
                     work_root: work_root.clone(),
-                    cache_mounts: engine.cfg.data_root.join("builder-cache-mounts"),
+                    cache_mounts: engine.cache_mounts_dir(),
                     cancel: &cancel,
                 };
                 let req = berth_build::solver::BuildRequest {
@@ -247,6 +247,91 @@ impl Engine {
                 }
             }
             Ok(id)
+        })
+        .await
+    }
+}
+
+/// What `builder prune` removed.
+pub struct PruneReport {
+    /// Cache entries removed.
+    pub removed: Vec<String>,
+    /// Bytes freed on disk.
+    pub reclaimed: u64,
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
+    if !md.is_dir() {
+        return md.len();
+    }
+    std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum()).unwrap_or(0)
+}
+
+impl Engine {
+    fn cache_mounts_dir(&self) -> std::path::PathBuf {
+        self.cfg.data_root.join("builder-cache-mounts")
+    }
+
+    /// `POST /build/prune`: without `all`, entries whose layers are gone and entries older
+    /// than `until` (seconds); with `all`, every entry and every `RUN --mount=type=cache`
+    /// directory. Layers themselves belong to images and go with them.
+    pub async fn builder_prune(self: &Arc<Self>, all: bool, until: Option<i64>) -> crate::error::Result<PruneReport> {
+        let engine = self.clone();
+        super::blocking(move || {
+            let cache = berth_build::cache::BuildCache::open(&engine.cfg.data_root)?;
+            let now = chrono::Utc::now().timestamp();
+            let mut removed = Vec::new();
+            for (key, _created, last_used, state) in cache.entries() {
+                let stale = state.as_ref().is_none_or(|s| !s.layers.iter().all(|l| engine.images.has_layer(l)));
+                let old = until.is_some_and(|u| last_used < now - u);
+                if all || stale || old {
+                    cache.remove(&key)?;
+                    removed.push(key);
+                }
+            }
+            let mut reclaimed = 0;
+            if all && let Ok(rd) = std::fs::read_dir(engine.cache_mounts_dir()) {
+                for e in rd.flatten() {
+                    reclaimed += dir_size(&e.path());
+                    let _ = std::fs::remove_dir_all(e.path());
+                    removed.push(format!("cachemount:{}", e.file_name().to_string_lossy()));
+                }
+            }
+            Ok(PruneReport { removed, reclaimed })
+        })
+        .await
+    }
+
+    /// The build cache as `GET /system/df` lists it: step entries (their layers are
+    /// accounted to images) and cache-mount directories with their sizes.
+    pub async fn build_cache_usage(self: &Arc<Self>) -> crate::error::Result<Vec<serde_json::Value>> {
+        let engine = self.clone();
+        super::blocking(move || {
+            let cache = berth_build::cache::BuildCache::open(&engine.cfg.data_root)?;
+            let ts = |t: i64| chrono::DateTime::from_timestamp(t, 0).map(|d| d.to_rfc3339()).unwrap_or_default();
+            let mut out: Vec<serde_json::Value> = cache
+                .entries()
+                .into_iter()
+                .map(|(key, created, used, _)| {
+                    serde_json::json!({
+                        "ID": &key[key.len().saturating_sub(25)..], "Parent": "", "Type": "regular",
+                        "Description": "build step", "InUse": false, "Shared": true, "Size": 0,
+                        "CreatedAt": ts(created), "LastUsedAt": ts(used), "UsageCount": 1,
+                    })
+                })
+                .collect();
+            if let Ok(rd) = std::fs::read_dir(engine.cache_mounts_dir()) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    out.push(serde_json::json!({
+                        "ID": &name[..name.len().min(25)], "Parent": "", "Type": "exec.cachemount",
+                        "Description": "cached mount (RUN --mount=type=cache)", "InUse": false, "Shared": false,
+                        "Size": dir_size(&e.path()), "CreatedAt": "", "LastUsedAt": "", "UsageCount": 1,
+                    }));
+                }
+            }
+            Ok(out)
         })
         .await
     }

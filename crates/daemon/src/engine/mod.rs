@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::record::{ContainerRecord, Status};
 use crate::store::Store;
 
-pub use build::ContextSource;
+pub use build::{ContextSource, PruneReport};
 pub use io::{AttachStreams, LogOptions};
 pub use lifecycle::WaitCondition;
 
