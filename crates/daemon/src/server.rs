@@ -479,6 +479,7 @@ async fn build(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response
     // response stream would never see its end.
     let watcher = tokio::spawn(async move {
         watch_tx.closed().await;
+        tracing::debug!("build client went away: cancelling the build");
         watch_cancel.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     tokio::spawn(async move {
@@ -495,11 +496,20 @@ async fn build(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response
                 .await;
         }
     });
+    // A silent RUN step writes nothing for a long time, and only a failed write tells the
+    // server its client left: a newline each second (JSON decoders skip whitespace between
+    // values) makes a vanished client drop this stream, which cancels the build.
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let m = rx.recv().await?;
-        let mut b = serde_json::to_vec(&m).unwrap_or_default();
-        b.extend_from_slice(b"\r\n");
-        Some((Ok::<_, Infallible>(Bytes::from(b)), rx))
+        tokio::select! {
+            m = rx.recv() => {
+                let mut b = serde_json::to_vec(&m?).unwrap_or_default();
+                b.extend_from_slice(b"\r\n");
+                Some((Ok::<_, Infallible>(Bytes::from(b)), rx))
+            }
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                Some((Ok::<_, Infallible>(Bytes::from_static(b"\n")), rx))
+            }
+        }
     });
     Ok(Response::builder()
         .status(StatusCode::OK)

@@ -193,3 +193,43 @@ fn broken_builds_fail_clearly_and_tag_nothing() {
     assert!(!out.status.success(), "a failed build tags nothing");
     ok(&d.berth(&["run", "--rm", "busybox", "true"]));
 }
+
+#[test]
+fn a_build_whose_client_goes_away_is_cancelled() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let p = d.dir.path().join("slow");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(p.join("Dockerfile"), "FROM busybox\nRUN echo started-cancel-test; sleep 47; echo never\n").unwrap();
+    let mut child = d
+        .berth_cmd(&["build", "-t", "slow:1", "."])
+        .current_dir(&p)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the RUN step is running, then kill the client as ctrl-c would.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0, "build ended early");
+        if line.contains("started-cancel-test") {
+            break;
+        }
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let running = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline")).map(|c| c.windows(8).any(|w| w == b"sleep\x0047")).unwrap_or(false)
+        })
+    };
+    while running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!running(), "the build step is still running after its client went away");
+    assert!(!d.berth(&["image", "inspect", "slow:1"]).status.success(), "a cancelled build tags nothing");
+    ok(&d.berth(&["run", "--rm", "busybox", "true"]));
+}
