@@ -139,6 +139,19 @@ pub fn container_inspect(rec: &ContainerRecord, paths: &ContainerPaths) -> Conta
     if host_config.network_mode.as_deref().is_none_or(str::is_empty) {
         host_config.network_mode = Some("bridge".to_owned());
     }
+    // Docker always reports these; clients such as docker-py index into them.
+    if host_config.log_config.as_ref().is_none_or(|l| l.typ.as_deref().is_none_or(str::is_empty)) {
+        host_config.log_config = Some(berth_api::models::HostConfigLogConfig {
+            typ: Some("json-file".to_owned()),
+            config: Some(HashMap::new()),
+        });
+    }
+    if host_config.restart_policy.is_none() {
+        host_config.restart_policy = Some(berth_api::models::RestartPolicy {
+            name: Some(berth_api::models::RestartPolicyNameEnum::NO),
+            maximum_retry_count: Some(0),
+        });
+    }
     let mut graph = HashMap::new();
     graph.insert("UpperDir".to_owned(), paths.upper.display().to_string());
     graph.insert("WorkDir".to_owned(), paths.work.display().to_string());
