@@ -104,9 +104,6 @@ fn parse_secret(s: &str) -> Result<(String, String), CliError> {
 /// Where the Dockerfile is, relative to the context when inside it, absolute otherwise.
 fn dockerfile_param(context: &Path, file: Option<&str>) -> Result<Option<String>, CliError> {
     let Some(f) = file else { return Ok(None) };
-    if f == "-" {
-        return Err(CliError::Message("reading the Dockerfile from stdin with -f - is not supported yet".into()));
-    }
     let abs = std::path::absolute(f).map_err(|e| CliError::Message(format!("{f}: {e}")))?;
     if !abs.is_file() {
         return Err(CliError::Message(format!(
@@ -143,7 +140,12 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         let (id, path) = parse_secret(s)?;
         q.secrets.insert(id, path);
     }
-    let mut stream = if a.path == "-" {
+    let stream = if a.path == "-" {
+        if a.file.as_deref() == Some("-") {
+            return Err(CliError::Message(
+                "invalid argument: can't use stdin for both build context and dockerfile".into(),
+            ));
+        }
         use tokio::io::AsyncReadExt;
         let mut input = Vec::new();
         tokio::io::stdin().read_to_end(&mut input).await?;
@@ -159,9 +161,51 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         if !ctx.is_dir() {
             return Err(CliError::Message(format!("unable to prepare context: path {:?} not found", a.path)));
         }
-        q.dockerfile = dockerfile_param(&ctx, a.file.as_deref())?;
-        c.build_image(&q, Some(&ctx.display().to_string()), berth_api::client::empty_body()).await?
+        // `-f -`: the Dockerfile comes from stdin; the daemon (same machine) reads it from a
+        // private temp file that lives until the build's stream ends.
+        let stdin_file = if a.file.as_deref() == Some("-") {
+            use std::io::Read;
+            let mut text = Vec::new();
+            std::io::stdin().read_to_end(&mut text)?;
+            let dir = std::env::temp_dir().join(format!("berth-dockerfile-{}", berth_base::new_id()));
+            std::fs::create_dir(&dir)?;
+            let path = dir.join("Dockerfile");
+            std::fs::write(&path, text)?;
+            Some(dir)
+        } else {
+            None
+        };
+        let file = stdin_file.as_ref().map(|d| d.join("Dockerfile").display().to_string()).or(a.file.clone());
+        q.dockerfile = dockerfile_param(&ctx, file.as_deref())?;
+        let r = c.build_image(&q, Some(&ctx.display().to_string()), berth_api::client::empty_body()).await;
+        if let (Err(_), Some(d)) = (&r, &stdin_file) {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        let stream = r?;
+        return finish_build(stream, &q, &a, stdin_file).await;
     };
+    finish_build(stream, &q, &a, None).await
+}
+
+/// Shows the build's progress, then prints or records the image id.
+async fn finish_build(
+    mut stream: berth_api::client::JsonStream,
+    q: &query::Build,
+    a: &BuildArgs,
+    cleanup: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let r = show_build(&mut stream, q, a).await;
+    if let Some(d) = cleanup {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    r
+}
+
+async fn show_build(
+    stream: &mut berth_api::client::JsonStream,
+    q: &query::Build,
+    a: &BuildArgs,
+) -> Result<(), CliError> {
     let mut id = None;
     let mut view = Progress::new(&a.progress);
     while let Some(m) = stream.next_message().await {

@@ -166,7 +166,8 @@ impl Daemon {
     }
 }
 
-fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+/// Runs `cmd` with `input` on its stdin.
+pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
     use std::io::Write;
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");

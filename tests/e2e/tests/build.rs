@@ -167,6 +167,14 @@ CMD ["cat", "/srv/artifact"]
     let log = ok(&build_in(&d, &p, &["--target", "build", "-t", "ms:build", "--secret", &sec, "."]));
     assert!(log.contains("Successfully tagged ms:build"), "{log}");
     assert_eq!(ok(&d.berth(&["run", "--rm", "ms:build", "cat", "/out/artifact"])), "built 0.1\n");
+
+    // `-f -`: the Dockerfile on stdin, the context from the directory.
+    let mut cmd = d.berth_cmd(&["build", "-f", "-", "-t", "stdin:1", "."]);
+    cmd.current_dir(&p);
+    let out =
+        berth_e2e::run_with_stdin(cmd, b"FROM busybox\nCOPY Dockerfile /copied\nCMD [\"head\", \"-1\", \"/copied\"]\n");
+    ok(&out);
+    assert_eq!(ok(&d.berth(&["run", "--rm", "stdin:1"])), "ARG BASE=busybox\n");
 }
 
 #[test]
