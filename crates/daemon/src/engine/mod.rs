@@ -139,7 +139,49 @@ impl Engine {
             _lock: lock,
         });
         engine.restore().await?;
+        let e = engine.clone();
+        blocking(move || {
+            e.clean_builder_scratch();
+            Ok(())
+        })
+        .await?;
         Ok(engine)
+    }
+
+    /// Build steps and unpacked contexts live in `builder/` only while a build runs; a
+    /// daemon that died mid-build leaves them (possibly mounted) behind. Nothing is building
+    /// at startup, so everything there is unmounted and removed.
+    fn clean_builder_scratch(&self) {
+        // Shims that belong to no container ran build steps: stop them first.
+        if let Ok(rd) = std::fs::read_dir(self.cfg.exec_root.join("s")) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(id) = name.strip_suffix(".sock") else { continue };
+                if self.get(id).is_ok() {
+                    continue;
+                }
+                if let Ok(mut s) = std::os::unix::net::UnixStream::connect(e.path()) {
+                    use berth_runtime::proto::{ClientFrame, encode_client};
+                    use std::io::Write;
+                    let mut f = encode_client(&ClientFrame::Hello { stdin: false, stdout: false, stderr: false });
+                    f.extend(encode_client(&ClientFrame::Signal(9)));
+                    let _ = s.write_all(&f);
+                    tracing::info!(shim = %id, "stopped the step of a build interrupted by a daemon restart");
+                }
+            }
+        }
+        let dir = self.cfg.data_root.join("builder");
+        let Ok(rd) = std::fs::read_dir(&dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if let Err(err) = self.images.unmount_rootfs(&p) {
+                tracing::warn!(path = %p.display(), error = %err, "unmount leftover build root");
+                continue;
+            }
+            if let Err(err) = std::fs::remove_dir_all(&p) {
+                tracing::warn!(path = %p.display(), error = %err, "remove leftover build root");
+            }
+        }
     }
 
     fn container_dir(&self, id: &str) -> PathBuf {
