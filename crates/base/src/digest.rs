@@ -5,21 +5,12 @@ use std::str::FromStr;
 
 use sha2::Digest as _;
 
+use crate::Error;
+
 /// A parsed, validated content digest. Only sha256 is supported, as in Docker.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
     hex: String,
-}
-
-/// Why a string is not a digest.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DigestError {
-    /// The algorithm prefix is missing or not `sha256`.
-    #[error("unsupported digest algorithm: {0}")]
-    Algorithm(String),
-    /// The encoded part is not 64 lowercase hex digits.
-    #[error("invalid checksum digest format: {0}")]
-    Format(String),
 }
 
 impl Digest {
@@ -34,11 +25,11 @@ impl Digest {
     }
 
     /// Builds a digest from its 64-hex-digit encoded part.
-    pub fn from_hex(hex: &str) -> Result<Digest, DigestError> {
+    pub fn from_hex(hex: &str) -> Result<Digest, Error> {
         if crate::id::is_full_id(hex) {
             Ok(Digest { hex: hex.to_owned() })
         } else {
-            Err(DigestError::Format(hex.to_owned()))
+            Err(Error::DigestFormat(hex.to_owned()))
         }
     }
 
@@ -60,12 +51,12 @@ impl fmt::Display for Digest {
 }
 
 impl FromStr for Digest {
-    type Err = DigestError;
+    type Err = Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
             Some(("sha256", hex)) => Digest::from_hex(hex),
-            Some((alg, _)) => Err(DigestError::Algorithm(alg.to_owned())),
-            None => Err(DigestError::Format(s.to_owned())),
+            Some((alg, _)) => Err(Error::DigestAlgorithm(alg.to_owned())),
+            None => Err(Error::DigestFormat(s.to_owned())),
         }
     }
 }

@@ -3,13 +3,15 @@
 //! policy: just the vocabulary the other crates share.
 
 pub mod digest;
+pub mod error;
 pub mod fsroot;
 pub mod fsutil;
 pub mod id;
 pub mod kind;
 pub mod reference;
 
-pub use digest::{Digest, DigestError};
+pub use digest::Digest;
+pub use error::Error;
 pub use id::{is_full_id, new_id, short_id};
 pub use kind::ErrorKind;
-pub use reference::{Reference, ReferenceError};
+pub use reference::Reference;

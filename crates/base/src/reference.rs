@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::Error;
 use crate::digest::Digest;
 
 /// Docker Hub's canonical registry name.
@@ -19,26 +20,6 @@ pub struct Reference {
     path: String,
     tag: Option<String>,
     digest: Option<Digest>,
-}
-
-/// Why a string is not an image reference. Messages follow Docker's wording.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ReferenceError {
-    /// General syntax error.
-    #[error("invalid reference format")]
-    Format,
-    /// Upper-case letters in the repository path.
-    #[error("invalid reference format: repository name ({0}) must be lowercase")]
-    Uppercase(String),
-    /// A bare 64-hex string, which Docker reserves for ids.
-    #[error("invalid repository name ({0}), cannot specify 64-byte hexadecimal strings")]
-    LooksLikeId(String),
-    /// The name is longer than 255 characters.
-    #[error("repository name must not be more than 255 characters")]
-    TooLong,
-    /// A digest that does not parse.
-    #[error("invalid reference format: {0}")]
-    Digest(#[from] crate::digest::DigestError),
 }
 
 fn is_path_component(s: &str) -> bool {
@@ -123,12 +104,12 @@ fn is_tag(s: &str) -> bool {
 impl Reference {
     /// Parses a reference as a user typed it and normalises it (`bb` → `docker.io/library/bb`).
     /// No tag is added: see [`Reference::with_default_tag`].
-    pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
+    pub fn parse(s: &str) -> Result<Reference, Error> {
         if crate::id::is_full_id(s) {
-            return Err(ReferenceError::LooksLikeId(s.to_owned()));
+            return Err(Error::LooksLikeId(s.to_owned()));
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (r, Some(d.parse::<Digest>()?)),
+            Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|e| Error::ReferenceDigest(e.to_string()))?)),
             None => (s, None),
         };
         // A tag follows the last ':' that comes after the last '/'.
@@ -137,14 +118,14 @@ impl Reference {
             Some(i) => {
                 let t = &rest[last_slash + i + 1..];
                 if !is_tag(t) {
-                    return Err(ReferenceError::Format);
+                    return Err(Error::Format);
                 }
                 (&rest[..last_slash + i], Some(t.to_owned()))
             }
             None => (rest, None),
         };
         if name.is_empty() {
-            return Err(ReferenceError::Format);
+            return Err(Error::Format);
         }
         let (domain, path) = match name.split_once('/') {
             Some((first, remainder))
@@ -154,7 +135,7 @@ impl Reference {
                     || first.bytes().any(|c| c.is_ascii_uppercase()) =>
             {
                 if !is_domain(first) {
-                    return Err(ReferenceError::Format);
+                    return Err(Error::Format);
                 }
                 (first.to_owned(), remainder.to_owned())
             }
@@ -162,10 +143,10 @@ impl Reference {
         };
         let domain = if domain == LEGACY_DOMAIN { DEFAULT_DOMAIN.to_owned() } else { domain };
         if path.bytes().any(|c| c.is_ascii_uppercase()) {
-            return Err(ReferenceError::Uppercase(path));
+            return Err(Error::Uppercase(path));
         }
         if !path.split('/').all(is_path_component) {
-            return Err(ReferenceError::Format);
+            return Err(Error::Format);
         }
         let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
             format!("{OFFICIAL_REPO_PREFIX}{path}")
@@ -173,7 +154,7 @@ impl Reference {
             path
         };
         if domain.len() + 1 + path.len() > MAX_NAME_LEN {
-            return Err(ReferenceError::TooLong);
+            return Err(Error::TooLong);
         }
         Ok(Reference { domain, path, tag, digest })
     }
@@ -187,9 +168,9 @@ impl Reference {
     }
 
     /// Replaces the tag (and drops any digest).
-    pub fn with_tag(mut self, tag: &str) -> Result<Reference, ReferenceError> {
+    pub fn with_tag(mut self, tag: &str) -> Result<Reference, Error> {
         if !is_tag(tag) {
-            return Err(ReferenceError::Format);
+            return Err(Error::Format);
         }
         self.tag = Some(tag.to_owned());
         self.digest = None;
@@ -285,11 +266,11 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert_eq!(Reference::parse("Busybox"), Err(ReferenceError::Uppercase("Busybox".into())));
+        assert_eq!(Reference::parse("Busybox"), Err(Error::Uppercase("Busybox".into())));
         for bad in ["", ":tag", "bb:", "bb:-x", "a//b", "a/", "-a", "a b", "a:b:c", "bb@sha256:xyz", "a__-b"] {
             assert!(Reference::parse(bad).is_err(), "{bad} should be rejected");
         }
         let id = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert!(matches!(Reference::parse(id), Err(ReferenceError::LooksLikeId(_))));
+        assert!(matches!(Reference::parse(id), Err(Error::LooksLikeId(_))));
     }
 }

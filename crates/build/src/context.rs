@@ -11,110 +11,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use berth_base::ErrorKind;
 use berth_base::fsroot::{open_in_root, open_root};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
+use crate::Error;
 use crate::copy::{self, Existing, Meta, create_file, ensure_dir, make_entry};
 use crate::dockerignore::{IgnoreMatcher, clean_path};
-
-/// Errors of the build context, `.dockerignore` and COPY/ADD.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A malformed `.dockerignore` or `--exclude` pattern.
-    #[error("invalid pattern {pattern:?}: {reason}")]
-    BadPattern {
-        /// The pattern as written.
-        pattern: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A source path leaves the context through `..` or a symlink.
-    #[error("COPY failed: forbidden path outside the build context: {path}")]
-    OutsideContext {
-        /// The source as written.
-        path: String,
-    },
-    /// A source does not exist, or `.dockerignore` hides it.
-    #[error(
-        "COPY failed: file not found in build context or excluded by .dockerignore: stat {path}: file does not exist"
-    )]
-    SourceNotFound {
-        /// The source as written.
-        path: String,
-    },
-    /// A wildcard matched nothing.
-    #[error("COPY failed: no source files were specified")]
-    NoSourceFiles,
-    /// `ADD <url>`: downloads are the build engine's job, not this module's.
-    #[error("ADD from a URL is not a local source: {url}")]
-    RemoteSource {
-        /// The URL.
-        url: String,
-    },
-    /// More than one source was given and the destination does not end in `/`.
-    #[error("When using COPY with more than one source file, the destination must be a directory and end with a /")]
-    DestNotDir,
-    /// A file or symlink would replace an existing directory.
-    #[error("cannot replace directory {path} with a non-directory")]
-    ReplaceDir {
-        /// Path in the destination root.
-        path: String,
-    },
-    /// A `--chown` user or group that the image does not know.
-    #[error("unable to find {what} {name}: no matching entries in {file} file")]
-    UnknownOwner {
-        /// `user` or `group`.
-        what: &'static str,
-        /// The name as written.
-        name: String,
-        /// `passwd` or `group`.
-        file: &'static str,
-    },
-    /// The uploaded context or an ADD archive is not a readable tar.
-    #[error("failed to read {what}: {source}")]
-    Archive {
-        /// What was being read.
-        what: &'static str,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
-    /// A file system operation failed.
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        /// The operation.
-        op: &'static str,
-        /// The path involved.
-        path: String,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl Error {
-    /// The class of this failure.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            Error::BadPattern { .. }
-            | Error::OutsideContext { .. }
-            | Error::NoSourceFiles
-            | Error::RemoteSource { .. }
-            | Error::DestNotDir
-            | Error::ReplaceDir { .. }
-            | Error::UnknownOwner { .. }
-            | Error::Archive { .. } => ErrorKind::InvalidArgument,
-            Error::SourceNotFound { .. } => ErrorKind::NotFound,
-            Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => ErrorKind::NotFound,
-            Error::Io { .. } => ErrorKind::Internal,
-        }
-    }
-
-    pub(crate) fn io(op: &'static str, path: impl AsRef<Path>, source: io::Error) -> Error {
-        Error::Io { op, path: path.as_ref().display().to_string(), source }
-    }
-}
 
 /// What a root's files are for, which decides how symlinks and owners are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,8 @@ use berth_base::fsroot::{open_in_root, open_root, read_in_root};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Stat, Timespec, Timestamps, Uid};
 use sha2::Digest as _;
 
-use crate::context::{
-    Context, Error, ExtractOpts, RootKind, extract_tar, open_dir_fd, split_parent, with_decompressed,
-};
+use crate::Error;
+use crate::context::{Context, ExtractOpts, RootKind, extract_tar, open_dir_fd, split_parent, with_decompressed};
 use crate::dockerignore::{IgnoreMatcher, clean_path, glob_match, has_wildcards};
 
 /// Owner, permissions and modification time of a copied entry.

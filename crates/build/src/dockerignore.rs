@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use crate::context::Error;
+use crate::Error;
 
 /// How a pattern is compared, chosen exactly as moby does so that edge cases such as
 /// `**foo` (a plain suffix test there) behave the same.

@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::parser::{Dockerfile, Heredoc, Node, ParseError, chomp_heredoc_content, parse_heredoc};
+use crate::Error;
+use crate::parser::{Dockerfile, Heredoc, Node, chomp_heredoc_content, parse_heredoc};
 use crate::shell::{Env, Lexer, go_quote};
 
 /// A command in shell form (run through the stage's SHELL) or exec form (a JSON array).
@@ -359,7 +360,7 @@ const INSTRUCTIONS: [&str; 18] = [
 
 /// Splits a parsed Dockerfile into stages of typed instructions (BuildKit's
 /// `instructions.Parse`).
-pub fn stages(df: &Dockerfile) -> Result<Stages, ParseError> {
+pub fn stages(df: &Dockerfile) -> Result<Stages, Error> {
     let mut out = Stages { global_args: Vec::new(), stages: Vec::new() };
     for node in &df.nodes {
         let instruction = parse_instruction(node)?;
@@ -375,11 +376,7 @@ pub fn stages(df: &Dockerfile) -> Result<Stages, ParseError> {
             }),
             instruction => {
                 let Some(stage) = out.stages.last_mut() else {
-                    return Err(ParseError::syntax(
-                        "no build stage in current context",
-                        node.start_line,
-                        node.end_line,
-                    ));
+                    return Err(Error::syntax("no build stage in current context", node.start_line, node.end_line));
                 };
                 stage.instructions.push(Located {
                     instruction,
@@ -394,8 +391,8 @@ pub fn stages(df: &Dockerfile) -> Result<Stages, ParseError> {
 }
 
 /// Types one node; errors read `dockerfile parse error on line N: …`.
-pub fn parse_instruction(node: &Node) -> Result<Instruction, ParseError> {
-    parse_node(node).map_err(|message| ParseError::Instruction {
+pub fn parse_instruction(node: &Node) -> Result<Instruction, Error> {
+    parse_node(node).map_err(|message| Error::Instruction {
         message,
         start_line: node.start_line,
         end_line: node.end_line.max(node.start_line),
@@ -1325,7 +1322,7 @@ mod tests {
     use super::*;
     use crate::parser::parse;
 
-    fn one(src: &str) -> Result<Instruction, ParseError> {
+    fn one(src: &str) -> Result<Instruction, Error> {
         let df = parse(&format!("FROM scratch\n{src}\n")).unwrap();
         parse_instruction(&df.nodes[1])
     }

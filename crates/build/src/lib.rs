@@ -8,9 +8,12 @@ pub mod cache;
 pub mod context;
 pub mod copy;
 pub mod dockerignore;
+pub mod error;
 pub mod executor;
 pub mod glue;
 pub mod instructions;
 pub mod parser;
 pub mod shell;
 pub mod solver;
+
+pub use error::Error;

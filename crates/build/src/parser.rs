@@ -5,69 +5,8 @@
 //! RUN text and has a different AST, while the BuildKit golden corpus wants the exact
 //! `Node.Next` chain; a port of BuildKit's line parsers is the shortest way to match it.
 
+use crate::Error;
 use crate::shell::{Env, Lexer, go_quote};
-
-/// Why a Dockerfile was rejected, with the lines it concerns (1-based).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    /// The text itself is malformed (BuildKit's parser reports these without a prefix).
-    #[error("{message}")]
-    Syntax {
-        /// Docker's message, e.g. `unterminated heredoc`.
-        message: String,
-        /// First line concerned.
-        start_line: usize,
-        /// Last line concerned.
-        end_line: usize,
-    },
-    /// An instruction is invalid (BuildKit's instruction layer).
-    #[error("dockerfile parse error on line {start_line}: {message}")]
-    Instruction {
-        /// Docker's message, e.g. `unknown instruction: RUNN (did you mean RUN?)`.
-        message: String,
-        /// First line of the instruction.
-        start_line: usize,
-        /// Last line of the instruction.
-        end_line: usize,
-    },
-}
-
-impl ParseError {
-    pub(crate) fn syntax(message: impl Into<String>, start_line: usize, end_line: usize) -> Self {
-        Self::Syntax { message: message.into(), start_line, end_line: end_line.max(start_line) }
-    }
-
-    /// Always [`berth_base::ErrorKind::InvalidArgument`]: the Dockerfile is at fault.
-    pub fn kind(&self) -> berth_base::ErrorKind {
-        berth_base::ErrorKind::InvalidArgument
-    }
-
-    /// The message without location.
-    pub fn message(&self) -> &str {
-        match self {
-            Self::Syntax { message, .. } | Self::Instruction { message, .. } => message,
-        }
-    }
-
-    /// The first line the error concerns.
-    pub fn line(&self) -> usize {
-        match self {
-            Self::Syntax { start_line, .. } | Self::Instruction { start_line, .. } => *start_line,
-        }
-    }
-
-    /// The last line the error concerns.
-    pub fn end_line(&self) -> usize {
-        match self {
-            Self::Syntax { end_line, .. } | Self::Instruction { end_line, .. } => *end_line,
-        }
-    }
-
-    /// `Dockerfile:7: unknown instruction: RUNN`, the form users see with the file name.
-    pub fn located(&self, file: &str) -> String {
-        format!("{file}:{}: {}", self.line(), self.message())
-    }
-}
 
 /// A parser directive from the top of the file (`# syntax=`, `# escape=`, `# check=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,12 +250,12 @@ fn split_ws(s: &str, n: isize) -> Vec<String> {
 
 /// Parses Dockerfile bytes; invalid UTF-8 becomes U+FFFD, as Go's string handling would
 /// show it.
-pub fn parse_bytes(input: &[u8]) -> Result<Dockerfile, ParseError> {
+pub fn parse_bytes(input: &[u8]) -> Result<Dockerfile, Error> {
     parse(&String::from_utf8_lossy(input))
 }
 
 /// Parses a Dockerfile.
-pub fn parse(input: &str) -> Result<Dockerfile, ParseError> {
+pub fn parse(input: &str) -> Result<Dockerfile, Error> {
     let mut d = Directives { escape: '\\', done: false, line: 0, found: Vec::new() };
     let lines = split_lines(input);
     let mut idx = 0;
@@ -344,7 +283,7 @@ pub fn parse(input: &str) -> Result<Dockerfile, ParseError> {
             }
         }
         let (processed, directive_ok) =
-            process_line(&mut d, raw, true).map_err(|e| ParseError::syntax(e, current_line + 1, 0))?;
+            process_line(&mut d, raw, true).map_err(|e| Error::syntax(e, current_line + 1, 0))?;
         if directive_ok {
             comments.pop();
         }
@@ -362,7 +301,7 @@ pub fn parse(input: &str) -> Result<Dockerfile, ParseError> {
             if raw.len() > MAX_LINE {
                 return Err(too_long(current_line + 1));
             }
-            let (p, _) = process_line(&mut d, raw, false).map_err(|e| ParseError::syntax(e, current_line + 1, 0))?;
+            let (p, _) = process_line(&mut d, raw, false).map_err(|e| Error::syntax(e, current_line + 1, 0))?;
             current_line += 1;
             if is_comment(raw) {
                 continue;
@@ -379,9 +318,9 @@ pub fn parse(input: &str) -> Result<Dockerfile, ParseError> {
             warnings.push(format!("Empty continuation line found in: {buf}"));
         }
         let mut node = node_from_line(&buf, d.escape, std::mem::take(&mut comments))
-            .map_err(|e| ParseError::syntax(e, start_line, current_line))?;
+            .map_err(|e| Error::syntax(e, start_line, current_line))?;
         if node.can_contain_heredoc() && buf.contains("<<") {
-            let docs = heredocs_from_line(&buf).map_err(|e| ParseError::syntax(e, start_line, current_line))?;
+            let docs = heredocs_from_line(&buf).map_err(|e| Error::syntax(e, start_line, current_line))?;
             for mut doc in docs {
                 let mut terminated = false;
                 while idx < lines.len() {
@@ -399,7 +338,7 @@ pub fn parse(input: &str) -> Result<Dockerfile, ParseError> {
                     doc.content.push_str(raw);
                 }
                 if !terminated {
-                    return Err(ParseError::syntax("unterminated heredoc", start_line, current_line));
+                    return Err(Error::syntax("unterminated heredoc", start_line, current_line));
                 }
                 node.heredocs.push(doc);
             }
@@ -408,13 +347,13 @@ pub fn parse(input: &str) -> Result<Dockerfile, ParseError> {
         nodes.push(node);
     }
     if nodes.is_empty() {
-        return Err(ParseError::syntax("file with no instructions", current_line.max(1), 0));
+        return Err(Error::syntax("file with no instructions", current_line.max(1), 0));
     }
     Ok(Dockerfile { directives: d.found, escape: d.escape, nodes, warnings })
 }
 
-fn too_long(line: usize) -> ParseError {
-    ParseError::syntax(format!("dockerfile line greater than max allowed size of {}", MAX_LINE - 1), line, 0)
+fn too_long(line: usize) -> Error {
+    Error::syntax(format!("dockerfile line greater than max allowed size of {}", MAX_LINE - 1), line, 0)
 }
 
 fn set_lines(node: &mut Node, start: usize, end: usize) {

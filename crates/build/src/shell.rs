@@ -8,6 +8,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::Error;
+
 /// An ordered environment: later entries win, as with BuildKit's `EnvsFromSlice`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Env {
@@ -73,23 +75,6 @@ impl Env {
     }
 }
 
-/// A word that could not be expanded; the message is BuildKit's.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("failed to process {}: {message}", go_quote(word))]
-pub struct ShellError {
-    /// The word as given.
-    pub word: String,
-    /// What went wrong, e.g. `syntax error: missing '}'`.
-    pub message: String,
-}
-
-impl ShellError {
-    /// Always [`berth_base::ErrorKind::InvalidArgument`]: the Dockerfile is at fault.
-    pub fn kind(&self) -> berth_base::ErrorKind {
-        berth_base::ErrorKind::InvalidArgument
-    }
-}
-
 /// Everything one expansion produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expansion {
@@ -137,17 +122,17 @@ impl Lexer {
     }
 
     /// Expands one word: quote removal and variable expansion, spaces kept.
-    pub fn process_word(&self, word: &str, env: &Env) -> Result<String, ShellError> {
+    pub fn process_word(&self, word: &str, env: &Env) -> Result<String, Error> {
         Ok(self.process_word_with_matches(word, env)?.result)
     }
 
     /// Expands `input` and splits the result into words like the shell does.
-    pub fn process_words(&self, input: &str, env: &Env) -> Result<Vec<String>, ShellError> {
+    pub fn process_words(&self, input: &str, env: &Env) -> Result<Vec<String>, Error> {
         Ok(self.process_word_with_matches(input, env)?.words)
     }
 
     /// Expands `word` and reports which variables it referenced.
-    pub fn process_word_with_matches(&self, word: &str, env: &Env) -> Result<Expansion, ShellError> {
+    pub fn process_word_with_matches(&self, word: &str, env: &Env) -> Result<Expansion, Error> {
         let mut chars: Vec<char> = word.chars().collect();
         // text/scanner drops a byte-order mark at the very start.
         if chars.first() == Some(&'\u{feff}') {
@@ -164,7 +149,7 @@ impl Lexer {
         };
         match sw.process_stop_on(None, self.raw_escapes) {
             Ok((result, words)) => Ok(Expansion { result, words, matched: sw.matched, unmatched: sw.unmatched }),
-            Err(message) => Err(ShellError { word: word.to_string(), message }),
+            Err(message) => Err(Error::Shell { word: word.to_string(), message }),
         }
     }
 }

@@ -14,6 +14,7 @@ use berth_image::{Image, ImageStore, Layer};
 use oci_spec::image::{Config, HistoryBuilder, ImageConfiguration};
 use sha2::Digest as _;
 
+use crate::Error;
 use crate::cache::{BuildCache, CachedState};
 use crate::executor::{Network, OutputStream, RunSpec, StepExecutor, StepMount};
 
@@ -61,43 +62,6 @@ pub enum Event {
         /// How long it took.
         seconds: f64,
     },
-}
-
-/// Why a build failed; `Display` names the file, line and instruction.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The Dockerfile does not parse.
-    #[error("{0}")]
-    Parse(String),
-    /// A step failed: `Dockerfile:7: RUN pip install x: exit code 1`.
-    #[error("{file}:{line}: {instruction}: {message}")]
-    Step {
-        /// Dockerfile name.
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// The instruction as written.
-        instruction: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// The build was cancelled.
-    #[error("build cancelled")]
-    Cancelled,
-    /// The image store failed.
-    #[error(transparent)]
-    Image(#[from] berth_image::Error),
-}
-
-impl BuildError {
-    /// The error class.
-    pub fn kind(&self) -> berth_base::ErrorKind {
-        match self {
-            BuildError::Parse(_) | BuildError::Step { .. } => berth_base::ErrorKind::InvalidArgument,
-            BuildError::Cancelled => berth_base::ErrorKind::Conflict,
-            BuildError::Image(e) => e.kind(),
-        }
-    }
 }
 
 /// A step as the solver runs it, lowered from the parser's typed instructions.
@@ -289,16 +253,14 @@ impl Solver<'_> {
         context: &dyn SourceRoot,
         lower: &dyn Fn(&Plan, &str) -> Option<usize>,
         events: &mut dyn FnMut(Event),
-    ) -> Result<Image, BuildError> {
+    ) -> Result<Image, Error> {
         let target = match &req.target {
             Some(t) => plan
                 .stages
                 .iter()
                 .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
-                .ok_or_else(|| BuildError::Parse(format!("failed to reach build target {t} in Dockerfile")))?,
-            None => {
-                plan.stages.len().checked_sub(1).ok_or_else(|| BuildError::Parse("file with no instructions".into()))?
-            }
+                .ok_or_else(|| Error::Parse(format!("failed to reach build target {t} in Dockerfile")))?,
+            None => plan.stages.len().checked_sub(1).ok_or_else(|| Error::Parse("file with no instructions".into()))?,
         };
         let global: Vec<(String, String)> = plan
             .global_args
@@ -313,7 +275,7 @@ impl Solver<'_> {
             let st = self.build_stage(plan, i, req, &global, context, &done, lower, &mut index, total, events)?;
             done.insert(i, st);
         }
-        let mut state = done.remove(&target).ok_or_else(|| BuildError::Parse("target stage was not built".into()))?;
+        let mut state = done.remove(&target).ok_or_else(|| Error::Parse("target stage was not built".into()))?;
         if !req.labels.is_empty() {
             let mut cfg = state.config.config().clone().unwrap_or_default();
             let mut l = cfg.labels().clone().unwrap_or_default();
@@ -380,17 +342,17 @@ impl Solver<'_> {
         index: &mut usize,
         total: usize,
         events: &mut dyn FnMut(Event),
-    ) -> Result<State, BuildError> {
+    ) -> Result<State, Error> {
         let stage = &plan.stages[i];
         let mut state: Option<State> = None;
         for (line, text, step) in &stage.steps {
             if self.cancel.load(Ordering::Relaxed) {
-                return Err(BuildError::Cancelled);
+                return Err(Error::Cancelled);
             }
             *index += 1;
             events(Event::Step { index: *index, total, text: text.clone() });
             let started = Instant::now();
-            let fail = |message: String| BuildError::Step {
+            let fail = |message: String| Error::Step {
                 file: req.dockerfile_name.clone(),
                 line: *line,
                 instruction: text.clone(),
@@ -433,7 +395,7 @@ impl Solver<'_> {
             self.step(st, step, text, req, global, context, done, plan, lower, &fail, events)?;
             events(Event::StepDone { seconds: started.elapsed().as_secs_f64() });
         }
-        state.ok_or_else(|| BuildError::Parse("stage without FROM".into()))
+        state.ok_or_else(|| Error::Parse("stage without FROM".into()))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -448,12 +410,12 @@ impl Solver<'_> {
         done: &BTreeMap<usize, State>,
         plan: &Plan,
         lower: &dyn Fn(&Plan, &str) -> Option<usize>,
-        fail: &dyn Fn(String) -> BuildError,
+        fail: &dyn Fn(String) -> Error,
         events: &mut dyn FnMut(Event),
-    ) -> Result<(), BuildError> {
+    ) -> Result<(), Error> {
         let env = self.env_of(st);
         let expand =
-            |s: &str| -> Result<String, BuildError> { crate::glue::expand_word(plan.escape, s, &env).map_err(fail) };
+            |s: &str| -> Result<String, Error> { crate::glue::expand_word(plan.escape, s, &env).map_err(fail) };
         // The key covers what the step reads; COPY adds its sources' digest below.
         let mut key_parts: Vec<String> = vec![text.to_owned()];
         let mut copy_sources: Option<(Vec<crate::glue::Source>, PathBuf)> = None;
@@ -548,7 +510,7 @@ impl Solver<'_> {
                         })
                         .map_err(fail)?;
                     if self.cancel.load(Ordering::Relaxed) {
-                        return Err(BuildError::Cancelled);
+                        return Err(Error::Cancelled);
                     }
                     if code != 0 {
                         let shown = String::from_utf8_lossy(&tail);
@@ -697,8 +659,8 @@ impl Solver<'_> {
         args: &[(String, Option<String>)],
         req: &BuildRequest,
         global: &[(String, String)],
-        expand: &dyn Fn(&str) -> Result<String, BuildError>,
-    ) -> Result<(), BuildError> {
+        expand: &dyn Fn(&str) -> Result<String, Error>,
+    ) -> Result<(), Error> {
         for (k, default) in args {
             let v = match req.build_args.get(k) {
                 Some(v) => Some(v.clone()),
@@ -735,13 +697,9 @@ impl Solver<'_> {
 
     /// Mounts the current layers, runs `f` on the root, and turns the changes into a layer
     /// (None when nothing changed). The scratch directory is always removed.
-    fn with_root(
-        &self,
-        st: &State,
-        f: impl FnOnce(&Path, &Path) -> Result<(), BuildError>,
-    ) -> Result<Option<Layer>, BuildError> {
+    fn with_root(&self, st: &State, f: impl FnOnce(&Path, &Path) -> Result<(), Error>) -> Result<Option<Layer>, Error> {
         let dir = self.work_root.join(berth_base::new_id());
-        std::fs::create_dir_all(&dir).map_err(|e| BuildError::Parse(format!("create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Parse(format!("create {}: {e}", dir.display())))?;
         let diff_ids: Vec<Digest> = st.layers.iter().map(|l| l.diff_id.clone()).collect();
         let result = (|| {
             let rootfs = self.images.mount_layers(&diff_ids, &dir)?;

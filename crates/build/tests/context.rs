@@ -8,7 +8,8 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 
-use berth_build::context::{Context, Error, RootKind, tar_context};
+use berth_build::Error;
+use berth_build::context::{Context, RootKind, tar_context};
 use berth_build::copy::{
     CopyOpts, copy_into, extract_archive, hash_sources, resolve_owner, resolve_sources, resolve_sources_excluding,
     write_file,

@@ -19,9 +19,9 @@ pub enum CliError {
     /// The daemon or the connection to it failed.
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// A flag value was rejected before any request was sent.
-    #[error(transparent)]
-    Opt(#[from] opts::OptError),
+    /// A flag value was rejected before any request was sent; printed like a daemon error.
+    #[error("{0}")]
+    Opt(String),
     /// A `--format` template did not parse or execute.
     #[error("template parsing error: {0}")]
     Template(#[from] gotmpl::TemplateError),

@@ -6,13 +6,10 @@ use std::path::Path;
 
 use berth_api::models::{Mount, MountBindOptions, MountTmpfsOptions, MountType, PortBinding, PortMap};
 
-/// A flag value the CLI rejects before asking the daemon; printed like a daemon error.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct OptError(pub String);
+use crate::CliError;
 
-fn err<T>(msg: impl Into<String>) -> Result<T, OptError> {
-    Err(OptError(msg.into()))
+fn err<T>(msg: impl Into<String>) -> Result<T, CliError> {
+    Err(CliError::Opt(msg.into()))
 }
 
 /// Makes `p` absolute against `cwd`, removing `.` and `..` components lexically as Go's
@@ -36,8 +33,8 @@ const VALID_MODES: &[&str] =
     &["ro", "rw", "z", "Z", "shared", "rshared", "slave", "rslave", "private", "rprivate", "nocopy"];
 
 /// Parses `-v src:dst[:mode]` into a `Binds` entry with an absolute source.
-pub fn parse_volume(spec: &str, cwd: &Path) -> Result<String, OptError> {
-    let invalid = || OptError(format!("invalid volume specification: '{spec}'"));
+pub fn parse_volume(spec: &str, cwd: &Path) -> Result<String, CliError> {
+    let invalid = || CliError::Opt(format!("invalid volume specification: '{spec}'"));
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
         [dst] => {
@@ -85,7 +82,7 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> Result<String, OptError> {
     })
 }
 
-fn parse_bool_opt(key: &str, v: Option<&str>) -> Result<bool, OptError> {
+fn parse_bool_opt(key: &str, v: Option<&str>) -> Result<bool, CliError> {
     match v.map(str::to_ascii_lowercase).as_deref() {
         None | Some("1") | Some("true") => Ok(true),
         Some("0") | Some("false") => Ok(false),
@@ -94,8 +91,8 @@ fn parse_bool_opt(key: &str, v: Option<&str>) -> Result<bool, OptError> {
 }
 
 /// Parses `--mount type=bind,source=…,target=…[,readonly]` (Docker's csv syntax).
-pub fn parse_mount(spec: &str, cwd: &Path) -> Result<Mount, OptError> {
-    let bad = |m: &str| OptError(format!("invalid argument \"{spec}\" for \"--mount\" flag: {m}"));
+pub fn parse_mount(spec: &str, cwd: &Path) -> Result<Mount, CliError> {
+    let bad = |m: &str| CliError::Opt(format!("invalid argument \"{spec}\" for \"--mount\" flag: {m}"));
     let mut typ = "volume".to_owned();
     let mut source: Option<String> = None;
     let mut target: Option<String> = None;
@@ -112,12 +109,12 @@ pub fn parse_mount(spec: &str, cwd: &Path) -> Result<Mount, OptError> {
             None => (field.trim().to_ascii_lowercase(), None),
         };
         match (k.as_str(), v) {
-            ("readonly" | "ro", v) => read_only = parse_bool_opt(&k, v).map_err(|e| bad(&e.0))?,
+            ("readonly" | "ro", v) => read_only = parse_bool_opt(&k, v).map_err(|e| bad(&e.to_string()))?,
             ("type", Some(v)) => typ = v.to_owned(),
             ("source" | "src", Some(v)) => source = Some(v.to_owned()),
             ("target" | "dst" | "destination", Some(v)) => target = Some(v.to_owned()),
             ("bind-propagation", Some(v)) => propagation = Some(v.to_owned()),
-            ("tmpfs-size", Some(v)) => tmpfs_size = Some(parse_bytes(v).map_err(|e| bad(&e.0))?),
+            ("tmpfs-size", Some(v)) => tmpfs_size = Some(parse_bytes(v).map_err(|e| bad(&e.to_string()))?),
             ("tmpfs-mode", Some(v)) => {
                 tmpfs_mode = Some(i64::from_str_radix(v, 8).map_err(|_| bad(&format!("invalid value for {k}: {v}")))?)
             }
@@ -161,8 +158,8 @@ pub fn parse_mount(spec: &str, cwd: &Path) -> Result<Mount, OptError> {
     Ok(m)
 }
 
-fn parse_port_range(s: &str) -> Result<(u16, u16), OptError> {
-    let one = |p: &str| p.parse::<u16>().map_err(|_| OptError(format!("invalid containerPort: {s}")));
+fn parse_port_range(s: &str) -> Result<(u16, u16), CliError> {
+    let one = |p: &str| p.parse::<u16>().map_err(|_| CliError::Opt(format!("invalid containerPort: {s}")));
     match s.split_once('-') {
         Some((a, b)) => {
             let (a, b) = (one(a)?, one(b)?);
@@ -179,7 +176,7 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), OptError> {
 }
 
 /// Parses `-p [ip:][hostPort:]containerPort[/proto]` into exposed ports and bindings.
-pub fn parse_publish(spec: &str, exposed: &mut Vec<String>, bindings: &mut PortMap) -> Result<(), OptError> {
+pub fn parse_publish(spec: &str, exposed: &mut Vec<String>, bindings: &mut PortMap) -> Result<(), CliError> {
     let (rest, proto) = match spec.rsplit_once('/') {
         Some((r, p)) => (r, p.to_ascii_lowercase()),
         None => (spec, "tcp".to_owned()),
@@ -218,7 +215,7 @@ pub fn parse_publish(spec: &str, exposed: &mut Vec<String>, bindings: &mut PortM
     let host_range = if host.is_empty() {
         None
     } else {
-        Some(parse_port_range(host).map_err(|_| OptError(format!("invalid hostPort: {host}")))?)
+        Some(parse_port_range(host).map_err(|_| CliError::Opt(format!("invalid hostPort: {host}")))?)
     };
     let clen = ce - cs;
     if let Some((hs, he)) = host_range {
@@ -243,7 +240,7 @@ pub fn parse_publish(spec: &str, exposed: &mut Vec<String>, bindings: &mut PortM
 }
 
 /// Resolves `-e KEY=VAL` / `-e KEY` (taken from `lookup`, skipped when unset).
-pub fn resolve_env(item: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, OptError> {
+pub fn resolve_env(item: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, CliError> {
     match item.split_once('=') {
         Some(("", _)) => err(format!("invalid environment variable: {item}")),
         Some(_) => Ok(Some(item.to_owned())),
@@ -254,7 +251,7 @@ pub fn resolve_env(item: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
 
 /// Parses an `--env-file` the way Docker does: `KEY=VAL` lines kept verbatim, `#` comments
 /// and blank lines skipped, a bare `KEY` taken from the environment when set.
-pub fn parse_env_file(content: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>, OptError> {
+pub fn parse_env_file(content: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>, CliError> {
     let mut out = Vec::new();
     for line in content.lines() {
         let line = line.trim_start_matches([' ', '\t']);
@@ -285,8 +282,8 @@ pub fn parse_env_file(content: &str, lookup: &dyn Fn(&str) -> Option<String>) ->
 }
 
 /// Parses a byte size with binary multiples as Docker's `RAMInBytes` does: `512m`, `1g`, `1.5GiB`, `1024`.
-pub fn parse_bytes(s: &str) -> Result<i64, OptError> {
-    let bad = || OptError(format!("invalid size: '{s}'"));
+pub fn parse_bytes(s: &str) -> Result<i64, CliError> {
+    let bad = || CliError::Opt(format!("invalid size: '{s}'"));
     let t = s.trim();
     let num_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(num_end);
@@ -307,8 +304,8 @@ pub fn parse_bytes(s: &str) -> Result<i64, OptError> {
 }
 
 /// Parses `--cpus 1.5` into nano-CPUs.
-pub fn parse_cpus(s: &str) -> Result<i64, OptError> {
-    let v: f64 = s.parse().map_err(|_| OptError(format!("failed to parse {s} as a rational number")))?;
+pub fn parse_cpus(s: &str) -> Result<i64, CliError> {
+    let v: f64 = s.parse().map_err(|_| CliError::Opt(format!("failed to parse {s} as a rational number")))?;
     if v < 0.0 {
         return err(format!("invalid value: {s}"));
     }
@@ -316,7 +313,7 @@ pub fn parse_cpus(s: &str) -> Result<i64, OptError> {
 }
 
 /// Parses `--restart no|always|unless-stopped|on-failure[:N]` into (name, max retries).
-pub fn parse_restart(s: &str) -> Result<(String, Option<i64>), OptError> {
+pub fn parse_restart(s: &str) -> Result<(String, Option<i64>), CliError> {
     let (name, count) = match s.split_once(':') {
         Some((n, c)) => (n, Some(c)),
         None => (s, None),
@@ -328,7 +325,7 @@ pub fn parse_restart(s: &str) -> Result<(String, Option<i64>), OptError> {
         ("on-failure", None) => Ok(("on-failure".to_owned(), None)),
         ("on-failure", Some(c)) => {
             let n: i64 = c.parse().map_err(|_| {
-                OptError(format!("invalid restart policy format: maximum retry count must be an integer: {c}"))
+                CliError::Opt(format!("invalid restart policy format: maximum retry count must be an integer: {c}"))
             })?;
             Ok(("on-failure".to_owned(), Some(n)))
         }
@@ -340,7 +337,7 @@ pub fn parse_restart(s: &str) -> Result<(String, Option<i64>), OptError> {
 }
 
 /// Splits `KEY=VALUE` list flags (labels, sysctls); a bare key gets an empty value.
-pub fn parse_kv_list(items: &[String], what: &str, need_value: bool) -> Result<HashMap<String, String>, OptError> {
+pub fn parse_kv_list(items: &[String], what: &str, need_value: bool) -> Result<HashMap<String, String>, CliError> {
     let mut m = HashMap::new();
     for i in items {
         match i.split_once('=') {
@@ -359,7 +356,7 @@ pub fn parse_kv_list(items: &[String], what: &str, need_value: bool) -> Result<H
 }
 
 /// Parses `--gpus all|N|device=0,1` into a device request (driver, count, device ids).
-pub fn parse_gpus(s: &str) -> Result<(i64, Vec<String>), OptError> {
+pub fn parse_gpus(s: &str) -> Result<(i64, Vec<String>), CliError> {
     if s == "all" {
         return Ok((-1, Vec::new()));
     }
@@ -375,10 +372,9 @@ pub fn parse_gpus(s: &str) -> Result<(i64, Vec<String>), OptError> {
             return Ok((-1, Vec::new()));
         }
         if let Some(c) = field.strip_prefix("count=") {
-            return c
-                .parse()
-                .map(|n| (n, Vec::new()))
-                .map_err(|_| OptError(format!("invalid count ({c}): value must be either \"all\" or an integer")));
+            return c.parse().map(|n| (n, Vec::new())).map_err(|_| {
+                CliError::Opt(format!("invalid count ({c}): value must be either \"all\" or an integer"))
+            });
         }
     }
     err(format!("invalid --gpus value: {s}"))
@@ -399,11 +395,13 @@ mod tests {
         assert_eq!(parse_volume("./artifacts:/out", cwd()).unwrap(), "/home/u/proj/artifacts:/out");
         assert_eq!(parse_volume(".:/src:rw,z", cwd()).unwrap(), "/home/u/proj:/src:rw,z");
         assert_eq!(parse_volume("../x:/x", cwd()).unwrap(), "/home/u/x:/x");
-        assert_eq!(parse_volume("a:b:c:d", cwd()).unwrap_err().0, "invalid volume specification: 'a:b:c:d'");
-        assert_eq!(parse_volume("/a:", cwd()).unwrap_err().0, "invalid volume specification: '/a:'");
-        assert!(parse_volume("data:/d", cwd()).unwrap_err().0.contains("named volumes are not supported yet"));
-        assert!(parse_volume("/a:rel", cwd()).unwrap_err().0.contains("must be absolute"));
-        assert!(parse_volume("/a:/b:bogus", cwd()).unwrap_err().0.contains("invalid mode: bogus"));
+        assert_eq!(parse_volume("a:b:c:d", cwd()).unwrap_err().to_string(), "invalid volume specification: 'a:b:c:d'");
+        assert_eq!(parse_volume("/a:", cwd()).unwrap_err().to_string(), "invalid volume specification: '/a:'");
+        assert!(
+            parse_volume("data:/d", cwd()).unwrap_err().to_string().contains("named volumes are not supported yet")
+        );
+        assert!(parse_volume("/a:rel", cwd()).unwrap_err().to_string().contains("must be absolute"));
+        assert!(parse_volume("/a:/b:bogus", cwd()).unwrap_err().to_string().contains("invalid mode: bogus"));
         assert!(parse_volume("/a:/b:ro,rw", cwd()).is_err());
     }
 
@@ -420,13 +418,13 @@ mod tests {
         assert!(m.bind_options.is_some());
         let m = parse_mount("type=tmpfs,dst=/t,tmpfs-size=64m", cwd()).unwrap();
         assert_eq!(m.tmpfs_options.and_then(|o| o.size_bytes), Some(64 << 20));
-        assert!(parse_mount("type=bind,src=/x", cwd()).unwrap_err().0.contains("target is required"));
-        assert!(parse_mount("type=bind,target=/x", cwd()).unwrap_err().0.contains("source is required"));
-        assert!(parse_mount("source=v,target=/x", cwd()).unwrap_err().0.contains("named volumes"));
+        assert!(parse_mount("type=bind,src=/x", cwd()).unwrap_err().to_string().contains("target is required"));
+        assert!(parse_mount("type=bind,target=/x", cwd()).unwrap_err().to_string().contains("source is required"));
+        assert!(parse_mount("source=v,target=/x", cwd()).unwrap_err().to_string().contains("named volumes"));
         assert!(parse_mount("type=bind,src=/a,target=/b,bogus=1", cwd()).is_err());
     }
 
-    fn publish(specs: &[&str]) -> Result<(Vec<String>, PortMap), OptError> {
+    fn publish(specs: &[&str]) -> Result<(Vec<String>, PortMap), CliError> {
         let (mut e, mut b) = (Vec::new(), PortMap::new());
         for s in specs {
             parse_publish(s, &mut e, &mut b)?;
@@ -472,8 +470,8 @@ mod tests {
         assert!(resolve_env("=x", &lookup).is_err());
         let f = "# comment\n\nA=1\n  B=two \nHOME\nUNSET\nC=\"quoted\"\r\nD==x\n";
         assert_eq!(parse_env_file(f, &lookup).unwrap(), ["A=1", "B=two ", "HOME=/root", "C=\"quoted\"", "D==x"]);
-        assert!(parse_env_file("B = two", &lookup).unwrap_err().0.contains("'B ' contains whitespaces"));
-        assert!(parse_env_file("A B=1", &lookup).unwrap_err().0.contains("contains whitespaces"));
+        assert!(parse_env_file("B = two", &lookup).unwrap_err().to_string().contains("'B ' contains whitespaces"));
+        assert!(parse_env_file("A B=1", &lookup).unwrap_err().to_string().contains("contains whitespaces"));
         assert!(parse_env_file("=1", &lookup).is_err());
     }
 

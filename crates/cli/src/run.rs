@@ -15,7 +15,7 @@ use clap::{ArgAction, Args};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::commands::out_bytes;
-use crate::opts::{self, OptError};
+use crate::opts;
 use crate::{CliError, err_line, out};
 
 /// Flags of `run` and `create` (docker's names and defaults).
@@ -175,10 +175,10 @@ pub fn build_create(
     a: &RunArgs,
     cwd: &std::path::Path,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<CreateRequest, OptError> {
+) -> Result<CreateRequest, CliError> {
     let mut env = Vec::new();
     for f in &a.env_file {
-        let content = std::fs::read_to_string(f).map_err(|e| OptError(format!("open {f}: {e}")))?;
+        let content = std::fs::read_to_string(f).map_err(|e| CliError::Opt(format!("open {f}: {e}")))?;
         env.extend(opts::parse_env_file(&content, lookup)?);
     }
     for e in &a.env {
@@ -192,7 +192,7 @@ pub fn build_create(
     for t in &a.tmpfs {
         let (dst, o) = t.split_once(':').unwrap_or((t.as_str(), ""));
         if !dst.starts_with('/') {
-            return Err(OptError(format!("invalid tmpfs specification: '{t}'")));
+            return Err(CliError::Opt(format!("invalid tmpfs specification: '{t}'")));
         }
         tmpfs.insert(dst.to_owned(), o.to_owned());
     }
@@ -207,7 +207,8 @@ pub fn build_create(
             Some((s, t)) => (s, t),
             None => (port, port),
         };
-        let parse = |x: &str| x.parse::<u16>().map_err(|_| OptError(format!("invalid range format for --expose: {e}")));
+        let parse =
+            |x: &str| x.parse::<u16>().map_err(|_| CliError::Opt(format!("invalid range format for --expose: {e}")));
         for p in parse(s)?..=parse(t)? {
             let k = format!("{p}/{proto}");
             if !exposed.contains(&k) {
@@ -219,23 +220,23 @@ pub fn build_create(
     let sysctls = opts::parse_kv_list(&a.sysctl, "--sysctl", true)?;
     for h in &a.add_host {
         if !h.contains([':', '=']) {
-            return Err(OptError(format!(
+            return Err(CliError::Opt(format!(
                 "invalid argument \"{h}\" for \"--add-host\" flag: bad format for add-host: \"{h}\""
             )));
         }
     }
     if !matches!(a.pull.as_str(), "always" | "missing" | "never") {
-        return Err(OptError(format!(
+        return Err(CliError::Opt(format!(
             "invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"",
             a.pull
         )));
     }
     let (rname, rcount) = opts::parse_restart(&a.restart)?;
     if a.rm && rname != "no" {
-        return Err(OptError("conflicting options: cannot specify both --restart and --rm".to_owned()));
+        return Err(CliError::Opt("conflicting options: cannot specify both --restart and --rm".to_owned()));
     }
     let restart_name: RestartPolicyNameEnum =
-        rname.parse().map_err(|_| OptError(format!("invalid restart policy {rname}")))?;
+        rname.parse().map_err(|_| CliError::Opt(format!("invalid restart policy {rname}")))?;
     let device_requests = match &a.gpus {
         Some(g) => {
             let (count, ids) = opts::parse_gpus(g)?;
@@ -252,13 +253,13 @@ pub fn build_create(
     let streams: Vec<String> = a.attach.iter().map(|s| s.to_ascii_lowercase()).collect();
     for s in &streams {
         if !matches!(s.as_str(), "stdin" | "stdout" | "stderr") {
-            return Err(OptError(format!(
+            return Err(CliError::Opt(format!(
                 "invalid argument \"{s}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"
             )));
         }
     }
     if a.detach && !streams.is_empty() {
-        return Err(OptError("conflicting options: cannot specify both --attach and --detach".to_owned()));
+        return Err(CliError::Opt("conflicting options: cannot specify both --attach and --detach".to_owned()));
     }
     let attached = |s: &str| !a.detach && (streams.is_empty() || streams.iter().any(|x| x == s));
     let attach_stdin = if streams.is_empty() { a.interactive && !a.detach } else { attached("stdin") };
@@ -633,7 +634,7 @@ mod tests {
         }
     }
 
-    fn build(v: &[&str]) -> Result<CreateRequest, OptError> {
+    fn build(v: &[&str]) -> Result<CreateRequest, CliError> {
         build_create(&args(v), std::path::Path::new("/w"), &|k| (k == "FOO").then(|| "bar".to_owned()))
     }
 
@@ -688,7 +689,10 @@ mod tests {
         assert!(json.is_array() || json.is_object());
         let d = build(&["-d", "img"]).unwrap().body;
         assert_eq!((d.attach_stdout, d.attach_stdin, d.cmd.clone()), (Some(false), Some(false), None));
-        assert_eq!(build(&["-v", "a:b:c:d", "img"]).err().unwrap().0, "invalid volume specification: 'a:b:c:d'");
+        assert_eq!(
+            build(&["-v", "a:b:c:d", "img"]).err().unwrap().to_string(),
+            "invalid volume specification: 'a:b:c:d'"
+        );
         assert!(build(&["--rm", "--restart", "always", "img"]).is_err());
         assert!(build(&["--pull", "sometimes", "img"]).is_err());
         let g = build(&["--gpus", "all", "--restart", "on-failure:2", "img"]).unwrap().body.host_config.unwrap();

@@ -23,7 +23,7 @@ pub enum Error {
     InvalidArgument(String),
     /// A reference does not parse.
     #[error(transparent)]
-    Reference(#[from] berth_base::ReferenceError),
+    Reference(#[from] berth_base::Error),
     /// Content did not match the digest it was announced with.
     #[error("digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {

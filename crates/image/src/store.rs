@@ -833,7 +833,7 @@ fn resolve_id(db: &Connection, s: &str) -> Result<(Digest, Resolved), Error> {
     }
     let r = match Reference::parse(s) {
         Ok(r) => r.with_default_tag(),
-        Err(berth_base::ReferenceError::LooksLikeId(_)) => {
+        Err(berth_base::Error::LooksLikeId(_)) => {
             return by_id(s)?.map(|d| (d, Resolved::Id)).ok_or_else(|| Error::NotFound(s.to_owned()));
         }
         Err(e) => return Err(e.into()),
