@@ -23,15 +23,25 @@ pub enum Network {
     None,
 }
 
-/// A bind mount into a RUN step (cache mounts, secrets, `--mount=type=bind`).
+/// A mount into a RUN step.
 #[derive(Debug, Clone)]
-pub struct StepMount {
-    /// Host path.
-    pub source: PathBuf,
-    /// Absolute path in the container.
-    pub target: String,
-    /// Read-only.
-    pub readonly: bool,
+pub enum StepMount {
+    /// A host path (cache mounts, secrets, `--mount=type=bind`).
+    Bind {
+        /// Host path.
+        source: PathBuf,
+        /// Absolute path in the container.
+        target: String,
+        /// Read-only.
+        readonly: bool,
+    },
+    /// `--mount=type=tmpfs`: an empty tmpfs, gone after the step.
+    Tmpfs {
+        /// Absolute path in the container.
+        target: String,
+        /// Size limit in bytes (0: the kernel's default, half of RAM).
+        size: i64,
+    },
 }
 
 /// What to run.

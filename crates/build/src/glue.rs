@@ -160,6 +160,43 @@ fn command(c: &ShellOrExec) -> Command {
     }
 }
 
+fn nanos(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+fn run_mount(p: &crate::instructions::Mount, raw: &str) -> Result<RunMount, String> {
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    Ok(match p.kind {
+        MountType::Cache => RunMount::Cache { target: p.target.clone(), id: opt(&p.id) },
+        MountType::Secret => RunMount::Secret { id: p.id.clone(), target: opt(&p.target), required: p.required },
+        MountType::Bind => {
+            RunMount::Bind { from: opt(&p.from), source: p.source.clone(), target: p.target.clone(), rw: !p.read_only }
+        }
+        MountType::Tmpfs => RunMount::Tmpfs { target: p.target.clone(), size: p.size_limit },
+        MountType::Ssh => {
+            return Err(format!("--mount={raw}: SSH agent forwarding is not supported (use a secret mount)"));
+        }
+    })
+}
+
+/// A `--mount` spec that uses variables, expanded in the step's variables and lowered.
+pub fn lower_mount_spec(raw: &str, escape: char, env: &[(String, String)]) -> Result<RunMount, String> {
+    let m = crate::instructions::Mount::parse(raw, &mut |v| expand_word(escape, v, env))?;
+    run_mount(&m, raw)
+}
+
+/// Parses and lowers one ONBUILD trigger (`RUN make`), as the child build runs it.
+pub fn lower_trigger(text: &str, escape: char) -> Result<Step, String> {
+    let src = if escape == '\\' { text.to_owned() } else { format!("# escape={escape}\n{text}") };
+    let df = crate::parser::parse(&src).map_err(|e| e.to_string())?;
+    let node = df.nodes.first().ok_or("empty trigger")?;
+    let ins = instructions::parse_instruction(node).map_err(|e| e.to_string())?;
+    if matches!(ins, Instruction::From(_) | Instruction::OnBuild(_) | Instruction::Maintainer(_)) {
+        return Err(format!("{} isn't allowed as an ONBUILD trigger", node.value.to_uppercase()));
+    }
+    lower(&ins)
+}
+
 fn lower(ins: &Instruction) -> Result<Step, String> {
     Ok(match ins {
         Instruction::From(f) => Step::From { base: f.image.clone() },
@@ -185,25 +222,9 @@ fn lower(ins: &Instruction) -> Result<Step, String> {
             };
             let mut mounts = Vec::new();
             for m in &r.mounts {
-                let p = m
-                    .parsed
-                    .as_ref()
-                    .ok_or_else(|| format!("--mount={} uses variables, which berth does not expand yet", m.raw))?;
-                let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-                mounts.push(match p.kind {
-                    MountType::Cache => RunMount::Cache { target: p.target.clone(), id: opt(&p.id) },
-                    MountType::Secret => {
-                        RunMount::Secret { id: p.id.clone(), target: opt(&p.target), required: p.required }
-                    }
-                    MountType::Bind => RunMount::Bind {
-                        from: opt(&p.from),
-                        source: p.source.clone(),
-                        target: p.target.clone(),
-                        rw: !p.read_only,
-                    },
-                    MountType::Tmpfs | MountType::Ssh => {
-                        return Err(format!("--mount={} is not supported yet", m.raw));
-                    }
+                mounts.push(match &m.parsed {
+                    Some(p) => run_mount(p, &m.raw)?,
+                    None => RunMount::Deferred(m.raw.clone()),
                 });
             }
             let network = match r.network {
@@ -224,7 +245,14 @@ fn lower(ins: &Instruction) -> Result<Step, String> {
         Instruction::User(u) => Step::User(u.clone()),
         Instruction::Volume(v) => Step::Volume(v.clone()),
         Instruction::StopSignal(s) => Step::StopSignal(s.clone()),
-        Instruction::Healthcheck(_) => Step::Healthcheck,
+        Instruction::Healthcheck(h) => Step::Healthcheck(h.as_ref().map(|h| berth_image::HealthConfig {
+            test: h.test.clone(),
+            interval: nanos(h.interval),
+            timeout: nanos(h.timeout),
+            start_period: nanos(h.start_period),
+            start_interval: nanos(h.start_interval),
+            retries: i64::from(h.retries),
+        })),
         Instruction::OnBuild(s) => Step::OnBuild(s.clone()),
         Instruction::Maintainer(m) => Step::Maintainer(m.clone()),
         Instruction::Copy(c) => Step::Copy {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use berth_base::{Digest, Reference};
-use berth_image::{Image, ImageStore, Layer};
+use berth_image::{ConfigExtras, HealthConfig, Image, ImageStore, Layer};
 use oci_spec::image::{Config, HistoryBuilder, ImageConfiguration};
 use sha2::Digest as _;
 
@@ -124,8 +124,8 @@ pub enum Step {
     OnBuild(String),
     /// `MAINTAINER`.
     Maintainer(String),
-    /// `HEALTHCHECK` (recorded; berth does not run health checks yet).
-    Healthcheck,
+    /// `HEALTHCHECK` (None for `HEALTHCHECK NONE`).
+    Healthcheck(Option<HealthConfig>),
 }
 
 /// Shell or exec form.
@@ -167,6 +167,15 @@ pub enum RunMount {
         /// Writable (changes are discarded).
         rw: bool,
     },
+    /// `type=tmpfs,target=…[,size=…]`.
+    Tmpfs {
+        /// Mount point.
+        target: String,
+        /// `size=` in bytes (0: the kernel's default).
+        size: i64,
+    },
+    /// A spec that uses variables, parsed once the step's variables are known.
+    Deferred(String),
 }
 
 /// One stage, lowered.
@@ -196,8 +205,14 @@ struct State {
     key: Digest,
     /// ARGs declared in this stage, with their values.
     args: Vec<(String, String)>,
-    /// `SHELL` (the OCI config has no field for it).
-    shell: Vec<String>,
+    /// Healthcheck, SHELL and ONBUILD triggers (the OCI config has no fields for them).
+    extras: ConfigExtras,
+}
+
+impl State {
+    fn shell(&self) -> Vec<String> {
+        self.extras.shell.clone().filter(|s| !s.is_empty()).unwrap_or_else(default_shell)
+    }
 }
 
 fn default_shell() -> Vec<String> {
@@ -284,7 +299,7 @@ impl Solver<'_> {
             state.config.set_config(Some(cfg));
         }
         state.config.rootfs_mut().set_diff_ids(Vec::new());
-        Ok(self.images.create_image(state.config, &state.layers, &req.tags)?)
+        Ok(self.images.create_image(state.config, &state.extras, &state.layers, &req.tags)?)
     }
 
     /// The stages the target needs, dependencies first.
@@ -370,7 +385,7 @@ impl Solver<'_> {
                         config: default_config(),
                         key: Digest::of(b"scratch"),
                         args: Vec::new(),
-                        shell: default_shell(),
+                        extras: ConfigExtras::default(),
                     }
                 } else {
                     let img = self.images.resolve(&base).map_err(|e| {
@@ -382,11 +397,25 @@ impl Solver<'_> {
                         config: img.config.clone(),
                         key: chain(&img.id, &["FROM"]),
                         args: Vec::new(),
-                        shell: default_shell(),
+                        extras: img.extras.clone(),
                     }
                 };
                 let mut st = st;
                 ensure_default_path(&mut st.config);
+                // The base's ONBUILD triggers run now, as the first steps of this stage, and
+                // are not passed on to this image.
+                if let Some(triggers) = st.extras.on_build.take() {
+                    for t in &triggers {
+                        let tstep = crate::glue::lower_trigger(t, plan.escape)
+                            .map_err(|m| fail(format!("ONBUILD trigger {t:?}: {m}")))?;
+                        let mut quiet = |e: Event| {
+                            if let Event::Output(..) = e {
+                                events(e)
+                            }
+                        };
+                        self.step(&mut st, &tstep, t, req, global, context, done, plan, lower, &fail, &mut quiet)?;
+                    }
+                }
                 state = Some(st);
                 events(Event::StepDone { seconds: started.elapsed().as_secs_f64() });
                 continue;
@@ -461,9 +490,7 @@ impl Solver<'_> {
         {
             st.layers = hit.layers;
             st.config = config;
-            if let Some(sh) = hit.shell {
-                st.shell = sh;
-            }
+            st.extras = ConfigExtras::from_config_json(&hit.config);
             st.key = key;
             if let Step::Arg(a) = step {
                 self.declare_args(st, a, req, global, &expand)?;
@@ -477,7 +504,7 @@ impl Solver<'_> {
         match step {
             Step::From { .. } => {}
             Step::Run { cmd, mounts, network } => {
-                let args = command_vec(cmd, &st.shell);
+                let args = command_vec(cmd, &st.shell());
                 let mut run_env = env_list(&cfg);
                 for (k, v) in &st.args {
                     if !run_env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
@@ -486,7 +513,13 @@ impl Solver<'_> {
                 }
                 let mut step_mounts = Vec::new();
                 for m in mounts {
-                    step_mounts.push(self.run_mount(m, req, context, done, plan, lower).map_err(fail)?);
+                    let m = match m {
+                        RunMount::Deferred(raw) => {
+                            crate::glue::lower_mount_spec(raw, plan.escape, &env).map_err(fail)?
+                        }
+                        m => m.clone(),
+                    };
+                    step_mounts.push(self.run_mount(&m, req, context, done, plan, lower).map_err(fail)?);
                 }
                 let spec = RunSpec {
                     args,
@@ -615,10 +648,10 @@ impl Solver<'_> {
                 cfg.set_stop_signal(Some(expand(s)?));
             }
             Step::Cmd(c) => {
-                cfg.set_cmd(Some(command_vec(c, &st.shell)));
+                cfg.set_cmd(Some(command_vec(c, &st.shell())));
             }
             Step::Entrypoint(c) => {
-                cfg.set_entrypoint(Some(command_vec(c, &st.shell)));
+                cfg.set_entrypoint(Some(command_vec(c, &st.shell())));
                 // A new ENTRYPOINT resets a CMD inherited from the base, as Docker does.
                 cfg.set_cmd(None);
             }
@@ -626,10 +659,15 @@ impl Solver<'_> {
                 if s.is_empty() {
                     return Err(fail("SHELL requires at least one argument".into()));
                 }
-                st.shell = s.clone();
+                st.extras.shell = Some(s.clone());
             }
             Step::Arg(a) => self.declare_args(st, a, req, global, &expand)?,
-            Step::OnBuild(_) | Step::Maintainer(_) | Step::Healthcheck => {}
+            Step::Healthcheck(h) => {
+                st.extras.healthcheck =
+                    Some(h.clone().unwrap_or_else(|| HealthConfig { test: vec!["NONE".into()], ..Default::default() }));
+            }
+            Step::OnBuild(t) => st.extras.on_build.get_or_insert_with(Vec::new).push(t.clone()),
+            Step::Maintainer(_) => {}
         }
         if let Step::Maintainer(m) = step {
             st.config.set_author(Some(m.clone()));
@@ -648,8 +686,9 @@ impl Solver<'_> {
         st.config.set_history(Some(h));
         st.config.set_created(Some(now));
         st.key = key.clone();
-        let config = serde_json::to_value(&st.config).map_err(|e| fail(e.to_string()))?;
-        let _ = self.cache.put(&key, &CachedState { layers: st.layers.clone(), config, shell: Some(st.shell.clone()) });
+        let mut config = serde_json::to_value(&st.config).map_err(|e| fail(e.to_string()))?;
+        st.extras.merge_into(&mut config);
+        let _ = self.cache.put(&key, &CachedState { layers: st.layers.clone(), config, shell: None });
         Ok(())
     }
 
@@ -769,10 +808,10 @@ impl Solver<'_> {
                 let name = id.clone().unwrap_or_else(|| target.clone());
                 let dir = self.cache_mounts.join(Digest::of(name.as_bytes()).hex());
                 std::fs::create_dir_all(&dir).map_err(|e| format!("create cache mount: {e}"))?;
-                Ok(Some(StepMount { source: dir, target: target.clone(), readonly: false }))
+                Ok(Some(StepMount::Bind { source: dir, target: target.clone(), readonly: false }))
             }
             RunMount::Secret { id, target, required } => match req.secrets.get(id) {
-                Some(src) => Ok(Some(StepMount {
+                Some(src) => Ok(Some(StepMount::Bind {
                     source: src.clone(),
                     target: target.clone().unwrap_or_else(|| format!("/run/secrets/{id}")),
                     readonly: true,
@@ -790,8 +829,10 @@ impl Solver<'_> {
                 if !canon.starts_with(root.canonicalize().map_err(|e| e.to_string())?) {
                     return Err(format!("bind source {source} is outside its root"));
                 }
-                Ok(Some(StepMount { source: canon, target: target.clone(), readonly: !rw }))
+                Ok(Some(StepMount::Bind { source: canon, target: target.clone(), readonly: !rw }))
             }
+            RunMount::Tmpfs { target, size } => Ok(Some(StepMount::Tmpfs { target: target.clone(), size: *size })),
+            RunMount::Deferred(raw) => Err(format!("--mount={raw} was not expanded")),
         }
     }
 }

@@ -214,6 +214,19 @@ fn repo_digests(img: &Image) -> Vec<String> {
     }
 }
 
+/// An image's healthcheck in the API's shape (zero durations left out, as Docker does).
+pub fn health_config(h: &berth_image::HealthConfig) -> berth_api::models::HealthConfig {
+    let nz = |v: i64| (v != 0).then_some(v);
+    berth_api::models::HealthConfig {
+        test: (!h.test.is_empty()).then(|| h.test.clone()),
+        interval: nz(h.interval),
+        timeout: nz(h.timeout),
+        retries: nz(h.retries),
+        start_period: nz(h.start_period),
+        start_interval: nz(h.start_interval),
+    }
+}
+
 fn image_config(img: &Image) -> ImageConfig {
     let c = img.config.config().clone().unwrap_or_default();
     ImageConfig {
@@ -221,15 +234,15 @@ fn image_config(img: &Image) -> ImageConfig {
         exposed_ports: c.exposed_ports().clone(),
         env: c.env().clone(),
         cmd: c.cmd().clone(),
-        healthcheck: None,
+        healthcheck: img.extras.healthcheck.as_ref().map(health_config),
         args_escaped: None,
         volumes: c.volumes().clone(),
         working_dir: Some(c.working_dir().clone().unwrap_or_default()),
         entrypoint: c.entrypoint().clone(),
-        on_build: None,
+        on_build: img.extras.on_build.clone(),
         labels: c.labels().clone().map(|l| l.into_iter().collect()),
         stop_signal: c.stop_signal().clone(),
-        shell: None,
+        shell: img.extras.shell.clone(),
     }
 }
 

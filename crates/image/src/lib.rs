@@ -7,10 +7,12 @@ pub mod changes;
 pub mod content;
 mod diff;
 mod error;
+pub mod extras;
 mod mount;
 mod store;
 
 pub use error::Error;
+pub use extras::{ConfigExtras, HealthConfig};
 pub use store::{
     ContainerUse, DeleteItem, HistoryEntry, Image, ImageStore, ImportOptions, Layer, MEDIA_TYPE_CONFIG,
     MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST, chain_ids,

@@ -39,6 +39,8 @@ pub struct Image {
     pub size: u64,
     /// The full config blob, parsed.
     pub config: ImageConfiguration,
+    /// Docker's config fields the OCI struct lacks (healthcheck, shell, triggers).
+    pub extras: crate::ConfigExtras,
     /// `rootfs.diff_ids`.
     pub diff_ids: Vec<Digest>,
     /// Digest of the image's manifest blob.
@@ -240,7 +242,7 @@ impl ImageStore {
         config.rootfs_mut().set_diff_ids(vec![layer.diff_id.to_string()]);
         config.set_history(Some(vec![history]));
         let tags: Vec<Reference> = opts.reference.iter().cloned().collect();
-        self.create_image(config, &[layer], &tags)
+        self.create_image(config, &crate::ConfigExtras::default(), &[layer], &tags)
     }
 
     /// Unpacks a layer tar (plain, or gzip/zstd by magic bytes) into its snapshot and
@@ -313,6 +315,7 @@ impl ImageStore {
     pub fn create_image(
         &self,
         mut config: ImageConfiguration,
+        extras: &crate::ConfigExtras,
         layers: &[Layer],
         tags: &[Reference],
     ) -> Result<Image, Error> {
@@ -332,7 +335,9 @@ impl ImageStore {
             targets.push(tag_target(t)?);
         }
         // Through a Value, whose maps are sorted, so equal configs give equal ids.
-        let value = serde_json::to_value(&config).map_err(|source| Error::Json { what: "config".into(), source })?;
+        let mut value =
+            serde_json::to_value(&config).map_err(|source| Error::Json { what: "config".into(), source })?;
+        extras.merge_into(&mut value);
         let config_bytes =
             serde_json::to_vec(&value).map_err(|source| Error::Json { what: "config".into(), source })?;
         let id = self.content.write(&config_bytes)?;
@@ -870,8 +875,11 @@ fn load_image(db: &Connection, content: &ContentStore, id: &Digest) -> Result<Im
         .optional()?
         .ok_or_else(|| Error::NotFound(id.to_string()))?;
     let bytes = content.read(id)?;
-    let config: ImageConfiguration =
+    let raw: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|source| Error::Json { what: format!("config {id}"), source })?;
+    let extras = crate::ConfigExtras::from_config_json(&raw);
+    let config: ImageConfiguration =
+        serde_json::from_value(raw).map_err(|source| Error::Json { what: format!("config {id}"), source })?;
     let diff_ids = config.rootfs().diff_ids().iter().map(|d| parse_digest(d)).collect::<Result<Vec<_>, _>>()?;
     let created = config
         .created()
@@ -895,6 +903,7 @@ fn load_image(db: &Connection, content: &ContentStore, id: &Digest) -> Result<Im
         created,
         size: size.max(0) as u64,
         config,
+        extras,
         diff_ids,
         manifest_digest: parse_digest(&manifest)?,
     })

@@ -359,7 +359,9 @@ fn mount_write_diff_and_commit() {
         size: fs::metadata(store.content().path(&img.diff_ids[0])).unwrap().len(),
         media_type: berth_image::MEDIA_TYPE_LAYER_TAR.into(),
     };
-    let committed = store.create_image(cfg, &[base_layer, layer], &[Reference::parse("committed").unwrap()]).unwrap();
+    let committed = store
+        .create_image(cfg, &Default::default(), &[base_layer, layer], &[Reference::parse("committed").unwrap()])
+        .unwrap();
     let c2 = dir.path().join("containers/c2");
     let r2 = store.mount_rootfs(&committed.id, &c2).unwrap();
     let _g2 = Unmount(&store, &c2);
@@ -371,7 +373,7 @@ fn mount_write_diff_and_commit() {
     // Zero-layer image.
     let mut empty_cfg = oci_spec::image::ImageConfiguration::default();
     empty_cfg.set_created(Some("2024-01-01T00:00:00Z".into()));
-    let empty = store.create_image(empty_cfg, &[], &[]).unwrap();
+    let empty = store.create_image(empty_cfg, &Default::default(), &[], &[]).unwrap();
     let c3 = dir.path().join("containers/c3");
     let r3 = store.mount_rootfs(&empty.id, &c3).unwrap();
     let _g3 = Unmount(&store, &c3);

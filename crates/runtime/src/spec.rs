@@ -33,6 +33,15 @@ pub struct BindMount {
     pub readonly: bool,
 }
 
+/// A tmpfs mounted into the container (`run --tmpfs`, `RUN --mount=type=tmpfs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmpfsMount {
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// Mount options (`size=64m`, `mode=1777`, `noexec`…).
+    pub options: Vec<String>,
+}
+
 /// How a namespace is provided to the container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Namespace {
@@ -68,6 +77,8 @@ pub struct SpecOptions {
     pub hostname: String,
     /// Volumes and binds.
     pub mounts: Vec<BindMount>,
+    /// tmpfs mounts, after the binds.
+    pub tmpfs: Vec<TmpfsMount>,
     /// /etc/hosts, /etc/hostname, /etc/resolv.conf prepared by the daemon.
     pub etc_files: Vec<BindMount>,
     /// Network namespace.
@@ -300,6 +311,11 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
     }
     mounts.extend(o.etc_files.iter().map(bind));
     mounts.extend(o.mounts.iter().map(bind));
+    mounts.extend(
+        o.tmpfs
+            .iter()
+            .map(|t| json!({"destination": t.destination, "type": "tmpfs", "source": "tmpfs", "options": t.options})),
+    );
     if let Some(init) = &o.init {
         mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init,
                            "options": ["bind", "rprivate", "ro"]}));

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use berth_build::executor::{Network, OutputStream, RunSpec, StepExecutor};
+use berth_build::executor::{Network, OutputStream, RunSpec, StepExecutor, StepMount};
 use berth_runtime::proto::{ClientFrame, Decoder, ShimFrame, encode_client};
-use berth_runtime::spec::{BindMount, Namespace, SpecOptions};
+use berth_runtime::spec::{BindMount, Namespace, SpecOptions, TmpfsMount};
 
 use super::Engine;
 
@@ -63,7 +63,25 @@ impl ShimExecutor {
             mounts: spec
                 .mounts
                 .iter()
-                .map(|m| BindMount { source: m.source.clone(), destination: m.target.clone(), readonly: m.readonly })
+                .filter_map(|m| match m {
+                    StepMount::Bind { source, target, readonly } => {
+                        Some(BindMount { source: source.clone(), destination: target.clone(), readonly: *readonly })
+                    }
+                    StepMount::Tmpfs { .. } => None,
+                })
+                .collect(),
+            tmpfs: spec
+                .mounts
+                .iter()
+                .filter_map(|m| match m {
+                    StepMount::Tmpfs { target, size } => Some(TmpfsMount {
+                        destination: target.clone(),
+                        options: std::iter::once("nosuid".to_owned())
+                            .chain((*size > 0).then(|| format!("size={size}")))
+                            .collect(),
+                    }),
+                    StepMount::Bind { .. } => None,
+                })
                 .collect(),
             etc_files,
             network: match spec.network {

@@ -48,7 +48,7 @@ impl Engine {
         let image = self.resolve_image_for_run(&image_name).await?;
 
         let id = berth_base::new_id();
-        let (config, path, args) = merge_config(&id, &body, &image.config)?;
+        let (config, path, args) = merge_config(&id, &body, &image.config, &image.extras)?;
         let name = match name {
             Some(n) => {
                 if let Some(other) = self.all().iter().find(|c| c.snapshot().name == n) {
@@ -232,9 +232,16 @@ fn parse_binds(hc: &HostConfig) -> Result<Vec<BindSpec>> {
                     },
                 )?;
             }
+            Some(MountType::TMPFS) => {
+                if !target.starts_with('/') {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid mount config for type \"tmpfs\": invalid mount path: '{target}' mount path must be absolute"
+                    )));
+                }
+            }
             other => {
                 return Err(Error::NotImplemented(format!(
-                    "mount type {other:?} is not supported yet (only type=bind)"
+                    "mount type {other:?} is not supported yet (only bind and tmpfs)"
                 )));
             }
         }
@@ -264,11 +271,32 @@ fn clean_dest(d: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// The image's healthcheck with the request's fields laid over it, field by field, as
+/// Docker merges them (`--health-cmd` alone keeps the image's interval).
+fn merge_healthcheck(
+    user: Option<&berth_api::models::HealthConfig>,
+    image: Option<&berth_image::HealthConfig>,
+) -> Option<berth_api::models::HealthConfig> {
+    let from_image = image.map(crate::views::health_config);
+    let Some(u) = user else { return from_image };
+    let Some(i) = from_image else { return Some(u.clone()) };
+    let pick = |a: Option<i64>, b: Option<i64>| a.filter(|v| *v != 0).or(b);
+    Some(berth_api::models::HealthConfig {
+        test: u.test.clone().filter(|t| !t.is_empty()).or(i.test),
+        interval: pick(u.interval, i.interval),
+        timeout: pick(u.timeout, i.timeout),
+        retries: pick(u.retries, i.retries),
+        start_period: pick(u.start_period, i.start_period),
+        start_interval: pick(u.start_interval, i.start_interval),
+    })
+}
+
 /// Docker's merge of the create request with the image config, and the command to run.
 fn merge_config(
     id: &str,
     body: &ContainerCreateBody,
     image: &oci_spec::image::ImageConfiguration,
+    extras: &berth_image::ConfigExtras,
 ) -> Result<(ContainerConfig, String, Vec<String>)> {
     let ic = image.config().clone().unwrap_or_default();
     let mut env: Vec<String> = ic.env().clone().unwrap_or_default();
@@ -339,7 +367,7 @@ fn merge_config(
         stdin_once: Some(body.stdin_once.unwrap_or(false)),
         env: Some(env),
         cmd: (!cmd.is_empty()).then_some(cmd),
-        healthcheck: body.healthcheck.clone(),
+        healthcheck: merge_healthcheck(body.healthcheck.as_ref(), extras.healthcheck.as_ref()),
         args_escaped: None,
         image: body.image.clone(),
         volumes: (!volumes.is_empty()).then_some(volumes),
@@ -388,17 +416,22 @@ mod tests {
     #[test]
     fn merges_like_docker() {
         let id = berth_base::new_id();
-        let (c, p, a) = merge_config(&id, &body(None, None), &image(&["sh"], &[])).unwrap();
+        let (c, p, a) = merge_config(&id, &body(None, None), &image(&["sh"], &[]), &Default::default()).unwrap();
         assert_eq!((p.as_str(), a.len()), ("sh", 0));
         assert_eq!(c.env.unwrap(), vec!["PATH=/bin", "A=2", "B=3"]);
         assert_eq!(c.hostname.unwrap(), &id[..12]);
-        let (_, p, a) = merge_config(&id, &body(Some(&["echo", "hi"]), None), &image(&["sh"], &["/ep"])).unwrap();
+        let (_, p, a) =
+            merge_config(&id, &body(Some(&["echo", "hi"]), None), &image(&["sh"], &["/ep"]), &Default::default())
+                .unwrap();
         assert_eq!((p.as_str(), a), ("/ep", vec!["echo".to_string(), "hi".into()]));
-        let (_, p, a) = merge_config(&id, &body(None, Some(&["sh"])), &image(&["x"], &["/ep"])).unwrap();
+        let (_, p, a) =
+            merge_config(&id, &body(None, Some(&["sh"])), &image(&["x"], &["/ep"]), &Default::default()).unwrap();
         assert_eq!((p.as_str(), a.len()), ("sh", 0), "a new entrypoint drops the image's cmd");
-        let (_, p, _) = merge_config(&id, &body(Some(&["ls"]), Some(&[""])), &image(&["x"], &["/ep"])).unwrap();
+        let (_, p, _) =
+            merge_config(&id, &body(Some(&["ls"]), Some(&[""])), &image(&["x"], &["/ep"]), &Default::default())
+                .unwrap();
         assert_eq!(p, "ls", "--entrypoint \"\" clears it");
-        assert!(merge_config(&id, &body(None, None), &image(&[], &[])).is_err());
+        assert!(merge_config(&id, &body(None, None), &image(&[], &[]), &Default::default()).is_err());
     }
 
     #[test]

@@ -237,6 +237,7 @@ impl Engine {
                 readonly: b.readonly,
             });
         }
+        let tmpfs = tmpfs_mounts(hc);
         let mut env = rec.config.env.clone().unwrap_or_default();
         let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
         if !has(&env, "HOSTNAME") {
@@ -269,6 +270,7 @@ impl Engine {
             tty: rec.tty(),
             hostname,
             mounts,
+            tmpfs,
             etc_files: etc,
             network: ns(hc.network_mode.as_deref()),
             ipc: ns(hc.ipc_mode.as_deref()),
@@ -606,6 +608,45 @@ fn start_error(msg: &str) -> String {
 }
 
 /// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
+/// `--tmpfs dst[:opts]` and `--mount type=tmpfs`, with Docker's defaults (noexec, nosuid,
+/// nodev) overridden by what the user gave, later options winning.
+fn tmpfs_mounts(hc: &berth_api::models::HostConfig) -> Vec<berth_runtime::spec::TmpfsMount> {
+    let mut out = Vec::new();
+    let mut push = |dest: &str, extra: Vec<String>| {
+        let mut opts: Vec<String> = vec!["noexec".into(), "nosuid".into(), "nodev".into()];
+        for o in extra.into_iter().filter(|o| !o.is_empty()) {
+            let key = |x: &str| -> String {
+                let k = x.split('=').next().unwrap_or(x);
+                k.strip_prefix("no").filter(|r| matches!(*r, "exec" | "suid" | "dev" | "atime")).unwrap_or(k).to_owned()
+            };
+            let k = key(&o);
+            opts.retain(|x| key(x) != k);
+            opts.push(o);
+        }
+        out.push(berth_runtime::spec::TmpfsMount { destination: dest.to_owned(), options: opts });
+    };
+    let mut dests: Vec<(&String, &String)> = hc.tmpfs.iter().flatten().collect();
+    dests.sort();
+    for (dest, data) in dests {
+        push(dest, data.split(',').map(str::to_owned).collect());
+    }
+    for m in hc.mounts.iter().flatten() {
+        if m.typ == Some(berth_api::models::MountType::TMPFS) {
+            let mut extra = Vec::new();
+            if let Some(o) = &m.tmpfs_options {
+                if let Some(sz) = o.size_bytes.filter(|s| *s > 0) {
+                    extra.push(format!("size={sz}"));
+                }
+                if let Some(mode) = o.mode.filter(|m| *m > 0) {
+                    extra.push(format!("mode={mode:o}"));
+                }
+            }
+            push(m.target.as_deref().unwrap_or_default(), extra);
+        }
+    }
+    out
+}
+
 fn write_etc_files(dir: &Path, hostname: &str, hc: &berth_api::models::HostConfig) -> Result<Vec<BindMount>> {
     let write = |name: &str, data: &str| -> Result<std::path::PathBuf> {
         let p = dir.join(name);

@@ -1,0 +1,125 @@
+//! What the builder records beyond layers, and the RUN mounts beyond cache/secret/bind:
+//! HEALTHCHECK, SHELL and ONBUILD in the image config (and their effect on child builds
+//! and containers), `RUN --mount=type=tmpfs`, mount specs that use variables, and
+//! `run --tmpfs`.
+
+use std::path::{Path, PathBuf};
+
+use berth_e2e::{Daemon, have_docker, ok, text};
+
+fn dir_with(d: &Daemon, name: &str, dockerfile: &str) -> PathBuf {
+    let p = d.dir.path().join(name);
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(p.join("Dockerfile"), dockerfile).unwrap();
+    p
+}
+
+fn build_in(d: &Daemon, dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    ok(&d.berth_cmd(&all).current_dir(dir).output().unwrap())
+}
+
+#[test]
+fn healthcheck_shell_and_onbuild_are_recorded_and_honoured() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let base = dir_with(
+        &d,
+        "base",
+        r#"FROM busybox
+SHELL ["/bin/sh", "-e", "-c"]
+RUN echo "shell is $0" > /shell.txt
+HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD wget -q -O- http://localhost/ || exit 1
+ONBUILD COPY marker.txt /from-child/
+ONBUILD RUN echo "trigger ran in $(pwd)" > /trigger.txt
+CMD echo base
+"#,
+    );
+    build_in(&d, &base, &["-t", "onbase:1", "."]);
+    let inspect = |img: &str, f: &str| ok(&d.berth(&["image", "inspect", "--format", f, img])).trim().to_owned();
+    assert_eq!(inspect("onbase:1", "{{json .Config.Shell}}"), r#"["/bin/sh","-e","-c"]"#);
+    let hc: serde_json::Value = serde_json::from_str(&inspect("onbase:1", "{{json .Config.Healthcheck}}")).unwrap();
+    assert_eq!(
+        hc,
+        serde_json::json!({"Test": ["CMD-SHELL", "wget -q -O- http://localhost/ || exit 1"],
+                           "Interval": 5_000_000_000i64, "Timeout": 2_000_000_000i64, "Retries": 4})
+    );
+    assert_eq!(
+        inspect("onbase:1", "{{json .Config.OnBuild}}"),
+        r#"["COPY marker.txt /from-child/","RUN echo \"trigger ran in $(pwd)\" \u003e /trigger.txt"]"#
+    );
+    // SHELL applied to RUN and to shell-form CMD.
+    assert_eq!(ok(&d.berth(&["run", "--rm", "onbase:1", "cat", "/shell.txt"])), "shell is /bin/sh\n");
+    assert_eq!(inspect("onbase:1", "{{json .Config.Cmd}}"), r#"["/bin/sh","-e","-c","echo base"]"#);
+    // The docker CLI reads the same fields.
+    if have_docker() {
+        let out = ok(&d.docker(&["image", "inspect", "--format", "{{.Config.Healthcheck.Retries}}", "onbase:1"]));
+        assert_eq!(out.trim(), "4");
+    }
+    // A container inherits the image's healthcheck.
+    ok(&d.berth(&["create", "--name", "hc", "onbase:1"]));
+    assert_eq!(ok(&d.berth(&["inspect", "--format", "{{.Config.Healthcheck.Interval}}", "hc"])).trim(), "5000000000");
+
+    // A child build runs the triggers first, in its own context, and does not pass them on.
+    let child = dir_with(&d, "child", "FROM onbase:1\nWORKDIR /w\nRUN echo \"child shell $0\" > /child.txt\n");
+    std::fs::write(child.join("marker.txt"), "from the child's context\n").unwrap();
+    let log = build_in(&d, &child, &["-t", "onchild:1", "."]);
+    assert!(log.contains("Successfully tagged onchild:1"), "{log}");
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "onchild:1", "cat", "/from-child/marker.txt"])),
+        "from the child's context\n"
+    );
+    assert_eq!(ok(&d.berth(&["run", "--rm", "onchild:1", "cat", "/trigger.txt"])), "trigger ran in /\n");
+    assert_eq!(ok(&d.berth(&["run", "--rm", "onchild:1", "cat", "/child.txt"])), "child shell /bin/sh\n");
+    assert_eq!(inspect("onchild:1", "{{json .Config.OnBuild}}"), "null");
+    assert_eq!(inspect("onchild:1", "{{json .Config.Shell}}"), r#"["/bin/sh","-e","-c"]"#, "SHELL is inherited");
+    // Rebuilding the child is fully cached, triggers included.
+    let id = inspect("onchild:1", "{{.Id}}");
+    build_in(&d, &child, &["-t", "onchild:1", "."]);
+    assert_eq!(inspect("onchild:1", "{{.Id}}"), id);
+
+    // HEALTHCHECK NONE disables an inherited check; a bad trigger fails the child build clearly.
+    let none = dir_with(&d, "none", "FROM onbase:1\nHEALTHCHECK NONE\n");
+    std::fs::write(none.join("marker.txt"), "x").unwrap();
+    build_in(&d, &none, &["-t", "nohc:1", "."]);
+    assert_eq!(inspect("nohc:1", "{{json .Config.Healthcheck.Test}}"), r#"["NONE"]"#);
+    let missing = dir_with(&d, "missing", "FROM onbase:1\n");
+    let out = d.berth_cmd(&["build", "-t", "never:1", "."]).current_dir(&missing).output().unwrap();
+    assert!(!out.status.success());
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("marker.txt"), "{all}");
+}
+
+#[test]
+fn tmpfs_and_variable_mounts_in_run_and_tmpfs_in_containers() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let p = dir_with(
+        &d,
+        "mounts",
+        r#"FROM busybox
+ARG CACHE_DIR=/var/cache/tool
+RUN --mount=type=tmpfs,target=/scratch,size=1m \
+    grep -q ' /scratch tmpfs ' /proc/mounts && echo big > /scratch/file && cat /scratch/file > /seen
+RUN --mount=type=cache,target=${CACHE_DIR} \
+    echo run >> ${CACHE_DIR}/count && wc -l < ${CACHE_DIR}/count > /cache-count
+"#,
+    );
+    build_in(&d, &p, &["-t", "mounts:1", "."]);
+    assert_eq!(ok(&d.berth(&["run", "--rm", "mounts:1", "cat", "/seen"])), "big\n");
+    let out = d.berth(&["run", "--rm", "mounts:1", "ls", "-A", "/scratch", "/var/cache/tool"]);
+    assert_eq!(text(&out.stdout), "/scratch:\n\n/var/cache/tool:\n", "mounted content stays out of the image");
+    // The cache mount (its target came from a variable) persists across builds.
+    build_in(&d, &p, &["--no-cache", "-t", "mounts:2", "."]);
+    assert_eq!(ok(&d.berth(&["run", "--rm", "mounts:2", "cat", "/cache-count"])).trim(), "2");
+
+    // `run --tmpfs` with Docker's defaults (noexec) and the user's options on top.
+    let mounts =
+        ok(&d.berth(&["run", "--rm", "--tmpfs", "/t:size=2m,mode=1770", "busybox", "grep", " /t ", "/proc/mounts"]));
+    assert!(mounts.contains("tmpfs /t tmpfs rw,nosuid,nodev,noexec"), "{mounts}");
+    assert!(mounts.contains("size=2048k") && mounts.contains("mode=1770"), "{mounts}");
+    let m =
+        ok(&d.berth(&["run", "--rm", "--mount", "type=tmpfs,target=/m", "busybox", "grep", " /m ", "/proc/mounts"]));
+    assert!(m.contains("tmpfs /m tmpfs"), "{m}");
+}
