@@ -338,6 +338,39 @@ pub struct Build {
     pub rm: bool,
     /// Secrets as `id=path` pairs (berth extension, honoured for local contexts only).
     pub secrets: BTreeMap<String, String>,
+    /// `--no-cache-filter` stages (berth extension; BuildKit passes it outside this API).
+    pub no_cache_filter: Vec<String>,
+    /// Ask for per-step progress records ([`BuildProgress`] in `aux`, id
+    /// [`BUILD_PROGRESS_ID`]) instead of the legacy builder's text (berth extension).
+    pub progress_records: bool,
+}
+
+/// The `id` of the JSON messages that carry [`BuildProgress`] records.
+pub const BUILD_PROGRESS_ID: &str = "berth.build.step";
+
+/// One progress record of a build step, as berth's CLI asks for them: steps of stages
+/// that build at the same time interleave, so every record names its step.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BuildProgress {
+    /// Step number, 1-based over the steps being built.
+    pub index: usize,
+    /// `start`, `cached`, `output` or `done`.
+    pub event: String,
+    /// Steps in all (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<usize>,
+    /// The stage's name (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The instruction as written (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Output text (`output`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Duration in seconds (`done`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 impl Build {
@@ -378,6 +411,12 @@ impl Build {
         if !self.secrets.is_empty() {
             pairs.push(("berth-secrets", serde_json::to_string(&self.secrets).unwrap_or_default()));
         }
+        if !self.no_cache_filter.is_empty() {
+            pairs.push(("berth-nocachefilter", serde_json::to_string(&self.no_cache_filter).unwrap_or_default()));
+        }
+        if self.progress_records {
+            pairs.push(("berth-progress", "1".into()));
+        }
         serde_urlencoded::to_string(&pairs).unwrap_or_default()
     }
 
@@ -415,6 +454,11 @@ impl Build {
                 "platform" if !v.is_empty() => b.platform = Some(v),
                 "rm" => b.rm = flag(&v)?,
                 "berth-secrets" => b.secrets = map(&k, &v)?,
+                "berth-nocachefilter" if !v.is_empty() => {
+                    b.no_cache_filter =
+                        serde_json::from_str(&v).map_err(|e| format!("invalid berth-nocachefilter parameter: {e}"))?
+                }
+                "berth-progress" => b.progress_records = flag(&v)?,
                 _ => {}
             }
         }

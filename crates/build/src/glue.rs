@@ -135,7 +135,8 @@ pub fn plan(text: &str, name: &str) -> Result<Plan, String> {
     let st = instructions::stages(&df).map_err(|e| e.located(name))?;
     let mut stages = Vec::new();
     for s in &st.stages {
-        let mut steps = vec![(s.line, s.original.clone(), Step::From { base: s.base.clone() })];
+        let mut steps =
+            vec![(s.line, s.original.clone(), Step::From { base: s.base.clone(), platform: s.platform.clone() })];
         for l in &s.instructions {
             let step = lower(&l.instruction).map_err(|m| format!("{name}:{}: {}: {m}", l.start_line, l.original))?;
             steps.push((l.start_line, l.original.clone(), step));
@@ -199,7 +200,7 @@ pub fn lower_trigger(text: &str, escape: char) -> Result<Step, String> {
 
 fn lower(ins: &Instruction) -> Result<Step, String> {
     Ok(match ins {
-        Instruction::From(f) => Step::From { base: f.image.clone() },
+        Instruction::From(f) => Step::From { base: f.image.clone(), platform: f.platform.clone() },
         Instruction::Run(r) => {
             let cmd = match (&r.cmd, r.heredocs.as_slice()) {
                 (ShellOrExec::Shell(s), [only]) if s.trim_start().starts_with("<<") => {

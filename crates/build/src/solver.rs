@@ -2,10 +2,12 @@
 //! Every instruction's result is cached under a key chained from its parent's key, the
 //! instruction after expansion, the build args RUN sees and, for COPY/ADD, a digest of the
 //! copied files' content and metadata, so an unchanged step is reused at once and a
-//! rebuild with no change yields the very same image id.
+//! rebuild with no change yields the very same image id. Stages that do not depend on
+//! each other build at the same time, each on its own thread.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -39,17 +41,32 @@ pub struct BuildRequest {
     pub network: Option<Network>,
     /// `--secret id=…,src=…`: id → host file.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--platform`: the target platform (`linux/arm64`); the host's when None.
+    pub platform: Option<String>,
+    /// `--no-cache-filter`: stages (by name or index) whose steps ignore the cache.
+    pub no_cache_filter: Vec<String>,
 }
 
-/// Progress of a build.
+/// Progress of a build: something happened to step `index` (1-based over the steps of the
+/// stages being built, numbered in file order). Steps of independent stages run at the
+/// same time, so events of different steps interleave.
 #[derive(Debug, Clone)]
-pub enum Event {
-    /// A step begins: 1-based index over the steps of the stages being built.
+pub struct Event {
+    /// The step.
+    pub index: usize,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened to a step.
+#[derive(Debug, Clone)]
+pub enum EventKind {
+    /// The step begins.
     Step {
-        /// Step number.
-        index: usize,
         /// Steps in all.
         total: usize,
+        /// The stage's name (`AS name`), if any.
+        stage: Option<String>,
         /// `RUN pip install …`, as written.
         text: String,
     },
@@ -67,10 +84,12 @@ pub enum Event {
 /// A step as the solver runs it, lowered from the parser's typed instructions.
 #[derive(Debug, Clone)]
 pub enum Step {
-    /// `FROM image [AS name]` (unexpanded base).
+    /// `FROM [--platform=p] image [AS name]` (unexpanded).
     From {
         /// Base image or stage name.
         base: String,
+        /// `--platform`.
+        platform: Option<String>,
     },
     /// `RUN`.
     Run {
@@ -231,17 +250,189 @@ pub struct Solver<'a> {
     pub work_root: PathBuf,
     /// Where `RUN --mount=type=cache` directories live.
     pub cache_mounts: PathBuf,
-    /// Set to stop the build.
+    /// Set to stop the build; the solver sets it too when a stage fails, to stop the
+    /// stages running beside it.
     pub cancel: &'a AtomicBool,
+    /// Serialises mounting stage roots for `COPY --from` (stages run concurrently).
+    pub from_roots: Mutex<()>,
 }
 
 /// Files a COPY reads: the build context, or a stage's or image's root.
-pub trait SourceRoot {
+pub trait SourceRoot: Sync {
     /// Resolves patterns to sources, hashing them for the cache key.
     fn resolve(&self, patterns: &[String]) -> Result<(Vec<crate::glue::Source>, Digest), String>;
     /// Host path of the root (for bind mounts).
     fn path(&self) -> &Path;
 }
+
+/// Finds a stage by name or index, as `FROM`, `COPY --from` and `--mount from=` name them.
+pub type StageLookup = dyn Fn(&Plan, &str) -> Option<usize> + Sync;
+
+/// What every stage of one build reads.
+struct Ctx<'a> {
+    plan: &'a Plan,
+    req: &'a BuildRequest,
+    /// Global ARGs with their values.
+    global: &'a [(String, String)],
+    /// The automatic platform ARGs (`TARGETARCH`…).
+    auto: &'a [(String, String)],
+    platforms: &'a Platforms,
+    context: &'a dyn SourceRoot,
+    lower: &'a StageLookup,
+    events: &'a (dyn Fn(Event) + Sync),
+}
+
+impl Ctx<'_> {
+    /// The variables a FROM line sees: global ARGs, then the automatic platform ones.
+    fn scope_of_from(&self) -> Vec<(String, String)> {
+        let mut v = self.global.to_vec();
+        for (k, x) in self.auto {
+            if !v.iter().any(|(g, _)| g == k) {
+                v.push((k.clone(), x.clone()));
+            }
+        }
+        v
+    }
+}
+
+/// The stages `target` needs, dependencies first.
+fn needed_stages(deps: &[Vec<usize>], target: usize) -> Vec<usize> {
+    fn visit(deps: &[Vec<usize>], i: usize, order: &mut Vec<usize>) {
+        if order.contains(&i) {
+            return;
+        }
+        for &d in &deps[i] {
+            visit(deps, d, order);
+        }
+        order.push(i);
+    }
+    let mut order = Vec::new();
+    visit(deps, target, &mut order);
+    order
+}
+
+/// An OCI platform: `os/arch[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// `linux`.
+    pub os: String,
+    /// `amd64`, `arm64`…
+    pub arch: String,
+    /// `v7`, `v8`… when given.
+    pub variant: Option<String>,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Platform {
+    /// The machine berth runs on.
+    pub fn host() -> Platform {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Platform { os: "linux".into(), arch: arch.into(), variant: None }
+    }
+
+    /// Parses `linux/amd64`, `linux/arm/v7`, `arm64` (the host's OS), normalising the
+    /// names containerd normalises (`x86_64`, `aarch64`, `arm64/v8`).
+    pub fn parse(s: &str) -> Result<Platform, String> {
+        let bad = || format!("failed to parse platform {s:?}: expected os/arch[/variant]");
+        let parts: Vec<String> = s.trim().split('/').map(|p| p.to_ascii_lowercase()).collect();
+        if parts.iter().any(String::is_empty) {
+            return Err(bad());
+        }
+        let known_os = |o: &str| matches!(o, "linux" | "windows" | "darwin" | "freebsd");
+        let (os, arch, variant) = match parts.as_slice() {
+            [a] if !known_os(a) => (Platform::host().os, a.clone(), None),
+            [o] => (o.clone(), Platform::host().arch, None),
+            [o, a] if known_os(o) => (o.clone(), a.clone(), None),
+            [a, v] => (Platform::host().os, a.clone(), Some(v.clone())),
+            [o, a, v] => (o.clone(), a.clone(), Some(v.clone())),
+            _ => return Err(bad()),
+        };
+        let (arch, variant) = match (arch.as_str(), variant.as_deref()) {
+            ("x86_64" | "x86-64" | "amd64", v) => ("amd64".to_owned(), v.filter(|v| *v != "v1").map(str::to_owned)),
+            ("aarch64" | "arm64", Some("v8") | None) => ("arm64".to_owned(), None),
+            ("i386" | "386", _) => ("386".to_owned(), None),
+            (a, v) => (a.to_owned(), v.map(str::to_owned)),
+        };
+        Ok(Platform { os, arch, variant })
+    }
+
+    /// The platform an image config declares.
+    pub fn of_image(c: &ImageConfiguration) -> Platform {
+        let p = format!("{}/{}", c.os(), c.architecture());
+        let mut out = Platform::parse(&p).unwrap_or_else(|_| Platform::host());
+        out.variant = c.variant().clone().filter(|v| !v.is_empty());
+        if out.arch == "arm64" && out.variant.as_deref() == Some("v8") {
+            out.variant = None;
+        }
+        out
+    }
+
+    /// Whether an image of platform `have` satisfies this wanted platform (a wanted
+    /// variant must match; none wanted accepts any).
+    pub fn matches(&self, have: &Platform) -> bool {
+        self.os == have.os && self.arch == have.arch && (self.variant.is_none() || self.variant == have.variant)
+    }
+}
+
+/// The build's platforms: where it runs and what it is for.
+struct Platforms {
+    build: Platform,
+    target: Platform,
+}
+
+impl Platforms {
+    fn new(target: Option<&str>) -> Result<Platforms, String> {
+        let build = Platform::host();
+        let target = match target.filter(|t| !t.is_empty()) {
+            Some(t) => Platform::parse(t)?,
+            None => build.clone(),
+        };
+        Ok(Platforms { build, target })
+    }
+
+    /// BuildKit's automatic ARGs (`BUILDPLATFORM`, `TARGETARCH`…): usable in FROM lines
+    /// at once, and in a stage after `ARG NAME`.
+    fn args(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        for (prefix, p) in [("BUILD", &self.build), ("TARGET", &self.target)] {
+            v.push((format!("{prefix}PLATFORM"), p.to_string()));
+            v.push((format!("{prefix}OS"), p.os.clone()));
+            v.push((format!("{prefix}ARCH"), p.arch.clone()));
+            v.push((format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default()));
+        }
+        v
+    }
+}
+
+/// Build args every RUN sees without an `ARG` line, and that never enter the cache key
+/// or the history (Docker's predefined proxy args).
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
 
 fn chain(parent: &Digest, parts: &[&str]) -> Digest {
     let mut h = sha2::Sha256::new();
@@ -266,8 +457,8 @@ impl Solver<'_> {
         plan: &Plan,
         req: &BuildRequest,
         context: &dyn SourceRoot,
-        lower: &dyn Fn(&Plan, &str) -> Option<usize>,
-        events: &mut dyn FnMut(Event),
+        lower: &StageLookup,
+        events: &(dyn Fn(Event) + Sync),
     ) -> Result<Image, Error> {
         let target = match &req.target {
             Some(t) => plan
@@ -277,18 +468,81 @@ impl Solver<'_> {
                 .ok_or_else(|| Error::Parse(format!("failed to reach build target {t} in Dockerfile")))?,
             None => plan.stages.len().checked_sub(1).ok_or_else(|| Error::Parse("file with no instructions".into()))?,
         };
-        let global: Vec<(String, String)> = plan
-            .global_args
-            .iter()
-            .filter_map(|(k, d)| req.build_args.get(k).cloned().or_else(|| d.clone()).map(|v| (k.clone(), v)))
-            .collect();
-        let needed = self.needed_stages(plan, target, &global, lower);
+        let platforms = Platforms::new(req.platform.as_deref()).map_err(Error::Parse)?;
+        let auto = platforms.args();
+        // Global ARGs see the automatic platform args; FROM lines see both.
+        let mut global: Vec<(String, String)> = Vec::new();
+        for (k, d) in &plan.global_args {
+            let scope: Vec<(String, String)> = global.iter().chain(auto.iter()).cloned().collect();
+            let v = match (req.build_args.get(k), d) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(d)) => Some(expand_simple(plan.escape, d, &scope)),
+                (None, None) => auto.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()),
+            };
+            if let Some(v) = v {
+                global.retain(|(x, _)| x != k);
+                global.push((k.clone(), v));
+            }
+        }
+        let ctx = Ctx { plan, req, global: &global, auto: &auto, platforms: &platforms, context, lower, events };
+        let deps: Vec<Vec<usize>> = (0..plan.stages.len()).map(|i| self.stage_deps(&ctx, i)).collect();
+        let needed = needed_stages(&deps, target);
         let total: usize = needed.iter().map(|i| plan.stages[*i].steps.len()).sum();
-        let mut done: BTreeMap<usize, State> = BTreeMap::new();
-        let mut index = 0;
+        let mut first_index = BTreeMap::new();
+        let mut n = 0;
         for &i in &needed {
-            let st = self.build_stage(plan, i, req, &global, context, &done, lower, &mut index, total, events)?;
-            done.insert(i, st);
+            first_index.insert(i, n);
+            n += plan.stages[i].steps.len();
+        }
+        let mut done: BTreeMap<usize, State> = BTreeMap::new();
+        let mut failure: Option<Error> = None;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<State, Error>)>();
+            let mut pending = needed.clone();
+            let mut running = 0usize;
+            loop {
+                if failure.is_none() {
+                    let ready: Vec<usize> =
+                        pending.iter().copied().filter(|i| deps[*i].iter().all(|d| done.contains_key(d))).collect();
+                    for i in ready {
+                        pending.retain(|p| *p != i);
+                        let inputs: BTreeMap<usize, State> =
+                            deps[i].iter().filter_map(|d| done.get(d).map(|s| (*d, s.clone()))).collect();
+                        let tx = tx.clone();
+                        let ctx = &ctx;
+                        let base = first_index[&i];
+                        running += 1;
+                        scope.spawn(move || {
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                self.build_stage(ctx, i, &inputs, base, total)
+                            }))
+                            .unwrap_or_else(|_| Err(Error::Parse("a build stage panicked".into())));
+                            let _ = tx.send((i, r));
+                        });
+                    }
+                }
+                if running == 0 {
+                    break;
+                }
+                let Ok((i, r)) = rx.recv() else { break };
+                running -= 1;
+                match r {
+                    Ok(st) => {
+                        done.insert(i, st);
+                    }
+                    Err(e) => {
+                        // The first real failure wins; the stages stopped because of it
+                        // report Cancelled.
+                        if failure.as_ref().is_none_or(|f| matches!(f, Error::Cancelled)) {
+                            failure = Some(e);
+                        }
+                        self.cancel.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e);
         }
         let mut state = done.remove(&target).ok_or_else(|| Error::Parse("target stage was not built".into()))?;
         if !req.labels.is_empty() {
@@ -302,70 +556,57 @@ impl Solver<'_> {
         Ok(self.images.create_image(state.config, &state.extras, &state.layers, &req.tags)?)
     }
 
-    /// The stages the target needs, dependencies first.
-    fn needed_stages(
-        &self,
-        plan: &Plan,
-        target: usize,
-        global: &[(String, String)],
-        lower: &dyn Fn(&Plan, &str) -> Option<usize>,
-    ) -> Vec<usize> {
-        let mut order = Vec::new();
-        let mut visiting = vec![false; plan.stages.len()];
-        fn visit(
-            plan: &Plan,
-            i: usize,
-            global: &[(String, String)],
-            lower: &dyn Fn(&Plan, &str) -> Option<usize>,
-            visiting: &mut Vec<bool>,
-            order: &mut Vec<usize>,
-        ) {
-            if visiting[i] || order.contains(&i) {
-                return;
-            }
-            visiting[i] = true;
-            for (_, _, step) in &plan.stages[i].steps {
-                let dep = match step {
-                    Step::From { base } => Some(expand_simple(plan.escape, base, global)),
-                    Step::Copy { from: Some(f), .. } => Some(f.clone()),
-                    Step::Run { mounts, .. } => mounts.iter().find_map(|m| match m {
+    /// The earlier stages stage `i` reads: its FROM, `COPY --from`, `RUN --mount from=`.
+    fn stage_deps(&self, ctx: &Ctx<'_>, i: usize) -> Vec<usize> {
+        let plan = ctx.plan;
+        let mut out = Vec::new();
+        for (_, _, step) in &plan.stages[i].steps {
+            let names: Vec<String> = match step {
+                Step::From { base, .. } => vec![expand_simple(plan.escape, base, &ctx.scope_of_from())],
+                Step::Copy { from: Some(f), .. } => vec![f.clone()],
+                Step::Run { mounts, .. } => mounts
+                    .iter()
+                    .filter_map(|m| match m {
                         RunMount::Bind { from: Some(f), .. } => Some(f.clone()),
                         _ => None,
-                    }),
-                    _ => None,
-                };
-                if let Some(d) = dep.and_then(|d| lower(plan, &d)).filter(|d| *d < i) {
-                    visit(plan, d, global, lower, visiting, order);
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for n in names {
+                if let Some(d) = (ctx.lower)(plan, &n).filter(|d| *d < i)
+                    && !out.contains(&d)
+                {
+                    out.push(d);
                 }
             }
-            order.push(i);
         }
-        visit(plan, target, global, lower, &mut visiting, &mut order);
-        order
+        out
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Builds stage `i` from the states of the stages it depends on (`inputs`).
     fn build_stage(
         &self,
-        plan: &Plan,
+        ctx: &Ctx<'_>,
         i: usize,
-        req: &BuildRequest,
-        global: &[(String, String)],
-        context: &dyn SourceRoot,
-        done: &BTreeMap<usize, State>,
-        lower: &dyn Fn(&Plan, &str) -> Option<usize>,
-        index: &mut usize,
+        inputs: &BTreeMap<usize, State>,
+        first_index: usize,
         total: usize,
-        events: &mut dyn FnMut(Event),
     ) -> Result<State, Error> {
+        let (plan, req) = (ctx.plan, ctx.req);
         let stage = &plan.stages[i];
+        let no_cache = req.no_cache
+            || req.no_cache_filter.iter().any(|f| {
+                stage.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(f)) || f.parse::<usize>() == Ok(i)
+            });
         let mut state: Option<State> = None;
-        for (line, text, step) in &stage.steps {
+        for (n, (line, text, step)) in stage.steps.iter().enumerate() {
             if self.cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
-            *index += 1;
-            events(Event::Step { index: *index, total, text: text.clone() });
+            let index = first_index + n + 1;
+            let emit = |kind: EventKind| (ctx.events)(Event { index, kind });
+            emit(EventKind::Step { total, stage: stage.name.clone(), text: text.clone() });
             let started = Instant::now();
             let fail = |message: String| Error::Step {
                 file: req.dockerfile_name.clone(),
@@ -373,17 +614,29 @@ impl Solver<'_> {
                 instruction: text.clone(),
                 message,
             };
-            if let Step::From { base } = step {
-                let base = expand_simple(plan.escape, base, global);
-                let st = if let Some(d) = lower(plan, &base).filter(|d| *d < i) {
-                    let mut s = done.get(&d).cloned().ok_or_else(|| fail(format!("stage {base} was not built")))?;
+            if let Step::From { base, platform } = step {
+                let scope = ctx.scope_of_from();
+                let base = expand_simple(plan.escape, base, &scope);
+                let platform = match platform {
+                    Some(p) => Some(Platform::parse(&expand_simple(plan.escape, p, &scope)).map_err(fail)?),
+                    None => None,
+                };
+                let want = platform.as_ref().unwrap_or(&ctx.platforms.target);
+                let st = if let Some(d) = (ctx.lower)(plan, &base).filter(|d| *d < i) {
+                    let mut s = inputs.get(&d).cloned().ok_or_else(|| fail(format!("stage {base} was not built")))?;
                     s.args.clear();
                     s
                 } else if base == "scratch" {
+                    let mut config = default_config();
+                    config.set_architecture(want.arch.as_str().into());
+                    config.set_os(want.os.as_str().into());
+                    if let Some(v) = &want.variant {
+                        config.set_variant(Some(v.clone()));
+                    }
                     State {
                         layers: Vec::new(),
-                        config: default_config(),
-                        key: Digest::of(b"scratch"),
+                        config,
+                        key: chain(&Digest::of(b"scratch"), &[&want.to_string()]),
                         args: Vec::new(),
                         extras: ConfigExtras::default(),
                     }
@@ -391,6 +644,12 @@ impl Solver<'_> {
                     let img = self.images.resolve(&base).map_err(|e| {
                         fail(format!("failed to resolve base image {base}: {e} (berth cannot pull images yet: import or build it first)"))
                     })?;
+                    let have = Platform::of_image(&img.config);
+                    if !want.matches(&have) {
+                        return Err(fail(format!(
+                            "image with reference {base} was found but does not match the specified platform: wanted {want}, actual: {have}"
+                        )));
+                    }
                     let layers = self.images.image_layers(&img.id).map_err(|e| fail(e.to_string()))?;
                     State {
                         layers,
@@ -408,21 +667,21 @@ impl Solver<'_> {
                     for t in &triggers {
                         let tstep = crate::glue::lower_trigger(t, plan.escape)
                             .map_err(|m| fail(format!("ONBUILD trigger {t:?}: {m}")))?;
-                        let mut quiet = |e: Event| {
-                            if let Event::Output(..) = e {
-                                events(e)
+                        let quiet = |k: EventKind| {
+                            if let EventKind::Output(..) = k {
+                                emit(k)
                             }
                         };
-                        self.step(&mut st, &tstep, t, req, global, context, done, plan, lower, &fail, &mut quiet)?;
+                        self.step(ctx, &mut st, &tstep, t, inputs, no_cache, &fail, &quiet)?;
                     }
                 }
                 state = Some(st);
-                events(Event::StepDone { seconds: started.elapsed().as_secs_f64() });
+                emit(EventKind::StepDone { seconds: started.elapsed().as_secs_f64() });
                 continue;
             }
             let st = state.as_mut().ok_or_else(|| fail("no FROM before this instruction".into()))?;
-            self.step(st, step, text, req, global, context, done, plan, lower, &fail, events)?;
-            events(Event::StepDone { seconds: started.elapsed().as_secs_f64() });
+            self.step(ctx, st, step, text, inputs, no_cache, &fail, &emit)?;
+            emit(EventKind::StepDone { seconds: started.elapsed().as_secs_f64() });
         }
         state.ok_or_else(|| Error::Parse("stage without FROM".into()))
     }
@@ -430,18 +689,16 @@ impl Solver<'_> {
     #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
+        ctx: &Ctx<'_>,
         st: &mut State,
         step: &Step,
         text: &str,
-        req: &BuildRequest,
-        global: &[(String, String)],
-        context: &dyn SourceRoot,
         done: &BTreeMap<usize, State>,
-        plan: &Plan,
-        lower: &dyn Fn(&Plan, &str) -> Option<usize>,
+        no_cache: bool,
         fail: &dyn Fn(String) -> Error,
-        events: &mut dyn FnMut(Event),
+        emit: &dyn Fn(EventKind),
     ) -> Result<(), Error> {
+        let (plan, req, global, context, lower) = (ctx.plan, ctx.req, ctx.global, ctx.context, ctx.lower);
         let env = self.env_of(st);
         let expand =
             |s: &str| -> Result<String, Error> { crate::glue::expand_word(plan.escape, s, &env).map_err(fail) };
@@ -483,7 +740,7 @@ impl Solver<'_> {
         }
         let parts: Vec<&str> = key_parts.iter().map(String::as_str).collect();
         let key = chain(&st.key, &parts);
-        if !req.no_cache
+        if !no_cache
             && let Some(hit) = self.cache.get(&key)
             && hit.layers.iter().all(|l| self.images.has_layer(l))
             && let Ok(config) = serde_json::from_value::<ImageConfiguration>(hit.config.clone())
@@ -493,9 +750,9 @@ impl Solver<'_> {
             st.extras = ConfigExtras::from_config_json(&hit.config);
             st.key = key;
             if let Step::Arg(a) = step {
-                self.declare_args(st, a, req, global, &expand)?;
+                self.declare_args(st, a, req, global, ctx.auto, &expand)?;
             }
-            events(Event::Cached);
+            emit(EventKind::Cached);
             let _ = copy_sources;
             return Ok(());
         }
@@ -507,6 +764,11 @@ impl Solver<'_> {
                 let args = command_vec(cmd, &st.shell());
                 let mut run_env = env_list(&cfg);
                 for (k, v) in &st.args {
+                    if !run_env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+                        run_env.push(format!("{k}={v}"));
+                    }
+                }
+                for (k, v) in req.build_args.iter().filter(|(k, _)| PROXY_ARGS.contains(&k.as_str())) {
                     if !run_env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
                         run_env.push(format!("{k}={v}"));
                     }
@@ -539,7 +801,7 @@ impl Solver<'_> {
                             if tail.len() > 4096 {
                                 tail.drain(..tail.len() - 4096);
                             }
-                            events(Event::Output(s, d.to_vec()));
+                            emit(EventKind::Output(s, d.to_vec()));
                         })
                         .map_err(fail)?;
                     if self.cancel.load(Ordering::Relaxed) {
@@ -661,7 +923,7 @@ impl Solver<'_> {
                 }
                 st.extras.shell = Some(s.clone());
             }
-            Step::Arg(a) => self.declare_args(st, a, req, global, &expand)?,
+            Step::Arg(a) => self.declare_args(st, a, req, global, ctx.auto, &expand)?,
             Step::Healthcheck(h) => {
                 st.extras.healthcheck =
                     Some(h.clone().unwrap_or_else(|| HealthConfig { test: vec!["NONE".into()], ..Default::default() }));
@@ -698,6 +960,7 @@ impl Solver<'_> {
         args: &[(String, Option<String>)],
         req: &BuildRequest,
         global: &[(String, String)],
+        auto: &[(String, String)],
         expand: &dyn Fn(&str) -> Result<String, Error>,
     ) -> Result<(), Error> {
         for (k, default) in args {
@@ -705,8 +968,9 @@ impl Solver<'_> {
                 Some(v) => Some(v.clone()),
                 None => match default {
                     Some(d) => Some(expand(d)?),
-                    // `ARG name` inside a stage takes the global value, if any.
-                    None => global.iter().find(|(g, _)| g == k).map(|(_, v)| v.clone()),
+                    // `ARG name` inside a stage takes the global value, if any, or the
+                    // automatic platform value (`ARG TARGETARCH`).
+                    None => global.iter().chain(auto.iter()).find(|(g, _)| g == k).map(|(_, v)| v.clone()),
                 },
             };
             st.args.retain(|(x, _)| x != k);
@@ -773,6 +1037,7 @@ impl Solver<'_> {
             }
         };
         let dir = self.work_root.join(format!("from-{}", key.hex()));
+        let _one_at_a_time = self.from_roots.lock().unwrap_or_else(|p| p.into_inner());
         if !dir.join("rootfs").is_dir()
             || std::fs::read_dir(dir.join("rootfs")).map(|mut d| d.next().is_none()).unwrap_or(true)
         {

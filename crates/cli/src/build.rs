@@ -50,6 +50,9 @@ pub struct BuildArgs {
     /// Set type of progress output ("auto", "plain", "tty", "quiet", "legacy")
     #[arg(long = "progress", default_value = "auto")]
     pub progress: String,
+    /// Do not cache specified stages
+    #[arg(long = "no-cache-filter")]
+    pub no_cache_filter: Vec<String>,
     /// Set platform if server is multi-platform capable
     #[arg(long = "platform")]
     pub platform: Option<String>,
@@ -130,8 +133,16 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         network_mode: a.network.clone(),
         platform: a.platform.clone(),
         rm: a.rm,
+        no_cache_filter: a.no_cache_filter.iter().flat_map(|f| f.split(',')).map(str::to_owned).collect(),
+        progress_records: a.progress != "legacy",
         ..Default::default()
     };
+    if !matches!(a.progress.as_str(), "auto" | "plain" | "tty" | "quiet" | "legacy") {
+        return Err(CliError::Message(format!(
+            "invalid progress mode {:?}: use auto, plain, tty, quiet or legacy",
+            a.progress
+        )));
+    }
     for t in &q.tags {
         berth_base::Reference::parse(t)
             .map_err(|e| CliError::Message(format!("invalid argument \"{t}\" for \"-t, --tag\" flag: {e}")))?;
@@ -207,21 +218,48 @@ async fn show_build(
     a: &BuildArgs,
 ) -> Result<(), CliError> {
     let mut id = None;
-    let mut view = Progress::new(&a.progress);
-    while let Some(m) = stream.next_message().await {
-        let m = m?;
+    let live = !q.quiet && crate::progress::wants_live(&a.progress);
+    let mut view = crate::progress::BuildView::new(live);
+    // Text that arrives while the live view is drawn is shown below its final frame.
+    let mut after = String::new();
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(150));
+    loop {
+        let m = tokio::select! {
+            m = stream.next_message() => m,
+            _ = ticks.tick() => {
+                view.tick();
+                continue;
+            }
+        };
+        let Some(m) = m else { break };
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                view.finish(true);
+                return Err(e.into());
+            }
+        };
         if let Some(e) = m.error.or(m.error_detail.map(|d| d.message)) {
-            view.finish();
+            view.finish(true);
+            out(&after);
             return Err(CliError::Message(format!("ERROR: {e}")));
         }
+        if m.id.as_deref() == Some(query::BUILD_PROGRESS_ID) {
+            if let Some(p) = m.aux.and_then(|v| serde_json::from_value::<query::BuildProgress>(v).ok()) {
+                view.record(p);
+            }
+            continue;
+        }
         if let Some(s) = m.stream {
-            view.text(&s);
+            // The legacy builder's text (`--progress legacy`) and the closing lines.
+            if live { after.push_str(&s) } else { out(&s) }
         }
         if let Some(i) = m.aux.as_ref().and_then(|v| v.get("ID")).and_then(|v| v.as_str()) {
             id = Some(i.to_owned());
         }
     }
-    view.finish();
+    view.finish(false);
+    out(&after);
     let id = id.ok_or_else(|| CliError::Message("the build ended without producing an image".into()))?;
     if q.quiet {
         out(&format!("{id}\n"));
@@ -230,69 +268,6 @@ async fn show_build(
         std::fs::write(f, &id).map_err(|e| CliError::Message(format!("write {f}: {e}")))?;
     }
     Ok(())
-}
-
-/// Shows the daemon's build stream the way BuildKit's plain progress does: numbered
-/// steps, `CACHED`, `DONE <seconds>`, and RUN output prefixed with its step number (not
-/// hidden). The daemon speaks the legacy builder's stream (`Step 2/5 : …`, ` ---> Using
-/// cache`, ` ---> Done in 0.31s`) because that is what docker's own clients display; this
-/// view re-renders it. `--progress rawjson`-style formats are not offered.
-struct Progress {
-    plain: bool,
-    step: usize,
-    cached: bool,
-    partial: String,
-}
-
-impl Progress {
-    fn new(mode: &str) -> Progress {
-        Progress { plain: mode != "legacy", step: 0, cached: false, partial: String::new() }
-    }
-
-    fn text(&mut self, s: &str) {
-        if !self.plain {
-            out(s);
-            return;
-        }
-        self.partial.push_str(s);
-        while let Some(i) = self.partial.find('\n') {
-            let line: String = self.partial.drain(..=i).collect();
-            self.line(line.trim_end_matches('\n'));
-        }
-    }
-
-    fn line(&mut self, l: &str) {
-        if let Some(rest) = l.strip_prefix("Step ")
-            && let Some((num, text)) = rest.split_once(" : ")
-            && let Some((i, _)) = num.split_once('/')
-            && let Ok(i) = i.parse::<usize>()
-        {
-            self.step = i;
-            self.cached = false;
-            out(&format!("#{i} [{num}] {text}\n"));
-        } else if l == " ---> Using cache" {
-            self.cached = true;
-            out(&format!("#{} CACHED\n", self.step));
-        } else if let Some(secs) = l.strip_prefix(" ---> Done in ") {
-            if self.cached {
-                return;
-            }
-            out(&format!("#{} DONE {}\n", self.step, secs.trim_end_matches('s')));
-        } else if l.starts_with("Successfully ") {
-            out(&format!("{l}\n"));
-        } else if self.step > 0 {
-            out(&format!("#{} {l}\n", self.step));
-        } else {
-            out(&format!("{l}\n"));
-        }
-    }
-
-    fn finish(&mut self) {
-        if !self.partial.is_empty() {
-            let l = std::mem::take(&mut self.partial);
-            self.line(&l);
-        }
-    }
 }
 
 fn is_archive(b: &[u8]) -> bool {

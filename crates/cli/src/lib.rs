@@ -5,6 +5,7 @@ pub mod build;
 pub mod commands;
 pub mod format;
 pub mod opts;
+pub mod progress;
 pub mod run;
 pub mod system;
 

@@ -218,6 +218,7 @@ impl Engine {
                     work_root: work_root.clone(),
                     cache_mounts: engine.cache_mounts_dir(),
                     cancel: &cancel,
+                    from_roots: Default::default(),
                 };
                 let req = berth_build::solver::BuildRequest {
                     dockerfile: text.clone(),
@@ -232,23 +233,44 @@ impl Engine {
                         _ => None,
                     },
                     secrets: q.secrets.iter().map(|(k, v)| (k.clone(), std::path::PathBuf::from(v))).collect(),
+                    platform: q.platform.clone(),
+                    no_cache_filter: q.no_cache_filter.clone(),
                 };
-                let quiet = q.quiet;
-                let mut on_event = |ev: berth_build::solver::Event| {
-                    use berth_build::solver::Event;
+                let (quiet, records) = (q.quiet, q.progress_records);
+                let on_event = |ev: berth_build::solver::Event| {
+                    use berth_build::solver::EventKind;
                     if quiet {
                         return;
                     }
-                    match ev {
-                        Event::Step { index, total, text } => {
-                            send(stream_msg(format!("Step {index}/{total} : {text}\n")))
+                    if records {
+                        let mut p = berth_api::query::BuildProgress { index: ev.index, ..Default::default() };
+                        match ev.kind {
+                            EventKind::Step { total, stage, text } => {
+                                (p.event, p.total, p.stage, p.text) = ("start".into(), Some(total), stage, Some(text))
+                            }
+                            EventKind::Cached => p.event = "cached".into(),
+                            EventKind::Output(_, data) => {
+                                (p.event, p.data) = ("output".into(), Some(String::from_utf8_lossy(&data).into_owned()))
+                            }
+                            EventKind::StepDone { seconds } => (p.event, p.seconds) = ("done".into(), Some(seconds)),
                         }
-                        Event::Cached => send(stream_msg(" ---> Using cache\n")),
-                        Event::Output(_, data) => send(stream_msg(String::from_utf8_lossy(&data).into_owned())),
-                        Event::StepDone { seconds } => send(stream_msg(format!(" ---> Done in {seconds:.2}s\n"))),
+                        send(berth_api::JsonMessage {
+                            id: Some(berth_api::query::BUILD_PROGRESS_ID.to_owned()),
+                            aux: serde_json::to_value(&p).ok(),
+                            ..Default::default()
+                        });
+                        return;
+                    }
+                    match ev.kind {
+                        EventKind::Step { total, text, .. } => {
+                            send(stream_msg(format!("Step {}/{total} : {text}\n", ev.index)))
+                        }
+                        EventKind::Cached => send(stream_msg(" ---> Using cache\n")),
+                        EventKind::Output(_, data) => send(stream_msg(String::from_utf8_lossy(&data).into_owned())),
+                        EventKind::StepDone { seconds } => send(stream_msg(format!(" ---> Done in {seconds:.2}s\n"))),
                     }
                 };
-                let built = solver.build(&plan, &req, &ctx, &berth_build::glue::stage_index, &mut on_event);
+                let built = solver.build(&plan, &req, &ctx, &berth_build::glue::stage_index, &on_event);
                 solver.cleanup();
                 built.map_err(|e| match e.kind() {
                     berth_base::ErrorKind::InvalidArgument => Error::InvalidArgument(e.to_string()),
