@@ -318,6 +318,8 @@ pub struct Build {
     pub tags: Vec<String>,
     /// Dockerfile path inside the context (or absolute with a local context).
     pub dockerfile: Option<String>,
+    /// `remote`: a git repository or a URL to build from instead of an uploaded context.
+    pub remote: Option<String>,
     /// `--build-arg`s (JSON object).
     pub build_args: BTreeMap<String, String>,
     /// `--target`.
@@ -383,6 +385,9 @@ impl Build {
         if let Some(d) = &self.dockerfile {
             pairs.push(("dockerfile", d.clone()));
         }
+        if let Some(r) = &self.remote {
+            pairs.push(("remote", r.clone()));
+        }
         if !self.build_args.is_empty() {
             pairs.push(("buildargs", serde_json::to_string(&self.build_args).unwrap_or_default()));
         }
@@ -444,6 +449,7 @@ impl Build {
             match k.as_str() {
                 "t" if !v.is_empty() => b.tags.push(v),
                 "dockerfile" if !v.is_empty() => b.dockerfile = Some(v),
+                "remote" if !v.is_empty() => b.remote = Some(v),
                 "buildargs" => b.build_args = map(&k, &v)?,
                 "target" if !v.is_empty() => b.target = Some(v),
                 "nocache" => b.no_cache = flag(&v)?,

@@ -72,6 +72,14 @@ pub enum Error {
         /// The URL.
         url: String,
     },
+    /// A remote source (a git repository or a URL) could not be fetched.
+    #[error("failed to fetch {url}: {message}")]
+    Remote {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// More than one source was given and the destination does not end in `/`.
     #[error("When using COPY with more than one source file, the destination must be a directory and end with a /")]
     DestNotDir,
@@ -145,6 +153,7 @@ impl Error {
             | Error::OutsideContext { .. }
             | Error::NoSourceFiles
             | Error::RemoteSource { .. }
+            | Error::Remote { .. }
             | Error::DestNotDir
             | Error::ReplaceDir { .. }
             | Error::UnknownOwner { .. }

@@ -76,3 +76,19 @@ pub trait StepExecutor: Sync {
         output: &mut dyn FnMut(OutputStream, &[u8]),
     ) -> Result<i32, String>;
 }
+
+/// What a download told about the file besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    /// `Last-Modified`, which becomes the file's mtime (as Docker does).
+    pub modified: Option<std::time::SystemTime>,
+    /// The name from `Content-Disposition`, if the server sent one.
+    pub filename: Option<String>,
+}
+
+/// Downloads for `ADD <url>`: the daemon implements it with its HTTP client, so the
+/// builder has no network code of its own.
+pub trait Fetcher: Sync {
+    /// Writes the body at `url` to `dest` (a new file). An error says why, with the URL.
+    fn fetch(&self, url: &str, dest: &Path) -> Result<Fetched, String>;
+}

@@ -256,28 +256,32 @@ fn lower(ins: &Instruction) -> Result<Step, String> {
         })),
         Instruction::OnBuild(s) => Step::OnBuild(s.clone()),
         Instruction::Maintainer(m) => Step::Maintainer(m.clone()),
-        Instruction::Copy(c) => Step::Copy {
-            add: false,
-            sources: c.sources.clone(),
-            dest: c.dest.clone(),
-            from: c.from.clone(),
-            chown: c.chown.clone(),
-            chmod: c.chmod.clone(),
-            heredocs: c.contents.iter().map(|h| (h.path.clone(), h.data.clone())).collect(),
-        },
-        Instruction::Add(a) => {
-            if let Some(url) = a.sources.iter().find(|s| s.contains("://") || s.starts_with("git@")) {
-                return Err(format!("ADD from a URL ({url}) is not supported yet"));
+        Instruction::Copy(c) => {
+            if let Some(url) = c.sources.iter().find(|s| s.starts_with("http://") || s.starts_with("https://")) {
+                return Err(format!("source can't be a URL for COPY: {url} (ADD downloads URLs)"));
             }
             Step::Copy {
-                add: true,
-                sources: a.sources.clone(),
-                dest: a.dest.clone(),
-                from: None,
-                chown: a.chown.clone(),
-                chmod: a.chmod.clone(),
-                heredocs: a.contents.iter().map(|h| (h.path.clone(), h.data.clone())).collect(),
+                add: false,
+                sources: c.sources.clone(),
+                dest: c.dest.clone(),
+                from: c.from.clone(),
+                chown: c.chown.clone(),
+                chmod: c.chmod.clone(),
+                heredocs: c.contents.iter().map(|h| (h.path.clone(), h.data.clone())).collect(),
+                checksum: None,
+                keep_git_dir: false,
             }
         }
+        Instruction::Add(a) => Step::Copy {
+            add: true,
+            sources: a.sources.clone(),
+            dest: a.dest.clone(),
+            from: None,
+            chown: a.chown.clone(),
+            chmod: a.chmod.clone(),
+            heredocs: a.contents.iter().map(|h| (h.path.clone(), h.data.clone())).collect(),
+            checksum: a.checksum.clone(),
+            keep_git_dir: a.keep_git_dir.unwrap_or(false),
+        },
     })
 }

@@ -13,6 +13,7 @@ pub mod executor;
 pub mod glue;
 pub mod instructions;
 pub mod parser;
+pub mod remote;
 pub mod shell;
 pub mod solver;
 

@@ -18,7 +18,7 @@ use sha2::Digest as _;
 
 use crate::Error;
 use crate::cache::{BuildCache, CachedState};
-use crate::executor::{Network, OutputStream, RunSpec, StepExecutor, StepMount};
+use crate::executor::{Fetcher, Network, OutputStream, RunSpec, StepExecutor, StepMount};
 
 /// What a build was asked for.
 #[derive(Debug, Clone, Default)]
@@ -116,6 +116,10 @@ pub enum Step {
         chmod: Option<String>,
         /// Inline heredoc files: (name, content).
         heredocs: Vec<(String, String)>,
+        /// `ADD --checksum` (sha256 digest of a URL's body, or a git commit).
+        checksum: Option<String>,
+        /// `ADD --keep-git-dir`.
+        keep_git_dir: bool,
     },
     /// `WORKDIR`.
     Workdir(String),
@@ -246,6 +250,8 @@ pub struct Solver<'a> {
     pub cache: &'a BuildCache,
     /// Runs RUN steps.
     pub exec: &'a dyn StepExecutor,
+    /// Downloads `ADD <url>` sources.
+    pub fetch: &'a dyn Fetcher,
     /// Scratch space for step roots (`data_root/builder`).
     pub work_root: PathBuf,
     /// Where `RUN --mount=type=cache` directories live.
@@ -704,7 +710,9 @@ impl Solver<'_> {
             |s: &str| -> Result<String, Error> { crate::glue::expand_word(plan.escape, s, &env).map_err(fail) };
         // The key covers what the step reads; COPY adds its sources' digest below.
         let mut key_parts: Vec<String> = vec![text.to_owned()];
-        let mut copy_sources: Option<(Vec<crate::glue::Source>, PathBuf)> = None;
+        // Source sets to copy, each with whether ADD's tar extraction applies to it.
+        let mut copy_sources: Option<Vec<(Vec<crate::glue::Source>, bool)>> = None;
+        let mut fetched = FetchDirs(Vec::new());
         match step {
             Step::Run { .. } => {
                 for (k, v) in st.args.iter() {
@@ -712,23 +720,37 @@ impl Solver<'_> {
                 }
                 key_parts.push(format!("{:?}", req.network));
             }
-            Step::Copy { sources, from, heredocs, .. } if heredocs.is_empty() => {
+            Step::Copy { add, sources, from, heredocs, checksum, keep_git_dir, .. } if heredocs.is_empty() => {
                 let pats: Vec<String> = sources.iter().map(|s| expand(s)).collect::<Result<_, _>>()?;
-                let (srcs, digest, root) = match from {
-                    None => {
-                        let (s, d) = context.resolve(&pats).map_err(fail)?;
-                        (s, d, context.path().to_path_buf())
-                    }
-                    Some(f) => {
-                        let (root, stage_key) = self.mount_from_root(f, done, plan, lower).map_err(fail)?;
-                        let r = crate::glue::DirRoot::new(&root);
-                        let (s, d) = r.resolve(&pats).map_err(fail)?;
-                        key_parts.push(stage_key.to_string());
-                        (s, d, root)
-                    }
-                };
-                key_parts.push(digest.to_string());
-                copy_sources = Some((srcs, root));
+                let is_remote = |p: &String| crate::remote::is_git_url(p) || crate::remote::is_http_url(p);
+                let (remote, local): (Vec<String>, Vec<String>) =
+                    pats.into_iter().partition(|p| *add && from.is_none() && is_remote(p));
+                if checksum.is_some() && (remote.len() != 1 || !local.is_empty()) {
+                    return Err(fail("checksum can't be specified for non-HTTP(S) sources".into()));
+                }
+                let mut sets = Vec::new();
+                if !local.is_empty() {
+                    let (srcs, digest) = match from {
+                        None => context.resolve(&local).map_err(fail)?,
+                        Some(f) => {
+                            let (root, stage_key) = self.mount_from_root(f, done, plan, lower).map_err(fail)?;
+                            key_parts.push(stage_key.to_string());
+                            crate::glue::DirRoot::new(&root).resolve(&local).map_err(fail)?
+                        }
+                    };
+                    key_parts.push(digest.to_string());
+                    sets.push((srcs, *add));
+                }
+                for url in &remote {
+                    let dir = self.work_root.join(format!("fetch-{}", berth_base::new_id()));
+                    fetched.0.push(dir.clone());
+                    let (srcs, digest) =
+                        self.fetch_remote(url, &dir, checksum.as_deref(), *keep_git_dir).map_err(fail)?;
+                    key_parts.push(digest.to_string());
+                    // Downloads are copied as they are: ADD extracts local archives only.
+                    sets.push((srcs, false));
+                }
+                copy_sources = Some(sets);
             }
             _ => {}
         }
@@ -824,7 +846,7 @@ impl Solver<'_> {
                     empty_layer = false;
                 }
             }
-            Step::Copy { add, dest, chown, chmod, heredocs, .. } => {
+            Step::Copy { dest, chown, chmod, heredocs, .. } => {
                 let dest = expand(dest)?;
                 let workdir = cfg.working_dir().clone().unwrap_or_else(|| "/".into());
                 let chmod = match chmod {
@@ -841,8 +863,16 @@ impl Solver<'_> {
                         return crate::glue::write_heredocs(heredocs, &dest, &workdir, rootfs, owner, chmod)
                             .map_err(fail);
                     }
-                    let (srcs, _root) = copy_sources.as_ref().ok_or_else(|| fail("no sources".into()))?;
-                    crate::glue::copy_sources(srcs, &dest, &workdir, rootfs, owner, chmod, *add).map_err(fail)
+                    let sets = copy_sources.as_ref().ok_or_else(|| fail("no sources".into()))?;
+                    let count: usize = sets.iter().map(|(s, _)| s.len()).sum();
+                    if count > 1 && sets.len() > 1 && !dest.ends_with('/') {
+                        return Err(fail(Error::DestNotDir.to_string()));
+                    }
+                    for (srcs, extract) in sets {
+                        crate::glue::copy_sources(srcs, &dest, &workdir, rootfs, owner, chmod, *extract)
+                            .map_err(fail)?;
+                    }
+                    Ok(())
                 })?;
                 if let Some(l) = layer {
                     st.layers.push(l);
@@ -1047,6 +1077,53 @@ impl Solver<'_> {
         Ok((dir.join("rootfs"), key))
     }
 
+    /// Fetches one `ADD` URL into `dir`: a git repository's tree, or a downloaded file
+    /// (mode 0600 and the server's Last-Modified time, as Docker gives it). Returns the
+    /// sources to copy and their digest for the cache key.
+    fn fetch_remote(
+        &self,
+        url: &str,
+        dir: &Path,
+        checksum: Option<&str>,
+        keep_git_dir: bool,
+    ) -> Result<(Vec<crate::glue::Source>, Digest), String> {
+        if crate::remote::is_git_url(url) {
+            let co = crate::remote::git_checkout(url, &dir.join("tree"), keep_git_dir).map_err(|e| e.to_string())?;
+            if let Some(c) = checksum
+                && !co.commit.starts_with(c.trim_start_matches("sha1:"))
+            {
+                return Err(format!("expected checksum to match {c}, got {}", co.commit));
+            }
+            return crate::glue::DirRoot::new(&co.root).resolve(&[".".to_owned()]);
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let path_name = url.split(['?', '#']).next().unwrap_or(url).rsplit('/').next().unwrap_or("").to_owned();
+        let part = dir.join(".download");
+        let meta = self.fetch.fetch(url, &part)?;
+        let name = match (path_name.is_empty(), meta.filename) {
+            (false, _) => path_name,
+            (true, Some(f)) if !f.is_empty() && !f.contains('/') && f != ".." => f,
+            _ => return Err(format!("cannot determine a file name from URL {url}: give the destination's file name")),
+        };
+        let file = dir.join(&name);
+        std::fs::rename(&part, &file).map_err(|e| format!("rename download: {e}"))?;
+        if let Some(want) = checksum {
+            let want: Digest = want.parse().map_err(|e| format!("invalid checksum {want}: {e}"))?;
+            let got = digest_file(&file)?;
+            if got != want {
+                return Err(format!("digest mismatch for {url}: expected {want}, got {got}"));
+            }
+        }
+        let f = std::fs::File::options().write(true).open(&file).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+        if let Some(m) = meta.modified {
+            f.set_modified(m).map_err(|e| e.to_string())?;
+        }
+        drop(f);
+        crate::glue::DirRoot::new(dir).resolve(&[name])
+    }
+
     /// Unmounts the roots `from_root` mounted.
     pub fn cleanup(&self) {
         if let Ok(rd) = std::fs::read_dir(&self.work_root) {
@@ -1100,6 +1177,24 @@ impl Solver<'_> {
             RunMount::Deferred(raw) => Err(format!("--mount={raw} was not expanded")),
         }
     }
+}
+
+/// Scratch directories of `ADD <url>` downloads, removed when the step ends.
+struct FetchDirs(Vec<PathBuf>);
+
+impl Drop for FetchDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn digest_file(path: &Path) -> Result<Digest, String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| format!("read {}: {e}", path.display()))?;
+    Ok(Digest::from_hasher(h))
 }
 
 fn env_list(cfg: &Config) -> Vec<String> {

@@ -162,11 +162,11 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         tokio::io::stdin().read_to_end(&mut input).await?;
         let tar = if is_archive(&input) { input } else { dockerfile_tar(&input)? };
         c.build_image(&q, None, berth_api::client::full_body(tar)).await?
-    } else if a.path.contains("://") || a.path.starts_with("git@") {
-        return Err(CliError::Message(format!(
-            "unable to prepare context: remote contexts ({}) are not supported yet",
-            a.path
-        )));
+    } else if is_remote_context(&a.path) {
+        // The daemon fetches it (git checkout or download), as it does for docker-py.
+        q.remote = Some(a.path.clone());
+        q.dockerfile = a.file.clone();
+        c.build_image(&q, None, berth_api::client::empty_body()).await?
     } else {
         let ctx: PathBuf = std::path::absolute(&a.path).map_err(|e| CliError::Message(format!("{}: {e}", a.path)))?;
         if !ctx.is_dir() {
@@ -196,6 +196,17 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         return finish_build(stream, &q, &a, stdin_file).await;
     };
     finish_build(stream, &q, &a, None).await
+}
+
+/// Whether a build's PATH argument is a remote context (Docker's rules: a git repository
+/// or an http(s) URL).
+fn is_remote_context(path: &str) -> bool {
+    path.starts_with("http://")
+        || path.starts_with("https://")
+        || path.starts_with("git://")
+        || path.starts_with("git@")
+        || path.starts_with("ssh://")
+        || path.starts_with("github.com/")
 }
 
 /// Shows the build's progress, then prints or records the image id.

@@ -469,7 +469,10 @@ async fn build(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response
     let source = match dir {
         Some(d) if d.is_absolute() && d.is_dir() => crate::engine::ContextSource::Dir(d),
         Some(d) => return Err(bad_query(format!("unable to prepare context: path {:?} not found", d.display()))),
-        None => crate::engine::ContextSource::Tar(Box::new(body_reader(req.into_body()))),
+        None => match q.remote.clone() {
+            Some(url) => crate::engine::ContextSource::Remote(url),
+            None => crate::engine::ContextSource::Tar(Box::new(body_reader(req.into_body()))),
+        },
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<berth_api::JsonMessage>(256);
     let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));

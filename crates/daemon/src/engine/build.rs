@@ -168,10 +168,114 @@ pub enum ContextSource {
     Dir(std::path::PathBuf),
     /// A tar stream uploaded by the client.
     Tar(Box<dyn Read + Send>),
+    /// `remote=`: a git repository, or a URL of a tarball or of a lone Dockerfile.
+    Remote(String),
+}
+
+/// Downloads for the builder (`ADD <url>`, remote contexts) with reqwest, driven from the
+/// builder's blocking threads through the daemon's runtime.
+pub struct HttpFetcher {
+    handle: tokio::runtime::Handle,
+    client: reqwest::Client,
+    cancel: Arc<AtomicBool>,
+}
+
+impl HttpFetcher {
+    /// A fetcher that gives up when `cancel` becomes true.
+    pub fn new(handle: tokio::runtime::Handle, cancel: Arc<AtomicBool>) -> Result<HttpFetcher, String> {
+        // reqwest is built without a default crypto provider (ring instead of aws-lc-rs);
+        // installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(HttpFetcher { handle, client, cancel })
+    }
+}
+
+impl berth_build::executor::Fetcher for HttpFetcher {
+    fn fetch(&self, url: &str, dest: &Path) -> Result<berth_build::executor::Fetched, String> {
+        use tokio::io::AsyncWriteExt;
+        self.handle.block_on(async {
+            let mut resp = self.client.get(url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(format!("failed to GET {url} with status {status}"));
+            }
+            let header = |name: reqwest::header::HeaderName| {
+                resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+            };
+            let modified = header(reqwest::header::LAST_MODIFIED)
+                .and_then(|v| chrono::DateTime::parse_from_rfc2822(&v).ok())
+                .map(std::time::SystemTime::from);
+            let filename = header(reqwest::header::CONTENT_DISPOSITION).and_then(|v| {
+                v.split(';').find_map(|p| p.trim().strip_prefix("filename=").map(|f| f.trim_matches('"').to_owned()))
+            });
+            let mut file =
+                tokio::fs::File::create(dest).await.map_err(|e| format!("create {}: {e}", dest.display()))?;
+            while let Some(chunk) = resp.chunk().await.map_err(|e| format!("read {url}: {e}"))? {
+                if self.cancel.load(Ordering::Relaxed) {
+                    return Err("cancelled".into());
+                }
+                file.write_all(&chunk).await.map_err(|e| format!("write {}: {e}", dest.display()))?;
+            }
+            file.flush().await.map_err(|e| format!("write {}: {e}", dest.display()))?;
+            Ok(berth_build::executor::Fetched { modified, filename })
+        })
+    }
+}
+
+/// A scratch directory removed when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn stream_msg(text: impl Into<String>) -> berth_api::JsonMessage {
     berth_api::JsonMessage { stream: Some(text.into()), ..Default::default() }
+}
+
+/// A `remote=` context: a git checkout, a downloaded tarball, or a downloaded text file
+/// that becomes the Dockerfile of an otherwise empty context (Docker's three cases).
+fn open_remote_context(
+    url: &str,
+    scratch: &Path,
+    work_root: &Path,
+    dockerfile: &str,
+    fetcher: &HttpFetcher,
+) -> Result<(berth_build::context::Context, String, String), String> {
+    use berth_build::executor::Fetcher;
+    if berth_build::remote::is_git_url(url) {
+        let co = berth_build::remote::git_checkout(url, &scratch.join("tree"), false).map_err(|e| e.to_string())?;
+        return berth_build::glue::open_context(&co.root, dockerfile);
+    }
+    if !berth_build::remote::is_http_url(url) {
+        return Err(format!("unable to prepare context: unsupported remote context {url:?}"));
+    }
+    std::fs::create_dir_all(scratch).map_err(|e| format!("create {}: {e}", scratch.display()))?;
+    let download = scratch.join("download");
+    fetcher.fetch(url, &download).map_err(|e| format!("unable to prepare context: {e}"))?;
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(&download).and_then(|mut f| f.read(&mut head)).map_err(|e| e.to_string())?;
+    let head = &head[..n];
+    let archive = head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z'])
+        || (head.len() >= 262 && &head[257..262] == b"ustar");
+    if archive {
+        let mut f: Box<dyn Read + Send> = Box::new(std::fs::File::open(&download).map_err(|e| e.to_string())?);
+        return berth_build::glue::open_tar_context(&mut f, work_root, dockerfile);
+    }
+    let dir = scratch.join("context");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::rename(&download, dir.join("Dockerfile")).map_err(|e| e.to_string())?;
+    berth_build::glue::open_context(&dir, "Dockerfile")
 }
 
 impl Engine {
@@ -186,6 +290,7 @@ impl Engine {
     ) -> crate::error::Result<String> {
         use crate::error::Error;
         let engine = self.clone();
+        let handle = tokio::runtime::Handle::current();
         super::blocking(move || {
             let send = |m: berth_api::JsonMessage| {
                 let _ = tx.blocking_send(m);
@@ -201,11 +306,17 @@ impl Engine {
             }
             let dockerfile = q.dockerfile.clone().unwrap_or_else(|| "Dockerfile".to_owned());
             let result = (|| {
+                let fetcher = HttpFetcher::new(handle, cancel.clone()).map_err(Error::Internal)?;
+                let scratch = ScratchDir(work_root.join(format!("remote-{}", berth_base::new_id())));
                 // A tar context is unpacked (safely) into a scratch dir that the context
                 // removes when it is dropped.
                 let (ctx, text, name) = match source {
                     ContextSource::Dir(d) => berth_build::glue::open_context(&d, &dockerfile),
                     ContextSource::Tar(mut r) => berth_build::glue::open_tar_context(&mut r, &work_root, &dockerfile),
+                    ContextSource::Remote(url) => {
+                        send(stream_msg(format!("Fetching the build context from {url}\n")));
+                        open_remote_context(&url, &scratch.0, &work_root, &dockerfile, &fetcher)
+                    }
                 }
                 .map_err(Error::InvalidArgument)?;
                 let plan = berth_build::glue::plan(&text, &name).map_err(Error::InvalidArgument)?;
@@ -215,6 +326,7 @@ impl Engine {
                     images: &engine.images,
                     cache: &cache,
                     exec: &exec,
+                    fetch: &fetcher,
                     work_root: work_root.clone(),
                     cache_mounts: engine.cache_mounts_dir(),
                     cancel: &cancel,
