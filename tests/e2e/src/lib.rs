@@ -131,6 +131,21 @@ impl Daemon {
         self.berth_cmd(args).output().expect("run berth")
     }
 
+    /// A directory `name` in the test's temp dir holding a Dockerfile with `dockerfile`.
+    pub fn dir_with(&self, name: &str, dockerfile: &str) -> std::path::PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(&p).expect("create build dir");
+        std::fs::write(p.join("Dockerfile"), dockerfile).expect("write Dockerfile");
+        p
+    }
+
+    /// `berth build --progress plain ARGS` run in `dir`.
+    pub fn build_plain(&self, dir: &std::path::Path, args: &[&str]) -> Output {
+        let mut all = vec!["build", "--progress", "plain"];
+        all.extend_from_slice(args);
+        self.berth_cmd(&all).current_dir(dir).output().expect("run berth build")
+    }
+
     /// A docker CLI command against this daemon.
     pub fn docker_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(docker_bin());

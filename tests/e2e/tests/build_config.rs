@@ -3,29 +3,17 @@
 //! and containers), `RUN --mount=type=tmpfs`, mount specs that use variables, and
 //! `run --tmpfs`.
 
-use std::path::{Path, PathBuf};
-
 use berth_e2e::{Daemon, have_docker, ok, text};
 
-fn dir_with(d: &Daemon, name: &str, dockerfile: &str) -> PathBuf {
-    let p = d.dir.path().join(name);
-    std::fs::create_dir_all(&p).unwrap();
-    std::fs::write(p.join("Dockerfile"), dockerfile).unwrap();
-    p
-}
-
-fn build_in(d: &Daemon, dir: &Path, args: &[&str]) -> String {
-    let mut all = vec!["build"];
-    all.extend_from_slice(args);
-    ok(&d.berth_cmd(&all).current_dir(dir).output().unwrap())
+fn build_in(d: &Daemon, dir: &std::path::Path, args: &[&str]) -> String {
+    ok(&d.build_plain(dir, args))
 }
 
 #[test]
 fn healthcheck_shell_and_onbuild_are_recorded_and_honoured() {
     let d = Daemon::start();
     d.import_busybox("busybox:latest");
-    let base = dir_with(
-        &d,
+    let base = d.dir_with(
         "base",
         r#"FROM busybox
 SHELL ["/bin/sh", "-e", "-c"]
@@ -62,7 +50,7 @@ CMD echo base
     assert_eq!(ok(&d.berth(&["inspect", "--format", "{{.Config.Healthcheck.Interval}}", "hc"])).trim(), "5000000000");
 
     // A child build runs the triggers first, in its own context, and does not pass them on.
-    let child = dir_with(&d, "child", "FROM onbase:1\nWORKDIR /w\nRUN echo \"child shell $0\" > /child.txt\n");
+    let child = d.dir_with("child", "FROM onbase:1\nWORKDIR /w\nRUN echo \"child shell $0\" > /child.txt\n");
     std::fs::write(child.join("marker.txt"), "from the child's context\n").unwrap();
     let log = build_in(&d, &child, &["-t", "onchild:1", "."]);
     assert!(log.contains("Successfully tagged onchild:1"), "{log}");
@@ -80,11 +68,11 @@ CMD echo base
     assert_eq!(inspect("onchild:1", "{{.Id}}"), id);
 
     // HEALTHCHECK NONE disables an inherited check; a bad trigger fails the child build clearly.
-    let none = dir_with(&d, "none", "FROM onbase:1\nHEALTHCHECK NONE\n");
+    let none = d.dir_with("none", "FROM onbase:1\nHEALTHCHECK NONE\n");
     std::fs::write(none.join("marker.txt"), "x").unwrap();
     build_in(&d, &none, &["-t", "nohc:1", "."]);
     assert_eq!(inspect("nohc:1", "{{json .Config.Healthcheck.Test}}"), r#"["NONE"]"#);
-    let missing = dir_with(&d, "missing", "FROM onbase:1\n");
+    let missing = d.dir_with("missing", "FROM onbase:1\n");
     let out = d.berth_cmd(&["build", "-t", "never:1", "."]).current_dir(&missing).output().unwrap();
     assert!(!out.status.success());
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
@@ -95,8 +83,7 @@ CMD echo base
 fn tmpfs_and_variable_mounts_in_run_and_tmpfs_in_containers() {
     let d = Daemon::start();
     d.import_busybox("busybox:latest");
-    let p = dir_with(
-        &d,
+    let p = d.dir_with(
         "mounts",
         r#"FROM busybox
 ARG CACHE_DIR=/var/cache/tool

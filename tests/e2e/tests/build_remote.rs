@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
@@ -55,19 +55,6 @@ fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
 }
 
-fn dir_with(d: &Daemon, name: &str, dockerfile: &str) -> PathBuf {
-    let p = d.dir.path().join(name);
-    std::fs::create_dir_all(&p).unwrap();
-    std::fs::write(p.join("Dockerfile"), dockerfile).unwrap();
-    p
-}
-
-fn build(d: &Daemon, dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["build", "--progress", "plain"];
-    all.extend_from_slice(args);
-    d.berth_cmd(&all).current_dir(dir).output().unwrap()
-}
-
 fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
@@ -86,8 +73,7 @@ fn add_downloads_urls_and_checks_their_checksum() {
     let archive = tar_of("inside.txt", b"packed\n");
     let base =
         serve(HashMap::from([("/models/model.bin".to_owned(), model.clone()), ("/dist/pkg.tar".to_owned(), archive)]));
-    let p = dir_with(
-        &d,
+    let p = d.dir_with(
         "add",
         &format!(
             "FROM busybox\nADD --checksum={} {base}/models/model.bin /opt/\nADD {base}/dist/pkg.tar /opt/pkg.tar\n\
@@ -95,7 +81,7 @@ fn add_downloads_urls_and_checks_their_checksum() {
             sha256(&model)
         ),
     );
-    let out = build(&d, &p, &["-t", "add:1", "."]);
+    let out = d.build_plain(&p, &["-t", "add:1", "."]);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(ok(&d.berth(&["run", "--rm", "add:1", "cat", "/opt/model.bin"])), text(&model));
     let ls = ok(&d.berth(&[
@@ -114,7 +100,7 @@ fn add_downloads_urls_and_checks_their_checksum() {
         "downloads are 0600 with the server's mtime, and a remote tar is not extracted"
     );
     // Unchanged content: cached.
-    let log = ok(&build(&d, &p, &["-t", "add:1", "."]));
+    let log = ok(&d.build_plain(&p, &["-t", "add:1", "."]));
     assert_eq!(log.lines().filter(|l| l.ends_with(" CACHED")).count(), 3, "{log}");
 
     // A wrong checksum, a missing file and an unreachable server fail clearly.
@@ -128,8 +114,8 @@ fn add_downloads_urls_and_checks_their_checksum() {
         (format!("FROM busybox\nCOPY {base}/models/model.bin /x\n"), "source can't be a URL for COPY".to_owned()),
     ];
     for (df, want) in cases {
-        let p = dir_with(&d, "bad", &df);
-        let out = build(&d, &p, &["-t", "bad:1", "."]);
+        let p = d.dir_with("bad", &df);
+        let out = d.build_plain(&p, &["-t", "bad:1", "."]);
         assert!(!out.status.success(), "{df}");
         let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert!(all.contains(&want), "{df}: expected {want:?} in {all}");
@@ -205,8 +191,8 @@ fn git_repositories_and_urls_as_contexts_and_sources() {
     assert_eq!(ok(&d.berth(&["run", "--rm", "fromgit:1"])), "hello from git\n");
 
     // ADD of a repository: its tree, without .git.
-    let p = dir_with(&d, "addgit", &format!("FROM busybox\nADD {url}#main /src\n"));
-    ok(&build(&d, &p, &["-t", "addgit:1", "."]));
+    let p = d.dir_with("addgit", &format!("FROM busybox\nADD {url}#main /src\n"));
+    ok(&d.build_plain(&p, &["-t", "addgit:1", "."]));
     let ls = ok(&d.berth(&["run", "--rm", "addgit:1", "ls", "-A", "/src"]));
     assert_eq!(ls, "README\napp\n");
 

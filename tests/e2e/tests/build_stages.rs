@@ -3,23 +3,9 @@
 //! `FROM --platform`, the automatic `TARGETARCH`… args), the predefined proxy args, and
 //! the live progress view on a terminal.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use berth_e2e::{Daemon, berth_bin, ok, text};
-
-fn dir_with(d: &Daemon, name: &str, dockerfile: &str) -> PathBuf {
-    let p = d.dir.path().join(name);
-    std::fs::create_dir_all(&p).unwrap();
-    std::fs::write(p.join("Dockerfile"), dockerfile).unwrap();
-    p
-}
-
-fn build(d: &Daemon, dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["build", "--progress", "plain"];
-    all.extend_from_slice(args);
-    d.berth_cmd(&all).current_dir(dir).output().unwrap()
-}
 
 fn process_running(needle: &[u8]) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
@@ -49,13 +35,13 @@ CMD ["cat", "/left", "/right"]
 fn independent_stages_build_at_the_same_time() {
     let d = Daemon::start();
     d.import_busybox("busybox:latest");
-    let p = dir_with(&d, "rv", RENDEZVOUS);
-    let out = build(&d, &p, &["-t", "rv:1", "."]);
+    let p = d.dir_with("rv", RENDEZVOUS);
+    let out = d.build_plain(&p, &["-t", "rv:1", "."]);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(ok(&d.berth(&["run", "--rm", "rv:1"])), "left\nright\n");
 
     // --no-cache-filter: the named stage runs again, the others come from the cache.
-    let log = ok(&build(&d, &p, &["-t", "rv:2", "--no-cache-filter", "left", "."]));
+    let log = ok(&d.build_plain(&p, &["-t", "rv:2", "--no-cache-filter", "left", "."]));
     let step_of = |needle: &str| -> String {
         let l = log.lines().find(|l| l.contains(needle) && l.contains(" [")).unwrap_or_else(|| panic!("{log}"));
         l.split_whitespace().next().unwrap().to_owned()
@@ -69,14 +55,13 @@ fn independent_stages_build_at_the_same_time() {
 fn a_failing_stage_stops_the_stages_beside_it() {
     let d = Daemon::start();
     d.import_busybox("busybox:latest");
-    let p = dir_with(
-        &d,
+    let p = d.dir_with(
         "fail",
         "FROM busybox AS slow\nRUN sleep 43; echo never\n\nFROM busybox AS broken\nRUN sleep 0.5; exit 7\n\n\
          FROM busybox\nCOPY --from=slow /etc/hostname /a\nCOPY --from=broken /etc/hostname /b\n",
     );
     let started = std::time::Instant::now();
-    let out = build(&d, &p, &["-t", "fail:1", "."]);
+    let out = d.build_plain(&p, &["-t", "fail:1", "."]);
     assert!(!out.status.success());
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(all.contains("exit code: 7"), "the real failure is reported: {all}");
@@ -90,8 +75,7 @@ fn platforms_and_predefined_args() {
     d.import_busybox("busybox:latest");
     let host =
         ok(&d.berth(&["image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", "busybox"])).trim().to_owned();
-    let p = dir_with(
-        &d,
+    let p = d.dir_with(
         "plat",
         r#"FROM --platform=$BUILDPLATFORM busybox AS tools
 ARG TARGETARCH
@@ -102,8 +86,7 @@ FROM busybox
 COPY --from=tools /info /info
 "#,
     );
-    ok(&build(
-        &d,
+    ok(&d.build_plain(
         &p,
         &["-t", "plat:1", "--platform", &host, "--build-arg", "HTTP_PROXY=http://proxy.invalid:3128", "."],
     ));
@@ -117,17 +100,17 @@ COPY --from=tools /info /info
 
     // A base that does not match the wanted platform is refused with Docker's words.
     let other = if arch == "arm64" { "linux/amd64" } else { "linux/arm64" };
-    let bad = dir_with(&d, "bad", &format!("FROM --platform={other} busybox\nRUN true\n"));
-    let out = build(&d, &bad, &["-t", "bad:1", "."]);
+    let bad = d.dir_with("bad", &format!("FROM --platform={other} busybox\nRUN true\n"));
+    let out = d.build_plain(&bad, &["-t", "bad:1", "."]);
     assert!(!out.status.success());
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(all.contains(&format!("does not match the specified platform: wanted {other}, actual: {host}")), "{all}");
     // A scratch image takes the target platform.
-    let scratch = dir_with(&d, "scratch", "FROM scratch\nCOPY Dockerfile /\n");
-    ok(&build(&d, &scratch, &["-t", "scratch:other", "--platform", other, "."]));
+    let scratch = d.dir_with("scratch", "FROM scratch\nCOPY Dockerfile /\n");
+    ok(&d.build_plain(&scratch, &["-t", "scratch:other", "--platform", other, "."]));
     let got = ok(&d.berth(&["image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", "scratch:other"]));
     assert_eq!(got.trim(), other);
-    let out = build(&d, &scratch, &["-t", "x", "--platform", "linux/", "."]);
+    let out = d.build_plain(&scratch, &["-t", "x", "--platform", "linux/", "."]);
     assert!(text(&out.stderr).contains("failed to parse platform"), "{}", text(&out.stderr));
 }
 
@@ -135,8 +118,7 @@ COPY --from=tools /info /info
 fn a_terminal_gets_the_live_view() {
     let d = Daemon::start();
     d.import_busybox("busybox:latest");
-    let p =
-        dir_with(&d, "live", "FROM busybox\nRUN for i in 1 2 3; do echo line-$i; sleep 0.3; done\nCMD [\"true\"]\n");
+    let p = d.dir_with("live", "FROM busybox\nRUN for i in 1 2 3; do echo line-$i; sleep 0.3; done\nCMD [\"true\"]\n");
     let cmdline = format!("{} build -t live:1 .", berth_bin().display());
     let out = Command::new("script")
         .args(["-qec", &cmdline, "/dev/null"])
