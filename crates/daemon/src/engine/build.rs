@@ -305,6 +305,11 @@ impl Engine {
                 tags.push(r);
             }
             let dockerfile = q.dockerfile.clone().unwrap_or_else(|| "Dockerfile".to_owned());
+            if q.pull && !q.quiet {
+                send(stream_msg(
+                    "WARNING: --pull: berth has no registry client yet, so base images are used as stored locally\n",
+                ));
+            }
             let result = (|| {
                 let fetcher = HttpFetcher::new(handle, cancel.clone()).map_err(Error::Internal)?;
                 let scratch = ScratchDir(work_root.join(format!("remote-{}", berth_base::new_id())));
