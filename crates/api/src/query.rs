@@ -342,6 +342,12 @@ pub struct Build {
     pub secrets: BTreeMap<String, String>,
     /// `--no-cache-filter` stages (berth extension; BuildKit passes it outside this API).
     pub no_cache_filter: Vec<String>,
+    /// `--allow` entitlements (berth extension).
+    pub allow: Vec<String>,
+    /// `--shm-size` in bytes.
+    pub shm_size: Option<u64>,
+    /// `--add-host` entries (`extrahosts`, comma-separated).
+    pub extra_hosts: Vec<String>,
     /// Ask for per-step progress records ([`BuildProgress`] in `aux`, id
     /// [`BUILD_PROGRESS_ID`]) instead of the legacy builder's text (berth extension).
     pub progress_records: bool,
@@ -422,6 +428,15 @@ impl Build {
         if self.progress_records {
             pairs.push(("berth-progress", "1".into()));
         }
+        if !self.allow.is_empty() {
+            pairs.push(("berth-allow", serde_json::to_string(&self.allow).unwrap_or_default()));
+        }
+        if let Some(s) = self.shm_size {
+            pairs.push(("shmsize", s.to_string()));
+        }
+        if !self.extra_hosts.is_empty() {
+            pairs.push(("extrahosts", self.extra_hosts.join(",")));
+        }
         serde_urlencoded::to_string(&pairs).unwrap_or_default()
     }
 
@@ -465,6 +480,13 @@ impl Build {
                         serde_json::from_str(&v).map_err(|e| format!("invalid berth-nocachefilter parameter: {e}"))?
                 }
                 "berth-progress" => b.progress_records = flag(&v)?,
+                "berth-allow" if !v.is_empty() => {
+                    b.allow = serde_json::from_str(&v).map_err(|e| format!("invalid berth-allow parameter: {e}"))?
+                }
+                "shmsize" if !v.is_empty() && v != "0" => {
+                    b.shm_size = Some(v.parse().map_err(|_| format!("invalid shmsize parameter: {v}"))?)
+                }
+                "extrahosts" => b.extra_hosts.extend(v.split(',').filter(|h| !h.is_empty()).map(str::to_owned)),
                 _ => {}
             }
         }

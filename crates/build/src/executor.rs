@@ -61,6 +61,12 @@ pub struct RunSpec {
     pub mounts: Vec<StepMount>,
     /// Hostname.
     pub hostname: String,
+    /// `RUN --security=insecure` (allowed by the build's `security.insecure` entitlement).
+    pub privileged: bool,
+    /// Size of /dev/shm in bytes (0: Docker's 64 MiB).
+    pub shm_size: u64,
+    /// Extra /etc/hosts entries, `name:address`.
+    pub extra_hosts: Vec<String>,
 }
 
 /// Runs commands for the builder.

@@ -14,8 +14,8 @@ use crate::solver::{Command, Plan, RunMount, SourceRoot, StageSteps, Step};
 pub type Source = crate::copy::Source;
 
 impl SourceRoot for Context {
-    fn resolve(&self, patterns: &[String]) -> Result<(Vec<Source>, Digest), String> {
-        let sources = crate::copy::resolve_sources(self, patterns).map_err(|e| e.to_string())?;
+    fn resolve(&self, patterns: &[String], exclude: &[String]) -> Result<(Vec<Source>, Digest), String> {
+        let sources = crate::copy::resolve_sources_excluding(self, patterns, exclude).map_err(|e| e.to_string())?;
         let digest = crate::copy::hash_sources(&sources).map_err(|e| e.to_string())?;
         Ok((sources, digest))
     }
@@ -36,8 +36,8 @@ impl DirRoot {
 }
 
 impl SourceRoot for DirRoot {
-    fn resolve(&self, patterns: &[String]) -> Result<(Vec<Source>, Digest), String> {
-        self.0.resolve(patterns)
+    fn resolve(&self, patterns: &[String], exclude: &[String]) -> Result<(Vec<Source>, Digest), String> {
+        self.0.resolve(patterns, exclude)
     }
 
     fn path(&self) -> &Path {
@@ -87,11 +87,8 @@ pub fn copy_sources(
     dest: &str,
     workdir: &str,
     rootfs: &Path,
-    owner: Option<(u32, u32)>,
-    chmod: Option<u32>,
-    add: bool,
+    opts: crate::copy::CopyOpts,
 ) -> Result<(), String> {
-    let opts = crate::copy::CopyOpts { chown: owner, chmod, parents: false, add };
     crate::copy::copy_into(sources, dest, workdir, rootfs, opts).map_err(|e| e.to_string())
 }
 
@@ -233,7 +230,10 @@ fn lower(ins: &Instruction) -> Result<Step, String> {
                 NetworkMode::None => Some(crate::executor::Network::None),
                 NetworkMode::Host => Some(crate::executor::Network::Host),
             };
-            Step::Run { cmd, mounts, network }
+            if let Some(d) = r.devices.first() {
+                return Err(format!("RUN --device={} needs CDI devices, which berth does not support", d.name));
+            }
+            Step::Run { cmd, mounts, network, insecure: r.security == crate::instructions::SecurityMode::Insecure }
         }
         Instruction::Cmd(c) => Step::Cmd(command(c)),
         Instruction::Entrypoint(c) => Step::Entrypoint(command(c)),
@@ -270,6 +270,9 @@ fn lower(ins: &Instruction) -> Result<Step, String> {
                 heredocs: c.contents.iter().map(|h| (h.path.clone(), h.data.clone())).collect(),
                 checksum: None,
                 keep_git_dir: false,
+                // `--link` only changes how BuildKit stacks the layer; the files are the same.
+                parents: c.parents,
+                exclude: c.exclude.clone(),
             }
         }
         Instruction::Add(a) => Step::Copy {
@@ -282,6 +285,8 @@ fn lower(ins: &Instruction) -> Result<Step, String> {
             heredocs: a.contents.iter().map(|h| (h.path.clone(), h.data.clone())).collect(),
             checksum: a.checksum.clone(),
             keep_git_dir: a.keep_git_dir.unwrap_or(false),
+            parents: false,
+            exclude: a.exclude.clone(),
         },
     })
 }

@@ -45,6 +45,12 @@ pub struct BuildRequest {
     pub platform: Option<String>,
     /// `--no-cache-filter`: stages (by name or index) whose steps ignore the cache.
     pub no_cache_filter: Vec<String>,
+    /// `--allow` entitlements (`security.insecure`).
+    pub allow: Vec<String>,
+    /// `--shm-size` for RUN steps, in bytes (0: the default).
+    pub shm_size: u64,
+    /// `--add-host` entries (`name:address`) for RUN steps.
+    pub extra_hosts: Vec<String>,
 }
 
 /// Progress of a build: something happened to step `index` (1-based over the steps of the
@@ -99,6 +105,8 @@ pub enum Step {
         mounts: Vec<RunMount>,
         /// `--network`.
         network: Option<Network>,
+        /// `--security=insecure`.
+        insecure: bool,
     },
     /// `COPY`/`ADD`.
     Copy {
@@ -120,6 +128,10 @@ pub enum Step {
         checksum: Option<String>,
         /// `ADD --keep-git-dir`.
         keep_git_dir: bool,
+        /// `COPY --parents`.
+        parents: bool,
+        /// `--exclude` patterns (unexpanded).
+        exclude: Vec<String>,
     },
     /// `WORKDIR`.
     Workdir(String),
@@ -265,8 +277,9 @@ pub struct Solver<'a> {
 
 /// Files a COPY reads: the build context, or a stage's or image's root.
 pub trait SourceRoot: Sync {
-    /// Resolves patterns to sources, hashing them for the cache key.
-    fn resolve(&self, patterns: &[String]) -> Result<(Vec<crate::glue::Source>, Digest), String>;
+    /// Resolves patterns to sources, leaving out what `exclude` matches, and hashes them
+    /// for the cache key.
+    fn resolve(&self, patterns: &[String], exclude: &[String]) -> Result<(Vec<crate::glue::Source>, Digest), String>;
     /// Host path of the root (for bind mounts).
     fn path(&self) -> &Path;
 }
@@ -719,9 +732,13 @@ impl Solver<'_> {
                     key_parts.push(format!("{k}={v}"));
                 }
                 key_parts.push(format!("{:?}", req.network));
+                if !req.extra_hosts.is_empty() {
+                    key_parts.push(req.extra_hosts.join(","));
+                }
             }
-            Step::Copy { add, sources, from, heredocs, checksum, keep_git_dir, .. } if heredocs.is_empty() => {
+            Step::Copy { add, sources, from, heredocs, checksum, keep_git_dir, exclude, .. } if heredocs.is_empty() => {
                 let pats: Vec<String> = sources.iter().map(|s| expand(s)).collect::<Result<_, _>>()?;
+                let exclude: Vec<String> = exclude.iter().map(|s| expand(s)).collect::<Result<_, _>>()?;
                 let is_remote = |p: &String| crate::remote::is_git_url(p) || crate::remote::is_http_url(p);
                 let (remote, local): (Vec<String>, Vec<String>) =
                     pats.into_iter().partition(|p| *add && from.is_none() && is_remote(p));
@@ -731,11 +748,11 @@ impl Solver<'_> {
                 let mut sets = Vec::new();
                 if !local.is_empty() {
                     let (srcs, digest) = match from {
-                        None => context.resolve(&local).map_err(fail)?,
+                        None => context.resolve(&local, &exclude).map_err(fail)?,
                         Some(f) => {
                             let (root, stage_key) = self.mount_from_root(f, done, plan, lower).map_err(fail)?;
                             key_parts.push(stage_key.to_string());
-                            crate::glue::DirRoot::new(&root).resolve(&local).map_err(fail)?
+                            crate::glue::DirRoot::new(&root).resolve(&local, &exclude).map_err(fail)?
                         }
                     };
                     key_parts.push(digest.to_string());
@@ -745,7 +762,7 @@ impl Solver<'_> {
                     let dir = self.work_root.join(format!("fetch-{}", berth_base::new_id()));
                     fetched.0.push(dir.clone());
                     let (srcs, digest) =
-                        self.fetch_remote(url, &dir, checksum.as_deref(), *keep_git_dir).map_err(fail)?;
+                        self.fetch_remote(url, &dir, checksum.as_deref(), *keep_git_dir, &exclude).map_err(fail)?;
                     key_parts.push(digest.to_string());
                     // Downloads are copied as they are: ADD extracts local archives only.
                     sets.push((srcs, false));
@@ -782,7 +799,13 @@ impl Solver<'_> {
         let mut cfg = st.config.config().clone().unwrap_or_default();
         match step {
             Step::From { .. } => {}
-            Step::Run { cmd, mounts, network } => {
+            Step::Run { cmd, mounts, network, insecure } => {
+                if *insecure && !req.allow.iter().any(|a| a == "security.insecure") {
+                    return Err(fail(
+                        "RUN --security=insecure needs the security.insecure entitlement: build with --allow security.insecure"
+                            .into(),
+                    ));
+                }
                 let args = command_vec(cmd, &st.shell());
                 let mut run_env = env_list(&cfg);
                 for (k, v) in &st.args {
@@ -813,6 +836,9 @@ impl Solver<'_> {
                     network: network.or(req.network).unwrap_or(Network::Host),
                     mounts: step_mounts.into_iter().flatten().collect(),
                     hostname: "buildkitsandbox".into(),
+                    privileged: *insecure,
+                    shm_size: req.shm_size,
+                    extra_hosts: req.extra_hosts.clone(),
                 };
                 let layer = self.with_root(st, |dir, rootfs| {
                     let mut tail = Vec::new();
@@ -846,7 +872,7 @@ impl Solver<'_> {
                     empty_layer = false;
                 }
             }
-            Step::Copy { dest, chown, chmod, heredocs, .. } => {
+            Step::Copy { dest, chown, chmod, heredocs, parents, .. } => {
                 let dest = expand(dest)?;
                 let workdir = cfg.working_dir().clone().unwrap_or_else(|| "/".into());
                 let chmod = match chmod {
@@ -869,8 +895,8 @@ impl Solver<'_> {
                         return Err(fail(Error::DestNotDir.to_string()));
                     }
                     for (srcs, extract) in sets {
-                        crate::glue::copy_sources(srcs, &dest, &workdir, rootfs, owner, chmod, *extract)
-                            .map_err(fail)?;
+                        let opts = crate::copy::CopyOpts { chown: owner, chmod, parents: *parents, add: *extract };
+                        crate::glue::copy_sources(srcs, &dest, &workdir, rootfs, opts).map_err(fail)?;
                     }
                     Ok(())
                 })?;
@@ -1086,6 +1112,7 @@ impl Solver<'_> {
         dir: &Path,
         checksum: Option<&str>,
         keep_git_dir: bool,
+        exclude: &[String],
     ) -> Result<(Vec<crate::glue::Source>, Digest), String> {
         if crate::remote::is_git_url(url) {
             let co = crate::remote::git_checkout(url, &dir.join("tree"), keep_git_dir).map_err(|e| e.to_string())?;
@@ -1094,7 +1121,7 @@ impl Solver<'_> {
             {
                 return Err(format!("expected checksum to match {c}, got {}", co.commit));
             }
-            return crate::glue::DirRoot::new(&co.root).resolve(&[".".to_owned()]);
+            return crate::glue::DirRoot::new(&co.root).resolve(&[".".to_owned()], exclude);
         }
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let path_name = url.split(['?', '#']).next().unwrap_or(url).rsplit('/').next().unwrap_or("").to_owned();
@@ -1121,7 +1148,7 @@ impl Solver<'_> {
             f.set_modified(m).map_err(|e| e.to_string())?;
         }
         drop(f);
-        crate::glue::DirRoot::new(dir).resolve(&[name])
+        crate::glue::DirRoot::new(dir).resolve(&[name], &[])
     }
 
     /// Unmounts the roots `from_root` mounted.

@@ -50,6 +50,15 @@ pub struct BuildArgs {
     /// Set type of progress output ("auto", "plain", "tty", "quiet", "legacy")
     #[arg(long = "progress", default_value = "auto")]
     pub progress: String,
+    /// Add a custom host-to-IP mapping ("host:ip")
+    #[arg(long = "add-host")]
+    pub add_hosts: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Allow extra privileged entitlement (e.g., "security.insecure")
+    #[arg(long = "allow")]
+    pub allow: Vec<String>,
     /// Do not cache specified stages
     #[arg(long = "no-cache-filter")]
     pub no_cache_filter: Vec<String>,
@@ -135,6 +144,9 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         rm: a.rm,
         no_cache_filter: a.no_cache_filter.iter().flat_map(|f| f.split(',')).map(str::to_owned).collect(),
         progress_records: a.progress != "legacy",
+        allow: a.allow.iter().flat_map(|f| f.split(',')).map(str::to_owned).collect(),
+        shm_size: a.shm_size.as_deref().map(crate::opts::parse_bytes).transpose()?.map(|b| b.max(0) as u64),
+        extra_hosts: a.add_hosts.clone(),
         ..Default::default()
     };
     if !matches!(a.progress.as_str(), "auto" | "plain" | "tty" | "quiet" | "legacy") {

@@ -209,14 +209,28 @@ const DEFAULT_SHM_SIZE: u64 = 64 * 1024 * 1024;
 /// Where `--init`'s binary appears inside the container, as with Docker.
 const INIT_PATH: &str = "/sbin/docker-init";
 
-/// The capabilities the running kernel knows; privileged containers get exactly these
-/// because asking for an unknown one makes capset fail.
+/// The capabilities the running kernel knows and that this process may still grant (its
+/// bounding set: a host or outer container can withhold some, as this VM withholds
+/// CAP_SYS_RESOURCE); privileged containers get exactly these, because asking for any
+/// other makes capset fail.
 fn host_caps() -> Vec<String> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(40);
-    ALL_CAPS.iter().take(last + 1).map(|s| s.to_string()).collect()
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("CapBnd:")).and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .take(last + 1)
+        .filter(|(i, _)| *i >= 64 || bounding & (1u64 << i) != 0)
+        .map(|(_, s)| s.to_string())
+        .collect()
 }
 
 fn normalize_cap(name: &str) -> Result<String, Error> {

@@ -110,3 +110,39 @@ RUN --mount=type=cache,target=${CACHE_DIR} \
         ok(&d.berth(&["run", "--rm", "--mount", "type=tmpfs,target=/m", "busybox", "grep", " /m ", "/proc/mounts"]));
     assert!(m.contains("tmpfs /m tmpfs"), "{m}");
 }
+
+#[test]
+fn copy_parents_and_exclude_entitlements_hosts_and_shm() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let p = d.dir_with(
+        "opts",
+        r#"FROM busybox
+COPY --parents src/./pkg/*.py /app/
+COPY --exclude=*.log --exclude=tmp logs/ /logs/
+RUN grep -q 'registry.internal' /etc/hosts && df -k /dev/shm | tail -1 | awk '{print $2}' > /shm-kb
+"#,
+    );
+    for f in ["src/pkg/a.py", "src/pkg/b.py", "src/pkg/c.txt", "logs/keep.txt", "logs/drop.log", "logs/tmp/x"] {
+        let path = p.join(f);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, f).unwrap();
+    }
+    build_in(&d, &p, &["-t", "opts:1", "--add-host", "registry.internal:10.1.2.3", "--shm-size", "128m", "."]);
+    let ls = ok(&d.berth(&["run", "--rm", "opts:1", "find", "/app", "/logs", "-type", "f"]));
+    let mut files: Vec<&str> = ls.lines().collect();
+    files.sort();
+    assert_eq!(files, ["/app/pkg/a.py", "/app/pkg/b.py", "/logs/keep.txt"], "--parents keeps pkg/, --exclude drops");
+    assert_eq!(ok(&d.berth(&["run", "--rm", "opts:1", "cat", "/shm-kb"])).trim(), "131072");
+
+    // RUN --security=insecure needs the entitlement; with it the step is privileged.
+    let ins = d.dir_with(
+        "insecure",
+        "FROM busybox\nRUN --security=insecure mkdir -p /m && mount -t tmpfs none /m && echo mounted\n",
+    );
+    let out = d.build_plain(&ins, &["-t", "ins:1", "."]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("security.insecure"), "{}", text(&out.stderr));
+    let log = build_in(&d, &ins, &["-t", "ins:1", "--allow", "security.insecure", "."]);
+    assert!(log.contains("mounted"), "{log}");
+}

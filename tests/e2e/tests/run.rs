@@ -168,3 +168,41 @@ fn hello_world_works_without_a_registry() {
         assert!(ok(&d.docker(&["run", "--rm", "hello-world"])).contains("Hello from berth!"));
     }
 }
+
+#[test]
+fn privileged_and_tmpfs_containers() {
+    let d = setup();
+    for cli in clis() {
+        // Every capability the daemon itself holds (this host withholds some: asking for
+        // those must not make the container fail to start).
+        let out = run(
+            &d,
+            cli,
+            &[
+                "run",
+                "--rm",
+                "--privileged",
+                "busybox",
+                "sh",
+                "-c",
+                "mkdir -p /m && mount -t tmpfs none /m && echo mounted",
+            ],
+        );
+        assert_eq!(ok(&out), "mounted\n", "{cli:?}");
+        let out = run(
+            &d,
+            cli,
+            &[
+                "run",
+                "--rm",
+                "--tmpfs",
+                "/scratch:size=1m",
+                "busybox",
+                "sh",
+                "-c",
+                "grep -c ' /scratch tmpfs ' /proc/mounts",
+            ],
+        );
+        assert_eq!(ok(&out), "1\n", "{cli:?}");
+    }
+}

@@ -39,7 +39,13 @@ impl ShimExecutor {
         // With the host's network the host's resolver configuration is the right one,
         // loopback name servers included.
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let hosts = format!("127.0.0.1\tlocalhost {0}\n::1\tlocalhost ip6-localhost ip6-loopback\n", spec.hostname);
+        let mut hosts = format!("127.0.0.1\tlocalhost {0}\n::1\tlocalhost ip6-localhost ip6-loopback\n", spec.hostname);
+        for h in &spec.extra_hosts {
+            // `name:address` (the address may be IPv6, so split at the first colon) or `name=address`.
+            let (name, addr) =
+                h.split_once('=').or_else(|| h.split_once(':')).ok_or_else(|| format!("invalid host entry {h:?}"))?;
+            hosts.push_str(&format!("{addr}\t{name}\n"));
+        }
         let etc_files = vec![
             BindMount { source: write("hosts", &hosts)?, destination: "/etc/hosts".into(), readonly: false },
             BindMount {
@@ -89,7 +95,9 @@ impl ShimExecutor {
                 Network::None => Namespace::New,
             },
             cgroups_path: format!("/berth/build-{}", berth_base::new_id()),
-            seccomp: true,
+            seccomp: !spec.privileged,
+            privileged: spec.privileged,
+            shm_size: spec.shm_size,
             ..Default::default()
         })
     }
@@ -352,6 +360,9 @@ impl Engine {
                     secrets: q.secrets.iter().map(|(k, v)| (k.clone(), std::path::PathBuf::from(v))).collect(),
                     platform: q.platform.clone(),
                     no_cache_filter: q.no_cache_filter.clone(),
+                    allow: q.allow.clone(),
+                    shm_size: q.shm_size.unwrap_or(0),
+                    extra_hosts: q.extra_hosts.clone(),
                 };
                 let (quiet, records) = (q.quiet, q.progress_records);
                 let on_event = |ev: berth_build::solver::Event| {
