@@ -51,19 +51,26 @@ DF
 ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1 || return 1; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-# Runs the three builds with "$@" as the build command (context path last).
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# Runs the three builds with "$@" as the build command (context path last), each three
+# times, and prints the medians: single runs here vary by up to 2x with disk writeback.
 three() {
-  local cold nochange onefile
-  cold=$(ms "$@" "$ctx") || return 1
-  nochange=$(ms "$@" "$ctx") || return 1
-  echo "    return 2000 + 1" >> "$ctx/src/mod1000.py"
-  onefile=$(ms "$@" "$ctx") || return 1
-  printf 'def f1000():\n    return 1000\n' > "$ctx/src/mod1000.py"
-  echo "$cold $nochange $onefile"
+  local c=() n=() o=() t i
+  for i in 1 2 3; do
+    # --no-cache: docker's legacy builder caches in intermediate images that outlive
+    # `builder prune` and `rmi` of the tag, so only this makes its first build cold.
+    t=$(ms "$@" --no-cache "$ctx") || return 1; c+=("$t")
+    t=$(ms "$@" "$ctx") || return 1; n+=("$t")
+    echo "    return 2000 + $i" >> "$ctx/src/mod1000.py"
+    t=$(ms "$@" "$ctx") || return 1; o+=("$t")
+    printf 'def f1000():\n    return 1000\n' > "$ctx/src/mod1000.py"
+  done
+  echo "$(median "${c[@]}") $(median "${n[@]}") $(median "${o[@]}")"
 }
 
 read -r b_cold b_none b_one < <(three "$BERTH" build -t bench:berth)
-echo "build (2000-file context, 1 s RUN step), wall time in ms"
+echo "build (2000-file context, 1 s RUN step), wall time in ms, median of 3"
 printf '  %-18s cold %6s   no-change %6s   one-file %6s\n' berth "$b_cold" "$b_none" "$b_one"
 
 if command -v docker >/dev/null && DOCKER_HOST=unix:///var/run/docker.sock docker info >/dev/null 2>&1; then

@@ -27,16 +27,6 @@ pub(crate) const WH_OPAQUE: &str = ".wh..wh..opq";
 /// The overlayfs xattr that marks a directory opaque.
 pub(crate) const OVERLAY_OPAQUE: &str = "trusted.overlay.opaque";
 
-/// Whether device nodes in the tar are acceptable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Devices {
-    /// Refuse char/block devices other than the 0/0 whiteout: a tarball from outside must
-    /// not be able to hand containers a host device (e.g. the host's disk) to open.
-    Refuse,
-    /// Keep them: the tar was produced by us from a container's own upper dir.
-    Allow,
-}
-
 /// What applying a layer found.
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
@@ -230,7 +220,9 @@ fn gid(v: u32) -> rustix::fs::Gid {
 }
 
 /// Unpacks the tar read from `src` into the empty directory `root`.
-pub(crate) fn apply_tar(src: &mut dyn Read, root: &Path, devices: Devices) -> Result<Applied, Error> {
+/// Char and block devices other than the 0/0 whiteout are refused: a tarball from outside
+/// must not be able to hand containers a host device (e.g. the host's disk) to open.
+pub(crate) fn apply_tar(src: &mut dyn Read, root: &Path) -> Result<Applied, Error> {
     let root_fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(errno("open", root))?;
     let mut applied = Applied::default();
@@ -390,7 +382,7 @@ pub(crate) fn apply_tar(src: &mut dyn Read, root: &Path, devices: Devices) -> Re
             tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block => {
                 let (ftype, dev) = match etype {
                     tar::EntryType::Fifo => (FileType::Fifo, 0),
-                    tar::EntryType::Block if devices == Devices::Refuse => {
+                    tar::EntryType::Block => {
                         return Err(Error::InvalidArgument(format!(
                             "device nodes are not allowed in image layers: {}",
                             shown.display()
@@ -401,7 +393,7 @@ pub(crate) fn apply_tar(src: &mut dyn Read, root: &Path, devices: Devices) -> Re
                         let major = h.device_major().map_err(bad_input)?.unwrap_or(0);
                         let minor = h.device_minor().map_err(bad_input)?.unwrap_or(0);
                         let is_whiteout = etype == tar::EntryType::Char && major == 0 && minor == 0;
-                        if !is_whiteout && devices == Devices::Refuse {
+                        if !is_whiteout {
                             return Err(Error::InvalidArgument(format!(
                                 "device nodes are not allowed in image layers: {}",
                                 shown.display()

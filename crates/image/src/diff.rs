@@ -24,6 +24,48 @@ pub(crate) fn write_upper_tar(upper: &Path, out: &mut dyn Write) -> Result<(), E
     Ok(())
 }
 
+/// Bytes in the regular files under `dir` (a snapshot's size as `images` reports it).
+pub(crate) fn tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(md) = e.path().symlink_metadata() else { continue };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.is_file() {
+                total += md.len();
+            }
+        }
+    }
+    total
+}
+
+/// Removes overlay's own xattrs (`trusted.overlay.origin`, `impure`…) from an upper dir
+/// about to serve as a lower layer, keeping `opaque`, which is content.
+pub(crate) fn strip_overlay_bookkeeping(dir: &Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let mut names = vec![0u8; 4096];
+        if let Ok(n) = rustix::fs::llistxattr(&p, &mut names[..]) {
+            for raw in names[..n].split(|c| *c == 0).filter(|s| !s.is_empty()) {
+                if let Ok(name) = std::str::from_utf8(raw)
+                    && name.starts_with("trusted.overlay.")
+                    && name != OVERLAY_OPAQUE
+                {
+                    let _ = rustix::fs::lremovexattr(&p, name);
+                }
+            }
+        }
+        if p.symlink_metadata().is_ok_and(|m| m.is_dir())
+            && let Ok(rd) = fs::read_dir(&p)
+        {
+            stack.extend(rd.flatten().map(|e| e.path()));
+        }
+    }
+}
+
 fn read_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut names = vec![0u8; 4096];

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::{self, Read, Seek};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use oci_spec::image::{Arch, Config, HistoryBuilder, ImageConfiguration, Os};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::apply::{self, Devices, Tee};
+use crate::apply::{self, Tee};
 use crate::content::ContentStore;
 use crate::error::Error;
 
@@ -248,17 +248,13 @@ impl ImageStore {
     /// Unpacks a layer tar (plain, or gzip/zstd by magic bytes) into its snapshot and
     /// stores it as an uncompressed blob. On any error nothing is left behind.
     pub fn add_layer(&self, tar: &mut dyn Read) -> Result<Layer, Error> {
-        self.add_layer_with(tar, Devices::Refuse)
-    }
-
-    fn add_layer_with(&self, tar: &mut dyn Read, devices: Devices) -> Result<Layer, Error> {
         let mut src = apply::decompress(tar)?;
         let mut blob = self.content.begin()?;
         let tmp = self.snapshots.join(format!(".tmp-{}", berth_base::new_id()));
         fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
         let res = (|| {
             let mut tee = Tee { inner: &mut *src, sink: &mut blob, sink_err: None };
-            let applied = match apply::apply_tar(&mut tee, &tmp, devices) {
+            let applied = match apply::apply_tar(&mut tee, &tmp) {
                 Ok(a) => a,
                 Err(e) => return Err(tee.sink_err.take().map(Error::io("write blob", &tmp)).unwrap_or(e)),
             };
@@ -689,17 +685,41 @@ impl ImageStore {
         crate::mount::unmount(container_dir)
     }
 
-    /// Commits a container's changes (its overlay upper dir) as a new layer.
+    /// Commits a container's changes (its overlay upper dir, which must be unmounted) as a
+    /// new layer. The upper dir moves into the snapshot store (or is left, unused, when
+    /// that layer already exists): the container dir cannot be mounted again afterwards.
     pub fn diff_layer(&self, container_dir: &Path) -> Result<Layer, Error> {
         let upper = container_dir.join("upper");
         if !upper.is_dir() {
             return Err(Error::InvalidArgument(format!("{} has no upper directory", container_dir.display())));
         }
-        let mut tmp = tempfile_in(self.content.ingest_dir())?;
-        crate::diff::write_upper_tar(&upper, &mut tmp.0)?;
-        tmp.0.rewind().map_err(Error::io("seek", &tmp.1))?;
-        // The upper dir is the container's own writes, so device nodes it made are kept.
-        self.add_layer_with(&mut tmp.0, Devices::Allow)
+        // The tar (the layer's blob and diff id) is written straight into the content
+        // store; the upper dir itself, already in overlay's on-disk form (whiteouts as
+        // 0:0 devices, opaque xattrs), becomes the snapshot by a rename instead of being
+        // unpacked again from that tar.
+        let mut blob = self.content.begin()?;
+        crate::diff::write_upper_tar(&upper, &mut blob)?;
+        let (digest, size) = self.content.commit(blob, None)?;
+        let files_size = crate::diff::tree_size(&upper);
+        let dst = self.snapshot_dir(&digest);
+        // Publishing under the db lock orders it against delete's removal of the same dir.
+        let db = self.db();
+        if !dst.exists() {
+            crate::diff::strip_overlay_bookkeeping(&upper);
+            if let Err(e) = fs::rename(&upper, &dst)
+                && !dst.exists()
+            {
+                return Err(Error::io("rename", &dst)(e));
+            }
+            let _ = berth_base::fsutil::sync_dir(&self.snapshots);
+        }
+        db.execute(
+            "INSERT OR IGNORE INTO image_snapshots (diff_id, size) VALUES (?1, ?2)",
+            params![digest.to_string(), files_size as i64],
+        )?;
+        self.pending().insert(digest.clone());
+        drop(db);
+        Ok(Layer { diff_id: digest.clone(), blob: digest, size, media_type: MEDIA_TYPE_LAYER_TAR.to_owned() })
     }
 
     /// Removes what no image references: snapshots, blobs, ingest leftovers and
@@ -751,14 +771,6 @@ impl ImageStore {
         }
         Ok(n)
     }
-}
-
-fn tempfile_in(dir: &Path) -> Result<(fs::File, PathBuf), Error> {
-    let p = dir.join(format!("diff-{}", berth_base::new_id()));
-    let f = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&p).map_err(Error::io("create", &p))?;
-    // Unlinked at once: the open file is all we need, and a crash leaves nothing.
-    fs::remove_file(&p).map_err(Error::io("remove", &p))?;
-    Ok((f, p))
 }
 
 fn remove_tree(p: &Path) -> Result<(), Error> {

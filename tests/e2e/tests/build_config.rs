@@ -146,3 +146,26 @@ RUN grep -q 'registry.internal' /etc/hosts && df -k /dev/shm | tail -1 | awk '{p
     let log = build_in(&d, &ins, &["-t", "ins:1", "--allow", "security.insecure", "."]);
     assert!(log.contains("mounted"), "{log}");
 }
+
+#[test]
+fn deletions_in_a_step_hide_lower_files_in_the_image() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let p = d.dir_with(
+        "wh",
+        "FROM busybox\nRUN mkdir -p /data/sub && echo a > /data/a && echo b > /data/sub/b\n\
+         RUN rm /data/a && rm -r /data/sub && mkdir /data/sub && echo new > /data/sub/c && rm /bin/ls\n",
+    );
+    build_in(&d, &p, &["-t", "wh:1", "."]);
+    let out = ok(&d.berth(&["run", "--rm", "wh:1", "sh", "-c", "find /data | sort; [ -e /bin/ls ] || echo no-ls"]));
+    assert_eq!(out, "/data\n/data/sub\n/data/sub/c\nno-ls\n");
+    // The layer blob carries the same deletions (whiteouts) as the snapshot.
+    let history = ok(&d.berth(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", "wh:1"]));
+    assert_eq!(history.trim(), "3");
+    let blobs = d.data_root.join("content/blobs/sha256");
+    let found = std::fs::read_dir(&blobs).unwrap().flatten().any(|e| {
+        let data = std::fs::read(e.path()).unwrap();
+        data.windows(7).any(|w| w == b".wh.ls\0") || data.windows(6).any(|w| w == b".wh.ls")
+    });
+    assert!(found, "a whiteout for /bin/ls is in a layer blob");
+}
