@@ -340,6 +340,8 @@ pub struct Build {
     pub rm: bool,
     /// Secrets as `id=path` pairs (berth extension, honoured for local contexts only).
     pub secrets: BTreeMap<String, String>,
+    /// `--ssh` agents as `id=socket path` pairs (berth extension, local daemons only).
+    pub ssh: BTreeMap<String, String>,
     /// `--no-cache-filter` stages (berth extension; BuildKit passes it outside this API).
     pub no_cache_filter: Vec<String>,
     /// `--allow` entitlements (berth extension).
@@ -422,6 +424,9 @@ impl Build {
         if !self.secrets.is_empty() {
             pairs.push(("berth-secrets", serde_json::to_string(&self.secrets).unwrap_or_default()));
         }
+        if !self.ssh.is_empty() {
+            pairs.push(("berth-ssh", serde_json::to_string(&self.ssh).unwrap_or_default()));
+        }
         if !self.no_cache_filter.is_empty() {
             pairs.push(("berth-nocachefilter", serde_json::to_string(&self.no_cache_filter).unwrap_or_default()));
         }
@@ -475,6 +480,7 @@ impl Build {
                 "platform" if !v.is_empty() => b.platform = Some(v),
                 "rm" => b.rm = flag(&v)?,
                 "berth-secrets" => b.secrets = map(&k, &v)?,
+                "berth-ssh" => b.ssh = map(&k, &v)?,
                 "berth-nocachefilter" if !v.is_empty() => {
                     b.no_cache_filter =
                         serde_json::from_str(&v).map_err(|e| format!("invalid berth-nocachefilter parameter: {e}"))?

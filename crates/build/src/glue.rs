@@ -162,25 +162,27 @@ fn nanos(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-fn run_mount(p: &crate::instructions::Mount, raw: &str) -> Result<RunMount, String> {
+fn run_mount(p: &crate::instructions::Mount) -> RunMount {
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    Ok(match p.kind {
+    match p.kind {
         MountType::Cache => RunMount::Cache { target: p.target.clone(), id: opt(&p.id) },
         MountType::Secret => RunMount::Secret { id: p.id.clone(), target: opt(&p.target), required: p.required },
         MountType::Bind => {
             RunMount::Bind { from: opt(&p.from), source: p.source.clone(), target: p.target.clone(), rw: !p.read_only }
         }
         MountType::Tmpfs => RunMount::Tmpfs { target: p.target.clone(), size: p.size_limit },
-        MountType::Ssh => {
-            return Err(format!("--mount={raw}: SSH agent forwarding is not supported (use a secret mount)"));
-        }
-    })
+        MountType::Ssh => RunMount::Ssh {
+            id: if p.id.is_empty() { "default".into() } else { p.id.clone() },
+            target: opt(&p.target),
+            required: p.required,
+        },
+    }
 }
 
 /// A `--mount` spec that uses variables, expanded in the step's variables and lowered.
 pub fn lower_mount_spec(raw: &str, escape: char, env: &[(String, String)]) -> Result<RunMount, String> {
     let m = crate::instructions::Mount::parse(raw, &mut |v| expand_word(escape, v, env))?;
-    run_mount(&m, raw)
+    Ok(run_mount(&m))
 }
 
 /// Parses and lowers one ONBUILD trigger (`RUN make`), as the child build runs it.
@@ -221,7 +223,7 @@ fn lower(ins: &Instruction) -> Result<Step, String> {
             let mut mounts = Vec::new();
             for m in &r.mounts {
                 mounts.push(match &m.parsed {
-                    Some(p) => run_mount(p, &m.raw)?,
+                    Some(p) => run_mount(p),
                     None => RunMount::Deferred(m.raw.clone()),
                 });
             }

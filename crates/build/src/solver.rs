@@ -41,6 +41,8 @@ pub struct BuildRequest {
     pub network: Option<Network>,
     /// `--secret id=…,src=…`: id → host file.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--ssh id=socket`: id → the client's SSH agent socket.
+    pub ssh: BTreeMap<String, PathBuf>,
     /// `--platform`: the target platform (`linux/arm64`); the host's when None.
     pub platform: Option<String>,
     /// `--no-cache-filter`: stages (by name or index) whose steps ignore the cache.
@@ -208,6 +210,15 @@ pub enum RunMount {
         target: String,
         /// `size=` in bytes (0: the kernel's default).
         size: i64,
+    },
+    /// `type=ssh[,id=…][,target=…]`: the client's SSH agent socket.
+    Ssh {
+        /// Which forwarded agent (`default` when not given).
+        id: String,
+        /// Mount point (default `/run/buildkit/ssh_agent.<n>`).
+        target: Option<String>,
+        /// Fail when the build was given no such agent.
+        required: bool,
     },
     /// A spec that uses variables, parsed once the step's variables are known.
     Deferred(String),
@@ -819,12 +830,26 @@ impl Solver<'_> {
                     }
                 }
                 let mut step_mounts = Vec::new();
+                let mut ssh_index = 0;
                 for m in mounts {
                     let m = match m {
                         RunMount::Deferred(raw) => {
                             crate::glue::lower_mount_spec(raw, plan.escape, &env).map_err(fail)?
                         }
                         m => m.clone(),
+                    };
+                    // An agent socket's default place is numbered per RUN, and the first
+                    // one is what SSH_AUTH_SOCK names, as in BuildKit.
+                    let m = match m {
+                        RunMount::Ssh { id, target, required } => {
+                            let t = target.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{ssh_index}"));
+                            ssh_index += 1;
+                            if req.ssh.contains_key(&id) && !run_env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                                run_env.push(format!("SSH_AUTH_SOCK={t}"));
+                            }
+                            RunMount::Ssh { id, target: Some(t), required }
+                        }
+                        m => m,
                     };
                     step_mounts.push(self.run_mount(&m, req, context, done, plan, lower).map_err(fail)?);
                 }
@@ -1201,6 +1226,17 @@ impl Solver<'_> {
                 Ok(Some(StepMount::Bind { source: canon, target: target.clone(), readonly: !rw }))
             }
             RunMount::Tmpfs { target, size } => Ok(Some(StepMount::Tmpfs { target: target.clone(), size: *size })),
+            RunMount::Ssh { id, target, required } => match req.ssh.get(id) {
+                Some(sock) => Ok(Some(StepMount::Bind {
+                    source: sock.clone(),
+                    target: target.clone().unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into()),
+                    readonly: false,
+                })),
+                None if *required => {
+                    Err(format!("no SSH agent {id:?} forwarded from the client (build --ssh {id}=<socket>)"))
+                }
+                None => Ok(None),
+            },
             RunMount::Deferred(raw) => Err(format!("--mount={raw} was not expanded")),
         }
     }

@@ -47,6 +47,9 @@ pub struct BuildArgs {
     /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")
     #[arg(long = "secret")]
     pub secrets: Vec<String>,
+    /// SSH agent socket to expose to the build (format: "default|<id>[=<socket>]")
+    #[arg(long = "ssh")]
+    pub ssh: Vec<String>,
     /// Set type of progress output ("auto", "plain", "tty", "quiet", "legacy")
     #[arg(long = "progress", default_value = "auto")]
     pub progress: String,
@@ -113,6 +116,32 @@ fn parse_secret(s: &str) -> Result<(String, String), CliError> {
     Ok((id, abs.display().to_string()))
 }
 
+/// `--ssh default` (the agent of `$SSH_AUTH_SOCK`) or `--ssh id=/path/to/agent.sock`.
+/// Key files are not loaded into an agent of our own: `ssh-add` them to an agent instead.
+fn parse_ssh(s: &str) -> Result<(String, String), CliError> {
+    let (id, path) = match s.split_once('=') {
+        Some((id, p)) => (id.to_owned(), p.split(',').next().unwrap_or(p).to_owned()),
+        None => (
+            s.to_owned(),
+            std::env::var("SSH_AUTH_SOCK").map_err(|_| {
+                CliError::Message(format!(
+                    "invalid --ssh {s:?}: SSH_AUTH_SOCK is not set (start ssh-agent, or give id=<socket>)"
+                ))
+            })?,
+        ),
+    };
+    let abs = std::path::absolute(&path).map_err(|e| CliError::Message(format!("--ssh {id}: {e}")))?;
+    let is_socket = std::fs::metadata(&abs).map(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
+    match is_socket {
+        Ok(true) => Ok((id, abs.display().to_string())),
+        Ok(false) => Err(CliError::Message(format!(
+            "--ssh {id}: {} is not an agent socket (berth forwards agents: ssh-add the key and use --ssh {id})",
+            abs.display()
+        ))),
+        Err(e) => Err(CliError::Message(format!("--ssh {id}: {}: {e}", abs.display()))),
+    }
+}
+
 /// Where the Dockerfile is, relative to the context when inside it, absolute otherwise.
 fn dockerfile_param(context: &Path, file: Option<&str>) -> Result<Option<String>, CliError> {
     let Some(f) = file else { return Ok(None) };
@@ -158,6 +187,10 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
     for t in &q.tags {
         berth_base::Reference::parse(t)
             .map_err(|e| CliError::Message(format!("invalid argument \"{t}\" for \"-t, --tag\" flag: {e}")))?;
+    }
+    for s in &a.ssh {
+        let (id, path) = parse_ssh(s)?;
+        q.ssh.insert(id, path);
     }
     for s in &a.secrets {
         let (id, path) = parse_secret(s)?;

@@ -169,3 +169,41 @@ fn deletions_in_a_step_hide_lower_files_in_the_image() {
     });
     assert!(found, "a whiteout for /bin/ls is in a layer blob");
 }
+
+#[test]
+fn ssh_agent_sockets_are_forwarded_to_run_steps() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    // A listening unix socket stands in for the agent: the step sees it as a socket.
+    let sock = d.dir.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let p = d.dir_with(
+        "ssh",
+        "FROM busybox\nRUN --mount=type=ssh [ -S \"$SSH_AUTH_SOCK\" ] && echo \"agent at $SSH_AUTH_SOCK\"\n\
+         RUN --mount=type=ssh,id=other,required=true true\n",
+    );
+    // Without the agent a required mount fails clearly.
+    let out = d.build_plain(&p, &["-t", "ssh:1", "--ssh", &format!("default={}", sock.display()), "."]);
+    assert!(!out.status.success());
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("agent at /run/buildkit/ssh_agent.0"), "{all}");
+    assert!(all.contains("no SSH agent \"other\""), "{all}");
+    let out = d.build_plain(
+        &p,
+        &[
+            "-t",
+            "ssh:1",
+            "--ssh",
+            &format!("default={}", sock.display()),
+            "--ssh",
+            &format!("other={}", sock.display()),
+            ".",
+        ],
+    );
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    // A key file is not an agent.
+    let key = d.dir.path().join("id_ed25519");
+    std::fs::write(&key, "not a socket").unwrap();
+    let out = d.build_plain(&p, &["-t", "ssh:2", "--ssh", &format!("default={}", key.display()), "."]);
+    assert!(text(&out.stderr).contains("is not an agent socket"), "{}", text(&out.stderr));
+}

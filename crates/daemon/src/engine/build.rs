@@ -358,6 +358,7 @@ impl Engine {
                         _ => None,
                     },
                     secrets: q.secrets.iter().map(|(k, v)| (k.clone(), std::path::PathBuf::from(v))).collect(),
+                    ssh: q.ssh.iter().map(|(k, v)| (k.clone(), std::path::PathBuf::from(v))).collect(),
                     platform: q.platform.clone(),
                     no_cache_filter: q.no_cache_filter.clone(),
                     allow: q.allow.clone(),
