@@ -7,6 +7,7 @@
 # ways: cold (empty cache), no change, and one file's content changed. berth uses its own
 # daemon (release build). docker is measured with its legacy builder (DOCKER_BUILDKIT=0):
 # BuildKit needs the buildx plugin, which is reported as not measured when missing.
+# podman (buildah) is measured when installed.
 # Targets (issue 3, against BuildKit here: cold 2.0 s, no-change 99 ms, one-file 0.77–0.9 s):
 # cold ≤ 0.9×, no-change ≤ 0.5×, one-file ≤ 0.5× of BuildKit.
 set -euo pipefail
@@ -98,4 +99,16 @@ if command -v docker >/dev/null && DOCKER_HOST=unix:///var/run/docker.sock docke
 else
   echo "  docker: no docker daemon answers here; not measured"
 fi
-command -v podman >/dev/null || echo "  podman: not installed; not measured"
+if command -v podman >/dev/null; then
+  # No systemd here, and crun refuses this hybrid cgroup host: cgroupfs and runc.
+  pm() { podman --cgroup-manager=cgroupfs --runtime runc "$@"; }
+  pm image exists localhost/busybox:latest || pm import "$work/busybox.tar" localhost/busybox:latest >/dev/null
+  if r=$(three pm build --pull=never -t bench:podman); then
+    read -r p_cold p_none p_one <<<"$r"
+    printf '  %-18s cold %6s   no-change %6s   one-file %6s\n' podman "$p_cold" "$p_none" "$p_one"
+    printf '  berth/podman: cold %s, no-change %s, one-file %s\n' \
+      "$(ratio "$b_cold" "$p_cold")" "$(ratio "$b_none" "$p_none")" "$(ratio "$b_one" "$p_one")"
+  fi
+else
+  echo "  podman: not installed; not measured"
+fi
