@@ -51,6 +51,15 @@ pub fn expand_word(escape: char, word: &str, env: &[(String, String)]) -> Result
     Lexer::new(escape).process_word(word, &env).map_err(|e| e.to_string())
 }
 
+/// Expands variables in a COPY/ADD heredoc's content, leaving its quotes as they are
+/// (BuildKit's lexer with quote processing skipped).
+pub fn expand_heredoc(escape: char, data: &str, env: &[(String, String)]) -> Result<String, String> {
+    let env = Env::from_pairs(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut lexer = Lexer::new(escape);
+    lexer.skip_process_quotes = true;
+    lexer.process_word(data, &env).map_err(|e| e.to_string())
+}
+
 /// Resolves `--chown` against the image's /etc/passwd and /etc/group.
 pub fn resolve_owner(rootfs: &Path, spec: &str) -> Result<(u32, u32), String> {
     crate::copy::resolve_owner(rootfs, spec).map_err(|e| e.to_string())
@@ -269,7 +278,7 @@ fn lower(ins: &Instruction) -> Result<Step, String> {
                 from: c.from.clone(),
                 chown: c.chown.clone(),
                 chmod: c.chmod.clone(),
-                heredocs: c.contents.iter().map(|h| (h.path.clone(), h.data.clone())).collect(),
+                heredocs: c.contents.iter().map(|h| (h.path.clone(), h.data.clone(), h.expand)).collect(),
                 checksum: None,
                 keep_git_dir: false,
                 // `--link` only changes how BuildKit stacks the layer; the files are the same.
@@ -284,11 +293,21 @@ fn lower(ins: &Instruction) -> Result<Step, String> {
             from: None,
             chown: a.chown.clone(),
             chmod: a.chmod.clone(),
-            heredocs: a.contents.iter().map(|h| (h.path.clone(), h.data.clone())).collect(),
+            heredocs: a.contents.iter().map(|h| (h.path.clone(), h.data.clone(), h.expand)).collect(),
             checksum: a.checksum.clone(),
             keep_git_dir: a.keep_git_dir.unwrap_or(false),
             parents: false,
             exclude: a.exclude.clone(),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn heredoc_content_expands_variables_and_keeps_quotes() {
+        let env = [("name".to_owned(), "world".to_owned())];
+        let out = super::expand_heredoc('\\', "hello ${name}\n\"quoted $name\" 'single'\n", &env).unwrap();
+        assert_eq!(out, "hello world\n\"quoted world\" 'single'\n");
+    }
 }

@@ -124,8 +124,9 @@ pub enum Step {
         chown: Option<String>,
         /// `--chmod` (octal text).
         chmod: Option<String>,
-        /// Inline heredoc files: (name, content).
-        heredocs: Vec<(String, String)>,
+        /// Inline heredoc files: (name, content, whether variables in it are expanded:
+        /// the delimiter was not quoted).
+        heredocs: Vec<(String, String, bool)>,
         /// `ADD --checksum` (sha256 digest of a URL's body, or a git commit).
         checksum: Option<String>,
         /// `ADD --keep-git-dir`.
@@ -911,8 +912,19 @@ impl Solver<'_> {
                         None => None,
                     };
                     if !heredocs.is_empty() {
-                        return crate::glue::write_heredocs(heredocs, &dest, &workdir, rootfs, owner, chmod)
-                            .map_err(fail);
+                        let docs = heredocs
+                            .iter()
+                            .map(|(name, data, expand)| {
+                                let data = if *expand {
+                                    crate::glue::expand_heredoc(plan.escape, data, &env)?
+                                } else {
+                                    data.clone()
+                                };
+                                Ok((name.clone(), data))
+                            })
+                            .collect::<Result<Vec<_>, String>>()
+                            .map_err(fail)?;
+                        return crate::glue::write_heredocs(&docs, &dest, &workdir, rootfs, owner, chmod).map_err(fail);
                     }
                     let sets = copy_sources.as_ref().ok_or_else(|| fail("no sources".into()))?;
                     let count: usize = sets.iter().map(|(s, _)| s.len()).sum();
