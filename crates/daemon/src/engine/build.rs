@@ -184,13 +184,21 @@ pub enum ContextSource {
 /// builder's blocking threads through the daemon's runtime.
 pub struct HttpFetcher {
     handle: tokio::runtime::Handle,
-    client: reqwest::Client,
+    /// Made on the first download: most builds download nothing.
+    client: std::sync::OnceLock<reqwest::Client>,
     cancel: Arc<AtomicBool>,
 }
 
 impl HttpFetcher {
     /// A fetcher that gives up when `cancel` becomes true.
-    pub fn new(handle: tokio::runtime::Handle, cancel: Arc<AtomicBool>) -> Result<HttpFetcher, String> {
+    pub fn new(handle: tokio::runtime::Handle, cancel: Arc<AtomicBool>) -> HttpFetcher {
+        HttpFetcher { handle, client: std::sync::OnceLock::new(), cancel }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
         // reqwest is built without a default crypto provider (ring instead of aws-lc-rs);
         // installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -199,7 +207,7 @@ impl HttpFetcher {
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(HttpFetcher { handle, client, cancel })
+        Ok(self.client.get_or_init(|| client))
     }
 }
 
@@ -207,7 +215,7 @@ impl berth_build::executor::Fetcher for HttpFetcher {
     fn fetch(&self, url: &str, dest: &Path) -> Result<berth_build::executor::Fetched, String> {
         use tokio::io::AsyncWriteExt;
         self.handle.block_on(async {
-            let mut resp = self.client.get(url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+            let mut resp = self.client()?.get(url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
             let status = resp.status();
             if !status.is_success() {
                 return Err(format!("failed to GET {url} with status {status}"));
@@ -319,7 +327,7 @@ impl Engine {
                 ));
             }
             let result = (|| {
-                let fetcher = HttpFetcher::new(handle, cancel.clone()).map_err(Error::Internal)?;
+                let fetcher = HttpFetcher::new(handle, cancel.clone());
                 let scratch = ScratchDir(work_root.join(format!("remote-{}", berth_base::new_id())));
                 // A tar context is unpacked (safely) into a scratch dir that the context
                 // removes when it is dropped.
