@@ -364,7 +364,7 @@ pub const BUILD_PROGRESS_ID: &str = "berth.build.step";
 pub struct BuildProgress {
     /// Step number, 1-based over the steps being built.
     pub index: usize,
-    /// `start`, `cached`, `output` or `done`.
+    /// `start`, `cached`, `output`, `done` or `error`.
     pub event: String,
     /// Steps in all (`start`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -87,6 +87,8 @@ pub enum EventKind {
         /// How long it took.
         seconds: f64,
     },
+    /// The step failed (the build's error says why).
+    Failed,
 }
 
 /// A step as the solver runs it, lowered from the parser's typed instructions.
@@ -645,73 +647,81 @@ impl Solver<'_> {
                 instruction: text.clone(),
                 message,
             };
-            if let Step::From { base, platform } = step {
-                let scope = ctx.scope_of_from();
-                let base = expand_simple(plan.escape, base, &scope);
-                let platform = match platform {
-                    Some(p) => Some(Platform::parse(&expand_simple(plan.escape, p, &scope)).map_err(fail)?),
-                    None => None,
-                };
-                let want = platform.as_ref().unwrap_or(&ctx.platforms.target);
-                let st = if let Some(d) = (ctx.lower)(plan, &base).filter(|d| *d < i) {
-                    let mut s = inputs.get(&d).cloned().ok_or_else(|| fail(format!("stage {base} was not built")))?;
-                    s.args.clear();
-                    s
-                } else if base == "scratch" {
-                    let mut config = default_config();
-                    config.set_architecture(want.arch.as_str().into());
-                    config.set_os(want.os.as_str().into());
-                    if let Some(v) = &want.variant {
-                        config.set_variant(Some(v.clone()));
+            let result = (|| -> Result<(), Error> {
+                if let Step::From { base, platform } = step {
+                    let scope = ctx.scope_of_from();
+                    let base = expand_simple(plan.escape, base, &scope);
+                    let platform = match platform {
+                        Some(p) => Some(Platform::parse(&expand_simple(plan.escape, p, &scope)).map_err(fail)?),
+                        None => None,
+                    };
+                    let want = platform.as_ref().unwrap_or(&ctx.platforms.target);
+                    let st = if let Some(d) = (ctx.lower)(plan, &base).filter(|d| *d < i) {
+                        let mut s =
+                            inputs.get(&d).cloned().ok_or_else(|| fail(format!("stage {base} was not built")))?;
+                        s.args.clear();
+                        s
+                    } else if base == "scratch" {
+                        let mut config = default_config();
+                        config.set_architecture(want.arch.as_str().into());
+                        config.set_os(want.os.as_str().into());
+                        if let Some(v) = &want.variant {
+                            config.set_variant(Some(v.clone()));
+                        }
+                        State {
+                            layers: Vec::new(),
+                            config,
+                            key: chain(&Digest::of(b"scratch"), &[&want.to_string()]),
+                            args: Vec::new(),
+                            extras: ConfigExtras::default(),
+                        }
+                    } else {
+                        let img = self.images.resolve(&base).map_err(|e| {
+                            fail(format!("failed to resolve base image {base}: {e} (berth cannot pull images yet: import or build it first)"))
+                        })?;
+                        let have = Platform::of_image(&img.config);
+                        if !want.matches(&have) {
+                            return Err(fail(format!(
+                                "image with reference {base} was found but does not match the specified platform: wanted {want}, actual: {have}"
+                            )));
+                        }
+                        let layers = self.images.image_layers(&img.id).map_err(|e| fail(e.to_string()))?;
+                        State {
+                            layers,
+                            config: img.config.clone(),
+                            key: chain(&img.id, &["FROM"]),
+                            args: Vec::new(),
+                            extras: img.extras.clone(),
+                        }
+                    };
+                    let mut st = st;
+                    ensure_default_path(&mut st.config);
+                    // The base's ONBUILD triggers run now, as the first steps of this stage, and
+                    // are not passed on to this image.
+                    if let Some(triggers) = st.extras.on_build.take() {
+                        for t in &triggers {
+                            let tstep = crate::glue::lower_trigger(t, plan.escape)
+                                .map_err(|m| fail(format!("ONBUILD trigger {t:?}: {m}")))?;
+                            let quiet = |k: EventKind| {
+                                if let EventKind::Output(..) = k {
+                                    emit(k)
+                                }
+                            };
+                            self.step(ctx, &mut st, &tstep, t, inputs, no_cache, &fail, &quiet)?;
+                        }
                     }
-                    State {
-                        layers: Vec::new(),
-                        config,
-                        key: chain(&Digest::of(b"scratch"), &[&want.to_string()]),
-                        args: Vec::new(),
-                        extras: ConfigExtras::default(),
-                    }
-                } else {
-                    let img = self.images.resolve(&base).map_err(|e| {
-                        fail(format!("failed to resolve base image {base}: {e} (berth cannot pull images yet: import or build it first)"))
-                    })?;
-                    let have = Platform::of_image(&img.config);
-                    if !want.matches(&have) {
-                        return Err(fail(format!(
-                            "image with reference {base} was found but does not match the specified platform: wanted {want}, actual: {have}"
-                        )));
-                    }
-                    let layers = self.images.image_layers(&img.id).map_err(|e| fail(e.to_string()))?;
-                    State {
-                        layers,
-                        config: img.config.clone(),
-                        key: chain(&img.id, &["FROM"]),
-                        args: Vec::new(),
-                        extras: img.extras.clone(),
-                    }
-                };
-                let mut st = st;
-                ensure_default_path(&mut st.config);
-                // The base's ONBUILD triggers run now, as the first steps of this stage, and
-                // are not passed on to this image.
-                if let Some(triggers) = st.extras.on_build.take() {
-                    for t in &triggers {
-                        let tstep = crate::glue::lower_trigger(t, plan.escape)
-                            .map_err(|m| fail(format!("ONBUILD trigger {t:?}: {m}")))?;
-                        let quiet = |k: EventKind| {
-                            if let EventKind::Output(..) = k {
-                                emit(k)
-                            }
-                        };
-                        self.step(ctx, &mut st, &tstep, t, inputs, no_cache, &fail, &quiet)?;
-                    }
+                    state = Some(st);
+                    return Ok(());
                 }
-                state = Some(st);
-                emit(EventKind::StepDone { seconds: started.elapsed().as_secs_f64() });
-                continue;
+                let st = state.as_mut().ok_or_else(|| fail("no FROM before this instruction".into()))?;
+                self.step(ctx, st, step, text, inputs, no_cache, &fail, &emit)
+            })();
+            if let Err(e) = result {
+                if !matches!(e, Error::Cancelled) {
+                    emit(EventKind::Failed);
+                }
+                return Err(e);
             }
-            let st = state.as_mut().ok_or_else(|| fail("no FROM before this instruction".into()))?;
-            self.step(ctx, st, step, text, inputs, no_cache, &fail, &emit)?;
             emit(EventKind::StepDone { seconds: started.elapsed().as_secs_f64() });
         }
         state.ok_or_else(|| Error::Parse("stage without FROM".into()))

@@ -21,6 +21,8 @@ struct StepView {
     label: String,
     started: Option<Instant>,
     cached: bool,
+    failed: bool,
+    canceled: bool,
     seconds: Option<f64>,
     tail: Vec<String>,
     partial: String,
@@ -90,10 +92,18 @@ impl BuildView {
                     plain.push(format!("#{index} DONE {secs:.1}s"));
                 }
             }
+            "error" => {
+                let s = self.steps.entry(index).or_default();
+                s.failed = true;
+                if let Some(st) = s.started {
+                    s.seconds = Some(st.elapsed().as_secs_f64());
+                }
+                plain.push(format!("#{index} ERROR"));
+            }
             _ => {}
         }
         if live {
-            self.draw(false);
+            self.draw(false, false);
         } else {
             let mut o = std::io::stdout().lock();
             for l in plain {
@@ -106,19 +116,23 @@ impl BuildView {
     /// Redraws the live view (timers move even without records).
     pub fn tick(&mut self) {
         if self.live {
-            self.draw(false);
+            self.draw(false, false);
         }
     }
 
     /// Ends the view: the live view's final frame stays on screen.
     pub fn finish(&mut self, failed: bool) {
         if self.live {
-            for s in self.steps.values_mut() {
-                if s.seconds.is_none() && failed {
-                    s.tail.push("(stopped)".into());
+            if failed {
+                for s in self.steps.values_mut() {
+                    // Steps stopped because another failed, as BuildKit marks them.
+                    if s.seconds.is_none() {
+                        s.canceled = true;
+                        s.seconds = s.started.map(|st| st.elapsed().as_secs_f64());
+                    }
                 }
             }
-            self.draw(true);
+            self.draw(true, failed);
         } else {
             let mut o = std::io::stdout().lock();
             for (i, s) in self.steps.iter_mut() {
@@ -130,14 +144,18 @@ impl BuildView {
         }
     }
 
-    fn draw(&mut self, last: bool) {
+    fn draw(&mut self, last: bool, failed: bool) {
         let (width, height) = terminal_size();
-        let done = self.steps.values().filter(|s| s.seconds.is_some()).count();
+        let done = self.steps.values().filter(|s| s.seconds.is_some() && !s.failed && !s.canceled).count();
         let elapsed = self.began.elapsed().as_secs_f64();
         let mut lines = vec![format!(
             "[+] Building {elapsed:.1}s ({done}/{}){}",
             self.total.max(self.steps.len()),
-            if last { " FINISHED" } else { "" }
+            match (last, failed) {
+                (true, false) => " FINISHED",
+                (true, true) => " FAILED",
+                _ => "",
+            }
         )];
         for s in self.steps.values() {
             let time = match (s.seconds, s.started) {
@@ -145,9 +163,18 @@ impl BuildView {
                 (None, Some(st)) => format!("{:.1}s", st.elapsed().as_secs_f64()),
                 (None, None) => String::new(),
             };
-            let label = if s.cached { format!("CACHED {}", s.label) } else { s.label.clone() };
+            let label = if s.failed {
+                format!("ERROR {}", s.label)
+            } else if s.canceled {
+                format!("CANCELED {}", s.label)
+            } else if s.cached {
+                format!("CACHED {}", s.label)
+            } else {
+                s.label.clone()
+            };
             lines.push(fit(&format!(" => {label}"), &time, width));
-            if s.seconds.is_none() {
+            // A running step shows its last lines; a failed one keeps them.
+            if s.seconds.is_none() || s.failed {
                 for t in &s.tail {
                     lines.push(fit(&format!(" => => {t}"), "", width));
                 }

@@ -65,6 +65,7 @@ fn a_failing_stage_stops_the_stages_beside_it() {
     assert!(!out.status.success());
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(all.contains("exit code: 7"), "the real failure is reported: {all}");
+    assert!(all.lines().any(|l| l.starts_with('#') && l.ends_with(" ERROR")), "the failed step is marked: {all}");
     assert!(started.elapsed() < std::time::Duration::from_secs(40), "the slow stage was not stopped");
     assert!(!process_running(b"sleep\x0043"), "the slow stage's step is still running");
 }
@@ -136,4 +137,20 @@ fn a_terminal_gets_the_live_view() {
     assert!(screen.contains("\x1b[2K"), "redrawn in place: {screen}");
     assert!(screen.contains(" => => line-2"), "running output is shown under its step: {screen}");
     assert!(screen.contains("Successfully tagged live:1"), "{screen}");
+
+    // A failing build ends the view with the failed step marked and its output kept.
+    std::fs::write(p.join("Dockerfile"), "FROM busybox\nRUN echo last-words; exit 4\n").unwrap();
+    let out = Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .current_dir(&p)
+        .env("BERTH_HOST", d.host())
+        .env("BERTH_NO_AUTOSTART", "1")
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = text(&out.stdout);
+    assert!(!out.status.success(), "{screen}");
+    assert!(screen.contains("FAILED") && screen.contains("=> ERROR [2/2] RUN echo last-words"), "{screen}");
+    assert!(screen.contains("exit code: 4"), "{screen}");
 }

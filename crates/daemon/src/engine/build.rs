@@ -390,6 +390,7 @@ impl Engine {
                                 (p.event, p.data) = ("output".into(), Some(String::from_utf8_lossy(&data).into_owned()))
                             }
                             EventKind::StepDone { seconds } => (p.event, p.seconds) = ("done".into(), Some(seconds)),
+                            EventKind::Failed => p.event = "error".into(),
                         }
                         send(berth_api::JsonMessage {
                             id: Some(berth_api::query::BUILD_PROGRESS_ID.to_owned()),
@@ -405,6 +406,8 @@ impl Engine {
                         EventKind::Cached => send(stream_msg(" ---> Using cache\n")),
                         EventKind::Output(_, data) => send(stream_msg(String::from_utf8_lossy(&data).into_owned())),
                         EventKind::StepDone { seconds } => send(stream_msg(format!(" ---> Done in {seconds:.2}s\n"))),
+                        // The error message that ends the stream says what failed.
+                        EventKind::Failed => {}
                     }
                 };
                 let built = solver.build(&plan, &req, &ctx, &berth_build::glue::stage_index, &on_event);
