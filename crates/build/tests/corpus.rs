@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use berth_build::parser;
 use berth_build::shell::{Env, Lexer, go_quote};
 
+/// The corpus handed to us in `shared/`, beside the project's root.
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/dockerfile-parser")
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/dockerfile-parser");
+    assert!(p.is_dir(), "the parser corpus is missing: expected {} (shared/ beside the project root)", p.display());
+    p
 }
 
 fn dirs(sub: &str) -> Vec<PathBuf> {
