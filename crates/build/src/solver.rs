@@ -1171,12 +1171,12 @@ impl Solver<'_> {
             return crate::glue::DirRoot::new(&co.root).resolve(&[".".to_owned()], exclude);
         }
         std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let path_name = url.split(['?', '#']).next().unwrap_or(url).rsplit('/').next().unwrap_or("").to_owned();
+        let path_name = url_file_name(url);
         let part = dir.join(".download");
         let meta = self.fetch.fetch(url, &part)?;
         let name = match (path_name.is_empty(), meta.filename) {
             (false, _) => path_name,
-            (true, Some(f)) if !f.is_empty() && !f.contains('/') && f != ".." => f,
+            (true, Some(f)) if !f.is_empty() && !f.contains('/') && f != ".." && f != "." => f,
             _ => return Err(format!("cannot determine a file name from URL {url}: give the destination's file name")),
         };
         let file = dir.join(&name);
@@ -1262,6 +1262,17 @@ impl Solver<'_> {
             RunMount::Deferred(raw) => Err(format!("--mount={raw} was not expanded")),
         }
     }
+}
+
+/// The last segment of a URL's path, percent-decoded (`http://h/a/model%201.bin` gives
+/// `model 1.bin`); empty when the path has none, or names `.` or `..`.
+fn url_file_name(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let path = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
+    let last = path.rsplit('/').next().unwrap_or("");
+    let name = percent_encoding::percent_decode_str(last).decode_utf8_lossy().into_owned();
+    if name == "." || name == ".." || name.contains('/') { String::new() } else { name }
 }
 
 /// Scratch directories of `ADD <url>` downloads, removed when the step ends.
@@ -1351,6 +1362,15 @@ fn format_rfc3339(secs: i64, nanos: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn file_names_from_urls() {
+        assert_eq!(super::url_file_name("https://h.example/models/model%201.bin?x=1#f"), "model 1.bin");
+        assert_eq!(super::url_file_name("http://127.0.0.1:8000"), "");
+        assert_eq!(super::url_file_name("http://h/dir/"), "");
+        assert_eq!(super::url_file_name("http://h/a/.."), "");
+        assert_eq!(super::url_file_name("http://h/a%2Fb"), "");
+    }
+
     #[test]
     fn rfc3339() {
         assert_eq!(super::format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
