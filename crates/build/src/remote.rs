@@ -97,11 +97,19 @@ pub fn git_checkout(url: &str, dir: &Path, keep_git_dir: bool) -> Result<Checkou
     std::fs::create_dir_all(dir).map_err(|e| fail(format!("create {}: {e}", dir.display())))?;
     git(&["init", "-q"], Some(dir)).map_err(fail)?;
     git(&["remote", "add", "origin", &r.repo], Some(dir)).map_err(fail)?;
-    // A shallow fetch of the ref; servers without shallow support (dumb http) get a full one.
-    if git(&["fetch", "-q", "--depth", "1", "origin", &r.reference], Some(dir)).is_err() {
-        git(&["fetch", "-q", "origin", &r.reference], Some(dir)).map_err(fail)?;
-    }
-    git(&["checkout", "-q", "FETCH_HEAD"], Some(dir)).map_err(fail)?;
+    // A shallow fetch of the ref; servers without shallow support (dumb http) get a full
+    // one. A commit id that the server will not hand out by name is found by fetching
+    // everything and checking it out.
+    let by_name = git(&["fetch", "-q", "--depth", "1", "origin", &r.reference], Some(dir))
+        .or_else(|_| git(&["fetch", "-q", "origin", &r.reference], Some(dir)));
+    match by_name {
+        Ok(_) => git(&["checkout", "-q", "FETCH_HEAD"], Some(dir)).map_err(fail)?,
+        Err(_) if r.reference.len() >= 7 && r.reference.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            git(&["fetch", "-q", "--tags", "origin"], Some(dir)).map_err(fail)?;
+            git(&["checkout", "-q", &r.reference], Some(dir)).map_err(fail)?
+        }
+        Err(e) => return Err(fail(e)),
+    };
     git(&["submodule", "update", "-q", "--init", "--recursive", "--depth", "1"], Some(dir)).map_err(fail)?;
     let commit = git(&["rev-parse", "HEAD"], Some(dir)).map_err(fail)?;
     if !keep_git_dir {

@@ -190,6 +190,14 @@ fn git_repositories_and_urls_as_contexts_and_sources() {
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(ok(&d.berth(&["run", "--rm", "fromgit:1"])), "hello from git\n");
 
+    // A commit id (abbreviated) works too, though the server does not hand out commits by id.
+    let work = d.dir.path().join("git/src");
+    let sha =
+        text(&Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(&work).output().unwrap().stdout);
+    let out = d.berth(&["build", "--progress", "plain", "-t", "fromgit:sha", &format!("{url}#{}:app", sha.trim())]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(ok(&d.berth(&["run", "--rm", "fromgit:sha"])), "hello from git\n");
+
     // ADD of a repository: its tree, without .git.
     let p = d.dir_with("addgit", &format!("FROM busybox\nADD {url}#main /src\n"));
     ok(&d.build_plain(&p, &["-t", "addgit:1", "."]));
