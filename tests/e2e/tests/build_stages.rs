@@ -5,7 +5,7 @@
 
 use std::process::{Command, Stdio};
 
-use berth_e2e::{Daemon, berth_bin, ok, text};
+use berth_e2e::{Daemon, berth_bin, have_docker, ok, text};
 
 fn process_running(needle: &[u8]) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
@@ -18,12 +18,12 @@ fn process_running(needle: &[u8]) -> bool {
 const RENDEZVOUS: &str = r#"FROM busybox AS left
 RUN --mount=type=cache,target=/sync,id=rendezvous touch /sync/left && \
     i=0; while [ ! -e /sync/right ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; \
-    [ -e /sync/right ] && echo left > /who
+    [ -e /sync/right ] && echo left > /who && echo left-says-hi
 
 FROM busybox AS right
 RUN --mount=type=cache,target=/sync,id=rendezvous touch /sync/right && \
     i=0; while [ ! -e /sync/left ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; \
-    [ -e /sync/left ] && echo right > /who
+    [ -e /sync/left ] && echo right > /who && echo right-says-hi
 
 FROM busybox
 COPY --from=left /who /left
@@ -39,6 +39,21 @@ fn independent_stages_build_at_the_same_time() {
     let out = d.build_plain(&p, &["-t", "rv:1", "."]);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(ok(&d.berth(&["run", "--rm", "rv:1"])), "left\nright\n");
+
+    // docker's CLI reads the legacy stream, which cannot name steps: it gets each step's
+    // text in step order, a later stage's held back until the earlier one is done.
+    if have_docker() {
+        let out = d
+            .docker_cmd(&["build", "--no-cache", "-t", "rv:docker", "."])
+            .env("DOCKER_BUILDKIT", "0")
+            .current_dir(&p)
+            .output()
+            .unwrap();
+        let log = ok(&out);
+        let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("{needle:?} missing: {log}"));
+        assert!(at("Step 2/8") < at("left-says-hi") && at("left-says-hi") < at("Step 3/8"), "{log}");
+        assert!(at("Step 4/8") < at("right-says-hi") && at("right-says-hi") < at("Step 5/8"), "{log}");
+    }
 
     // --no-cache-filter: the named stage runs again, the others come from the cache.
     let log = ok(&d.build_plain(&p, &["-t", "rv:2", "--no-cache-filter", "left", "."]));

@@ -243,6 +243,48 @@ impl berth_build::executor::Fetcher for HttpFetcher {
     }
 }
 
+/// Puts the legacy builder's text in step order. That stream cannot say which step a line
+/// belongs to, so while stages build at the same time, the text of a later step is held
+/// back until every earlier step is done: docker's clients see what the legacy builder
+/// would have printed, the first running step live.
+#[derive(Default)]
+struct LegacyOrder {
+    /// The step whose text goes out as it comes (1-based; 0 before the first).
+    current: usize,
+    /// Text held back, by step.
+    held: std::collections::BTreeMap<usize, Vec<String>>,
+    /// Steps that finished while held back.
+    finished: std::collections::BTreeSet<usize>,
+}
+
+impl LegacyOrder {
+    /// Takes one piece of text of step `index` (`done` for its last); returns what may be
+    /// sent now, in order.
+    fn push(&mut self, index: usize, text: String, done: bool) -> Vec<String> {
+        if self.current == 0 {
+            self.current = 1;
+        }
+        self.held.entry(index).or_default().push(text);
+        if done {
+            self.finished.insert(index);
+        }
+        let mut out = Vec::new();
+        loop {
+            out.extend(self.held.remove(&self.current).unwrap_or_default());
+            if self.finished.remove(&self.current) {
+                self.current += 1;
+            } else {
+                return out;
+            }
+        }
+    }
+
+    /// Everything still held back (a failed build's stopped stages), in step order.
+    fn drain(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.held).into_values().flatten().collect()
+    }
+}
+
 /// A scratch directory removed when dropped.
 struct ScratchDir(std::path::PathBuf);
 
@@ -374,6 +416,7 @@ impl Engine {
                     extra_hosts: q.extra_hosts.clone(),
                 };
                 let (quiet, records) = (q.quiet, q.progress_records);
+                let legacy = std::sync::Mutex::new(LegacyOrder::default());
                 let on_event = |ev: berth_build::solver::Event| {
                     use berth_build::solver::EventKind;
                     if quiet {
@@ -399,18 +442,24 @@ impl Engine {
                         });
                         return;
                     }
-                    match ev.kind {
-                        EventKind::Step { total, text, .. } => {
-                            send(stream_msg(format!("Step {}/{total} : {text}\n", ev.index)))
-                        }
-                        EventKind::Cached => send(stream_msg(" ---> Using cache\n")),
-                        EventKind::Output(_, data) => send(stream_msg(String::from_utf8_lossy(&data).into_owned())),
-                        EventKind::StepDone { seconds } => send(stream_msg(format!(" ---> Done in {seconds:.2}s\n"))),
+                    let done = matches!(ev.kind, EventKind::StepDone { .. });
+                    let text = match ev.kind {
+                        EventKind::Step { total, text, .. } => format!("Step {}/{total} : {text}\n", ev.index),
+                        EventKind::Cached => " ---> Using cache\n".to_owned(),
+                        EventKind::Output(_, data) => String::from_utf8_lossy(&data).into_owned(),
+                        EventKind::StepDone { seconds } => format!(" ---> Done in {seconds:.2}s\n"),
                         // The error message that ends the stream says what failed.
-                        EventKind::Failed => {}
+                        EventKind::Failed => return,
+                    };
+                    let mut order = legacy.lock().unwrap_or_else(|p| p.into_inner());
+                    for t in order.push(ev.index, text, done) {
+                        send(stream_msg(t));
                     }
                 };
                 let built = solver.build(&plan, &req, &ctx, &berth_build::glue::stage_index, &on_event);
+                for t in legacy.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+                    send(stream_msg(t));
+                }
                 solver.cleanup();
                 built.map_err(|e| match e.kind() {
                     berth_base::ErrorKind::InvalidArgument => Error::InvalidArgument(e.to_string()),
@@ -514,5 +563,23 @@ impl Engine {
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LegacyOrder;
+
+    #[test]
+    fn later_steps_wait_for_earlier_ones() {
+        let mut o = LegacyOrder::default();
+        assert_eq!(o.push(1, "s1".into(), false), ["s1"]);
+        assert!(o.push(3, "s3".into(), false).is_empty(), "step 3 waits for 1 and 2");
+        assert_eq!(o.push(1, "d1".into(), true), ["d1"]);
+        assert_eq!(o.push(2, "s2".into(), false), ["s2"]);
+        assert!(o.push(3, "d3".into(), true).is_empty());
+        assert_eq!(o.push(2, "d2".into(), true), ["d2", "s3", "d3"]);
+        assert!(o.push(5, "s5".into(), false).is_empty());
+        assert_eq!(o.drain(), ["s5"]);
     }
 }
