@@ -215,7 +215,7 @@ impl berth_build::executor::Fetcher for HttpFetcher {
     fn fetch(&self, url: &str, dest: &Path) -> Result<berth_build::executor::Fetched, String> {
         use tokio::io::AsyncWriteExt;
         self.handle.block_on(async {
-            let mut resp = self.client()?.get(url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+            let mut resp = self.client()?.get(url).send().await.map_err(|e| format!("GET {url}: {}", chain(&e)))?;
             let status = resp.status();
             if !status.is_success() {
                 return Err(format!("failed to GET {url} with status {status}"));
@@ -231,7 +231,7 @@ impl berth_build::executor::Fetcher for HttpFetcher {
             });
             let mut file =
                 tokio::fs::File::create(dest).await.map_err(|e| format!("create {}: {e}", dest.display()))?;
-            while let Some(chunk) = resp.chunk().await.map_err(|e| format!("read {url}: {e}"))? {
+            while let Some(chunk) = resp.chunk().await.map_err(|e| format!("read {url}: {}", chain(&e)))? {
                 if self.cancel.load(Ordering::Relaxed) {
                     return Err("cancelled".into());
                 }
@@ -283,6 +283,22 @@ impl LegacyOrder {
     fn drain(&mut self) -> Vec<String> {
         std::mem::take(&mut self.held).into_values().flatten().collect()
     }
+}
+
+/// An error with its causes (`error sending request: … : Connection refused`): reqwest's
+/// own message says little without them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 /// A scratch directory removed when dropped.
