@@ -212,6 +212,11 @@ fn set_meta_fd(fd: &impl AsFd, m: &Meta, path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Gives a just-created entry (never followed, symlinks included) the tar's owner.
+fn chown_entry<Fd: rustix::fd::AsFd>(dir: Fd, name: &std::ffi::OsStr, u: u32, g: u32) -> Result<(), Errno> {
+    rustix::fs::chownat(dir, name, Some(uid(u)), Some(gid(g)), AtFlags::SYMLINK_NOFOLLOW)
+}
+
 fn uid(v: u32) -> rustix::fs::Uid {
     rustix::fs::Uid::from_raw(v)
 }
@@ -332,14 +337,7 @@ pub(crate) fn apply_tar(src: &mut dyn Read, root: &Path) -> Result<Applied, Erro
                     ))
                 })?;
                 rustix::fs::symlinkat(target.as_os_str(), &dir, name.as_os_str()).map_err(errno("symlink", &shown))?;
-                rustix::fs::chownat(
-                    &dir,
-                    name.as_os_str(),
-                    Some(uid(meta.uid)),
-                    Some(gid(meta.gid)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(errno("chown", &shown))?;
+                chown_entry(&dir, name.as_os_str(), meta.uid, meta.gid).map_err(errno("chown", &shown))?;
                 rustix::fs::utimensat(&dir, name.as_os_str(), &ts(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(errno("utimes", &shown))?;
             }
@@ -409,14 +407,7 @@ pub(crate) fn apply_tar(src: &mut dyn Read, root: &Path) -> Result<Applied, Erro
                 };
                 rustix::fs::mknodat(&dir, name.as_os_str(), ftype, Mode::from_raw_mode(meta.mode), dev)
                     .map_err(errno("mknod", &shown))?;
-                rustix::fs::chownat(
-                    &dir,
-                    name.as_os_str(),
-                    Some(uid(meta.uid)),
-                    Some(gid(meta.gid)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(errno("chown", &shown))?;
+                chown_entry(&dir, name.as_os_str(), meta.uid, meta.gid).map_err(errno("chown", &shown))?;
                 // Just created by us in a private directory, so it cannot have become a symlink.
                 rustix::fs::chmodat(&dir, name.as_os_str(), Mode::from_raw_mode(meta.mode), AtFlags::empty())
                     .map_err(errno("chmod", &shown))?;

@@ -130,21 +130,27 @@ COPY --from=tools /info /info
     assert!(text(&out.stderr).contains("failed to parse platform"), "{}", text(&out.stderr));
 }
 
-#[test]
-fn a_terminal_gets_the_live_view() {
-    let d = Daemon::start();
-    d.import_busybox("busybox:latest");
-    let p = d.dir_with("live", "FROM busybox\nRUN for i in 1 2 3; do echo line-$i; sleep 0.3; done\nCMD [\"true\"]\n");
+/// `berth build -t live:1 .` in `dir`, with a pseudo-terminal as its stdout (util-linux
+/// `script`), as a user at a terminal runs it.
+fn build_in_pty(d: &Daemon, dir: &std::path::Path) -> std::process::Output {
     let cmdline = format!("{} build -t live:1 .", berth_bin().display());
-    let out = Command::new("script")
+    Command::new("script")
         .args(["-qec", &cmdline, "/dev/null"])
-        .current_dir(&p)
+        .current_dir(dir)
         .env("BERTH_HOST", d.host())
         .env("BERTH_NO_AUTOSTART", "1")
         .env("TERM", "xterm")
         .stdin(Stdio::null())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_terminal_gets_the_live_view() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let p = d.dir_with("live", "FROM busybox\nRUN for i in 1 2 3; do echo line-$i; sleep 0.3; done\nCMD [\"true\"]\n");
+    let out = build_in_pty(&d, &p);
     let screen = text(&out.stdout);
     assert!(out.status.success(), "{screen}");
     assert!(screen.contains("[+] Building"), "{screen}");
@@ -155,15 +161,7 @@ fn a_terminal_gets_the_live_view() {
 
     // A failing build ends the view with the failed step marked and its output kept.
     std::fs::write(p.join("Dockerfile"), "FROM busybox\nRUN echo last-words; exit 4\n").unwrap();
-    let out = Command::new("script")
-        .args(["-qec", &cmdline, "/dev/null"])
-        .current_dir(&p)
-        .env("BERTH_HOST", d.host())
-        .env("BERTH_NO_AUTOSTART", "1")
-        .env("TERM", "xterm")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = build_in_pty(&d, &p);
     let screen = text(&out.stdout);
     assert!(!out.status.success(), "{screen}");
     assert!(screen.contains("FAILED") && screen.contains("=> ERROR [2/2] RUN echo last-words"), "{screen}");
