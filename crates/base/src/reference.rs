@@ -109,7 +109,7 @@ impl Reference {
             return Err(Error::LooksLikeId(s.to_owned()));
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|e| Error::ReferenceDigest(e.to_string()))?)),
+            Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|e| Error::ReferenceDigest(Box::new(e)))?)),
             None => (s, None),
         };
         // A tag follows the last ':' that comes after the last '/'.
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert_eq!(Reference::parse("Busybox"), Err(Error::Uppercase("Busybox".into())));
+        assert!(matches!(Reference::parse("Busybox"), Err(Error::Uppercase(n)) if n == "Busybox"));
         for bad in ["", ":tag", "bb:", "bb:-x", "a//b", "a/", "-a", "a b", "a:b:c", "bb@sha256:xyz", "a__-b"] {
             assert!(Reference::parse(bad).is_err(), "{bad} should be rejected");
         }

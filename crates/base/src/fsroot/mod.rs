@@ -1,7 +1,12 @@
-//! Path operations confined to a root directory (a container rootfs, a layer being
-//! unpacked, a build context). Resolution uses openat2(2) with `RESOLVE_IN_ROOT`, so `..`
-//! and symlinks — absolute or relative — are resolved as if the root were `/`, and the
-//! kernel guarantees nothing outside it is ever reached, without check-then-use races.
+//! The one safe-path layer: path operations confined to a root directory (a container
+//! rootfs, a layer being unpacked, a build context), the lexical `clean_path`, and the tar
+//! extractor that import, pull, load, ADD and build contexts (and `cp`) share. Resolution
+//! uses openat2(2) with `RESOLVE_IN_ROOT`, so `..` and symlinks — absolute or relative — are
+//! resolved as if the root were `/`, and the kernel guarantees nothing outside it is ever
+//! reached, without check-then-use races.
+
+mod path;
+mod untar;
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -10,18 +15,32 @@ use std::path::{Component, Path};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
+pub use path::{Escape, Lexical, clean_path, join_components, lexical, root_components};
+pub use untar::{
+    Devices, OVERLAY_OPAQUE, Overwrite, TarOptions, Unpacked, WH_OPAQUE, WH_PREFIX, remove_all_at, unpack_tar,
+};
+
 fn resolve_flags() -> ResolveFlags {
     ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
 }
 
 /// Opens `path` (interpreted inside `root`) with `flags`.
 pub fn open_in_root(root: &impl AsFd, path: &str, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
-    let rel = path.trim_start_matches('/');
-    let rel = if rel.is_empty() { "." } else { rel };
+    open_at2(root.as_fd(), Path::new(path), flags, mode).map_err(io::Error::from)
+}
+
+/// [`open_in_root`] for a path of any bytes, keeping the OS error.
+pub(crate) fn open_at_root(root: impl AsFd, path: &Path, flags: OFlags) -> Result<OwnedFd, rustix::io::Errno> {
+    open_at2(root.as_fd(), path, flags, Mode::empty())
+}
+
+fn open_at2(root: std::os::fd::BorrowedFd<'_>, path: &Path, flags: OFlags, mode: Mode) -> rustix::io::Result<OwnedFd> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
     loop {
         match rustix::fs::openat2(root, rel, flags | OFlags::CLOEXEC, mode, resolve_flags()) {
             Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => continue,
-            r => return r.map_err(io::Error::from),
+            r => return r,
         }
     }
 }
