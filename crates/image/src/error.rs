@@ -24,6 +24,26 @@ pub enum Error {
     /// A reference does not parse.
     #[error(transparent)]
     Reference(#[from] berth_base::Error),
+    /// A layer tar could not be unpacked: malformed, truncated, trying to leave its root,
+    /// or a file operation inside the snapshot failed.
+    #[error(transparent)]
+    Unpack(berth_base::Error),
+    /// A compressed layer stream does not decode.
+    #[error("invalid {format} stream: {source}")]
+    Decompress {
+        /// `gzip` or `zstd`.
+        format: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading a layer stream failed after its tar had ended (padding, compressed trailer).
+    #[error("invalid layer stream: {source}")]
+    LayerStream {
+        /// The read error.
+        #[source]
+        source: io::Error,
+    },
     /// Content did not match the digest it was announced with.
     #[error("digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {
@@ -58,6 +78,18 @@ pub enum Error {
     /// Stored state is inconsistent (a bug, or someone edited the data root by hand).
     #[error("image store is inconsistent: {0}")]
     Corrupt(String),
+    /// A digest stored in the database does not parse.
+    #[error("image store is inconsistent: bad digest {value}: {source}")]
+    StoredDigest {
+        /// The stored text.
+        value: String,
+        /// Why it is not a digest.
+        #[source]
+        source: berth_base::Error,
+    },
+    /// An OCI document we build from our own data was refused by its builder.
+    #[error("image store is inconsistent: {0}")]
+    Spec(#[source] oci_spec::OciSpecError),
 }
 
 impl Error {
@@ -66,10 +98,20 @@ impl Error {
         match self {
             Error::NotFound(_) | Error::LayerNotFound(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
-            Error::InvalidArgument(_) | Error::Reference(_) | Error::DigestMismatch { .. } => {
-                ErrorKind::InvalidArgument
-            }
-            Error::Io { .. } | Error::Db(_) | Error::Json { .. } | Error::Corrupt(_) => ErrorKind::Internal,
+            Error::InvalidArgument(_)
+            | Error::Reference(_)
+            | Error::DigestMismatch { .. }
+            | Error::Decompress { .. }
+            | Error::LayerStream { .. } => ErrorKind::InvalidArgument,
+            // A file operation inside the snapshot that failed is ours, not the input's.
+            Error::Unpack(berth_base::Error::Fs { .. }) => ErrorKind::Internal,
+            Error::Unpack(e) => e.kind(),
+            Error::Io { .. }
+            | Error::Db(_)
+            | Error::Json { .. }
+            | Error::Corrupt(_)
+            | Error::StoredDigest { .. }
+            | Error::Spec(_) => ErrorKind::Internal,
         }
     }
 

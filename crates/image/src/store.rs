@@ -175,7 +175,7 @@ fn host_arch() -> &'static str {
 }
 
 fn parse_digest(s: &str) -> Result<Digest, Error> {
-    s.parse().map_err(|e| Error::Corrupt(format!("bad digest {s}: {e}")))
+    s.parse().map_err(|source| Error::StoredDigest { value: s.to_owned(), source })
 }
 
 fn is_hex(s: &str) -> bool {
@@ -233,7 +233,7 @@ impl ImageStore {
             .created_by(String::new())
             .comment(opts.message.clone().unwrap_or_else(|| "Imported from -".to_owned()))
             .build()
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
+            .map_err(Error::Spec)?;
         let mut config = ImageConfiguration::default();
         config.set_created(Some(created));
         config.set_architecture(Arch::from(host_arch()));
@@ -263,9 +263,9 @@ impl ImageStore {
             io::copy(&mut tee, &mut io::sink()).map_err(|e| {
                 tee.sink_err.take().map(Error::io("write blob", &tmp)).unwrap_or_else(|| {
                     if e.kind() == io::ErrorKind::UnexpectedEof {
-                        Error::InvalidArgument("unexpected EOF in layer tar".into())
+                        Error::Unpack(berth_base::Error::TarTruncated { label: "layer", source: e })
                     } else {
-                        Error::InvalidArgument(format!("invalid layer stream: {e}"))
+                        Error::LayerStream { source: e }
                     }
                 })
             })?;

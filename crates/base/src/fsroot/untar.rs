@@ -178,10 +178,10 @@ pub fn unpack_tar(src: &mut dyn Read, root: &impl AsFd, dest: &str, opts: &TarOp
         match etype {
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => match opts.devices {
                 Devices::Skip => continue,
-                Devices::Refuse if etype != tar::EntryType::Fifo && device_number(&entry, label)? != (0, 0) => {
+                Devices::Refuse if etype == tar::EntryType::Block => {
                     return Err(Error::Device { label, path: shown });
                 }
-                Devices::Refuse if etype == tar::EntryType::Block => {
+                Devices::Refuse if etype == tar::EntryType::Char && device_number(&entry, label)? != (0, 0) => {
                     return Err(Error::Device { label, path: shown });
                 }
                 _ => {}
@@ -254,12 +254,14 @@ pub fn unpack_tar(src: &mut dyn Read, root: &impl AsFd, dest: &str, opts: &TarOp
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let (ft, dev) = match etype {
                     tar::EntryType::Fifo => (FileType::Fifo, 0),
+                    // Checked above where it matters; elsewhere unreadable numbers are 0, as
+                    // ADD has always read them.
                     tar::EntryType::Char => {
-                        let (ma, mi) = device_number(&entry, label)?;
+                        let (ma, mi) = device_number(&entry, label).unwrap_or((0, 0));
                         (FileType::CharacterDevice, rustix::fs::makedev(ma, mi))
                     }
                     _ => {
-                        let (ma, mi) = device_number(&entry, label)?;
+                        let (ma, mi) = device_number(&entry, label).unwrap_or((0, 0));
                         (FileType::BlockDevice, rustix::fs::makedev(ma, mi))
                     }
                 };
