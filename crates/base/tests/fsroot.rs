@@ -455,6 +455,21 @@ fn broken_streams() {
     bad[148..156].copy_from_slice(b"zzzzzzzz");
     let e = s.unpack(&bad, "/", &copy()).unwrap_err();
     assert!(matches!(e, Error::TarHeader { .. }), "{e}");
-    let t = Tar::default().add("v", EntryType::new(b'V'), "", b"").done();
+    let t = Tar::default().add("v", EntryType::new(b'V'), "", b"").add("after", Regular, "", b"").done();
     assert!(matches!(s.unpack(&t, "/", &layer()), Err(Error::EntryType { .. })));
+    s.unpack(&t, "/", &copy()).unwrap();
+    assert!(!s.root.join("v").exists() && s.root.join("after").is_file(), "copies leave unknown types out");
+    // Blank numeric fields: an error in layers, defaults in copies.
+    let mut blank = tar::Header::new_old();
+    blank.as_old_mut().name[..1].copy_from_slice(b"b");
+    blank.set_entry_type(Regular);
+    blank.set_size(0);
+    blank.set_cksum();
+    let mut t = blank.as_bytes().to_vec();
+    t.extend_from_slice(&[0u8; 1024]);
+    let s = Scene::new();
+    assert!(matches!(s.unpack(&t, "/", &layer()), Err(Error::TarHeader { .. })));
+    s.unpack(&t, "/", &copy()).unwrap();
+    let md = fs::metadata(s.root.join("b")).unwrap();
+    assert_eq!((md.mode() & 0o7777, md.uid(), md.mtime()), (0o644, 0, 0));
 }

@@ -81,6 +81,10 @@ pub struct TarOptions {
     pub devices: Devices,
     /// Owner for every entry and created parent instead of the tar's.
     pub owner: Option<(u32, u32)>,
+    /// A header field (mode, owner, time) that does not decode, or an entry type with no
+    /// meaning here, is an error; otherwise the field reads as a default (mode 0644, owner 0,
+    /// time 0) and the entry is left out, as ADD has always read them.
+    pub strict_headers: bool,
 }
 
 impl TarOptions {
@@ -95,6 +99,7 @@ impl TarOptions {
             xattrs: true,
             devices: Devices::Refuse,
             owner: None,
+            strict_headers: true,
         }
     }
 
@@ -109,6 +114,7 @@ impl TarOptions {
             xattrs: false,
             devices,
             owner,
+            strict_headers: false,
         }
     }
 }
@@ -274,6 +280,7 @@ pub fn unpack_tar(src: &mut dyn Read, root: &impl AsFd, dest: &str, opts: &TarOp
                 rustix::fs::utimensat(&parent_fd, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(Error::fs("utimes", &shown))?;
             }
+            _ if !opts.strict_headers => {}
             other => {
                 return Err(Error::EntryType { label, kind: format!("{other:?}"), path: raw });
             }
@@ -533,16 +540,25 @@ fn device_number<R: Read>(entry: &tar::Entry<'_, R>, label: &'static str) -> Res
 
 fn header_meta<R: Read>(entry: &mut tar::Entry<'_, R>, opts: &TarOptions) -> Result<Meta, Error> {
     let label = opts.label;
+    let strict = opts.strict_headers;
+    // A field that does not decode: an error, or `default` when headers are read leniently.
+    let field = |r: io::Result<u64>, default: u64| match r {
+        Ok(v) => Ok(v),
+        Err(_) if !strict => Ok(default),
+        Err(e) => Err(read_err(label)(e)),
+    };
     let h = entry.header();
-    let mode = h.mode().map_err(read_err(label))? & 0o7777;
-    let mtime = h.mtime().map_err(read_err(label))?;
+    let mode = field(h.mode().map(u64::from), 0o644)? as u32 & 0o7777;
+    let mtime = field(h.mtime(), 0)?;
     let (uid, gid) = match opts.owner {
         Some(o) => o,
         None => {
-            let to_u32 = |v: u64, what: &str| {
-                u32::try_from(v).map_err(|_| bad_header(label, format!("{what} {v} out of range")))
+            let to_u32 = |v: u64, what: &str| match u32::try_from(v) {
+                Ok(v) => Ok(v),
+                Err(_) if !strict => Ok(v as u32),
+                Err(_) => Err(bad_header(label, format!("{what} {v} out of range"))),
             };
-            (to_u32(h.uid().map_err(read_err(label))?, "uid")?, to_u32(h.gid().map_err(read_err(label))?, "gid")?)
+            (to_u32(field(h.uid(), 0)?, "uid")?, to_u32(field(h.gid(), 0)?, "gid")?)
         }
     };
     let mut xattrs = Vec::new();
