@@ -11,11 +11,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use berth_base::fsroot::{open_in_root, open_root};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use berth_base::fsroot::{Devices, TarOptions, open_in_root, open_root, unpack_tar};
+use rustix::fs::{Mode, OFlags};
 
 use crate::Error;
-use crate::copy::{self, Existing, Meta, create_file, ensure_dir, make_entry};
 use crate::dockerignore::{IgnoreMatcher, clean_path};
 
 /// What a root's files are for, which decides how symlinks and owners are treated.
@@ -205,99 +204,15 @@ pub(crate) fn split_parent(path: &str) -> (&str, &str) {
     }
 }
 
-/// Extracts a tar stream into `dest` (an absolute path inside the root `rootfd`). Every
-/// entry is placed with `*at` calls under a parent opened with `RESOLVE_IN_ROOT`, so neither
-/// `..` nor symlinks (in the tar or already in the root) can send a write outside the root.
+/// Extracts a tar stream into `dest` (an absolute path inside the root `rootfd`) with
+/// `berth_base::fsroot`'s copy rules: neither `..` nor symlinks (in the tar or already in
+/// the root) can send a write outside the root.
 pub(crate) fn extract_tar(r: &mut dyn Read, rootfd: &OwnedFd, dest: &str, opts: &ExtractOpts) -> io::Result<()> {
-    let mut archive = tar::Archive::new(r);
-    let mut dir_times: Vec<(String, Meta)> = Vec::new();
-    let dest = clean_path(&format!("/{dest}"));
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let rel = clean_path(&format!("/{name}"));
-        if rel == "/" {
-            continue;
-        }
-        let target = clean_path(&format!("{dest}/{rel}"));
-        let hdr = entry.header();
-        let (uid, gid) = match opts.owner {
-            Some(o) => o,
-            None => (hdr.uid().unwrap_or(0) as u32, hdr.gid().unwrap_or(0) as u32),
-        };
-        let meta =
-            Meta { mode: hdr.mode().unwrap_or(0o644) & 0o7777, uid, gid, mtime: (hdr.mtime().unwrap_or(0) as i64, 0) };
-        let (parent, base) = split_parent(&target);
-        let parent_fd = ensure_dir(rootfd, parent, opts.owner.unwrap_or((0, 0)))
-            .map_err(|e| io::Error::new(e.kind(), format!("{parent}: {e}")))?;
-        let etype = hdr.entry_type();
-        match etype {
-            tar::EntryType::Directory => {
-                make_entry(rootfd, &parent_fd, base, &copy::Kind::Dir, &meta, &target, Existing::Update)
-                    .map_err(to_io)?;
-                dir_times.push((target, meta));
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                create_file(&parent_fd, base, &meta, &mut entry, &target).map_err(to_io)?;
-            }
-            tar::EntryType::Symlink => {
-                let link =
-                    entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-                make_entry(rootfd, &parent_fd, base, &copy::Kind::Symlink(link), &meta, &target, Existing::Update)
-                    .map_err(to_io)?;
-            }
-            tar::EntryType::Link => {
-                let link =
-                    entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-                let src = clean_path(&format!("{dest}/{}", clean_path(&format!("/{link}"))));
-                hardlink(rootfd, &src, &parent_fd, base)?;
-            }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo if opts.devices => {
-                let ft = match etype {
-                    tar::EntryType::Char => FileType::CharacterDevice,
-                    tar::EntryType::Block => FileType::BlockDevice,
-                    _ => FileType::Fifo,
-                };
-                let dev = rustix::fs::makedev(
-                    hdr.device_major().ok().flatten().unwrap_or(0),
-                    hdr.device_minor().ok().flatten().unwrap_or(0),
-                );
-                copy::remove_existing(&parent_fd, base, &target).map_err(to_io)?;
-                rustix::fs::mknodat(&parent_fd, base, ft, Mode::from_raw_mode(meta.mode), dev)?;
-                copy::apply_meta_at(&parent_fd, base, &meta, false).map_err(to_io)?;
-            }
-            // Device nodes in a context, sockets, and extension headers carry nothing to copy.
-            _ => {}
-        }
-    }
-    // Directory times last: creating their children changed them.
-    for (path, meta) in dir_times.iter().rev() {
-        let (parent, base) = split_parent(path);
-        if let Ok(pfd) = open_in_root(rootfd, parent, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()) {
-            let _ = copy::set_times_at(&pfd, base, meta.mtime);
-        }
-    }
-    Ok(())
-}
-
-fn to_io(e: Error) -> io::Error {
-    match e {
-        Error::Io { source, path, .. } => io::Error::new(source.kind(), format!("{path}: {source}")),
-        other => io::Error::other(other.to_string()),
-    }
-}
-
-fn hardlink(rootfd: &OwnedFd, src: &str, parent: &OwnedFd, name: &str) -> io::Result<()> {
-    let src_fd = open_in_root(rootfd, src, OFlags::PATH | OFlags::NOFOLLOW, Mode::empty())?;
-    match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-            return Err(io::Error::new(io::ErrorKind::IsADirectory, format!("hard link over directory {name}")));
-        }
-        Ok(_) => rustix::fs::unlinkat(parent, name, AtFlags::empty())?,
-        Err(_) => {}
-    }
-    rustix::fs::linkat(&src_fd, "", parent, name, AtFlags::EMPTY_PATH)?;
-    Ok(())
+    let (label, devices) = if opts.devices { ("archive", Devices::Create) } else { ("build context", Devices::Skip) };
+    unpack_tar(r, rootfd, dest, &TarOptions::copy(label, opts.owner, devices)).map(drop).map_err(|e| match e {
+        berth_base::Error::Fs { ref source, .. } => io::Error::new(source.kind(), e),
+        e => io::Error::new(io::ErrorKind::InvalidData, e),
+    })
 }
 
 /// Writes the build context in `dir` as the tar the docker CLI sends: files `ignore`

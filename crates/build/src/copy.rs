@@ -778,10 +778,9 @@ pub(crate) fn apply_meta_at(parent: &OwnedFd, name: &str, meta: &Meta, is_symlin
 /// What happens to the metadata of a directory that already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Existing {
-    /// Left alone: BuildKit's copy only sets metadata on directories it creates.
+    /// Left alone: BuildKit's copy only sets metadata on directories it creates. (Tar
+    /// extraction, which overwrites it, is `berth_base::fsroot::unpack_tar`'s.)
     Keep,
-    /// Overwritten from the entry, as tar extraction does.
-    Update,
 }
 
 /// Creates a directory or symlink at `parent/name`. An existing directory is kept (its

@@ -956,7 +956,7 @@ impl Solver<'_> {
                 let w = expand(w)?;
                 let cur = cfg.working_dir().clone().unwrap_or_else(|| "/".into());
                 let abs = if w.starts_with('/') { w } else { format!("{}/{}", cur.trim_end_matches('/'), w) };
-                let abs = clean_path(&abs);
+                let abs = berth_base::fsroot::clean_path(&format!("/{abs}"));
                 let layer = self.with_root(st, |_dir, rootfs| {
                     berth_base::fsroot::mkdir_all_in_root(rootfs, &abs).map_err(|e| fail(e.to_string()))
                 })?;
@@ -1319,20 +1319,6 @@ fn command_vec(c: &Command, shell: &[String]) -> Vec<String> {
     }
 }
 
-fn clean_path(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    format!("/{}", out.join("/"))
-}
-
 fn expand_simple(escape: char, s: &str, vars: &[(String, String)]) -> String {
     crate::glue::expand_word(escape, s, vars).unwrap_or_else(|_| s.to_owned())
 }
@@ -1375,6 +1361,6 @@ mod tests {
     fn rfc3339() {
         assert_eq!(super::format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(super::format_rfc3339(1_700_000_000, 5), "2023-11-14T22:13:20.000000005Z");
-        assert_eq!(super::clean_path("/a/./b/../c/"), "/a/c");
+        assert_eq!(berth_base::fsroot::clean_path(&format!("/{}", "/a/./b/../c/")), "/a/c");
     }
 }
