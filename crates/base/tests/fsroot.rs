@@ -473,3 +473,23 @@ fn broken_streams() {
     let md = fs::metadata(s.root.join("b")).unwrap();
     assert_eq!((md.mode() & 0o7777, md.uid(), md.mtime()), (0o644, 0, 0));
 }
+
+#[test]
+fn create_dirs_stays_inside() {
+    use berth_base::fsroot::create_dirs;
+    let s = Scene::new();
+    let fd = open_root(&s.root).unwrap();
+    let out = s.outside_abs();
+    std::os::unix::fs::symlink("/", s.root.join("up")).unwrap();
+    std::os::unix::fs::symlink(format!("{out}/new"), s.root.join("dangling")).unwrap();
+    create_dirs(&fd, "/up/../../a/b", Some((5, 6)), false).unwrap();
+    let md = fs::metadata(s.root.join("a/b")).unwrap();
+    assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (5, 6, 0o755));
+    let e = create_dirs(&fd, "dangling/x", None, false).unwrap_err();
+    assert!(matches!(e, Error::DanglingParent { .. }), "{e}");
+    create_dirs(&fd, "dangling/x", None, true).unwrap();
+    assert!(s.root.join(out.trim_start_matches('/')).join("new/x").is_dir());
+    fs::write(s.root.join("file"), b"").unwrap();
+    assert!(matches!(create_dirs(&fd, "file/x", None, true), Err(Error::ParentNotDir { .. })));
+    s.assert_outside_untouched();
+}

@@ -17,7 +17,8 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 pub use path::{Escape, Lexical, clean_path, join_components, lexical, root_components};
 pub use untar::{
-    Devices, OVERLAY_OPAQUE, Overwrite, TarOptions, Unpacked, WH_OPAQUE, WH_PREFIX, remove_all_at, unpack_tar,
+    Devices, OVERLAY_OPAQUE, Overwrite, TarOptions, Unpacked, WH_OPAQUE, WH_PREFIX, create_dirs, remove_all_at,
+    unpack_tar,
 };
 
 fn resolve_flags() -> ResolveFlags {

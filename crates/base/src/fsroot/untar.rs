@@ -168,14 +168,14 @@ pub fn unpack_tar(src: &mut dyn Read, root: &impl AsFd, dest: &str, opts: &TarOp
             if etype != tar::EntryType::Directory {
                 return Err(Error::RootEntry { label, path: raw });
             }
-            let fd = make_dirs(root, &comps, opts, 0)?;
+            let fd = make_dirs(root, &comps, opts.owner, opts.overwrite == Overwrite::Merge, 0)?;
             let fd = reopen_dir(&fd, &shown)?;
             set_meta_fd(&fd, &meta, &shown)?;
             dir_times.push((comps, meta.mtime));
             continue;
         }
         let Some((name, parent)) = comps.split_last() else { continue };
-        let parent_fd = make_dirs(root, parent, opts, 0)?;
+        let parent_fd = make_dirs(root, parent, opts.owner, opts.overwrite == Overwrite::Merge, 0)?;
 
         if opts.whiteouts && whiteout(&parent_fd, name, &raw, &shown, label)? {
             continue;
@@ -399,11 +399,29 @@ fn link_in_root(
     }
 }
 
-/// `mkdir -p` of `comps` inside `root`, returning an `O_PATH` descriptor of the directory.
-/// Created directories are 0755 and belong to the options' owner (else to us); symlinks on
-/// the way resolve inside the root; a dangling one is followed (creating what it points
-/// to, inside the root) only under [`Overwrite::Merge`].
-fn make_dirs(root: impl AsFd, comps: &[OsString], opts: &TarOptions, depth: u32) -> Result<OwnedFd, Error> {
+/// `mkdir -p` of `path` (absolute or relative to the root; `..` stops at the root) inside
+/// `root`, returning an `O_PATH` descriptor of the directory. Created directories are 0755
+/// and belong to `owner` (else to the caller); symlinks on the way resolve inside the root.
+/// A dangling symlink on the way is followed, creating what it points to inside the root,
+/// when `follow_dangling` (as `mkdir -p` through it would), and an error otherwise.
+pub fn create_dirs(
+    root: &impl AsFd,
+    path: &str,
+    owner: Option<(u32, u32)>,
+    follow_dangling: bool,
+) -> Result<OwnedFd, Error> {
+    let comps = root_components(Path::new(path), Escape::Clamp).unwrap_or_default();
+    make_dirs(root.as_fd(), &comps, owner, follow_dangling, 0)
+}
+
+/// [`create_dirs`] of components, `depth` dangling symlinks deep.
+fn make_dirs(
+    root: impl AsFd,
+    comps: &[OsString],
+    owner: Option<(u32, u32)>,
+    follow_dangling: bool,
+    depth: u32,
+) -> Result<OwnedFd, Error> {
     let root = root.as_fd();
     let full = join_components(comps);
     let flags = OFlags::PATH | OFlags::DIRECTORY;
@@ -436,7 +454,7 @@ fn make_dirs(root: impl AsFd, comps: &[OsString], opts: &TarOptions, depth: u32)
                     Mode::empty(),
                 )
                 .map_err(Error::fs("open", &prefix))?;
-                if let Some((u, g)) = opts.owner {
+                if let Some((u, g)) = owner {
                     rustix::fs::fchown(&dfd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)))
                         .map_err(Error::fs("chown", &prefix))?;
                 }
@@ -448,7 +466,7 @@ fn make_dirs(root: impl AsFd, comps: &[OsString], opts: &TarOptions, depth: u32)
                 let st = rustix::fs::statat(&fd, comp.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(Error::fs("stat", &prefix))?;
                 if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
-                    if opts.overwrite != Overwrite::Merge {
+                    if !follow_dangling {
                         return Err(Error::DanglingParent { path: full, link: prefix });
                     }
                     let t = rustix::fs::readlinkat(&fd, comp.as_os_str(), Vec::new())
@@ -456,7 +474,7 @@ fn make_dirs(root: impl AsFd, comps: &[OsString], opts: &TarOptions, depth: u32)
                     let t = Path::new(OsStr::from_bytes(t.as_bytes()));
                     let abs = if t.is_absolute() { t.to_path_buf() } else { join_components(&comps[..i]).join(t) };
                     let tcomps = root_components(&abs, Escape::Clamp).unwrap_or_default();
-                    make_dirs(root, &tcomps, opts, depth + 1)?;
+                    make_dirs(root, &tcomps, owner, follow_dangling, depth + 1)?;
                 }
             }
             Err(e) => return Err(Error::fs("mkdir", &prefix)(e)),
