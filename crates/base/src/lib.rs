@@ -1,6 +1,7 @@
 //! berth's foundation types: object ids, content digests, image references, the error
-//! kinds every crate maps its errors to, and crash-safe file primitives. No async, no
-//! policy: just the vocabulary the other crates share.
+//! kinds every crate maps its errors to, crash-safe file primitives, and the one safe-path
+//! layer (`fsroot`: paths and tar streams confined to a root). No async, no policy: just the
+//! vocabulary the other crates share.
 
 pub mod digest;
 pub mod error;

@@ -143,6 +143,7 @@ pub fn unpack_tar(src: &mut dyn Read, root: &impl AsFd, dest: &str, opts: &TarOp
     let root = root.as_fd();
     let label = opts.label;
     let dest_comps = root_components(Path::new(dest), Escape::Clamp).unwrap_or_default();
+    let follow_dangling = opts.overwrite == Overwrite::Merge;
     let mut out = Unpacked::default();
     let mut dir_times: Vec<(Vec<OsString>, i64)> = Vec::new();
     let mut archive = tar::Archive::new(src);
@@ -168,19 +169,38 @@ pub fn unpack_tar(src: &mut dyn Read, root: &impl AsFd, dest: &str, opts: &TarOp
             if etype != tar::EntryType::Directory {
                 return Err(Error::RootEntry { label, path: raw });
             }
-            let fd = make_dirs(root, &comps, opts.owner, opts.overwrite == Overwrite::Merge, 0)?;
+            let fd = make_dirs(root, &comps, opts.owner, follow_dangling, 0)?;
             let fd = reopen_dir(&fd, &shown)?;
             set_meta_fd(&fd, &meta, &shown)?;
             dir_times.push((comps, meta.mtime));
             continue;
         }
         let Some((name, parent)) = comps.split_last() else { continue };
-        let parent_fd = make_dirs(root, parent, opts.owner, opts.overwrite == Overwrite::Merge, 0)?;
+        let parent_fd = make_dirs(root, parent, opts.owner, follow_dangling, 0)?;
 
         if opts.whiteouts && whiteout(&parent_fd, name, &raw, &shown, label)? {
             continue;
         }
 
+        use tar::EntryType as T;
+        let known = matches!(
+            etype,
+            T::Regular
+                | T::Continuous
+                | T::GNUSparse
+                | T::Directory
+                | T::Symlink
+                | T::Link
+                | T::Char
+                | T::Block
+                | T::Fifo
+        );
+        if !known {
+            if opts.strict_headers {
+                return Err(Error::EntryType { label, kind: format!("{etype:?}"), path: raw });
+            }
+            continue;
+        }
         match etype {
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => match opts.devices {
                 Devices::Skip => continue,
@@ -280,10 +300,8 @@ pub fn unpack_tar(src: &mut dyn Read, root: &impl AsFd, dest: &str, opts: &TarOp
                 rustix::fs::utimensat(&parent_fd, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(Error::fs("utimes", &shown))?;
             }
-            _ if !opts.strict_headers => {}
-            other => {
-                return Err(Error::EntryType { label, kind: format!("{other:?}"), path: raw });
-            }
+            // Sorted out above.
+            _ => {}
         }
     }
     // Creating children bumps a directory's mtime, so directories get theirs last. One
