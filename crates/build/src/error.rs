@@ -536,3 +536,42 @@ fn instruction_text(message: &str, line: usize) -> String {
 fn tail_text(tail: &[String]) -> String {
     if tail.is_empty() { String::new() } else { format!("\n{}", tail.join("\n")) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_docker_and_buildkit_write_them() {
+        assert_eq!(Error::instruction("bad flag").to_string(), "bad flag");
+        assert_eq!(
+            Error::instruction("bad flag").at_lines(4, 3).to_string(),
+            "dockerfile parse error on line 4: bad flag"
+        );
+        let run = Error::RunFailed { command: "/bin/sh -c exit 3".into(), code: 3, tail: vec!["a".into(), "b".into()] };
+        assert_eq!(run.to_string(), "process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3\na\nb");
+        let run = Error::RunFailed { command: "true".into(), code: 1, tail: Vec::new() };
+        assert_eq!(run.to_string(), "process \"true\" did not complete successfully: exit code: 1");
+    }
+
+    #[test]
+    fn a_step_error_keeps_its_location_and_cause() {
+        let e = Error::Step {
+            file: "Dockerfile".into(),
+            line: 7,
+            instruction: "RUN make".into(),
+            source: Box::new(Error::RunFailed { command: "make".into(), code: 2, tail: Vec::new() }),
+        };
+        assert_eq!(e.location(), Some(("Dockerfile", 7)));
+        assert_eq!((e.line(), e.kind()), (7, ErrorKind::InvalidArgument));
+        assert!(e.to_string().starts_with("Dockerfile:7: RUN make: process \"make\""));
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("process \"make\" did not complete successfully: exit code: 2"));
+        let git = Error::Remote { url: "git://h/r".into(), source: Box::new(Error::GitNotFound) };
+        assert!(std::error::Error::source(&git).is_some());
+        assert_eq!(
+            Error::Syntax { message: "x".into(), start_line: 2, end_line: 2 }.in_file("D").to_string(),
+            "D:2: x"
+        );
+    }
+}

@@ -213,4 +213,58 @@ mod tests {
         let out = Lowerer::new('\\').expand_heredoc("hello ${name}\n\"quoted $name\" 'single'\n", &env).unwrap();
         assert_eq!(out, "hello world\n\"quoted world\" 'single'\n");
     }
+
+    #[test]
+    fn parse_errors_keep_the_file_and_line() {
+        let e = plan("FROM busybox\nRUNN echo hi\n", "train.dockerfile").unwrap_err();
+        assert!(matches!(&e, Error::Dockerfile { file, source } if file == "train.dockerfile"
+            && matches!(**source, Error::Instruction { start_line: 2, .. })));
+        assert_eq!(e.location(), Some(("train.dockerfile", 2)));
+        assert!(e.to_string().starts_with("train.dockerfile:2: unknown instruction: RUNN"), "{e}");
+        let e = plan("FROM busybox\nRUN <<EOF\nno end\n", "Dockerfile").unwrap_err();
+        assert_eq!(e.to_string(), "Dockerfile:2: unterminated heredoc");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn lowering_errors_name_the_instruction() {
+        let e = plan("FROM busybox\n\nCOPY https://h/x /x\n", "Dockerfile").unwrap_err();
+        assert!(matches!(&e, Error::Step { line: 3, source, .. } if matches!(**source, Error::CopyUrl { .. })));
+        assert_eq!(
+            e.to_string(),
+            "Dockerfile:3: COPY https://h/x /x: source can't be a URL for COPY: https://h/x (ADD downloads URLs)"
+        );
+    }
+
+    #[test]
+    fn the_plan_has_stages_and_steps_in_file_order() {
+        let p =
+            plan("ARG B=busybox\nFROM $B AS build\nRUN make\nFROM scratch\nCOPY --from=build /a /a\n", "D").unwrap();
+        assert_eq!(p.global_args, vec![("B".to_owned(), Some("busybox".to_owned()))]);
+        assert_eq!(p.stages.len(), 2);
+        assert!(matches!(&p.stages[0].steps[0], (2, _, Step::From { base, .. }) if base == "$B"));
+        assert!(matches!(&p.stages[1].steps[1], (5, _, Step::Copy { from: Some(f), .. }) if f == "build"));
+        assert_eq!(p.stage_index("BUILD"), Some(0));
+        assert_eq!(p.stage_index("1"), Some(1));
+        assert_eq!(p.stage_index("2"), None);
+    }
+
+    #[test]
+    fn deferred_mounts_and_triggers_are_lowered_on_demand() {
+        let l = Lowerer::new('\\');
+        let env = [("T".to_owned(), "/cache".to_owned())];
+        assert!(
+            matches!(l.mount("type=cache,target=$T", &env).unwrap(), RunMount::Cache { target, .. } if target == "/cache")
+        );
+        assert!(matches!(l.trigger("RUN make").unwrap(), Step::Run { .. }));
+        assert_eq!(l.trigger("FROM x").unwrap_err().to_string(), "FROM isn't allowed as an ONBUILD trigger");
+        assert!(
+            l.trigger("RUNN x")
+                .unwrap_err()
+                .to_string()
+                .starts_with("dockerfile parse error on line 1: unknown instruction")
+        );
+        let tick = Lowerer::new('`');
+        assert_eq!(tick.expand_word("a`$b", &[]).unwrap(), "a$b");
+    }
 }

@@ -662,3 +662,254 @@ fn declare_args(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+
+    use berth_image::ImageStore;
+
+    use super::*;
+    use crate::cache::BuildCache;
+    use crate::executor::{BoxError, Fetched, Fetcher, OutputStream, StepExecutor};
+    use crate::platform::Platforms;
+    use crate::solver::{BuildRequest, Event};
+
+    /// An executor that must not be reached: these tests never mount a root.
+    struct NoExec;
+
+    impl StepExecutor for NoExec {
+        fn run(
+            &self,
+            _: &Path,
+            _: &Path,
+            _: &RunSpec,
+            _: &mut dyn FnMut(OutputStream, &[u8]),
+        ) -> Result<i32, BoxError> {
+            Err("no executor in unit tests".into())
+        }
+    }
+
+    impl Fetcher for NoExec {
+        fn fetch(&self, url: &str, _: &Path) -> Result<Fetched, BoxError> {
+            Err(format!("no downloads in unit tests: {url}").into())
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        images: ImageStore,
+        cache: BuildCache,
+        cancel: AtomicBool,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_path_buf();
+            let images = ImageStore::open(&root).unwrap();
+            let cache = BuildCache::open(&root).unwrap();
+            Fixture { _dir: dir, root, images, cache, cancel: AtomicBool::new(false) }
+        }
+
+        fn solver(&self) -> Solver<'_> {
+            Solver {
+                images: &self.images,
+                cache: &self.cache,
+                exec: &NoExec,
+                fetch: &NoExec,
+                work_root: self.root.join("builder"),
+                cache_mounts: self.root.join("cache-mounts"),
+                cancel: &self.cancel,
+                from_roots: Mutex::new(()),
+            }
+        }
+
+        /// Builds `dockerfile` (from scratch, so no root is mounted) and returns the result
+        /// and the events.
+        fn build(&self, dockerfile: &str, req: BuildRequest) -> (Result<berth_image::Image, Error>, Vec<Event>) {
+            let plan = crate::frontend::plan(dockerfile, "Dockerfile").unwrap();
+            let ctx_dir = self.root.join("context");
+            std::fs::create_dir_all(&ctx_dir).unwrap();
+            let context = DirRoot::new(&ctx_dir);
+            let events = Mutex::new(Vec::new());
+            let req = BuildRequest { dockerfile_name: "Dockerfile".into(), ..req };
+            // A failed build sets the flag to stop its other stages.
+            self.cancel.store(false, std::sync::atomic::Ordering::Relaxed);
+            let r = self.solver().build(&plan, &req, &context, &|e| events.lock().unwrap().push(e));
+            (r, events.into_inner().unwrap())
+        }
+    }
+
+    fn config_of(img: &berth_image::Image) -> Config {
+        img.config.config().clone().unwrap()
+    }
+
+    #[test]
+    fn config_steps_change_the_config_and_are_cached() {
+        let f = Fixture::new();
+        let df = "FROM scratch\nARG V=2\nENV A=1 B=${A}x\nLABEL l=$V\nEXPOSE 80\nUSER app\nVOLUME /data\n\
+                  STOPSIGNAL SIGINT\nSHELL [\"/bin/bash\", \"-c\"]\nCMD echo hi\nONBUILD RUN true\n";
+        let (img, events) = f.build(df, BuildRequest::default());
+        let img = img.unwrap();
+        let cfg = config_of(&img);
+        let env = cfg.env().clone().unwrap();
+        assert!(env.contains(&"A=1".to_owned()) && env.contains(&"B=1x".to_owned()), "{env:?}");
+        assert_eq!(cfg.labels().clone().unwrap()["l"], "2");
+        assert_eq!(cfg.exposed_ports().clone().unwrap(), vec!["80/tcp"]);
+        assert_eq!(cfg.user().as_deref(), Some("app"));
+        assert_eq!(cfg.volumes().clone().unwrap(), vec!["/data"]);
+        assert_eq!(cfg.stop_signal().as_deref(), Some("SIGINT"));
+        assert_eq!(cfg.cmd().clone().unwrap(), vec!["/bin/bash", "-c", "echo hi"]);
+        assert_eq!(img.extras.on_build, Some(vec!["RUN true".to_owned()]));
+        assert!(!events.iter().any(|e| matches!(e.kind, EventKind::Cached)));
+
+        let (again, events) = f.build(df, BuildRequest::default());
+        assert_eq!(again.unwrap().id, img.id, "an unchanged build gives the same image");
+        let cached = events.iter().filter(|e| matches!(e.kind, EventKind::Cached)).count();
+        assert_eq!(cached, 10, "every step after FROM comes from the cache");
+
+        let no_cache = BuildRequest { no_cache: true, ..Default::default() };
+        let (_, events) = f.build(df, no_cache);
+        assert!(!events.iter().any(|e| matches!(e.kind, EventKind::Cached)));
+    }
+
+    #[test]
+    fn a_build_arg_changes_only_the_steps_that_read_it() {
+        let f = Fixture::new();
+        let df = "FROM scratch\nARG V=1\nLABEL a=b\nLABEL v=$V\n";
+        f.build(df, BuildRequest::default()).0.unwrap();
+        let req = BuildRequest { build_args: [("V".to_owned(), "2".to_owned())].into(), ..Default::default() };
+        let (img, events) = f.build(df, req);
+        assert_eq!(config_of(&img.unwrap()).labels().clone().unwrap()["v"], "2");
+        let cached: Vec<usize> =
+            events.iter().filter(|e| matches!(e.kind, EventKind::Cached)).map(|e| e.index).collect();
+        assert_eq!(cached, vec![2, 3], "ARG and the first LABEL are cached, `LABEL v=$V` is not");
+    }
+
+    #[test]
+    fn a_failing_step_keeps_its_file_and_line() {
+        let f = Fixture::new();
+        let (r, events) = f.build("FROM scratch\nENV A=1\nUSER ${NOPE:?must be set}\n", BuildRequest::default());
+        let e = r.unwrap_err();
+        assert_eq!(e.location(), Some(("Dockerfile", 3)));
+        assert!(matches!(&e, Error::Step { source, .. } if matches!(**source, Error::Shell { .. })), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "Dockerfile:3: USER ${NOPE:?must be set}: failed to process \"${NOPE:?must be set}\": NOPE: must be set"
+        );
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept as the source");
+        assert!(events.iter().any(|e| e.index == 3 && matches!(e.kind, EventKind::Failed)));
+    }
+
+    #[test]
+    fn run_needs_its_entitlement_before_anything_runs() {
+        let f = Fixture::new();
+        let (r, _) = f.build("FROM scratch\nRUN --security=insecure true\n", BuildRequest::default());
+        let e = r.unwrap_err();
+        assert!(matches!(&e, Error::Step { line: 2, source, .. } if matches!(**source, Error::InsecureNotAllowed)));
+        assert!(e.to_string().contains("security.insecure"), "{e}");
+    }
+
+    #[test]
+    fn copy_of_a_missing_source_fails_in_dockers_words() {
+        let f = Fixture::new();
+        let (r, _) = f.build("FROM scratch\nCOPY missing.txt /x\n", BuildRequest::default());
+        let e = r.unwrap_err();
+        assert_eq!(e.location(), Some(("Dockerfile", 2)));
+        assert!(e.to_string().contains("missing.txt: file does not exist"), "{e}");
+    }
+
+    #[test]
+    fn from_an_unknown_image_or_platform_fails_at_the_from_line() {
+        let f = Fixture::new();
+        let (r, _) = f.build("FROM scratch\nLABEL a=b\nFROM nosuchbase\n", BuildRequest::default());
+        let e = r.unwrap_err();
+        assert_eq!(e.location(), Some(("Dockerfile", 3)));
+        assert!(e.to_string().contains("failed to resolve base image nosuchbase"), "{e}");
+        let (r, _) = f.build("FROM --platform=linux/ scratch\n", BuildRequest::default());
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("failed to parse platform"), "{e}");
+    }
+
+    #[test]
+    fn the_run_spec_has_the_steps_environment_and_mounts() {
+        let f = Fixture::new();
+        let solver = f.solver();
+        let plan = crate::frontend::plan(
+            "FROM scratch\nRUN --mount=type=cache,target=/c --mount=type=tmpfs,target=$T --mount=type=ssh echo\n",
+            "Dockerfile",
+        )
+        .unwrap();
+        let Step::Run { cmd, mounts, network, insecure } = &plan.stages[0].steps[1].2 else { panic!("not a RUN") };
+        assert!(matches!(mounts[1], RunMount::Deferred(_)), "a spec with variables waits for them");
+        let req = BuildRequest {
+            build_args: [("HTTP_PROXY".to_owned(), "http://p".to_owned())].into(),
+            ssh: [("default".to_owned(), PathBuf::from("/tmp/agent.sock"))].into(),
+            ..Default::default()
+        };
+        let platforms = Platforms::new(None).unwrap();
+        let ctx_dir = tempfile::tempdir().unwrap();
+        let context = DirRoot::new(ctx_dir.path());
+        let ctx = Ctx {
+            plan: &plan,
+            req: &req,
+            global: &[],
+            auto: &[],
+            platforms: &platforms,
+            context: &context,
+            events: &|_| {},
+        };
+        let done = BTreeMap::new();
+        let cx = StepCx { ctx: &ctx, done: &done, no_cache: false, emit: &|_| {} };
+        let mut config = default_config();
+        let mut cfg = Config::default();
+        cfg.set_env(Some(vec!["PATH=/bin".into(), "T=/scratch".into()]));
+        config.set_config(Some(cfg));
+        let st = State {
+            layers: Vec::new(),
+            config,
+            key: Digest::of(b"k"),
+            args: vec![("A".into(), "1".into())],
+            extras: ConfigExtras::default(),
+        };
+        let run = RunStep { cmd, mounts, network: *network, insecure: *insecure };
+        let spec = solver.run_spec(&cx, &st, &run, &solver.env_of(&st)).unwrap();
+        assert_eq!(spec.args, vec!["/bin/sh", "-c", "echo"]);
+        assert_eq!(
+            spec.env,
+            vec!["PATH=/bin", "T=/scratch", "A=1", "HTTP_PROXY=http://p", "SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0"]
+        );
+        assert_eq!((spec.cwd.as_str(), spec.network), ("/", Network::Host));
+        let targets: Vec<&str> = spec
+            .mounts
+            .iter()
+            .map(|m| match m {
+                StepMount::Bind { target, .. } | StepMount::Tmpfs { target, .. } => target.as_str(),
+            })
+            .collect();
+        assert_eq!(targets, vec!["/c", "/scratch", "/run/buildkit/ssh_agent.0"]);
+    }
+
+    #[test]
+    fn step_keys_cover_the_variables_the_text_names() {
+        let st = State {
+            layers: Vec::new(),
+            config: default_config(),
+            key: Digest::of(b"parent"),
+            args: Vec::new(),
+            extras: ConfigExtras::default(),
+        };
+        let env = |v: &str| vec![("FOO".to_owned(), v.to_owned()), ("BAR".to_owned(), "x".to_owned())];
+        let k = |text: &str, a: &str| step_key(&st, text, Vec::new(), &env(a));
+        assert_ne!(k("LABEL l=$FOO", "1"), k("LABEL l=$FOO", "2"));
+        assert_eq!(k("LABEL l=$BAR", "1"), k("LABEL l=$BAR", "2"));
+        assert_ne!(
+            step_key(&st, "COPY a /", vec!["d1".into()], &[]),
+            step_key(&st, "COPY a /", vec!["d2".into()], &[])
+        );
+    }
+}
