@@ -358,9 +358,7 @@ impl Solver<'_> {
         }
         let mut cfg = st.config.config().clone().unwrap_or_default();
         let w = cx.ctx.plan.lowering.expand_word(w, &env)?;
-        let cur = cfg.working_dir().clone().unwrap_or_else(|| "/".into());
-        let abs = if w.starts_with('/') { w } else { format!("{}/{}", cur.trim_end_matches('/'), w) };
-        let abs = clean_path(&abs);
+        let abs = workdir_path(cfg.working_dir().as_deref(), &w);
         let layer = crate::rootfs::with_root(self.images, &self.work_root, &st.layers, |_dir, rootfs| {
             berth_base::fsroot::mkdir_all_in_root(rootfs, &abs).map_err(|e| Error::io("create", &abs, e))
         })?;
@@ -539,6 +537,13 @@ fn step_key(st: &State, text: &str, parts: Vec<String>, env: &[(String, String)]
     }
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     chain(&st.key, &all)
+}
+
+/// The absolute, clean path a `WORKDIR w` makes, relative to the current working dir.
+fn workdir_path(cur: Option<&str>, w: &str) -> String {
+    let cur = cur.unwrap_or("/");
+    let abs = if w.starts_with('/') { w.to_owned() } else { format!("{}/{}", cur.trim_end_matches('/'), w) };
+    clean_path(&abs)
 }
 
 /// Copies the source sets into `rootfs`; `opts.add` is taken from each set.
@@ -892,6 +897,29 @@ mod tests {
             })
             .collect();
         assert_eq!(targets, vec!["/c", "/scratch", "/run/buildkit/ssh_agent.0"]);
+    }
+
+    #[test]
+    fn workdir_paths_are_absolute_and_clean() {
+        assert_eq!(workdir_path(None, "app"), "/app");
+        assert_eq!(workdir_path(Some("/srv/"), "app/../data/"), "/srv/data");
+        assert_eq!(workdir_path(Some("/srv"), "/abs/./x"), "/abs/x");
+        assert_eq!(workdir_path(Some("/"), "../.."), "/");
+    }
+
+    #[test]
+    fn several_source_sets_need_a_directory_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "a").unwrap();
+        std::fs::write(dir.path().join("b"), "b").unwrap();
+        let (a, _) = DirRoot::new(dir.path()).resolve(&["a".to_owned()], &[]).unwrap();
+        let (b, _) = DirRoot::new(dir.path()).resolve(&["b".to_owned()], &[]).unwrap();
+        let sets = vec![(a, false), (b, false)];
+        let out = tempfile::tempdir().unwrap();
+        let e = copy_sets(&sets, "/x", "/", out.path(), CopyOpts::default()).unwrap_err();
+        assert!(matches!(e, Error::DestNotDir), "{e:?}");
+        copy_sets(&sets, "/x/", "/", out.path(), CopyOpts::default()).unwrap();
+        assert_eq!(std::fs::read_to_string(out.path().join("x/b")).unwrap(), "b");
     }
 
     #[test]
