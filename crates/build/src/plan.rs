@@ -110,7 +110,7 @@ pub enum RunMount {
     Secret {
         /// Secret id.
         id: String,
-        /// Mount point (default /run/secrets/<id>).
+        /// Mount point (default `/run/secrets/<id>`).
         target: Option<String>,
         /// Fail when the secret was not given.
         required: bool,

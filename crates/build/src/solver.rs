@@ -4,6 +4,11 @@
 //! copied files' content and metadata, so an unchanged step is reused at once and a
 //! rebuild with no change yields the very same image id. Stages that do not depend on
 //! each other build at the same time, each on its own thread.
+//!
+//! This file schedules: which stages a target needs, in which order, on which thread, and
+//! how a stage's steps follow each other; `step.rs` runs one step of each kind. The solver
+//! reads only the [`Plan`]; what can only be lowered at solve time goes through the plan's
+//! [`crate::plan::Lowering`].
 
 mod step;
 
