@@ -884,6 +884,65 @@ pub fn resolve_owner(rootfs: &Path, spec: &str) -> Result<(u32, u32), Error> {
     parse_chown(spec, &users, &groups)
 }
 
+/// Files a COPY reads: the build context, or a stage's or image's root.
+pub trait SourceRoot: Sync {
+    /// Resolves patterns to sources, leaving out what `exclude` matches, and hashes them
+    /// for the cache key.
+    fn resolve(&self, patterns: &[String], exclude: &[String]) -> Result<(Vec<Source>, Digest), Error>;
+    /// Host path of the root (for bind mounts).
+    fn path(&self) -> &Path;
+}
+
+impl SourceRoot for Context {
+    fn resolve(&self, patterns: &[String], exclude: &[String]) -> Result<(Vec<Source>, Digest), Error> {
+        let sources = resolve_sources_excluding(self, patterns, exclude)?;
+        let digest = hash_sources(&sources)?;
+        Ok((sources, digest))
+    }
+
+    fn path(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// A stage's or image's root for `COPY --from`, or a fetched remote source.
+pub struct DirRoot(Context);
+
+impl DirRoot {
+    /// Wraps a mounted root.
+    pub fn new(root: &Path) -> DirRoot {
+        DirRoot(Context::stage(root))
+    }
+}
+
+impl SourceRoot for DirRoot {
+    fn resolve(&self, patterns: &[String], exclude: &[String]) -> Result<(Vec<Source>, Digest), Error> {
+        self.0.resolve(patterns, exclude)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0.root
+    }
+}
+
+/// Writes `COPY <<EOF` heredoc files (name, content) at `dest`: into it as a directory
+/// when it ends in `/` or there are several, as the file `dest` otherwise.
+pub fn write_heredocs(
+    heredocs: &[(String, String)],
+    dest: &str,
+    workdir: &str,
+    rootfs: &Path,
+    owner: Option<(u32, u32)>,
+    chmod: Option<u32>,
+) -> Result<(), Error> {
+    let into_dir = dest.ends_with('/') || heredocs.len() > 1;
+    for (name, content) in heredocs {
+        let path = if into_dir { format!("{}/{name}", dest.trim_end_matches('/')) } else { dest.to_owned() };
+        write_file(rootfs, &path, workdir, content.as_bytes(), chmod.unwrap_or(0o644), owner.unwrap_or((0, 0)))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,31 +54,8 @@ pub struct IgnoreMatcher {
     patterns: Vec<Pattern>,
 }
 
-/// `filepath.Clean` for slash-separated paths: no `.` components, `..` resolved lexically,
-/// no doubled or trailing `/`. An empty result is `.`.
-pub fn clean_path(p: &str) -> String {
-    let rooted = p.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                if out.last().is_some_and(|l| *l != "..") {
-                    out.pop();
-                } else if !rooted {
-                    out.push("..");
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    let joined = out.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
-}
+/// `filepath.Clean` for slash-separated paths: the one definition lives in `base::fsroot`.
+pub use berth_base::fsroot::clean_path;
 
 impl IgnoreMatcher {
     /// Parses the text of a `.dockerignore` file: `#` comment lines, blank lines, `!`

@@ -4,6 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+/// The error a [`StepExecutor`] or [`Fetcher`] gives: whatever its implementation meets
+/// (the daemon's shim or HTTP client errors), kept as the cause of the build's error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Which standard stream output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputStream {
@@ -80,7 +84,7 @@ pub trait StepExecutor: Sync {
         rootfs: &Path,
         spec: &RunSpec,
         output: &mut dyn FnMut(OutputStream, &[u8]),
-    ) -> Result<i32, String>;
+    ) -> Result<i32, BoxError>;
 }
 
 /// What a download told about the file besides its bytes.
@@ -96,5 +100,5 @@ pub struct Fetched {
 /// builder has no network code of its own.
 pub trait Fetcher: Sync {
     /// Writes the body at `url` to `dest` (a new file). An error says why, with the URL.
-    fn fetch(&self, url: &str, dest: &Path) -> Result<Fetched, String>;
+    fn fetch(&self, url: &str, dest: &Path) -> Result<Fetched, BoxError>;
 }

@@ -1,8 +1,9 @@
-//! The image builder: the Dockerfile language (parser, typed instructions, BuildKit's
-//! shell-word expansion), the build context (.dockerignore, tar or directory), COPY/ADD
-//! file operations, the step cache, and the solver that turns stages into layers. Running
-//! a RUN step is the one thing it asks of the daemon, through [`executor::StepExecutor`];
-//! nothing here knows HTTP or libcontainer.
+//! The image builder, a straight pipeline: the Dockerfile [`frontend`] (parser, typed
+//! instructions, BuildKit's shell-word expansion, lowering) makes a [`plan`], which the
+//! [`solver`] runs into layers, stage by stage, step by step. Around it: the build
+//! context (.dockerignore, tar or directory), COPY/ADD file operations ([`copy`]),
+//! remote sources, the step cache. Running a RUN step is the one thing it asks of the
+//! daemon, through [`executor::StepExecutor`]; nothing here knows HTTP or libcontainer.
 
 pub mod cache;
 pub mod context;
@@ -10,11 +11,11 @@ pub mod copy;
 pub mod dockerignore;
 pub mod error;
 pub mod executor;
-pub mod glue;
-pub mod instructions;
-pub mod parser;
+pub mod frontend;
+pub mod plan;
+pub mod platform;
 pub mod remote;
-pub mod shell;
+mod rootfs;
 pub mod solver;
 
 pub use error::Error;

@@ -65,7 +65,7 @@ pub struct Checkout {
     pub commit: String,
 }
 
-fn git(args: &[&str], cwd: Option<&Path>) -> Result<String, String> {
+fn git(args: &[&str], cwd: Option<&Path>) -> Result<String, Error> {
     let mut cmd = Command::new("git");
     cmd.args(args)
         // Never wait for a password on a terminal the daemon does not have.
@@ -75,16 +75,12 @@ fn git(args: &[&str], cwd: Option<&Path>) -> Result<String, String> {
     if let Some(d) = cwd {
         cmd.current_dir(d);
     }
-    let out = cmd.output().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            "git was not found: install git to build from a git repository".to_owned()
-        } else {
-            format!("run git: {e}")
-        }
-    })?;
+    let out = cmd
+        .output()
+        .map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { Error::GitNotFound } else { Error::GitSpawn(e) })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(err.trim().lines().last().unwrap_or("git failed").to_owned());
+        return Err(Error::GitCommand { stderr: err.trim().lines().last().unwrap_or("git failed").to_owned() });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
@@ -93,8 +89,8 @@ fn git(args: &[&str], cwd: Option<&Path>) -> Result<String, String> {
 /// when the server allows it. The `.git` directory is removed unless `keep_git_dir`.
 pub fn git_checkout(url: &str, dir: &Path, keep_git_dir: bool) -> Result<Checkout, Error> {
     let r = GitRef::parse(url);
-    let fail = |m: String| Error::Remote { url: url.to_owned(), message: m };
-    std::fs::create_dir_all(dir).map_err(|e| fail(format!("create {}: {e}", dir.display())))?;
+    let fail = |e: Error| Error::Remote { url: url.to_owned(), source: Box::new(e) };
+    std::fs::create_dir_all(dir).map_err(|e| fail(Error::io("create", dir, e)))?;
     git(&["init", "-q"], Some(dir)).map_err(fail)?;
     git(&["remote", "add", "origin", &r.repo], Some(dir)).map_err(fail)?;
     // A shallow fetch of the ref; servers without shallow support (dumb http) get a full
@@ -121,7 +117,7 @@ pub fn git_checkout(url: &str, dir: &Path, keep_git_dir: bool) -> Result<Checkou
         let sub = dir.join(&r.subdir);
         let inside = sub.canonicalize().ok().is_some_and(|s| dir.canonicalize().is_ok_and(|d| s.starts_with(d)));
         if !inside || !sub.is_dir() {
-            return Err(fail(format!("subdirectory {:?} not found in the repository", r.subdir)));
+            return Err(fail(Error::GitSubdir { subdir: r.subdir.clone() }));
         }
         sub
     };

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use berth_build::parser;
-use berth_build::shell::{Env, Lexer, go_quote};
+use berth_build::frontend::parser;
+use berth_build::frontend::shell::{Env, Lexer, go_quote};
 
 /// The corpus handed to us in `shared/`, beside the project's root.
 fn corpus() -> PathBuf {

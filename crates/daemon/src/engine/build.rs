@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use berth_build::executor::{Network, OutputStream, RunSpec, StepExecutor, StepMount};
+use berth_build::executor::{BoxError, Network, OutputStream, RunSpec, StepExecutor, StepMount};
 use berth_runtime::proto::{ClientFrame, Decoder, ShimFrame, encode_client};
 use berth_runtime::spec::{BindMount, Namespace, SpecOptions, TmpfsMount};
 
 use super::Engine;
+use berth_build::frontend as build_frontend;
 
 /// Runs build steps with the shim.
 pub struct ShimExecutor {
@@ -110,7 +111,7 @@ impl StepExecutor for ShimExecutor {
         rootfs: &Path,
         spec: &RunSpec,
         output: &mut dyn FnMut(OutputStream, &[u8]),
-    ) -> Result<i32, String> {
+    ) -> Result<i32, BoxError> {
         let opts = self.spec(bundle_dir, rootfs, spec)?;
         let id = berth_base::new_id();
         let oci = berth_runtime::spec::generate(&opts).map_err(|e| e.to_string())?;
@@ -133,7 +134,7 @@ impl StepExecutor for ShimExecutor {
         let mut child = spawned.child;
         let result = drive(&shim_opts.socket, &self.cancel, output);
         let _ = child.wait();
-        result
+        Ok(result?)
     }
 }
 
@@ -212,9 +213,9 @@ impl HttpFetcher {
 }
 
 impl berth_build::executor::Fetcher for HttpFetcher {
-    fn fetch(&self, url: &str, dest: &Path) -> Result<berth_build::executor::Fetched, String> {
+    fn fetch(&self, url: &str, dest: &Path) -> Result<berth_build::executor::Fetched, BoxError> {
         use tokio::io::AsyncWriteExt;
-        self.handle.block_on(async {
+        let fetched: Result<_, String> = self.handle.block_on(async {
             let mut resp = self.client()?.get(url).send().await.map_err(|e| format!("GET {url}: {}", chain(&e)))?;
             let status = resp.status();
             if !status.is_success() {
@@ -239,7 +240,8 @@ impl berth_build::executor::Fetcher for HttpFetcher {
             }
             file.flush().await.map_err(|e| format!("write {}: {e}", dest.display()))?;
             Ok(berth_build::executor::Fetched { modified, filename })
-        })
+        });
+        Ok(fetched?)
     }
 }
 
@@ -322,20 +324,26 @@ fn open_remote_context(
     work_root: &Path,
     dockerfile: &str,
     fetcher: &HttpFetcher,
-) -> Result<(berth_build::context::Context, String, String), String> {
+) -> Result<(berth_build::context::Context, String, String), berth_build::Error> {
+    use berth_build::Error as BuildError;
     use berth_build::executor::Fetcher;
+    let io = |op, path: &Path| {
+        let path = path.display().to_string();
+        move |source| BuildError::Io { op, path, source }
+    };
     if berth_build::remote::is_git_url(url) {
-        let co = berth_build::remote::git_checkout(url, &scratch.join("tree"), false).map_err(|e| e.to_string())?;
-        return berth_build::glue::open_context(&co.root, dockerfile);
+        let co = berth_build::remote::git_checkout(url, &scratch.join("tree"), false)?;
+        return berth_build::frontend::open_context(&co.root, dockerfile);
     }
     if !berth_build::remote::is_http_url(url) {
-        return Err(format!("unable to prepare context: unsupported remote context {url:?}"));
+        let unsupported = BuildError::UnsupportedRemoteContext { url: url.to_owned() };
+        return Err(BuildError::PrepareContext(Box::new(unsupported)));
     }
-    std::fs::create_dir_all(scratch).map_err(|e| format!("create {}: {e}", scratch.display()))?;
+    std::fs::create_dir_all(scratch).map_err(io("create", scratch))?;
     let download = scratch.join("download");
-    fetcher.fetch(url, &download).map_err(|e| format!("unable to prepare context: {e}"))?;
+    fetcher.fetch(url, &download).map_err(|e| BuildError::PrepareContext(Box::new(BuildError::Fetch(e))))?;
     let mut head = [0u8; 512];
-    let n = std::fs::File::open(&download).and_then(|mut f| f.read(&mut head)).map_err(|e| e.to_string())?;
+    let n = std::fs::File::open(&download).and_then(|mut f| f.read(&mut head)).map_err(io("read", &download))?;
     let head = &head[..n];
     let archive = head.starts_with(&[0x1f, 0x8b])
         || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
@@ -343,13 +351,13 @@ fn open_remote_context(
         || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z'])
         || (head.len() >= 262 && &head[257..262] == b"ustar");
     if archive {
-        let mut f: Box<dyn Read + Send> = Box::new(std::fs::File::open(&download).map_err(|e| e.to_string())?);
-        return berth_build::glue::open_tar_context(&mut f, work_root, dockerfile);
+        let mut f: Box<dyn Read + Send> = Box::new(std::fs::File::open(&download).map_err(io("open", &download))?);
+        return berth_build::frontend::open_tar_context(&mut f, work_root, dockerfile);
     }
     let dir = scratch.join("context");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    std::fs::rename(&download, dir.join("Dockerfile")).map_err(|e| e.to_string())?;
-    berth_build::glue::open_context(&dir, "Dockerfile")
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    std::fs::rename(&download, dir.join("Dockerfile")).map_err(io("rename", &download))?;
+    berth_build::frontend::open_context(&dir, "Dockerfile")
 }
 
 impl Engine {
@@ -390,15 +398,16 @@ impl Engine {
                 // A tar context is unpacked (safely) into a scratch dir that the context
                 // removes when it is dropped.
                 let (ctx, text, name) = match source {
-                    ContextSource::Dir(d) => berth_build::glue::open_context(&d, &dockerfile),
-                    ContextSource::Tar(mut r) => berth_build::glue::open_tar_context(&mut r, &work_root, &dockerfile),
+                    ContextSource::Dir(d) => berth_build::frontend::open_context(&d, &dockerfile),
+                    ContextSource::Tar(mut r) => build_frontend::open_tar_context(&mut r, &work_root, &dockerfile),
                     ContextSource::Remote(url) => {
                         send(stream_msg(format!("Fetching the build context from {url}\n")));
                         open_remote_context(&url, &scratch.0, &work_root, &dockerfile, &fetcher)
                     }
                 }
-                .map_err(Error::InvalidArgument)?;
-                let plan = berth_build::glue::plan(&text, &name).map_err(Error::InvalidArgument)?;
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                let plan =
+                    berth_build::frontend::plan(&text, &name).map_err(|e| Error::InvalidArgument(e.to_string()))?;
                 let cache = berth_build::cache::BuildCache::open(&engine.cfg.data_root)?;
                 let exec = ShimExecutor::new(engine.clone(), cancel.clone());
                 let solver = berth_build::solver::Solver {
@@ -472,7 +481,7 @@ impl Engine {
                         send(stream_msg(t));
                     }
                 };
-                let built = solver.build(&plan, &req, &ctx, &berth_build::glue::stage_index, &on_event);
+                let built = solver.build(&plan, &req, &ctx, &on_event);
                 for t in legacy.lock().unwrap_or_else(|p| p.into_inner()).drain() {
                     send(stream_msg(t));
                 }

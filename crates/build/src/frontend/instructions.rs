@@ -2,15 +2,15 @@
 //! validation and error wording (`frontend/dockerfile/instructions`).
 //!
 //! Values stay as written (quotes and `$VAR`s intact): expansion needs the stage's ENV
-//! and ARGs, so the build engine runs them through [`crate::shell::Lexer`] when it
+//! and ARGs, so the build engine runs them through [`crate::frontend::shell::Lexer`] when it
 //! dispatches each step, as BuildKit does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::Error;
-use crate::parser::{Dockerfile, Heredoc, Node, chomp_heredoc_content, parse_heredoc};
-use crate::shell::{Env, Lexer, go_quote};
+use crate::frontend::parser::{Dockerfile, Heredoc, Node, chomp_heredoc_content, parse_heredoc};
+use crate::frontend::shell::{Env, Lexer, go_quote};
 
 /// A command in shell form (run through the stage's SHELL) or exec form (a JSON array).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,7 @@ pub struct Mount {
 impl Mount {
     /// Parses a `--mount` value, expanding each value with `expand` first (BuildKit's
     /// `parseMount` with an expander).
-    pub fn parse(spec: &str, expand: &mut dyn FnMut(&str) -> Result<String, String>) -> Result<Mount, String> {
+    pub fn parse(spec: &str, expand: &mut dyn FnMut(&str) -> Result<String, Error>) -> Result<Mount, Error> {
         parse_mount(spec, Some(expand)).map(|m| m.unwrap_or_default())
     }
 }
@@ -149,8 +149,8 @@ pub struct MountSpec {
 
 impl MountSpec {
     /// The mount with its values expanded in `env`.
-    pub fn resolve(&self, lexer: &Lexer, env: &Env) -> Result<Mount, String> {
-        Mount::parse(&self.raw, &mut |v| lexer.process_word(v, env).map_err(|e| e.to_string()))
+    pub fn resolve(&self, lexer: &Lexer, env: &Env) -> Result<Mount, Error> {
+        Mount::parse(&self.raw, &mut |v| lexer.process_word(v, env))
     }
 }
 
@@ -392,11 +392,12 @@ pub fn stages(df: &Dockerfile) -> Result<Stages, Error> {
 
 /// Types one node; errors read `dockerfile parse error on line N: …`.
 pub fn parse_instruction(node: &Node) -> Result<Instruction, Error> {
-    parse_node(node).map_err(|message| Error::Instruction {
-        message,
-        start_line: node.start_line,
-        end_line: node.end_line.max(node.start_line),
-    })
+    parse_node(node).map_err(|e| e.at_lines(node.start_line, node.end_line.max(node.start_line)))
+}
+
+/// An instruction error whose lines [`parse_instruction`] sets.
+fn bad(message: String) -> Error {
+    Error::instruction(message)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -430,14 +431,14 @@ impl Flags {
 }
 
 /// BuildKit's `BFlags.Parse`.
-fn parse_flags(args: &[String], defs: &[(&str, FlagKind)]) -> Result<Flags, String> {
+fn parse_flags(args: &[String], defs: &[(&str, FlagKind)]) -> Result<Flags, Error> {
     let mut flags = Flags::default();
     for a in args {
         if a == "--" {
             break;
         }
         if !a.starts_with("--") {
-            return Err(format!("arg should start with -- : {a}"));
+            return Err(bad(format!("arg should start with -- : {a}")));
         }
         let (flag_name, value, has_value) = match a.split_once('=') {
             Some((n, v)) => (n, v, true),
@@ -446,35 +447,35 @@ fn parse_flags(args: &[String], defs: &[(&str, FlagKind)]) -> Result<Flags, Stri
         let arg = &flag_name[2..];
         let Some(&(_, kind)) = defs.iter().find(|(n, _)| *n == arg) else {
             let names: Vec<&str> = defs.iter().map(|(n, _)| *n).collect();
-            return Err(suggest(format!("unknown flag: {flag_name}"), arg, &names, true));
+            return Err(bad(suggest(format!("unknown flag: {flag_name}"), arg, &names, true)));
         };
         if flags.used.contains(arg) && kind != FlagKind::Strs {
-            return Err(format!("duplicate flag specified: {flag_name}"));
+            return Err(bad(format!("duplicate flag specified: {flag_name}")));
         }
         flags.used.insert(arg.to_string());
         match kind {
             FlagKind::Bool => {
                 if has_value && value.is_empty() {
-                    return Err(format!("missing a value on flag: {flag_name}"));
+                    return Err(bad(format!("missing a value on flag: {flag_name}")));
                 }
                 let b = match value.to_lowercase().as_str() {
                     "true" | "" => true,
                     "false" => false,
                     _ => {
-                        return Err(format!("expecting boolean value for flag {flag_name}, not: {value}"));
+                        return Err(bad(format!("expecting boolean value for flag {flag_name}, not: {value}")));
                     }
                 };
                 flags.bools.insert(arg.to_string(), b);
             }
             FlagKind::Str => {
                 if !has_value {
-                    return Err(format!("missing a value on flag: {flag_name}"));
+                    return Err(bad(format!("missing a value on flag: {flag_name}")));
                 }
                 flags.strs.insert(arg.to_string(), value.to_string());
             }
             FlagKind::Strs => {
                 if !has_value {
-                    return Err(format!("missing a value on flag: {flag_name}"));
+                    return Err(bad(format!("missing a value on flag: {flag_name}")));
                 }
                 flags.lists.entry(arg.to_string()).or_default().push(value.to_string());
             }
@@ -528,7 +529,7 @@ fn suggest(err: String, val: &str, options: &[&str], case_sensitive: bool) -> St
     }
 }
 
-fn parse_node(node: &Node) -> Result<Instruction, String> {
+fn parse_node(node: &Node) -> Result<Instruction, Error> {
     let args = node.flat_args();
     let flags = &node.flags;
     let no_flags = || parse_flags(flags, &[]).map(|_| ());
@@ -537,15 +538,15 @@ fn parse_node(node: &Node) -> Result<Instruction, String> {
             no_flags()?;
             let name = node.instruction.to_uppercase();
             if args.is_empty() {
-                return Err(format!("{name} requires at least one argument"));
+                return Err(bad(format!("{name} requires at least one argument")));
             }
             if args.chunks(3).any(|t| t.len() != 3) {
-                return Err(format!("Bad input to {name}, too many arguments"));
+                return Err(bad(format!("Bad input to {name}, too many arguments")));
             }
             let mut pairs = Vec::new();
             for t in args.chunks(3) {
                 if t[0].is_empty() {
-                    return Err(format!("{name} names can not be blank"));
+                    return Err(bad(format!("{name} names can not be blank")));
                 }
                 pairs.push((t[0].clone(), t[1].clone()));
             }
@@ -563,31 +564,31 @@ fn parse_node(node: &Node) -> Result<Instruction, String> {
                 3 if args[1].eq_ignore_ascii_case("as") => {
                     let name = args[2].to_lowercase();
                     if !valid_stage_name(&name) {
-                        return Err(format!(
+                        return Err(bad(format!(
                             "invalid name for build stage: {}, name can't start with a number or contain symbols",
                             go_quote(&args[2])
-                        ));
+                        )));
                     }
                     Some(name)
                 }
                 1 => None,
-                _ => return Err("FROM requires either one or three arguments".into()),
+                _ => return Err(bad("FROM requires either one or three arguments".into())),
             };
             let f = parse_flags(flags, &[("platform", FlagKind::Str)])?;
             Ok(Instruction::From(From { image: args[0].clone(), platform: f.str("platform"), alias }))
         }
         "onbuild" => {
             if args.is_empty() {
-                return Err("ONBUILD requires at least one argument".into());
+                return Err(bad("ONBUILD requires at least one argument".into()));
             }
             no_flags()?;
             let trigger = args[0].trim().to_uppercase();
             match trigger.as_str() {
                 "ONBUILD" => {
-                    return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into());
+                    return Err(bad("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()));
                 }
                 "MAINTAINER" | "FROM" => {
-                    return Err(format!("{trigger} isn't allowed as an ONBUILD trigger"));
+                    return Err(bad(format!("{trigger} isn't allowed as an ONBUILD trigger")));
                 }
                 _ => {}
             }
@@ -616,7 +617,7 @@ fn parse_node(node: &Node) -> Result<Instruction, String> {
         "healthcheck" => parse_healthcheck(node, &args),
         "expose" => {
             if args.is_empty() {
-                return Err("EXPOSE requires at least one argument".into());
+                return Err(bad("EXPOSE requires at least one argument".into()));
             }
             no_flags()?;
             let mut ports = args;
@@ -630,14 +631,14 @@ fn parse_node(node: &Node) -> Result<Instruction, String> {
         }
         "volume" => {
             if args.is_empty() {
-                return Err("VOLUME requires at least one argument".into());
+                return Err(bad("VOLUME requires at least one argument".into()));
             }
             no_flags()?;
             let mut vols = Vec::new();
             for v in args {
                 let v = v.trim();
                 if v.is_empty() {
-                    return Err("VOLUME specified can not be an empty string".into());
+                    return Err(bad("VOLUME specified can not be an empty string".into()));
                 }
                 vols.push(v.to_string());
             }
@@ -650,12 +651,12 @@ fn parse_node(node: &Node) -> Result<Instruction, String> {
         }
         "arg" => {
             if args.is_empty() {
-                return Err("ARG requires at least one argument".into());
+                return Err(bad("ARG requires at least one argument".into()));
             }
             let mut out = Vec::new();
             for a in args {
                 match a.split_once('=') {
-                    Some(("", _)) => return Err("ARG names can not be blank".into()),
+                    Some(("", _)) => return Err(bad("ARG names can not be blank".into())),
                     Some((k, v)) => out.push((k.to_string(), Some(v.to_string()))),
                     None => out.push((a, None)),
                 }
@@ -665,24 +666,24 @@ fn parse_node(node: &Node) -> Result<Instruction, String> {
         "shell" => {
             no_flags()?;
             if args.is_empty() {
-                return Err("SHELL requires at least one argument".into());
+                return Err(bad("SHELL requires at least one argument".into()));
             }
             if !node.json {
-                return Err("SHELL requires the arguments to be in JSON form".into());
+                return Err(bad("SHELL requires the arguments to be in JSON form".into()));
             }
             Ok(Instruction::Shell(args))
         }
         _ => {
             let msg = format!("unknown instruction: {}", node.value);
-            Err(suggest(msg, &node.value, &INSTRUCTIONS, false))
+            Err(bad(suggest(msg, &node.value, &INSTRUCTIONS, false)))
         }
     }
 }
 
-fn exactly_one(args: &[String], name: &str) -> Result<[String; 1], String> {
+fn exactly_one(args: &[String], name: &str) -> Result<[String; 1], Error> {
     match args {
         [a] => Ok([a.clone()]),
-        _ => Err(format!("{name} requires exactly one argument")),
+        _ => Err(bad(format!("{name} requires exactly one argument"))),
     }
 }
 
@@ -709,10 +710,10 @@ struct SourcesAndDest {
     dest: String,
 }
 
-fn sources_and_dest(node: &Node, args: &[String], cmd: &str) -> Result<SourcesAndDest, String> {
-    let (dest, srcs) = args.split_last().ok_or_else(|| format!("{cmd} requires at least two arguments"))?;
+fn sources_and_dest(node: &Node, args: &[String], cmd: &str) -> Result<SourcesAndDest, Error> {
+    let (dest, srcs) = args.split_last().ok_or_else(|| bad(format!("{cmd} requires at least two arguments")))?;
     if matches!(parse_heredoc(dest), Ok(Some(_))) {
-        return Err(format!("{cmd} cannot accept a heredoc as a destination"));
+        return Err(bad(format!("{cmd} cannot accept a heredoc as a destination")));
     }
     let mut out = SourcesAndDest { sources: Vec::new(), contents: Vec::new(), dest: dest.clone() };
     for src in srcs {
@@ -741,9 +742,9 @@ fn no_dest(cmd: &str) -> String {
     format!("{cmd} requires at least two arguments, but only one was provided. Destination could not be determined")
 }
 
-fn parse_add(node: &Node, args: &[String]) -> Result<Instruction, String> {
+fn parse_add(node: &Node, args: &[String]) -> Result<Instruction, Error> {
     if args.len() < 2 {
-        return Err(no_dest("ADD"));
+        return Err(bad(no_dest("ADD")));
     }
     let f = parse_flags(
         &node.flags,
@@ -772,9 +773,9 @@ fn parse_add(node: &Node, args: &[String]) -> Result<Instruction, String> {
     }))
 }
 
-fn parse_copy(node: &Node, args: &[String]) -> Result<Instruction, String> {
+fn parse_copy(node: &Node, args: &[String]) -> Result<Instruction, Error> {
     if args.len() < 2 {
-        return Err(no_dest("COPY"));
+        return Err(bad(no_dest("COPY")));
     }
     let f = parse_flags(
         &node.flags,
@@ -801,7 +802,7 @@ fn parse_copy(node: &Node, args: &[String]) -> Result<Instruction, String> {
     }))
 }
 
-fn parse_run(node: &Node, args: Vec<String>) -> Result<Instruction, String> {
+fn parse_run(node: &Node, args: Vec<String>) -> Result<Instruction, Error> {
     let f = parse_flags(
         &node.flags,
         &[
@@ -827,12 +828,12 @@ fn parse_run(node: &Node, args: Vec<String>) -> Result<Instruction, String> {
         None | Some("default") => NetworkMode::Default,
         Some("none") => NetworkMode::None,
         Some("host") => NetworkMode::Host,
-        Some(v) => return Err(format!("invalid network mode {}", go_quote(v))),
+        Some(v) => return Err(bad(format!("invalid network mode {}", go_quote(v)))),
     };
     let security = match f.str("security").as_deref() {
         None | Some("sandbox") => SecurityMode::Sandbox,
         Some("insecure") => SecurityMode::Insecure,
-        Some(v) => return Err(format!("security {} is not valid", go_quote(v))),
+        Some(v) => return Err(bad(format!("security {} is not valid", go_quote(v)))),
     };
     let devices = f.list("device").iter().map(|d| parse_device(d)).collect::<Result<Vec<_>, _>>()?;
     Ok(Instruction::Run(Run {
@@ -845,15 +846,15 @@ fn parse_run(node: &Node, args: Vec<String>) -> Result<Instruction, String> {
     }))
 }
 
-fn parse_healthcheck(node: &Node, args: &[String]) -> Result<Instruction, String> {
+fn parse_healthcheck(node: &Node, args: &[String]) -> Result<Instruction, Error> {
     let Some(first) = args.first() else {
-        return Err("HEALTHCHECK requires at least one argument".into());
+        return Err(bad("HEALTHCHECK requires at least one argument".into()));
     };
     let typ = first.to_uppercase();
     let rest = &args[1..];
     if typ == "NONE" {
         if !rest.is_empty() {
-            return Err("HEALTHCHECK NONE takes no arguments".into());
+            return Err(bad("HEALTHCHECK NONE takes no arguments".into()));
         }
         return Ok(Instruction::Healthcheck(None));
     }
@@ -868,17 +869,17 @@ fn parse_healthcheck(node: &Node, args: &[String]) -> Result<Instruction, String
         ],
     )?;
     if typ != "CMD" {
-        return Err(format!("Unknown type {} in HEALTHCHECK (try CMD)", go_quote(&typ)));
+        return Err(bad(format!("Unknown type {} in HEALTHCHECK (try CMD)", go_quote(&typ))));
     }
     if rest.is_empty() {
-        return Err("Missing command after HEALTHCHECK CMD".into());
+        return Err(bad("Missing command after HEALTHCHECK CMD".into()));
     }
     let test = if node.json {
         std::iter::once("CMD".to_string()).chain(rest.iter().cloned()).collect()
     } else {
         vec!["CMD-SHELL".to_string(), rest.join(" ")]
     };
-    let interval = |name: &str| -> Result<Duration, String> {
+    let interval = |name: &str| -> Result<Duration, Error> {
         let Some(v) = f.str(name).filter(|s| !s.is_empty()) else {
             return Ok(Duration::ZERO);
         };
@@ -887,7 +888,7 @@ fn parse_healthcheck(node: &Node, args: &[String]) -> Result<Instruction, String
             return Ok(Duration::ZERO);
         }
         if nanos < 1_000_000 {
-            return Err(format!("Interval {} cannot be less than 1ms", go_quote(name)));
+            return Err(bad(format!("Interval {} cannot be less than 1ms", go_quote(name))));
         }
         Ok(Duration::from_nanos(nanos.unsigned_abs()))
     };
@@ -899,9 +900,9 @@ fn parse_healthcheck(node: &Node, args: &[String]) -> Result<Instruction, String
                     std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => "value out of range",
                     _ => "invalid syntax",
                 };
-                format!("strconv.ParseInt: parsing {}: {why}", go_quote(&v))
+                bad(format!("strconv.ParseInt: parsing {}: {why}", go_quote(&v)))
             })?;
-            u32::try_from(n).map_err(|_| format!("--retries cannot be negative ({n})"))?
+            u32::try_from(n).map_err(|_| bad(format!("--retries cannot be negative ({n})")))?
         }
     };
     Ok(Instruction::Healthcheck(Some(Healthcheck {
@@ -915,8 +916,8 @@ fn parse_healthcheck(node: &Node, args: &[String]) -> Result<Instruction, String
 }
 
 /// Go's `time.ParseDuration`, in nanoseconds.
-fn parse_go_duration(orig: &str) -> Result<i64, String> {
-    let invalid = || format!("time: invalid duration {}", go_quote(orig));
+fn parse_go_duration(orig: &str) -> Result<i64, Error> {
+    let invalid = || bad(format!("time: invalid duration {}", go_quote(orig)));
     let mut s = orig;
     let mut neg = false;
     if let Some(r) = s.strip_prefix('-') {
@@ -954,7 +955,7 @@ fn parse_go_duration(orig: &str) -> Result<i64, String> {
         }
         let unit_len = s.bytes().take_while(|c| *c != b'.' && !c.is_ascii_digit()).count();
         if unit_len == 0 {
-            return Err(format!("time: missing unit in duration {}", go_quote(orig)));
+            return Err(bad(format!("time: missing unit in duration {}", go_quote(orig))));
         }
         let u = &s[..unit_len];
         s = &s[unit_len..];
@@ -966,7 +967,7 @@ fn parse_go_duration(orig: &str) -> Result<i64, String> {
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
             _ => {
-                return Err(format!("time: unknown unit {} in duration {}", go_quote(u), go_quote(orig)));
+                return Err(bad(format!("time: unknown unit {} in duration {}", go_quote(u), go_quote(orig))));
             }
         };
         total += int_part * unit + (frac * unit as f64) as u128;
@@ -979,7 +980,7 @@ fn parse_go_duration(orig: &str) -> Result<i64, String> {
 }
 
 /// One CSV record, as Go's `encoding/csv` reads it with default settings.
-fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+fn csv_fields(s: &str) -> Result<Vec<String>, Error> {
     let mut out = Vec::new();
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
@@ -990,10 +991,10 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
             loop {
                 match chars.get(i) {
                     None => {
-                        return Err(format!(
+                        return Err(bad(format!(
                             "parse error on line 1, column {}: extraneous or missing \" in quoted-field",
                             i + 1
-                        ));
+                        )));
                     }
                     Some('"') if chars.get(i + 1) == Some(&'"') => {
                         field.push('"');
@@ -1019,10 +1020,10 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                     i += 1;
                 }
                 Some(_) => {
-                    return Err(format!(
+                    return Err(bad(format!(
                         "parse error on line 1, column {}: extraneous or missing \" in quoted-field",
                         i + 1
-                    ));
+                    )));
                 }
             }
         } else {
@@ -1031,7 +1032,7 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                     break;
                 }
                 if c == '"' {
-                    return Err(format!("parse error on line 1, column {}: bare \" in non-quoted-field", i + 1));
+                    return Err(bad(format!("parse error on line 1, column {}: bare \" in non-quoted-field", i + 1)));
                 }
                 field.push(c);
                 i += 1;
@@ -1086,12 +1087,12 @@ fn ram_in_bytes(v: &str) -> Option<i64> {
     Some((size * mul) as i64)
 }
 
-type Expander<'a> = &'a mut dyn FnMut(&str) -> Result<String, String>;
+type Expander<'a> = &'a mut dyn FnMut(&str) -> Result<String, Error>;
 
 /// BuildKit's `parseMount`. Without an expander, values are only checked for the
 /// `from=$VAR` rule (their parse waits for the build's variables) and `Ok(None)` returns.
-fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Option<Mount>, String> {
-    let fields = csv_fields(val).map_err(|e| format!("failed to parse csv mounts: {e}"))?;
+fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Option<Mount>, Error> {
+    let fields = csv_fields(val).map_err(|e| bad(format!("failed to parse csv mounts: {}", e.message())))?;
     let mut m = Mount::default();
     let mut ro_auto = true;
     for field in fields {
@@ -1119,21 +1120,21 @@ fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Option<M
                         m.required = true;
                         continue;
                     }
-                    return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind.name()));
+                    return Err(bad(format!("unexpected key '{key}' for mount type '{}'", m.kind.name())));
                 }
-                _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+                _ => return Err(bad(format!("invalid field '{field}' must be a key=value pair"))),
             }
         }
         let value = match expander.as_mut() {
             Some(e) => e(&value)?,
             None => {
                 if key == "from" && value.find('$').is_some_and(|i| i != value.len() - 1) {
-                    return Err(format!("'{key}' doesn't support variable expansion, define alias stage instead"));
+                    return Err(bad(format!("'{key}' doesn't support variable expansion, define alias stage instead")));
                 }
                 continue;
             }
         };
-        let bad = || format!("invalid value for {key}: {value}");
+        let bad_value = || Error::instruction(format!("invalid value for {key}: {value}"));
         match key.as_str() {
             "type" => {
                 m.kind = match value.to_lowercase().as_str() {
@@ -1143,12 +1144,12 @@ fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Option<M
                     "secret" => MountType::Secret,
                     "ssh" => MountType::Ssh,
                     _ => {
-                        return Err(suggest(
+                        return Err(bad(suggest(
                             format!("unsupported mount type {}", go_quote(&value)),
                             &value,
                             &["bind", "cache", "tmpfs", "secret", "ssh"],
                             true,
-                        ));
+                        )));
                     }
                 }
             }
@@ -1156,24 +1157,24 @@ fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Option<M
             "source" | "src" => m.source = value,
             "target" | "dst" | "destination" => m.target = value,
             "readonly" | "ro" => {
-                m.read_only = parse_go_bool(&value).ok_or_else(bad)?;
+                m.read_only = parse_go_bool(&value).ok_or_else(bad_value)?;
                 ro_auto = false;
             }
             "readwrite" | "rw" => {
-                m.read_only = !parse_go_bool(&value).ok_or_else(bad)?;
+                m.read_only = !parse_go_bool(&value).ok_or_else(bad_value)?;
                 ro_auto = false;
             }
             "required" => {
                 if !matches!(m.kind, MountType::Secret | MountType::Ssh) {
-                    return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind.name()));
+                    return Err(bad(format!("unexpected key '{key}' for mount type '{}'", m.kind.name())));
                 }
-                m.required = parse_go_bool(&value).ok_or_else(bad)?;
+                m.required = parse_go_bool(&value).ok_or_else(bad_value)?;
             }
             "size" => {
                 if m.kind != MountType::Tmpfs {
-                    return Err(format!("unexpected key '{key}' for mount type '{}'", m.kind.name()));
+                    return Err(bad(format!("unexpected key '{key}' for mount type '{}'", m.kind.name())));
                 }
-                m.size_limit = ram_in_bytes(&value).ok_or_else(bad)?;
+                m.size_limit = ram_in_bytes(&value).ok_or_else(bad_value)?;
             }
             "id" => m.id = value,
             "sharing" => {
@@ -1182,12 +1183,12 @@ fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Option<M
                     "private" => Sharing::Private,
                     "locked" => Sharing::Locked,
                     _ => {
-                        return Err(suggest(
+                        return Err(bad(suggest(
                             format!("unsupported sharing value {}", go_quote(&value)),
                             &value,
                             &["shared", "private", "locked"],
                             true,
-                        ));
+                        )));
                     }
                 })
             }
@@ -1196,7 +1197,7 @@ fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Option<M
                 let mode = ok
                     .then(|| u32::from_str_radix(&value, 8).ok())
                     .flatten()
-                    .ok_or_else(|| format!("invalid value {value} for mode"))?;
+                    .ok_or_else(|| bad(format!("invalid value {value} for mode")))?;
                 m.mode = Some(mode);
             }
             "uid" | "gid" => {
@@ -1204,7 +1205,7 @@ fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Option<M
                 let n = ok
                     .then(|| value.parse::<u32>().ok())
                     .flatten()
-                    .ok_or_else(|| format!("invalid value {value} for {key}"))?;
+                    .ok_or_else(|| bad(format!("invalid value {value} for {key}")))?;
                 if key == "uid" {
                     m.uid = Some(n);
                 } else {
@@ -1234,7 +1235,7 @@ fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Option<M
                     "readwrite",
                     "env",
                 ];
-                return Err(suggest(format!("unexpected key '{key}' in '{field}'"), &key, &ALL, true));
+                return Err(bad(suggest(format!("unexpected key '{key}' in '{field}'"), &key, &ALL, true)));
             }
         }
     }
@@ -1244,13 +1245,13 @@ fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Option<M
     let kind = m.kind.name();
     if !matches!(m.kind, MountType::Secret | MountType::Ssh | MountType::Cache) {
         if m.mode.is_some() {
-            return Err(format!("mode not allowed for {} type mounts", go_quote(kind)));
+            return Err(bad(format!("mode not allowed for {} type mounts", go_quote(kind))));
         }
         if m.uid.is_some() {
-            return Err(format!("uid not allowed for {} type mounts", go_quote(kind)));
+            return Err(bad(format!("uid not allowed for {} type mounts", go_quote(kind))));
         }
         if m.gid.is_some() {
-            return Err(format!("gid not allowed for {} type mounts", go_quote(kind)));
+            return Err(bad(format!("gid not allowed for {} type mounts", go_quote(kind))));
         }
     }
     if ro_auto {
@@ -1258,27 +1259,27 @@ fn parse_mount(val: &str, mut expander: Option<Expander<'_>>) -> Result<Option<M
     }
     if m.kind == MountType::Secret {
         if !m.from.is_empty() {
-            return Err("secret mount should not have a from".into());
+            return Err(bad("secret mount should not have a from".into()));
         }
         if m.sharing.is_some() {
-            return Err("secret mount should not define sharing".into());
+            return Err(bad("secret mount should not define sharing".into()));
         }
         if m.source.is_empty() && m.target.is_empty() && m.id.is_empty() {
-            return Err("invalid secret mount. one of source, target required".into());
+            return Err(bad("invalid secret mount. one of source, target required".into()));
         }
         if !m.source.is_empty() && !m.id.is_empty() {
-            return Err("both source and id can't be set".into());
+            return Err(bad("both source and id can't be set".into()));
         }
     }
     if m.sharing.is_some() && m.kind != MountType::Cache {
-        return Err(format!("invalid cache sharing set for {kind} mount"));
+        return Err(bad(format!("invalid cache sharing set for {kind} mount")));
     }
     Ok(Some(m))
 }
 
 /// BuildKit's `ParseDevice`.
-fn parse_device(val: &str) -> Result<Device, String> {
-    let fields = csv_fields(val).map_err(|e| format!("failed to parse csv devices: {e}"))?;
+fn parse_device(val: &str) -> Result<Device, Error> {
+    let fields = csv_fields(val).map_err(|e| bad(format!("failed to parse csv devices: {}", e.message())))?;
     let mut d = Device { name: String::new(), required: false };
     for field in fields {
         let (key, value, has_eq) = match field.split_once('=') {
@@ -1291,26 +1292,31 @@ fn parse_device(val: &str) -> Result<Device, String> {
             } else if d.name.is_empty() {
                 d.name = field;
             } else {
-                return Err(format!("invalid field '{field}' must be a key=value pair"));
+                return Err(bad(format!("invalid field '{field}' must be a key=value pair")));
             }
             continue;
         }
         match key.as_str() {
             "name" => {
                 if !d.name.is_empty() {
-                    return Err(format!("device name already set to {}", d.name));
+                    return Err(bad(format!("device name already set to {}", d.name)));
                 }
                 d.name = value;
             }
             "required" => {
-                d.required = parse_go_bool(&value).ok_or_else(|| format!("invalid value for {key}: {value}"))?;
+                d.required = parse_go_bool(&value).ok_or_else(|| bad(format!("invalid value for {key}: {value}")))?;
             }
             _ => {
                 if d.name.is_empty() {
                     d.name = field;
                     continue;
                 }
-                return Err(suggest(format!("unexpected key '{key}' in '{field}'"), &key, &["name", "required"], true));
+                return Err(bad(suggest(
+                    format!("unexpected key '{key}' in '{field}'"),
+                    &key,
+                    &["name", "required"],
+                    true,
+                )));
             }
         }
     }
@@ -1320,7 +1326,7 @@ fn parse_device(val: &str) -> Result<Device, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parser::parse;
+    use crate::frontend::parser::parse;
 
     fn one(src: &str) -> Result<Instruction, Error> {
         let df = parse(&format!("FROM scratch\n{src}\n")).unwrap();

@@ -108,7 +108,12 @@ impl Default for Lexer {
     }
 }
 
-type LexResult<T> = Result<T, String>;
+/// Why a word could not be expanded: BuildKit's message, before the word is known
+/// ([`Error::Shell`] carries both).
+#[derive(Debug)]
+struct LexError(String);
+
+type LexResult<T> = Result<T, LexError>;
 
 impl Lexer {
     /// A lexer whose escape character is `escape` (`\` or `` ` ``).
@@ -149,7 +154,7 @@ impl Lexer {
         };
         match sw.process_stop_on(None, self.raw_escapes) {
             Ok((result, words)) => Ok(Expansion { result, words, matched: sw.matched, unmatched: sw.unmatched }),
-            Err(message) => Err(Error::Shell { word: word.to_string(), message }),
+            Err(LexError(message)) => Err(Error::Shell { word: word.to_string(), message }),
         }
     }
 }
@@ -265,7 +270,7 @@ impl ShellWord<'_> {
             result.push(ch);
         }
         if let Some(stop) = stop {
-            return Err(format!("unexpected end of statement while looking for matching {stop}"));
+            return Err(LexError(format!("unexpected end of statement while looking for matching {stop}")));
         }
         Ok((result, words.finish()))
     }
@@ -279,7 +284,7 @@ impl ShellWord<'_> {
         loop {
             match self.next() {
                 None => {
-                    return Err("unexpected end of statement while looking for matching single-quote".into());
+                    return Err(LexError("unexpected end of statement while looking for matching single-quote".into()));
                 }
                 Some('\'') => {
                     if self.lex.raw_quotes {
@@ -301,7 +306,7 @@ impl ShellWord<'_> {
         loop {
             match self.peek() {
                 None => {
-                    return Err("unexpected end of statement while looking for matching double-quote".into());
+                    return Err(LexError("unexpected end of statement while looking for matching double-quote".into()));
                 }
                 Some('"') => {
                     self.next();
@@ -363,8 +368,8 @@ impl ShellWord<'_> {
         }
         self.next();
         match self.peek() {
-            None => return Err("syntax error: missing '}'".into()),
-            Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
+            None => return Err(LexError("syntax error: missing '}'".into())),
+            Some('{' | '}' | ':') => return Err(LexError("syntax error: bad substitution".into())),
             _ => {}
         }
         let name = self.process_name();
@@ -386,13 +391,13 @@ impl ShellWord<'_> {
                 }
                 let raw = matches!(ch, Some('#' | '%'));
                 if null_is_unset && raw {
-                    return Err(format!("unsupported modifier ({chs}) in substitution"));
+                    return Err(LexError(format!("unsupported modifier ({chs}) in substitution")));
                 }
                 let word = match self.process_stop_on(Some('}'), raw) {
                     Ok((w, _)) => w,
                     Err(e) => {
                         if self.peek().is_none() {
-                            return Err("syntax error: missing '}'".into());
+                            return Err(LexError("syntax error: missing '}'".into()));
                         }
                         return Err(e);
                     }
@@ -410,11 +415,11 @@ impl ShellWord<'_> {
                     Some('?') => {
                         if !set {
                             let m = if word.is_empty() { "is not allowed to be unset".to_string() } else { word };
-                            return Err(format!("{name}: {m}"));
+                            return Err(LexError(format!("{name}: {m}")));
                         }
                         if null_is_unset && value.is_empty() {
                             let m = if word.is_empty() { "is not allowed to be empty".to_string() } else { word };
-                            return Err(format!("{name}: {m}"));
+                            return Err(LexError(format!("{name}: {m}")));
                         }
                         Ok(value)
                     }
@@ -425,7 +430,7 @@ impl ShellWord<'_> {
                         };
                         if c == '%' { trim_suffix(&pat, &value, greedy) } else { trim_prefix(&pat, &value, greedy) }
                     }
-                    _ => Err(format!("unsupported modifier ({chs}) in substitution")),
+                    _ => Err(LexError(format!("unsupported modifier ({chs}) in substitution"))),
                 }
             }
             Some('/') => {
@@ -437,7 +442,7 @@ impl ShellWord<'_> {
                     Ok((w, _)) => w,
                     Err(e) => {
                         if self.peek().is_none() {
-                            return Err("syntax error: missing '/' in ${}".into());
+                            return Err(LexError("syntax error: missing '/' in ${}".into()));
                         }
                         return Err(e);
                     }
@@ -446,7 +451,7 @@ impl ShellWord<'_> {
                     Ok((w, _)) => w,
                     Err(e) => {
                         if self.peek().is_none() {
-                            return Err("syntax error: missing '}'".into());
+                            return Err(LexError("syntax error: missing '}'".into()));
                         }
                         return Err(e);
                     }
@@ -457,7 +462,7 @@ impl ShellWord<'_> {
                 }
                 let value: Vec<char> = value.unwrap_or_default().chars().collect();
                 let pat = compile_pattern(&pattern)
-                    .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+                    .map_err(|LexError(e)| LexError(format!("invalid pattern ({pattern}) in substitution: {e}")))?;
                 Ok(if replace_all {
                     replace_all_matches(&pat, &value, &replacement)
                 } else {
@@ -472,7 +477,7 @@ impl ShellWord<'_> {
                     }
                 })
             }
-            _ => Err(format!("unsupported modifier ({chs}) in substitution")),
+            _ => Err(LexError(format!("unsupported modifier ({chs}) in substitution"))),
         }
     }
 
@@ -534,7 +539,7 @@ enum PatTok {
 }
 
 /// Compiles a `${VAR#pattern}` pattern following BuildKit's `convertShellPatternToRegex`.
-fn compile_pattern(pattern: &str) -> Result<Vec<PatTok>, String> {
+fn compile_pattern(pattern: &str) -> LexResult<Vec<PatTok>> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -554,8 +559,8 @@ fn compile_pattern(pattern: &str) -> Result<Vec<PatTok>, String> {
                         i += 1;
                         out.push(PatTok::Lit(c));
                     }
-                    Some(&c) => return Err(format!("invalid escape '\\{c}'")),
-                    None => return Err("invalid escape '\\\u{fffd}'".into()),
+                    Some(&c) => return Err(LexError(format!("invalid escape '\\{c}'"))),
+                    None => return Err(LexError("invalid escape '\\\u{fffd}'".into())),
                 }
             }
             c => out.push(PatTok::Lit(c)),
@@ -669,7 +674,8 @@ fn expand_template(out: &mut String, template: &str, matched: &[char]) {
 }
 
 fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> LexResult<String> {
-    let pat = compile_pattern(pattern).map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+    let pat = compile_pattern(pattern)
+        .map_err(|LexError(e)| LexError(format!("invalid pattern ({pattern}) in substitution: {e}")))?;
     let chars: Vec<char> = value.chars().collect();
     Ok(match prefix_match(&pat, &chars, greedy) {
         Some(end) => chars[end..].iter().collect(),

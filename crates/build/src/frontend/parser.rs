@@ -6,7 +6,7 @@
 //! `Node.Next` chain; a port of BuildKit's line parsers is the shortest way to match it.
 
 use crate::Error;
-use crate::shell::{Env, Lexer, go_quote};
+use crate::frontend::shell::{Env, Lexer, go_quote};
 
 /// A parser directive from the top of the file (`# syntax=`, `# escape=`, `# check=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,17 +141,17 @@ struct Directives {
 }
 
 impl Directives {
-    fn set_escape(&mut self, v: &str) -> Result<(), String> {
+    fn set_escape(&mut self, v: &str) -> Result<(), Error> {
         match v {
             "`" => self.escape = '`',
             "\\" => self.escape = '\\',
-            _ => return Err(format!("invalid escape token '{v}' does not match ` or \\")),
+            _ => return Err(syn(format!("invalid escape token '{v}' does not match ` or \\"))),
         }
         Ok(())
     }
 
     /// BuildKit's `DirectiveParser.ParseLine` plus the escape handling.
-    fn possible_directive(&mut self, line: &str) -> Result<bool, String> {
+    fn possible_directive(&mut self, line: &str) -> Result<bool, Error> {
         self.line += 1;
         if self.done {
             return Ok(false);
@@ -171,7 +171,7 @@ impl Directives {
             return Ok(false);
         }
         if self.found.iter().any(|d| d.name == name) {
-            return Err(format!("only one {name} parser directive can be used"));
+            return Err(syn(format!("only one {name} parser directive can be used")));
         }
         if name == "escape" {
             self.set_escape(&value)?;
@@ -282,8 +282,7 @@ pub fn parse(input: &str) -> Result<Dockerfile, Error> {
                 comments.push(c);
             }
         }
-        let (processed, directive_ok) =
-            process_line(&mut d, raw, true).map_err(|e| Error::syntax(e, current_line + 1, 0))?;
+        let (processed, directive_ok) = process_line(&mut d, raw, true).map_err(|e| e.at_lines(current_line + 1, 0))?;
         if directive_ok {
             comments.pop();
         }
@@ -301,7 +300,7 @@ pub fn parse(input: &str) -> Result<Dockerfile, Error> {
             if raw.len() > MAX_LINE {
                 return Err(too_long(current_line + 1));
             }
-            let (p, _) = process_line(&mut d, raw, false).map_err(|e| Error::syntax(e, current_line + 1, 0))?;
+            let (p, _) = process_line(&mut d, raw, false).map_err(|e| e.at_lines(current_line + 1, 0))?;
             current_line += 1;
             if is_comment(raw) {
                 continue;
@@ -318,9 +317,9 @@ pub fn parse(input: &str) -> Result<Dockerfile, Error> {
             warnings.push(format!("Empty continuation line found in: {buf}"));
         }
         let mut node = node_from_line(&buf, d.escape, std::mem::take(&mut comments))
-            .map_err(|e| Error::syntax(e, start_line, current_line))?;
+            .map_err(|e| e.at_lines(start_line, current_line))?;
         if node.can_contain_heredoc() && buf.contains("<<") {
-            let docs = heredocs_from_line(&buf).map_err(|e| Error::syntax(e, start_line, current_line))?;
+            let docs = heredocs_from_line(&buf).map_err(|e| e.at_lines(start_line, current_line))?;
             for mut doc in docs {
                 let mut terminated = false;
                 while idx < lines.len() {
@@ -373,7 +372,7 @@ fn is_comment(line: &str) -> bool {
     line.trim_start().starts_with('#')
 }
 
-fn process_line<'a>(d: &mut Directives, token: &'a str, strip_left: bool) -> Result<(&'a str, bool), String> {
+fn process_line<'a>(d: &mut Directives, token: &'a str, strip_left: bool) -> Result<(&'a str, bool), Error> {
     let mut token = token.trim_end_matches(['\r', '\n']);
     if strip_left {
         token = token.trim_start();
@@ -395,7 +394,7 @@ fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
 }
 
 /// BuildKit's `newNodeFromLine`: split off the instruction and flags, then dispatch.
-fn node_from_line(line: &str, escape: char, comments: Vec<String>) -> Result<Node, String> {
+fn node_from_line(line: &str, escape: char, comments: Vec<String>) -> Result<Node, Error> {
     let trimmed = line.trim();
     let parts = split_ws(trimmed, 2);
     let cmd = parts.first().cloned().unwrap_or_default();
@@ -621,7 +620,7 @@ fn parse_words(rest: &str, escape: char) -> Vec<String> {
     words
 }
 
-fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<Vec<String>, String> {
+fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<Vec<String>, Error> {
     let words = parse_words(rest, escape);
     if words.is_empty() {
         return Ok(Vec::new());
@@ -629,14 +628,17 @@ fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<Vec<String>, St
     if !words[0].contains('=') {
         let parts = split_ws(rest, 2);
         if parts.len() < 2 {
-            return Err(format!("{key} must have two arguments"));
+            return Err(syn(format!("{key} must have two arguments")));
         }
         return Ok(vec![parts[0].clone(), parts[1].clone(), String::new()]);
     }
     let mut out = Vec::new();
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(format!("Syntax error - can't find = in {}. Must be of the form: name=value", go_quote(&w)));
+            return Err(syn(format!(
+                "Syntax error - can't find = in {}. Must be of the form: name=value",
+                go_quote(&w)
+            )));
         };
         out.extend([k.to_string(), v.to_string(), "=".to_string()]);
     }
@@ -673,28 +675,33 @@ fn parse_json(rest: &str) -> Result<Vec<String>, JsonErr> {
         .collect()
 }
 
+/// A syntax error whose lines the caller sets ([`Error::at_lines`]).
+fn syn(message: String) -> Error {
+    Error::syntax(message, 0, 0)
+}
+
 const NOT_STRING_ARRAY: &str = "when using JSON array syntax, arrays must be comprised of strings only";
 
-fn parse_maybe_json(rest: &str) -> Result<(Vec<String>, bool), String> {
+fn parse_maybe_json(rest: &str) -> Result<(Vec<String>, bool), Error> {
     if rest.is_empty() {
         return Ok((Vec::new(), false));
     }
     match parse_json(rest) {
         Ok(v) => Ok((v, true)),
-        Err(JsonErr::NotStringArray) => Err(NOT_STRING_ARRAY.into()),
+        Err(JsonErr::NotStringArray) => Err(syn(NOT_STRING_ARRAY.into())),
         Err(JsonErr::Other) => Ok((vec![rest.to_string()], false)),
     }
 }
 
-fn parse_maybe_json_to_list(rest: &str) -> Result<(Vec<String>, bool), String> {
+fn parse_maybe_json_to_list(rest: &str) -> Result<(Vec<String>, bool), Error> {
     match parse_json(rest) {
         Ok(v) => Ok((v, true)),
-        Err(JsonErr::NotStringArray) => Err(NOT_STRING_ARRAY.into()),
+        Err(JsonErr::NotStringArray) => Err(syn(NOT_STRING_ARRAY.into())),
         Err(JsonErr::Other) => Ok((parse_ws_delimited(rest), false)),
     }
 }
 
-fn parse_health_config(rest: &str) -> Result<(Vec<String>, bool), String> {
+fn parse_health_config(rest: &str) -> Result<(Vec<String>, bool), Error> {
     let sep = rest.find(char::is_whitespace).unwrap_or(rest.len());
     if sep == 0 {
         return Ok((Vec::new(), false));
@@ -710,7 +717,7 @@ fn empty_env() -> Env {
 }
 
 /// Finds heredoc words (`<<EOF`, `<<-"EOF"`, `3<<EOF`) in an instruction line.
-fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
+fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, Error> {
     let mut lex = Lexer::new('\\');
     lex.raw_quotes = true;
     lex.raw_escapes = true;
@@ -726,7 +733,7 @@ fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
 }
 
 /// Parses one heredoc word (`^(\d*)<<(-?)\s*([^<]*)$`); `None` if `src` is not one.
-pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
+pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, Error> {
     let digits = src.len() - src.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let Some(after) = src[digits..].strip_prefix("<<") else {
         return Ok(None);
@@ -742,14 +749,14 @@ pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
     let fd = if digits == 0 { 0 } else { src[..digits].parse::<u64>().unwrap_or(u64::MAX) };
     let mut lex = Lexer::new('\\');
     lex.skip_unset_env = true;
-    let words = lex.process_words(rest, &empty_env()).map_err(|e| e.to_string())?;
+    let words = lex.process_words(rest, &empty_env()).map_err(|e| syn(e.to_string()))?;
     if words.len() != 1 {
         return Ok(None);
     }
     lex.raw_quotes = true;
-    let raw = lex.process_words(rest, &empty_env()).map_err(|e| e.to_string())?;
+    let raw = lex.process_words(rest, &empty_env()).map_err(|e| syn(e.to_string()))?;
     if raw.len() != words.len() {
-        return Err(format!("internal lexing of heredoc produced inconsistent results: {rest}"));
+        return Err(syn(format!("internal lexing of heredoc produced inconsistent results: {rest}")));
     }
     let count = |s: &str| s.matches(['\'', '"']).count();
     Ok(Some(Heredoc {

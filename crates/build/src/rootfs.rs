@@ -1,0 +1,73 @@
+//! Step roots: a build step's root filesystem mounted from a state's layers in a scratch
+//! directory, its changes turned into a layer; and the read-only roots of stages and
+//! images that `COPY --from` and `RUN --mount from=` read.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use berth_base::Digest;
+use berth_image::{ImageStore, Layer};
+
+use crate::Error;
+
+/// Mounts `layers` in a new scratch directory under `work_root`, runs `f` with that
+/// directory and the mounted root, and turns the changes into a layer (None when nothing
+/// changed). The scratch directory is always unmounted and removed.
+pub(crate) fn with_root(
+    images: &ImageStore,
+    work_root: &Path,
+    layers: &[Layer],
+    f: impl FnOnce(&Path, &Path) -> Result<(), Error>,
+) -> Result<Option<Layer>, Error> {
+    let dir = work_root.join(berth_base::new_id());
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+    let result = (|| {
+        let rootfs = images.mount_layers(&diff_ids, &dir)?;
+        let r = f(&dir, &rootfs);
+        images.unmount_rootfs(&dir)?;
+        r?;
+        let upper = dir.join("upper");
+        let changed = std::fs::read_dir(&upper).map(|mut d| d.next().is_some()).unwrap_or(false);
+        if !changed {
+            return Ok(None);
+        }
+        Ok(Some(images.diff_layer(&dir)?))
+    })();
+    let _ = images.unmount_rootfs(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The root of `layers` (a stage's or image's, standing for `key`), mounted once per
+/// build under `work_root` and shared by the steps that read it. `lock` serialises the
+/// mounting, since stages run concurrently.
+pub(crate) fn mount_read_only(
+    images: &ImageStore,
+    work_root: &Path,
+    lock: &Mutex<()>,
+    layers: &[Digest],
+    key: &Digest,
+) -> Result<PathBuf, Error> {
+    let dir = work_root.join(format!("from-{}", key.hex()));
+    let _one_at_a_time = lock.lock().unwrap_or_else(|p| p.into_inner());
+    if !dir.join("rootfs").is_dir()
+        || std::fs::read_dir(dir.join("rootfs")).map(|mut d| d.next().is_none()).unwrap_or(true)
+    {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        images.mount_layers(layers, &dir)?;
+    }
+    Ok(dir.join("rootfs"))
+}
+
+/// Unmounts and removes the roots [`mount_read_only`] mounted under `work_root`.
+pub(crate) fn cleanup(images: &ImageStore, work_root: &Path) {
+    if let Ok(rd) = std::fs::read_dir(work_root) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("from-") {
+                let _ = images.unmount_rootfs(&e.path());
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
