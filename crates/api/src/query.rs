@@ -1,18 +1,180 @@
-//! Query parameters of the Engine API endpoints berth serves. The daemon deserializes them
-//! and the client serializes them, so both sides agree by construction. Docker clients send
+//! Query parameters of the Engine API endpoints berth serves. The daemon decodes them and
+//! the client encodes them, so both sides agree by construction. Docker clients send
 //! booleans as `1`/`0`/`true`/`false` and filters as JSON: both are accepted here.
+//!
+//! Decoding follows Go's `url.Values`, which is what dockerd reads: a parameter Docker
+//! allows to repeat (`changes`, `t`) decodes into a list of every value, and a parameter
+//! read once takes its FIRST value, as `Values.Get` does (docker-py sends `dockerfile=`
+//! twice, the name first). `serde_urlencoded` rejects repeated keys for lists and keeps
+//! the last value for the others, so the small decoder here ([`Values`]) replaces it on
+//! the decoding side; `form_urlencoded` (rust-url's) still does the percent-decoding.
 
 use std::collections::BTreeMap;
 
+use serde::de::{self, DeserializeOwned, IntoDeserializer};
 use serde::{Deserialize, Deserializer, Serialize};
+
+/// A query string that does not decode, said in words for the client's 400.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A parameter's value is not what the endpoint takes.
+    #[error("invalid value for {key}: {reason}")]
+    Value {
+        /// The parameter.
+        key: String,
+        /// Why the value was refused.
+        reason: String,
+    },
+    /// A parameter that carries JSON (`filters`, `buildargs`, `labels`…) is not valid JSON.
+    #[error("invalid value for {key}: invalid JSON: {source}")]
+    Json {
+        /// The parameter.
+        key: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `filters` is JSON of the wrong shape.
+    #[error("invalid value for filters: {0}")]
+    Filters(String),
+    /// A decoding failure not tied to one parameter.
+    #[error("{0}")]
+    Decode(String),
+}
+
+impl QueryError {
+    /// The reason alone, without the parameter's name (for errors raised inside a value's
+    /// own decoder, which [`Values::decode`] then attributes to the parameter).
+    fn reason(&self) -> String {
+        match self {
+            QueryError::Value { reason, .. } => reason.clone(),
+            QueryError::Json { source, .. } => format!("invalid JSON: {source}"),
+            QueryError::Filters(r) | QueryError::Decode(r) => r.clone(),
+        }
+    }
+}
+
+impl de::Error for QueryError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        QueryError::Decode(msg.to_string())
+    }
+}
+
+/// Go's `url.Values`: the `key=value` pairs of a query string, in the order sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Values(Vec<(String, String)>);
+
+impl Values {
+    /// Splits and percent-decodes a query string (`+` is a space, as in a form).
+    pub fn parse(q: &str) -> Values {
+        Values(form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+    }
+
+    /// The first value of `key`, as Go's `Values.Get` (what dockerd reads for a
+    /// parameter it takes once).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`, in order.
+    pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Decodes into a query struct: list fields take every value, other fields the first.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, QueryError> {
+        let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (k, v) in &self.0 {
+            match groups.iter_mut().find(|(g, _)| g == k) {
+                Some((_, vs)) => vs.push(v),
+                None => groups.push((k, vec![v])),
+            }
+        }
+        T::deserialize(ValuesDeserializer { groups: groups.into_iter(), value: None })
+    }
+}
+
+/// Decodes a query string (without the `?`) into a query struct, with Go's rules: see
+/// [`Values::decode`].
+pub fn from_query<T: DeserializeOwned>(q: &str) -> Result<T, QueryError> {
+    Values::parse(q).decode()
+}
+
+struct ValuesDeserializer<'a, I: Iterator<Item = (&'a str, Vec<&'a str>)>> {
+    groups: I,
+    value: Option<(&'a str, Vec<&'a str>)>,
+}
+
+impl<'de, 'a, I: Iterator<Item = (&'a str, Vec<&'a str>)>> Deserializer<'de> for ValuesDeserializer<'a, I> {
+    type Error = QueryError;
+
+    fn deserialize_any<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, QueryError> {
+        visitor.visit_map(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de, 'a, I: Iterator<Item = (&'a str, Vec<&'a str>)>> de::MapAccess<'de> for ValuesDeserializer<'a, I> {
+    type Error = QueryError;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, QueryError> {
+        match self.groups.next() {
+            None => Ok(None),
+            Some((k, vs)) => {
+                self.value = Some((k, vs));
+                seed.deserialize(k.into_deserializer()).map(Some)
+            }
+        }
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, QueryError> {
+        let (key, values) = self.value.take().ok_or_else(|| QueryError::Decode("a value without a key".to_owned()))?;
+        seed.deserialize(ParamDeserializer(values))
+            .map_err(|e| QueryError::Value { key: key.to_owned(), reason: e.reason() })
+    }
+}
+
+/// The values of one parameter: a sequence when the field is a list, else the first value.
+struct ParamDeserializer<'a>(Vec<&'a str>);
+
+impl<'de> Deserializer<'de> for ParamDeserializer<'_> {
+    type Error = QueryError;
+
+    fn deserialize_any<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, QueryError> {
+        visitor.visit_string(self.0.first().copied().unwrap_or_default().to_owned())
+    }
+
+    fn deserialize_option<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, QueryError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_seq<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, QueryError> {
+        let items: Vec<String> = self.0.into_iter().map(str::to_owned).collect();
+        visitor.visit_seq(de::value::SeqDeserializer::new(items.into_iter()))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct newtype_struct tuple tuple_struct map struct enum identifier ignored_any
+    }
+}
 
 /// Accepts Docker's spellings of a boolean query value.
 pub fn de_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     let s = String::deserialize(d)?;
+    parse_bool(&s).ok_or_else(|| de::Error::custom(format!("{s:?} is not a boolean (1, 0, true or false)")))
+}
+
+/// Docker's spellings of a boolean query value; `None` for anything else.
+pub fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
-        "" | "0" | "false" | "no" => Ok(false),
-        "1" | "true" | "yes" => Ok(true),
-        other => Err(serde::de::Error::custom(format!("invalid boolean value: {other}"))),
+        "" | "0" | "false" | "no" => Some(false),
+        "1" | "true" | "yes" => Some(true),
+        _ => None,
     }
 }
 
@@ -20,7 +182,7 @@ fn de_opt_num<'de, D: Deserializer<'de>, T: std::str::FromStr>(d: D) -> Result<O
     let s = Option::<String>::deserialize(d)?;
     match s.as_deref() {
         None | Some("") => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|_| serde::de::Error::custom(format!("invalid number: {v}"))),
+        Some(v) => v.parse().map(Some).map_err(|_| de::Error::custom(format!("{v:?} is not a number"))),
     }
 }
 
@@ -30,12 +192,13 @@ pub struct Filters(pub BTreeMap<String, Vec<String>>);
 
 impl Filters {
     /// Parses the JSON forms Docker clients send: `{"k":["v"]}` or the legacy `{"k":{"v":true}}`.
-    pub fn parse(s: &str) -> Result<Filters, String> {
+    pub fn parse(s: &str) -> Result<Filters, QueryError> {
         if s.trim().is_empty() {
             return Ok(Filters::default());
         }
-        let v: serde_json::Value = serde_json::from_str(s).map_err(|e| format!("invalid filter: {e}"))?;
-        let obj = v.as_object().ok_or("invalid filter: not an object")?;
+        let v: serde_json::Value =
+            serde_json::from_str(s).map_err(|source| QueryError::Json { key: "filters".to_owned(), source })?;
+        let obj = v.as_object().ok_or_else(|| QueryError::Filters("not a JSON object".to_owned()))?;
         let mut out = BTreeMap::new();
         for (k, vals) in obj {
             let list: Vec<String> = match vals {
@@ -44,7 +207,7 @@ impl Filters {
                     m.iter().filter(|(_, b)| b.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect()
                 }
                 serde_json::Value::String(s) => vec![s.clone()],
-                _ => return Err(format!("invalid filter value for {k}")),
+                _ => return Err(QueryError::Filters(format!("the value of {k:?} is not a list of strings"))),
             };
             out.insert(k.clone(), list);
         }
@@ -75,7 +238,7 @@ impl Filters {
 impl<'de> Deserialize<'de> for Filters {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Filters::parse(&s).map_err(serde::de::Error::custom)
+        Filters::parse(&s).map_err(|e| de::Error::custom(e.reason()))
     }
 }
 
@@ -86,7 +249,7 @@ impl Serialize for Filters {
 }
 
 /// `POST /containers/create`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateContainer {
     /// Container name, with or without a leading `/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +260,7 @@ pub struct CreateContainer {
 }
 
 /// `GET /containers/json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListContainers {
     /// Include stopped containers.
     #[serde(default, deserialize_with = "de_bool")]
@@ -114,7 +277,7 @@ pub struct ListContainers {
 }
 
 /// `DELETE /containers/{id}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RemoveContainer {
     /// Kill a running container first.
     #[serde(default, deserialize_with = "de_bool")]
@@ -128,7 +291,7 @@ pub struct RemoveContainer {
 }
 
 /// `POST /containers/{id}/wait`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WaitContainer {
     /// `not-running` (default), `next-exit` or `removed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,7 +299,7 @@ pub struct WaitContainer {
 }
 
 /// `POST /containers/{id}/attach`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AttachContainer {
     /// Stream output as it comes.
     #[serde(default, deserialize_with = "de_bool")]
@@ -159,7 +322,7 @@ pub struct AttachContainer {
 }
 
 /// `POST /containers/{id}/resize`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resize {
     /// Rows.
     #[serde(default, deserialize_with = "de_opt_num")]
@@ -170,7 +333,7 @@ pub struct Resize {
 }
 
 /// `POST /containers/{id}/stop`, `/restart`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StopContainer {
     /// Seconds to wait before killing.
     #[serde(default, deserialize_with = "de_opt_num", skip_serializing_if = "Option::is_none")]
@@ -181,7 +344,7 @@ pub struct StopContainer {
 }
 
 /// `POST /containers/{id}/kill`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KillContainer {
     /// Signal name or number; default SIGKILL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,7 +352,7 @@ pub struct KillContainer {
 }
 
 /// `GET /containers/{id}/logs`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Logs {
     /// Keep streaming new output.
     #[serde(default, deserialize_with = "de_bool")]
@@ -215,7 +378,7 @@ pub struct Logs {
 }
 
 /// `GET /containers/{id}/json`, `GET /images/json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InspectContainer {
     /// Include SizeRw and SizeRootFs.
     #[serde(default, deserialize_with = "de_bool")]
@@ -223,7 +386,7 @@ pub struct InspectContainer {
 }
 
 /// `GET /images/json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListImages {
     /// Include intermediate images.
     #[serde(default, deserialize_with = "de_bool")]
@@ -236,8 +399,9 @@ pub struct ListImages {
     pub digests: bool,
 }
 
-/// `POST /images/create` (pull or import).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `POST /images/create` (pull or import). It encodes as a list of pairs so that `changes`
+/// repeats, as Docker's clients send it (a struct field cannot repeat in `serde_urlencoded`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct CreateImage {
     /// Image to pull.
     #[serde(default, rename = "fromImage", skip_serializing_if = "Option::is_none")]
@@ -262,8 +426,31 @@ pub struct CreateImage {
     pub platform: Option<String>,
 }
 
+impl Serialize for CreateImage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        let singles = [
+            ("fromImage", &self.from_image),
+            ("fromSrc", &self.from_src),
+            ("repo", &self.repo),
+            ("tag", &self.tag),
+            ("message", &self.message),
+        ];
+        for (k, v) in singles {
+            if let Some(v) = v {
+                pairs.push((k, v));
+            }
+        }
+        pairs.extend(self.changes.iter().map(|c| ("changes", c.as_str())));
+        if let Some(p) = &self.platform {
+            pairs.push(("platform", p));
+        }
+        s.collect_seq(pairs)
+    }
+}
+
 /// `POST /images/{name}/tag`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TagImage {
     /// Target repository.
     #[serde(default)]
@@ -274,7 +461,7 @@ pub struct TagImage {
 }
 
 /// `DELETE /images/{name}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RemoveImage {
     /// Remove even if tagged in several repositories or used by a stopped container.
     #[serde(default, deserialize_with = "de_bool")]
@@ -290,23 +477,57 @@ mod tests {
 
     #[test]
     fn decodes_docker_cli_queries() {
-        let q: ListContainers =
-            serde_urlencoded::from_str("all=1&filters=%7B%22status%22%3A%7B%22exited%22%3Atrue%7D%7D").unwrap();
+        let q: ListContainers = from_query("all=1&filters=%7B%22status%22%3A%7B%22exited%22%3Atrue%7D%7D").unwrap();
         assert!(q.all);
         assert_eq!(q.filters.get("status"), ["exited"]);
-        let q: ListContainers =
-            serde_urlencoded::from_str("all=true&limit=3&filters=%7B%22name%22%3A%5B%22web%22%5D%7D").unwrap();
+        let q: ListContainers = from_query("all=true&limit=3&filters=%7B%22name%22%3A%5B%22web%22%5D%7D").unwrap();
         assert_eq!(q.limit, Some(3));
         assert_eq!(q.filters.get("name"), ["web"]);
-        let q: RemoveImage = serde_urlencoded::from_str("force=0&noprune=1").unwrap();
+        let q: RemoveImage = from_query("force=0&noprune=1").unwrap();
         assert!(!q.force && q.noprune);
-        assert!(serde_urlencoded::from_str::<RemoveImage>("force=maybe").is_err());
-        let q: Resize = serde_urlencoded::from_str("h=40&w=120").unwrap();
+        assert!(from_query::<RemoveImage>("force=maybe").is_err());
+        let q: Resize = from_query("h=40&w=120").unwrap();
         assert_eq!((q.h, q.w), (Some(40), Some(120)));
         let mut f = Filters::default();
         f.add("label", "a=b");
         let s = serde_urlencoded::to_string(ListContainers { all: true, filters: f, ..Default::default() }).unwrap();
         assert!(s.contains("filters=%7B%22label%22"), "{s}");
+    }
+
+    #[test]
+    fn repeated_parameters_decode_as_go_reads_them() {
+        // `changes` repeats (docker import -c … -c …): every value, in order.
+        let q: CreateImage = from_query("fromSrc=-&repo=img&changes=ENV+K%3DV&changes=CMD+%5B%22sh%22%5D").unwrap();
+        assert_eq!(q.changes, ["ENV K=V", "CMD [\"sh\"]"]);
+        assert_eq!(q.from_src.as_deref(), Some("-"));
+        // A parameter read once: the first value wins, as Go's url.Values.Get.
+        let q: CreateImage = from_query("fromSrc=-&repo=first&repo=second").unwrap();
+        assert_eq!(q.repo.as_deref(), Some("first"));
+        let q: KillContainer = from_query("signal=HUP&signal=KILL").unwrap();
+        assert_eq!(q.signal.as_deref(), Some("HUP"));
+        // And the client sends `changes` the same way.
+        let mut c = CreateImage { from_src: Some("-".into()), ..Default::default() };
+        c.changes = vec!["ENV A=1".into(), "ENV B=2".into()];
+        let s = serde_urlencoded::to_string(&c).unwrap();
+        assert_eq!(s, "fromSrc=-&changes=ENV+A%3D1&changes=ENV+B%3D2");
+        assert_eq!(from_query::<CreateImage>(&s).unwrap(), c);
+    }
+
+    #[test]
+    fn bad_queries_say_what_is_wrong_in_words() {
+        let e = from_query::<RemoveImage>("force=maybe").unwrap_err().to_string();
+        assert_eq!(e, "invalid value for force: \"maybe\" is not a boolean (1, 0, true or false)");
+        let e = from_query::<StopContainer>("t=soon").unwrap_err().to_string();
+        assert_eq!(e, "invalid value for t: \"soon\" is not a number");
+        let e = from_query::<ListContainers>("filters=%7Bnope").unwrap_err().to_string();
+        assert!(e.starts_with("invalid value for filters: invalid JSON: "), "{e}");
+        let e = from_query::<ListContainers>("filters=%5B1%5D").unwrap_err().to_string();
+        assert_eq!(e, "invalid value for filters: not a JSON object");
+        let e = from_query::<ListContainers>("filters=%7B%22a%22%3A1%7D").unwrap_err().to_string();
+        assert_eq!(e, "invalid value for filters: the value of \"a\" is not a list of strings");
+        // Unknown parameters are ignored, as dockerd does.
+        assert!(from_query::<RemoveImage>("whatever=1&force=1").unwrap().force);
+        assert!(from_query::<RemoveImage>("").is_ok());
     }
 }
 
@@ -445,58 +666,76 @@ impl Build {
         serde_urlencoded::to_string(&pairs).unwrap_or_default()
     }
 
-    /// Decodes a query string as docker's clients send it.
-    pub fn parse(q: &str) -> Result<Build, String> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).map_err(|e| e.to_string())?;
-        let mut b = Build { rm: true, ..Default::default() };
-        let flag = |v: &str| -> Result<bool, String> {
-            match v.to_ascii_lowercase().as_str() {
-                "" | "0" | "false" => Ok(false),
-                "1" | "true" => Ok(true),
-                other => Err(format!("invalid boolean value: {other}")),
+    /// Decodes a query string as docker's clients send it: `t` repeats, every other
+    /// parameter is read once and its first value wins (see the module's comment).
+    pub fn parse(q: &str) -> Result<Build, QueryError> {
+        let v = Values::parse(q);
+        let one = |k: &str| v.get(k).filter(|s| !s.is_empty()).map(str::to_owned);
+        let flag = |k: &str, default: bool| -> Result<bool, QueryError> {
+            match v.get(k) {
+                None => Ok(default),
+                Some(s) => parse_bool(s).ok_or_else(|| QueryError::Value {
+                    key: k.to_owned(),
+                    reason: format!("{s:?} is not a boolean (1, 0, true or false)"),
+                }),
             }
         };
-        let map = |k: &str, v: &str| -> Result<BTreeMap<String, String>, String> {
-            if v.is_empty() {
-                return Ok(BTreeMap::new());
+        let json = |k: &str| -> Result<Option<serde_json::Value>, QueryError> {
+            match v.get(k).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => {
+                    serde_json::from_str(s).map(Some).map_err(|source| QueryError::Json { key: k.to_owned(), source })
+                }
             }
-            // Docker sends null for build args without a value; they are skipped.
-            let m: BTreeMap<String, Option<String>> =
-                serde_json::from_str(v).map_err(|e| format!("invalid {k} parameter: {e}"))?;
+        };
+        fn typed<T: DeserializeOwned>(k: &str, val: serde_json::Value) -> Result<T, QueryError> {
+            serde_json::from_value(val).map_err(|source| QueryError::Json { key: k.to_owned(), source })
+        }
+        // Docker sends null for build args without a value; they are skipped.
+        let map = |k: &str| -> Result<BTreeMap<String, String>, QueryError> {
+            let Some(val) = json(k)? else { return Ok(BTreeMap::new()) };
+            let m: BTreeMap<String, Option<String>> = typed(k, val)?;
             Ok(m.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
         };
-        for (k, v) in pairs {
-            match k.as_str() {
-                "t" if !v.is_empty() => b.tags.push(v),
-                "dockerfile" if !v.is_empty() => b.dockerfile = Some(v),
-                "remote" if !v.is_empty() => b.remote = Some(v),
-                "buildargs" => b.build_args = map(&k, &v)?,
-                "target" if !v.is_empty() => b.target = Some(v),
-                "nocache" => b.no_cache = flag(&v)?,
-                "pull" => b.pull = flag(&v)?,
-                "labels" => b.labels = map(&k, &v)?,
-                "q" => b.quiet = flag(&v)?,
-                "networkmode" if !v.is_empty() => b.network_mode = Some(v),
-                "platform" if !v.is_empty() => b.platform = Some(v),
-                "rm" => b.rm = flag(&v)?,
-                "berth-secrets" => b.secrets = map(&k, &v)?,
-                "berth-ssh" => b.ssh = map(&k, &v)?,
-                "berth-nocachefilter" if !v.is_empty() => {
-                    b.no_cache_filter =
-                        serde_json::from_str(&v).map_err(|e| format!("invalid berth-nocachefilter parameter: {e}"))?
-                }
-                "berth-progress" => b.progress_records = flag(&v)?,
-                "berth-allow" if !v.is_empty() => {
-                    b.allow = serde_json::from_str(&v).map_err(|e| format!("invalid berth-allow parameter: {e}"))?
-                }
-                "shmsize" if !v.is_empty() && v != "0" => {
-                    b.shm_size = Some(v.parse().map_err(|_| format!("invalid shmsize parameter: {v}"))?)
-                }
-                "extrahosts" => b.extra_hosts.extend(v.split(',').filter(|h| !h.is_empty()).map(str::to_owned)),
-                _ => {}
+        let list = |k: &str| -> Result<Vec<String>, QueryError> {
+            match json(k)? {
+                None => Ok(Vec::new()),
+                Some(val) => typed(k, val),
             }
-        }
-        Ok(b)
+        };
+        let shm_size = match v.get("shmsize").filter(|s| !s.is_empty() && *s != "0") {
+            None => None,
+            Some(s) => Some(s.parse().map_err(|_| QueryError::Value {
+                key: "shmsize".to_owned(),
+                reason: format!("{s:?} is not a number of bytes"),
+            })?),
+        };
+        Ok(Build {
+            tags: v.get_all("t").filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+            dockerfile: one("dockerfile"),
+            remote: one("remote"),
+            build_args: map("buildargs")?,
+            target: one("target"),
+            no_cache: flag("nocache", false)?,
+            pull: flag("pull", false)?,
+            labels: map("labels")?,
+            quiet: flag("q", false)?,
+            network_mode: one("networkmode"),
+            platform: one("platform"),
+            rm: flag("rm", true)?,
+            secrets: map("berth-secrets")?,
+            ssh: map("berth-ssh")?,
+            no_cache_filter: list("berth-nocachefilter")?,
+            allow: list("berth-allow")?,
+            shm_size,
+            extra_hosts: v
+                .get_all("extrahosts")
+                .flat_map(|h| h.split(','))
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            progress_records: flag("berth-progress", false)?,
+        })
     }
 }
 
@@ -518,5 +757,20 @@ mod build_tests {
         assert!(!d.build_args.contains_key("N"));
         assert_eq!(d.dockerfile.as_deref(), Some("train.dockerfile"));
         assert!(Build::parse("nocache=maybe").is_err());
+    }
+
+    #[test]
+    fn dockerfile_given_twice_takes_the_first_as_docker_does() {
+        // docker-py sends a Dockerfile from outside the context as (name, contents).
+        let b = Build::parse("t=a&dockerfile=.dockerfile.1234&dockerfile=FROM+busybox%0ARUN+true").unwrap();
+        assert_eq!(b.dockerfile.as_deref(), Some(".dockerfile.1234"));
+        assert!(b.rm, "rm defaults to true");
+        let b = Build::parse("extrahosts=a%3A1.2.3.4%2Cb%3A5.6.7.8&extrahosts=c%3A9.9.9.9&rm=0").unwrap();
+        assert_eq!(b.extra_hosts, ["a:1.2.3.4", "b:5.6.7.8", "c:9.9.9.9"]);
+        assert!(!b.rm);
+        let e = Build::parse("buildargs=%7Bx").unwrap_err().to_string();
+        assert!(e.starts_with("invalid value for buildargs: invalid JSON: "), "{e}");
+        let e = Build::parse("shmsize=big").unwrap_err().to_string();
+        assert_eq!(e, "invalid value for shmsize: \"big\" is not a number of bytes");
     }
 }

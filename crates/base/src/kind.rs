@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Forbidden,
     /// A dependency (registry, kernel feature) is unavailable right now (HTTP 503).
     Unavailable,
+    /// Something berth deliberately does not do (yet) (HTTP 501).
+    NotImplemented,
     /// Anything else: a bug or an unexpected OS failure (HTTP 500).
     Internal,
 }

@@ -22,6 +22,26 @@ pub enum Error {
     /// Something we deliberately do not support yet, said plainly.
     #[error("{0}")]
     NotImplemented(String),
+    /// A query parameter does not decode.
+    #[error(transparent)]
+    Query(#[from] berth_api::query::QueryError),
+    /// A JSON request body does not decode (Docker's wording).
+    #[error("invalid JSON: {0}")]
+    InvalidJson(#[source] serde_json::Error),
+    /// The request body could not be read (the client went away, or it is too large).
+    #[error("reading the request body: {0}")]
+    RequestBody(#[source] axum::Error),
+    /// No route serves this method and path: Docker's one answer for it.
+    #[error("page not found")]
+    PageNotFound,
+    /// A swarm endpoint, on a daemon that is never part of a swarm (dockerd's wording).
+    #[error(
+        "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."
+    )]
+    NotSwarmManager,
+    /// `POST /swarm/leave` outside a swarm (dockerd's wording).
+    #[error("This node is not part of a swarm")]
+    NotInSwarm,
     /// The image store failed.
     #[error(transparent)]
     Image(#[from] berth_image::Error),
@@ -56,7 +76,10 @@ impl Error {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::InvalidArgument(_) | Error::Config(_) => ErrorKind::InvalidArgument,
             Error::NotModified(_) => ErrorKind::NotModified,
-            Error::NotImplemented(_) => ErrorKind::Unavailable,
+            Error::Query(_) | Error::InvalidJson(_) | Error::RequestBody(_) => ErrorKind::InvalidArgument,
+            Error::PageNotFound => ErrorKind::NotFound,
+            Error::NotSwarmManager | Error::NotInSwarm => ErrorKind::Unavailable,
+            Error::NotImplemented(_) => ErrorKind::NotImplemented,
             Error::Image(e) => e.kind(),
             Error::Runtime(e) => e.kind(),
             Error::Db(_) | Error::Io { .. } | Error::Internal(_) => ErrorKind::Internal,

@@ -11,7 +11,7 @@ use berth_api::models::{
 use berth_image::Image;
 use chrono::{DateTime, Utc};
 
-use crate::engine::ContainerPaths;
+use crate::engine::{ContainerPaths, DiskUsage, ImageUsage};
 use crate::record::{ContainerRecord, Status};
 
 /// Docker's zero time, printed for events that never happened.
@@ -262,6 +262,30 @@ pub fn image_summary(img: &Image, containers: i64) -> ImageSummary {
         manifests: None,
         descriptor: None,
     }
+}
+
+/// One row of `GET /images/json`, from an image and its container count.
+pub fn image_usage_summary(u: &ImageUsage) -> ImageSummary {
+    image_summary(&u.image, u.containers as i64)
+}
+
+/// `GET /system/df` in the API 1.41 shape the docker CLI reads.
+pub fn disk_usage(du: &DiskUsage, now: DateTime<Utc>) -> serde_json::Value {
+    let images: Vec<_> = du.images.iter().map(image_usage_summary).collect();
+    let containers: Vec<_> = du
+        .containers
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(container_summary(r, now)).unwrap_or_default();
+            v["SizeRw"] = serde_json::json!(0);
+            v["SizeRootFs"] = serde_json::json!(0);
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "LayersSize": du.layers_size as i64, "Images": images, "Containers": containers,
+        "Volumes": [], "BuildCache": du.build_cache,
+    })
 }
 
 /// `GET /images/{name}/json`.

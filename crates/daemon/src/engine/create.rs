@@ -239,9 +239,14 @@ fn parse_binds(hc: &HostConfig) -> Result<Vec<BindSpec>> {
                     )));
                 }
             }
-            other => {
+            None => {
+                return Err(Error::InvalidArgument(
+                    "invalid mount config for type \"\": mount type unknown".to_owned(),
+                ));
+            }
+            Some(other) => {
                 return Err(Error::NotImplemented(format!(
-                    "mount type {other:?} is not supported yet (only bind and tmpfs)"
+                    "mount type \"{other}\" is not supported yet (only bind and tmpfs)"
                 )));
             }
         }

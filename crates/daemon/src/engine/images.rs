@@ -11,6 +11,7 @@ use berth_image::{DeleteItem, Image, ImportOptions};
 
 use super::{Engine, blocking};
 use crate::error::{Error, Result};
+use crate::record::ContainerRecord;
 
 const HELLO_WORLD: &str = "docker.io/library/hello-world:latest";
 
@@ -135,6 +136,22 @@ impl Engine {
         Ok(out)
     }
 
+    /// `GET /images/json`: the filtered images, each with how many containers use it.
+    pub async fn image_usage(&self, filters: &Filters) -> Result<Vec<ImageUsage>> {
+        let images = self.list_images(filters).await?;
+        Ok(join_containers(images, &self.records()))
+    }
+
+    /// `GET /system/df`: images with their users, every container, and the build cache.
+    pub async fn disk_usage(self: &Arc<Self>) -> Result<DiskUsage> {
+        let images = self.list_images(&Filters::default()).await?;
+        let containers = self.records();
+        let layers_size = images.iter().map(|i| i.size).sum();
+        let images = join_containers(images, &containers);
+        let build_cache = self.build_cache_usage().await?;
+        Ok(DiskUsage { layers_size, images, containers, build_cache })
+    }
+
     /// Resolves an image by name or id.
     pub async fn image(&self, name: &str) -> Result<Image> {
         let images = self.images.clone();
@@ -175,6 +192,39 @@ impl Engine {
         })
         .await
     }
+}
+
+/// An image and the number of containers created from it.
+#[derive(Debug)]
+pub struct ImageUsage {
+    /// The image.
+    pub image: Image,
+    /// Containers (running or not) whose image it is.
+    pub containers: usize,
+}
+
+/// What `GET /system/df` reports.
+#[derive(Debug)]
+pub struct DiskUsage {
+    /// Bytes of all image layers.
+    pub layers_size: u64,
+    /// Every image with its container count.
+    pub images: Vec<ImageUsage>,
+    /// Every container.
+    pub containers: Vec<ContainerRecord>,
+    /// Build cache records, in the API's shape.
+    pub build_cache: Vec<serde_json::Value>,
+}
+
+fn join_containers(images: Vec<Image>, containers: &[ContainerRecord]) -> Vec<ImageUsage> {
+    images
+        .into_iter()
+        .map(|image| {
+            let id = image.id.to_string();
+            let containers = containers.iter().filter(|r| r.image_id == id).count();
+            ImageUsage { image, containers }
+        })
+        .collect()
 }
 
 /// Docker's `reference=` filter: a pattern against the familiar name, with or without tag.

@@ -23,6 +23,7 @@ use crate::record::{ContainerRecord, Status};
 use crate::store::Store;
 
 pub use build::{ContextSource, PruneReport};
+pub use images::{DiskUsage, ImageUsage};
 pub use io::{AttachStreams, LogOptions};
 pub use lifecycle::WaitCondition;
 

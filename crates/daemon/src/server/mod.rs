@@ -1,0 +1,167 @@
+//! The Engine API over HTTP: the router (one file per resource beside this one), the
+//! `/v1.NN` prefix check, and serving connections — on the unix socket here, and for any
+//! other listener through [`serve_connection`] — with the upgrades attach needs.
+//!
+//! Every request that no route serves, whatever its path or method, gets Docker's one
+//! answer: 404 `{"message":"page not found"}` (dockerd's mux uses the same handler for an
+//! unknown path and for a known path with the wrong method).
+
+mod body;
+pub mod build;
+pub mod containers;
+pub mod images;
+pub mod reply;
+pub mod system;
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::Response;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tower::ServiceExt;
+
+use crate::engine::Engine;
+pub use reply::{ApiError, status_of};
+use reply::{error_response, page_not_found};
+
+/// Builds the router over an engine.
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .merge(system::routes())
+        .merge(containers::routes())
+        .merge(images::routes())
+        .merge(build::routes())
+        .fallback(page_not_found)
+        .method_not_allowed_fallback(page_not_found)
+        .with_state(engine)
+}
+
+fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    let parse = |s: &str| -> (u32, u32) {
+        let mut it = s.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    };
+    parse(a).cmp(&parse(b))
+}
+
+/// Strips `/v1.NN` from the path and refuses versions outside what we speak.
+fn strip_version(req: &mut Request) -> Result<(), Box<Response>> {
+    let path = req.uri().path();
+    let Some(rest) = path.strip_prefix("/v") else { return Ok(()) };
+    let Some((ver, tail)) = rest.split_once('/') else { return Ok(()) };
+    if ver.is_empty() || !ver.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Ok(());
+    }
+    if compare_versions(ver, berth_api::MIN_API_VERSION).is_lt() {
+        return Err(Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "client version {ver} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
+                berth_api::MIN_API_VERSION
+            ),
+        )));
+    }
+    if compare_versions(ver, berth_api::API_VERSION).is_gt() {
+        return Err(Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            format!("client version {ver} is too new. Maximum supported API version is {}", berth_api::API_VERSION),
+        )));
+    }
+    let new_path = format!("/{tail}");
+    let pq = match req.uri().query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = pq.parse().ok();
+    if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    Ok(())
+}
+
+/// Serves the API on a unix socket until `shutdown` resolves.
+pub async fn serve(
+    engine: Arc<Engine>,
+    socket: &Path,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // A socket file left by a daemon that died is stale: the data-root lock proves no
+    // other daemon of ours runs, so it is safe to replace.
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = tokio::net::UnixListener::bind(socket)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
+    }
+    tracing::info!(socket = %socket.display(), "API listening");
+    let app = router(engine);
+    let mut shutdown = shutdown;
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        tokio::spawn(serve_connection(app.clone(), stream));
+    }
+    let _ = std::fs::remove_file(socket);
+    Ok(())
+}
+
+/// Serves one accepted connection (HTTP/1.1 with upgrades, for attach) until it closes:
+/// the `/v1.NN` prefix is checked and stripped, then `app` answers. Any listener — the
+/// unix socket here, TCP or TLS — calls this with each stream it accepts.
+pub(crate) async fn serve_connection<IO>(app: Router, io: IO)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let app = app.clone();
+        async move {
+            let mut req = req.map(Body::new);
+            if let Err(resp) = strip_version(&mut req) {
+                return Ok::<_, Infallible>(*resp);
+            }
+            tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
+            app.oneshot(req).await
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_base::ErrorKind;
+
+    #[test]
+    fn version_prefix() {
+        let mut r = Request::builder().uri("/v1.41/containers/json?all=1").body(Body::empty()).unwrap();
+        strip_version(&mut r).unwrap();
+        assert_eq!(r.uri().to_string(), "/containers/json?all=1");
+        let mut r = Request::builder().uri("/v1.12/info").body(Body::empty()).unwrap();
+        assert!(strip_version(&mut r).is_err());
+        let mut r = Request::builder().uri("/v1.99/info").body(Body::empty()).unwrap();
+        assert!(strip_version(&mut r).is_err());
+        let mut r = Request::builder().uri("/version").body(Body::empty()).unwrap();
+        strip_version(&mut r).unwrap();
+        assert_eq!(r.uri().path(), "/version");
+        assert_eq!(status_of(ErrorKind::NotFound), StatusCode::NOT_FOUND);
+    }
+}
