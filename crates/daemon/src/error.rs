@@ -28,6 +28,14 @@ pub enum Error {
     /// The runtime (spec generation, shim) failed.
     #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
+    /// The container's process could not be started: its command cannot be executed, or the
+    /// runtime refused to start it. Docker's wording, which clients match.
+    #[error("failed to create task for container: unable to start container process: {source}")]
+    StartFailed {
+        /// What the shim reported.
+        #[source]
+        source: berth_runtime::Error,
+    },
     /// The state database failed.
     #[error("state database: {0}")]
     Db(#[from] rusqlite::Error),
@@ -54,12 +62,21 @@ impl Error {
         match self {
             Error::NoSuchContainer(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
-            Error::InvalidArgument(_) | Error::Config(_) => ErrorKind::InvalidArgument,
+            Error::InvalidArgument(_) | Error::Config(_) | Error::StartFailed { .. } => ErrorKind::InvalidArgument,
             Error::NotModified(_) => ErrorKind::NotModified,
             Error::NotImplemented(_) => ErrorKind::Unavailable,
             Error::Image(e) => e.kind(),
             Error::Runtime(e) => e.kind(),
             Error::Db(_) | Error::Io { .. } | Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The exit code Docker records for a start that failed with this error: 127 for a
+    /// command that does not exist, 126 for one that cannot be executed, 128 otherwise.
+    pub fn start_exit_code(&self) -> i64 {
+        match self {
+            Error::StartFailed { source } => source.exec_failure().map_or(128, |f| i64::from(f.exit_code())),
+            _ => 128,
         }
     }
 

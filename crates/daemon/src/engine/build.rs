@@ -2,16 +2,15 @@
 //! shim (as containers are run, but never listed as containers), and the glue that runs
 //! the builder on the blocking pool and streams its progress.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use berth_build::executor::{Network, OutputStream, RunSpec, StepExecutor, StepMount};
-use berth_runtime::proto::{ClientFrame, Decoder, ShimFrame, encode_client};
 use berth_runtime::spec::{BindMount, Namespace, SpecOptions, TmpfsMount};
+use berth_runtime::{ShimClient, ShimEvent, Streams};
 
 use super::Engine;
 
@@ -131,43 +130,51 @@ impl StepExecutor for ShimExecutor {
         };
         let spawned = berth_runtime::shim::spawn(&self.engine.exe, &shim_opts).map_err(|e| e.to_string())?;
         let mut child = spawned.child;
-        let result = drive(&shim_opts.socket, &self.cancel, output);
+        let result = drive(&self.engine.rt, &shim_opts.socket, &self.cancel, output).map_err(|e| e.to_string());
         let _ = child.wait();
         result
     }
 }
 
-/// Starts the step and copies its output until it exits; kills it on cancellation.
-fn drive(socket: &Path, cancel: &AtomicBool, output: &mut dyn FnMut(OutputStream, &[u8])) -> Result<i32, String> {
-    let mut s = UnixStream::connect(socket).map_err(|e| format!("connect to shim: {e}"))?;
-    let mut hello = encode_client(&ClientFrame::Hello { stdin: false, stdout: true, stderr: true });
-    hello.extend(encode_client(&ClientFrame::Start));
-    s.write_all(&hello).map_err(|e| format!("start step: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
-    let mut dec = Decoder::default();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut killed = false;
-    loop {
-        while let Some(f) = dec.next_shim().map_err(|e| e.to_string())? {
-            match f {
-                ShimFrame::Stdout(d) => output(OutputStream::Stdout, &d),
-                ShimFrame::Stderr(d) => output(OutputStream::Stderr, &d),
-                ShimFrame::Exit { code } => return Ok(code),
-                ShimFrame::Error(m) => return Err(m),
-                ShimFrame::Started { .. } => {}
+/// Starts the step and copies its output until it exits; kills it on cancellation. Runs on
+/// a builder thread, driving the shim connection on the daemon's runtime.
+fn drive(
+    rt: &tokio::runtime::Handle,
+    socket: &Path,
+    cancel: &AtomicBool,
+    output: &mut dyn FnMut(OutputStream, &[u8]),
+) -> Result<i32, berth_runtime::Error> {
+    rt.block_on(async {
+        let (mut control, mut events) = ShimClient::connect(socket, Streams::OUTPUT).await?.split();
+        control.start().await?;
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut killed = false;
+        loop {
+            // `next` is cancel-safe: a tick never loses output.
+            let ev = tokio::select! {
+                ev = events.next() => ev?,
+                _ = tick.tick() => {
+                    if cancel.load(Ordering::Relaxed) && !killed {
+                        let _ = control.signal(9).await;
+                        killed = true;
+                    }
+                    continue;
+                }
+            };
+            match ev {
+                Some(ShimEvent::Output { stream: berth_runtime::logs::Stream::Stdout, data }) => {
+                    output(OutputStream::Stdout, &data)
+                }
+                Some(ShimEvent::Output { stream: berth_runtime::logs::Stream::Stderr, data }) => {
+                    output(OutputStream::Stderr, &data)
+                }
+                Some(ShimEvent::Exited { code }) => return Ok(code),
+                Some(ShimEvent::Failed { message }) => return Err(berth_runtime::Error::Refused(message)),
+                Some(_) => {}
+                None => return Err(berth_runtime::Error::ShimGone { during: "while the build step ran" }),
             }
         }
-        if cancel.load(Ordering::Relaxed) && !killed {
-            let _ = s.write_all(&encode_client(&ClientFrame::Signal(9)));
-            killed = true;
-        }
-        match s.read(&mut buf) {
-            Ok(0) => return Err("the build step's shim went away".into()),
-            Ok(n) => dec.feed(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(e) => return Err(format!("read from shim: {e}")),
-        }
-    }
+    })
 }
 
 /// Where the build context comes from.

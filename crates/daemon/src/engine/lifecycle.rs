@@ -6,12 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_runtime::proto::{ClientFrame, ShimFrame};
 use berth_runtime::spec::{BindMount, Namespace, SpecOptions};
-use tokio::io::AsyncWriteExt;
-use tokio::net::UnixStream;
+use berth_runtime::{ShimClient, ShimEvents, StartOutcome, Streams};
 
-use super::io::FrameReader;
 use super::{Container, Engine, Events, blocking, now};
 use crate::error::{Error, Result};
 use crate::record::{ContainerRecord, RunState, Status};
@@ -77,7 +74,7 @@ impl Engine {
         let spawned = blocking(move || {
             berth_runtime::shim::spawn(&exe, &shim_opts).map_err(|e| match e {
                 // Docker's wording, which clients match to choose exit codes 126/127.
-                berth_runtime::Error::Exec(msg) => Error::InvalidArgument(start_error(&msg)),
+                e @ berth_runtime::Error::Exec { .. } => Error::StartFailed { source: e },
                 other => Error::from(other),
             })
         })
@@ -97,33 +94,19 @@ impl Engine {
                 tracing::warn!(container = %c.id, error = %e, "attach failed");
             }
         }
-        let sock = self.shim_socket(&c.id);
-        let stream = UnixStream::connect(&sock)
-            .await
-            .map_err(|e| Error::io(format!("connect to shim {}", sock.display()), e))?;
-        let (rd, mut wr) = stream.into_split();
-        let mut hello =
-            berth_runtime::proto::encode_client(&ClientFrame::Hello { stdin: false, stdout: false, stderr: false });
-        hello.extend(berth_runtime::proto::encode_client(&ClientFrame::Start));
-        wr.write_all(&hello).await.map_err(|e| Error::io("start the container", e))?;
-        let mut reader = FrameReader::new(rd);
-        let pid = loop {
-            match reader.next().await {
-                Ok(Some(ShimFrame::Started { pid })) => break pid,
-                Ok(Some(ShimFrame::Error(msg))) => return Err(Error::InvalidArgument(start_error(&msg))),
-                Ok(Some(ShimFrame::Exit { code })) => {
-                    // It ran and ended before we heard it had started: record both.
-                    c.update(|r| r.state.started_at = Some(now()));
-                    self.finish_run(c, Some(code)).await;
-                    return Ok(());
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) => {
-                    return Err(Error::Internal("the shim closed its socket before starting the container".to_owned()));
-                }
-                Err(e) => return Err(Error::io("read from shim", e)),
+        let mut shim = ShimClient::connect(&self.shim_socket(&c.id), Streams::NONE).await?;
+        let pid = match shim.start().await {
+            Ok(StartOutcome::Running { pid }) => pid,
+            Ok(StartOutcome::Exited { code }) => {
+                // It ran and ended before we heard it had started: record both.
+                c.update(|r| r.state.started_at = Some(now()));
+                self.finish_run(c, Some(code)).await;
+                return Ok(());
             }
+            Err(e @ berth_runtime::Error::Refused(_)) => return Err(Error::StartFailed { source: e }),
+            Err(e) => return Err(e.into()),
         };
+        let (control, events) = shim.split();
         tracing::debug!(
             container = %c.id,
             prepare_ms = t_prepare.as_secs_f64() * 1e3,
@@ -131,7 +114,7 @@ impl Engine {
             started_ms = t0.elapsed().as_secs_f64() * 1e3,
             "container started"
         );
-        *c.control.lock().await = Some(wr);
+        *c.control.lock().await = Some(control);
         c.update(|r| {
             r.state = RunState {
                 status: Status::Running,
@@ -147,7 +130,7 @@ impl Engine {
         c.events.send_modify(|e| e.running = true);
         let engine = self.clone();
         let c2 = c.clone();
-        tokio::spawn(async move { engine.monitor(c2, reader).await });
+        tokio::spawn(async move { engine.monitor(c2, events).await });
         Ok(())
     }
 
@@ -155,13 +138,7 @@ impl Engine {
     /// 126 for one that cannot run, 128 otherwise; then auto-removes if asked to.
     async fn start_failed(self: &Arc<Self>, c: &Arc<Container>, e: &Error) {
         let msg = e.to_string();
-        let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
-            127
-        } else if msg.contains("permission denied") {
-            126
-        } else {
-            128
-        };
+        let code = e.start_exit_code();
         if let Ok(mut p) = c.pending.lock() {
             p.clear();
         }
@@ -322,18 +299,8 @@ impl Engine {
     }
 
     /// Follows the monitor connection until the shim reports the exit.
-    async fn monitor(self: Arc<Self>, c: Arc<Container>, mut reader: FrameReader) {
-        let mut code = None;
-        loop {
-            match reader.next().await {
-                Ok(Some(ShimFrame::Exit { code: x })) => {
-                    code = Some(x);
-                    break;
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => break,
-            }
-        }
+    async fn monitor(self: Arc<Self>, c: Arc<Container>, mut events: ShimEvents) {
+        let code = events.wait().await.ok().flatten();
         self.finish_run(&c, code).await;
     }
 
@@ -389,11 +356,10 @@ impl Engine {
     /// Sends a signal to the container's init through its shim.
     async fn signal(&self, c: &Container, sig: i32) -> Result<()> {
         let mut ctl = c.control.lock().await;
-        if let Some(w) = ctl.as_mut() {
-            let frame = berth_runtime::proto::encode_client(&ClientFrame::Signal(sig));
-            if w.write_all(&frame).await.is_ok() {
-                return Ok(());
-            }
+        if let Some(w) = ctl.as_mut()
+            && w.signal(sig).await.is_ok()
+        {
+            return Ok(());
         }
         // No shim connection (it is going away): signal the process directly.
         let pid = c.snapshot().state.pid;
@@ -560,29 +526,16 @@ impl Engine {
             let c = Container::new(rec.clone());
             self.insert(c.clone());
             match rec.state.status {
-                Status::Running => {
-                    let sock = self.shim_socket(&rec.id);
-                    match UnixStream::connect(&sock).await {
-                        Ok(stream) => {
-                            let (rd, mut wr) = stream.into_split();
-                            let hello = berth_runtime::proto::encode_client(&ClientFrame::Hello {
-                                stdin: false,
-                                stdout: false,
-                                stderr: false,
-                            });
-                            if wr.write_all(&hello).await.is_ok() {
-                                *c.control.lock().await = Some(wr);
-                                let engine = self.clone();
-                                let reader = FrameReader::new(rd);
-                                tokio::spawn(async move { engine.monitor(c, reader).await });
-                                tracing::info!(container = %rec.id, "reattached to running container");
-                                continue;
-                            }
-                            self.finish_run(&c, None).await;
-                        }
-                        Err(_) => self.finish_run(&c, None).await,
+                Status::Running => match ShimClient::connect(&self.shim_socket(&rec.id), Streams::NONE).await {
+                    Ok(shim) => {
+                        let (control, events) = shim.split();
+                        *c.control.lock().await = Some(control);
+                        let engine = self.clone();
+                        tokio::spawn(async move { engine.monitor(c, events).await });
+                        tracing::info!(container = %rec.id, "reattached to running container");
                     }
-                }
+                    Err(_) => self.finish_run(&c, None).await,
+                },
                 Status::Removing | Status::Dead => {
                     if let Err(e) = self.remove_inner(&c, true).await {
                         tracing::warn!(container = %rec.id, error = %e, "finishing an interrupted removal");
@@ -601,10 +554,6 @@ impl Engine {
         }
         Ok(())
     }
-}
-
-fn start_error(msg: &str) -> String {
-    format!("failed to create task for container: unable to start container process: {msg}")
 }
 
 /// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.

@@ -48,7 +48,8 @@ pub struct Container {
     op: tokio::sync::Mutex<()>,
     events: watch::Sender<Events>,
     pending: Mutex<Vec<io::Attachment>>,
-    control: tokio::sync::Mutex<Option<tokio::net::unix::OwnedWriteHalf>>,
+    /// The control connection to the running container's shim (signal, resize).
+    control: tokio::sync::Mutex<Option<berth_runtime::ShimControl>>,
 }
 
 impl Container {
@@ -99,6 +100,8 @@ pub struct Engine {
     store: Store,
     containers: RwLock<HashMap<String, Arc<Container>>>,
     exe: PathBuf,
+    /// The daemon's async runtime, for blocking threads (build steps) that talk to shims.
+    rt: tokio::runtime::Handle,
     _lock: FileLock,
 }
 
@@ -136,9 +139,11 @@ impl Engine {
             store,
             containers: RwLock::new(HashMap::new()),
             exe,
+            rt: tokio::runtime::Handle::current(),
             _lock: lock,
         });
         engine.restore().await?;
+        engine.stop_orphan_step_shims().await;
         let e = engine.clone();
         blocking(move || {
             e.clean_builder_scratch();
@@ -148,28 +153,27 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Shims that belong to no container ran build steps of a daemon that died mid-build:
+    /// their steps are killed (the shims then exit on their own).
+    async fn stop_orphan_step_shims(&self) {
+        let Ok(rd) = std::fs::read_dir(self.cfg.exec_root.join("s")) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".sock") else { continue };
+            if self.get(id).is_ok() {
+                continue;
+            }
+            if let Ok(mut shim) = berth_runtime::ShimClient::connect(&e.path(), berth_runtime::Streams::NONE).await {
+                let _ = shim.signal(9).await;
+                tracing::info!(shim = %id, "stopped the step of a build interrupted by a daemon restart");
+            }
+        }
+    }
+
     /// Build steps and unpacked contexts live in `builder/` only while a build runs; a
     /// daemon that died mid-build leaves them (possibly mounted) behind. Nothing is building
     /// at startup, so everything there is unmounted and removed.
     fn clean_builder_scratch(&self) {
-        // Shims that belong to no container ran build steps: stop them first.
-        if let Ok(rd) = std::fs::read_dir(self.cfg.exec_root.join("s")) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Some(id) = name.strip_suffix(".sock") else { continue };
-                if self.get(id).is_ok() {
-                    continue;
-                }
-                if let Ok(mut s) = std::os::unix::net::UnixStream::connect(e.path()) {
-                    use berth_runtime::proto::{ClientFrame, encode_client};
-                    use std::io::Write;
-                    let mut f = encode_client(&ClientFrame::Hello { stdin: false, stdout: false, stderr: false });
-                    f.extend(encode_client(&ClientFrame::Signal(9)));
-                    let _ = s.write_all(&f);
-                    tracing::info!(shim = %id, "stopped the step of a build interrupted by a daemon restart");
-                }
-            }
-        }
         let dir = self.cfg.data_root.join("builder");
         let Ok(rd) = std::fs::read_dir(&dir) else { return };
         for e in rd.flatten() {
