@@ -137,44 +137,50 @@ impl StepExecutor for ShimExecutor {
 }
 
 /// Starts the step and copies its output until it exits; kills it on cancellation. Runs on
-/// a builder thread, driving the shim connection on the daemon's runtime.
+/// a builder thread and drives the shim connection on the daemon's runtime one event at a
+/// time: `output` may block (it sends progress to the client), so it is never called
+/// inside the runtime.
 fn drive(
     rt: &tokio::runtime::Handle,
     socket: &Path,
     cancel: &AtomicBool,
     output: &mut dyn FnMut(OutputStream, &[u8]),
 ) -> Result<i32, berth_runtime::Error> {
-    rt.block_on(async {
-        let (mut control, mut events) = ShimClient::connect(socket, Streams::OUTPUT).await?.split();
+    let (mut control, mut events) = rt.block_on(async {
+        let (mut control, events) = ShimClient::connect(socket, Streams::OUTPUT).await?.split();
         control.start().await?;
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        let mut killed = false;
-        loop {
-            // `next` is cancel-safe: a tick never loses output.
-            let ev = tokio::select! {
-                ev = events.next() => ev?,
-                _ = tick.tick() => {
-                    if cancel.load(Ordering::Relaxed) && !killed {
-                        let _ = control.signal(9).await;
-                        killed = true;
-                    }
-                    continue;
+        Ok::<_, berth_runtime::Error>((control, events))
+    })?;
+    let mut killed = false;
+    loop {
+        // `next` is cancel-safe: a timeout never loses output.
+        let ev = match rt.block_on(async { tokio::time::timeout(Duration::from_millis(200), events.next()).await }) {
+            Ok(ev) => ev?,
+            Err(_) => {
+                if cancel.load(Ordering::Relaxed) && !killed {
+                    let _ = rt.block_on(control.signal(9));
+                    killed = true;
                 }
-            };
-            match ev {
-                Some(ShimEvent::Output { stream: berth_runtime::logs::Stream::Stdout, data }) => {
-                    output(OutputStream::Stdout, &data)
-                }
-                Some(ShimEvent::Output { stream: berth_runtime::logs::Stream::Stderr, data }) => {
-                    output(OutputStream::Stderr, &data)
-                }
-                Some(ShimEvent::Exited { code }) => return Ok(code),
-                Some(ShimEvent::Failed { message }) => return Err(berth_runtime::Error::Refused(message)),
-                Some(_) => {}
-                None => return Err(berth_runtime::Error::ShimGone { during: "while the build step ran" }),
+                continue;
             }
+        };
+        match ev {
+            Some(ShimEvent::Output { stream: berth_runtime::logs::Stream::Stdout, data }) => {
+                output(OutputStream::Stdout, &data)
+            }
+            Some(ShimEvent::Output { stream: berth_runtime::logs::Stream::Stderr, data }) => {
+                output(OutputStream::Stderr, &data)
+            }
+            Some(ShimEvent::Exited { code }) => return Ok(code),
+            Some(ShimEvent::Failed { message }) => return Err(berth_runtime::Error::Refused(message)),
+            Some(_) => {}
+            None => return Err(berth_runtime::Error::ShimGone { during: "while the build step ran" }),
         }
-    })
+        if cancel.load(Ordering::Relaxed) && !killed {
+            let _ = rt.block_on(control.signal(9));
+            killed = true;
+        }
+    }
 }
 
 /// Where the build context comes from.
