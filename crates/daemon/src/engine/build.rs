@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use berth_build::executor::{Network, OutputStream, RunSpec, StepExecutor, StepMount};
-use berth_runtime::spec::{BindMount, Namespace, SpecOptions, TmpfsMount};
+use berth_build::executor::{OutputStream, RunSpec, StepExecutor};
+use berth_runtime::spec::SpecOptions;
 use berth_runtime::{ShimClient, ShimEvent, Streams};
 
 use super::Engine;
@@ -26,79 +26,9 @@ impl ShimExecutor {
         ShimExecutor { engine, cancel }
     }
 
-    fn spec(&self, bundle_dir: &Path, rootfs: &Path, spec: &RunSpec) -> Result<SpecOptions, String> {
-        let user = berth_runtime::spec::resolve_user(rootfs, &spec.user).map_err(|e| e.to_string())?;
-        berth_base::fsroot::mkdir_all_in_root(rootfs, &spec.cwd)
-            .map_err(|e| format!("failed to create working directory {}: {e}", spec.cwd))?;
-        let write = |name: &str, data: &str| -> Result<std::path::PathBuf, String> {
-            let p = bundle_dir.join(name);
-            berth_base::fsutil::atomic_write(&p, data.as_bytes()).map_err(|e| format!("write {}: {e}", p.display()))?;
-            Ok(p)
-        };
-        // With the host's network the host's resolver configuration is the right one,
-        // loopback name servers included.
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let mut hosts = format!("127.0.0.1\tlocalhost {0}\n::1\tlocalhost ip6-localhost ip6-loopback\n", spec.hostname);
-        for h in &spec.extra_hosts {
-            // `name:address` (the address may be IPv6, so split at the first colon) or `name=address`.
-            let (name, addr) =
-                h.split_once('=').or_else(|| h.split_once(':')).ok_or_else(|| format!("invalid host entry {h:?}"))?;
-            hosts.push_str(&format!("{addr}\t{name}\n"));
-        }
-        let etc_files = vec![
-            BindMount { source: write("hosts", &hosts)?, destination: "/etc/hosts".into(), readonly: false },
-            BindMount {
-                source: write("resolv.conf", &resolv)?,
-                destination: "/etc/resolv.conf".into(),
-                readonly: false,
-            },
-        ];
-        let mut env = spec.env.clone();
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(if user.uid == 0 { "HOME=/root".into() } else { "HOME=/".into() });
-        }
-        Ok(SpecOptions {
-            id: bundle_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            rootfs: rootfs.to_path_buf(),
-            args: spec.args.clone(),
-            env,
-            cwd: spec.cwd.clone(),
-            user,
-            hostname: spec.hostname.clone(),
-            mounts: spec
-                .mounts
-                .iter()
-                .filter_map(|m| match m {
-                    StepMount::Bind { source, target, readonly } => {
-                        Some(BindMount { source: source.clone(), destination: target.clone(), readonly: *readonly })
-                    }
-                    StepMount::Tmpfs { .. } => None,
-                })
-                .collect(),
-            tmpfs: spec
-                .mounts
-                .iter()
-                .filter_map(|m| match m {
-                    StepMount::Tmpfs { target, size } => Some(TmpfsMount {
-                        destination: target.clone(),
-                        options: std::iter::once("nosuid".to_owned())
-                            .chain((*size > 0).then(|| format!("size={size}")))
-                            .collect(),
-                    }),
-                    StepMount::Bind { .. } => None,
-                })
-                .collect(),
-            etc_files,
-            network: match spec.network {
-                Network::Host => Namespace::Host,
-                Network::None => Namespace::New,
-            },
-            cgroups_path: format!("/berth/build-{}", berth_base::new_id()),
-            seccomp: !spec.privileged,
-            privileged: spec.privileged,
-            shm_size: spec.shm_size,
-            ..Default::default()
-        })
+    /// The step's sandbox: /etc files, user, working directory, mounts.
+    fn spec(&self, bundle_dir: &Path, rootfs: &Path, spec: &RunSpec) -> crate::error::Result<SpecOptions> {
+        super::sandbox::for_step(bundle_dir, rootfs, spec)
     }
 }
 
@@ -110,7 +40,7 @@ impl StepExecutor for ShimExecutor {
         spec: &RunSpec,
         output: &mut dyn FnMut(OutputStream, &[u8]),
     ) -> Result<i32, String> {
-        let opts = self.spec(bundle_dir, rootfs, spec)?;
+        let opts = self.spec(bundle_dir, rootfs, spec).map_err(|e| e.to_string())?;
         let id = berth_base::new_id();
         let oci = berth_runtime::spec::generate(&opts).map_err(|e| e.to_string())?;
         let json = serde_json::to_vec(&oci).map_err(|e| e.to_string())?;

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_runtime::spec::{BindMount, Namespace, SpecOptions};
 use berth_runtime::{ShimClient, ShimEvents, StartOutcome, Streams};
 
 use super::{Container, Engine, Events, blocking, now};
@@ -188,97 +187,7 @@ impl Engine {
         dir: &Path,
         rootfs: &Path,
     ) -> Result<berth_runtime::shim::ShimOptions> {
-        let hc = &rec.host_config;
-        let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.id[..12].to_owned());
-        let etc = write_etc_files(dir, &hostname, hc)?;
-        let user = berth_runtime::spec::resolve_user(rootfs, rec.config.user.as_deref().unwrap_or(""))?;
-        let cwd = rec.config.working_dir.clone().unwrap_or_else(|| "/".to_owned());
-        berth_base::fsroot::mkdir_all_in_root(rootfs, &cwd)
-            .map_err(|e| Error::io(format!("create working directory {cwd}"), e))?;
-        let mut mounts = Vec::new();
-        for b in &rec.binds {
-            if !b.from_mount_flag && !b.source.exists() {
-                // `-v` creates a missing host directory, as Docker does; `--mount` refuses (checked at create).
-                std::fs::create_dir_all(&b.source)
-                    .map_err(|e| Error::io(format!("create bind source {}", b.source.display()), e))?;
-            }
-            if !b.source.exists() {
-                return Err(Error::InvalidArgument(format!(
-                    "invalid mount config for type \"bind\": bind source path does not exist: {}",
-                    b.source.display()
-                )));
-            }
-            mounts.push(BindMount {
-                source: b.source.clone(),
-                destination: b.destination.clone(),
-                readonly: b.readonly,
-            });
-        }
-        let tmpfs = tmpfs_mounts(hc);
-        let mut env = rec.config.env.clone().unwrap_or_default();
-        let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
-        if !has(&env, "HOSTNAME") {
-            env.push(format!("HOSTNAME={hostname}"));
-        }
-        if rec.tty() && !has(&env, "TERM") {
-            env.push("TERM=xterm".to_owned());
-        }
-        if !has(&env, "HOME") {
-            env.push(format!("HOME={}", home_dir(rootfs, user.uid)));
-        }
-        let mut args = vec![rec.path.clone()];
-        args.extend(rec.args.iter().cloned());
-        let ns = |mode: Option<&str>| if mode == Some("host") { Namespace::Host } else { Namespace::New };
-        let privileged = hc.privileged == Some(true);
-        let security_opt = hc.security_opt.clone().unwrap_or_default();
-        let seccomp =
-            !privileged && !security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
-        let no_new_privileges = security_opt
-            .iter()
-            .any(|o| o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true");
-        let opts = SpecOptions {
-            id: rec.id.clone(),
-            rootfs: rootfs.to_path_buf(),
-            readonly_rootfs: hc.readonly_rootfs == Some(true),
-            args,
-            env,
-            cwd,
-            user,
-            tty: rec.tty(),
-            hostname,
-            mounts,
-            tmpfs,
-            etc_files: etc,
-            network: ns(hc.network_mode.as_deref()),
-            ipc: ns(hc.ipc_mode.as_deref()),
-            pid: ns(hc.pid_mode.as_deref()),
-            uts_host: hc.uts_mode.as_deref() == Some("host"),
-            privileged,
-            cap_add: hc.cap_add.clone().unwrap_or_default(),
-            cap_drop: hc.cap_drop.clone().unwrap_or_default(),
-            shm_size: hc.shm_size.unwrap_or(0).max(0) as u64,
-            cgroups_path: format!("/berth/{}", rec.id),
-            memory: hc.memory.filter(|m| *m > 0),
-            memory_swap: hc.memory_swap.filter(|m| *m != 0),
-            cpu_shares: hc.cpu_shares.filter(|s| *s > 0).map(|s| s as u64),
-            cpu_quota: hc.cpu_quota.filter(|q| *q > 0).or_else(|| hc.nano_cpus.filter(|n| *n > 0).map(|n| n / 10_000)),
-            cpu_period: hc
-                .cpu_period
-                .filter(|p| *p > 0)
-                .map(|p| p as u64)
-                .or_else(|| hc.nano_cpus.filter(|n| *n > 0).map(|_| 100_000)),
-            pids_limit: hc.pids_limit.filter(|p| *p > 0),
-            seccomp,
-            no_new_privileges,
-            sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
-            oom_score_adj: hc.oom_score_adj.map(|o| o as i32),
-            init: None,
-        };
-        if hc.init == Some(true) {
-            return Err(Error::NotImplemented(
-                "--init is not supported yet: berth has no init binary to inject".to_owned(),
-            ));
-        }
+        let opts = super::sandbox::for_container(rec, dir, rootfs)?;
         let spec = berth_runtime::spec::generate(&opts)?;
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Internal(format!("encode OCI spec: {e}")))?;
         berth_base::fsutil::atomic_write(&dir.join("config.json"), &json)
@@ -556,124 +465,6 @@ impl Engine {
     }
 }
 
-/// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
-/// `--tmpfs dst[:opts]` and `--mount type=tmpfs`, with Docker's defaults (noexec, nosuid,
-/// nodev) overridden by what the user gave, later options winning.
-fn tmpfs_mounts(hc: &berth_api::models::HostConfig) -> Vec<berth_runtime::spec::TmpfsMount> {
-    let mut out = Vec::new();
-    let mut push = |dest: &str, extra: Vec<String>| {
-        let mut opts: Vec<String> = vec!["noexec".into(), "nosuid".into(), "nodev".into()];
-        for o in extra.into_iter().filter(|o| !o.is_empty()) {
-            let key = |x: &str| -> String {
-                let k = x.split('=').next().unwrap_or(x);
-                k.strip_prefix("no").filter(|r| matches!(*r, "exec" | "suid" | "dev" | "atime")).unwrap_or(k).to_owned()
-            };
-            let k = key(&o);
-            opts.retain(|x| key(x) != k);
-            opts.push(o);
-        }
-        out.push(berth_runtime::spec::TmpfsMount { destination: dest.to_owned(), options: opts });
-    };
-    let mut dests: Vec<(&String, &String)> = hc.tmpfs.iter().flatten().collect();
-    dests.sort();
-    for (dest, data) in dests {
-        push(dest, data.split(',').map(str::to_owned).collect());
-    }
-    for m in hc.mounts.iter().flatten() {
-        if m.typ == Some(berth_api::models::MountType::TMPFS) {
-            let mut extra = Vec::new();
-            if let Some(o) = &m.tmpfs_options {
-                if let Some(sz) = o.size_bytes.filter(|s| *s > 0) {
-                    extra.push(format!("size={sz}"));
-                }
-                if let Some(mode) = o.mode.filter(|m| *m > 0) {
-                    extra.push(format!("mode={mode:o}"));
-                }
-            }
-            push(m.target.as_deref().unwrap_or_default(), extra);
-        }
-    }
-    out
-}
-
-fn write_etc_files(dir: &Path, hostname: &str, hc: &berth_api::models::HostConfig) -> Result<Vec<BindMount>> {
-    let write = |name: &str, data: &str| -> Result<std::path::PathBuf> {
-        let p = dir.join(name);
-        berth_base::fsutil::atomic_write(&p, data.as_bytes())
-            .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
-        Ok(p)
-    };
-    let mut hosts = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-    );
-    for h in hc.extra_hosts.iter().flatten() {
-        if let Some((name, ip)) = h.split_once(':').or_else(|| h.split_once('=')) {
-            hosts.push_str(&format!("{ip}\t{name}\n"));
-        }
-    }
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = resolv_conf(&host_resolv, hc.dns.as_deref().unwrap_or(&[]), hc.dns_search.as_deref().unwrap_or(&[]));
-    let mut out = vec![
-        BindMount {
-            source: write("hostname", &format!("{hostname}\n"))?,
-            destination: "/etc/hostname".to_owned(),
-            readonly: false,
-        },
-        BindMount { source: write("hosts", &hosts)?, destination: "/etc/hosts".to_owned(), readonly: false },
-    ];
-    out.push(BindMount {
-        source: write("resolv.conf", &resolv)?,
-        destination: "/etc/resolv.conf".to_owned(),
-        readonly: false,
-    });
-    Ok(out)
-}
-
-/// The host's resolv.conf with loopback name servers removed (they mean nothing inside
-/// the container's network namespace) and `--dns`/`--dns-search` applied, as Docker does.
-fn resolv_conf(host: &str, dns: &[String], search: &[String]) -> String {
-    let mut out = String::new();
-    let mut servers = 0;
-    for line in host.lines() {
-        let t = line.trim();
-        if let Some(ns) = t.strip_prefix("nameserver") {
-            let ns = ns.trim();
-            if !dns.is_empty() || ns.starts_with("127.") || ns == "::1" {
-                continue;
-            }
-            servers += 1;
-        }
-        if !search.is_empty() && (t.starts_with("search") || t.starts_with("domain")) {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    for d in dns {
-        out.push_str(&format!("nameserver {d}\n"));
-        servers += 1;
-    }
-    if !search.is_empty() {
-        out.push_str(&format!("search {}\n", search.join(" ")));
-    }
-    if servers == 0 {
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-    }
-    out
-}
-
-/// The user's home from the image's /etc/passwd, "/" if unknown (as runc does).
-fn home_dir(rootfs: &Path, uid: u32) -> String {
-    let passwd = berth_base::fsroot::read_in_root(rootfs, "/etc/passwd").unwrap_or_default();
-    for line in String::from_utf8_lossy(&passwd).lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid) && !f[5].is_empty() {
-            return f[5].to_owned();
-        }
-    }
-    if uid == 0 { "/root".to_owned() } else { "/".to_owned() }
-}
-
 /// Parses `SIGTERM`, `TERM`, `term` or `15`.
 pub fn parse_signal(s: &str) -> Result<i32> {
     const NAMES: &[(&str, i32)] = &[
@@ -731,14 +522,6 @@ mod tests {
         assert_eq!(parse_signal("10").unwrap(), 10);
         assert!(parse_signal("SIGNOPE").is_err());
         assert!(parse_signal("0").is_err());
-    }
-
-    #[test]
-    fn resolv_drops_loopback() {
-        let r = resolv_conf("nameserver 127.0.0.53\nsearch lan\n", &[], &[]);
-        assert!(r.contains("8.8.8.8") && !r.contains("127.0.0.53") && r.contains("search lan"));
-        let r = resolv_conf("nameserver 10.0.0.1\n", &["1.1.1.1".into()], &["x.org".into()]);
-        assert_eq!(r, "nameserver 1.1.1.1\nsearch x.org\n");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod create;
 mod images;
 mod io;
 mod lifecycle;
+mod sandbox;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
