@@ -5,6 +5,8 @@
 
 pub mod client;
 pub mod exit;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 pub mod logs;
 mod proto;
 pub mod shim;

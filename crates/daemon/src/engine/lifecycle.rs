@@ -69,9 +69,9 @@ impl Engine {
         let rec2 = rec.clone();
         let shim_opts = blocking(move || engine.prepare(&rec2)).await?;
         let t_prepare = t0.elapsed();
-        let exe = self.exe.clone();
-        let spawned = blocking(move || {
-            berth_runtime::shim::spawn(&exe, &shim_opts).map_err(|e| match e {
+        let launcher = self.launcher.clone();
+        blocking(move || {
+            launcher.spawn(&shim_opts).map_err(|e| match e {
                 // Docker's wording, which clients match to choose exit codes 126/127.
                 e @ berth_runtime::Error::Exec { .. } => Error::StartFailed { source: e },
                 other => Error::from(other),
@@ -79,11 +79,6 @@ impl Engine {
         })
         .await?;
         let t_spawn = t0.elapsed();
-        let mut child = spawned.child;
-        // The shim is our child until it exits; reap it so it never lingers as a zombie.
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
         let pending: Vec<_> = match c.pending.lock() {
             Ok(mut p) => p.drain(..).collect(),
             Err(p) => p.into_inner().drain(..).collect(),
@@ -142,8 +137,8 @@ impl Engine {
             p.clear();
         }
         let dir = self.container_dir(&c.id);
-        let images = self.images.clone();
-        let _ = blocking(move || Ok(images.unmount_rootfs(&dir)?)).await;
+        let rootfs = self.rootfs.clone();
+        let _ = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await;
         c.update(|r| {
             r.state.exit_code = code;
             r.state.error = msg.clone();
@@ -173,10 +168,10 @@ impl Engine {
         let _ = std::fs::remove_file(self.exit_file(&rec.id));
         let image_id: berth_base::Digest =
             rec.image_id.parse().map_err(|e| Error::Internal(format!("bad image id {}: {e}", rec.image_id)))?;
-        let rootfs = self.images.mount_rootfs(&image_id, &dir)?;
+        let rootfs = self.rootfs.mount_rootfs(&image_id, &dir)?;
         let result = self.prepare_mounted(rec, &dir, &rootfs);
         if result.is_err() {
-            let _ = self.images.unmount_rootfs(&dir);
+            let _ = self.rootfs.unmount_rootfs(&dir);
         }
         result
     }
@@ -231,8 +226,8 @@ impl Engine {
         };
         *c.control.lock().await = None;
         let dir = self.container_dir(&c.id);
-        let images = self.images.clone();
-        if let Err(e) = blocking(move || Ok(images.unmount_rootfs(&dir)?)).await {
+        let rootfs = self.rootfs.clone();
+        if let Err(e) = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await {
             tracing::warn!(container = %c.id, error = %e, "unmount container root");
         }
         c.update(|r| {
@@ -370,17 +365,18 @@ impl Engine {
         }
         c.update(|r| r.state.status = Status::Removing);
         let dir = self.container_dir(&c.id);
-        let images = self.images.clone();
+        let rootfs = self.rootfs.clone();
+        let launcher = self.launcher.clone();
         let runtime_root = self.runtime_root();
         let sock = self.shim_socket(&c.id);
         let id = c.id.clone();
         // Teardown keeps going after a failure and reports every error at the end.
         let errors = blocking(move || {
             let mut errors = Vec::new();
-            if let Err(e) = images.unmount_rootfs(&dir) {
+            if let Err(e) = rootfs.unmount_rootfs(&dir) {
                 errors.push(e.to_string());
             }
-            if let Err(e) = berth_runtime::cleanup(&runtime_root, &id) {
+            if let Err(e) = launcher.cleanup(&runtime_root, &id) {
                 errors.push(e.to_string());
             }
             let _ = std::fs::remove_file(&sock);
@@ -453,8 +449,8 @@ impl Engine {
                 Status::Created | Status::Exited => {
                     // A crash between mount and start can leave the root mounted.
                     let dir = self.container_dir(&rec.id);
-                    let images = self.images.clone();
-                    let _ = blocking(move || Ok(images.unmount_rootfs(&dir)?)).await;
+                    let rootfs = self.rootfs.clone();
+                    let _ = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await;
                     if rec.host_config.auto_remove == Some(true) && rec.state.status == Status::Exited {
                         let _ = self.remove_inner(&c, true).await;
                     }

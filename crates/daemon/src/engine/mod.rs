@@ -8,6 +8,9 @@ mod images;
 mod io;
 mod lifecycle;
 mod sandbox;
+#[cfg(test)]
+mod tests;
+pub mod traits;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,6 +25,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::record::{ContainerRecord, Status};
 use crate::store::Store;
+use traits::{RootfsStore, ShimLauncher, ShimProcesses};
 
 pub use build::{ContextSource, PruneReport};
 pub use io::{AttachStreams, LogOptions};
@@ -100,6 +104,10 @@ pub struct Engine {
     pub images: Arc<ImageStore>,
     store: Store,
     containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// Starts container shims.
+    launcher: Arc<dyn ShimLauncher>,
+    /// Mounts container roots.
+    rootfs: Arc<dyn RootfsStore>,
     exe: PathBuf,
     /// The daemon's async runtime, for blocking threads (build steps) that talk to shims.
     rt: tokio::runtime::Handle,
@@ -110,6 +118,15 @@ impl Engine {
     /// Opens the data root (taking its lock), the stores, and reconciles containers with
     /// the shims that are still alive.
     pub async fn open(cfg: Config) -> Result<Arc<Engine>> {
+        Engine::open_with(cfg, None).await
+    }
+
+    /// [`Engine::open`] with the shim launcher and the root store replaced (tests); `None`
+    /// uses the real ones.
+    pub(crate) async fn open_with(
+        cfg: Config,
+        fakes: Option<(Arc<dyn ShimLauncher>, Arc<dyn RootfsStore>)>,
+    ) -> Result<Arc<Engine>> {
         for d in [&cfg.data_root, &cfg.data_root.join("containers"), &cfg.exec_root, &cfg.exec_root.join("s")] {
             std::fs::create_dir_all(d).map_err(|e| Error::io(format!("create {}", d.display()), e))?;
         }
@@ -134,11 +151,18 @@ impl Engine {
         .await
         .map_err(join_err)??;
         let exe = std::fs::read_link("/proc/self/exe").map_err(|e| Error::io("find own executable", e))?;
+        let images = Arc::new(images);
+        let (launcher, rootfs) = match fakes {
+            Some(f) => f,
+            None => (Arc::new(ShimProcesses { exe: exe.clone() }) as Arc<dyn ShimLauncher>, images.clone() as _),
+        };
         let engine = Arc::new(Engine {
             cfg,
-            images: Arc::new(images),
+            images,
             store,
             containers: RwLock::new(HashMap::new()),
+            launcher,
+            rootfs,
             exe,
             rt: tokio::runtime::Handle::current(),
             _lock: lock,
