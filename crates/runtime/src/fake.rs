@@ -109,6 +109,7 @@ struct Shared {
     process: FakeProcess,
     pid: u32,
     state: Mutex<State>,
+    listener: UnixListener,
 }
 
 /// A running fake shim; cheap to clone, it lives until its process exits.
@@ -145,10 +146,11 @@ impl FakeShim {
                 process,
                 pid: NEXT_PID.fetch_add(1, Ordering::Relaxed),
                 state: Mutex::new(State { started: false, exited: None, clients: Vec::new(), requests: Vec::new() }),
+                listener,
             }),
         };
         let s = shim.clone();
-        std::thread::spawn(move || s.accept_loop(listener));
+        std::thread::spawn(move || s.accept_loop());
         Ok(shim)
     }
 
@@ -177,33 +179,58 @@ impl FakeShim {
         self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn accept_loop(&self, listener: UnixListener) {
+    /// Accepts connections as they come. A connection is taken in, its Hello read, under
+    /// the state lock, and a Start drains the queue under the same lock first: a client
+    /// that connected before another one started the container sees all its output, as
+    /// with the real shim (whose container takes a while to exec).
+    fn accept_loop(&self) {
         loop {
-            if self.lock().exited.is_some() {
+            let mut st = self.lock();
+            if st.exited.is_some() {
                 return;
             }
-            match listener.accept() {
-                Ok((sock, _)) => {
-                    let _ = sock.set_nonblocking(false);
-                    let s = self.clone();
-                    std::thread::spawn(move || s.serve(sock));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            let accepted = self.accept_pending(&mut st);
+            drop(st);
+            if !accepted {
+                std::thread::sleep(Duration::from_millis(2));
             }
         }
     }
 
-    fn serve(&self, mut sock: UnixStream) {
-        let Ok(writer) = sock.try_clone() else { return };
-        let mut client = Some(Client { sock: writer, stdout: false, stderr: false });
-        let mut dec = Decoder::new();
+    /// Takes in every queued connection; false if there was none.
+    fn accept_pending(&self, st: &mut State) -> bool {
+        let mut any = false;
+        while let Ok((sock, _)) = self.shared.listener.accept() {
+            any = true;
+            let _ = sock.set_nonblocking(false);
+            let _ = sock.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut dec = Decoder::new();
+            let mut buf = [0u8; 4096];
+            let first = loop {
+                match dec.next_client() {
+                    Ok(Some(f)) => break Some(f),
+                    Ok(None) => {}
+                    Err(_) => break None,
+                }
+                match (&sock).read(&mut buf) {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => dec.feed(&buf[..n]),
+                }
+            };
+            let Some(ClientFrame::Hello { stdin, stdout, stderr }) = first else { continue };
+            let _ = sock.set_read_timeout(None);
+            let Ok(writer) = sock.try_clone() else { continue };
+            st.requests.push(Request::Hello { stdin, stdout, stderr });
+            st.clients.push(Client { sock: writer, stdout, stderr });
+            let s = self.clone();
+            std::thread::spawn(move || s.serve(sock, dec));
+        }
+        any
+    }
+
+    fn serve(&self, mut sock: UnixStream, mut dec: Decoder) {
         let mut buf = [0u8; 4096];
         loop {
-            let n = match sock.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            dec.feed(&buf[..n]);
             loop {
                 let f = match dec.next_client() {
                     Ok(Some(f)) => f,
@@ -218,15 +245,10 @@ impl FakeShim {
                     return;
                 }
                 match f {
-                    ClientFrame::Hello { stdin, stdout, stderr } => {
-                        st.requests.push(Request::Hello { stdin, stdout, stderr });
-                        if let Some(mut c) = client.take() {
-                            c.stdout = stdout;
-                            c.stderr = stderr;
-                            st.clients.push(c);
-                        }
-                    }
+                    // Only the first Hello counts (taken at accept).
+                    ClientFrame::Hello { .. } => {}
                     ClientFrame::Start => {
+                        self.accept_pending(&mut st);
                         st.requests.push(Request::Start);
                         let _ = sock.write_all(&encode_shim(&ShimFrame::Started { pid: self.shared.pid }));
                         if !st.started {
@@ -263,6 +285,10 @@ impl FakeShim {
                         }
                     }
                 }
+            }
+            match sock.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => dec.feed(&buf[..n]),
             }
         }
     }

@@ -302,11 +302,13 @@ fn restore_after_a_daemon_restart() {
         assert_eq!(status(&e, &exits), (Status::Exited, 3), "the exit file tells what happened meanwhile");
         assert_eq!(status(&e, &running).0, Status::Running);
         let shim = h.launcher.shim(&running);
-        assert_eq!(
-            shim.requests().iter().filter(|r| matches!(r, Request::Hello { .. })).count(),
-            2,
-            "the new daemon reconnected"
-        );
+        // The new daemon reconnected (the fake handles the hello on a thread of its own).
+        within(async {
+            while shim.requests().iter().filter(|r| matches!(r, Request::Hello { .. })).count() < 2 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
         within(e.stop_container(&running, Some(10), None)).await.unwrap();
         assert_eq!(status(&e, &running), (Status::Exited, 143));
         assert_eq!(h.launcher.spawned(&running), 1, "no new shim: the old one was driven");
