@@ -48,6 +48,29 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A blocking task of the engine panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// A document the engine writes (the OCI spec) could not be encoded.
+    #[error("encode {what}: {source}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored record is corrupt (an id that does not parse).
+    #[error("bad {what} {value}: {source}")]
+    Corrupt {
+        /// Which field.
+        what: &'static str,
+        /// Its stored value.
+        value: String,
+        /// Why it does not parse.
+        #[source]
+        source: berth_base::Error,
+    },
     /// Configuration is invalid (flags or daemon.json).
     #[error("{0}")]
     Config(String),
@@ -67,7 +90,12 @@ impl Error {
             Error::NotImplemented(_) => ErrorKind::Unavailable,
             Error::Image(e) => e.kind(),
             Error::Runtime(e) => e.kind(),
-            Error::Db(_) | Error::Io { .. } | Error::Internal(_) => ErrorKind::Internal,
+            Error::Db(_)
+            | Error::Io { .. }
+            | Error::Internal(_)
+            | Error::Task(_)
+            | Error::Encode { .. }
+            | Error::Corrupt { .. } => ErrorKind::Internal,
         }
     }
 

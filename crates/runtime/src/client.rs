@@ -135,26 +135,45 @@ impl ShimClient {
     /// Speaks to a shim over an already connected stream (a socketpair in tests); `socket`
     /// only names it in errors.
     pub async fn over(stream: UnixStream, socket: &Path, streams: Streams) -> Result<ShimClient, Error> {
+        let mut c = ShimClient::wrap(stream, socket);
+        c.control.send(&[hello(streams)]).await?;
+        Ok(c)
+    }
+
+    /// [`ShimClient::connect`] then [`ShimClient::start`], with the subscription and the
+    /// start sent in one write: the container start path's way in.
+    pub async fn connect_and_start(socket: &Path, streams: Streams) -> Result<(ShimClient, StartOutcome), Error> {
+        let stream = connect_socket(socket).await.map_err(|e| Error::io("failed to connect to shim", socket, e))?;
+        let mut c = ShimClient::wrap(stream, socket);
+        c.control.send(&[hello(streams), ClientFrame::Start]).await?;
+        let outcome = c.started().await?;
+        Ok((c, outcome))
+    }
+
+    fn wrap(stream: UnixStream, socket: &Path) -> ShimClient {
         let (rd, wr) = stream.into_split();
-        let mut control = ShimControl { wr, socket: socket.to_path_buf() };
-        control
-            .send(ClientFrame::Hello { stdin: streams.stdin, stdout: streams.stdout, stderr: streams.stderr })
-            .await?;
-        let events = ShimEvents {
-            rd,
-            dec: Decoder::new(),
-            buf: vec![0; 64 * 1024],
-            held: VecDeque::new(),
-            socket: socket.to_path_buf(),
-        };
-        Ok(ShimClient { control, events })
+        ShimClient {
+            control: ShimControl { wr, socket: socket.to_path_buf() },
+            events: ShimEvents {
+                rd,
+                dec: Decoder::new(),
+                buf: vec![0; 64 * 1024],
+                held: VecDeque::new(),
+                socket: socket.to_path_buf(),
+            },
+        }
     }
 
     /// Starts the created container (idempotent: a running one answers with its pid) and
     /// waits for the shim's answer. Output that arrives meanwhile is kept for
     /// [`ShimEvents::next`].
     pub async fn start(&mut self) -> Result<StartOutcome, Error> {
-        self.control.send(ClientFrame::Start).await?;
+        self.control.start().await?;
+        self.started().await
+    }
+
+    /// Waits for the answer to a Start, holding back other events.
+    async fn started(&mut self) -> Result<StartOutcome, Error> {
         let mut held = VecDeque::new();
         let outcome = loop {
             match self.events.next().await? {
@@ -207,35 +226,47 @@ impl ShimClient {
     }
 }
 
+fn hello(s: Streams) -> ClientFrame {
+    ClientFrame::Hello { stdin: s.stdin, stdout: s.stdout, stderr: s.stderr }
+}
+
 impl ShimControl {
-    async fn send(&mut self, f: ClientFrame) -> Result<(), Error> {
-        self.wr.write_all(&encode_client(&f)).await.map_err(|e| Error::io("failed to write to shim", &self.socket, e))
+    /// Sends frames in one write.
+    async fn send(&mut self, frames: &[ClientFrame]) -> Result<(), Error> {
+        let bytes = match frames {
+            [f] => encode_client(f),
+            _ => frames.iter().fold(Vec::new(), |mut v, f| {
+                v.extend_from_slice(&encode_client(f));
+                v
+            }),
+        };
+        self.wr.write_all(&bytes).await.map_err(|e| Error::io("failed to write to shim", &self.socket, e))
     }
 
     /// Starts the container; the answer arrives as [`ShimEvent::Started`] on the events half.
     pub async fn start(&mut self) -> Result<(), Error> {
-        self.send(ClientFrame::Start).await
+        self.send(&[ClientFrame::Start]).await
     }
 
     /// Sends a signal to the container's init (a failure comes back as
     /// [`ShimEvent::Failed`]).
     pub async fn signal(&mut self, signal: i32) -> Result<(), Error> {
-        self.send(ClientFrame::Signal(signal)).await
+        self.send(&[ClientFrame::Signal(signal)]).await
     }
 
     /// Sets the tty's window size (ignored without a tty).
     pub async fn resize(&mut self, rows: u16, cols: u16) -> Result<(), Error> {
-        self.send(ClientFrame::Resize { rows, cols }).await
+        self.send(&[ClientFrame::Resize { rows, cols }]).await
     }
 
     /// Writes bytes to the container's stdin (when this connection asked for stdin).
     pub async fn stdin(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.send(ClientFrame::Stdin(data.to_vec())).await
+        self.send(&[ClientFrame::Stdin(data.to_vec())]).await
     }
 
     /// Closes the container's stdin once what was written has been delivered.
     pub async fn close_stdin(&mut self) -> Result<(), Error> {
-        self.send(ClientFrame::CloseStdin).await
+        self.send(&[ClientFrame::CloseStdin]).await
     }
 }
 
@@ -399,6 +430,24 @@ mod tests {
         tokio::spawn(fake(b, 1, vec![ShimFrame::Stdout(b"x".to_vec())]));
         let mut c = ShimClient::over(a, Path::new("test.sock"), Streams::OUTPUT).await.unwrap();
         assert_eq!(c.wait().await.unwrap(), None, "no exit reported");
+    }
+
+    #[tokio::test]
+    async fn connect_and_start_sends_both_frames_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let shim = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            fake(s, 2, vec![ShimFrame::Started { pid: 7 }]).await
+        });
+        let (c, outcome) = ShimClient::connect_and_start(&path, Streams::NONE).await.unwrap();
+        assert_eq!(outcome, StartOutcome::Running { pid: 7 });
+        drop(c);
+        assert_eq!(
+            shim.await.unwrap(),
+            [ClientFrame::Hello { stdin: false, stdout: false, stderr: false }, ClientFrame::Start]
+        );
     }
 
     #[tokio::test]

@@ -77,9 +77,8 @@ fn drive(
     output: &mut dyn FnMut(OutputStream, &[u8]),
 ) -> Result<i32, berth_runtime::Error> {
     let (mut control, mut events) = rt.block_on(async {
-        let (mut control, events) = ShimClient::connect(socket, Streams::OUTPUT).await?.split();
-        control.start().await?;
-        Ok::<_, berth_runtime::Error>((control, events))
+        let (shim, _) = ShimClient::connect_and_start(socket, Streams::OUTPUT).await?;
+        Ok::<_, berth_runtime::Error>(shim.split())
     })?;
     let mut killed = false;
     loop {

@@ -88,17 +88,19 @@ impl Engine {
                 tracing::warn!(container = %c.id, error = %e, "attach failed");
             }
         }
-        let mut shim = ShimClient::connect(&self.shim_socket(&c.id), Streams::NONE).await?;
-        let pid = match shim.start().await {
-            Ok(StartOutcome::Running { pid }) => pid,
-            Ok(StartOutcome::Exited { code }) => {
+        let (shim, started) = match ShimClient::connect_and_start(&self.shim_socket(&c.id), Streams::NONE).await {
+            Ok(s) => s,
+            Err(e @ berth_runtime::Error::Refused(_)) => return Err(Error::StartFailed { source: e }),
+            Err(e) => return Err(e.into()),
+        };
+        let pid = match started {
+            StartOutcome::Running { pid } => pid,
+            StartOutcome::Exited { code } => {
                 // It ran and ended before we heard it had started: record both.
                 c.update(|r| r.state.started_at = Some(now()));
                 self.finish_run(c, Some(code)).await;
                 return Ok(());
             }
-            Err(e @ berth_runtime::Error::Refused(_)) => return Err(Error::StartFailed { source: e }),
-            Err(e) => return Err(e.into()),
         };
         let (control, events) = shim.split();
         tracing::debug!(
@@ -166,8 +168,11 @@ impl Engine {
     fn prepare(&self, rec: &ContainerRecord) -> Result<berth_runtime::shim::ShimOptions> {
         let dir = self.container_dir(&rec.id);
         let _ = std::fs::remove_file(self.exit_file(&rec.id));
-        let image_id: berth_base::Digest =
-            rec.image_id.parse().map_err(|e| Error::Internal(format!("bad image id {}: {e}", rec.image_id)))?;
+        let image_id: berth_base::Digest = rec.image_id.parse().map_err(|source| Error::Corrupt {
+            what: "image id",
+            value: rec.image_id.clone(),
+            source,
+        })?;
         let rootfs = self.rootfs.mount_rootfs(&image_id, &dir)?;
         let result = self.prepare_mounted(rec, &dir, &rootfs);
         if result.is_err() {
@@ -184,7 +189,7 @@ impl Engine {
     ) -> Result<berth_runtime::shim::ShimOptions> {
         let opts = super::sandbox::for_container(rec, dir, rootfs)?;
         let spec = berth_runtime::spec::generate(&opts)?;
-        let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Internal(format!("encode OCI spec: {e}")))?;
+        let json = serde_json::to_vec_pretty(&spec).map_err(|source| Error::Encode { what: "OCI spec", source })?;
         berth_base::fsutil::atomic_write(&dir.join("config.json"), &json)
             .map_err(|e| Error::io("write config.json", e))?;
         Ok(berth_runtime::shim::ShimOptions {

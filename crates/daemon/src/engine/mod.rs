@@ -334,7 +334,7 @@ pub struct ContainerPaths {
 }
 
 fn join_err(e: tokio::task::JoinError) -> Error {
-    Error::Internal(format!("background task failed: {e}"))
+    Error::Task(e)
 }
 
 /// Runs blocking work on the blocking pool.
