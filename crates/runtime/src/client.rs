@@ -470,8 +470,10 @@ mod tests {
         let d = std::fs::File::open(&dir).unwrap();
         let short = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&d))).join("shim.sock");
         let listener = std::os::unix::net::UnixListener::bind(short).unwrap();
-        let accept = std::thread::spawn(move || listener.accept().map(|_| ()));
-        ShimClient::connect(&path, Streams::NONE).await.unwrap();
-        accept.join().unwrap().unwrap();
+        // The accepted end lives until the client has written its Hello.
+        let accept = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let c = ShimClient::connect(&path, Streams::NONE).await.unwrap();
+        let peer = accept.join().unwrap().unwrap();
+        drop((c, peer));
     }
 }
