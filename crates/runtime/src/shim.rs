@@ -119,26 +119,6 @@ pub fn spawn(exe: &Path, o: &ShimOptions) -> Result<Spawned, Error> {
     }
 }
 
-/// Connects to a shim socket (blocking). Paths longer than sun_path allows (108 bytes; a
-/// data root plus a 64-hex id gets close) go through `/proc/self/fd/<dir>/<name>`, which
-/// the kernel resolves via the open directory. Convert with `tokio::net::UnixStream::from_std`
-/// after `set_nonblocking(true)` for async use.
-pub fn connect(socket: &Path) -> std::io::Result<UnixStream> {
-    if socket.as_os_str().len() < 100 {
-        return UnixStream::connect(socket);
-    }
-    let (Some(dir), Some(name)) = (socket.parent(), socket.file_name()) else {
-        return Err(std::io::ErrorKind::InvalidInput.into());
-    };
-    let d = rustix::fs::open(
-        dir,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )?;
-    let short = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&d))).join(name);
-    UnixStream::connect(short)
-}
-
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
 /// Catches SIGPIPE and SIGHUP with a no-op handler rather than SIG_IGN: the shim must
