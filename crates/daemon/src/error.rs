@@ -48,6 +48,14 @@ pub enum Error {
     /// The runtime (spec generation, shim) failed.
     #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
+    /// The container's process could not be started: its command cannot be executed, or the
+    /// runtime refused to start it. Docker's wording, which clients match.
+    #[error("failed to create task for container: unable to start container process: {source}")]
+    StartFailed {
+        /// What the shim reported.
+        #[source]
+        source: berth_runtime::Error,
+    },
     /// The state database failed.
     #[error("state database: {0}")]
     Db(#[from] rusqlite::Error),
@@ -59,6 +67,32 @@ pub enum Error {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// A download for the builder (`ADD <url>`, a remote context) failed.
+    #[error("{0}")]
+    Download(#[from] DownloadError),
+    /// A blocking task of the engine panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// A document the engine writes (the OCI spec) could not be encoded.
+    #[error("encode {what}: {source}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored record is corrupt (an id that does not parse).
+    #[error("bad {what} {value}: {source}")]
+    Corrupt {
+        /// Which field.
+        what: &'static str,
+        /// Its stored value.
+        value: String,
+        /// Why it does not parse.
+        #[source]
+        source: berth_base::Error,
     },
     /// Configuration is invalid (flags or daemon.json).
     #[error("{0}")]
@@ -74,7 +108,7 @@ impl Error {
         match self {
             Error::NoSuchContainer(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
-            Error::InvalidArgument(_) | Error::Config(_) => ErrorKind::InvalidArgument,
+            Error::InvalidArgument(_) | Error::Config(_) | Error::StartFailed { .. } => ErrorKind::InvalidArgument,
             Error::NotModified(_) => ErrorKind::NotModified,
             Error::Query(_) | Error::InvalidJson(_) | Error::RequestBody(_) => ErrorKind::InvalidArgument,
             Error::PageNotFound => ErrorKind::NotFound,
@@ -82,7 +116,22 @@ impl Error {
             Error::NotImplemented(_) => ErrorKind::NotImplemented,
             Error::Image(e) => e.kind(),
             Error::Runtime(e) => e.kind(),
-            Error::Db(_) | Error::Io { .. } | Error::Internal(_) => ErrorKind::Internal,
+            Error::Db(_)
+            | Error::Io { .. }
+            | Error::Internal(_)
+            | Error::Task(_)
+            | Error::Download(_)
+            | Error::Encode { .. }
+            | Error::Corrupt { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The exit code Docker records for a start that failed with this error: 127 for a
+    /// command that does not exist, 126 for one that cannot be executed, 128 otherwise.
+    pub fn start_exit_code(&self) -> i64 {
+        match self {
+            Error::StartFailed { source } => source.exec_failure().map_or(128, |f| i64::from(f.exit_code())),
+            _ => 128,
         }
     }
 
@@ -90,6 +139,63 @@ impl Error {
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io { what: what.into(), source }
     }
+}
+
+/// Why a download over HTTP failed; the message names the URL and the whole cause chain
+/// (connection refused, DNS), since reqwest's own text says only "error sending request".
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {}", chain(.0))]
+    Client(#[source] reqwest::Error),
+    /// The request or reading its body failed.
+    #[error("{op} {url}: {}", chain(.source))]
+    Transfer {
+        /// `GET` or `read`.
+        op: &'static str,
+        /// The URL.
+        url: String,
+        /// reqwest's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status.
+    #[error("failed to GET {url} with status {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status it answered.
+        status: reqwest::StatusCode,
+    },
+    /// Writing the downloaded file failed.
+    #[error("{op} {}: {source}", .path.display())]
+    File {
+        /// `create` or `write`.
+        op: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The build was cancelled during the download.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// An error's message followed by those of its causes that it does not already contain.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 /// The daemon's result type.

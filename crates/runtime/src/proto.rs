@@ -1,7 +1,10 @@
 //! The shim socket protocol: length-prefixed frames `[type u8][len u32 BE][payload]`,
-//! plain bytes so both the single-threaded shim and the async daemon can speak it.
+//! plain bytes so both the single-threaded shim and the async daemon can speak it. Private
+//! to this crate: the shim serves it and [`crate::client::ShimClient`] is its only client.
+//! Live restore reattaches a new daemon to shims started by an old one, so the bytes on the
+//! wire never change meaning.
 
-use crate::Error;
+use crate::{Error, ProtocolError};
 
 /// Largest payload accepted; bigger frames mean a corrupt or hostile peer.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -115,7 +118,7 @@ pub struct Decoder {
 }
 
 fn arr<const N: usize>(p: &[u8]) -> Result<[u8; N], Error> {
-    p.try_into().map_err(|_| Error::Protocol(format!("payload of {} bytes, expected {N}", p.len())))
+    p.try_into().map_err(|_| Error::Protocol(ProtocolError::BadPayload { len: p.len(), expected: N }))
 }
 
 impl Decoder {
@@ -129,18 +132,13 @@ impl Decoder {
         self.buf.extend_from_slice(data);
     }
 
-    /// Bytes received but not yet decoded.
-    pub fn pending(&self) -> usize {
-        self.buf.len()
-    }
-
     fn next_raw(&mut self) -> Result<Option<(u8, Vec<u8>)>, Error> {
         if self.buf.len() < 5 {
             return Ok(None);
         }
         let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
         if len > MAX_FRAME {
-            return Err(Error::Protocol(format!("frame of {len} bytes is too large")));
+            return Err(Error::Protocol(ProtocolError::TooLarge { len }));
         }
         if self.buf.len() < 5 + len {
             return Ok(None);
@@ -167,7 +165,7 @@ impl Decoder {
                 ClientFrame::Resize { rows: u16::from_be_bytes([a, b]), cols: u16::from_be_bytes([c, d]) }
             }
             tag::SIGNAL => ClientFrame::Signal(i32::from_be_bytes(arr::<4>(&p)?)),
-            other => return Err(Error::Protocol(format!("unknown client frame type {other}"))),
+            other => return Err(Error::Protocol(ProtocolError::UnknownFrame { side: "client", tag: other })),
         }))
     }
 
@@ -180,7 +178,7 @@ impl Decoder {
             tag::STDERR => ShimFrame::Stderr(p),
             tag::EXIT => ShimFrame::Exit { code: i32::from_be_bytes(arr::<4>(&p)?) },
             tag::ERROR => ShimFrame::Error(String::from_utf8_lossy(&p).into_owned()),
-            other => return Err(Error::Protocol(format!("unknown shim frame type {other}"))),
+            other => return Err(Error::Protocol(ProtocolError::UnknownFrame { side: "shim", tag: other })),
         }))
     }
 }

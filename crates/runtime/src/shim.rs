@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::exit::ExitInfo;
 use crate::logs::{LogWriter, Stream};
 use crate::proto::{ClientFrame, Decoder, ShimFrame};
-use crate::{Error, chain};
+use crate::{Error, ExecFailure, chain};
 
 /// A client whose unsent output passes this is dropped, so a slow reader never stalls the
 /// container (the log still has everything).
@@ -75,9 +75,9 @@ struct Ready {
     init_pid: Option<u32>,
     #[serde(default)]
     error: Option<String>,
-    /// The error is an exec failure (Docker's `exec: "x": …` text).
+    /// The error is an exec failure (Docker's `exec: "x": …` text), and which.
     #[serde(default)]
-    exec: bool,
+    exec_failure: Option<ExecFailure>,
 }
 
 /// Starts `exe shim <options>` and waits until the container is created and the shim's
@@ -105,35 +105,18 @@ pub fn spawn(exe: &Path, o: &ShimOptions) -> Result<Spawned, Error> {
     let ready: Option<Ready> = serde_json::from_str(line.trim()).ok();
     match ready {
         Some(Ready { init_pid: Some(init_pid), error: None, .. }) => Ok(Spawned { shim_pid, init_pid, child }),
-        Some(Ready { error: Some(msg), exec, .. }) => {
+        Some(Ready { error: Some(message), exec_failure, .. }) => {
             let _ = child.wait();
-            Err(if exec { Error::Exec(msg) } else { Error::Shim(msg) })
+            Err(match exec_failure {
+                Some(failure) => Error::Exec { failure, message },
+                None => Error::Shim(message),
+            })
         }
         _ => {
             let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
             Err(Error::Shim(format!("shim exited before it was ready ({status})")))
         }
     }
-}
-
-/// Connects to a shim socket (blocking). Paths longer than sun_path allows (108 bytes; a
-/// data root plus a 64-hex id gets close) go through `/proc/self/fd/<dir>/<name>`, which
-/// the kernel resolves via the open directory. Convert with `tokio::net::UnixStream::from_std`
-/// after `set_nonblocking(true)` for async use.
-pub fn connect(socket: &Path) -> std::io::Result<UnixStream> {
-    if socket.as_os_str().len() < 100 {
-        return UnixStream::connect(socket);
-    }
-    let (Some(dir), Some(name)) = (socket.parent(), socket.file_name()) else {
-        return Err(std::io::ErrorKind::InvalidInput.into());
-    };
-    let d = rustix::fs::open(
-        dir,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )?;
-    let short = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&d))).join(name);
-    UnixStream::connect(short)
 }
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
@@ -168,8 +151,8 @@ pub fn main(args: &[String]) -> i32 {
     let _ = std::env::set_current_dir("/");
     let result = Shim::setup(&opts);
     let ready = match &result {
-        Ok(s) => Ready { init_pid: Some(s.init_pid.as_raw_nonzero().get() as u32), error: None, exec: false },
-        Err(e) => Ready { init_pid: None, error: Some(e.to_string()), exec: matches!(e, Error::Exec(_)) },
+        Ok(s) => Ready { init_pid: Some(s.init_pid.as_raw_nonzero().get() as u32), error: None, exec_failure: None },
+        Err(e) => Ready { init_pid: None, error: Some(e.to_string()), exec_failure: e.exec_failure() },
     };
     let mut line = serde_json::to_string(&ready).unwrap_or_else(|_| "{}".into());
     line.push('\n');

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Mode, OFlags};
 use serde_json::{Value, json};
 
-use crate::Error;
+use crate::{Error, ExecFailure};
 
 /// The numeric identity the container's process runs as.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -664,8 +664,13 @@ pub fn find_executable(rootfs: &Path, cmd: &str, env: &[String], cwd: &str) -> R
         };
         return match probe(rootfs, &full) {
             Probe::Executable => Ok(()),
-            Probe::NotExecutable => Err(Error::Exec(format!("exec: \"{cmd}\": permission denied"))),
-            Probe::Missing => Err(Error::Exec(format!("exec: \"{cmd}\": stat {cmd}: no such file or directory"))),
+            Probe::NotExecutable => {
+                Err(exec_error(ExecFailure::NotExecutable, format!("exec: \"{cmd}\": permission denied")))
+            }
+            Probe::Missing => Err(exec_error(
+                ExecFailure::NotFound,
+                format!("exec: \"{cmd}\": stat {cmd}: no such file or directory"),
+            )),
         };
     }
     let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
@@ -684,10 +689,14 @@ pub fn find_executable(rootfs: &Path, cmd: &str, env: &[String], cwd: &str) -> R
         }
     }
     if denied {
-        Err(Error::Exec(format!("exec: \"{cmd}\": permission denied")))
+        Err(exec_error(ExecFailure::NotExecutable, format!("exec: \"{cmd}\": permission denied")))
     } else {
-        Err(Error::Exec(format!("exec: \"{cmd}\": executable file not found in $PATH")))
+        Err(exec_error(ExecFailure::NotFound, format!("exec: \"{cmd}\": executable file not found in $PATH")))
     }
+}
+
+fn exec_error(failure: ExecFailure, message: String) -> Error {
+    Error::Exec { failure, message }
 }
 
 #[cfg(test)]

@@ -2,12 +2,10 @@
 //! harness so it can be its own shim: run as `shim <json>` it becomes one, exactly as the
 //! berth binary does, and otherwise it runs the tests below one after another.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_runtime::proto::{ClientFrame, Decoder, ShimFrame, encode_client};
+use berth_runtime::client::{ShimClient, ShimEvent, StartOutcome, Streams};
 use berth_runtime::shim::{ShimOptions, Spawned};
 use berth_runtime::spec::{BindMount, SpecOptions, User};
 
@@ -87,50 +85,64 @@ impl Drop for Env {
     }
 }
 
+/// A connection through the typed client, driven from this synchronous test on a runtime
+/// of its own.
 struct Conn {
-    s: UnixStream,
-    d: Decoder,
+    rt: tokio::runtime::Runtime,
+    c: ShimClient,
+}
+
+/// What a test sends; each maps to one request of the client.
+enum Req {
+    Stdin(Vec<u8>),
+    CloseStdin,
+    Resize { rows: u16, cols: u16 },
+    Signal(i32),
 }
 
 impl Conn {
     fn open(o: &ShimOptions, stdin: bool) -> Conn {
-        let s = berth_runtime::shim::connect(&o.socket).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut c = Conn { s, d: Decoder::new() };
-        c.send(ClientFrame::Hello { stdin, stdout: true, stderr: true });
-        c
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let c = rt.block_on(ShimClient::connect(&o.socket, Streams { stdin, stdout: true, stderr: true })).unwrap();
+        Conn { rt, c }
     }
-    fn send(&mut self, f: ClientFrame) {
-        self.s.write_all(&encode_client(&f)).unwrap();
+    fn send(&mut self, f: Req) {
+        let c = &mut self.c;
+        self.rt
+            .block_on(async {
+                match f {
+                    Req::Stdin(d) => c.stdin(&d).await,
+                    Req::CloseStdin => c.close_stdin().await,
+                    Req::Resize { rows, cols } => c.resize(rows, cols).await,
+                    Req::Signal(s) => c.signal(s).await,
+                }
+            })
+            .unwrap();
     }
-    fn next(&mut self) -> Option<ShimFrame> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(f) = self.d.next_shim().unwrap() {
-                return Some(f);
+    fn next(&mut self) -> Option<ShimEvent> {
+        let c = &mut self.c;
+        self.rt.block_on(async {
+            match tokio::time::timeout(Duration::from_secs(10), c.next_event()).await {
+                Ok(Ok(e)) => e,
+                _ => None,
             }
-            match self.s.read(&mut buf) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.d.feed(&buf[..n]),
-            }
-        }
+        })
     }
     /// Collects stdout+stderr until Exit; returns (output, code).
     fn until_exit(&mut self) -> (String, Option<i32>) {
         let mut out = Vec::new();
         while let Some(f) = self.next() {
             match f {
-                ShimFrame::Stdout(d) | ShimFrame::Stderr(d) => out.extend(d),
-                ShimFrame::Exit { code } => return (String::from_utf8_lossy(&out).into_owned(), Some(code)),
+                ShimEvent::Output { data, .. } => out.extend(data),
+                ShimEvent::Exited { code } => return (String::from_utf8_lossy(&out).into_owned(), Some(code)),
                 _ => {}
             }
         }
         (String::from_utf8_lossy(&out).into_owned(), None)
     }
     fn start(&mut self) -> u32 {
-        self.send(ClientFrame::Start);
-        match self.next() {
-            Some(ShimFrame::Started { pid }) => pid,
+        match self.rt.block_on(self.c.start()) {
+            Ok(StartOutcome::Running { pid }) => pid,
             other => panic!("expected Started, got {other:?}"),
         }
     }
@@ -178,8 +190,8 @@ fn stdin_is_piped(env: &mut Env) {
     let s = spawn(&o);
     let mut c = Conn::open(&o, true);
     c.start();
-    c.send(ClientFrame::Stdin(b"piped text\n".to_vec()));
-    c.send(ClientFrame::CloseStdin);
+    c.send(Req::Stdin(b"piped text\n".to_vec()));
+    c.send(Req::CloseStdin);
     let (out, code) = c.until_exit();
     assert_eq!(out, "piped text\n");
     assert_eq!(code, Some(0));
@@ -192,7 +204,7 @@ fn stdin_once_closes_on_disconnect(env: &mut Env) {
     let mut watcher = Conn::open(&o, false);
     let mut writer = Conn::open(&o, true);
     writer.start();
-    writer.send(ClientFrame::Stdin(b"bye\n".to_vec()));
+    writer.send(Req::Stdin(b"bye\n".to_vec()));
     drop(writer);
     let (out, code) = watcher.until_exit();
     assert_eq!(code, Some(0));
@@ -204,9 +216,9 @@ fn tty_output_and_resize(env: &mut Env) {
     let o = env.opts(env.spec(&["sh", "-c", "read x; stty size; echo got $x"]), true, true);
     let s = spawn(&o);
     let mut c = Conn::open(&o, true);
-    c.send(ClientFrame::Resize { rows: 33, cols: 77 });
+    c.send(Req::Resize { rows: 33, cols: 77 });
     c.start();
-    c.send(ClientFrame::Stdin(b"abc\n".to_vec()));
+    c.send(Req::Stdin(b"abc\n".to_vec()));
     let (out, code) = c.until_exit();
     assert_eq!(code, Some(0));
     assert!(out.contains("33 77"), "{out:?}");
@@ -221,7 +233,7 @@ fn signal_kills(env: &mut Env) {
     let s = spawn(&o);
     let mut c = Conn::open(&o, false);
     c.start();
-    c.send(ClientFrame::Signal(9));
+    c.send(Req::Signal(9));
     let (_, code) = c.until_exit();
     assert_eq!(code, Some(137));
     wait_gone(s);
@@ -309,7 +321,7 @@ fn shim_memory(env: &mut Env) {
         .unwrap_or_default();
     println!("  shim memory (test binary as shim): {rss} | {pss}");
     // PID 1 of a namespace ignores SIGTERM without a handler (as under Docker), so kill.
-    c.send(ClientFrame::Signal(9));
+    c.send(Req::Signal(9));
     let (_, code) = c.until_exit();
     assert_eq!(code, Some(137));
     wait_gone(s);

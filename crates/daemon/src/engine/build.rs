@@ -2,18 +2,18 @@
 //! shim (as containers are run, but never listed as containers), and the glue that runs
 //! the builder on the blocking pool and streams its progress.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use berth_build::executor::{BoxError, Network, OutputStream, RunSpec, StepExecutor, StepMount};
-use berth_runtime::proto::{ClientFrame, Decoder, ShimFrame, encode_client};
-use berth_runtime::spec::{BindMount, Namespace, SpecOptions, TmpfsMount};
+use berth_build::executor::{BoxError, OutputStream, RunSpec, StepExecutor};
+use berth_runtime::spec::SpecOptions;
+use berth_runtime::{ShimClient, ShimEvent, Streams};
 
 use super::Engine;
+use crate::error::DownloadError;
 use berth_build::frontend as build_frontend;
 
 /// Runs build steps with the shim.
@@ -28,79 +28,9 @@ impl ShimExecutor {
         ShimExecutor { engine, cancel }
     }
 
-    fn spec(&self, bundle_dir: &Path, rootfs: &Path, spec: &RunSpec) -> Result<SpecOptions, String> {
-        let user = berth_runtime::spec::resolve_user(rootfs, &spec.user).map_err(|e| e.to_string())?;
-        berth_base::fsroot::mkdir_all_in_root(rootfs, &spec.cwd)
-            .map_err(|e| format!("failed to create working directory {}: {e}", spec.cwd))?;
-        let write = |name: &str, data: &str| -> Result<std::path::PathBuf, String> {
-            let p = bundle_dir.join(name);
-            berth_base::fsutil::atomic_write(&p, data.as_bytes()).map_err(|e| format!("write {}: {e}", p.display()))?;
-            Ok(p)
-        };
-        // With the host's network the host's resolver configuration is the right one,
-        // loopback name servers included.
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let mut hosts = format!("127.0.0.1\tlocalhost {0}\n::1\tlocalhost ip6-localhost ip6-loopback\n", spec.hostname);
-        for h in &spec.extra_hosts {
-            // `name:address` (the address may be IPv6, so split at the first colon) or `name=address`.
-            let (name, addr) =
-                h.split_once('=').or_else(|| h.split_once(':')).ok_or_else(|| format!("invalid host entry {h:?}"))?;
-            hosts.push_str(&format!("{addr}\t{name}\n"));
-        }
-        let etc_files = vec![
-            BindMount { source: write("hosts", &hosts)?, destination: "/etc/hosts".into(), readonly: false },
-            BindMount {
-                source: write("resolv.conf", &resolv)?,
-                destination: "/etc/resolv.conf".into(),
-                readonly: false,
-            },
-        ];
-        let mut env = spec.env.clone();
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(if user.uid == 0 { "HOME=/root".into() } else { "HOME=/".into() });
-        }
-        Ok(SpecOptions {
-            id: bundle_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            rootfs: rootfs.to_path_buf(),
-            args: spec.args.clone(),
-            env,
-            cwd: spec.cwd.clone(),
-            user,
-            hostname: spec.hostname.clone(),
-            mounts: spec
-                .mounts
-                .iter()
-                .filter_map(|m| match m {
-                    StepMount::Bind { source, target, readonly } => {
-                        Some(BindMount { source: source.clone(), destination: target.clone(), readonly: *readonly })
-                    }
-                    StepMount::Tmpfs { .. } => None,
-                })
-                .collect(),
-            tmpfs: spec
-                .mounts
-                .iter()
-                .filter_map(|m| match m {
-                    StepMount::Tmpfs { target, size } => Some(TmpfsMount {
-                        destination: target.clone(),
-                        options: std::iter::once("nosuid".to_owned())
-                            .chain((*size > 0).then(|| format!("size={size}")))
-                            .collect(),
-                    }),
-                    StepMount::Bind { .. } => None,
-                })
-                .collect(),
-            etc_files,
-            network: match spec.network {
-                Network::Host => Namespace::Host,
-                Network::None => Namespace::New,
-            },
-            cgroups_path: format!("/berth/build-{}", berth_base::new_id()),
-            seccomp: !spec.privileged,
-            privileged: spec.privileged,
-            shm_size: spec.shm_size,
-            ..Default::default()
-        })
+    /// The step's sandbox: /etc files, user, working directory, mounts.
+    fn spec(&self, bundle_dir: &Path, rootfs: &Path, spec: &RunSpec) -> crate::error::Result<SpecOptions> {
+        super::sandbox::for_step(bundle_dir, rootfs, spec)
     }
 }
 
@@ -114,9 +44,9 @@ impl StepExecutor for ShimExecutor {
     ) -> Result<i32, BoxError> {
         let opts = self.spec(bundle_dir, rootfs, spec)?;
         let id = berth_base::new_id();
-        let oci = berth_runtime::spec::generate(&opts).map_err(|e| e.to_string())?;
-        let json = serde_json::to_vec(&oci).map_err(|e| e.to_string())?;
-        berth_base::fsutil::atomic_write(&bundle_dir.join("config.json"), &json).map_err(|e| e.to_string())?;
+        let oci = berth_runtime::spec::generate(&opts)?;
+        let json = serde_json::to_vec(&oci)?;
+        berth_base::fsutil::atomic_write(&bundle_dir.join("config.json"), &json)?;
         let shim_opts = berth_runtime::shim::ShimOptions {
             id: id.clone(),
             bundle: bundle_dir.to_path_buf(),
@@ -130,43 +60,56 @@ impl StepExecutor for ShimExecutor {
             open_stdin: false,
             stdin_once: false,
         };
-        let spawned = berth_runtime::shim::spawn(&self.engine.exe, &shim_opts).map_err(|e| e.to_string())?;
+        let spawned = berth_runtime::shim::spawn(&self.engine.exe, &shim_opts)?;
         let mut child = spawned.child;
-        let result = drive(&shim_opts.socket, &self.cancel, output);
+        let result = drive(&self.engine.rt, &shim_opts.socket, &self.cancel, output);
         let _ = child.wait();
         Ok(result?)
     }
 }
 
-/// Starts the step and copies its output until it exits; kills it on cancellation.
-fn drive(socket: &Path, cancel: &AtomicBool, output: &mut dyn FnMut(OutputStream, &[u8])) -> Result<i32, String> {
-    let mut s = UnixStream::connect(socket).map_err(|e| format!("connect to shim: {e}"))?;
-    let mut hello = encode_client(&ClientFrame::Hello { stdin: false, stdout: true, stderr: true });
-    hello.extend(encode_client(&ClientFrame::Start));
-    s.write_all(&hello).map_err(|e| format!("start step: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
-    let mut dec = Decoder::default();
-    let mut buf = vec![0u8; 64 * 1024];
+/// Starts the step and copies its output until it exits; kills it on cancellation. Runs on
+/// a builder thread and drives the shim connection on the daemon's runtime one event at a
+/// time: `output` may block (it sends progress to the client), so it is never called
+/// inside the runtime.
+fn drive(
+    rt: &tokio::runtime::Handle,
+    socket: &Path,
+    cancel: &AtomicBool,
+    output: &mut dyn FnMut(OutputStream, &[u8]),
+) -> Result<i32, berth_runtime::Error> {
+    let (mut control, mut events) = rt.block_on(async {
+        let (shim, _) = ShimClient::connect_and_start(socket, Streams::OUTPUT).await?;
+        Ok::<_, berth_runtime::Error>(shim.split())
+    })?;
     let mut killed = false;
     loop {
-        while let Some(f) = dec.next_shim().map_err(|e| e.to_string())? {
-            match f {
-                ShimFrame::Stdout(d) => output(OutputStream::Stdout, &d),
-                ShimFrame::Stderr(d) => output(OutputStream::Stderr, &d),
-                ShimFrame::Exit { code } => return Ok(code),
-                ShimFrame::Error(m) => return Err(m),
-                ShimFrame::Started { .. } => {}
+        // `next` is cancel-safe: a timeout never loses output.
+        let ev = match rt.block_on(async { tokio::time::timeout(Duration::from_millis(200), events.next()).await }) {
+            Ok(ev) => ev?,
+            Err(_) => {
+                if cancel.load(Ordering::Relaxed) && !killed {
+                    let _ = rt.block_on(control.signal(9));
+                    killed = true;
+                }
+                continue;
             }
+        };
+        match ev {
+            Some(ShimEvent::Output { stream: berth_runtime::logs::Stream::Stdout, data }) => {
+                output(OutputStream::Stdout, &data)
+            }
+            Some(ShimEvent::Output { stream: berth_runtime::logs::Stream::Stderr, data }) => {
+                output(OutputStream::Stderr, &data)
+            }
+            Some(ShimEvent::Exited { code }) => return Ok(code),
+            Some(ShimEvent::Failed { message }) => return Err(berth_runtime::Error::Refused(message)),
+            Some(_) => {}
+            None => return Err(berth_runtime::Error::ShimGone { during: "while the build step ran" }),
         }
         if cancel.load(Ordering::Relaxed) && !killed {
-            let _ = s.write_all(&encode_client(&ClientFrame::Signal(9)));
+            let _ = rt.block_on(control.signal(9));
             killed = true;
-        }
-        match s.read(&mut buf) {
-            Ok(0) => return Err("the build step's shim went away".into()),
-            Ok(n) => dec.feed(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(e) => return Err(format!("read from shim: {e}")),
         }
     }
 }
@@ -196,7 +139,7 @@ impl HttpFetcher {
         HttpFetcher { handle, client: std::sync::OnceLock::new(), cancel }
     }
 
-    fn client(&self) -> Result<&reqwest::Client, String> {
+    fn client(&self) -> Result<&reqwest::Client, DownloadError> {
         if let Some(c) = self.client.get() {
             return Ok(c);
         }
@@ -207,7 +150,7 @@ impl HttpFetcher {
             .connect_timeout(Duration::from_secs(30))
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(DownloadError::Client)?;
         Ok(self.client.get_or_init(|| client))
     }
 }
@@ -215,11 +158,13 @@ impl HttpFetcher {
 impl berth_build::executor::Fetcher for HttpFetcher {
     fn fetch(&self, url: &str, dest: &Path) -> Result<berth_build::executor::Fetched, BoxError> {
         use tokio::io::AsyncWriteExt;
-        let fetched: Result<_, String> = self.handle.block_on(async {
-            let mut resp = self.client()?.get(url).send().await.map_err(|e| format!("GET {url}: {}", chain(&e)))?;
+        let transfer = |op, source| DownloadError::Transfer { op, url: url.to_owned(), source };
+        let file_err = |op, source| DownloadError::File { op, path: dest.to_path_buf(), source };
+        let fetched: Result<_, DownloadError> = self.handle.block_on(async {
+            let mut resp = self.client()?.get(url).send().await.map_err(|e| transfer("GET", e))?;
             let status = resp.status();
             if !status.is_success() {
-                return Err(format!("failed to GET {url} with status {status}"));
+                return Err(DownloadError::Status { url: url.to_owned(), status });
             }
             let header = |name: reqwest::header::HeaderName| {
                 resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
@@ -230,15 +175,14 @@ impl berth_build::executor::Fetcher for HttpFetcher {
             let filename = header(reqwest::header::CONTENT_DISPOSITION).and_then(|v| {
                 v.split(';').find_map(|p| p.trim().strip_prefix("filename=").map(|f| f.trim_matches('"').to_owned()))
             });
-            let mut file =
-                tokio::fs::File::create(dest).await.map_err(|e| format!("create {}: {e}", dest.display()))?;
-            while let Some(chunk) = resp.chunk().await.map_err(|e| format!("read {url}: {}", chain(&e)))? {
+            let mut file = tokio::fs::File::create(dest).await.map_err(|e| file_err("create", e))?;
+            while let Some(chunk) = resp.chunk().await.map_err(|e| transfer("read", e))? {
                 if self.cancel.load(Ordering::Relaxed) {
-                    return Err("cancelled".into());
+                    return Err(DownloadError::Cancelled);
                 }
-                file.write_all(&chunk).await.map_err(|e| format!("write {}: {e}", dest.display()))?;
+                file.write_all(&chunk).await.map_err(|e| file_err("write", e))?;
             }
-            file.flush().await.map_err(|e| format!("write {}: {e}", dest.display()))?;
+            file.flush().await.map_err(|e| file_err("write", e))?;
             Ok(berth_build::executor::Fetched { modified, filename })
         });
         Ok(fetched?)
@@ -285,22 +229,6 @@ impl LegacyOrder {
     fn drain(&mut self) -> Vec<String> {
         std::mem::take(&mut self.held).into_values().flatten().collect()
     }
-}
-
-/// An error with its causes (`error sending request: … : Connection refused`): reqwest's
-/// own message says little without them.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !out.contains(&m) {
-            out.push_str(": ");
-            out.push_str(&m);
-        }
-        cur = c.source();
-    }
-    out
 }
 
 /// A scratch directory removed when dropped.

@@ -5,46 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::stdcopy::{self, Stream};
-use berth_runtime::proto::{ClientFrame, Decoder, ShimFrame, encode_client};
+use berth_runtime::{ShimClient, ShimEvent, Streams};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::UnixStream;
-use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::mpsc;
 
 use super::{Container, Engine, blocking};
 use crate::error::{Error, Result};
 use crate::record::Status;
-
-/// Reads shim frames from a socket.
-pub struct FrameReader {
-    rd: OwnedReadHalf,
-    dec: Decoder,
-    buf: Vec<u8>,
-}
-
-impl FrameReader {
-    /// Wraps the read half of a shim connection.
-    pub fn new(rd: OwnedReadHalf) -> FrameReader {
-        FrameReader { rd, dec: Decoder::default(), buf: vec![0; 64 * 1024] }
-    }
-
-    /// The next frame; `None` at EOF.
-    pub async fn next(&mut self) -> std::io::Result<Option<ShimFrame>> {
-        loop {
-            match self.dec.next_shim() {
-                Ok(Some(f)) => return Ok(Some(f)),
-                Ok(None) => {}
-                Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())),
-            }
-            let n = self.rd.read(&mut self.buf).await?;
-            if n == 0 {
-                return Ok(None);
-            }
-            self.dec.feed(&self.buf[..n]);
-        }
-    }
-}
 
 /// Which streams an attach asked for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -131,15 +99,8 @@ impl Engine {
     /// exits or the client goes away.
     pub(super) async fn connect_attachment(&self, c: &Container, a: Attachment) -> Result<()> {
         let tty = c.snapshot().tty();
-        let sock = self.shim_socket(&c.id);
-        let stream = UnixStream::connect(&sock).await.map_err(|e| Error::io("connect to shim", e))?;
-        let (srd, mut swr) = stream.into_split();
-        let hello = encode_client(&ClientFrame::Hello {
-            stdin: a.streams.stdin,
-            stdout: a.streams.stdout,
-            stderr: a.streams.stderr,
-        });
-        swr.write_all(&hello).await.map_err(|e| Error::io("attach", e))?;
+        let streams = Streams { stdin: a.streams.stdin, stdout: a.streams.stdout, stderr: a.streams.stderr };
+        let (mut control, mut events) = ShimClient::connect(&self.shim_socket(&c.id), streams).await?.split();
         let (mut crd, mut cwr) = tokio::io::split(a.io);
         let want_stdin = a.streams.stdin;
         let input = tokio::spawn(async move {
@@ -151,11 +112,11 @@ impl Engine {
             loop {
                 match crd.read(&mut buf).await {
                     Ok(0) | Err(_) => {
-                        let _ = swr.write_all(&encode_client(&ClientFrame::CloseStdin)).await;
+                        let _ = control.close_stdin().await;
                         break;
                     }
                     Ok(n) => {
-                        if swr.write_all(&encode_client(&ClientFrame::Stdin(buf[..n].to_vec()))).await.is_err() {
+                        if control.stdin(&buf[..n]).await.is_err() {
                             break;
                         }
                     }
@@ -165,14 +126,17 @@ impl Engine {
             std::future::pending::<()>().await;
         });
         tokio::spawn(async move {
-            let mut reader = FrameReader::new(srd);
             let mut out = Vec::new();
-            while let Ok(Some(f)) = reader.next().await {
+            while let Ok(Some(ev)) = events.next().await {
                 out.clear();
-                match f {
-                    ShimFrame::Stdout(d) => encode_chunk(tty, Stream::Stdout, &d, &mut out),
-                    ShimFrame::Stderr(d) => encode_chunk(tty, Stream::Stderr, &d, &mut out),
-                    ShimFrame::Exit { .. } => break,
+                match ev {
+                    ShimEvent::Output { stream: berth_runtime::logs::Stream::Stdout, data } => {
+                        encode_chunk(tty, Stream::Stdout, &data, &mut out)
+                    }
+                    ShimEvent::Output { stream: berth_runtime::logs::Stream::Stderr, data } => {
+                        encode_chunk(tty, Stream::Stderr, &data, &mut out)
+                    }
+                    ShimEvent::Exited { .. } => break,
                     _ => continue,
                 }
                 if cwr.write_all(&out).await.is_err() {
@@ -191,10 +155,7 @@ impl Engine {
         let c = self.get(name)?;
         let mut ctl = c.control.lock().await;
         match ctl.as_mut() {
-            Some(w) => w
-                .write_all(&encode_client(&ClientFrame::Resize { rows, cols }))
-                .await
-                .map_err(|e| Error::io("resize", e)),
+            Some(w) => Ok(w.resize(rows, cols).await?),
             None => Err(Error::Conflict(format!("Container {} is not running", c.id))),
         }
     }

@@ -6,12 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_runtime::proto::{ClientFrame, ShimFrame};
-use berth_runtime::spec::{BindMount, Namespace, SpecOptions};
-use tokio::io::AsyncWriteExt;
-use tokio::net::UnixStream;
+use berth_runtime::{ShimClient, ShimEvents, StartOutcome, Streams};
 
-use super::io::FrameReader;
 use super::{Container, Engine, Events, blocking, now};
 use crate::error::{Error, Result};
 use crate::record::{ContainerRecord, RunState, Status};
@@ -73,21 +69,16 @@ impl Engine {
         let rec2 = rec.clone();
         let shim_opts = blocking(move || engine.prepare(&rec2)).await?;
         let t_prepare = t0.elapsed();
-        let exe = self.exe.clone();
-        let spawned = blocking(move || {
-            berth_runtime::shim::spawn(&exe, &shim_opts).map_err(|e| match e {
+        let launcher = self.launcher.clone();
+        blocking(move || {
+            launcher.spawn(&shim_opts).map_err(|e| match e {
                 // Docker's wording, which clients match to choose exit codes 126/127.
-                berth_runtime::Error::Exec(msg) => Error::InvalidArgument(start_error(&msg)),
+                e @ berth_runtime::Error::Exec { .. } => Error::StartFailed { source: e },
                 other => Error::from(other),
             })
         })
         .await?;
         let t_spawn = t0.elapsed();
-        let mut child = spawned.child;
-        // The shim is our child until it exits; reap it so it never lingers as a zombie.
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
         let pending: Vec<_> = match c.pending.lock() {
             Ok(mut p) => p.drain(..).collect(),
             Err(p) => p.into_inner().drain(..).collect(),
@@ -97,33 +88,21 @@ impl Engine {
                 tracing::warn!(container = %c.id, error = %e, "attach failed");
             }
         }
-        let sock = self.shim_socket(&c.id);
-        let stream = UnixStream::connect(&sock)
-            .await
-            .map_err(|e| Error::io(format!("connect to shim {}", sock.display()), e))?;
-        let (rd, mut wr) = stream.into_split();
-        let mut hello =
-            berth_runtime::proto::encode_client(&ClientFrame::Hello { stdin: false, stdout: false, stderr: false });
-        hello.extend(berth_runtime::proto::encode_client(&ClientFrame::Start));
-        wr.write_all(&hello).await.map_err(|e| Error::io("start the container", e))?;
-        let mut reader = FrameReader::new(rd);
-        let pid = loop {
-            match reader.next().await {
-                Ok(Some(ShimFrame::Started { pid })) => break pid,
-                Ok(Some(ShimFrame::Error(msg))) => return Err(Error::InvalidArgument(start_error(&msg))),
-                Ok(Some(ShimFrame::Exit { code })) => {
-                    // It ran and ended before we heard it had started: record both.
-                    c.update(|r| r.state.started_at = Some(now()));
-                    self.finish_run(c, Some(code)).await;
-                    return Ok(());
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) => {
-                    return Err(Error::Internal("the shim closed its socket before starting the container".to_owned()));
-                }
-                Err(e) => return Err(Error::io("read from shim", e)),
+        let (shim, started) = match ShimClient::connect_and_start(&self.shim_socket(&c.id), Streams::NONE).await {
+            Ok(s) => s,
+            Err(e @ berth_runtime::Error::Refused(_)) => return Err(Error::StartFailed { source: e }),
+            Err(e) => return Err(e.into()),
+        };
+        let pid = match started {
+            StartOutcome::Running { pid } => pid,
+            StartOutcome::Exited { code } => {
+                // It ran and ended before we heard it had started: record both.
+                c.update(|r| r.state.started_at = Some(now()));
+                self.finish_run(c, Some(code)).await;
+                return Ok(());
             }
         };
+        let (control, events) = shim.split();
         tracing::debug!(
             container = %c.id,
             prepare_ms = t_prepare.as_secs_f64() * 1e3,
@@ -131,7 +110,7 @@ impl Engine {
             started_ms = t0.elapsed().as_secs_f64() * 1e3,
             "container started"
         );
-        *c.control.lock().await = Some(wr);
+        *c.control.lock().await = Some(control);
         c.update(|r| {
             r.state = RunState {
                 status: Status::Running,
@@ -147,7 +126,7 @@ impl Engine {
         c.events.send_modify(|e| e.running = true);
         let engine = self.clone();
         let c2 = c.clone();
-        tokio::spawn(async move { engine.monitor(c2, reader).await });
+        tokio::spawn(async move { engine.monitor(c2, events).await });
         Ok(())
     }
 
@@ -155,19 +134,13 @@ impl Engine {
     /// 126 for one that cannot run, 128 otherwise; then auto-removes if asked to.
     async fn start_failed(self: &Arc<Self>, c: &Arc<Container>, e: &Error) {
         let msg = e.to_string();
-        let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
-            127
-        } else if msg.contains("permission denied") {
-            126
-        } else {
-            128
-        };
+        let code = e.start_exit_code();
         if let Ok(mut p) = c.pending.lock() {
             p.clear();
         }
         let dir = self.container_dir(&c.id);
-        let images = self.images.clone();
-        let _ = blocking(move || Ok(images.unmount_rootfs(&dir)?)).await;
+        let rootfs = self.rootfs.clone();
+        let _ = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await;
         c.update(|r| {
             r.state.exit_code = code;
             r.state.error = msg.clone();
@@ -195,12 +168,15 @@ impl Engine {
     fn prepare(&self, rec: &ContainerRecord) -> Result<berth_runtime::shim::ShimOptions> {
         let dir = self.container_dir(&rec.id);
         let _ = std::fs::remove_file(self.exit_file(&rec.id));
-        let image_id: berth_base::Digest =
-            rec.image_id.parse().map_err(|e| Error::Internal(format!("bad image id {}: {e}", rec.image_id)))?;
-        let rootfs = self.images.mount_rootfs(&image_id, &dir)?;
+        let image_id: berth_base::Digest = rec.image_id.parse().map_err(|source| Error::Corrupt {
+            what: "image id",
+            value: rec.image_id.clone(),
+            source,
+        })?;
+        let rootfs = self.rootfs.mount_rootfs(&image_id, &dir)?;
         let result = self.prepare_mounted(rec, &dir, &rootfs);
         if result.is_err() {
-            let _ = self.images.unmount_rootfs(&dir);
+            let _ = self.rootfs.unmount_rootfs(&dir);
         }
         result
     }
@@ -211,99 +187,9 @@ impl Engine {
         dir: &Path,
         rootfs: &Path,
     ) -> Result<berth_runtime::shim::ShimOptions> {
-        let hc = &rec.host_config;
-        let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.id[..12].to_owned());
-        let etc = write_etc_files(dir, &hostname, hc)?;
-        let user = berth_runtime::spec::resolve_user(rootfs, rec.config.user.as_deref().unwrap_or(""))?;
-        let cwd = rec.config.working_dir.clone().unwrap_or_else(|| "/".to_owned());
-        berth_base::fsroot::mkdir_all_in_root(rootfs, &cwd)
-            .map_err(|e| Error::io(format!("create working directory {cwd}"), e))?;
-        let mut mounts = Vec::new();
-        for b in &rec.binds {
-            if !b.from_mount_flag && !b.source.exists() {
-                // `-v` creates a missing host directory, as Docker does; `--mount` refuses (checked at create).
-                std::fs::create_dir_all(&b.source)
-                    .map_err(|e| Error::io(format!("create bind source {}", b.source.display()), e))?;
-            }
-            if !b.source.exists() {
-                return Err(Error::InvalidArgument(format!(
-                    "invalid mount config for type \"bind\": bind source path does not exist: {}",
-                    b.source.display()
-                )));
-            }
-            mounts.push(BindMount {
-                source: b.source.clone(),
-                destination: b.destination.clone(),
-                readonly: b.readonly,
-            });
-        }
-        let tmpfs = tmpfs_mounts(hc);
-        let mut env = rec.config.env.clone().unwrap_or_default();
-        let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
-        if !has(&env, "HOSTNAME") {
-            env.push(format!("HOSTNAME={hostname}"));
-        }
-        if rec.tty() && !has(&env, "TERM") {
-            env.push("TERM=xterm".to_owned());
-        }
-        if !has(&env, "HOME") {
-            env.push(format!("HOME={}", home_dir(rootfs, user.uid)));
-        }
-        let mut args = vec![rec.path.clone()];
-        args.extend(rec.args.iter().cloned());
-        let ns = |mode: Option<&str>| if mode == Some("host") { Namespace::Host } else { Namespace::New };
-        let privileged = hc.privileged == Some(true);
-        let security_opt = hc.security_opt.clone().unwrap_or_default();
-        let seccomp =
-            !privileged && !security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
-        let no_new_privileges = security_opt
-            .iter()
-            .any(|o| o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true");
-        let opts = SpecOptions {
-            id: rec.id.clone(),
-            rootfs: rootfs.to_path_buf(),
-            readonly_rootfs: hc.readonly_rootfs == Some(true),
-            args,
-            env,
-            cwd,
-            user,
-            tty: rec.tty(),
-            hostname,
-            mounts,
-            tmpfs,
-            etc_files: etc,
-            network: ns(hc.network_mode.as_deref()),
-            ipc: ns(hc.ipc_mode.as_deref()),
-            pid: ns(hc.pid_mode.as_deref()),
-            uts_host: hc.uts_mode.as_deref() == Some("host"),
-            privileged,
-            cap_add: hc.cap_add.clone().unwrap_or_default(),
-            cap_drop: hc.cap_drop.clone().unwrap_or_default(),
-            shm_size: hc.shm_size.unwrap_or(0).max(0) as u64,
-            cgroups_path: format!("/berth/{}", rec.id),
-            memory: hc.memory.filter(|m| *m > 0),
-            memory_swap: hc.memory_swap.filter(|m| *m != 0),
-            cpu_shares: hc.cpu_shares.filter(|s| *s > 0).map(|s| s as u64),
-            cpu_quota: hc.cpu_quota.filter(|q| *q > 0).or_else(|| hc.nano_cpus.filter(|n| *n > 0).map(|n| n / 10_000)),
-            cpu_period: hc
-                .cpu_period
-                .filter(|p| *p > 0)
-                .map(|p| p as u64)
-                .or_else(|| hc.nano_cpus.filter(|n| *n > 0).map(|_| 100_000)),
-            pids_limit: hc.pids_limit.filter(|p| *p > 0),
-            seccomp,
-            no_new_privileges,
-            sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
-            oom_score_adj: hc.oom_score_adj.map(|o| o as i32),
-            init: None,
-        };
-        if hc.init == Some(true) {
-            return Err(Error::NotImplemented(
-                "--init is not supported yet: berth has no init binary to inject".to_owned(),
-            ));
-        }
+        let opts = super::sandbox::for_container(rec, dir, rootfs)?;
         let spec = berth_runtime::spec::generate(&opts)?;
-        let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::Internal(format!("encode OCI spec: {e}")))?;
+        let json = serde_json::to_vec_pretty(&spec).map_err(|source| Error::Encode { what: "OCI spec", source })?;
         berth_base::fsutil::atomic_write(&dir.join("config.json"), &json)
             .map_err(|e| Error::io("write config.json", e))?;
         Ok(berth_runtime::shim::ShimOptions {
@@ -322,18 +208,8 @@ impl Engine {
     }
 
     /// Follows the monitor connection until the shim reports the exit.
-    async fn monitor(self: Arc<Self>, c: Arc<Container>, mut reader: FrameReader) {
-        let mut code = None;
-        loop {
-            match reader.next().await {
-                Ok(Some(ShimFrame::Exit { code: x })) => {
-                    code = Some(x);
-                    break;
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => break,
-            }
-        }
+    async fn monitor(self: Arc<Self>, c: Arc<Container>, mut events: ShimEvents) {
+        let code = events.wait().await.ok().flatten();
         self.finish_run(&c, code).await;
     }
 
@@ -355,8 +231,8 @@ impl Engine {
         };
         *c.control.lock().await = None;
         let dir = self.container_dir(&c.id);
-        let images = self.images.clone();
-        if let Err(e) = blocking(move || Ok(images.unmount_rootfs(&dir)?)).await {
+        let rootfs = self.rootfs.clone();
+        if let Err(e) = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await {
             tracing::warn!(container = %c.id, error = %e, "unmount container root");
         }
         c.update(|r| {
@@ -389,11 +265,10 @@ impl Engine {
     /// Sends a signal to the container's init through its shim.
     async fn signal(&self, c: &Container, sig: i32) -> Result<()> {
         let mut ctl = c.control.lock().await;
-        if let Some(w) = ctl.as_mut() {
-            let frame = berth_runtime::proto::encode_client(&ClientFrame::Signal(sig));
-            if w.write_all(&frame).await.is_ok() {
-                return Ok(());
-            }
+        if let Some(w) = ctl.as_mut()
+            && w.signal(sig).await.is_ok()
+        {
+            return Ok(());
         }
         // No shim connection (it is going away): signal the process directly.
         let pid = c.snapshot().state.pid;
@@ -495,17 +370,18 @@ impl Engine {
         }
         c.update(|r| r.state.status = Status::Removing);
         let dir = self.container_dir(&c.id);
-        let images = self.images.clone();
+        let rootfs = self.rootfs.clone();
+        let launcher = self.launcher.clone();
         let runtime_root = self.runtime_root();
         let sock = self.shim_socket(&c.id);
         let id = c.id.clone();
         // Teardown keeps going after a failure and reports every error at the end.
         let errors = blocking(move || {
             let mut errors = Vec::new();
-            if let Err(e) = images.unmount_rootfs(&dir) {
+            if let Err(e) = rootfs.unmount_rootfs(&dir) {
                 errors.push(e.to_string());
             }
-            if let Err(e) = berth_runtime::cleanup(&runtime_root, &id) {
+            if let Err(e) = launcher.cleanup(&runtime_root, &id) {
                 errors.push(e.to_string());
             }
             let _ = std::fs::remove_file(&sock);
@@ -560,29 +436,16 @@ impl Engine {
             let c = Container::new(rec.clone());
             self.insert(c.clone());
             match rec.state.status {
-                Status::Running => {
-                    let sock = self.shim_socket(&rec.id);
-                    match UnixStream::connect(&sock).await {
-                        Ok(stream) => {
-                            let (rd, mut wr) = stream.into_split();
-                            let hello = berth_runtime::proto::encode_client(&ClientFrame::Hello {
-                                stdin: false,
-                                stdout: false,
-                                stderr: false,
-                            });
-                            if wr.write_all(&hello).await.is_ok() {
-                                *c.control.lock().await = Some(wr);
-                                let engine = self.clone();
-                                let reader = FrameReader::new(rd);
-                                tokio::spawn(async move { engine.monitor(c, reader).await });
-                                tracing::info!(container = %rec.id, "reattached to running container");
-                                continue;
-                            }
-                            self.finish_run(&c, None).await;
-                        }
-                        Err(_) => self.finish_run(&c, None).await,
+                Status::Running => match ShimClient::connect(&self.shim_socket(&rec.id), Streams::NONE).await {
+                    Ok(shim) => {
+                        let (control, events) = shim.split();
+                        *c.control.lock().await = Some(control);
+                        let engine = self.clone();
+                        tokio::spawn(async move { engine.monitor(c, events).await });
+                        tracing::info!(container = %rec.id, "reattached to running container");
                     }
-                }
+                    Err(_) => self.finish_run(&c, None).await,
+                },
                 Status::Removing | Status::Dead => {
                     if let Err(e) = self.remove_inner(&c, true).await {
                         tracing::warn!(container = %rec.id, error = %e, "finishing an interrupted removal");
@@ -591,8 +454,8 @@ impl Engine {
                 Status::Created | Status::Exited => {
                     // A crash between mount and start can leave the root mounted.
                     let dir = self.container_dir(&rec.id);
-                    let images = self.images.clone();
-                    let _ = blocking(move || Ok(images.unmount_rootfs(&dir)?)).await;
+                    let rootfs = self.rootfs.clone();
+                    let _ = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await;
                     if rec.host_config.auto_remove == Some(true) && rec.state.status == Status::Exited {
                         let _ = self.remove_inner(&c, true).await;
                     }
@@ -601,128 +464,6 @@ impl Engine {
         }
         Ok(())
     }
-}
-
-fn start_error(msg: &str) -> String {
-    format!("failed to create task for container: unable to start container process: {msg}")
-}
-
-/// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
-/// `--tmpfs dst[:opts]` and `--mount type=tmpfs`, with Docker's defaults (noexec, nosuid,
-/// nodev) overridden by what the user gave, later options winning.
-fn tmpfs_mounts(hc: &berth_api::models::HostConfig) -> Vec<berth_runtime::spec::TmpfsMount> {
-    let mut out = Vec::new();
-    let mut push = |dest: &str, extra: Vec<String>| {
-        let mut opts: Vec<String> = vec!["noexec".into(), "nosuid".into(), "nodev".into()];
-        for o in extra.into_iter().filter(|o| !o.is_empty()) {
-            let key = |x: &str| -> String {
-                let k = x.split('=').next().unwrap_or(x);
-                k.strip_prefix("no").filter(|r| matches!(*r, "exec" | "suid" | "dev" | "atime")).unwrap_or(k).to_owned()
-            };
-            let k = key(&o);
-            opts.retain(|x| key(x) != k);
-            opts.push(o);
-        }
-        out.push(berth_runtime::spec::TmpfsMount { destination: dest.to_owned(), options: opts });
-    };
-    let mut dests: Vec<(&String, &String)> = hc.tmpfs.iter().flatten().collect();
-    dests.sort();
-    for (dest, data) in dests {
-        push(dest, data.split(',').map(str::to_owned).collect());
-    }
-    for m in hc.mounts.iter().flatten() {
-        if m.typ == Some(berth_api::models::MountType::TMPFS) {
-            let mut extra = Vec::new();
-            if let Some(o) = &m.tmpfs_options {
-                if let Some(sz) = o.size_bytes.filter(|s| *s > 0) {
-                    extra.push(format!("size={sz}"));
-                }
-                if let Some(mode) = o.mode.filter(|m| *m > 0) {
-                    extra.push(format!("mode={mode:o}"));
-                }
-            }
-            push(m.target.as_deref().unwrap_or_default(), extra);
-        }
-    }
-    out
-}
-
-fn write_etc_files(dir: &Path, hostname: &str, hc: &berth_api::models::HostConfig) -> Result<Vec<BindMount>> {
-    let write = |name: &str, data: &str| -> Result<std::path::PathBuf> {
-        let p = dir.join(name);
-        berth_base::fsutil::atomic_write(&p, data.as_bytes())
-            .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
-        Ok(p)
-    };
-    let mut hosts = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-    );
-    for h in hc.extra_hosts.iter().flatten() {
-        if let Some((name, ip)) = h.split_once(':').or_else(|| h.split_once('=')) {
-            hosts.push_str(&format!("{ip}\t{name}\n"));
-        }
-    }
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = resolv_conf(&host_resolv, hc.dns.as_deref().unwrap_or(&[]), hc.dns_search.as_deref().unwrap_or(&[]));
-    let mut out = vec![
-        BindMount {
-            source: write("hostname", &format!("{hostname}\n"))?,
-            destination: "/etc/hostname".to_owned(),
-            readonly: false,
-        },
-        BindMount { source: write("hosts", &hosts)?, destination: "/etc/hosts".to_owned(), readonly: false },
-    ];
-    out.push(BindMount {
-        source: write("resolv.conf", &resolv)?,
-        destination: "/etc/resolv.conf".to_owned(),
-        readonly: false,
-    });
-    Ok(out)
-}
-
-/// The host's resolv.conf with loopback name servers removed (they mean nothing inside
-/// the container's network namespace) and `--dns`/`--dns-search` applied, as Docker does.
-fn resolv_conf(host: &str, dns: &[String], search: &[String]) -> String {
-    let mut out = String::new();
-    let mut servers = 0;
-    for line in host.lines() {
-        let t = line.trim();
-        if let Some(ns) = t.strip_prefix("nameserver") {
-            let ns = ns.trim();
-            if !dns.is_empty() || ns.starts_with("127.") || ns == "::1" {
-                continue;
-            }
-            servers += 1;
-        }
-        if !search.is_empty() && (t.starts_with("search") || t.starts_with("domain")) {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    for d in dns {
-        out.push_str(&format!("nameserver {d}\n"));
-        servers += 1;
-    }
-    if !search.is_empty() {
-        out.push_str(&format!("search {}\n", search.join(" ")));
-    }
-    if servers == 0 {
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-    }
-    out
-}
-
-/// The user's home from the image's /etc/passwd, "/" if unknown (as runc does).
-fn home_dir(rootfs: &Path, uid: u32) -> String {
-    let passwd = berth_base::fsroot::read_in_root(rootfs, "/etc/passwd").unwrap_or_default();
-    for line in String::from_utf8_lossy(&passwd).lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid) && !f[5].is_empty() {
-            return f[5].to_owned();
-        }
-    }
-    if uid == 0 { "/root".to_owned() } else { "/".to_owned() }
 }
 
 /// Parses `SIGTERM`, `TERM`, `term` or `15`.
@@ -782,14 +523,6 @@ mod tests {
         assert_eq!(parse_signal("10").unwrap(), 10);
         assert!(parse_signal("SIGNOPE").is_err());
         assert!(parse_signal("0").is_err());
-    }
-
-    #[test]
-    fn resolv_drops_loopback() {
-        let r = resolv_conf("nameserver 127.0.0.53\nsearch lan\n", &[], &[]);
-        assert!(r.contains("8.8.8.8") && !r.contains("127.0.0.53") && r.contains("search lan"));
-        let r = resolv_conf("nameserver 10.0.0.1\n", &["1.1.1.1".into()], &["x.org".into()]);
-        assert_eq!(r, "nameserver 1.1.1.1\nsearch x.org\n");
     }
 
     #[test]

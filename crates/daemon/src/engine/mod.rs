@@ -7,6 +7,10 @@ mod create;
 mod images;
 mod io;
 mod lifecycle;
+mod sandbox;
+#[cfg(test)]
+mod tests;
+pub mod traits;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,6 +25,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::record::{ContainerRecord, Status};
 use crate::store::Store;
+use traits::{RootfsStore, ShimLauncher, ShimProcesses};
 
 pub use build::{ContextSource, PruneReport};
 pub use images::{DiskUsage, ImageUsage};
@@ -49,7 +54,8 @@ pub struct Container {
     op: tokio::sync::Mutex<()>,
     events: watch::Sender<Events>,
     pending: Mutex<Vec<io::Attachment>>,
-    control: tokio::sync::Mutex<Option<tokio::net::unix::OwnedWriteHalf>>,
+    /// The control connection to the running container's shim (signal, resize).
+    control: tokio::sync::Mutex<Option<berth_runtime::ShimControl>>,
 }
 
 impl Container {
@@ -99,7 +105,13 @@ pub struct Engine {
     pub images: Arc<ImageStore>,
     store: Store,
     containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// Starts container shims.
+    launcher: Arc<dyn ShimLauncher>,
+    /// Mounts container roots.
+    rootfs: Arc<dyn RootfsStore>,
     exe: PathBuf,
+    /// The daemon's async runtime, for blocking threads (build steps) that talk to shims.
+    rt: tokio::runtime::Handle,
     _lock: FileLock,
 }
 
@@ -107,6 +119,15 @@ impl Engine {
     /// Opens the data root (taking its lock), the stores, and reconciles containers with
     /// the shims that are still alive.
     pub async fn open(cfg: Config) -> Result<Arc<Engine>> {
+        Engine::open_with(cfg, None).await
+    }
+
+    /// [`Engine::open`] with the shim launcher and the root store replaced (tests); `None`
+    /// uses the real ones.
+    pub(crate) async fn open_with(
+        cfg: Config,
+        fakes: Option<(Arc<dyn ShimLauncher>, Arc<dyn RootfsStore>)>,
+    ) -> Result<Arc<Engine>> {
         for d in [&cfg.data_root, &cfg.data_root.join("containers"), &cfg.exec_root, &cfg.exec_root.join("s")] {
             std::fs::create_dir_all(d).map_err(|e| Error::io(format!("create {}", d.display()), e))?;
         }
@@ -131,15 +152,24 @@ impl Engine {
         .await
         .map_err(join_err)??;
         let exe = std::fs::read_link("/proc/self/exe").map_err(|e| Error::io("find own executable", e))?;
+        let images = Arc::new(images);
+        let (launcher, rootfs) = match fakes {
+            Some(f) => f,
+            None => (Arc::new(ShimProcesses { exe: exe.clone() }) as Arc<dyn ShimLauncher>, images.clone() as _),
+        };
         let engine = Arc::new(Engine {
             cfg,
-            images: Arc::new(images),
+            images,
             store,
             containers: RwLock::new(HashMap::new()),
+            launcher,
+            rootfs,
             exe,
+            rt: tokio::runtime::Handle::current(),
             _lock: lock,
         });
         engine.restore().await?;
+        engine.stop_orphan_step_shims().await;
         let e = engine.clone();
         blocking(move || {
             e.clean_builder_scratch();
@@ -149,28 +179,27 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Shims that belong to no container ran build steps of a daemon that died mid-build:
+    /// their steps are killed (the shims then exit on their own).
+    async fn stop_orphan_step_shims(&self) {
+        let Ok(rd) = std::fs::read_dir(self.cfg.exec_root.join("s")) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".sock") else { continue };
+            if self.get(id).is_ok() {
+                continue;
+            }
+            if let Ok(mut shim) = berth_runtime::ShimClient::connect(&e.path(), berth_runtime::Streams::NONE).await {
+                let _ = shim.signal(9).await;
+                tracing::info!(shim = %id, "stopped the step of a build interrupted by a daemon restart");
+            }
+        }
+    }
+
     /// Build steps and unpacked contexts live in `builder/` only while a build runs; a
     /// daemon that died mid-build leaves them (possibly mounted) behind. Nothing is building
     /// at startup, so everything there is unmounted and removed.
     fn clean_builder_scratch(&self) {
-        // Shims that belong to no container ran build steps: stop them first.
-        if let Ok(rd) = std::fs::read_dir(self.cfg.exec_root.join("s")) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Some(id) = name.strip_suffix(".sock") else { continue };
-                if self.get(id).is_ok() {
-                    continue;
-                }
-                if let Ok(mut s) = std::os::unix::net::UnixStream::connect(e.path()) {
-                    use berth_runtime::proto::{ClientFrame, encode_client};
-                    use std::io::Write;
-                    let mut f = encode_client(&ClientFrame::Hello { stdin: false, stdout: false, stderr: false });
-                    f.extend(encode_client(&ClientFrame::Signal(9)));
-                    let _ = s.write_all(&f);
-                    tracing::info!(shim = %id, "stopped the step of a build interrupted by a daemon restart");
-                }
-            }
-        }
         let dir = self.cfg.data_root.join("builder");
         let Ok(rd) = std::fs::read_dir(&dir) else { return };
         for e in rd.flatten() {
@@ -306,7 +335,7 @@ pub struct ContainerPaths {
 }
 
 fn join_err(e: tokio::task::JoinError) -> Error {
-    Error::Internal(format!("background task failed: {e}"))
+    Error::Task(e)
 }
 
 /// Runs blocking work on the blocking pool.

@@ -1,0 +1,316 @@
+//! Unit tests of the container state machine (create, start, stop, kill, restart, remove,
+//! attach, restore after a daemon restart) over a fake shim launcher and a fake root store:
+//! no root, no containers. The fake shims speak the real protocol on real sockets, in
+//! threads of this process, so the engine's ShimClient paths run as in production.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_api::models::{ContainerCreateBody, HostConfig};
+use berth_runtime::fake::{FakeShim, Request};
+use berth_runtime::shim::ShimOptions;
+use tokio::io::AsyncReadExt;
+
+use super::traits::{RootfsStore, ShimLauncher};
+use super::{AttachStreams, Engine, WaitCondition};
+use crate::config::Config;
+use crate::error::Error;
+use crate::record::Status;
+
+/// Launches fake shims and remembers them by container id.
+#[derive(Default)]
+struct FakeLauncher {
+    shims: Mutex<HashMap<String, Vec<FakeShim>>>,
+    cleaned: Mutex<Vec<String>>,
+}
+
+impl FakeLauncher {
+    /// The latest shim of a container.
+    fn shim(&self, id: &str) -> FakeShim {
+        self.shims.lock().unwrap()[id].last().unwrap().clone()
+    }
+    fn spawned(&self, id: &str) -> usize {
+        self.shims.lock().unwrap().get(id).map_or(0, Vec::len)
+    }
+}
+
+impl ShimLauncher for FakeLauncher {
+    fn spawn(&self, opts: &ShimOptions) -> Result<u32, berth_runtime::Error> {
+        let shim = FakeShim::spawn(opts)?;
+        let pid = shim.pid();
+        self.shims.lock().unwrap().entry(opts.id.clone()).or_default().push(shim);
+        Ok(pid)
+    }
+
+    fn cleanup(&self, _state_root: &Path, id: &str) -> Result<(), berth_runtime::Error> {
+        self.cleaned.lock().unwrap().push(id.to_owned());
+        Ok(())
+    }
+}
+
+/// Container roots as plain directories; records what is mounted.
+#[derive(Default)]
+struct FakeRoots {
+    mounted: Mutex<HashSet<PathBuf>>,
+}
+
+impl FakeRoots {
+    fn is_mounted(&self, dir: &Path) -> bool {
+        self.mounted.lock().unwrap().contains(dir)
+    }
+}
+
+impl RootfsStore for FakeRoots {
+    fn mount_rootfs(&self, _image: &berth_base::Digest, dir: &Path) -> Result<PathBuf, berth_image::Error> {
+        let root = dir.join("rootfs");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        self.mounted.lock().unwrap().insert(dir.to_path_buf());
+        Ok(root)
+    }
+
+    fn unmount_rootfs(&self, dir: &Path) -> Result<(), berth_image::Error> {
+        self.mounted.lock().unwrap().remove(dir);
+        Ok(())
+    }
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    launcher: Arc<FakeLauncher>,
+    roots: Arc<FakeRoots>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness { dir: tempfile::tempdir().unwrap(), launcher: Default::default(), roots: Default::default() }
+    }
+
+    async fn engine(&self) -> Arc<Engine> {
+        let cfg = Config {
+            sockets: Vec::new(),
+            data_root: self.dir.path().join("data"),
+            exec_root: self.dir.path().join("exec"),
+            log_level: "info".into(),
+            log_max_size: 1 << 20,
+            log_max_files: 1,
+            warnings: Vec::new(),
+        };
+        Engine::open_with(cfg, Some((self.launcher.clone(), self.roots.clone()))).await.unwrap()
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.dir.path().join("data/containers").join(id)
+    }
+}
+
+async fn create_with(e: &Arc<Engine>, cmd: &[&str], hc: HostConfig) -> String {
+    let body = ContainerCreateBody {
+        image: Some("hello-world".into()),
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        host_config: Some(hc),
+        ..Default::default()
+    };
+    e.create_container(None, body).await.unwrap().id
+}
+
+async fn create(e: &Arc<Engine>, cmd: &[&str]) -> String {
+    create_with(e, cmd, HostConfig::default()).await
+}
+
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), f).await.expect("timed out")
+}
+
+fn status(e: &Engine, id: &str) -> (Status, i64) {
+    let r = e.get(id).unwrap().snapshot();
+    (r.state.status, r.state.exit_code)
+}
+
+fn signals(shim: &FakeShim) -> Vec<i32> {
+    shim.requests()
+        .into_iter()
+        .filter_map(|r| match r {
+            Request::Signal(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_ends_with_its_exit_recorded_and_its_root_unmounted() {
+    let h = Harness::new();
+    let e = h.engine().await;
+    let id = create(&e, &["exit", "3"]).await;
+    assert_eq!(status(&e, &id), (Status::Created, 0));
+    let wait = e.wait_container(&id, WaitCondition::NextExit).unwrap();
+    e.start_container(&id).await.unwrap();
+    assert_eq!(within(wait).await, 3);
+    let r = e.get(&id).unwrap().snapshot();
+    assert_eq!((r.state.status, r.state.exit_code, r.state.pid), (Status::Exited, 3, 0));
+    assert!(r.state.started_at.is_some() && r.state.finished_at.is_some());
+    assert!(!h.roots.is_mounted(&h.container_dir(&id)));
+    assert_eq!(
+        h.launcher.shim(&id).requests()[..2],
+        [Request::Hello { stdin: false, stdout: false, stderr: false }, Request::Start]
+    );
+    // The bundle the shim was given is the one the sandbox wrote.
+    let dir = h.container_dir(&id);
+    for f in ["config.json", "hosts", "hostname", "resolv.conf"] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_kill_and_restart() {
+    let h = Harness::new();
+    let e = h.engine().await;
+    let id = create(&e, &["sleep", "100"]).await;
+    e.start_container(&id).await.unwrap();
+    assert_eq!(status(&e, &id).0, Status::Running);
+    assert_eq!(e.get(&id).unwrap().snapshot().state.pid, h.launcher.shim(&id).pid());
+    assert!(h.roots.is_mounted(&h.container_dir(&id)));
+    assert!(matches!(e.start_container(&id).await, Err(Error::NotModified(_))));
+
+    within(e.stop_container(&id, Some(10), None)).await.unwrap();
+    assert_eq!(status(&e, &id), (Status::Exited, 143));
+    assert_eq!(signals(&h.launcher.shim(&id)), [15]);
+    assert!(matches!(e.stop_container(&id, None, None).await, Err(Error::NotModified(_))));
+    assert!(matches!(e.kill_container(&id, None).await, Err(Error::Conflict(_))));
+
+    e.start_container(&id).await.unwrap();
+    assert_eq!(h.launcher.spawned(&id), 2, "a new shim for each run");
+    let wait = e.wait_container(&id, WaitCondition::NextExit).unwrap();
+    e.kill_container(&id, Some("SIGINT")).await.unwrap();
+    assert_eq!(within(wait).await, 130);
+    assert_eq!(signals(&h.launcher.shim(&id)), [2]);
+
+    e.start_container(&id).await.unwrap();
+    within(e.restart_container(&id, Some(5), Some("SIGQUIT"))).await.unwrap();
+    assert_eq!(h.launcher.spawned(&id), 4);
+    let shims = h.launcher.shims.lock().unwrap()[&id].clone();
+    assert_eq!(signals(&shims[2]), [3], "restart stops the old run with the given signal");
+    assert_eq!(shims[2].exited(), Some(131));
+    assert_eq!(status(&e, &id).0, Status::Running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_refuses_a_running_container_unless_forced() {
+    let h = Harness::new();
+    let e = h.engine().await;
+    let id = create(&e, &["sleep", "100"]).await;
+    e.start_container(&id).await.unwrap();
+    let err = e.remove_container(&id, false).await.unwrap_err();
+    assert!(matches!(&err, Error::Conflict(m) if m.contains("container is running")), "{err}");
+    let gone = e.wait_container(&id, WaitCondition::Removed).unwrap();
+    within(e.remove_container(&id[..12], true)).await.unwrap();
+    within(gone).await;
+    assert_eq!(signals(&h.launcher.shim(&id)), [9]);
+    assert!(matches!(e.get(&id), Err(Error::NoSuchContainer(_))));
+    assert_eq!(*h.launcher.cleaned.lock().unwrap(), vec![id.clone()]);
+    assert!(!h.container_dir(&id).exists());
+    assert!(!h.roots.is_mounted(&h.container_dir(&id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_starts_record_dockers_exit_codes() {
+    let h = Harness::new();
+    let e = h.engine().await;
+    for (cmd, code) in [("nosuchcmd", 127), ("/noexec", 126)] {
+        let id = create(&e, &[cmd]).await;
+        let err = e.start_container(&id).await.unwrap_err();
+        assert!(matches!(err, Error::StartFailed { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("failed to create task for container: unable to start container process: exec:")
+        );
+        let r = e.get(&id).unwrap().snapshot();
+        assert_eq!((r.state.status, r.state.exit_code), (Status::Created, code), "{cmd}");
+        assert_eq!(r.state.error, err.to_string());
+        assert!(!h.roots.is_mounted(&h.container_dir(&id)), "the root is unmounted after a failed start");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_remove_after_exit() {
+    let h = Harness::new();
+    let e = h.engine().await;
+    let id = create_with(&e, &["true"], HostConfig { auto_remove: Some(true), ..Default::default() }).await;
+    let removed = e.wait_container(&id, WaitCondition::Removed).unwrap();
+    e.start_container(&id).await.unwrap();
+    assert_eq!(within(removed).await, 0);
+    assert!(matches!(e.get(&id), Err(Error::NoSuchContainer(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attach_before_start_gets_all_output_framed() {
+    let h = Harness::new();
+    let e = h.engine().await;
+    let id = create(&e, &["echo", "hi", "there"]).await;
+    let (ours, mut theirs) = tokio::io::duplex(4096);
+    let streams = AttachStreams { stdout: true, stderr: true, stream: true, ..Default::default() };
+    e.attach(e.get(&id).unwrap(), streams, Box::new(ours)).await;
+    e.start_container(&id).await.unwrap();
+    let mut got = Vec::new();
+    within(theirs.read_to_end(&mut got)).await.unwrap();
+    let mut want = Vec::new();
+    berth_api::stdcopy::encode(berth_api::stdcopy::Stream::Stdout, b"hi there\n", &mut want);
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_reaches_the_shim_of_a_running_container() {
+    let h = Harness::new();
+    let e = h.engine().await;
+    let id = create(&e, &["sleep", "100"]).await;
+    assert!(matches!(e.resize(&id, 1, 1).await, Err(Error::Conflict(_))));
+    e.start_container(&id).await.unwrap();
+    e.resize(&id, 33, 77).await.unwrap();
+    let shim = h.launcher.shim(&id);
+    within(async {
+        while !shim.requests().contains(&Request::Resize { rows: 33, cols: 77 }) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    within(e.kill_container(&id, None)).await.unwrap();
+}
+
+/// The daemon dies (its runtime and every task go) while one container runs on and
+/// another exits; a new daemon reattaches to the first and records the second's exit.
+#[test]
+fn restore_after_a_daemon_restart() {
+    let h = Harness::new();
+    let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = runtime();
+    let (running, exits) = rt.block_on(async {
+        let e = h.engine().await;
+        let a = create(&e, &["sleep", "100"]).await;
+        let b = create(&e, &["sleep", "100"]).await;
+        e.start_container(&a).await.unwrap();
+        e.start_container(&b).await.unwrap();
+        (a, b)
+    });
+    drop(rt);
+    h.launcher.shim(&exits).exit(3);
+
+    let rt = runtime();
+    rt.block_on(async {
+        let e = h.engine().await;
+        assert_eq!(status(&e, &exits), (Status::Exited, 3), "the exit file tells what happened meanwhile");
+        assert_eq!(status(&e, &running).0, Status::Running);
+        let shim = h.launcher.shim(&running);
+        // The new daemon reconnected (the fake handles the hello on a thread of its own).
+        within(async {
+            while shim.requests().iter().filter(|r| matches!(r, Request::Hello { .. })).count() < 2 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        within(e.stop_container(&running, Some(10), None)).await.unwrap();
+        assert_eq!(status(&e, &running), (Status::Exited, 143));
+        assert_eq!(h.launcher.spawned(&running), 1, "no new shim: the old one was driven");
+    });
+}

@@ -1,0 +1,66 @@
+//! The narrow interfaces through which the container state machine reaches the OS: shims
+//! ([`ShimLauncher`]) and container roots ([`RootfsStore`]). The daemon uses the real ones
+//! (`berth shim` processes, the overlay snapshotter); the engine's unit tests use fakes,
+//! so create/start/stop/kill/restart/remove and restore run without root. Talking to a
+//! running shim always goes through [`berth_runtime::ShimClient`] on the shim's socket,
+//! whichever launcher started it.
+
+use std::path::{Path, PathBuf};
+
+use berth_base::Digest;
+use berth_image::ImageStore;
+use berth_runtime::shim::ShimOptions;
+
+/// Starts shims for prepared bundles and cleans up after dead ones.
+pub trait ShimLauncher: Send + Sync {
+    /// Starts a shim for `opts` and returns once the container is created (waiting for
+    /// Start) and the shim listens on `opts.socket`, with the init's host pid. The launcher
+    /// reaps the shim when it exits. Blocking.
+    fn spawn(&self, opts: &ShimOptions) -> Result<u32, berth_runtime::Error>;
+
+    /// Removes what the runtime left of container `id` under `state_root` (its shim is
+    /// gone). Already gone is success. Blocking.
+    fn cleanup(&self, state_root: &Path, id: &str) -> Result<(), berth_runtime::Error>;
+}
+
+/// The real launcher: `<exe> shim <options>`, one single-threaded process per container.
+pub struct ShimProcesses {
+    /// The berth executable.
+    pub exe: PathBuf,
+}
+
+impl ShimLauncher for ShimProcesses {
+    fn spawn(&self, opts: &ShimOptions) -> Result<u32, berth_runtime::Error> {
+        let spawned = berth_runtime::shim::spawn(&self.exe, opts)?;
+        let mut child = spawned.child;
+        // The shim is our child until it exits; reap it so it never lingers as a zombie.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        Ok(spawned.init_pid)
+    }
+
+    fn cleanup(&self, state_root: &Path, id: &str) -> Result<(), berth_runtime::Error> {
+        berth_runtime::cleanup(state_root, id)
+    }
+}
+
+/// Container root filesystems, as the lifecycle uses the image store.
+pub trait RootfsStore: Send + Sync {
+    /// Mounts the image's layers as `container_dir/rootfs` (writes go to
+    /// `container_dir/upper`) and returns the mount point. Blocking.
+    fn mount_rootfs(&self, image: &Digest, container_dir: &Path) -> Result<PathBuf, berth_image::Error>;
+
+    /// Unmounts `container_dir/rootfs`; not mounted is success. Blocking.
+    fn unmount_rootfs(&self, container_dir: &Path) -> Result<(), berth_image::Error>;
+}
+
+impl RootfsStore for ImageStore {
+    fn mount_rootfs(&self, image: &Digest, container_dir: &Path) -> Result<PathBuf, berth_image::Error> {
+        ImageStore::mount_rootfs(self, image, container_dir)
+    }
+
+    fn unmount_rootfs(&self, container_dir: &Path) -> Result<(), berth_image::Error> {
+        ImageStore::unmount_rootfs(self, container_dir)
+    }
+}
