@@ -213,3 +213,13 @@ impl Error {
         }
     }
 }
+
+impl From<berth_context::Error> for Error {
+    /// Context errors keep their variant (and so their kind and wording) in the builder's enum.
+    fn from(e: berth_context::Error) -> Self {
+        match e {
+            berth_context::Error::BadPattern { pattern, reason } => Error::BadPattern { pattern, reason },
+            berth_context::Error::Io { op, path, source } => Error::Io { op, path, source },
+        }
+    }
+}

@@ -7,7 +7,6 @@
 pub mod cache;
 pub mod context;
 pub mod copy;
-pub mod dockerignore;
 pub mod error;
 pub mod executor;
 pub mod glue;
@@ -17,4 +16,7 @@ pub mod remote;
 pub mod shell;
 pub mod solver;
 
+/// `.dockerignore` matching lives in `berth_context` (the CLI links it too); re-exported so
+/// the builder's paths stay as they were.
+pub use berth_context::dockerignore;
 pub use error::Error;
