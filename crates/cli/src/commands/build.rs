@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use berth_api::{Client, query};
 use clap::Args;
 
-use crate::{CliError, out};
+use crate::CliError;
+use crate::output::out;
 
 /// `build`.
 #[derive(Debug, Args)]

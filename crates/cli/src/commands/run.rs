@@ -14,9 +14,9 @@ use berth_api::{Client, ClientError};
 use clap::{ArgAction, Args};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::commands::out_bytes;
+use crate::CliError;
 use crate::opts;
-use crate::{CliError, err_line, out};
+use crate::output::{err_line, out, out_bytes};
 
 /// Flags of `run` and `create` (docker's names and defaults).
 #[derive(Debug, Args)]
