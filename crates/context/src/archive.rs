@@ -20,34 +20,63 @@ use crate::dockerignore::IgnoreMatcher;
 /// stay links. A Dockerfile outside `dir` is added as `.dockerfile.<random>`. Returns the
 /// Dockerfile's name inside the tar (the API's `dockerfile` parameter).
 pub fn tar_context(dir: &Path, dockerfile: &Path, ignore: &IgnoreMatcher, out: impl Write) -> Result<String, Error> {
-    let root = std::fs::canonicalize(dir).map_err(|e| Error::io("open build context", dir, e))?;
-    let df_abs = if dockerfile.is_absolute() { dockerfile.to_path_buf() } else { dir.join(dockerfile) };
-    let df_abs = std::fs::canonicalize(&df_abs).map_err(|e| Error::io("open Dockerfile", &df_abs, e))?;
-    let inside = df_abs.strip_prefix(&root).ok().map(|p| p.to_string_lossy().into_owned());
-    let mut ignore = ignore.clone();
-    if let Some(rel) = &inside {
-        ignore.keep_build_files(rel);
-    } else {
-        ignore.keep_build_files("");
+    let t = ContextTar::new(dir, dockerfile, ignore)?;
+    t.write(out)?;
+    Ok(t.dockerfile_name().to_owned())
+}
+
+/// A context tar planned before it is written, so that a client knows the Dockerfile's name
+/// in the tar (the `dockerfile` query parameter) before it streams the body.
+#[derive(Debug, Clone)]
+pub struct ContextTar {
+    root: PathBuf,
+    dockerfile: PathBuf,
+    inside: bool,
+    name: String,
+    ignore: IgnoreMatcher,
+}
+
+impl ContextTar {
+    /// Plans the tar of `dir` with `dockerfile` (relative paths are taken from `dir`) and the
+    /// context's ignore rules.
+    pub fn new(dir: &Path, dockerfile: &Path, ignore: &IgnoreMatcher) -> Result<ContextTar, Error> {
+        let root = std::fs::canonicalize(dir).map_err(|e| Error::io("open build context", dir, e))?;
+        let df_abs = if dockerfile.is_absolute() { dockerfile.to_path_buf() } else { dir.join(dockerfile) };
+        let df_abs = std::fs::canonicalize(&df_abs).map_err(|e| Error::io("open Dockerfile", &df_abs, e))?;
+        let inside = df_abs.strip_prefix(&root).ok().map(|p| p.to_string_lossy().into_owned());
+        let mut ignore = ignore.clone();
+        ignore.keep_build_files(inside.as_deref().unwrap_or(""));
+        let (inside, name) = match inside {
+            Some(rel) => (true, rel),
+            None => (false, format!(".dockerfile.{}", &berth_base::new_id()[..20])),
+        };
+        Ok(ContextTar { root, dockerfile: df_abs, inside, name, ignore })
     }
-    let mut builder = tar::Builder::new(out);
-    builder.follow_symlinks(false);
-    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    walk_tar(&mut builder, &root, Path::new(""), &ignore, &mut links)?;
-    let name = match inside {
-        Some(rel) => rel,
-        None => {
-            let name = format!(".dockerfile.{}", &berth_base::new_id()[..20]);
-            let data = std::fs::read(&df_abs).map_err(|e| Error::io("read", &df_abs, e))?;
-            let md = std::fs::metadata(&df_abs).map_err(|e| Error::io("stat", &df_abs, e))?;
+
+    /// The Dockerfile's path inside the tar.
+    pub fn dockerfile_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Writes the tar to `out`.
+    pub fn write(&self, out: impl Write) -> Result<(), Error> {
+        let mut builder = tar::Builder::new(out);
+        builder.follow_symlinks(false);
+        let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+        walk_tar(&mut builder, &self.root, Path::new(""), &self.ignore, &mut links)?;
+        if !self.inside {
+            let df = &self.dockerfile;
+            let data = std::fs::read(df).map_err(|e| Error::io("read", df, e))?;
+            let md = std::fs::metadata(df).map_err(|e| Error::io("stat", df, e))?;
             let mut h = base_header(&md, tar::EntryType::Regular);
             h.set_size(data.len() as u64);
-            builder.append_data(&mut h, &name, data.as_slice()).map_err(|e| Error::io("write tar entry", &name, e))?;
-            name
+            builder
+                .append_data(&mut h, &self.name, data.as_slice())
+                .map_err(|e| Error::io("write tar entry", &self.name, e))?;
         }
-    };
-    builder.into_inner().and_then(|mut w| w.flush()).map_err(|e| Error::io("write", "build context tar", e))?;
-    Ok(name)
+        builder.into_inner().and_then(|mut w| w.flush()).map_err(|e| Error::io("write", "build context tar", e))?;
+        Ok(())
+    }
 }
 
 fn base_header(md: &std::fs::Metadata, t: tar::EntryType) -> tar::Header {

@@ -6,6 +6,6 @@ pub mod archive;
 pub mod dockerignore;
 pub mod error;
 
-pub use archive::tar_context;
+pub use archive::{ContextTar, tar_context};
 pub use dockerignore::{IgnoreMatcher, clean_path, glob_match, has_wildcards};
 pub use error::Error;

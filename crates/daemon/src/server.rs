@@ -26,6 +26,8 @@ use crate::engine::{AttachStreams, Engine, LogOptions};
 use crate::error::Error;
 use crate::views;
 
+pub mod tcp;
+
 /// An error on its way to the client as `{"message": …}` with Docker's status code.
 pub struct ApiError(Error);
 
@@ -186,28 +188,33 @@ pub async fn serve(
             r = listener.accept() => r?,
             _ = shutdown.wait_for(|s| *s) => break,
         };
-        let app = app.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let app = app.clone();
-                async move {
-                    let mut req = req.map(Body::new);
-                    if let Err(resp) = strip_version(&mut req) {
-                        return Ok::<_, Infallible>(*resp);
-                    }
-                    tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
-                    app.oneshot(req).await
-                }
-            });
-            let conn =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades();
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        tokio::spawn(serve_connection(app.clone(), stream));
     }
     let _ = std::fs::remove_file(socket);
     Ok(())
+}
+
+/// Serves the API's HTTP/1.1 (with upgrades for attach) on one accepted connection, over
+/// any stream: a unix socket, TCP or TLS.
+pub(crate) async fn serve_connection<I>(app: Router, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let app = app.clone();
+        async move {
+            let mut req = req.map(Body::new);
+            if let Err(resp) = strip_version(&mut req) {
+                return Ok::<_, Infallible>(*resp);
+            }
+            tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
+            app.oneshot(req).await
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 async fn ping(method: Method) -> Response {

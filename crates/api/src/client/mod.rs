@@ -191,6 +191,13 @@ pub fn reader_body<R: AsyncRead + Send + Sync + Unpin + 'static>(reader: R) -> B
     StreamBody::new(s).boxed()
 }
 
+/// Builds a body from chunks another task produces (e.g. a tar written on a blocking
+/// thread); an `Err` chunk aborts the request.
+pub fn channel_body(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> Body {
+    let s = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r.map(Frame::data), rx)) });
+    StreamBody::new(s).boxed()
+}
+
 /// A response body read chunk by chunk (logs, raw streams).
 pub struct ByteStream {
     body: Incoming,
