@@ -94,6 +94,9 @@ pub enum ClientError {
     /// Reading a request body or writing through an attached stream failed.
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// A multiplexed stdio stream had a frame for no known stream.
+    #[error("unrecognized input header: {0}")]
+    StreamHeader(u8),
     /// The daemon did not switch protocols for attach.
     #[error("attach: the daemon did not upgrade the connection (status {0})")]
     NoUpgrade(u16),

@@ -209,7 +209,7 @@ pub async fn logs(c: &Client, a: LogsArgs) -> Res {
             continue;
         }
         d.feed(&chunk);
-        while let Some((stream, data)) = d.next_frame().map_err(CliError::Message)? {
+        while let Some((stream, data)) = d.next_frame()? {
             out_bytes(stream, &data);
         }
     }

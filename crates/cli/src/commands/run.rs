@@ -608,7 +608,7 @@ async fn attached(
             match decoder.next_frame() {
                 Ok(Some((s, data))) => out_bytes(s, &data),
                 Ok(None) => break,
-                Err(e) => return Err(Attached::Other(CliError::Message(e))),
+                Err(e) => return Err(Attached::Other(e.into())),
             }
         }
     }
