@@ -1,7 +1,7 @@
 //! Reaching the daemon as the docker CLI does: the address from `-H`, `BERTH_HOST` or
 //! `DOCKER_HOST`; TLS from `--tls`, `--tlsverify`, `--tlscacert`, `--tlscert`, `--tlskey`,
-//! `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`; and starting a local daemon on the default
-//! socket when none answers.
+//! `DOCKER_TLS`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`; and starting a local daemon on
+//! the default socket when none answers.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,7 +69,9 @@ pub fn tls_options(a: &ConnectArgs) -> Option<TlsOptions> {
 fn tls_options_with(a: &ConnectArgs, env: &dyn Fn(&str) -> Option<String>) -> Option<TlsOptions> {
     let env_verify = env("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
     let verify = a.tlsverify.unwrap_or(env_verify);
-    if !(a.tls.unwrap_or(false) || a.tlsverify.is_some() || verify) {
+    // DOCKER_TLS can only turn TLS on, never off, as in the docker CLI.
+    let env_tls = env("DOCKER_TLS").is_some_and(|v| !v.is_empty());
+    if !(a.tls.unwrap_or(false) || env_tls || a.tlsverify.is_some() || verify) {
         return None;
     }
     let dir = env("DOCKER_CERT_PATH").filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
@@ -183,5 +185,7 @@ mod tests {
         let off = ConnectArgs { tlsverify: Some(false), ..Default::default() };
         let o = tls_options_with(&off, &env_verify).unwrap();
         assert!(!o.verify, "--tlsverify=false still means TLS, unverified");
+        let env_tls = |k: &str| (k == "DOCKER_TLS").then(|| "1".to_owned());
+        assert!(tls_options_with(&ConnectArgs::default(), &env_tls).is_some_and(|o| !o.verify));
     }
 }
