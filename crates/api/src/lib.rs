@@ -1,13 +1,16 @@
 //! The Docker Engine API as berth speaks it: wire models (from `bollard-stubs`), the query
 //! parameter structs the daemon decodes and the client encodes, Docker's stdio stream
-//! multiplexing, and an async client over a unix socket.
+//! multiplexing, docker's daemon addresses, and an async client over a unix socket, TCP
+//! or TLS.
 
 pub mod client;
+pub mod host;
 pub mod query;
 pub mod stdcopy;
 
 pub use bollard_stubs::models;
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, TlsOptions};
+pub use host::Host;
 
 /// The newest API version berth speaks.
 pub const API_VERSION: &str = "1.41";

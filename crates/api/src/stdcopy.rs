@@ -2,6 +2,8 @@
 //! an 8-byte header `[stream, 0, 0, 0, len (u32 big-endian)]`; stream 0 is stdin, 1 stdout,
 //! 2 stderr. With a tty the stream is raw and unframed.
 
+use crate::ClientError;
+
 /// Which standard stream a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -34,7 +36,7 @@ impl Decoder {
     }
 
     /// The next complete frame, if one has arrived. An unknown stream byte is an error.
-    pub fn next_frame(&mut self) -> Result<Option<(Stream, Vec<u8>)>, String> {
+    pub fn next_frame(&mut self) -> Result<Option<(Stream, Vec<u8>)>, ClientError> {
         if self.buf.len() < 8 {
             return Ok(None);
         }
@@ -42,7 +44,7 @@ impl Decoder {
             0 => Stream::Stdin,
             1 => Stream::Stdout,
             2 => Stream::Stderr,
-            b => return Err(format!("unrecognized input header: {b}")),
+            b => return Err(ClientError::StreamHeader(b)),
         };
         let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
         if self.buf.len() < 8 + len {

@@ -1,14 +1,10 @@
 //! The build context: the files a build may COPY, either a directory on this machine or a
 //! tar stream a client uploaded (extracted safely into a private directory), together with
-//! its `.dockerignore`. Also the client side: writing a context directory as the tar the
-//! docker CLI would send.
+//! its `.dockerignore`. The client side (the tar the docker CLI sends) is
+//! [`berth_context::tar_context`], re-exported here.
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use berth_base::fsroot::{Devices, TarOptions, open_in_root, open_root, unpack_tar};
@@ -16,6 +12,8 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::Error;
 use crate::dockerignore::{IgnoreMatcher, clean_path};
+/// The client side's tar writer, from `berth_context`.
+pub use berth_context::tar_context;
 
 /// What a root's files are for, which decides how symlinks and owners are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,121 +211,6 @@ pub(crate) fn extract_tar(r: &mut dyn Read, rootfd: &OwnedFd, dest: &str, opts: 
         berth_base::Error::Fs { ref source, .. } => io::Error::new(source.kind(), e),
         e => io::Error::new(io::ErrorKind::InvalidData, e),
     })
-}
-
-/// Writes the build context in `dir` as the tar the docker CLI sends: files `ignore`
-/// excludes are left out (the walk still enters an excluded directory when an exception may
-/// re-include something inside it), the Dockerfile and ignore file are always included,
-/// entries come in sorted walk order with owner 0:0 and mtimes to the second, and hard links
-/// stay links. A Dockerfile outside `dir` is added as `.dockerfile.<random>`. Returns the
-/// Dockerfile's name inside the tar (the API's `dockerfile` parameter).
-pub fn tar_context(dir: &Path, dockerfile: &Path, ignore: &IgnoreMatcher, out: impl Write) -> Result<String, Error> {
-    let root = std::fs::canonicalize(dir).map_err(|e| Error::io("open build context", dir, e))?;
-    let df_abs = if dockerfile.is_absolute() { dockerfile.to_path_buf() } else { dir.join(dockerfile) };
-    let df_abs = std::fs::canonicalize(&df_abs).map_err(|e| Error::io("open Dockerfile", &df_abs, e))?;
-    let inside = df_abs.strip_prefix(&root).ok().map(|p| p.to_string_lossy().into_owned());
-    let mut ignore = ignore.clone();
-    if let Some(rel) = &inside {
-        ignore.keep_build_files(rel);
-    } else {
-        ignore.keep_build_files("");
-    }
-    let mut builder = tar::Builder::new(out);
-    builder.follow_symlinks(false);
-    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    walk_tar(&mut builder, &root, Path::new(""), &ignore, &mut links)?;
-    let name = match inside {
-        Some(rel) => rel,
-        None => {
-            let name = format!(".dockerfile.{}", &berth_base::new_id()[..20]);
-            let data = std::fs::read(&df_abs).map_err(|e| Error::io("read", &df_abs, e))?;
-            let md = std::fs::metadata(&df_abs).map_err(|e| Error::io("stat", &df_abs, e))?;
-            let mut h = base_header(&md, tar::EntryType::Regular);
-            h.set_size(data.len() as u64);
-            builder.append_data(&mut h, &name, data.as_slice()).map_err(|e| Error::io("write tar entry", &name, e))?;
-            name
-        }
-    };
-    builder.into_inner().and_then(|mut w| w.flush()).map_err(|e| Error::io("write", "build context tar", e))?;
-    Ok(name)
-}
-
-fn base_header(md: &std::fs::Metadata, t: tar::EntryType) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(t);
-    h.set_mode(md.mode() & 0o7777);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(md.mtime().max(0) as u64);
-    h.set_size(0);
-    h
-}
-
-fn walk_tar<W: Write>(
-    b: &mut tar::Builder<W>,
-    root: &Path,
-    rel: &Path,
-    ignore: &IgnoreMatcher,
-    links: &mut HashMap<(u64, u64), PathBuf>,
-) -> Result<(), Error> {
-    let dir = root.join(rel);
-    let mut names: Vec<std::ffi::OsString> = Vec::new();
-    for ent in std::fs::read_dir(&dir).map_err(|e| Error::io("read directory", &dir, e))? {
-        let ent = ent.map_err(|e| Error::io("read directory", &dir, e))?;
-        names.push(ent.file_name());
-    }
-    // Go's filepath.Walk order: names compared as bytes.
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    for name in names {
-        let child = rel.join(&name);
-        // Patterns see the name as text; the tar keeps the exact bytes.
-        let text = child.to_string_lossy().into_owned();
-        let path = root.join(&child);
-        let md = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
-        let ft = md.file_type();
-        let skip = ignore.matches(&text, ft.is_dir());
-        let werr = |e| Error::io("write tar entry", &path, e);
-        if ft.is_dir() {
-            if !skip {
-                let mut h = base_header(&md, tar::EntryType::Directory);
-                let mut with_slash = child.clone().into_os_string();
-                with_slash.push("/");
-                b.append_data(&mut h, with_slash, io::empty()).map_err(werr)?;
-            }
-            if !skip || ignore.may_include_inside(&text) {
-                walk_tar(b, root, &child, ignore, links)?;
-            }
-            continue;
-        }
-        if skip {
-            continue;
-        }
-        if ft.is_symlink() {
-            let target = std::fs::read_link(&path).map_err(|e| Error::io("read link", &path, e))?;
-            let mut h = base_header(&md, tar::EntryType::Symlink);
-            b.append_link(&mut h, &child, &target).map_err(werr)?;
-        } else if ft.is_file() {
-            if md.nlink() > 1 {
-                let key = (md.dev(), md.ino());
-                if let Some(first) = links.get(&key) {
-                    let mut h = base_header(&md, tar::EntryType::Link);
-                    b.append_link(&mut h, &child, first).map_err(werr)?;
-                    continue;
-                }
-                links.insert(key, child.clone());
-            }
-            let f = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-            let mut h = base_header(&md, tar::EntryType::Regular);
-            h.set_size(md.len());
-            // A file that changes size while we read it must not corrupt the stream: send
-            // exactly the size announced, zero-padded if it shrank.
-            let body = f.take(md.len()).chain(io::repeat(0)).take(md.len());
-            b.append_data(&mut h, &child, body).map_err(werr)?;
-        }
-        // Sockets, FIFOs and device nodes are not sent, as the docker CLI skips sockets and
-        // our daemon refuses the rest anyway.
-    }
-    Ok(())
 }
 
 /// Borrowed view used by [`crate::copy`] to open files below a context's root.

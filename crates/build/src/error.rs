@@ -537,6 +537,16 @@ fn tail_text(tail: &[String]) -> String {
     if tail.is_empty() { String::new() } else { format!("\n{}", tail.join("\n")) }
 }
 
+impl From<berth_context::Error> for Error {
+    /// Context errors keep their variant (and so their kind and wording) in the builder's enum.
+    fn from(e: berth_context::Error) -> Self {
+        match e {
+            berth_context::Error::BadPattern { pattern, reason } => Error::BadPattern { pattern, reason },
+            berth_context::Error::Io { op, path, source } => Error::Io { op, path, source },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

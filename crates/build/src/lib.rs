@@ -8,7 +8,6 @@
 pub mod cache;
 pub mod context;
 pub mod copy;
-pub mod dockerignore;
 pub mod error;
 pub mod executor;
 pub mod frontend;
@@ -18,4 +17,7 @@ pub mod remote;
 mod rootfs;
 pub mod solver;
 
+/// `.dockerignore` matching lives in `berth_context` (the CLI links it too); re-exported so
+/// the builder's paths stay as they were.
+pub use berth_context::dockerignore;
 pub use error::Error;

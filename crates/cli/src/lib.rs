@@ -1,63 +1,33 @@
 //! berth's docker-compatible command line: parses docker's flags with clap and talks to the
-//! daemon only through the Engine API (`berth_api::Client`), printing docker's output.
+//! daemon only through the Engine API (`berth_api::Client`), printing docker's output. This
+//! file parses and dispatches; the commands live in `commands/`, one file per object.
 
-pub mod build;
+pub mod args;
 pub mod commands;
+pub mod connect;
+pub mod error;
 pub mod format;
 pub mod opts;
+pub mod output;
 pub mod progress;
-pub mod run;
-pub mod system;
 
-use std::io::Write;
-
-use berth_api::{Client, ClientError};
+use berth_api::Client;
 use clap::{Parser, Subcommand};
 
-/// Everything a command can fail with; `main` prints it and picks the exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// The daemon or the connection to it failed.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// A flag value was rejected before any request was sent; printed like a daemon error.
-    #[error("{0}")]
-    Opt(String),
-    /// A `--format` template did not parse or execute.
-    #[error("template parsing error: {0}")]
-    Template(#[from] gotmpl::TemplateError),
-    /// Local I/O (reading an env file, stdin, the terminal).
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// A failure already printed; only the exit code remains.
-    #[error("exit status {0}")]
-    Status(i32),
-    /// Any other message, printed as is.
-    #[error("{0}")]
-    Message(String),
-}
-
-impl CliError {
-    /// The error class.
-    pub fn kind(&self) -> berth_base::ErrorKind {
-        match self {
-            CliError::Client(e) => e.kind(),
-            CliError::Opt(_) | CliError::Template(_) => berth_base::ErrorKind::InvalidArgument,
-            _ => berth_base::ErrorKind::Internal,
-        }
-    }
-}
-
-/// The default daemon address.
-pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
+use args::report_clap_error;
+pub use args::{expand_management, separate_command};
+pub use commands::{build, run, system};
+pub use connect::{DEFAULT_HOST, resolve_host};
+pub use error::CliError;
+use output::{err_line, out, print_error};
 
 /// berth's top-level flags and subcommands.
 #[derive(Debug, Parser)]
 #[command(name = "berth", disable_version_flag = true, about = "A self-sufficient runtime for containers")]
 pub struct Cli {
-    /// Daemon socket to connect to
-    #[arg(short = 'H', long = "host")]
-    pub host: Option<String>,
+    /// Where the daemon is and how to reach it (-H, --tls...).
+    #[command(flatten)]
+    pub conn: connect::ConnectArgs,
     /// Enable debug mode
     #[arg(short = 'D', long = "debug")]
     pub debug: bool,
@@ -82,212 +52,41 @@ pub enum Cmd {
     /// Create a new container
     Create(run::RunArgs),
     /// Start one or more stopped containers
-    Start(commands::StartArgs),
+    Start(commands::container::StartArgs),
     /// Stop one or more running containers
-    Stop(commands::StopArgs),
+    Stop(commands::container::StopArgs),
     /// Kill one or more running containers
-    Kill(commands::KillArgs),
+    Kill(commands::container::KillArgs),
     /// Block until one or more containers stop, then print their exit codes
-    Wait(commands::NamesArgs),
+    Wait(commands::container::NamesArgs),
     /// Fetch the logs of a container
-    Logs(commands::LogsArgs),
+    Logs(commands::container::LogsArgs),
     /// Remove one or more containers
-    Rm(commands::RmArgs),
+    Rm(commands::container::RmArgs),
     /// List containers
-    Ps(commands::PsArgs),
+    Ps(commands::container::PsArgs),
     /// List images
-    Images(commands::ImagesArgs),
+    Images(commands::image::ImagesArgs),
     /// Remove one or more images
-    Rmi(commands::RmiArgs),
+    Rmi(commands::image::RmiArgs),
     /// Return low-level information on Docker objects
-    Inspect(commands::InspectArgs),
+    Inspect(commands::system::InspectArgs),
     /// Import the contents from a tarball to create a filesystem image
-    Import(commands::ImportArgs),
+    Import(commands::image::ImportArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-    Tag(commands::TagArgs),
+    Tag(commands::image::TagArgs),
     /// Show the history of an image
-    History(commands::HistoryArgs),
+    History(commands::image::HistoryArgs),
     /// Show the Docker version information
-    Version(commands::FormatArgs),
+    Version(commands::system::FormatArgs),
     /// Display system-wide information
-    Info(commands::FormatArgs),
+    Info(commands::system::FormatArgs),
     /// Manage berth (disk usage)
     #[command(subcommand)]
     System(system::SystemCmd),
     /// Manage builds (the build cache)
     #[command(subcommand)]
     Builder(system::BuilderCmd),
-}
-
-/// Prints to stdout, ignoring a closed pipe as docker does.
-pub(crate) fn out(s: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = o.write_all(s.as_bytes());
-    let _ = o.flush();
-}
-
-/// Prints one line to stderr.
-pub(crate) fn err_line(s: &str) {
-    let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "{s}");
-}
-
-/// Docker's management-command forms (`image ls`, `container rm`, `system info`) rewritten
-/// to the classic commands they mean, before clap sees them.
-pub fn expand_management(args: &[String]) -> Vec<String> {
-    let Some(i) = subcommand_index(args) else { return args.to_vec() };
-    let Some(verb) = args.get(i + 1) else { return args.to_vec() };
-    let repl: &[&str] = match (args[i].as_str(), verb.as_str()) {
-        ("image", "ls" | "list") => &["images"],
-        ("image", "rm" | "remove") => &["rmi"],
-        ("image", "inspect") => &["inspect", "--type", "image"],
-        ("image", "tag") => &["tag"],
-        ("image", "history") => &["history"],
-        ("image", "import") => &["import"],
-        ("image", "build") => &["build"],
-        ("container", "ls" | "list" | "ps") => &["ps"],
-        ("container", "rm" | "remove") => &["rm"],
-        ("container", "inspect") => &["inspect", "--type", "container"],
-        ("container", v @ ("run" | "create" | "start" | "stop" | "kill" | "wait" | "logs")) => {
-            return args[..i].iter().cloned().chain([v.to_owned()]).chain(args[i + 2..].iter().cloned()).collect();
-        }
-        ("system", "info") => &["info"],
-        _ => return args.to_vec(),
-    };
-    args[..i].iter().cloned().chain(repl.iter().map(|s| s.to_string())).chain(args[i + 2..].iter().cloned()).collect()
-}
-
-fn subcommand_index(args: &[String]) -> Option<usize> {
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "-H" || a == "--host" || a == "--log-level" {
-            i += 2;
-            continue;
-        }
-        if a.starts_with('-') {
-            i += 1;
-            continue;
-        }
-        return Some(i);
-    }
-    None
-}
-
-fn subcommand_name(args: &[String]) -> Option<String> {
-    subcommand_index(args).map(|i| args[i].clone())
-}
-
-/// Prints a clap error in docker's shape and returns docker's exit code.
-fn report_clap_error(e: clap::Error, args: &[String]) -> i32 {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            return 0;
-        }
-        _ => {}
-    }
-    let cmd = match subcommand_name(args) {
-        Some(s) => format!("berth {s}"),
-        None => "berth".to_owned(),
-    };
-    let msg = match e.kind() {
-        ErrorKind::UnknownArgument => {
-            let arg = match e.get(ContextKind::InvalidArg) {
-                Some(ContextValue::String(s)) => s.clone(),
-                _ => String::new(),
-            };
-            if arg.starts_with("--") || !arg.starts_with('-') {
-                format!("unknown flag: {}", arg.split('=').next().unwrap_or(&arg))
-            } else {
-                let c = arg.chars().nth(1).unwrap_or('-');
-                format!("unknown shorthand flag: '{c}' in {arg}")
-            }
-        }
-        ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
-            err_line(&format!("\"{cmd}\" requires at least 1 argument."));
-            err_line(&format!("See '{cmd} --help'."));
-            return 1;
-        }
-        ErrorKind::InvalidSubcommand => {
-            let sub = subcommand_name(args).unwrap_or_default();
-            err_line(&format!("berth: unknown command: berth {sub}"));
-            err_line("");
-            err_line("Run 'berth --help' for more usage");
-            return 1;
-        }
-        _ => {
-            let s = e.to_string();
-            s.lines().next().unwrap_or("").trim_start_matches("error: ").to_owned()
-        }
-    };
-    err_line(&msg);
-    err_line(&format!("See '{cmd} --help'."));
-    125
-}
-
-/// Docker stops parsing `run`/`create` flags at the image: everything after it is the
-/// command. clap cannot stop at a positional, so a `--` is inserted right after the image.
-pub fn separate_command(args: &[String]) -> Vec<String> {
-    use clap::CommandFactory;
-    let top = Cli::command();
-    let Some(sub_at) = args.iter().position(|a| a == "run" || a == "create") else {
-        return args.to_vec();
-    };
-    // Only when run/create is the subcommand, not a value of a global flag.
-    if subcommand_name(args).as_deref() != Some(args[sub_at].as_str()) {
-        return args.to_vec();
-    }
-    let Some(sub) = top.find_subcommand(&args[sub_at]) else {
-        return args.to_vec();
-    };
-    let takes_long = |name: &str| {
-        sub.get_arguments().any(|a| {
-            (a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name)))
-                && a.get_action().takes_values()
-        })
-    };
-    let takes_short = |c: char| sub.get_arguments().any(|a| a.get_short() == Some(c) && a.get_action().takes_values());
-    let mut i = sub_at + 1;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "--" {
-            return args.to_vec();
-        }
-        if let Some(long) = a.strip_prefix("--") {
-            if !long.contains('=') && takes_long(long) {
-                i += 1;
-            }
-        } else if let Some(shorts) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
-            for (n, c) in shorts.char_indices() {
-                if takes_short(c) {
-                    if n + c.len_utf8() == shorts.len() {
-                        i += 1;
-                    }
-                    break;
-                }
-            }
-        } else {
-            let mut out = args[..=i].to_vec();
-            out.push("--".to_owned());
-            out.extend_from_slice(&args[i + 1..]);
-            return out;
-        }
-        i += 1;
-    }
-    args.to_vec()
-}
-
-/// Picks the daemon address: `-H`, then `BERTH_HOST`, then the default socket.
-pub fn resolve_host(flag: Option<&str>) -> String {
-    if let Some(h) = flag.filter(|h| !h.is_empty()) {
-        return h.to_owned();
-    }
-    match std::env::var("BERTH_HOST") {
-        Ok(h) if !h.is_empty() => h,
-        _ => DEFAULT_HOST.to_owned(),
-    }
 }
 
 /// Runs the CLI with `args` (without the program name) and returns the exit code.
@@ -308,7 +107,6 @@ pub fn main(args: Vec<String>) -> i32 {
         let _ = Cli::command().print_help();
         return 0;
     };
-    let host = resolve_host(cli.host.as_deref());
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -316,54 +114,48 @@ pub fn main(args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let code = rt.block_on(dispatch(host, cmd));
+    let code = rt.block_on(dispatch(&cli.conn, cmd));
     // Stdin readers live on blocking threads that cannot be interrupted: do not wait for them.
     rt.shutdown_background();
     code
 }
 
-async fn dispatch(host: String, cmd: Cmd) -> i32 {
-    let client = match Client::new(&host) {
+async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
+    let client: Client = match connect::client(conn) {
         Ok(c) => c,
         Err(e) => {
             err_line(&e.to_string());
             return 1;
         }
     };
-    if host == DEFAULT_HOST {
-        commands::autostart(&client).await;
-    }
+    connect::autostart(&client).await;
     let res = match cmd {
         Cmd::Run(a) => return run::run(&client, a, false).await,
         Cmd::Create(a) => return run::run(&client, a, true).await,
         Cmd::Build(a) => build::build(&client, a).await,
-        Cmd::Start(a) => commands::start(&client, a).await,
-        Cmd::Stop(a) => commands::stop(&client, a).await,
-        Cmd::Kill(a) => commands::kill(&client, a).await,
-        Cmd::Wait(a) => commands::wait(&client, a).await,
-        Cmd::Logs(a) => commands::logs(&client, a).await,
-        Cmd::Rm(a) => commands::rm(&client, a).await,
-        Cmd::Ps(a) => commands::ps(&client, a).await,
-        Cmd::Images(a) => commands::images(&client, a).await,
-        Cmd::Rmi(a) => commands::rmi(&client, a).await,
-        Cmd::Inspect(a) => commands::inspect(&client, a).await,
-        Cmd::Import(a) => commands::import(&client, a).await,
-        Cmd::Tag(a) => commands::tag(&client, a).await,
-        Cmd::History(a) => commands::history(&client, a).await,
-        Cmd::Version(a) => commands::version(&client, a).await,
-        Cmd::Info(a) => commands::info(&client, a).await,
+        Cmd::Start(a) => commands::container::start(&client, a).await,
+        Cmd::Stop(a) => commands::container::stop(&client, a).await,
+        Cmd::Kill(a) => commands::container::kill(&client, a).await,
+        Cmd::Wait(a) => commands::container::wait(&client, a).await,
+        Cmd::Logs(a) => commands::container::logs(&client, a).await,
+        Cmd::Rm(a) => commands::container::rm(&client, a).await,
+        Cmd::Ps(a) => commands::container::ps(&client, a).await,
+        Cmd::Images(a) => commands::image::images(&client, a).await,
+        Cmd::Rmi(a) => commands::image::rmi(&client, a).await,
+        Cmd::Inspect(a) => commands::system::inspect(&client, a).await,
+        Cmd::Import(a) => commands::image::import(&client, a).await,
+        Cmd::Tag(a) => commands::image::tag(&client, a).await,
+        Cmd::History(a) => commands::image::history(&client, a).await,
+        Cmd::Version(a) => commands::system::version(&client, a).await,
+        Cmd::Info(a) => commands::system::info(&client, a).await,
         Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
         Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,
     };
     match res {
         Ok(()) => 0,
         Err(CliError::Status(c)) => c,
-        Err(CliError::Client(e @ ClientError::Daemon { .. })) => {
-            err_line(&format!("Error response from daemon: {e}"));
-            1
-        }
         Err(e) => {
-            err_line(&e.to_string());
+            print_error(&e);
             1
         }
     }
@@ -401,7 +193,7 @@ mod tests {
             (vec!["A=1".to_owned()], vec!["echo".to_owned(), "-n".to_owned(), "hi".to_owned()])
         );
         let c = parse(&["-H", "unix:///x.sock", "create", "-h", "box", "-it", "--entrypoint", "", "img"]).unwrap();
-        assert_eq!(c.host.as_deref(), Some("unix:///x.sock"));
+        assert_eq!(c.conn.host.as_deref(), Some("unix:///x.sock"));
         let Some(Cmd::Create(r)) = c.cmd else { panic!("not create") };
         assert_eq!(r.hostname.as_deref(), Some("box"));
         assert!(r.interactive && r.tty);
@@ -432,10 +224,5 @@ mod tests {
         assert_eq!(ex(&["container", "ls", "-a"]), "ps -a");
         assert_eq!(ex(&["run", "image", "ls"]), "run image ls");
         assert_eq!(ex(&["image"]), "image");
-    }
-
-    #[test]
-    fn host_resolution() {
-        assert_eq!(resolve_host(Some("unix:///a.sock")), "unix:///a.sock");
     }
 }

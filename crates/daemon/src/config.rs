@@ -1,5 +1,6 @@
 //! Daemon configuration: dockerd's flag names (`-H`, `--data-root`, `--exec-root`,
-//! `--config-file`, `--log-level`) and a dockerd-style `daemon.json`. Keys of daemon.json
+//! `--config-file`, `--log-level`, `--tls`, `--tlsverify`, `--tlscacert`, `--tlscert`,
+//! `--tlskey`) and a dockerd-style `daemon.json`. Keys of daemon.json
 //! that berth knows but does not apply yet are accepted with a warning; unknown keys are an
 //! error, as dockerd treats them.
 
@@ -34,13 +35,73 @@ pub struct DaemonArgs {
     /// Enable debug mode
     #[arg(short = 'D', long = "debug")]
     pub debug: bool,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long = "tls", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tls: Option<bool>,
+    /// Use TLS and verify the remote (clients must present a certificate signed by --tlscacert)
+    #[arg(long = "tlsverify", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tlsverify: Option<bool>,
+    /// Trust certs signed only by this CA (default "~/.docker/ca.pem")
+    #[arg(long = "tlscacert")]
+    pub tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file (default "~/.docker/cert.pem")
+    #[arg(long = "tlscert")]
+    pub tlscert: Option<PathBuf>,
+    /// Path to TLS key file (default "~/.docker/key.pem")
+    #[arg(long = "tlskey")]
+    pub tlskey: Option<PathBuf>,
 }
+
+/// A TCP address the API is served on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpHost {
+    /// Host name or IP address to bind.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl TcpHost {
+    /// `host:port` for binding (IPv6 in brackets).
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Whether only this machine can reach the address (a loopback IP or `localhost`).
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// The TLS settings of the TCP listeners, as dockerd takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// CA whose certificates clients must present (used with `verify`).
+    pub ca_cert: PathBuf,
+    /// The server's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The server's private key (PEM).
+    pub key: PathBuf,
+    /// Mutual TLS: a client certificate signed by `ca_cert` is required.
+    pub verify: bool,
+}
+
+/// dockerd's warning for a TCP listener without client verification.
+pub const INSECURE_TCP_WARNING: &str = "Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.";
 
 /// The effective configuration after flags and daemon.json are merged (flags win).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// unix socket paths to serve the API on.
     pub sockets: Vec<PathBuf>,
+    /// TCP addresses to serve the API on.
+    pub tcp: Vec<TcpHost>,
+    /// TLS for the TCP listeners (`--tls`/`--tlsverify`), `None` for plain TCP.
+    pub tls: Option<TlsSettings>,
     /// Persistent state: images, containers, state.db.
     pub data_root: PathBuf,
     /// Volatile state: shim sockets and libcontainer state.
@@ -107,11 +168,6 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "shutdown-timeout",
     "storage-driver",
     "storage-opts",
-    "tls",
-    "tlscacert",
-    "tlscert",
-    "tlskey",
-    "tlsverify",
     "userland-proxy",
     "userns-remap",
 ];
@@ -133,6 +189,8 @@ impl Config {
         };
         let mut cfg = Config {
             sockets: Vec::new(),
+            tcp: Vec::new(),
+            tls: None,
             data_root: PathBuf::from("/var/lib/berth"),
             exec_root: PathBuf::from("/run/berth"),
             log_level: "info".to_owned(),
@@ -141,8 +199,9 @@ impl Config {
             warnings: Vec::new(),
         };
         let mut file_hosts = Vec::new();
+        let mut file_tls = FileTls::default();
         if let Some(json) = json {
-            cfg.apply_file(&file, &json, &mut file_hosts)?;
+            cfg.apply_file(&file, &json, &mut file_hosts, &mut file_tls)?;
         }
         let hosts = if !args.hosts.is_empty() {
             if !file_hosts.is_empty() {
@@ -155,9 +214,45 @@ impl Config {
         } else {
             file_hosts
         };
-        cfg.sockets = hosts.iter().map(|h| parse_host(h)).collect::<Result<_>>()?;
-        if cfg.sockets.is_empty() {
+        let env_verify = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty());
+        let verify = args.tlsverify.or(file_tls.tlsverify).unwrap_or(env_verify);
+        // --tlsverify implies --tls, as in dockerd.
+        let tls = args.tls.or(file_tls.tls).unwrap_or(false) || verify;
+        for h in &hosts {
+            match berth_api::Host::parse(h, tls) {
+                Ok(berth_api::Host::Tcp { host, port }) => cfg.tcp.push(TcpHost { host, port }),
+                Ok(berth_api::Host::Unix(_)) => cfg.sockets.push(parse_host(h)?),
+                Err(e) => return Err(Error::Config(e.to_string())),
+            }
+        }
+        if hosts.is_empty() {
             cfg.sockets.push(PathBuf::from(berth_api::DEFAULT_SOCKET));
+        }
+        if tls {
+            let dir = std::env::var_os("DOCKER_CERT_PATH")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker"));
+            let pick = |flag: &Option<PathBuf>, file: &Option<PathBuf>, name: &str| -> Result<PathBuf> {
+                absolute(&flag.clone().or_else(|| file.clone()).unwrap_or_else(|| dir.join(name)))
+            };
+            cfg.tls = Some(TlsSettings {
+                ca_cert: pick(&args.tlscacert, &file_tls.tlscacert, "ca.pem")?,
+                cert: pick(&args.tlscert, &file_tls.tlscert, "cert.pem")?,
+                key: pick(&args.tlskey, &file_tls.tlskey, "key.pem")?,
+                verify,
+            });
+        }
+        for t in &cfg.tcp {
+            if !tls && !t.is_loopback() {
+                return Err(Error::Config(format!(
+                    "refusing to serve the API on tcp://{} without TLS: anyone who can reach that address would get root access on this machine; use --tlsverify (or --tls) with certificates, or bind to 127.0.0.1",
+                    t.addr()
+                )));
+            }
+            if !verify {
+                cfg.warnings.push(format!("{INSECURE_TCP_WARNING} (host: tcp://{})", t.addr()));
+            }
         }
         if let Some(d) = &args.data_root {
             cfg.data_root = absolute(d)?;
@@ -174,7 +269,7 @@ impl Config {
         Ok(cfg)
     }
 
-    fn apply_file(&mut self, file: &Path, json: &str, hosts: &mut Vec<String>) -> Result<()> {
+    fn apply_file(&mut self, file: &Path, json: &str, hosts: &mut Vec<String>, tls: &mut FileTls) -> Result<()> {
         let bad =
             |msg: String| Error::Config(format!("unable to configure the daemon with file {}: {msg}", file.display()));
         let v: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
@@ -190,6 +285,13 @@ impl Config {
                         hosts.push(string(k, h)?);
                     }
                 }
+                "tls" => tls.tls = Some(v.as_bool().ok_or_else(|| bad("tls must be a boolean".to_owned()))?),
+                "tlsverify" => {
+                    tls.tlsverify = Some(v.as_bool().ok_or_else(|| bad("tlsverify must be a boolean".to_owned()))?)
+                }
+                "tlscacert" => tls.tlscacert = Some(PathBuf::from(string(k, v)?)),
+                "tlscert" => tls.tlscert = Some(PathBuf::from(string(k, v)?)),
+                "tlskey" => tls.tlskey = Some(PathBuf::from(string(k, v)?)),
                 "data-root" | "graph" => self.data_root = absolute(Path::new(&string(k, v)?))?,
                 "exec-root" => self.exec_root = absolute(Path::new(&string(k, v)?))?,
                 "log-level" => self.log_level = parse_level(&string(k, v)?)?,
@@ -232,6 +334,16 @@ impl Config {
     }
 }
 
+/// The TLS keys of daemon.json (flags win over them).
+#[derive(Debug, Default)]
+struct FileTls {
+    tls: Option<bool>,
+    tlsverify: Option<bool>,
+    tlscacert: Option<PathBuf>,
+    tlscert: Option<PathBuf>,
+    tlskey: Option<PathBuf>,
+}
+
 fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).map_err(|e| Error::Config(format!("invalid path {}: {e}", p.display())))
 }
@@ -245,7 +357,8 @@ fn parse_level(l: &str) -> Result<String> {
     }
 }
 
-/// `unix:///path`, `unix://path` or a bare absolute path. TCP needs TLS, which berth does not serve yet.
+/// A unix socket address: `unix:///path`, `unix://path` or a bare absolute path. TCP
+/// addresses are taken by [`Config::load`] (see [`TcpHost`]), not here.
 pub fn parse_host(h: &str) -> Result<PathBuf> {
     if let Some(p) = h.strip_prefix("unix://") {
         if p.is_empty() {
@@ -256,9 +369,12 @@ pub fn parse_host(h: &str) -> Result<PathBuf> {
     if h.starts_with('/') {
         return Ok(PathBuf::from(h));
     }
-    if h.starts_with("tcp://") || h.starts_with("fd://") {
+    if h.starts_with("tcp://") {
+        return Err(Error::Config(format!("{h} is not a unix socket")));
+    }
+    if h.starts_with("fd://") {
         return Err(Error::Config(format!(
-            "listening on {h} is not supported: berth serves the API on unix sockets only"
+            "listening on {h} is not supported: berth does not take sockets from systemd"
         )));
     }
     Err(Error::Config(format!("invalid host: {h}")))
@@ -305,5 +421,46 @@ mod tests {
         assert!(parse_host("tcp://0.0.0.0:2375").is_err());
         assert_eq!(parse_size("10m"), Some(10 * 1024 * 1024));
         assert_eq!(parse_size("bogus"), None);
+    }
+
+    #[test]
+    fn tcp_and_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("daemon.json");
+        std::fs::write(&f, "{}").unwrap();
+        let cf = f.to_str().unwrap();
+        let e = Config::load(&args(&["--config-file", cf, "-H", "tcp://0.0.0.0:2375"])).unwrap_err();
+        assert!(e.to_string().contains("without TLS"), "{e}");
+        let c =
+            Config::load(&args(&["--config-file", cf, "-H", "tcp://127.0.0.1:2375", "-H", "unix:///a.sock"])).unwrap();
+        assert_eq!(c.tcp, vec![TcpHost { host: "127.0.0.1".into(), port: 2375 }]);
+        assert_eq!(c.sockets, vec![PathBuf::from("/a.sock")]);
+        assert!(c.warnings.iter().any(|w| w.starts_with(INSECURE_TCP_WARNING)));
+        let c = Config::load(&args(&[
+            "--config-file",
+            cf,
+            "-H",
+            "tcp://0.0.0.0",
+            "--tlsverify",
+            "--tlscacert",
+            "/ca.pem",
+            "--tlscert",
+            "/c.pem",
+            "--tlskey",
+            "/k.pem",
+        ]))
+        .unwrap();
+        assert_eq!(c.tcp[0].port, 2376);
+        assert!(c.sockets.is_empty());
+        assert_eq!(
+            c.tls,
+            Some(TlsSettings { ca_cert: "/ca.pem".into(), cert: "/c.pem".into(), key: "/k.pem".into(), verify: true })
+        );
+        assert!(c.warnings.is_empty());
+        std::fs::write(&f, r#"{"hosts":["tcp://0.0.0.0:2376"],"tls":true,"tlscert":"/c.pem","tlskey":"/k.pem"}"#)
+            .unwrap();
+        let c = Config::load(&args(&["--config-file", cf])).unwrap();
+        assert!(c.tls.as_ref().is_some_and(|t| !t.verify && t.cert == Path::new("/c.pem")));
+        assert_eq!(c.warnings.len(), 1, "TLS without client verification is warned about");
     }
 }

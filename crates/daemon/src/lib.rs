@@ -60,11 +60,17 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
-/// Opens the engine and serves every configured socket until SIGTERM or SIGINT. Running
+/// Opens the engine and serves every configured socket and TCP address until SIGTERM or SIGINT. Running
 /// containers are left running (their shims own them) and are picked up again at the next
 /// start.
 pub async fn run(cfg: config::Config) -> Result<()> {
     let sockets = cfg.sockets.clone();
+    let tcp = cfg.tcp.clone();
+    // Certificates are read before anything starts: a bad one ends the daemon at once.
+    let tls = match (&cfg.tls, tcp.is_empty()) {
+        (Some(t), false) => Some(server::tcp::server_config(t)?),
+        _ => None,
+    };
     let engine = engine::Engine::open(cfg).await?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
@@ -74,6 +80,15 @@ pub async fn run(cfg: config::Config) -> Result<()> {
         servers.spawn(async move {
             let r = server::serve(engine, &s, rx).await;
             r.map_err(|e| Error::io(format!("serve the API on {}", s.display()), e))
+        });
+    }
+    for h in tcp {
+        let engine = engine.clone();
+        let rx = rx.clone();
+        let tls = tls.clone();
+        servers.spawn(async move {
+            let r = server::tcp::serve(engine, &h, tls, rx).await;
+            r.map_err(|e| Error::io(format!("serve the API on tcp://{}", h.addr()), e))
         });
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -38,18 +38,27 @@ pub struct Daemon {
     pub data_root: PathBuf,
     /// Exec root.
     pub exec_root: PathBuf,
+    /// Further `berth daemon` arguments (more `-H`, TLS flags).
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
 impl Daemon {
     /// Starts a daemon and waits until it answers.
     pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// Starts a daemon with further arguments (e.g. `-H tcp://…` and TLS flags) besides its
+    /// own unix socket, data root and exec root, and waits until it answers on the socket.
+    pub fn start_with(extra_args: &[&str]) -> Daemon {
         // Short paths: unix socket paths are limited to 108 bytes.
         let dir = tempfile::Builder::new().prefix("be2e").tempdir_in("/tmp").expect("tempdir");
         let socket = dir.path().join("api.sock");
         let data_root = dir.path().join("data");
         let exec_root = dir.path().join("run");
-        let mut d = Daemon { dir, socket, data_root, exec_root, child: None };
+        let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        let mut d = Daemon { dir, socket, data_root, exec_root, extra_args, child: None };
         d.spawn();
         d
     }
@@ -73,6 +82,7 @@ impl Daemon {
             .arg(&self.exec_root)
             .arg("--config-file")
             .arg(&config)
+            .args(&self.extra_args)
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))

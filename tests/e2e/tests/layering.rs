@@ -19,9 +19,10 @@ fn crates_depend_only_downward() {
         ("berth-runtime", &["berth-base"][..]),
         ("berth-network", &["berth-base"][..]),
         ("berth-registry", &["berth-base", "berth-image"][..]),
-        ("berth-build", &["berth-base", "berth-image"][..]),
-        ("berth-compose", &["berth-base", "berth-api"][..]),
-        ("berth-cli", &["berth-base", "berth-api", "berth-compose"][..]),
+        ("berth-context", &["berth-base"][..]),
+        ("berth-build", &["berth-base", "berth-image", "berth-context"][..]),
+        ("berth-compose", &["berth-base", "berth-api", "berth-context"][..]),
+        ("berth-cli", &["berth-base", "berth-api", "berth-compose", "berth-context"][..]),
         (
             "berth-daemon",
             &[

@@ -91,6 +91,8 @@ impl Harness {
     async fn engine(&self) -> Arc<Engine> {
         let cfg = Config {
             sockets: Vec::new(),
+            tcp: Vec::new(),
+            tls: None,
             data_root: self.dir.path().join("data"),
             exec_root: self.dir.path().join("exec"),
             log_level: "info".into(),

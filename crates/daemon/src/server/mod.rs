@@ -12,6 +12,7 @@ pub mod containers;
 pub mod images;
 pub mod reply;
 pub mod system;
+pub mod tcp;
 
 use std::convert::Infallible;
 use std::path::Path;

@@ -14,9 +14,9 @@ use berth_api::{Client, ClientError};
 use clap::{ArgAction, Args};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::commands::out_bytes;
+use crate::CliError;
 use crate::opts;
-use crate::{CliError, err_line, out};
+use crate::output::{err_line, out, out_bytes};
 
 /// Flags of `run` and `create` (docker's names and defaults).
 #[derive(Debug, Args)]
@@ -608,7 +608,7 @@ async fn attached(
             match decoder.next_frame() {
                 Ok(Some((s, data))) => out_bytes(s, &data),
                 Ok(None) => break,
-                Err(e) => return Err(Attached::Other(CliError::Message(e))),
+                Err(e) => return Err(Attached::Other(e.into())),
             }
         }
     }

@@ -1,8 +1,16 @@
-//! Async Engine API client: one HTTP/1.1 connection per request over a unix socket, typed
-//! methods for the endpoints berth's CLI uses, and upgraded streams for attach.
+//! Async Engine API client: the transport (one HTTP/1.1 connection per request over a unix
+//! socket, TCP, or TCP with TLS as docker's clients speak it), error decoding and response
+//! streams. The typed methods live in one file per resource.
+
+mod build;
+mod containers;
+mod images;
+mod system;
+pub mod tls;
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream;
@@ -10,17 +18,16 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::net::UnixStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
 
-use crate::models::{
-    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerSummary, ContainerWaitResponse,
-    ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImageSummary, SystemInfo, SystemVersion,
-};
-use crate::query;
-use crate::{API_VERSION, BERTH_CONTEXT_DIR, ErrorBody, JsonMessage};
+pub use self::tls::TlsOptions;
+use crate::host::{Host, HostError};
+use crate::models::ContainerWaitResponse;
+use crate::{API_VERSION, ErrorBody, JsonMessage};
 
 /// A request body: empty, a buffer, or a stream read from a file or stdin.
 pub type Body = BoxBody<Bytes, io::Error>;
@@ -48,9 +55,27 @@ pub enum ClientError {
         /// The daemon's error message.
         message: String,
     },
-    /// The `-H` value names a transport berth's client does not speak.
-    #[error("unsupported host {0}: TLS/tcp is not supported yet, use unix:///path/to.sock")]
-    UnsupportedHost(String),
+    /// The `-H` value is not an address docker's clients accept.
+    #[error("unable to parse docker host `{host}`: {source}")]
+    UnsupportedHost {
+        /// The address as given.
+        host: String,
+        /// Why it was refused.
+        #[source]
+        source: HostError,
+    },
+    /// The TLS settings could not be loaded (a missing or malformed certificate or key).
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    /// The TLS handshake with the daemon failed (untrusted certificate, refused client).
+    #[error("error during connect: {host}: {source}")]
+    Handshake {
+        /// The daemon address.
+        host: String,
+        /// The TLS failure.
+        #[source]
+        source: io::Error,
+    },
     /// HTTP-level failure after connecting.
     #[error("error during connect: {0}")]
     Http(#[from] hyper::Error),
@@ -69,6 +94,9 @@ pub enum ClientError {
     /// Reading a request body or writing through an attached stream failed.
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// A multiplexed stdio stream had a frame for no known stream.
+    #[error("unrecognized input header: {0}")]
+    StreamHeader(u8),
     /// The daemon did not switch protocols for attach.
     #[error("attach: the daemon did not upgrade the connection (status {0})")]
     NoUpgrade(u16),
@@ -89,7 +117,9 @@ impl ClientError {
                 _ => ErrorKind::Internal,
             },
             ClientError::Connect { .. } => ErrorKind::Unavailable,
-            ClientError::UnsupportedHost(_) | ClientError::Request(_) => ErrorKind::InvalidArgument,
+            ClientError::UnsupportedHost { .. } | ClientError::Tls(_) | ClientError::Request(_) => {
+                ErrorKind::InvalidArgument
+            }
             _ => ErrorKind::Internal,
         }
     }
@@ -106,12 +136,36 @@ impl ClientError {
 /// Result alias for client calls.
 pub type Result<T> = std::result::Result<T, ClientError>;
 
-/// An Engine API client bound to one daemon socket.
+/// An Engine API client bound to one daemon address.
 #[derive(Debug, Clone)]
 pub struct Client {
     host: String,
-    socket: PathBuf,
+    transport: Transport,
 }
+
+/// How a connection to the daemon is opened.
+#[derive(Clone)]
+enum Transport {
+    /// A unix socket path.
+    Unix(PathBuf),
+    /// `host:port` over TCP, with TLS when a config is given.
+    Tcp { addr: String, tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)> },
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Unix(p) => f.debug_tuple("Unix").field(p).finish(),
+            Transport::Tcp { addr, tls } => {
+                f.debug_struct("Tcp").field("addr", addr).field("tls", &tls.is_some()).finish()
+            }
+        }
+    }
+}
+
+/// Any stream an HTTP connection can run over (unix, TCP, TLS).
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 /// Builds an empty body.
 pub fn empty_body() -> Body {
@@ -137,6 +191,13 @@ pub fn reader_body<R: AsyncRead + Send + Sync + Unpin + 'static>(reader: R) -> B
             Err(e) => Some((Err(e), None)),
         }
     });
+    StreamBody::new(s).boxed()
+}
+
+/// Builds a body from chunks another task produces (e.g. a tar written on a blocking
+/// thread); an `Err` chunk aborts the request.
+pub fn channel_body(rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>) -> Body {
+    let s = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r.map(Frame::data), rx)) });
     StreamBody::new(s).boxed()
 }
 
@@ -169,6 +230,10 @@ pub struct JsonStream {
 }
 
 impl JsonStream {
+    fn new(body: Incoming) -> JsonStream {
+        JsonStream { bytes: ByteStream { body }, buf: Vec::new(), done: false }
+    }
+
     /// The next message, `None` at the end. Blank lines are skipped.
     pub async fn next_message(&mut self) -> Option<Result<JsonMessage>> {
         loop {
@@ -246,37 +311,69 @@ fn error_message(status: StatusCode, bytes: &[u8]) -> String {
 }
 
 impl Client {
-    /// A client for `host`: `unix:///path.sock` or a bare socket path. `tcp://` is refused.
+    /// A client for `host` (`unix:///path.sock`, a bare socket path, `tcp://host:port` or
+    /// `host:port`) without TLS.
     pub fn new(host: &str) -> Result<Client> {
-        let socket = if let Some(p) = host.strip_prefix("unix://") {
-            p
-        } else if host.starts_with('/') {
-            host
-        } else {
-            return Err(ClientError::UnsupportedHost(host.to_owned()));
-        };
-        if socket.is_empty() {
-            return Err(ClientError::UnsupportedHost(host.to_owned()));
-        }
-        let host = if host.starts_with("unix://") { host.to_owned() } else { format!("unix://{host}") };
-        Ok(Client { host, socket: PathBuf::from(socket) })
+        Client::with_tls(host, None)
     }
 
-    /// The host this client talks to, in `unix://` form.
+    /// A client for `host`; with `tls`, a tcp address is spoken over TLS (and its default
+    /// port is 2376), as the docker CLI does with `--tls`/`--tlsverify`. A unix socket
+    /// ignores `tls`.
+    pub fn with_tls(host: &str, tls: Option<&TlsOptions>) -> Result<Client> {
+        let parsed = Host::parse(host, tls.is_some())
+            .map_err(|source| ClientError::UnsupportedHost { host: host.to_owned(), source })?;
+        let transport = match &parsed {
+            Host::Unix(p) => Transport::Unix(p.clone()),
+            Host::Tcp { host: name, .. } => {
+                let tls = match tls {
+                    Some(o) => Some((o.client_config()?, tls::server_name(name)?)),
+                    None => None,
+                };
+                Transport::Tcp { addr: parsed.tcp_addr().unwrap_or_default(), tls }
+            }
+        };
+        Ok(Client { host: parsed.to_string(), transport })
+    }
+
+    /// The host this client talks to, in canonical form (`unix:///path`, `tcp://host:port`).
     pub fn host(&self) -> &str {
         &self.host
     }
 
-    /// The socket path.
-    pub fn socket(&self) -> &std::path::Path {
-        &self.socket
+    /// The socket path when the daemon is reached over a unix socket (on this machine).
+    pub fn socket(&self) -> Option<&Path> {
+        match &self.transport {
+            Transport::Unix(p) => Some(p),
+            Transport::Tcp { .. } => None,
+        }
     }
 
-    async fn connect(&self) -> Result<TokioIo<UnixStream>> {
-        UnixStream::connect(&self.socket)
-            .await
-            .map(TokioIo::new)
-            .map_err(|source| ClientError::Connect { host: self.host.clone(), source })
+    /// Whether the daemon is on this machine (a unix socket), so it can read local paths.
+    pub fn is_local(&self) -> bool {
+        matches!(self.transport, Transport::Unix(_))
+    }
+
+    async fn connect(&self) -> Result<TokioIo<Box<dyn Io>>> {
+        let connect_err = |source| ClientError::Connect { host: self.host.clone(), source };
+        let io: Box<dyn Io> = match &self.transport {
+            Transport::Unix(p) => Box::new(UnixStream::connect(p).await.map_err(connect_err)?),
+            Transport::Tcp { addr, tls } => {
+                let tcp = TcpStream::connect(addr.as_str()).await.map_err(connect_err)?;
+                let _ = tcp.set_nodelay(true);
+                match tls {
+                    None => Box::new(tcp),
+                    Some((config, name)) => {
+                        let s = tokio_rustls::TlsConnector::from(config.clone())
+                            .connect(name.clone(), tcp)
+                            .await
+                            .map_err(|source| ClientError::Handshake { host: self.host.clone(), source })?;
+                        Box::new(s)
+                    }
+                }
+            }
+        };
+        Ok(TokioIo::new(io))
     }
 
     fn build(&self, method: Method, path: &str, query: Option<&str>, body: Body) -> Result<Request<Body>> {
@@ -349,213 +446,6 @@ impl Client {
         let resp = self.call(method, path, query, None).await?;
         Ok(resp.into_body().collect().await?.to_bytes())
     }
-
-    /// `GET /_ping`: Ok when the daemon answers.
-    pub async fn ping(&self) -> Result<()> {
-        self.call_raw(Method::GET, "/_ping", None).await.map(|_| ())
-    }
-
-    /// `GET /version`.
-    pub async fn version(&self) -> Result<SystemVersion> {
-        self.call_json(Method::GET, "/version", None, None).await
-    }
-
-    /// `GET /info`.
-    pub async fn info(&self) -> Result<SystemInfo> {
-        self.call_json(Method::GET, "/info", None, None).await
-    }
-
-    /// `GET /info` as the daemon sent it, for templates over fields the models may not know.
-    pub async fn info_raw(&self) -> Result<serde_json::Value> {
-        self.call_json(Method::GET, "/info", None, None).await
-    }
-
-    /// `POST /containers/create`.
-    pub async fn create_container(
-        &self,
-        q: &query::CreateContainer,
-        body: &ContainerCreateBody,
-    ) -> Result<ContainerCreateResponse> {
-        let json = serde_json::to_vec(body).map_err(|e| ClientError::Request(e.to_string()))?;
-        let req = self.build(Method::POST, "/containers/create", Some(&encode_query(q)?), full_body(json))?;
-        let mut req = req;
-        req.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-        let resp = check(self.send(req, false).await?).await?;
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        decode(&bytes, "container create")
-    }
-
-    /// `POST /containers/{id}/start`. A 304 (already started) is not an error.
-    pub async fn start_container(&self, id: &str) -> Result<()> {
-        let resp = self.request(Method::POST, &format!("/containers/{}/start", seg(id)), None, None).await?;
-        if resp.status() == StatusCode::NOT_MODIFIED {
-            return Ok(());
-        }
-        check(resp).await.map(|_| ())
-    }
-
-    /// `POST /containers/{id}/wait`: returns once the daemon has accepted the wait (its
-    /// response headers arrived), so a following start cannot race past it.
-    pub async fn wait_container(&self, id: &str, q: &query::WaitContainer) -> Result<WaitHandle> {
-        let resp =
-            self.call(Method::POST, &format!("/containers/{}/wait", seg(id)), Some(&encode_query(q)?), None).await?;
-        Ok(WaitHandle { body: resp.into_body() })
-    }
-
-    /// `POST /containers/{id}/attach` with a protocol upgrade; the returned stream carries the
-    /// container's output (multiplexed unless it has a tty) and accepts its stdin.
-    pub async fn attach_container(&self, id: &str, q: &query::AttachContainer) -> Result<AttachIo> {
-        let mut req = self.build(
-            Method::POST,
-            &format!("/containers/{}/attach", seg(id)),
-            Some(&encode_query(q)?),
-            empty_body(),
-        )?;
-        req.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("Upgrade"));
-        req.headers_mut().insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
-        let resp = self.send(req, true).await?;
-        let status = resp.status();
-        if status != StatusCode::SWITCHING_PROTOCOLS && status != StatusCode::OK {
-            return Err(check(resp).await.err().unwrap_or(ClientError::NoUpgrade(status.as_u16())));
-        }
-        let upgraded = hyper::upgrade::on(resp).await.map_err(|_| ClientError::NoUpgrade(status.as_u16()))?;
-        Ok(TokioIo::new(upgraded))
-    }
-
-    /// `POST /containers/{id}/resize`.
-    pub async fn resize_container(&self, id: &str, height: u16, width: u16) -> Result<()> {
-        let qs = format!("h={height}&w={width}");
-        self.call_raw(Method::POST, &format!("/containers/{}/resize", seg(id)), Some(&qs)).await.map(|_| ())
-    }
-
-    /// `GET /containers/json`.
-    pub async fn list_containers(&self, q: &query::ListContainers) -> Result<Vec<ContainerSummary>> {
-        self.call_json(Method::GET, "/containers/json", Some(&encode_query(q)?), None).await
-    }
-
-    /// `GET /containers/{id}/json`, typed.
-    pub async fn inspect_container(&self, id: &str, q: &query::InspectContainer) -> Result<ContainerInspectResponse> {
-        self.call_json(Method::GET, &format!("/containers/{}/json", seg(id)), Some(&encode_query(q)?), None).await
-    }
-
-    /// `GET /containers/{id}/json`, the daemon's bytes untouched (field order kept).
-    pub async fn inspect_container_raw(&self, id: &str, q: &query::InspectContainer) -> Result<Bytes> {
-        self.call_raw(Method::GET, &format!("/containers/{}/json", seg(id)), Some(&encode_query(q)?)).await
-    }
-
-    /// `DELETE /containers/{id}`.
-    pub async fn remove_container(&self, id: &str, q: &query::RemoveContainer) -> Result<()> {
-        self.call_raw(Method::DELETE, &format!("/containers/{}", seg(id)), Some(&encode_query(q)?)).await.map(|_| ())
-    }
-
-    /// `GET /containers/{id}/logs`: a raw stream (multiplexed unless the container has a tty).
-    pub async fn container_logs(&self, id: &str, q: &query::Logs) -> Result<ByteStream> {
-        let resp =
-            self.call(Method::GET, &format!("/containers/{}/logs", seg(id)), Some(&encode_query(q)?), None).await?;
-        Ok(ByteStream { body: resp.into_body() })
-    }
-
-    /// `POST /containers/{id}/kill`.
-    pub async fn kill_container(&self, id: &str, q: &query::KillContainer) -> Result<()> {
-        self.call_raw(Method::POST, &format!("/containers/{}/kill", seg(id)), Some(&encode_query(q)?)).await.map(|_| ())
-    }
-
-    /// `POST /containers/{id}/stop`. A 304 (already stopped) is not an error.
-    pub async fn stop_container(&self, id: &str, q: &query::StopContainer) -> Result<()> {
-        let resp =
-            self.request(Method::POST, &format!("/containers/{}/stop", seg(id)), Some(&encode_query(q)?), None).await?;
-        if resp.status() == StatusCode::NOT_MODIFIED {
-            return Ok(());
-        }
-        check(resp).await.map(|_| ())
-    }
-
-    /// `POST /images/create` (pull with `fromImage`, import with `fromSrc=-` and a body).
-    pub async fn create_image(&self, q: &query::CreateImage, body: Option<Body>) -> Result<JsonStream> {
-        let mut req =
-            self.build(Method::POST, "/images/create", Some(&encode_query(q)?), body.unwrap_or_else(empty_body))?;
-        req.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-tar"));
-        let resp = check(self.send(req, false).await?).await?;
-        Ok(JsonStream { bytes: ByteStream { body: resp.into_body() }, buf: Vec::new(), done: false })
-    }
-
-    /// `POST /build` with a context `body` (a tar, or empty with `context_dir` naming a
-    /// directory on the daemon's machine); the answer is the build's progress stream.
-    pub async fn build_image(&self, q: &query::Build, context_dir: Option<&str>, body: Body) -> Result<JsonStream> {
-        let mut req = self.build(Method::POST, "/build", Some(&q.to_query()), body)?;
-        req.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-tar"));
-        if let Some(dir) = context_dir {
-            let v = header::HeaderValue::from_str(dir).map_err(|e| ClientError::Request(e.to_string()))?;
-            req.headers_mut().insert(BERTH_CONTEXT_DIR, v);
-        }
-        let resp = check(self.send(req, false).await?).await?;
-        Ok(JsonStream { bytes: ByteStream { body: resp.into_body() }, buf: Vec::new(), done: false })
-    }
-
-    /// Pulls `image` (`fromImage`, optional `tag`).
-    pub async fn pull_image(&self, image: &str, tag: Option<&str>, platform: Option<&str>) -> Result<JsonStream> {
-        let q = query::CreateImage {
-            from_image: Some(image.to_owned()),
-            tag: tag.map(str::to_owned),
-            platform: platform.map(str::to_owned),
-            ..Default::default()
-        };
-        self.create_image(&q, None).await
-    }
-
-    /// Imports a rootfs tarball streamed from `body` (`fromSrc=-`).
-    pub async fn import_image(&self, q: &query::CreateImage, body: Body) -> Result<JsonStream> {
-        let mut q = q.clone();
-        if q.from_src.is_none() {
-            q.from_src = Some("-".to_owned());
-        }
-        self.create_image(&q, Some(body)).await
-    }
-
-    /// `GET /images/json`.
-    pub async fn list_images(&self, q: &query::ListImages) -> Result<Vec<ImageSummary>> {
-        self.call_json(Method::GET, "/images/json", Some(&encode_query(q)?), None).await
-    }
-
-    /// `GET /images/{name}/json`, typed.
-    pub async fn inspect_image(&self, name: &str) -> Result<ImageInspect> {
-        self.call_json(Method::GET, &format!("/images/{}/json", seg(name)), None, None).await
-    }
-
-    /// `GET /images/{name}/json`, the daemon's bytes untouched.
-    pub async fn inspect_image_raw(&self, name: &str) -> Result<Bytes> {
-        self.call_raw(Method::GET, &format!("/images/{}/json", seg(name)), None).await
-    }
-
-    /// `DELETE /images/{name}`.
-    pub async fn remove_image(&self, name: &str, q: &query::RemoveImage) -> Result<Vec<ImageDeleteResponseItem>> {
-        self.call_json(Method::DELETE, &format!("/images/{}", seg(name)), Some(&encode_query(q)?), None).await
-    }
-
-    /// `POST /images/{name}/tag`.
-    pub async fn tag_image(&self, name: &str, q: &query::TagImage) -> Result<()> {
-        self.call_raw(Method::POST, &format!("/images/{}/tag", seg(name)), Some(&encode_query(q)?)).await.map(|_| ())
-    }
-
-    /// `POST /build/prune`: `{"CachesDeleted": [...], "SpaceReclaimed": n}`.
-    pub async fn prune_build_cache(&self, all: bool, filters: &query::Filters) -> Result<serde_json::Value> {
-        let mut q = format!("all={}", if all { 1 } else { 0 });
-        if !filters.is_empty() {
-            q.push_str("&filters=");
-            q.push_str(&serde_urlencoded::to_string([("", filters.to_json())]).unwrap_or_default()[1..]);
-        }
-        self.call_json(Method::POST, "/build/prune", Some(&q), None).await
-    }
-
-    /// `GET /system/df`, as raw JSON (the 1.41 shape).
-    pub async fn system_df(&self) -> Result<serde_json::Value> {
-        self.call_json(Method::GET, "/system/df", None, None).await
-    }
-
-    /// `GET /images/{name}/history`.
-    pub async fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>> {
-        self.call_json(Method::GET, &format!("/images/{}/history", seg(name)), None, None).await
-    }
 }
 
 /// Passes a 2xx response through; turns anything else into [`ClientError::Daemon`].
@@ -571,15 +461,18 @@ async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::net::UnixListener;
 
     #[test]
     fn host_forms() {
-        assert_eq!(Client::new("unix:///run/x.sock").unwrap().socket(), std::path::Path::new("/run/x.sock"));
+        assert_eq!(Client::new("unix:///run/x.sock").unwrap().socket(), Some(std::path::Path::new("/run/x.sock")));
         assert_eq!(Client::new("/run/x.sock").unwrap().host(), "unix:///run/x.sock");
-        let e = Client::new("tcp://1.2.3.4:2375").unwrap_err();
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        let c = Client::new("tcp://1.2.3.4").unwrap();
+        assert_eq!((c.host(), c.is_local()), ("tcp://1.2.3.4:2375", false));
+        let e = Client::new("ssh://me@host").unwrap_err();
+        assert!(e.to_string().contains("Invalid bind address format"), "{e}");
     }
 
     fn rt() -> tokio::runtime::Runtime {

@@ -1,15 +1,18 @@
 //! `berth build`: sends a build context to the daemon's `POST /build` and shows the
 //! build's progress. A directory context on the daemon's own machine (a unix socket) is
 //! handed over by path instead of uploaded as a tar, which is what makes large contexts
-//! start building at once; the daemon reads the same files either way.
+//! start building at once; a daemon reached over TCP gets the tar the docker CLI sends
+//! (`.dockerignore` applied). The daemon reads the same files either way.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use berth_api::{Client, query};
+use berth_context::{ContextTar, IgnoreMatcher};
 use clap::Args;
 
-use crate::{CliError, out};
+use crate::CliError;
+use crate::output::out;
 
 /// `build`.
 #[derive(Debug, Args)]
@@ -217,8 +220,9 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         if !ctx.is_dir() {
             return Err(CliError::Message(format!("unable to prepare context: path {:?} not found", a.path)));
         }
-        // `-f -`: the Dockerfile comes from stdin; the daemon (same machine) reads it from a
-        // private temp file that lives until the build's stream ends.
+        // `-f -`: the Dockerfile comes from stdin; it goes through a private temp file that
+        // lives until the build's stream ends (a local daemon reads it there, a remote one
+        // gets it inside the context tar).
         let stdin_file = if a.file.as_deref() == Some("-") {
             use std::io::Read;
             let mut text = Vec::new();
@@ -232,8 +236,14 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
             None
         };
         let file = stdin_file.as_ref().map(|d| d.join("Dockerfile").display().to_string()).or(a.file.clone());
-        q.dockerfile = dockerfile_param(&ctx, file.as_deref())?;
-        let r = c.build_image(&q, Some(&ctx.display().to_string()), berth_api::client::empty_body()).await;
+        let r = if c.is_local() {
+            q.dockerfile = dockerfile_param(&ctx, file.as_deref())?;
+            c.build_image(&q, Some(&ctx.display().to_string()), berth_api::client::empty_body())
+                .await
+                .map_err(Into::into)
+        } else {
+            upload_context(c, &mut q, &ctx, file.as_deref()).await
+        };
         if let (Err(_), Some(d)) = (&r, &stdin_file) {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -241,6 +251,62 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         return finish_build(stream, &q, &a, stdin_file).await;
     };
     finish_build(stream, &q, &a, None).await
+}
+
+/// Sends the context directory `ctx` as the tar the docker CLI uploads to a daemon on
+/// another machine: `.dockerignore` applied, the Dockerfile and ignore file always sent, a
+/// Dockerfile outside the context added under a private name. The tar is written on a
+/// blocking thread and streamed as it is produced.
+async fn upload_context(
+    c: &Client,
+    q: &mut query::Build,
+    ctx: &Path,
+    file: Option<&str>,
+) -> Result<berth_api::client::JsonStream, CliError> {
+    let dockerfile = match file {
+        Some(f) => std::path::absolute(f).map_err(|e| CliError::Message(format!("{f}: {e}")))?,
+        None => ctx.join("Dockerfile"),
+    };
+    if !dockerfile.is_file() {
+        return Err(CliError::Message(format!(
+            "unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory",
+            dockerfile.display()
+        )));
+    }
+    let ignore = IgnoreMatcher::load(ctx, &dockerfile)?;
+    let plan = ContextTar::new(ctx, &dockerfile, &ignore)?;
+    q.dockerfile = Some(plan.dockerfile_name().to_owned());
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    let writer = tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(64 * 1024, ChannelWriter(tx.clone()));
+        if let Err(e) = plan.write(out) {
+            // The daemon sees a broken body; the user sees why.
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            return Err(e);
+        }
+        Ok(())
+    });
+    let sent = c.build_image(q, None, berth_api::client::channel_body(rx)).await;
+    match writer.await {
+        Ok(Err(e)) => Err(e.into()),
+        _ => Ok(sent?),
+    }
+}
+
+/// A `Write` that hands each buffer to the async request body.
+struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the daemon closed the upload"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Whether a build's PATH argument is a remote context (Docker's rules: a git repository

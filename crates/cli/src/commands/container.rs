@@ -1,0 +1,488 @@
+//! Container commands: start, stop, kill, wait, logs, rm, ps.
+
+use std::collections::BTreeMap;
+
+use berth_api::Client;
+use berth_api::models::ContainerSummary;
+use berth_api::query;
+use berth_api::stdcopy::{Decoder, Stream};
+use clap::Args;
+
+use super::{Res, each, go_time, now, parse_filters, short};
+use crate::CliError;
+use crate::format::{Format, ago, ellipsis, human_size, render, string_map};
+use crate::output::{out, out_bytes};
+
+/// `start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short = 'a', long = "attach")]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short = 'i', long = "interactive")]
+    pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `start`: prints each name, or attaches to the one container with `-a`.
+pub async fn start(c: &Client, a: StartArgs) -> Res {
+    if a.attach || a.interactive {
+        if a.containers.len() > 1 {
+            return Err(CliError::Message("you cannot start and attach multiple containers at once".to_owned()));
+        }
+        let code = crate::run::start_attached(c, &a.containers[0], a.interactive, a.detach_keys).await?;
+        return if code == 0 { Ok(()) } else { Err(CliError::Status(code)) };
+    }
+    each(&a.containers, |n| async move {
+        c.start_container(&n).await?;
+        out(&format!("{n}\n"));
+        Ok(())
+    })
+    .await
+}
+
+/// `stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long = "signal")]
+    pub signal: Option<String>,
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    pub time: Option<i64>,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `stop`.
+pub async fn stop(c: &Client, a: StopArgs) -> Res {
+    let q = query::StopContainer { t: a.time, signal: a.signal.clone() };
+    each(&a.containers, |n| {
+        let q = q.clone();
+        async move {
+            c.stop_container(&n, &q).await?;
+            out(&format!("{n}\n"));
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// `kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long = "signal")]
+    pub signal: Option<String>,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `kill`.
+pub async fn kill(c: &Client, a: KillArgs) -> Res {
+    let q = query::KillContainer { signal: a.signal.clone() };
+    each(&a.containers, |n| {
+        let q = q.clone();
+        async move {
+            c.kill_container(&n, &q).await?;
+            out(&format!("{n}\n"));
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Commands taking only container names.
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `wait`: prints each exit code.
+pub async fn wait(c: &Client, a: NamesArgs) -> Res {
+    each(&a.containers, |n| async move {
+        let h = c.wait_container(&n, &query::WaitContainer::default()).await?;
+        let r = h.result().await?;
+        out(&format!("{}\n", r.status_code));
+        Ok(())
+    })
+    .await
+}
+
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short = 'f', long = "follow")]
+    pub follow: bool,
+    /// Show timestamps
+    #[arg(short = 't', long = "timestamps")]
+    pub timestamps: bool,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long = "tail", default_value = "all")]
+    pub tail: String,
+    /// Show logs since timestamp or relative (e.g. 42m for 42 minutes)
+    #[arg(long = "since")]
+    pub since: Option<String>,
+    /// Show logs before a timestamp or relative
+    #[arg(long = "until")]
+    pub until: Option<String>,
+    /// Show extra details provided to logs
+    #[arg(long = "details")]
+    pub details: bool,
+    /// Container.
+    pub container: String,
+}
+
+/// Turns docker's `--since` forms (unix seconds, RFC 3339, relative `42m`) into unix seconds.
+pub fn parse_since(s: &str, now: i64) -> Result<String, CliError> {
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    if s.parse::<f64>().is_ok() {
+        return Ok(s.to_owned());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp().to_string());
+    }
+    let bad = || {
+        CliError::Message(format!("invalid value for \"since\": failed to parse value as time or duration: \"{s}\""))
+    };
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        let unit = if c == 'm' && chars.peek() == Some(&'s') {
+            chars.next();
+            0.001
+        } else {
+            match c {
+                'h' => 3600.0,
+                'm' => 60.0,
+                's' => 1.0,
+                _ => return Err(bad()),
+            }
+        };
+        total += n * unit;
+    }
+    if !num.is_empty() {
+        return Err(bad());
+    }
+    Ok(((now as f64) - total).floor().to_string())
+}
+
+/// `logs`.
+pub async fn logs(c: &Client, a: LogsArgs) -> Res {
+    let info = c.inspect_container(&a.container, &query::InspectContainer::default()).await?;
+    let tty = info.config.as_ref().and_then(|c| c.tty).unwrap_or(false);
+    let q = query::Logs {
+        follow: a.follow,
+        stdout: true,
+        stderr: true,
+        since: a.since.as_deref().map(|s| parse_since(s, now())).transpose()?,
+        until: a.until.as_deref().map(|s| parse_since(s, now())).transpose()?,
+        timestamps: a.timestamps,
+        tail: Some(a.tail.clone()),
+    };
+    let mut s = c.container_logs(&a.container, &q).await?;
+    let mut d = Decoder::default();
+    while let Some(chunk) = s.next_chunk().await {
+        let chunk = chunk?;
+        if tty {
+            out_bytes(Stream::Stdout, &chunk);
+            continue;
+        }
+        d.feed(&chunk);
+        while let Some((stream, data)) = d.next_frame()? {
+            out_bytes(stream, &data);
+        }
+    }
+    Ok(())
+}
+
+/// `rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long = "volumes")]
+    pub volumes: bool,
+    /// Remove the specified link
+    #[arg(short = 'l', long = "link")]
+    pub link: bool,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `rm`.
+pub async fn rm(c: &Client, a: RmArgs) -> Res {
+    let q = query::RemoveContainer { force: a.force, v: a.volumes, link: a.link };
+    each(&a.containers, |n| {
+        let q = q.clone();
+        async move {
+            c.remove_container(n.trim_matches('/'), &q).await?;
+            out(&format!("{n}\n"));
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// `ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long = "all")]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long = "last", default_value_t = -1)]
+    pub last: i64,
+    /// Show the latest created container (includes all states)
+    #[arg(short = 'l', long = "latest")]
+    pub latest: bool,
+    /// Display total file sizes
+    #[arg(short = 's', long = "size")]
+    pub size: bool,
+    /// Format output using a custom template
+    #[arg(long = "format")]
+    pub format: Option<String>,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+}
+
+fn ports_string(c: &ContainerSummary) -> String {
+    let mut v: Vec<String> = c
+        .ports
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let proto = p.typ.map(|t| t.to_string()).filter(|t| !t.is_empty()).unwrap_or_else(|| "tcp".to_owned());
+            match p.public_port {
+                Some(pp) if pp != 0 => {
+                    let ip = p.ip.clone().unwrap_or_default();
+                    let ip = if ip.contains(':') { format!("[{ip}]") } else { ip };
+                    format!("{ip}:{pp}->{}/{proto}", p.private_port)
+                }
+                _ => format!("{}/{proto}", p.private_port),
+            }
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v.join(", ")
+}
+
+/// The fields docker's `ps` formatter exposes, as strings.
+pub fn ps_context(c: &ContainerSummary, trunc: bool, now: i64) -> Vec<(&'static str, String)> {
+    let id = c.id.clone().unwrap_or_default();
+    let cmd = c.command.clone().unwrap_or_default();
+    let cmd = format!("\"{}\"", if trunc { ellipsis(&cmd, 20) } else { cmd });
+    let mut names: Vec<String> =
+        c.names.clone().unwrap_or_default().iter().map(|n| n.trim_start_matches('/').to_owned()).collect();
+    if trunc {
+        // Docker hides link aliases (names with a further slash) unless --no-trunc.
+        names.retain(|n| !n.contains('/'));
+    }
+    let mut labels: Vec<String> =
+        c.labels.clone().unwrap_or_default().iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.sort();
+    let mounts: Vec<String> = c
+        .mounts
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let n = m.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| m.source.clone().unwrap_or_default());
+            if trunc { ellipsis(&n, 15) } else { n }
+        })
+        .collect();
+    let mut nets: Vec<String> = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    nets.sort();
+    let size = match (c.size_rw, c.size_root_fs) {
+        (None, None) => "0B".to_owned(),
+        (rw, root) => {
+            let s = human_size(rw.unwrap_or(0) as f64);
+            match root {
+                Some(r) if r > 0 => format!("{s} (virtual {})", human_size(r as f64)),
+                _ => s,
+            }
+        }
+    };
+    vec![
+        ("ID", if trunc { short(&id) } else { id }),
+        ("Image", c.image.clone().unwrap_or_default()),
+        ("Command", cmd),
+        ("CreatedAt", go_time(c.created.unwrap_or(0))),
+        ("RunningFor", ago(c.created.unwrap_or(0), now)),
+        ("Ports", ports_string(c)),
+        ("State", c.state.map(|s| s.to_string()).unwrap_or_default()),
+        ("Status", c.status.clone().unwrap_or_default()),
+        ("Size", size),
+        ("Names", names.join(",")),
+        ("Labels", labels.join(",")),
+        ("Mounts", mounts.join(",")),
+        ("Networks", nets.join(",")),
+        (
+            "LocalVolumes",
+            c.mounts.as_ref().map(|m| m.iter().filter(|m| m.name.is_some()).count()).unwrap_or(0).to_string(),
+        ),
+    ]
+}
+
+const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+];
+
+/// Renders `ps` output (table or `--format`) from the daemon's list.
+pub fn ps_output(list: &[ContainerSummary], a: &PsArgs, now: i64) -> Result<String, CliError> {
+    let trunc = !a.no_trunc;
+    if a.quiet && a.format.is_none() {
+        return Ok(list.iter().map(|c| format!("{}\n", ps_context(c, trunc, now)[0].1)).collect());
+    }
+    let fmt = match &a.format {
+        Some(f) if f != "table" => f.clone(),
+        _ => {
+            let mut f = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+                .to_owned();
+            if a.size {
+                f.push_str("\t{{.Size}}");
+            }
+            f
+        }
+    };
+    let rows: Vec<_> = list.iter().map(|c| string_map(&ps_context(c, trunc, now))).collect();
+    let headers: BTreeMap<&str, &str> = PS_HEADERS.iter().copied().collect();
+    Ok(render(&Format::new(&fmt), &headers, &rows)?)
+}
+
+/// `ps`.
+pub async fn ps(c: &Client, a: PsArgs) -> Res {
+    let limit = if a.latest {
+        Some(1)
+    } else if a.last > 0 {
+        Some(a.last)
+    } else {
+        None
+    };
+    let q = query::ListContainers { all: a.all, limit, size: a.size, filters: parse_filters(&a.filter)? };
+    let list = c.list_containers(&q).await?;
+    out(&ps_output(&list, &a, now())?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::models::{ContainerSummaryStateEnum, PortSummary, PortSummaryTypeEnum};
+
+    fn ps_args() -> PsArgs {
+        PsArgs {
+            all: true,
+            quiet: false,
+            no_trunc: false,
+            last: -1,
+            latest: false,
+            size: false,
+            format: None,
+            filter: vec![],
+        }
+    }
+
+    fn container() -> ContainerSummary {
+        ContainerSummary {
+            id: Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".to_owned()),
+            names: Some(vec!["/web".to_owned()]),
+            image: Some("busybox".to_owned()),
+            command: Some("sh -c 'sleep 1000; echo done'".to_owned()),
+            created: Some(1000),
+            state: Some(ContainerSummaryStateEnum::RUNNING),
+            status: Some("Up 3 minutes".to_owned()),
+            ports: Some(vec![PortSummary {
+                ip: Some("0.0.0.0".to_owned()),
+                private_port: 80,
+                public_port: Some(8080),
+                typ: Some(PortSummaryTypeEnum::TCP),
+            }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ps_table() {
+        let out = ps_output(&[container()], &ps_args(), 1005).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "CONTAINER ID   IMAGE     COMMAND                  CREATED         STATUS         PORTS                  NAMES"
+        );
+        assert_eq!(
+            lines[1],
+            "0123456789ab   busybox   \"sh -c 'sleep 1000; …\"   5 seconds ago   Up 3 minutes   0.0.0.0:8080->80/tcp   web"
+        );
+        let empty = ps_output(&[], &ps_args(), 0).unwrap();
+        assert_eq!(empty, "CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n");
+        let q = ps_output(&[container()], &PsArgs { quiet: true, ..ps_args() }, 0).unwrap();
+        assert_eq!(q, "0123456789ab\n");
+        let f = ps_output(&[container()], &PsArgs { format: Some("{{.Names}} {{.State}}".into()), ..ps_args() }, 0)
+            .unwrap();
+        assert_eq!(f, "web running\n");
+        let f =
+            ps_output(&[container()], &PsArgs { format: Some("table {{.ID}}\\t{{.Image}}".into()), ..ps_args() }, 0)
+                .unwrap();
+        assert_eq!(f, "CONTAINER ID   IMAGE\n0123456789ab   busybox\n");
+    }
+
+    #[test]
+    fn since_forms() {
+        assert_eq!(parse_since("1700000000", 0).unwrap(), "1700000000");
+        assert_eq!(parse_since("10m", 1000).unwrap(), "400");
+        assert_eq!(parse_since("1h30m", 10000).unwrap(), "4600");
+        assert_eq!(parse_since("2024-01-01T00:00:00Z", 0).unwrap(), "1704067200");
+        assert!(parse_since("yesterday", 0).is_err());
+    }
+}
