@@ -12,6 +12,8 @@
 
 mod step;
 
+pub use self::step::MAX_CONFIG_BYTES;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -429,6 +429,10 @@ impl Solver<'_> {
         st.key = key.clone();
         let mut config = serde_json::to_value(&st.config).map_err(Error::Json)?;
         st.extras.merge_into(&mut config);
+        let size = serde_json::to_vec(&config).map_err(Error::Json)?.len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(Error::ConfigTooLarge { size, limit: MAX_CONFIG_BYTES });
+        }
         let _ = self.cache.put(&key, &CachedState { layers: st.layers.clone(), config, shell: None });
         Ok(())
     }
@@ -516,6 +520,10 @@ impl Solver<'_> {
     }
 }
 
+/// The most bytes an image config may take while it is built (a few KiB in real images):
+/// each step's result is checked, so many large words cannot add up past it.
+pub const MAX_CONFIG_BYTES: usize = 16 << 20;
+
 /// A RUN step's parts.
 struct RunStep<'p> {
     cmd: &'p Command,
@@ -570,14 +578,13 @@ fn apply_config(
     let expand = |s: &str| lowering.expand_word(s, env);
     match step {
         Step::Env(kvs) => {
+            // Every value sees the variables as they were before this instruction, as in
+            // BuildKit: `ENV a=2 b=$a` gives b the old a.
             let mut e = env_list(cfg);
-            let mut scope = env.to_vec();
             for (k, v) in kvs {
-                let v = lowering.expand_word(v, &scope)?;
+                let v = expand(v)?;
                 e.retain(|x| x.split('=').next() != Some(k.as_str()));
                 e.push(format!("{k}={v}"));
-                scope.retain(|(x, _)| x != k);
-                scope.push((k.clone(), v));
             }
             cfg.set_env(Some(e));
         }
@@ -762,7 +769,8 @@ mod tests {
         let img = img.unwrap();
         let cfg = config_of(&img);
         let env = cfg.env().clone().unwrap();
-        assert!(env.contains(&"A=1".to_owned()) && env.contains(&"B=1x".to_owned()), "{env:?}");
+        // `${A}` is A before this ENV (unset), as in Docker: B=x, not 1x.
+        assert!(env.contains(&"A=1".to_owned()) && env.contains(&"B=x".to_owned()), "{env:?}");
         assert_eq!(cfg.labels().clone().unwrap()["l"], "2");
         assert_eq!(cfg.exposed_ports().clone().unwrap(), vec!["80/tcp"]);
         assert_eq!(cfg.user().as_deref(), Some("app"));
@@ -808,6 +816,54 @@ mod tests {
         );
         assert!(std::error::Error::source(&e).is_some(), "the cause is kept as the source");
         assert!(events.iter().any(|e| e.index == 3 && matches!(e.kind, EventKind::Failed)));
+    }
+
+    #[test]
+    fn env_and_label_pairs_see_the_values_from_before_the_instruction() {
+        let f = Fixture::new();
+        let df = "FROM scratch\nENV a=1\nENV a=2 b=$a c=${b:-unset}\nLABEL l=1\nLABEL l=2 m=$l\n";
+        let (img, _) = f.build(df, BuildRequest::default());
+        let cfg = config_of(&img.unwrap());
+        let env = cfg.env().clone().unwrap();
+        assert!(env.contains(&"a=2".to_owned()), "{env:?}");
+        assert!(env.contains(&"b=1".to_owned()) && env.contains(&"c=unset".to_owned()), "{env:?}");
+        // LABEL values see the environment, never other labels.
+        assert_eq!(cfg.labels().clone().unwrap()["m"], "");
+    }
+
+    #[test]
+    fn a_doubling_env_bomb_fails_at_its_line() {
+        let f = Fixture::new();
+        let mut df = String::from("FROM scratch\nENV V0=x\n");
+        for n in 1..=40 {
+            df.push_str(&format!("ENV V{n}=$V{}$V{}\n", n - 1, n - 1));
+        }
+        let started = std::time::Instant::now();
+        let (r, _) = f.build(&df, BuildRequest::default());
+        let e = r.unwrap_err();
+        // V20 is 1 MiB, the bound itself; V21 (line 23) would pass it.
+        assert_eq!(e.location(), Some(("Dockerfile", 23)), "{e}");
+        assert!(e.to_string().contains("expanded word is longer than 1048576 bytes"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "fails fast");
+    }
+
+    #[test]
+    fn many_large_words_cannot_grow_the_config_past_its_bound() {
+        let f = Fixture::new();
+        let mut df = String::from("FROM scratch\nENV V0=x\n");
+        for n in 1..=20 {
+            df.push_str(&format!("ENV V{n}=$V{}$V{}\n", n - 1, n - 1));
+        }
+        // Each LABEL adds 2 MiB (a 1 MiB key's value, twice); the config passes 16 MiB
+        // after a few.
+        for n in 0..10 {
+            df.push_str(&format!("LABEL l{n}=$V20 m{n}=$V20\n"));
+        }
+        let (r, _) = f.build(&df, BuildRequest::default());
+        let e = r.unwrap_err();
+        assert!(matches!(&e, Error::Step { source, .. } if matches!(**source, Error::ConfigTooLarge { .. })), "{e}");
+        let (_, line) = e.location().unwrap();
+        assert!((23..=32).contains(&line), "{e}");
     }
 
     #[test]
