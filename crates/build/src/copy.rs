@@ -897,8 +897,11 @@ pub trait SourceRoot: Sync {
     /// Resolves patterns to sources, leaving out what `exclude` matches, and hashes them
     /// for the cache key.
     fn resolve(&self, patterns: &[String], exclude: &[String]) -> Result<(Vec<Source>, Digest), Error>;
-    /// Host path of the root (for bind mounts).
+    /// Host path of the root.
     fn path(&self) -> &Path;
+    /// Everything the root shows (the whole tree but what `.dockerignore` hides), as one
+    /// directory source, without hashing it: what a bind mount of the root may see.
+    fn visible(&self) -> Result<Vec<Source>, Error>;
 }
 
 impl SourceRoot for Context {
@@ -910,6 +913,10 @@ impl SourceRoot for Context {
 
     fn path(&self) -> &Path {
         &self.root
+    }
+
+    fn visible(&self) -> Result<Vec<Source>, Error> {
+        resolve_sources(self, &[".".to_owned()])
     }
 }
 
@@ -930,6 +937,10 @@ impl SourceRoot for DirRoot {
 
     fn path(&self) -> &Path {
         &self.0.root
+    }
+
+    fn visible(&self) -> Result<Vec<Source>, Error> {
+        self.0.visible()
     }
 }
 

@@ -16,6 +16,7 @@ use super::{
     ensure_default_path, env_list, expand_simple, url_file_name,
 };
 use crate::Error;
+use crate::bindmount::StepScratch;
 use crate::cache::CachedState;
 use crate::copy::{CopyOpts, DirRoot, Source, SourceRoot};
 use crate::executor::{Network, RunSpec, StepMount};
@@ -139,7 +140,8 @@ impl Solver<'_> {
         if run.insecure && !req.allow.iter().any(|a| a == "security.insecure") {
             return Err(Error::InsecureNotAllowed);
         }
-        let spec = self.run_spec(cx, st, &run, &env)?;
+        // `scratch` holds the step's writable bind mounts until the step is over.
+        let (spec, scratch) = self.run_spec(cx, st, &run, &env)?;
         let layer = crate::rootfs::with_root(self.images, &self.work_root, &st.layers, |dir, rootfs| {
             let mut tail = Vec::new();
             let code = self
@@ -162,20 +164,23 @@ impl Solver<'_> {
                 return Err(Error::RunFailed { command: spec.args.join(" "), code, tail: last });
             }
             Ok(())
-        })?;
+        });
+        drop(scratch);
+        let layer = layer?;
         let cfg = st.config.config().clone().unwrap_or_default();
         self.commit(st, cfg, layer, text, key)
     }
 
     /// What the executor runs for a RUN step: argv, environment (config env, then the
-    /// stage's ARGs, then the proxy build args), working dir, user, network and mounts.
+    /// stage's ARGs, then the proxy build args), working dir, user, network and mounts;
+    /// with the writable copies its `rw` bind mounts use, to drop when the step is over.
     fn run_spec(
         &self,
         cx: &StepCx<'_, '_>,
         st: &State,
         run: &RunStep<'_>,
         env: &[(String, String)],
-    ) -> Result<RunSpec, Error> {
+    ) -> Result<(RunSpec, StepScratch), Error> {
         let req = cx.ctx.req;
         let cfg = st.config.config().clone().unwrap_or_default();
         let mut run_env = env_list(&cfg);
@@ -190,6 +195,7 @@ impl Solver<'_> {
             }
         }
         let mut mounts = Vec::new();
+        let mut scratch = StepScratch::default();
         let mut ssh_index = 0;
         for m in run.mounts {
             let m = match m {
@@ -209,9 +215,9 @@ impl Solver<'_> {
                 }
                 m => m,
             };
-            mounts.extend(self.step_mount(cx, &m)?);
+            mounts.extend(self.step_mount(cx, &m, &mut scratch)?);
         }
-        Ok(RunSpec {
+        let spec = RunSpec {
             args: command_vec(run.cmd, &st.shell()),
             env: run_env,
             cwd: cfg.working_dir().clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
@@ -222,12 +228,19 @@ impl Solver<'_> {
             privileged: run.insecure,
             shm_size: req.shm_size,
             extra_hosts: req.extra_hosts.clone(),
-        })
+        };
+        Ok((spec, scratch))
     }
 
     /// A `RUN --mount` as the executor mounts it; None for an optional secret or agent the
-    /// build was not given.
-    fn step_mount(&self, cx: &StepCx<'_, '_>, m: &RunMount) -> Result<Option<StepMount>, Error> {
+    /// build was not given. A bind of the context sees its filtered view, never the
+    /// client's directory; an `rw` bind gets a writable copy in `scratch`.
+    fn step_mount(
+        &self,
+        cx: &StepCx<'_, '_>,
+        m: &RunMount,
+        scratch: &mut StepScratch,
+    ) -> Result<Option<StepMount>, Error> {
         let req = cx.ctx.req;
         match m {
             RunMount::Cache { target, id } => {
@@ -247,7 +260,7 @@ impl Solver<'_> {
             },
             RunMount::Bind { from, source, target, rw } => {
                 let root = match from {
-                    None => cx.ctx.context.path().to_path_buf(),
+                    None => cx.ctx.context_view.root(cx.ctx.context)?,
                     Some(f) => self.mount_from(cx, f)?.0,
                 };
                 let src = root.join(source.trim_start_matches('/'));
@@ -256,7 +269,10 @@ impl Solver<'_> {
                 if !canon.starts_with(root.canonicalize().map_err(bind_err)?) {
                     return Err(Error::BindOutside { path: source.clone() });
                 }
-                Ok(Some(StepMount::Bind { source: canon, target: target.clone(), readonly: !rw }))
+                // The view and stage roots are shared by the build's steps: writes go to a
+                // copy of the step's own, as BuildKit discards them.
+                let source = if *rw { scratch.writable(&self.work_root, &canon)? } else { canon };
+                Ok(Some(StepMount::Bind { source, target: target.clone(), readonly: !rw }))
             }
             RunMount::Tmpfs { target, size } => Ok(Some(StepMount::Tmpfs { target: target.clone(), size: *size })),
             RunMount::Ssh { id, target, required } => match req.ssh.get(id) {
@@ -922,6 +938,7 @@ mod tests {
             auto: &[],
             platforms: &platforms,
             context: &context,
+            context_view: crate::bindmount::ContextView::new(&f.root.join("builder")),
             events: &|_| {},
         };
         let done = BTreeMap::new();
@@ -938,7 +955,7 @@ mod tests {
             extras: ConfigExtras::default(),
         };
         let run = RunStep { cmd, mounts, network: *network, insecure: *insecure };
-        let spec = solver.run_spec(&cx, &st, &run, &solver.env_of(&st)).unwrap();
+        let (spec, _scratch) = solver.run_spec(&cx, &st, &run, &solver.env_of(&st)).unwrap();
         assert_eq!(spec.args, vec!["/bin/sh", "-c", "echo"]);
         assert_eq!(
             spec.env,
