@@ -387,20 +387,18 @@ impl Solver<'_> {
     /// which also declares the stage's build args.
     fn config_step(&self, cx: &StepCx<'_, '_>, st: &mut State, step: &Step, text: &str) -> Result<(), Error> {
         let env = self.env_of(st);
-        let lowering = &*cx.ctx.plan.lowering;
-        let expand = |s: &str| lowering.expand_word(s, &env);
         let key = step_key(st, text, Vec::new(), &env);
         if self.take_cached(cx, st, &key) {
             // ARG values are not part of the cached state.
             if let Step::Arg(a) = step {
-                declare_args(cx.ctx, st, a, &expand)?;
+                declare_args(cx.ctx, st, a, &env)?;
             }
             return Ok(());
         }
         let mut cfg = st.config.config().clone().unwrap_or_default();
         apply_config(cx.ctx, st, &mut cfg, step, &env)?;
         if let Step::Arg(a) = step {
-            declare_args(cx.ctx, st, a, &expand)?;
+            declare_args(cx.ctx, st, a, &env)?;
         }
         self.commit(st, cfg, None, text, key)
     }
@@ -666,18 +664,26 @@ fn apply_config(
 }
 
 /// `ARG name[=default]`: the value is the build arg, else the default (expanded), else
-/// the global ARG's or the automatic platform ARG's value.
+/// the global ARG's or the automatic platform ARG's value. Unlike ENV's, each default
+/// sees the ARGs declared before it on the same line (`ARG a=2 b=$a` gives b=2), as in
+/// BuildKit's dispatchArg; an ENV of the same name still wins, as in [`Solver::env_of`].
 fn declare_args(
     ctx: &Ctx<'_>,
     st: &mut State,
     args: &[(String, Option<String>)],
-    expand: &dyn Fn(&str) -> Result<String, Error>,
+    env: &[(String, String)],
 ) -> Result<(), Error> {
+    let lowering = &*ctx.plan.lowering;
+    let from_env: Vec<String> = env_list(&st.config.config().clone().unwrap_or_default())
+        .into_iter()
+        .map(|e| e.split_once('=').map_or(e.clone(), |(k, _)| k.to_owned()))
+        .collect();
+    let mut scope = env.to_vec();
     for (k, default) in args {
         let v = match ctx.req.build_args.get(k) {
             Some(v) => Some(v.clone()),
             None => match default {
-                Some(d) => Some(expand(d)?),
+                Some(d) => Some(lowering.expand_word(d, &scope)?),
                 // `ARG name` inside a stage takes the global value, if any, or the
                 // automatic platform value (`ARG TARGETARCH`).
                 None => ctx.global.iter().chain(ctx.auto.iter()).find(|(g, _)| g == k).map(|(_, v)| v.clone()),
@@ -685,6 +691,10 @@ fn declare_args(
         };
         st.args.retain(|(x, _)| x != k);
         if let Some(v) = v {
+            if !from_env.contains(k) {
+                scope.retain(|(x, _)| x != k);
+                scope.push((k.clone(), v.clone()));
+            }
             st.args.push((k.clone(), v));
         }
     }
@@ -845,6 +855,16 @@ mod tests {
         assert!(env.contains(&"b=1".to_owned()) && env.contains(&"c=unset".to_owned()), "{env:?}");
         // LABEL values see the environment, never other labels.
         assert_eq!(cfg.labels().clone().unwrap()["m"], "");
+    }
+
+    #[test]
+    fn arg_defaults_see_the_args_before_them_on_the_same_line() {
+        let f = Fixture::new();
+        let df = "FROM scratch\nARG a=1\nARG a=2 b=$a\nENV e=1\nARG e=2 c=$e\nLABEL b=$b c=$c\n";
+        let (img, _) = f.build(df, BuildRequest::default());
+        let labels = config_of(&img.unwrap()).labels().clone().unwrap();
+        assert_eq!(labels["b"], "2", "as BuildKit's dispatchArg");
+        assert_eq!(labels["c"], "1", "an ENV of the same name wins over the ARG");
     }
 
     #[test]
