@@ -130,3 +130,22 @@ cat /dest/ok.txt /dest/tmp/evil; echo; echo ADD-CHE''CKED\n";
     let ls = ok(&d.berth(&["run", "--rm", "addtest:1", "ls", "/tmp"]));
     assert!(!ls.contains("evil"), "{ls}");
 }
+
+#[test]
+fn rw_bind_mounts_of_a_stage_do_not_change_what_later_steps_read() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let df = "FROM busybox AS base\nRUN mkdir -p /data && echo orig > /data/f\n\
+FROM busybox\n\
+RUN --mount=type=bind,from=base,source=/data,target=/d,rw sh -c 'echo CHAN''GED > /d/f && touch /d/new'\n\
+RUN --mount=type=bind,from=base,source=/data,target=/d sh -c 'cat /d/f; ls /d'\n\
+COPY --from=base /data /copied\n";
+    let dir = d.dir_with("stagebind", df);
+    let out = d.build_plain(&dir, &["-t", "stagebind:1", "."]);
+    let log = output(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains("CHANGED"), "the rw step's write is gone in the next step: {log}");
+    let ls = ok(&d.berth(&["run", "--rm", "stagebind:1", "sh", "-c", "cat /copied/f; ls /copied"]));
+    assert_eq!(ls, "orig\nf\n", "COPY --from sees the stage as it was built");
+    assert!(leftovers(&d).is_empty(), "scratch copies are removed: {:?}", leftovers(&d));
+}
