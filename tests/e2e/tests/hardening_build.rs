@@ -149,3 +149,18 @@ COPY --from=base /data /copied\n";
     assert_eq!(ls, "orig\nf\n", "COPY --from sees the stage as it was built");
     assert!(leftovers(&d).is_empty(), "scratch copies are removed: {:?}", leftovers(&d));
 }
+
+#[test]
+fn a_run_step_with_a_context_bind_reruns_when_the_files_it_sees_change() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let dir = d.dir_with("rerun", "FROM busybox\nRUN --mount=type=bind,target=/ctx cat /ctx/v.txt\n");
+    std::fs::write(dir.join("v.txt"), "VALUE-ONE\n").unwrap();
+    let log = output(&d.build_plain(&dir, &["-t", "rerun:1", "."]));
+    assert!(log.contains("VALUE-ONE"), "{log}");
+    let log = output(&d.build_plain(&dir, &["-t", "rerun:1", "."]));
+    assert!(log.contains(" CACHED"), "unchanged: cached: {log}");
+    std::fs::write(dir.join("v.txt"), "VALUE-TWO\n").unwrap();
+    let log = output(&d.build_plain(&dir, &["-t", "rerun:1", "."]));
+    assert!(log.contains("VALUE-TWO"), "a changed file reruns the step: {log}");
+}

@@ -133,6 +133,7 @@ impl Solver<'_> {
         if !req.extra_hosts.is_empty() {
             parts.push(req.extra_hosts.join(","));
         }
+        parts.extend(self.bind_keys(cx, run.mounts, &env));
         let key = step_key(st, text, parts, &env);
         if self.take_cached(cx, st, &key) {
             return Ok(());
@@ -454,16 +455,47 @@ impl Solver<'_> {
     /// A stage's or image's root for `COPY --from` and `--mount from=`, mounted read-only,
     /// with the key that stands for its content.
     fn mount_from(&self, cx: &StepCx<'_, '_>, from: &str) -> Result<(std::path::PathBuf, Digest), Error> {
-        let (layers, key) = match cx.ctx.plan.stage_index(from).and_then(|i| cx.done.get(&i)) {
-            Some(st) => (st.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(), st.key.clone()),
+        let (layers, key) = self.source_layers(cx, from)?;
+        let root = crate::rootfs::mount_read_only(self.images, &self.work_root, &self.from_roots, &layers, &key)?;
+        Ok((root, key))
+    }
+
+    /// The layers of a stage or image `from=` names, with the key that stands for them.
+    fn source_layers(&self, cx: &StepCx<'_, '_>, from: &str) -> Result<(Vec<Digest>, Digest), Error> {
+        Ok(match cx.ctx.plan.stage_index(from).and_then(|i| cx.done.get(&i)) {
+            Some(st) => (st.layers.iter().map(|l| l.diff_id.clone()).collect(), st.key.clone()),
             None => {
                 let img =
                     self.images.resolve(from).map_err(|source| Error::FromImage { name: from.to_owned(), source })?;
                 (img.diff_ids.clone(), img.id.clone())
             }
-        };
-        let root = crate::rootfs::mount_read_only(self.images, &self.work_root, &self.from_roots, &layers, &key)?;
-        Ok((root, key))
+        })
+    }
+
+    /// What a RUN step's bind mounts read, for its cache key, as BuildKit keys a mount by
+    /// its content: the digest of the context files a bind of the context sees, the key of
+    /// the stage or image a `from=` bind reads. A mount that cannot be resolved adds
+    /// nothing here; the step fails on it when it runs.
+    fn bind_keys(&self, cx: &StepCx<'_, '_>, mounts: &[RunMount], env: &[(String, String)]) -> Vec<String> {
+        let mut out = Vec::new();
+        for m in mounts {
+            let m = match m {
+                RunMount::Deferred(raw) => match cx.ctx.plan.lowering.mount(raw, env) {
+                    Ok(m) => m,
+                    Err(_) => continue,
+                },
+                m => m.clone(),
+            };
+            let RunMount::Bind { from, source, .. } = m else { continue };
+            let key = match &from {
+                None => cx.ctx.context.resolve(std::slice::from_ref(&source), &[]).map(|(_, d)| d),
+                Some(f) => self.source_layers(cx, f).map(|(_, k)| k),
+            };
+            if let Ok(k) = key {
+                out.push(format!("bind {} {source} {k}", from.as_deref().unwrap_or("context")));
+            }
+        }
+        out
     }
 
     /// Fetches one `ADD` URL into `dir`: a git repository's tree, or a downloaded file
@@ -900,6 +932,41 @@ mod tests {
         assert!(matches!(&e, Error::Step { source, .. } if matches!(**source, Error::ConfigTooLarge { .. })), "{e}");
         let (_, line) = e.location().unwrap();
         assert!((23..=32).contains(&line), "{e}");
+    }
+
+    #[test]
+    fn bind_mounts_key_run_steps_by_what_they_read() {
+        let f = Fixture::new();
+        let solver = f.solver();
+        let plan = crate::frontend::plan(
+            "FROM scratch\nRUN --mount=type=bind,source=src,target=/s --mount=type=cache,target=/c true\n",
+            "Dockerfile",
+        )
+        .unwrap();
+        let Step::Run { mounts, .. } = &plan.stages[0].steps[1].2 else { panic!("not a RUN") };
+        let req = BuildRequest::default();
+        let platforms = Platforms::new(None).unwrap();
+        let ctx_dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(ctx_dir.path().join("src")).unwrap();
+        std::fs::write(ctx_dir.path().join("src/a"), "1").unwrap();
+        let context = DirRoot::new(ctx_dir.path());
+        let ctx = Ctx {
+            plan: &plan,
+            req: &req,
+            global: &[],
+            auto: &[],
+            platforms: &platforms,
+            context: &context,
+            context_view: crate::bindmount::ContextView::new(&f.root.join("builder")),
+            events: &|_| {},
+        };
+        let done = BTreeMap::new();
+        let cx = StepCx { ctx: &ctx, done: &done, no_cache: false, emit: &|_| {} };
+        let first = solver.bind_keys(&cx, mounts, &[]);
+        assert_eq!(first.len(), 1, "only the bind mount counts: {first:?}");
+        assert_eq!(solver.bind_keys(&cx, mounts, &[]), first);
+        std::fs::write(ctx_dir.path().join("src/a"), "2").unwrap();
+        assert_ne!(solver.bind_keys(&cx, mounts, &[]), first, "a changed source changes the key");
     }
 
     #[test]
