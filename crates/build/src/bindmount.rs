@@ -84,7 +84,9 @@ impl StepScratch {
             std::fs::copy(source, &copy).map_err(|e| Error::io("copy", source, e))?;
             return Ok(copy);
         }
-        let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+        // `rootfs` as in a step root, so the daemon's start-up sweep of builder/ unmounts a
+        // copy a crash left behind.
+        let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
         for d in [&upper, &work, &merged] {
             std::fs::create_dir(d).map_err(|e| Error::io("create", d, e))?;
         }
@@ -115,7 +117,7 @@ impl StepScratch {
 impl Drop for StepScratch {
     fn drop(&mut self) {
         for dir in &self.dirs {
-            let merged = dir.join("merged");
+            let merged = dir.join("rootfs");
             match rustix::mount::unmount(&merged, UnmountFlags::empty()) {
                 Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
                 // Still pinned by a late process: detach, the kernel finishes later.
