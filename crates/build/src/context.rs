@@ -74,7 +74,7 @@ impl Context {
             Context { root: dir.clone(), ignore: IgnoreMatcher::default(), kind: RootKind::BuildContext, owned: true };
         ctx.root = std::fs::canonicalize(&dir).map_err(|e| Error::io("open", &dir, e))?;
         let rootfd = open_root(&ctx.root).map_err(|e| Error::io("open", &ctx.root, e))?;
-        let opts = ExtractOpts { devices: false, owner: Some((0, 0)) };
+        let opts = ExtractOpts { devices: Devices::Skip, label: "build context", owner: Some((0, 0)) };
         with_decompressed(BufReader::new(reader), |r| extract_tar(r, &rootfd, "/", &opts))
             .map_err(|source| Error::Archive { what: "build context", source })?;
         let df = clean_path(dockerfile.trim_start_matches('/'));
@@ -96,8 +96,10 @@ impl Context {
 
 /// Options for [`extract_tar`].
 pub(crate) struct ExtractOpts {
-    /// Create device nodes and FIFOs (ADD into an image) or skip them (uploaded contexts).
-    pub devices: bool,
+    /// What becomes of device nodes and FIFOs (see [`Devices`]).
+    pub devices: Devices,
+    /// What is unpacked, for messages (`archive`, `build context`).
+    pub label: &'static str,
     /// Owner for everything extracted; `None` keeps the tar's.
     pub owner: Option<(u32, u32)>,
 }
@@ -206,11 +208,12 @@ pub(crate) fn split_parent(path: &str) -> (&str, &str) {
 /// `berth_base::fsroot`'s copy rules: neither `..` nor symlinks (in the tar or already in
 /// the root) can send a write outside the root.
 pub(crate) fn extract_tar(r: &mut dyn Read, rootfd: &OwnedFd, dest: &str, opts: &ExtractOpts) -> io::Result<()> {
-    let (label, devices) = if opts.devices { ("archive", Devices::Create) } else { ("build context", Devices::Skip) };
-    unpack_tar(r, rootfd, dest, &TarOptions::copy(label, opts.owner, devices)).map(drop).map_err(|e| match e {
-        berth_base::Error::Fs { ref source, .. } => io::Error::new(source.kind(), e),
-        e => io::Error::new(io::ErrorKind::InvalidData, e),
-    })
+    unpack_tar(r, rootfd, dest, &TarOptions::copy(opts.label, opts.owner, opts.devices)).map(drop).map_err(
+        |e| match e {
+            berth_base::Error::Fs { ref source, .. } => io::Error::new(source.kind(), e),
+            e => io::Error::new(io::ErrorKind::InvalidData, e),
+        },
+    )
 }
 
 /// Borrowed view used by [`crate::copy`] to open files below a context's root.

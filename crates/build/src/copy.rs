@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use berth_base::Digest;
-use berth_base::fsroot::{open_in_root, open_root, read_in_root};
+use berth_base::fsroot::{Devices, open_in_root, open_root, read_in_root};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Stat, Timespec, Timestamps, Uid};
 use sha2::Digest as _;
 
@@ -500,11 +500,17 @@ pub fn copy_into(sources: &[Source], dest: &str, workdir: &str, root: &Path, opt
         }
         let Some(e) = s.entries.first() else { continue };
         if opts.add && is_archive(&srcfd, &e.path, &s.root)? {
-            ensure_dir(&rootfd, &dest_abs, owner).map_err(|err| Error::io("create directory", &dest_abs, err))?;
+            // The destination is the archive's root, as Docker unpacks it chrooted there: a
+            // symlink in the tar (`x -> /tmp`) resolves inside it, so `x/evil` lands in
+            // dest/tmp, never in the image's /tmp.
+            let destfd =
+                ensure_dir(&rootfd, &dest_abs, owner).map_err(|err| Error::io("create directory", &dest_abs, err))?;
             let fd = open_in_root(&srcfd, &e.path, OFlags::RDONLY | OFlags::NOFOLLOW, Mode::empty())
                 .map_err(|err| Error::io("open", s.root.join(e.path.trim_start_matches('/')), err))?;
-            let xopts = ExtractOpts { devices: true, owner: opts.chown };
-            with_decompressed(BufReader::new(File::from(fd)), |r| extract_tar(r, &rootfd, &dest_abs, &xopts))
+            // Device nodes and FIFOs are left out, as Docker leaves them out where it may
+            // not create devices (rootless, user namespaces); `import` refuses them.
+            let xopts = ExtractOpts { devices: Devices::Skip, label: "tar archive", owner: opts.chown };
+            with_decompressed(BufReader::new(File::from(fd)), |r| extract_tar(r, &destfd, "/", &xopts))
                 .map_err(|source| Error::Archive { what: "archive", source })?;
             continue;
         }
@@ -546,9 +552,10 @@ pub fn write_file(
 }
 
 /// Extracts a tar stream (plain, gzip, zstd, bzip2 or xz) into the directory `dest` inside
-/// `root`, creating it if needed: what ADD does with a local archive, usable for any tar
-/// that must land in a root filesystem. Nothing is written outside `root`; owners come
-/// from the tar unless `chown` is given; device nodes and FIFOs are created.
+/// `root`, creating it if needed, usable for any tar that must land in a root filesystem.
+/// `dest` is the tar's root: nothing is written outside it, whatever symlinks the tar
+/// holds; owners come from the tar unless `chown` is given; FIFOs are created and device
+/// nodes refused, as `import` refuses them.
 pub fn extract_archive(
     reader: impl Read + Send,
     root: &Path,
@@ -557,9 +564,10 @@ pub fn extract_archive(
 ) -> Result<(), Error> {
     let rootfd = open_root(root).map_err(|e| Error::io("open", root, e))?;
     let dest = clean_path(&format!("/{dest}"));
-    ensure_dir(&rootfd, &dest, chown.unwrap_or((0, 0))).map_err(|e| Error::io("create directory", &dest, e))?;
-    let xopts = ExtractOpts { devices: true, owner: chown };
-    with_decompressed(BufReader::new(reader), |r| extract_tar(r, &rootfd, &dest, &xopts))
+    let destfd =
+        ensure_dir(&rootfd, &dest, chown.unwrap_or((0, 0))).map_err(|e| Error::io("create directory", &dest, e))?;
+    let xopts = ExtractOpts { devices: Devices::Refuse, label: "tar archive", owner: chown };
+    with_decompressed(BufReader::new(reader), |r| extract_tar(r, &destfd, "/", &xopts))
         .map_err(|source| Error::Archive { what: "archive", source })
 }
 
@@ -889,8 +897,11 @@ pub trait SourceRoot: Sync {
     /// Resolves patterns to sources, leaving out what `exclude` matches, and hashes them
     /// for the cache key.
     fn resolve(&self, patterns: &[String], exclude: &[String]) -> Result<(Vec<Source>, Digest), Error>;
-    /// Host path of the root (for bind mounts).
+    /// Host path of the root.
     fn path(&self) -> &Path;
+    /// Everything the root shows (the whole tree but what `.dockerignore` hides), as one
+    /// directory source, without hashing it: what a bind mount of the root may see.
+    fn visible(&self) -> Result<Vec<Source>, Error>;
 }
 
 impl SourceRoot for Context {
@@ -902,6 +913,10 @@ impl SourceRoot for Context {
 
     fn path(&self) -> &Path {
         &self.root
+    }
+
+    fn visible(&self) -> Result<Vec<Source>, Error> {
+        resolve_sources(self, &[".".to_owned()])
     }
 }
 
@@ -922,6 +937,10 @@ impl SourceRoot for DirRoot {
 
     fn path(&self) -> &Path {
         &self.0.root
+    }
+
+    fn visible(&self) -> Result<Vec<Source>, Error> {
+        self.0.visible()
     }
 }
 

@@ -345,6 +345,15 @@ pub enum Error {
         /// The agent's id.
         id: String,
     },
+    /// The image config grew past the builder's bound (see
+    /// [`crate::solver::MAX_CONFIG_BYTES`]).
+    #[error("image config is {size} bytes, more than the {limit} bytes a build may make")]
+    ConfigTooLarge {
+        /// Its size, serialised.
+        size: usize,
+        /// The bound.
+        limit: usize,
+    },
     /// A bind mount's source does not exist.
     #[error("bind source {path}: {source}")]
     BindSource {
@@ -423,7 +432,8 @@ impl Error {
             | Error::SecretNotFound { .. }
             | Error::NoSshAgent { .. }
             | Error::BindSource { .. }
-            | Error::BindOutside { .. } => ErrorKind::InvalidArgument,
+            | Error::BindOutside { .. }
+            | Error::ConfigTooLarge { .. } => ErrorKind::InvalidArgument,
             // A step's own failures are the Dockerfile's fault; the image store's are not.
             Error::Step { source, .. } => match **source {
                 Error::Image(ref e) => e.kind(),

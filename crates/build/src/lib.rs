@@ -5,6 +5,7 @@
 //! remote sources, the step cache. Running a RUN step is the one thing it asks of the
 //! daemon, through [`executor::StepExecutor`]; nothing here knows HTTP or libcontainer.
 
+mod bindmount;
 pub mod cache;
 pub mod context;
 pub mod copy;

@@ -12,6 +12,8 @@
 
 mod step;
 
+pub use self::step::MAX_CONFIG_BYTES;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,6 +27,7 @@ use sha2::Digest as _;
 
 use self::step::StepCx;
 use crate::Error;
+use crate::bindmount::ContextView;
 use crate::cache::BuildCache;
 use crate::copy::SourceRoot;
 use crate::executor::{Fetcher, Network, OutputStream, StepExecutor};
@@ -154,6 +157,8 @@ struct Ctx<'a> {
     auto: &'a [(String, String)],
     platforms: &'a Platforms,
     context: &'a dyn SourceRoot,
+    /// What `RUN --mount=type=bind` sees of `context`, made on first use.
+    context_view: ContextView,
     events: &'a (dyn Fn(Event) + Sync),
 }
 
@@ -250,7 +255,16 @@ impl Solver<'_> {
                 global.push((k.clone(), v));
             }
         }
-        let ctx = Ctx { plan, req, global: &global, auto: &auto, platforms: &platforms, context, events };
+        let ctx = Ctx {
+            plan,
+            req,
+            global: &global,
+            auto: &auto,
+            platforms: &platforms,
+            context,
+            context_view: ContextView::new(&self.work_root),
+            events,
+        };
         let deps: Vec<Vec<usize>> = (0..plan.stages.len()).map(|i| stage_deps(&ctx, i)).collect();
         let needed = needed_stages(&deps, target);
         let mut done = self.schedule(&ctx, &deps, &needed)?;

@@ -567,3 +567,64 @@ fn heredoc_files_archives_and_owner_lookup() {
     assert_eq!(fs::read(root.join("x/a/b")).unwrap(), b"hi");
     assert!(std::os::unix::fs::FileTypeExt::is_fifo(&fs::symlink_metadata(root.join("x/a/fifo")).unwrap().file_type()));
 }
+
+/// A tar holding a symlink to `/tmp` and then a file through it, a character device, a
+/// block device and a FIFO.
+fn hostile_archive() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    b.append_link(&mut h, "x", "/tmp").unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "x/evil", &b"evil"[..]).unwrap();
+    for (name, kind) in [("mem", tar::EntryType::Char), ("disk", tar::EntryType::Block), ("pipe", tar::EntryType::Fifo)]
+    {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(0);
+        h.set_mode(0o666);
+        h.set_device_major(if kind == tar::EntryType::Fifo { 0 } else { 1 }).unwrap();
+        h.set_device_minor(if kind == tar::EntryType::Fifo { 0 } else { 1 }).unwrap();
+        b.append_data(&mut h, name, std::io::empty()).unwrap();
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "after", &b"ok"[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn add_unpacks_rooted_at_its_destination_and_leaves_devices_out() {
+    let t = tempfile::tempdir().unwrap();
+    let c = t.path().join("ctx");
+    fs::create_dir(&c).unwrap();
+    fs::write(c.join("evil.tar"), hostile_archive()).unwrap();
+    let ctx = Context::from_dir(&c, Path::new("Dockerfile")).unwrap();
+    let root = t.path().join("root");
+    fs::create_dir_all(root.join("tmp")).unwrap();
+    let s = resolve_sources(&ctx, &["evil.tar".to_owned()]).unwrap();
+    copy_into(&s, "/dest", "/", &root, CopyOpts { add: true, ..CopyOpts::default() }).unwrap();
+    assert!(!root.join("tmp/evil").exists(), "nothing lands in the image's /tmp");
+    assert_eq!(fs::read_link(root.join("dest/x")).unwrap(), Path::new("/tmp"), "the link is kept as written");
+    assert_eq!(fs::read_to_string(root.join("dest/tmp/evil")).unwrap(), "evil", "it resolves inside the destination");
+    for dev in ["mem", "disk", "pipe"] {
+        assert!(fs::symlink_metadata(root.join("dest").join(dev)).is_err(), "{dev} is left out, as Docker does");
+    }
+    assert_eq!(fs::read_to_string(root.join("dest/after")).unwrap(), "ok", "the rest of the archive lands");
+}
+
+#[test]
+fn extract_archive_is_rooted_at_its_destination_and_refuses_devices() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fs::create_dir_all(root.join("tmp")).unwrap();
+    let e = extract_archive(hostile_archive().as_slice(), &root, "/dest", None).unwrap_err();
+    assert!(e.to_string().contains("device nodes are not allowed in a tar archive: mem"), "{e}");
+    assert!(!root.join("tmp/evil").exists(), "nothing lands in the root's /tmp");
+    assert!(root.join("dest/tmp/evil").is_file());
+}

@@ -10,6 +10,22 @@ use std::collections::BTreeSet;
 
 use crate::Error;
 
+/// The most bytes one expanded word may hold. Real Dockerfiles stay far below it; a
+/// Dockerfile that doubles a variable line after line reaches it after twenty lines and
+/// fails there, instead of growing the daemon until the kernel kills it. BuildKit's
+/// lexer has no such bound.
+pub const MAX_WORD_BYTES: usize = 1 << 20;
+
+/// The error for a word that grew past [`MAX_WORD_BYTES`].
+fn too_long() -> LexError {
+    LexError(format!("expanded word is longer than {MAX_WORD_BYTES} bytes"))
+}
+
+/// Fails once `s` has grown past [`MAX_WORD_BYTES`].
+fn bounded(s: &str) -> LexResult<()> {
+    if s.len() > MAX_WORD_BYTES { Err(too_long()) } else { Ok(()) }
+}
+
 /// An ordered environment: later entries win, as with BuildKit's `EnvsFromSlice`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Env {
@@ -245,6 +261,7 @@ impl ShellWord<'_> {
             };
             if let Some(tmp) = special {
                 result.push_str(&tmp);
+                bounded(&result)?;
                 if ch == '$' {
                     words.add_string(&tmp);
                 } else {
@@ -318,6 +335,7 @@ impl ShellWord<'_> {
                 Some('$') => {
                     let v = self.process_dollar()?;
                     result.push_str(&v);
+                    bounded(&result)?;
                 }
                 Some(_) => {
                     let Some(mut ch) = self.next() else { continue };
@@ -463,8 +481,8 @@ impl ShellWord<'_> {
                 let value: Vec<char> = value.unwrap_or_default().chars().collect();
                 let pat = compile_pattern(&pattern)
                     .map_err(|LexError(e)| LexError(format!("invalid pattern ({pattern}) in substitution: {e}")))?;
-                Ok(if replace_all {
-                    replace_all_matches(&pat, &value, &replacement)
+                let out = if replace_all {
+                    replace_all_matches(&pat, &value, &replacement)?
                 } else {
                     match find_unanchored(&pat, &value, 0) {
                         Some((s, e)) => {
@@ -475,7 +493,9 @@ impl ShellWord<'_> {
                         }
                         None => value.iter().collect(),
                     }
-                })
+                };
+                bounded(&out)?;
+                Ok(out)
             }
             _ => Err(LexError(format!("unsupported modifier ({chs}) in substitution"))),
         }
@@ -623,7 +643,7 @@ fn find_unanchored(pat: &[PatTok], s: &[char], from: usize) -> Option<(usize, us
     (from..=s.len()).find_map(|st| match_ends(pat, s, st).last().map(|e| (st, *e)))
 }
 
-fn replace_all_matches(pat: &[PatTok], s: &[char], template: &str) -> String {
+fn replace_all_matches(pat: &[PatTok], s: &[char], template: &str) -> LexResult<String> {
     let mut out = String::new();
     let mut last_end = 0;
     let mut search = 0;
@@ -636,11 +656,13 @@ fn replace_all_matches(pat: &[PatTok], s: &[char], template: &str) -> String {
         if a1 > last_end || a0 == 0 {
             expand_template(&mut out, template, &s[a0..a1]);
         }
+        // Every match may add the whole replacement: stop before that multiplies.
+        bounded(&out)?;
         last_end = a1;
         search = if search + 1 > a1 { search + 1 } else { a1 };
     }
     out.extend(&s[last_end..]);
-    out
+    Ok(out)
 }
 
 /// Go's `Regexp.Expand` for a pattern without groups: `$0` is the match, `$$` a dollar.
@@ -839,6 +861,22 @@ mod tests {
         raw.raw_quotes = true;
         raw.skip_unset_env = true;
         assert_eq!(raw.process_words("<<'EOF' $U ${U:-x}", &e).unwrap(), ["<<'EOF'", "$U", "${U:-x}"]);
+    }
+
+    #[test]
+    fn expanded_words_are_bounded() {
+        let lex = Lexer::default();
+        let half = "x".repeat(MAX_WORD_BYTES / 2);
+        let e = env(&[("H", &half)]);
+        assert_eq!(lex.process_word("$H$H", &e).unwrap().len(), MAX_WORD_BYTES);
+        for word in ["$H$H$H", "\"$H$H${H}\"", "${H//x/xxx}", "a${H:+$H$H}"] {
+            let err = lex.process_word(word, &e).unwrap_err();
+            assert!(err.to_string().contains("longer than 1048576 bytes"), "{word}: {err}");
+        }
+        // A replacement that multiplies stops at the bound, long before the product.
+        let r = "y".repeat(1000);
+        let e = env(&[("H", &half), ("R", &r)]);
+        assert!(lex.process_word("${H//x/$R}", &e).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::{
     ensure_default_path, env_list, expand_simple, url_file_name,
 };
 use crate::Error;
+use crate::bindmount::StepScratch;
 use crate::cache::CachedState;
 use crate::copy::{CopyOpts, DirRoot, Source, SourceRoot};
 use crate::executor::{Network, RunSpec, StepMount};
@@ -132,6 +133,7 @@ impl Solver<'_> {
         if !req.extra_hosts.is_empty() {
             parts.push(req.extra_hosts.join(","));
         }
+        parts.extend(self.bind_keys(cx, run.mounts, &env));
         let key = step_key(st, text, parts, &env);
         if self.take_cached(cx, st, &key) {
             return Ok(());
@@ -139,7 +141,8 @@ impl Solver<'_> {
         if run.insecure && !req.allow.iter().any(|a| a == "security.insecure") {
             return Err(Error::InsecureNotAllowed);
         }
-        let spec = self.run_spec(cx, st, &run, &env)?;
+        // `scratch` holds the step's writable bind mounts until the step is over.
+        let (spec, scratch) = self.run_spec(cx, st, &run, &env)?;
         let layer = crate::rootfs::with_root(self.images, &self.work_root, &st.layers, |dir, rootfs| {
             let mut tail = Vec::new();
             let code = self
@@ -162,20 +165,23 @@ impl Solver<'_> {
                 return Err(Error::RunFailed { command: spec.args.join(" "), code, tail: last });
             }
             Ok(())
-        })?;
+        });
+        drop(scratch);
+        let layer = layer?;
         let cfg = st.config.config().clone().unwrap_or_default();
         self.commit(st, cfg, layer, text, key)
     }
 
     /// What the executor runs for a RUN step: argv, environment (config env, then the
-    /// stage's ARGs, then the proxy build args), working dir, user, network and mounts.
+    /// stage's ARGs, then the proxy build args), working dir, user, network and mounts;
+    /// with the writable copies its `rw` bind mounts use, to drop when the step is over.
     fn run_spec(
         &self,
         cx: &StepCx<'_, '_>,
         st: &State,
         run: &RunStep<'_>,
         env: &[(String, String)],
-    ) -> Result<RunSpec, Error> {
+    ) -> Result<(RunSpec, StepScratch), Error> {
         let req = cx.ctx.req;
         let cfg = st.config.config().clone().unwrap_or_default();
         let mut run_env = env_list(&cfg);
@@ -190,6 +196,7 @@ impl Solver<'_> {
             }
         }
         let mut mounts = Vec::new();
+        let mut scratch = StepScratch::default();
         let mut ssh_index = 0;
         for m in run.mounts {
             let m = match m {
@@ -209,9 +216,9 @@ impl Solver<'_> {
                 }
                 m => m,
             };
-            mounts.extend(self.step_mount(cx, &m)?);
+            mounts.extend(self.step_mount(cx, &m, &mut scratch)?);
         }
-        Ok(RunSpec {
+        let spec = RunSpec {
             args: command_vec(run.cmd, &st.shell()),
             env: run_env,
             cwd: cfg.working_dir().clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
@@ -222,12 +229,19 @@ impl Solver<'_> {
             privileged: run.insecure,
             shm_size: req.shm_size,
             extra_hosts: req.extra_hosts.clone(),
-        })
+        };
+        Ok((spec, scratch))
     }
 
     /// A `RUN --mount` as the executor mounts it; None for an optional secret or agent the
-    /// build was not given.
-    fn step_mount(&self, cx: &StepCx<'_, '_>, m: &RunMount) -> Result<Option<StepMount>, Error> {
+    /// build was not given. A bind of the context sees its filtered view, never the
+    /// client's directory; an `rw` bind gets a writable copy in `scratch`.
+    fn step_mount(
+        &self,
+        cx: &StepCx<'_, '_>,
+        m: &RunMount,
+        scratch: &mut StepScratch,
+    ) -> Result<Option<StepMount>, Error> {
         let req = cx.ctx.req;
         match m {
             RunMount::Cache { target, id } => {
@@ -247,7 +261,7 @@ impl Solver<'_> {
             },
             RunMount::Bind { from, source, target, rw } => {
                 let root = match from {
-                    None => cx.ctx.context.path().to_path_buf(),
+                    None => cx.ctx.context_view.root(cx.ctx.context)?,
                     Some(f) => self.mount_from(cx, f)?.0,
                 };
                 let src = root.join(source.trim_start_matches('/'));
@@ -256,7 +270,10 @@ impl Solver<'_> {
                 if !canon.starts_with(root.canonicalize().map_err(bind_err)?) {
                     return Err(Error::BindOutside { path: source.clone() });
                 }
-                Ok(Some(StepMount::Bind { source: canon, target: target.clone(), readonly: !rw }))
+                // The view and stage roots are shared by the build's steps: writes go to a
+                // copy of the step's own, as BuildKit discards them.
+                let source = if *rw { scratch.writable(&self.work_root, &canon)? } else { canon };
+                Ok(Some(StepMount::Bind { source, target: target.clone(), readonly: !rw }))
             }
             RunMount::Tmpfs { target, size } => Ok(Some(StepMount::Tmpfs { target: target.clone(), size: *size })),
             RunMount::Ssh { id, target, required } => match req.ssh.get(id) {
@@ -371,20 +388,18 @@ impl Solver<'_> {
     /// which also declares the stage's build args.
     fn config_step(&self, cx: &StepCx<'_, '_>, st: &mut State, step: &Step, text: &str) -> Result<(), Error> {
         let env = self.env_of(st);
-        let lowering = &*cx.ctx.plan.lowering;
-        let expand = |s: &str| lowering.expand_word(s, &env);
         let key = step_key(st, text, Vec::new(), &env);
         if self.take_cached(cx, st, &key) {
             // ARG values are not part of the cached state.
             if let Step::Arg(a) = step {
-                declare_args(cx.ctx, st, a, &expand)?;
+                declare_args(cx.ctx, st, a, &env)?;
             }
             return Ok(());
         }
         let mut cfg = st.config.config().clone().unwrap_or_default();
         apply_config(cx.ctx, st, &mut cfg, step, &env)?;
         if let Step::Arg(a) = step {
-            declare_args(cx.ctx, st, a, &expand)?;
+            declare_args(cx.ctx, st, a, &env)?;
         }
         self.commit(st, cfg, None, text, key)
     }
@@ -429,6 +444,10 @@ impl Solver<'_> {
         st.key = key.clone();
         let mut config = serde_json::to_value(&st.config).map_err(Error::Json)?;
         st.extras.merge_into(&mut config);
+        let size = serde_json::to_vec(&config).map_err(Error::Json)?.len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(Error::ConfigTooLarge { size, limit: MAX_CONFIG_BYTES });
+        }
         let _ = self.cache.put(&key, &CachedState { layers: st.layers.clone(), config, shell: None });
         Ok(())
     }
@@ -436,16 +455,47 @@ impl Solver<'_> {
     /// A stage's or image's root for `COPY --from` and `--mount from=`, mounted read-only,
     /// with the key that stands for its content.
     fn mount_from(&self, cx: &StepCx<'_, '_>, from: &str) -> Result<(std::path::PathBuf, Digest), Error> {
-        let (layers, key) = match cx.ctx.plan.stage_index(from).and_then(|i| cx.done.get(&i)) {
-            Some(st) => (st.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(), st.key.clone()),
+        let (layers, key) = self.source_layers(cx, from)?;
+        let root = crate::rootfs::mount_read_only(self.images, &self.work_root, &self.from_roots, &layers, &key)?;
+        Ok((root, key))
+    }
+
+    /// The layers of a stage or image `from=` names, with the key that stands for them.
+    fn source_layers(&self, cx: &StepCx<'_, '_>, from: &str) -> Result<(Vec<Digest>, Digest), Error> {
+        Ok(match cx.ctx.plan.stage_index(from).and_then(|i| cx.done.get(&i)) {
+            Some(st) => (st.layers.iter().map(|l| l.diff_id.clone()).collect(), st.key.clone()),
             None => {
                 let img =
                     self.images.resolve(from).map_err(|source| Error::FromImage { name: from.to_owned(), source })?;
                 (img.diff_ids.clone(), img.id.clone())
             }
-        };
-        let root = crate::rootfs::mount_read_only(self.images, &self.work_root, &self.from_roots, &layers, &key)?;
-        Ok((root, key))
+        })
+    }
+
+    /// What a RUN step's bind mounts read, for its cache key, as BuildKit keys a mount by
+    /// its content: the digest of the context files a bind of the context sees, the key of
+    /// the stage or image a `from=` bind reads. A mount that cannot be resolved adds
+    /// nothing here; the step fails on it when it runs.
+    fn bind_keys(&self, cx: &StepCx<'_, '_>, mounts: &[RunMount], env: &[(String, String)]) -> Vec<String> {
+        let mut out = Vec::new();
+        for m in mounts {
+            let m = match m {
+                RunMount::Deferred(raw) => match cx.ctx.plan.lowering.mount(raw, env) {
+                    Ok(m) => m,
+                    Err(_) => continue,
+                },
+                m => m.clone(),
+            };
+            let RunMount::Bind { from, source, .. } = m else { continue };
+            let key = match &from {
+                None => cx.ctx.context.resolve(std::slice::from_ref(&source), &[]).map(|(_, d)| d),
+                Some(f) => self.source_layers(cx, f).map(|(_, k)| k),
+            };
+            if let Ok(k) = key {
+                out.push(format!("bind {} {source} {k}", from.as_deref().unwrap_or("context")));
+            }
+        }
+        out
     }
 
     /// Fetches one `ADD` URL into `dir`: a git repository's tree, or a downloaded file
@@ -516,6 +566,10 @@ impl Solver<'_> {
     }
 }
 
+/// The most bytes an image config may take while it is built (a few KiB in real images):
+/// each step's result is checked, so many large words cannot add up past it.
+pub const MAX_CONFIG_BYTES: usize = 16 << 20;
+
 /// A RUN step's parts.
 struct RunStep<'p> {
     cmd: &'p Command,
@@ -570,14 +624,13 @@ fn apply_config(
     let expand = |s: &str| lowering.expand_word(s, env);
     match step {
         Step::Env(kvs) => {
+            // Every value sees the variables as they were before this instruction, as in
+            // BuildKit: `ENV a=2 b=$a` gives b the old a.
             let mut e = env_list(cfg);
-            let mut scope = env.to_vec();
             for (k, v) in kvs {
-                let v = lowering.expand_word(v, &scope)?;
+                let v = expand(v)?;
                 e.retain(|x| x.split('=').next() != Some(k.as_str()));
                 e.push(format!("{k}={v}"));
-                scope.retain(|(x, _)| x != k);
-                scope.push((k.clone(), v));
             }
             cfg.set_env(Some(e));
         }
@@ -643,18 +696,26 @@ fn apply_config(
 }
 
 /// `ARG name[=default]`: the value is the build arg, else the default (expanded), else
-/// the global ARG's or the automatic platform ARG's value.
+/// the global ARG's or the automatic platform ARG's value. Unlike ENV's, each default
+/// sees the ARGs declared before it on the same line (`ARG a=2 b=$a` gives b=2), as in
+/// BuildKit's dispatchArg; an ENV of the same name still wins, as in [`Solver::env_of`].
 fn declare_args(
     ctx: &Ctx<'_>,
     st: &mut State,
     args: &[(String, Option<String>)],
-    expand: &dyn Fn(&str) -> Result<String, Error>,
+    env: &[(String, String)],
 ) -> Result<(), Error> {
+    let lowering = &*ctx.plan.lowering;
+    let from_env: Vec<String> = env_list(&st.config.config().clone().unwrap_or_default())
+        .into_iter()
+        .map(|e| e.split_once('=').map_or(e.clone(), |(k, _)| k.to_owned()))
+        .collect();
+    let mut scope = env.to_vec();
     for (k, default) in args {
         let v = match ctx.req.build_args.get(k) {
             Some(v) => Some(v.clone()),
             None => match default {
-                Some(d) => Some(expand(d)?),
+                Some(d) => Some(lowering.expand_word(d, &scope)?),
                 // `ARG name` inside a stage takes the global value, if any, or the
                 // automatic platform value (`ARG TARGETARCH`).
                 None => ctx.global.iter().chain(ctx.auto.iter()).find(|(g, _)| g == k).map(|(_, v)| v.clone()),
@@ -662,6 +723,10 @@ fn declare_args(
         };
         st.args.retain(|(x, _)| x != k);
         if let Some(v) = v {
+            if !from_env.contains(k) {
+                scope.retain(|(x, _)| x != k);
+                scope.push((k.clone(), v.clone()));
+            }
             st.args.push((k.clone(), v));
         }
     }
@@ -762,7 +827,8 @@ mod tests {
         let img = img.unwrap();
         let cfg = config_of(&img);
         let env = cfg.env().clone().unwrap();
-        assert!(env.contains(&"A=1".to_owned()) && env.contains(&"B=1x".to_owned()), "{env:?}");
+        // `${A}` is A before this ENV (unset), as in Docker: B=x, not 1x.
+        assert!(env.contains(&"A=1".to_owned()) && env.contains(&"B=x".to_owned()), "{env:?}");
         assert_eq!(cfg.labels().clone().unwrap()["l"], "2");
         assert_eq!(cfg.exposed_ports().clone().unwrap(), vec!["80/tcp"]);
         assert_eq!(cfg.user().as_deref(), Some("app"));
@@ -808,6 +874,99 @@ mod tests {
         );
         assert!(std::error::Error::source(&e).is_some(), "the cause is kept as the source");
         assert!(events.iter().any(|e| e.index == 3 && matches!(e.kind, EventKind::Failed)));
+    }
+
+    #[test]
+    fn env_and_label_pairs_see_the_values_from_before_the_instruction() {
+        let f = Fixture::new();
+        let df = "FROM scratch\nENV a=1\nENV a=2 b=$a c=${b:-unset}\nLABEL l=1\nLABEL l=2 m=$l\n";
+        let (img, _) = f.build(df, BuildRequest::default());
+        let cfg = config_of(&img.unwrap());
+        let env = cfg.env().clone().unwrap();
+        assert!(env.contains(&"a=2".to_owned()), "{env:?}");
+        assert!(env.contains(&"b=1".to_owned()) && env.contains(&"c=unset".to_owned()), "{env:?}");
+        // LABEL values see the environment, never other labels.
+        assert_eq!(cfg.labels().clone().unwrap()["m"], "");
+    }
+
+    #[test]
+    fn arg_defaults_see_the_args_before_them_on_the_same_line() {
+        let f = Fixture::new();
+        let df = "FROM scratch\nARG a=1\nARG a=2 b=$a\nENV e=1\nARG e=2 c=$e\nLABEL b=$b c=$c\n";
+        let (img, _) = f.build(df, BuildRequest::default());
+        let labels = config_of(&img.unwrap()).labels().clone().unwrap();
+        assert_eq!(labels["b"], "2", "as BuildKit's dispatchArg");
+        assert_eq!(labels["c"], "1", "an ENV of the same name wins over the ARG");
+    }
+
+    #[test]
+    fn a_doubling_env_bomb_fails_at_its_line() {
+        let f = Fixture::new();
+        let mut df = String::from("FROM scratch\nENV V0=x\n");
+        for n in 1..=40 {
+            df.push_str(&format!("ENV V{n}=$V{}$V{}\n", n - 1, n - 1));
+        }
+        let started = std::time::Instant::now();
+        let (r, _) = f.build(&df, BuildRequest::default());
+        let e = r.unwrap_err();
+        // V20 is 1 MiB, the bound itself; V21 (line 23) would pass it.
+        assert_eq!(e.location(), Some(("Dockerfile", 23)), "{e}");
+        assert!(e.to_string().contains("expanded word is longer than 1048576 bytes"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "fails fast");
+    }
+
+    #[test]
+    fn many_large_words_cannot_grow_the_config_past_its_bound() {
+        let f = Fixture::new();
+        let mut df = String::from("FROM scratch\nENV V0=x\n");
+        for n in 1..=20 {
+            df.push_str(&format!("ENV V{n}=$V{}$V{}\n", n - 1, n - 1));
+        }
+        // Each LABEL adds 2 MiB (a 1 MiB key's value, twice); the config passes 16 MiB
+        // after a few.
+        for n in 0..10 {
+            df.push_str(&format!("LABEL l{n}=$V20 m{n}=$V20\n"));
+        }
+        let (r, _) = f.build(&df, BuildRequest::default());
+        let e = r.unwrap_err();
+        assert!(matches!(&e, Error::Step { source, .. } if matches!(**source, Error::ConfigTooLarge { .. })), "{e}");
+        let (_, line) = e.location().unwrap();
+        assert!((23..=32).contains(&line), "{e}");
+    }
+
+    #[test]
+    fn bind_mounts_key_run_steps_by_what_they_read() {
+        let f = Fixture::new();
+        let solver = f.solver();
+        let plan = crate::frontend::plan(
+            "FROM scratch\nRUN --mount=type=bind,source=src,target=/s --mount=type=cache,target=/c true\n",
+            "Dockerfile",
+        )
+        .unwrap();
+        let Step::Run { mounts, .. } = &plan.stages[0].steps[1].2 else { panic!("not a RUN") };
+        let req = BuildRequest::default();
+        let platforms = Platforms::new(None).unwrap();
+        let ctx_dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(ctx_dir.path().join("src")).unwrap();
+        std::fs::write(ctx_dir.path().join("src/a"), "1").unwrap();
+        let context = DirRoot::new(ctx_dir.path());
+        let ctx = Ctx {
+            plan: &plan,
+            req: &req,
+            global: &[],
+            auto: &[],
+            platforms: &platforms,
+            context: &context,
+            context_view: crate::bindmount::ContextView::new(&f.root.join("builder")),
+            events: &|_| {},
+        };
+        let done = BTreeMap::new();
+        let cx = StepCx { ctx: &ctx, done: &done, no_cache: false, emit: &|_| {} };
+        let first = solver.bind_keys(&cx, mounts, &[]);
+        assert_eq!(first.len(), 1, "only the bind mount counts: {first:?}");
+        assert_eq!(solver.bind_keys(&cx, mounts, &[]), first);
+        std::fs::write(ctx_dir.path().join("src/a"), "2").unwrap();
+        assert_ne!(solver.bind_keys(&cx, mounts, &[]), first, "a changed source changes the key");
     }
 
     #[test]
@@ -866,6 +1025,7 @@ mod tests {
             auto: &[],
             platforms: &platforms,
             context: &context,
+            context_view: crate::bindmount::ContextView::new(&f.root.join("builder")),
             events: &|_| {},
         };
         let done = BTreeMap::new();
@@ -882,7 +1042,7 @@ mod tests {
             extras: ConfigExtras::default(),
         };
         let run = RunStep { cmd, mounts, network: *network, insecure: *insecure };
-        let spec = solver.run_spec(&cx, &st, &run, &solver.env_of(&st)).unwrap();
+        let (spec, _scratch) = solver.run_spec(&cx, &st, &run, &solver.env_of(&st)).unwrap();
         assert_eq!(spec.args, vec!["/bin/sh", "-c", "echo"]);
         assert_eq!(
             spec.env,
