@@ -230,3 +230,10 @@ fn system_check_reports_planted_problems_and_passes_a_clean_root() {
     std::fs::write(&blob, saved).unwrap();
     assert_eq!(d.check_findings(), None);
 }
+
+#[test]
+#[should_panic(expected = "berth system check found problems in the data root at the end of the test")]
+fn the_harness_fails_a_test_whose_daemon_leaves_a_finding() {
+    let d = Daemon::start();
+    std::fs::create_dir(d.data_root.join("containers").join("0123456789abcdef")).unwrap();
+}
