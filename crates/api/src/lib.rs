@@ -3,6 +3,7 @@
 //! multiplexing, docker's daemon addresses, and an async client over a unix socket, TCP
 //! or TLS.
 
+pub mod check;
 pub mod client;
 pub mod host;
 pub mod query;

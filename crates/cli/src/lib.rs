@@ -149,6 +149,7 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::Version(a) => commands::system::version(&client, a).await,
         Cmd::Info(a) => commands::system::info(&client, a).await,
         Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
+        Cmd::System(system::SystemCmd::Check) => system::check(&client).await,
         Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,
     };
     match res {

@@ -5,6 +5,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use berth_base::{Digest, fsutil};
@@ -48,13 +49,28 @@ impl Drop for Ingest {
     }
 }
 
+/// The digest of a file's content, read as a stream (`system check` verifies blobs with it).
+pub fn digest_file(path: &Path) -> io::Result<Digest> {
+    let mut hasher = sha2::Sha256::new();
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(Digest::from_hasher(hasher));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
 impl ContentStore {
     /// Opens (creating) the store rooted at `content_dir`.
     pub fn open(content_dir: &Path) -> Result<ContentStore, Error> {
         let blobs = content_dir.join("blobs").join("sha256");
         let ingest = content_dir.join("ingest");
-        for d in [&blobs, &ingest] {
-            fs::create_dir_all(d).map_err(Error::io("create", d))?;
+        // Blobs are image content (setuid files included, in layer tars): root only.
+        for d in [content_dir.to_path_buf(), content_dir.join("blobs"), blobs.clone(), ingest.clone()] {
+            fsutil::create_dir_mode(&d, fsutil::PRIVATE_DIR).map_err(Error::io("create", &d))?;
         }
         Ok(ContentStore { blobs, ingest })
     }
@@ -108,8 +124,12 @@ impl ContentStore {
 
     pub(crate) fn begin(&self) -> Result<Ingest, Error> {
         let path = self.ingest.join(berth_base::new_id());
-        let file =
-            fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(Error::io("create", &path))?;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(Error::io("create", &path))?;
         Ok(Ingest { file, path, hasher: sha2::Sha256::new(), size: 0, committed: false })
     }
 

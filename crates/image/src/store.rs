@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use berth_base::{Digest, Reference, short_id};
+use berth_base::{Digest, Reference, fsutil, short_id};
 use chrono::{DateTime, Utc};
 use oci_spec::image::{Arch, Config, HistoryBuilder, ImageConfiguration, Os};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -191,9 +191,17 @@ impl ImageStore {
     pub fn open(data_root: &Path) -> Result<ImageStore, Error> {
         fs::create_dir_all(data_root).map_err(Error::io("create", data_root))?;
         let content = ContentStore::open(&data_root.join("content"))?;
+        // Snapshots are the roots of images, setuid files and device nodes included: the
+        // directory holding them keeps every other host user out (each snapshot keeps the
+        // mode of its image's `/`, which overlay shows as the container's root).
         let snapshots = data_root.join("snapshots");
+        fsutil::create_dir_mode(&snapshots, fsutil::PRIVATE_DIR).map_err(Error::io("create", &snapshots))?;
         fs::create_dir_all(snapshots.join("empty")).map_err(Error::io("create", &snapshots))?;
-        let conn = Connection::open(data_root.join("state.db"))?;
+        // SQLite creates the database 0644 and gives its -wal and -shm files the database's
+        // mode: made 0600 first, all three hold containers' environments (secrets) private.
+        let db_path = data_root.join("state.db");
+        fsutil::ensure_file_mode(&db_path, fsutil::PRIVATE_FILE).map_err(Error::io("create", &db_path))?;
+        let conn = Connection::open(&db_path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -296,7 +304,7 @@ impl ImageStore {
                 return Err(Error::io("rename", &dst)(e));
             }
         }
-        let _ = berth_base::fsutil::sync_dir(&self.snapshots);
+        let _ = fsutil::sync_dir(&self.snapshots);
         db.execute(
             "INSERT OR IGNORE INTO image_snapshots (diff_id, size) VALUES (?1, ?2)",
             params![digest.to_string(), applied.files_size as i64],
@@ -711,7 +719,7 @@ impl ImageStore {
             {
                 return Err(Error::io("rename", &dst)(e));
             }
-            let _ = berth_base::fsutil::sync_dir(&self.snapshots);
+            let _ = fsutil::sync_dir(&self.snapshots);
         }
         db.execute(
             "INSERT OR IGNORE INTO image_snapshots (diff_id, size) VALUES (?1, ?2)",
@@ -727,27 +735,7 @@ impl ImageStore {
     pub fn gc(&self) -> Result<u64, Error> {
         let db = self.db();
         let mut n = self.content.clean_ingest()?;
-        let pending = self.pending().clone();
-        let mut keep_blobs: HashSet<String> = HashSet::new();
-        let mut keep_snaps: HashSet<String> = HashSet::new();
-        {
-            let mut st = db.prepare("SELECT id, manifest_digest FROM image_images")?;
-            for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-                let (a, b) = row?;
-                keep_blobs.insert(a);
-                keep_blobs.insert(b);
-            }
-            let mut st = db.prepare("SELECT diff_id, blob FROM image_layers")?;
-            for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-                let (a, b) = row?;
-                keep_snaps.insert(a);
-                keep_blobs.insert(b);
-            }
-        }
-        for p in &pending {
-            keep_snaps.insert(p.to_string());
-            keep_blobs.insert(p.to_string());
-        }
+        let (keep_blobs, keep_snaps) = self.owned(&db)?;
         for d in self.content.list()? {
             if !keep_blobs.contains(&d.to_string()) && self.content.remove(&d)? {
                 n += 1;
@@ -770,6 +758,39 @@ impl ImageStore {
             }
         }
         Ok(n)
+    }
+}
+
+impl ImageStore {
+    /// The snapshots (`sha256:<hex>` diff ids) that a record owns: a layer of an image, or a
+    /// layer being added now. Any other directory in `snapshots/` is garbage.
+    pub fn owned_snapshots(&self) -> Result<HashSet<String>, Error> {
+        let db = self.db();
+        Ok(self.owned(&db)?.1)
+    }
+
+    /// The blobs and snapshots records own, as `sha256:<hex>` strings.
+    fn owned(&self, db: &Connection) -> Result<(HashSet<String>, HashSet<String>), Error> {
+        let pending = self.pending().clone();
+        let mut keep_blobs: HashSet<String> = HashSet::new();
+        let mut keep_snaps: HashSet<String> = HashSet::new();
+        let mut st = db.prepare("SELECT id, manifest_digest FROM image_images")?;
+        for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (a, b) = row?;
+            keep_blobs.insert(a);
+            keep_blobs.insert(b);
+        }
+        let mut st = db.prepare("SELECT diff_id, blob FROM image_layers")?;
+        for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (a, b) = row?;
+            keep_snaps.insert(a);
+            keep_blobs.insert(b);
+        }
+        for p in &pending {
+            keep_snaps.insert(p.to_string());
+            keep_blobs.insert(p.to_string());
+        }
+        Ok((keep_blobs, keep_snaps))
     }
 }
 

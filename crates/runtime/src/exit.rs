@@ -25,7 +25,7 @@ pub fn read(path: &Path) -> Option<ExitInfo> {
     serde_json::from_slice(&data).ok()
 }
 
-/// Writes an exit file atomically, so a reader never sees half a record.
+/// Writes an exit file atomically, so a reader never sees half a record; root only.
 pub fn write(path: &Path, info: &ExitInfo) -> Result<(), Error> {
     let data = serde_json::to_vec(info)
         .map_err(|source| Error::Json { context: "failed to encode exit info".into(), source })?;
@@ -45,6 +45,8 @@ mod tests {
         let info = ExitInfo { code: 137, finished_at: "2026-01-01T00:00:00.000000001Z".into(), oom_killed: true };
         write(&p, &info).unwrap();
         assert_eq!(read(&p), Some(info));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o600);
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

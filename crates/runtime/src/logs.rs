@@ -2,7 +2,7 @@
 //! (`{"log":"hi\n","stream":"stdout","time":"…Z"}`), size-based rotation to `<log>.1`…,
 //! reading back in order, and following a log as it grows and rotates.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -75,10 +75,8 @@ pub struct LogWriter {
 impl LogWriter {
     /// Opens (creating, appending to) the log. `max_size` 0 disables rotation.
     pub fn open(path: &Path, max_size: u64, max_files: u32) -> Result<LogWriter, Error> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        // Logs hold whatever the container prints (secrets included): root only.
+        let file = berth_base::fsutil::open_append_mode(path, berth_base::fsutil::PRIVATE_FILE)
             .map_err(|e| Error::io("failed to open log", path, e))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(LogWriter { path: path.to_path_buf(), file, size, max_size, max_files: max_files.max(1) })
@@ -259,6 +257,10 @@ mod tests {
         assert_eq!(all.last().unwrap().data, b"line 19\n");
         assert_eq!(seen.len(), 20, "follower saw every line across rotations");
         assert_eq!(seen[0].data, b"line 0\n");
+        for f in [p.clone(), rotated(&p, 1), rotated(&p, 2)] {
+            let mode = std::fs::metadata(&f).unwrap().mode() & 0o7777;
+            assert_eq!(mode, 0o600, "{} is private (it holds what the container printed)", f.display());
+        }
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end test harness: starts `berth daemon` on its own temp socket, data root and
 //! exec root, drives it with our CLI and with the real docker CLI, and tears everything
-//! down (containers, mounts, shims, daemon) even when a test fails.
+//! down (containers, mounts, shims, daemon) even when a test fails. At the end of every
+//! daemon's life `berth system check` must find nothing wrong in its data root.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -124,6 +125,13 @@ impl Daemon {
         }
     }
 
+    /// `berth system check`'s findings (stdout and stderr; a failure to check counts as
+    /// one), `None` when it found nothing.
+    pub fn check_findings(&self) -> Option<String> {
+        let out = self.berth(&["system", "check"]);
+        (!out.status.success()).then(|| format!("{}{}", text(&out.stdout), text(&out.stderr)))
+    }
+
     /// The value for DOCKER_HOST / BERTH_HOST.
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket.display())
@@ -209,10 +217,15 @@ impl Drop for Daemon {
     /// Teardown keeps going after failures: remove every container through the API (stops
     /// shims, unmounts roots), stop the daemon, kill stray shims, unmount leftovers.
     fn drop(&mut self) {
+        let mut findings = None;
         if self.child.is_some() {
             let ids = self.berth(&["ps", "-aq", "--no-trunc"]);
             for id in text(&ids.stdout).lines().filter(|l| !l.is_empty()) {
                 let _ = self.berth(&["rm", "-f", id]);
+            }
+            // A test that killed the daemon for good has nothing left to check.
+            if self.berth(&["version"]).status.success() {
+                findings = self.check_findings();
             }
         }
         self.stop_daemon(false);
@@ -236,6 +249,13 @@ impl Drop for Daemon {
         ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in ours {
             let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
+        }
+        // Asserted last, once everything is cleaned up; a panic while already unwinding
+        // would abort the whole test binary.
+        if let Some(f) = findings
+            && !std::thread::panicking()
+        {
+            panic!("berth system check found problems in the data root at the end of the test:\n{f}");
         }
     }
 }

@@ -1,8 +1,9 @@
-//! System endpoints: ping, version, info, disk usage.
+//! System endpoints: ping, version, info, disk usage, and berth's data root check.
 
 use hyper::Method;
 
 use super::{Client, Result};
+use crate::check::{SYSTEM_CHECK_PATH, SystemCheck};
 use crate::models::{SystemInfo, SystemVersion};
 
 impl Client {
@@ -29,5 +30,10 @@ impl Client {
     /// `GET /system/df`, as raw JSON (the 1.41 shape).
     pub async fn system_df(&self) -> Result<serde_json::Value> {
         self.call_json(Method::GET, "/system/df", None, None).await
+    }
+
+    /// `GET /berth/system/check`: the problems the daemon finds in its data root.
+    pub async fn system_check(&self) -> Result<SystemCheck> {
+        self.call_json(Method::GET, SYSTEM_CHECK_PATH, None, None).await
     }
 }

@@ -1,5 +1,6 @@
 //! System commands: version, info, inspect (of any object), `system df` (what images,
-//! containers and build cache hold on disk) and `builder prune`.
+//! containers and build cache hold on disk), berth's `system check` (the data root's
+//! hygiene, as the daemon sees it) and `builder prune`.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -225,6 +226,24 @@ pub async fn inspect(c: &Client, a: InspectArgs) -> Res {
 pub enum SystemCmd {
     /// Show docker disk usage
     Df(DfArgs),
+    /// Check the daemon's data root: permissions, blob digests, unowned directories
+    Check,
+}
+
+/// `system check`: lists every finding (kind, path, what is wrong) and fails when there
+/// is one. The daemon does the walking; the CLI never touches the data root.
+pub async fn check(c: &Client) -> Res {
+    let report = c.system_check().await?;
+    if report.findings.is_empty() {
+        out(&format!("No problems found in {}\n", report.data_root));
+        return Ok(());
+    }
+    let lines: Vec<String> =
+        report.findings.iter().map(|f| format!("{}\t{}\t{}", f.kind.to_uppercase(), f.path, f.detail)).collect();
+    out(&align(&lines));
+    let n = report.findings.len();
+    err_line(&format!("{n} problem{} found in {}", if n == 1 { "" } else { "s" }, report.data_root));
+    Err(CliError::Status(1))
 }
 
 /// `system df`.

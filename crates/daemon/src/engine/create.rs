@@ -76,7 +76,10 @@ impl Engine {
         let engine = self.clone();
         let rec2 = rec.clone();
         blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+            // 0710 root:root as Docker's: other host users never reach the container's
+            // upper dir (setuid files) nor its config and logs.
+            berth_base::fsutil::create_dir_mode(&dir, berth_base::fsutil::GUARD_DIR)
+                .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
             if let Err(e) = engine.store.insert(&rec2) {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);

@@ -3,6 +3,7 @@
 //! errors. Every operation that touches the disk or forks runs on the blocking pool.
 
 mod build;
+mod check;
 mod create;
 mod images;
 mod io;
@@ -28,6 +29,7 @@ use crate::store::Store;
 use traits::{RootfsStore, ShimLauncher, ShimProcesses};
 
 pub use build::{ContextSource, PruneReport};
+pub use check::{Finding, FindingKind};
 pub use images::{DiskUsage, ImageUsage};
 pub use io::{AttachStreams, LogOptions};
 pub use lifecycle::WaitCondition;
@@ -128,8 +130,16 @@ impl Engine {
         cfg: Config,
         fakes: Option<(Arc<dyn ShimLauncher>, Arc<dyn RootfsStore>)>,
     ) -> Result<Arc<Engine>> {
-        for d in [&cfg.data_root, &cfg.data_root.join("containers"), &cfg.exec_root, &cfg.exec_root.join("s")] {
-            std::fs::create_dir_all(d).map_err(|e| Error::io(format!("create {}", d.display()), e))?;
+        // The data root and the exec root's shim sockets and runtime state are root's
+        // alone (modes set explicitly, not left to the umask); an older data root is
+        // tightened here. The exec root itself stays traversable: it may hold the API socket.
+        check::prepare_data_root(&cfg.data_root)
+            .map_err(|e| Error::io(format!("prepare data root {}", cfg.data_root.display()), e))?;
+        std::fs::create_dir_all(&cfg.exec_root)
+            .map_err(|e| Error::io(format!("create {}", cfg.exec_root.display()), e))?;
+        for d in [cfg.exec_root.join("s"), cfg.exec_root.join("runtime")] {
+            berth_base::fsutil::create_dir_mode(&d, berth_base::fsutil::PRIVATE_DIR)
+                .map_err(|e| Error::io(format!("create {}", d.display()), e))?;
         }
         let lock_path = cfg.data_root.join("lock");
         let lock = FileLock::try_lock(&lock_path)

@@ -292,7 +292,8 @@ fn tmpfs_mounts(hc: &HostConfig) -> Vec<TmpfsMount> {
 fn write_etc_files(s: &SandboxSpec<'_>) -> Result<Vec<BindMount>> {
     let write = |name: &str, data: &str| -> Result<PathBuf> {
         let p = s.bundle.join(name);
-        berth_base::fsutil::atomic_write(&p, data.as_bytes())
+        // Any container user reads these (as in Docker); the bundle dir keeps host users out.
+        berth_base::fsutil::atomic_write_mode(&p, data.as_bytes(), berth_base::fsutil::SHARED_FILE)
             .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
         Ok(p)
     };

@@ -1,4 +1,5 @@
-//! The daemon as a whole: `/_ping`, `/version`, `/info`, `/system/df`, and the swarm
+//! The daemon as a whole: `/_ping`, `/version`, `/info`, `/system/df`, berth's
+//! `/berth/system/check`, and the swarm
 //! endpoints, which answer as a dockerd outside a swarm does (clients call them while
 //! cleaning up, and expect dockerd's 503 and wording).
 
@@ -23,6 +24,7 @@ pub fn routes() -> Router<Arc<Engine>> {
         .route("/version", get(version))
         .route("/info", get(info))
         .route("/system/df", get(system_df))
+        .route(berth_api::check::SYSTEM_CHECK_PATH, get(system_check))
         .merge(swarm_routes())
 }
 
@@ -49,6 +51,22 @@ async fn info(State(e): State<Arc<Engine>>) -> Response {
 async fn system_df(State(e): State<Arc<Engine>>) -> ApiResult<Response> {
     let du = e.disk_usage().await?;
     Ok(json(StatusCode::OK, &views::disk_usage(&du, chrono::Utc::now())))
+}
+
+async fn system_check(State(e): State<Arc<Engine>>) -> ApiResult<Response> {
+    let findings = e.system_check().await?;
+    let body = berth_api::check::SystemCheck {
+        data_root: e.cfg.data_root.display().to_string(),
+        findings: findings
+            .into_iter()
+            .map(|f| berth_api::check::CheckFinding {
+                kind: f.kind.as_str().to_owned(),
+                path: f.path.display().to_string(),
+                detail: f.detail,
+            })
+            .collect(),
+    };
+    Ok(json(StatusCode::OK, &body))
 }
 
 /// How a swarm endpoint answers on a daemon that is never part of a swarm.
