@@ -11,6 +11,12 @@ use crate::error::{Error, Result};
 use crate::names;
 use crate::record::{BindSpec, ContainerRecord, RunState};
 
+/// Docker's smallest memory limit (linuxMinMemory), 6 MiB.
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// How many generated names a create draws before it reports the conflict.
+const NAME_DRAWS: u32 = 10;
+
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The answer to a create: the id and any warnings.
@@ -49,6 +55,7 @@ impl Engine {
 
         let id = berth_base::new_id();
         let (config, path, args) = merge_config(&id, &body, &image.config, &image.extras)?;
+        let generated = name.is_none();
         let name = match name {
             Some(n) => {
                 if let Some(other) = self.all().iter().find(|c| c.snapshot().name == n) {
@@ -58,7 +65,7 @@ impl Engine {
             }
             None => self.unique_name(),
         };
-        let rec = ContainerRecord {
+        let mut rec = ContainerRecord {
             id: id.clone(),
             name,
             created: now(),
@@ -72,18 +79,31 @@ impl Engine {
             state: RunState::default(),
             restart_count: 0,
         };
-        let dir = self.container_dir(&id);
-        let engine = self.clone();
-        let rec2 = rec.clone();
-        blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-            if let Err(e) = engine.store.insert(&rec2) {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
+        // A generated name is checked against the containers known when it is drawn, but a
+        // concurrent create can record the same one first: the store refuses the second,
+        // which then draws again (Docker retries its generator the same way).
+        let mut draws = 1;
+        loop {
+            let dir = self.container_dir(&id);
+            let engine = self.clone();
+            let rec2 = rec.clone();
+            let inserted = blocking(move || {
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+                if let Err(e) = engine.store.insert(&rec2) {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(e);
+                }
+                Ok(())
+            })
+            .await;
+            match inserted {
+                Err(Error::Conflict(_)) if generated && draws < NAME_DRAWS => {
+                    draws += 1;
+                    rec.name = self.unique_name();
+                }
+                other => break other?,
             }
-            Ok(())
-        })
-        .await?;
+        }
         self.insert(Container::new(rec));
         Ok(Created { id, warnings: Vec::new() })
     }
@@ -103,6 +123,15 @@ impl Engine {
 /// Options berth does not implement yet are refused rather than silently ignored, so a
 /// user never believes a port is published or a GPU attached when it is not.
 fn check_host_config(hc: &HostConfig) -> Result<()> {
+    // moby's verifyPlatformContainerResources: its floor, and its wording, for any non-zero
+    // limit below it (a negative one included).
+    if let Some(m) = hc.memory
+        && m != 0
+        && m < MIN_MEMORY
+    {
+        return Err(Error::InvalidArgument("Minimum memory limit allowed is 6MB".to_owned()));
+    }
+    super::sandbox::security_opts(hc.security_opt.as_deref().unwrap_or(&[]))?;
     if let Some(pb) = &hc.port_bindings
         && pb.values().any(|v| v.as_ref().is_some_and(|b| !b.is_empty()))
     {
