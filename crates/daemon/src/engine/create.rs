@@ -55,7 +55,7 @@ impl Engine {
 
         let id = berth_base::new_id();
         let (config, path, args) = merge_config(&id, &body, &image.config, &image.extras)?;
-        let generated = name.is_none();
+        let name_generated = name.is_none();
         let name = match name {
             Some(n) => {
                 if let Some(other) = self.all().iter().find(|c| c.snapshot().name == n) {
@@ -63,7 +63,7 @@ impl Engine {
                 }
                 n
             }
-            None => self.unique_name(),
+            None => self.unique_name(0),
         };
         let mut rec = ContainerRecord {
             id: id.clone(),
@@ -82,41 +82,66 @@ impl Engine {
         // A generated name is checked against the containers known when it is drawn, but a
         // concurrent create can record the same one first: the store refuses the second,
         // which then draws again (Docker retries its generator the same way).
-        let mut draws = 1;
-        loop {
-            let dir = self.container_dir(&id);
-            let engine = self.clone();
-            let rec2 = rec.clone();
-            let inserted = blocking(move || {
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-                if let Err(e) = engine.store.insert(&rec2) {
-                    let _ = std::fs::remove_dir_all(&dir);
-                    return Err(e);
-                }
-                Ok(())
-            })
-            .await;
-            match inserted {
-                Err(Error::Conflict(_)) if generated && draws < NAME_DRAWS => {
-                    draws += 1;
-                    rec.name = self.unique_name();
-                }
-                other => break other?,
-            }
-        }
+        let engine = self.clone();
+        record_drawing_names(
+            &mut rec,
+            name_generated,
+            |draw| self.unique_name(draw),
+            |rec2| {
+                let dir = engine.container_dir(&rec2.id);
+                let engine = engine.clone();
+                blocking(move || {
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+                    if let Err(e) = engine.store.insert(&rec2) {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return Err(e);
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .await?;
         self.insert(Container::new(rec));
         Ok(Created { id, warnings: Vec::new() })
     }
 
-    fn unique_name(&self) -> String {
+    /// A generated name no known container has, drawn with Docker's retry counter from
+    /// `draw` on (later draws carry a digit).
+    fn unique_name(&self, draw: u32) -> String {
         let taken: Vec<String> = self.all().iter().map(|c| c.snapshot().name).collect();
-        for retry in 0..20 {
+        for retry in draw..draw + 20 {
             let n = names::generate(retry);
             if !taken.contains(&n) {
                 return n;
             }
         }
         berth_base::new_id()[..16].to_owned()
+    }
+}
+
+/// Records `rec` with `insert`; when its name was generated and the store answers that the
+/// name is taken (a concurrent create recorded it first), draws another with `draw(n)` and
+/// tries again, up to [`NAME_DRAWS`] times in all. A name the user gave is never changed.
+async fn record_drawing_names<D, I, F>(
+    rec: &mut ContainerRecord,
+    generated: bool,
+    mut draw: D,
+    mut insert: I,
+) -> Result<()>
+where
+    D: FnMut(u32) -> String,
+    I: FnMut(ContainerRecord) -> F,
+    F: std::future::Future<Output = Result<()>>,
+{
+    let mut draws = 1;
+    loop {
+        match insert(rec.clone()).await {
+            Err(Error::Conflict(_)) if generated && draws < NAME_DRAWS => {
+                rec.name = draw(draws);
+                draws += 1;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -445,6 +470,57 @@ mod tests {
             env: Some(vec!["A=2".into(), "B=3".into()]),
             ..Default::default()
         }
+    }
+
+    fn record(name: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: berth_base::new_id(),
+            name: name.to_owned(),
+            created: now(),
+            image: "busybox".to_owned(),
+            image_id: String::new(),
+            path: "true".to_owned(),
+            args: Vec::new(),
+            config: Default::default(),
+            host_config: Default::default(),
+            binds: Vec::new(),
+            state: RunState::default(),
+            restart_count: 0,
+        }
+    }
+
+    /// A store that already holds the first `taken` names drawn (as a concurrent create
+    /// would have recorded them) and refuses them as Docker's name conflict.
+    async fn record_against(generated: bool, taken: u32) -> (Result<()>, String, u32) {
+        let mut rec = record("draw0");
+        let mut calls = 0;
+        let r = record_drawing_names(
+            &mut rec,
+            generated,
+            |n| format!("draw{n}"),
+            |r: ContainerRecord| {
+                calls += 1;
+                let drawn: u32 = r.name.trim_start_matches("draw").parse().unwrap();
+                async move { if drawn < taken { Err(crate::store::name_conflict(&r.name, "other")) } else { Ok(()) } }
+            },
+        )
+        .await;
+        (r, rec.name, calls)
+    }
+
+    #[tokio::test]
+    async fn generated_names_are_redrawn_on_conflict() {
+        let (r, name, calls) = record_against(true, 3).await;
+        assert!(r.is_ok());
+        assert_eq!((name.as_str(), calls), ("draw3", 4));
+        // A name the user chose is never replaced: the conflict is the answer.
+        let (r, name, calls) = record_against(false, 1).await;
+        assert!(matches!(r, Err(Error::Conflict(_))));
+        assert_eq!((name.as_str(), calls), ("draw0", 1));
+        // The draws are bounded.
+        let (r, _, calls) = record_against(true, u32::MAX).await;
+        assert!(matches!(r, Err(Error::Conflict(_))));
+        assert_eq!(calls, NAME_DRAWS);
     }
 
     #[test]
