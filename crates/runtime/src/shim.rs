@@ -826,30 +826,40 @@ fn readonly_cgroup_mounts(spec: &oci_spec::runtime::Spec, init: Pid) -> Result<(
     let info = std::fs::read_to_string(&info_path).map_err(|e| Error::io("failed to read", &info_path, e))?;
     // mountinfo: id parent major:minor root mount-point per-mount-options …; the mount
     // points are as the init sees them, inside its root.
+    // A `/sys` bound from the host (host network, build steps) brings the host's cgroup
+    // mounts along, and libcontainer's tmpfs then hides them: only the mounts made after
+    // the last one at a destination are visible there, so only those are remounted.
+    let lines: Vec<(String, &str)> = info
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(' ').collect();
+            Some((unescape_mountinfo(f.get(4)?), *f.get(5)?))
+        })
+        .collect();
     let mut targets: Vec<(std::ffi::CString, MountFlags)> = Vec::new();
-    for line in info.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let (Some(point), Some(opts)) = (f.get(4), f.get(5)) else { continue };
-        let point = unescape_mountinfo(point);
-        if !dests.iter().any(|d| Path::new(&point).starts_with(d)) {
-            continue;
+    for d in &dests {
+        let top = lines.iter().rposition(|(p, _)| Path::new(p) == d.as_path()).unwrap_or(0);
+        for (point, opts) in &lines[top..] {
+            if !Path::new(point).starts_with(d) {
+                continue;
+            }
+            let mut flags = MountFlags::BIND | MountFlags::RDONLY;
+            for o in opts.split(',') {
+                flags |= match o {
+                    "nosuid" => MountFlags::NOSUID,
+                    "nodev" => MountFlags::NODEV,
+                    "noexec" => MountFlags::NOEXEC,
+                    "noatime" => MountFlags::NOATIME,
+                    "nodiratime" => MountFlags::NODIRATIME,
+                    "relatime" => MountFlags::RELATIME,
+                    "strictatime" => MountFlags::STRICTATIME,
+                    _ => MountFlags::empty(),
+                };
+            }
+            let c = std::ffi::CString::new(point.clone())
+                .map_err(|_| Error::Shim(format!("mount point {point:?} holds a NUL byte")))?;
+            targets.push((c, flags));
         }
-        let mut flags = MountFlags::BIND | MountFlags::RDONLY;
-        for o in opts.split(',') {
-            flags |= match o {
-                "nosuid" => MountFlags::NOSUID,
-                "nodev" => MountFlags::NODEV,
-                "noexec" => MountFlags::NOEXEC,
-                "noatime" => MountFlags::NOATIME,
-                "nodiratime" => MountFlags::NODIRATIME,
-                "relatime" => MountFlags::RELATIME,
-                "strictatime" => MountFlags::STRICTATIME,
-                _ => MountFlags::empty(),
-            };
-        }
-        let c = std::ffi::CString::new(point.clone())
-            .map_err(|_| Error::Shim(format!("mount point {point:?} holds a NUL byte")))?;
-        targets.push((c, flags));
     }
     let ns_path = proc_dir.join("ns/mnt");
     let ns =

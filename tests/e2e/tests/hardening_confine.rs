@@ -60,6 +60,22 @@ fn a_container_cannot_raise_its_own_limits() {
     assert!(!out.contains("WROTE"), "the pids limit was lifted from inside: {out}");
     assert!(!out.is_empty() && out.lines().all(|l| l.ends_with("=10")), "pids limit changed: {out}");
 
+    // On the host's network /sys is the host's, bound, with the host's cgroup mounts under
+    // libcontainer's: the visible ones are read-only all the same.
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-m",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        &raise("1073741824", MEMORY_FILES),
+    ]));
+    assert!(!out.contains("WROTE"), "a memory limit was raised from inside (host network): {out}");
+
     // Nor can it make a cgroup of its own, or remount the hierarchy writable.
     let script = "mkdir /sys/fs/cgroup/escape 2>/dev/null && echo MADE; \
                   for m in /sys/fs/cgroup /sys/fs/cgroup/memory /sys/fs/cgroup/pids; do \
