@@ -281,6 +281,34 @@ pub fn parse_env_file(content: &str, lookup: &dyn Fn(&str) -> Option<String>) ->
     Ok(out)
 }
 
+/// Checks `--security-opt` values and replaces `seccomp=<file>` with the file's JSON,
+/// compacted, as the docker CLI does: the daemon reads the profile from the request, never
+/// from the client's filesystem. Unknown keys go through; the daemon refuses them.
+pub fn parse_security_opts(opts: &[String], cwd: &Path) -> Result<Vec<String>, CliError> {
+    let mut out = Vec::with_capacity(opts.len());
+    for opt in opts {
+        let (k, v) = match opt.split_once('=') {
+            Some(kv) => kv,
+            None if opt == "no-new-privileges" => (opt.as_str(), ""),
+            None => opt.split_once(':').unwrap_or((opt.as_str(), "")),
+        };
+        if v.is_empty() && k != "no-new-privileges" {
+            return err(format!("Invalid --security-opt: {opt:?}"));
+        }
+        if k == "seccomp" && v != "builtin" && v != "unconfined" {
+            let path = cwd.join(v);
+            let text = std::fs::read(&path)
+                .map_err(|e| CliError::Opt(format!("opening seccomp profile ({v}) failed: {e}")))?;
+            let json: serde_json::Value = serde_json::from_slice(&text)
+                .map_err(|e| CliError::Opt(format!("compacting json for seccomp profile ({v}) failed: {e}")))?;
+            out.push(format!("seccomp={json}"));
+        } else {
+            out.push(opt.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Parses a byte size with binary multiples as Docker's `RAMInBytes` does: `512m`, `1g`, `1.5GiB`, `1024`.
 pub fn parse_bytes(s: &str) -> Result<i64, CliError> {
     let bad = || CliError::Opt(format!("invalid size: '{s}'"));
@@ -473,6 +501,28 @@ mod tests {
         assert!(parse_env_file("B = two", &lookup).unwrap_err().to_string().contains("'B ' contains whitespaces"));
         assert!(parse_env_file("A B=1", &lookup).unwrap_err().to_string().contains("contains whitespaces"));
         assert!(parse_env_file("=1", &lookup).is_err());
+    }
+
+    #[test]
+    fn security_opts_send_the_profile() {
+        let dir = std::env::temp_dir().join(format!("berth-secopt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("p.json"), "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\"\n}\n").unwrap();
+        let v = |o: &[&str]| parse_security_opts(&o.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &dir);
+        assert_eq!(
+            v(&["seccomp=p.json", "seccomp=unconfined", "no-new-privileges", "bogus=1"]).unwrap(),
+            ["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}", "seccomp=unconfined", "no-new-privileges", "bogus=1"]
+        );
+        assert!(v(&["label"]).unwrap_err().to_string().contains("Invalid --security-opt: \"label\""));
+        assert!(
+            v(&["seccomp=missing.json"])
+                .unwrap_err()
+                .to_string()
+                .contains("opening seccomp profile (missing.json) failed")
+        );
+        std::fs::write(dir.join("bad.json"), "{").unwrap();
+        assert!(v(&["seccomp=bad.json"]).unwrap_err().to_string().contains("compacting json for seccomp profile"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -366,6 +366,9 @@ impl Shim {
         let Some(init_pid) = container.pid().and_then(|p| Pid::from_raw(p.as_raw())) else {
             return Err(fail(container, Error::Shim("the runtime reported no init pid".into())));
         };
+        if let Err(e) = readonly_cgroup_mounts(&spec, init_pid) {
+            return Err(fail(container, e));
+        }
         let pidfd = match rustix::process::pidfd_open(init_pid, PidfdFlags::empty()) {
             Ok(fd) => fd,
             Err(e) => return Err(fail(container, Error::io("pidfd_open failed", Path::new("init"), e.into()))),
@@ -792,6 +795,129 @@ fn flush_client(c: &mut Client) -> bool {
 /// file mappings without dirty private pages are released: their contents equal the file,
 /// stay in the page cache, and fault back in on demand. Mappings the dynamic linker
 /// relocated (dirty copies) are left alone, since dropping them would lose the relocation.
+/// Makes the container's cgroup filesystem read-only as its spec asks.
+///
+/// libcontainer 0.7 honours `ro` on a `cgroup` mount only on pure cgroup2 hosts: on v1 and
+/// hybrid hosts its `mount_cgroup_v1` builds its own mounts (a tmpfs at the destination,
+/// then each controller) with fixed options and drops the spec's, so every controller is
+/// writable and a container could raise its own memory or pids limit. runc remounts them
+/// read-only after setting them up; the spec cannot express that, so it is done here, the
+/// only place libcontainer runs: once create has returned, the init waits for `start`
+/// inside its finished mount namespace, and a forked child of this single-threaded process
+/// enters that namespace and bind-remounts every mount at or under the destination
+/// read-only (the flag is per mount: the superblocks and the host's view are untouched).
+/// Without CAP_SYS_ADMIN the container cannot remount them back; `--privileged` asks for
+/// `rw` and gets Docker's writable cgroups.
+fn readonly_cgroup_mounts(spec: &oci_spec::runtime::Spec, init: Pid) -> Result<(), Error> {
+    use rustix::mount::MountFlags;
+    let dests: Vec<PathBuf> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .filter(|m| m.typ().as_deref() == Some("cgroup"))
+        .filter(|m| m.options().iter().flatten().any(|o| o == "ro"))
+        .map(|m| m.destination().clone())
+        .collect();
+    if dests.is_empty() {
+        return Ok(());
+    }
+    let proc_dir = PathBuf::from(format!("/proc/{}", init.as_raw_nonzero()));
+    let info_path = proc_dir.join("mountinfo");
+    let info = std::fs::read_to_string(&info_path).map_err(|e| Error::io("failed to read", &info_path, e))?;
+    // mountinfo: id parent major:minor root mount-point per-mount-options …; the mount
+    // points are as the init sees them, inside its root.
+    // A `/sys` bound from the host (host network, build steps) brings the host's cgroup
+    // mounts along, and libcontainer's tmpfs then hides them: only the mounts made after
+    // the last one at a destination are visible there, so only those are remounted.
+    let lines: Vec<(String, &str)> = info
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(' ').collect();
+            Some((unescape_mountinfo(f.get(4)?), *f.get(5)?))
+        })
+        .collect();
+    let mut targets: Vec<(std::ffi::CString, MountFlags)> = Vec::new();
+    for d in &dests {
+        let top = lines.iter().rposition(|(p, _)| Path::new(p) == d.as_path()).unwrap_or(0);
+        for (point, opts) in &lines[top..] {
+            if !Path::new(point).starts_with(d) {
+                continue;
+            }
+            let mut flags = MountFlags::BIND | MountFlags::RDONLY;
+            for o in opts.split(',') {
+                flags |= match o {
+                    "nosuid" => MountFlags::NOSUID,
+                    "nodev" => MountFlags::NODEV,
+                    "noexec" => MountFlags::NOEXEC,
+                    "noatime" => MountFlags::NOATIME,
+                    "nodiratime" => MountFlags::NODIRATIME,
+                    "relatime" => MountFlags::RELATIME,
+                    "strictatime" => MountFlags::STRICTATIME,
+                    _ => MountFlags::empty(),
+                };
+            }
+            let c = std::ffi::CString::new(point.clone())
+                .map_err(|_| Error::Shim(format!("mount point {point:?} holds a NUL byte")))?;
+            targets.push((c, flags));
+        }
+    }
+    let ns_path = proc_dir.join("ns/mnt");
+    let ns =
+        rustix::fs::open(&ns_path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+            .map_err(|e| Error::io("failed to open", &ns_path, e.into()))?;
+    // SAFETY: the shim is single-threaded (see the module doc), so the child may do
+    // anything; it only makes syscalls on memory prepared above and leaves with _exit.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(Error::io("fork failed", Path::new("cgroup remount"), std::io::Error::last_os_error()));
+    }
+    if child == 0 {
+        let code =
+            match rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::Mount))
+            {
+                Err(e) => 100 + e.raw_os_error().min(99),
+                Ok(()) => targets
+                    .iter()
+                    .find_map(|(t, flags)| rustix::mount::mount_remount(t.as_c_str(), *flags, c"").err())
+                    .map_or(0, |e| e.raw_os_error().min(99)),
+            };
+        // SAFETY: ends the forked child without running the parent's destructors or atexit.
+        unsafe { libc::_exit(code) };
+    }
+    let pid = Pid::from_raw(child).ok_or_else(|| Error::Shim("fork returned an invalid pid".into()))?;
+    let status = rustix::process::waitpid(Some(pid), WaitOptions::empty())
+        .map_err(|e| Error::io("waitpid failed", Path::new("cgroup remount"), e.into()))?;
+    match status.and_then(|(_, s)| s.exit_status()) {
+        Some(0) => Ok(()),
+        Some(c) if c > 100 => Err(Error::Shim(format!(
+            "entering the container's mount namespace to make /sys/fs/cgroup read-only: {}",
+            Errno::from_raw_os_error(c - 100)
+        ))),
+        Some(c) => Err(Error::Shim(format!(
+            "making the container's /sys/fs/cgroup read-only: {}",
+            Errno::from_raw_os_error(c)
+        ))),
+        None => Err(Error::Shim("the cgroup remount helper died".into())),
+    }
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn drop_setup_text() {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
     let mut current: Option<(usize, usize, bool)> = None;

@@ -111,8 +111,16 @@ pub struct SpecOptions {
     pub cpu_period: Option<u64>,
     /// Max number of pids.
     pub pids_limit: Option<i64>,
-    /// Apply Docker's default seccomp profile; false = unconfined.
+    /// Apply a seccomp profile (the default one unless `seccomp_profile` names another);
+    /// false = unconfined.
     pub seccomp: bool,
+    /// A custom seccomp profile in Docker's JSON format (`--security-opt seccomp=<json>`),
+    /// used instead of the default when `seccomp` is on.
+    pub seccomp_profile: Option<String>,
+    /// `--security-opt apparmor=<profile>`: the AppArmor profile the process runs under.
+    pub apparmor_profile: Option<String>,
+    /// `--security-opt writable-cgroups=<bool>`; `None` means read-only unless privileged.
+    pub writable_cgroups: Option<bool>,
     /// `--security-opt no-new-privileges`.
     pub no_new_privileges: bool,
     /// `--sysctl`.
@@ -304,16 +312,22 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
     ];
+    // Docker: a privileged container gets /sys read-write unless its root is read-only, and
+    // the cgroup filesystem read-write (writable-cgroups overrides either way).
+    let sys_mode = if o.privileged && !o.readonly_rootfs { "rw" } else { "ro" };
+    let cgroup_mode = if o.writable_cgroups.unwrap_or(o.privileged) { "rw" } else { "ro" };
     if o.network == Namespace::Host {
         // sysfs cannot be mounted without owning the network namespace; Docker binds it.
         mounts.push(json!({"destination": "/sys", "type": "bind", "source": "/sys",
-                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}));
+                           "options": ["rbind", "nosuid", "noexec", "nodev", sys_mode]}));
     } else {
         mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-                           "options": ["nosuid", "noexec", "nodev", "ro"]}));
+                           "options": ["nosuid", "noexec", "nodev", sys_mode]}));
     }
+    // On v1 and hybrid hosts libcontainer 0.7 drops these options; the shim re-applies `ro`
+    // (see shim::readonly_cgroup_mounts).
     mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                       "options": ["ro", "nosuid", "noexec", "nodev"]}));
+                       "options": [cgroup_mode, "nosuid", "noexec", "nodev"]}));
     mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                        "options": ["nosuid", "noexec", "nodev"]}));
     if o.ipc != Namespace::Host {
@@ -400,7 +414,10 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
         linux["devices"] = Value::Array(host_devices());
     }
     if o.seccomp && !o.privileged {
-        linux["seccomp"] = seccomp_profile(&caps)?;
+        linux["seccomp"] = match &o.seccomp_profile {
+            Some(custom) => seccomp_profile(&parse_seccomp_profile(custom)?, &caps),
+            None => seccomp_profile(&default_seccomp_profile()?, &caps),
+        };
     }
 
     let mut process = json!({
@@ -421,6 +438,9 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
     }
     if let Some(adj) = o.oom_score_adj {
         process["oomScoreAdj"] = json!(adj);
+    }
+    if let Some(profile) = &o.apparmor_profile {
+        process["apparmorProfile"] = json!(profile);
     }
 
     let mut spec = json!({
@@ -499,12 +519,38 @@ fn str_list(v: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Converts moby's profile into the spec's LinuxSeccomp for this architecture and these
-/// capabilities: rules are kept when their `includes` match and their `excludes` do not,
-/// as moby does when it loads the profile.
-fn seccomp_profile(caps: &[String]) -> Result<Value, Error> {
-    let profile: Value = serde_json::from_str(DEFAULT_PROFILE)
-        .map_err(|source| Error::Json { context: "invalid built-in seccomp profile".into(), source })?;
+fn default_seccomp_profile() -> Result<Value, Error> {
+    serde_json::from_str(DEFAULT_PROFILE)
+        .map_err(|source| Error::Json { context: "invalid built-in seccomp profile".into(), source })
+}
+
+/// Parses a custom seccomp profile in Docker's JSON format (what `--security-opt
+/// seccomp=<file>` sends: the file's content) and checks that it converts, so a bad profile
+/// is refused when the container is created rather than when it starts.
+pub fn parse_seccomp_profile(json: &str) -> Result<Value, Error> {
+    let v: Value = serde_json::from_str(json)
+        .map_err(|e| Error::InvalidArgument(format!("Decoding seccomp profile failed: {e}")))?;
+    if !v.is_object() {
+        return Err(Error::InvalidArgument("Decoding seccomp profile failed: not a JSON object".into()));
+    }
+    if v.get("archMap").is_some_and(|m| !m.is_null()) && v.get("architectures").is_some_and(|a| !a.is_null()) {
+        return Err(Error::InvalidArgument(
+            "'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or 'archMap'"
+                .into(),
+        ));
+    }
+    let converted = seccomp_profile(&v, &[]);
+    serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(converted)
+        .map_err(|e| Error::InvalidArgument(format!("invalid seccomp profile: {e}")))?;
+    Ok(v)
+}
+
+/// Converts a profile in moby's format (the built-in one or a user's) into the spec's
+/// LinuxSeccomp for this architecture and these capabilities: rules are kept when their
+/// `includes` match and their `excludes` do not, as moby does when it loads a profile.
+/// Both of moby's shapes are read: `archMap` or a flat `architectures` list, and a rule's
+/// `names` or older single `name`.
+fn seccomp_profile(profile: &Value, caps: &[String]) -> Value {
     let (arch, scmp_arch) = native_arch();
     let mut arches = Vec::new();
     for m in profile["archMap"].as_array().into_iter().flatten() {
@@ -513,6 +559,7 @@ fn seccomp_profile(caps: &[String]) -> Result<Value, Error> {
             arches.extend(str_list(m, "subArchitectures"));
         }
     }
+    arches.extend(str_list(profile, "architectures"));
     let mut syscalls = Vec::new();
     for rule in profile["syscalls"].as_array().into_iter().flatten() {
         let inc = &rule["includes"];
@@ -528,9 +575,13 @@ fn seccomp_profile(caps: &[String]) -> Result<Value, Error> {
         if str_list(exc, "arches").iter().any(|a| a == arch) || str_list(exc, "caps").iter().any(|c| caps.contains(c)) {
             continue;
         }
-        // minKernel (4.8 in the profile) is below anything that runs berth.
-        let mut r = json!({"names": rule["names"], "action": rule["action"]});
-        if let Some(e) = rule.get("errnoRet") {
+        let mut names = str_list(rule, "names");
+        if let Some(n) = rule.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            names.push(n.to_string());
+        }
+        // minKernel (4.8 in the default profile) is below anything that runs berth.
+        let mut r = json!({"names": names, "action": rule["action"]});
+        if let Some(e) = rule.get("errnoRet").filter(|e| !e.is_null()) {
             r["errnoRet"] = e.clone();
         }
         if let Some(a) = rule.get("args").filter(|a| a.is_array()) {
@@ -538,12 +589,18 @@ fn seccomp_profile(caps: &[String]) -> Result<Value, Error> {
         }
         syscalls.push(r);
     }
-    Ok(json!({
+    let mut out = json!({
         "defaultAction": profile["defaultAction"],
-        "defaultErrnoRet": profile["defaultErrnoRet"],
         "architectures": arches,
         "syscalls": syscalls,
-    }))
+    });
+    if let Some(e) = profile.get("defaultErrnoRet").filter(|e| !e.is_null()) {
+        out["defaultErrnoRet"] = e.clone();
+    }
+    if let Some(f) = profile.get("flags").filter(|f| f.is_array()) {
+        out["flags"] = f.clone();
+    }
+    out
 }
 
 /// Reads a file of the rootfs without following symlinks out of it; a missing file reads
@@ -770,6 +827,56 @@ mod tests {
         assert!(v["linux"].get("seccomp").is_none());
         assert!(v["linux"].get("maskedPaths").is_none());
         assert!(v["process"]["capabilities"]["bounding"].as_array().unwrap().len() > 30);
+    }
+
+    fn mount_options(v: &Value, dest: &str) -> Vec<String> {
+        let m = v["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == dest).unwrap();
+        m["options"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_owned()).collect()
+    }
+
+    #[test]
+    fn sys_and_cgroup_modes_follow_docker() {
+        let v = serde_json::to_value(generate(&opts()).unwrap()).unwrap();
+        assert!(mount_options(&v, "/sys").contains(&"ro".to_owned()));
+        assert!(mount_options(&v, "/sys/fs/cgroup").contains(&"ro".to_owned()));
+        let mut p = opts();
+        p.privileged = true;
+        let v = serde_json::to_value(generate(&p).unwrap()).unwrap();
+        assert!(mount_options(&v, "/sys").contains(&"rw".to_owned()));
+        assert!(mount_options(&v, "/sys/fs/cgroup").contains(&"rw".to_owned()));
+        p.readonly_rootfs = true;
+        p.writable_cgroups = Some(false);
+        let v = serde_json::to_value(generate(&p).unwrap()).unwrap();
+        assert!(mount_options(&v, "/sys").contains(&"ro".to_owned()));
+        assert!(mount_options(&v, "/sys/fs/cgroup").contains(&"ro".to_owned()));
+    }
+
+    #[test]
+    fn custom_seccomp_and_apparmor() {
+        let mut o = opts();
+        o.seccomp_profile = Some(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+                "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":1},
+                            {"name":"rmdir","action":"SCMP_ACT_ERRNO"},
+                            {"names":["chown"],"action":"SCMP_ACT_ERRNO","includes":{"caps":["CAP_SYS_ADMIN"]}}]}"#
+                .into(),
+        );
+        o.apparmor_profile = Some("docker-default".into());
+        let v = serde_json::to_value(generate(&o).unwrap()).unwrap();
+        let sc = &v["linux"]["seccomp"];
+        assert_eq!(sc["defaultAction"], "SCMP_ACT_ALLOW");
+        assert_eq!(sc["architectures"], json!(["SCMP_ARCH_X86_64"]));
+        let rules = sc["syscalls"].as_array().unwrap();
+        assert_eq!(rules.len(), 2, "the CAP_SYS_ADMIN rule is left out: {rules:?}");
+        assert_eq!(rules[0]["names"], json!(["mkdir"]));
+        assert_eq!(rules[1]["names"], json!(["rmdir"]));
+        assert_eq!(v["process"]["apparmorProfile"], "docker-default");
+
+        for bad in ["{not json", "[]", r#"{"defaultAction":"SCMP_ACT_NOPE"}"#, r#"{"archMap":[],"architectures":[]}"#] {
+            let e = parse_seccomp_profile(bad).unwrap_err();
+            assert_eq!(e.kind(), berth_base::ErrorKind::InvalidArgument, "{bad}: {e}");
+        }
+        assert!(parse_seccomp_profile("{x").unwrap_err().to_string().starts_with("Decoding seccomp profile failed"));
     }
 
     #[test]

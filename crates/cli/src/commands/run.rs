@@ -289,7 +289,7 @@ pub fn build_create(
         extra_hosts: some_vec(&a.add_host),
         dns: some_vec(&a.dns),
         readonly_rootfs: Some(a.read_only),
-        security_opt: some_vec(&a.security_opt),
+        security_opt: some_vec(&opts::parse_security_opts(&a.security_opt, cwd)?),
         sysctls: if sysctls.is_empty() { None } else { Some(sysctls) },
         ..Default::default()
     };

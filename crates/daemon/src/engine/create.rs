@@ -11,6 +11,12 @@ use crate::error::{Error, Result};
 use crate::names;
 use crate::record::{BindSpec, ContainerRecord, RunState};
 
+/// Docker's smallest memory limit (linuxMinMemory), 6 MiB.
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// How many generated names a create draws before it reports the conflict.
+const NAME_DRAWS: u32 = 10;
+
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The answer to a create: the id and any warnings.
@@ -49,6 +55,7 @@ impl Engine {
 
         let id = berth_base::new_id();
         let (config, path, args) = merge_config(&id, &body, &image.config, &image.extras)?;
+        let name_generated = name.is_none();
         let name = match name {
             Some(n) => {
                 if let Some(other) = self.all().iter().find(|c| c.snapshot().name == n) {
@@ -56,9 +63,9 @@ impl Engine {
                 }
                 n
             }
-            None => self.unique_name(),
+            None => self.unique_name(0),
         };
-        let rec = ContainerRecord {
+        let mut rec = ContainerRecord {
             id: id.clone(),
             name,
             created: now(),
@@ -72,28 +79,40 @@ impl Engine {
             state: RunState::default(),
             restart_count: 0,
         };
-        let dir = self.container_dir(&id);
+        // A generated name is checked against the containers known when it is drawn, but a
+        // concurrent create can record the same one first: the store refuses the second,
+        // which then draws again (Docker retries its generator the same way).
         let engine = self.clone();
-        let rec2 = rec.clone();
-        blocking(move || {
-            // 0710 root:root as Docker's: other host users never reach the container's
-            // upper dir (setuid files) nor its config and logs.
-            berth_base::fsutil::create_dir_mode(&dir, berth_base::fsutil::GUARD_DIR)
-                .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-            if let Err(e) = engine.store.insert(&rec2) {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-            Ok(())
-        })
+        record_drawing_names(
+            &mut rec,
+            name_generated,
+            |draw| self.unique_name(draw),
+            |rec2| {
+                let dir = engine.container_dir(&rec2.id);
+                let engine = engine.clone();
+                blocking(move || {
+                    // 0710 root:root as Docker's: other host users never reach the container's
+                    // upper dir (setuid files) nor its config and logs.
+                    berth_base::fsutil::create_dir_mode(&dir, berth_base::fsutil::GUARD_DIR)
+                        .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+                    if let Err(e) = engine.store.insert(&rec2) {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return Err(e);
+                    }
+                    Ok(())
+                })
+            },
+        )
         .await?;
         self.insert(Container::new(rec));
         Ok(Created { id, warnings: Vec::new() })
     }
 
-    fn unique_name(&self) -> String {
+    /// A generated name no known container has, drawn with Docker's retry counter from
+    /// `draw` on (later draws carry a digit).
+    fn unique_name(&self, draw: u32) -> String {
         let taken: Vec<String> = self.all().iter().map(|c| c.snapshot().name).collect();
-        for retry in 0..20 {
+        for retry in draw..draw + 20 {
             let n = names::generate(retry);
             if !taken.contains(&n) {
                 return n;
@@ -103,9 +122,44 @@ impl Engine {
     }
 }
 
+/// Records `rec` with `insert`; when its name was generated and the store answers that the
+/// name is taken (a concurrent create recorded it first), draws another with `draw(n)` and
+/// tries again, up to [`NAME_DRAWS`] times in all. A name the user gave is never changed.
+async fn record_drawing_names<D, I, F>(
+    rec: &mut ContainerRecord,
+    generated: bool,
+    mut draw: D,
+    mut insert: I,
+) -> Result<()>
+where
+    D: FnMut(u32) -> String,
+    I: FnMut(ContainerRecord) -> F,
+    F: std::future::Future<Output = Result<()>>,
+{
+    let mut draws = 1;
+    loop {
+        match insert(rec.clone()).await {
+            Err(Error::Conflict(_)) if generated && draws < NAME_DRAWS => {
+                rec.name = draw(draws);
+                draws += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Options berth does not implement yet are refused rather than silently ignored, so a
 /// user never believes a port is published or a GPU attached when it is not.
 fn check_host_config(hc: &HostConfig) -> Result<()> {
+    // moby's verifyPlatformContainerResources: its floor, and its wording, for any non-zero
+    // limit below it (a negative one included).
+    if let Some(m) = hc.memory
+        && m != 0
+        && m < MIN_MEMORY
+    {
+        return Err(Error::InvalidArgument("Minimum memory limit allowed is 6MB".to_owned()));
+    }
+    super::sandbox::security_opts(hc.security_opt.as_deref().unwrap_or(&[]))?;
     if let Some(pb) = &hc.port_bindings
         && pb.values().any(|v| v.as_ref().is_some_and(|b| !b.is_empty()))
     {
@@ -419,6 +473,57 @@ mod tests {
             env: Some(vec!["A=2".into(), "B=3".into()]),
             ..Default::default()
         }
+    }
+
+    fn record(name: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: berth_base::new_id(),
+            name: name.to_owned(),
+            created: now(),
+            image: "busybox".to_owned(),
+            image_id: String::new(),
+            path: "true".to_owned(),
+            args: Vec::new(),
+            config: Default::default(),
+            host_config: Default::default(),
+            binds: Vec::new(),
+            state: RunState::default(),
+            restart_count: 0,
+        }
+    }
+
+    /// A store that already holds the first `taken` names drawn (as a concurrent create
+    /// would have recorded them) and refuses them as Docker's name conflict.
+    async fn record_against(generated: bool, taken: u32) -> (Result<()>, String, u32) {
+        let mut rec = record("draw0");
+        let mut calls = 0;
+        let r = record_drawing_names(
+            &mut rec,
+            generated,
+            |n| format!("draw{n}"),
+            |r: ContainerRecord| {
+                calls += 1;
+                let drawn: u32 = r.name.trim_start_matches("draw").parse().unwrap();
+                async move { if drawn < taken { Err(crate::store::name_conflict(&r.name, "other")) } else { Ok(()) } }
+            },
+        )
+        .await;
+        (r, rec.name, calls)
+    }
+
+    #[tokio::test]
+    async fn generated_names_are_redrawn_on_conflict() {
+        let (r, name, calls) = record_against(true, 3).await;
+        assert!(r.is_ok());
+        assert_eq!((name.as_str(), calls), ("draw3", 4));
+        // A name the user chose is never replaced: the conflict is the answer.
+        let (r, name, calls) = record_against(false, 1).await;
+        assert!(matches!(r, Err(Error::Conflict(_))));
+        assert_eq!((name.as_str(), calls), ("draw0", 1));
+        // The draws are bounded.
+        let (r, _, calls) = record_against(true, u32::MAX).await;
+        assert!(matches!(r, Err(Error::Conflict(_))));
+        assert_eq!(calls, NAME_DRAWS);
     }
 
     #[test]

@@ -146,11 +146,12 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path) ->
         tmpfs: tmpfs_mounts(hc),
     })?;
     let privileged = hc.privileged == Some(true);
-    let security_opt = hc.security_opt.clone().unwrap_or_default();
-    let seccomp = !privileged && !security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
-    let no_new_privileges = security_opt
-        .iter()
-        .any(|o| o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true");
+    let security = security_opts(hc.security_opt.as_deref().unwrap_or(&[]))?;
+    let (seccomp, seccomp_profile) = match security.seccomp {
+        Seccomp::Default => (!privileged, None),
+        Seccomp::Unconfined => (false, None),
+        Seccomp::Custom(json) => (!privileged, Some(json)),
+    };
     Ok(SpecOptions {
         readonly_rootfs: hc.readonly_rootfs == Some(true),
         ipc: ns(hc.ipc_mode.as_deref()),
@@ -172,7 +173,10 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path) ->
             .or_else(|| hc.nano_cpus.filter(|n| *n > 0).map(|_| 100_000)),
         pids_limit: hc.pids_limit.filter(|p| *p > 0),
         seccomp,
-        no_new_privileges,
+        seccomp_profile,
+        no_new_privileges: security.no_new_privileges,
+        apparmor_profile: security.apparmor,
+        writable_cgroups: security.writable_cgroups,
         sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
         oom_score_adj: hc.oom_score_adj.map(|o| o as i32),
         init: None,
@@ -226,6 +230,104 @@ pub(crate) fn for_step(bundle: &Path, rootfs: &Path, spec: &RunSpec) -> Result<S
         shm_size: spec.shm_size,
         ..base
     })
+}
+
+/// The seccomp filter `--security-opt seccomp=` chose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Seccomp {
+    /// Docker's default profile (no option, or `seccomp=builtin`).
+    #[default]
+    Default,
+    /// `seccomp=unconfined`.
+    Unconfined,
+    /// A profile in Docker's JSON format, sent by the client as the file's content.
+    Custom(String),
+}
+
+/// What a container's `--security-opt` list asks for, parsed as Docker's daemon does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SecurityOpts {
+    /// The seccomp filter.
+    pub seccomp: Seccomp,
+    /// `no-new-privileges[=bool]`.
+    pub no_new_privileges: bool,
+    /// `apparmor=<profile>`, on a host with AppArmor.
+    pub apparmor: Option<String>,
+    /// `writable-cgroups=<bool>`; `None` leaves it to `--privileged`.
+    pub writable_cgroups: Option<bool>,
+}
+
+/// Go's strconv.ParseBool, which Docker uses for boolean security options.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim().starts_with('Y'))
+}
+
+fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// Parses `--security-opt` as moby's parseSecurityOpt does, with its wording for what it
+/// refuses (`invalid --security-opt 2: "bogus=1"`). Checked at create (a 400, as Docker's
+/// verifyContainerSettings answers) and again when the spec is made.
+///
+/// Where berth differs from Docker, it refuses rather than ignores: Docker drops `apparmor=`
+/// silently on a host without AppArmor; berth accepts only `apparmor=unconfined` there and
+/// refuses a named profile, so nobody believes a container confined that is not. `label=`
+/// is accepted as Docker accepts it on a host without SELinux (go-selinux's InitLabels
+/// answers empty labels there); on a host with SELinux berth does not label processes, so
+/// anything but `label=disable` is refused.
+pub(crate) fn security_opts(opts: &[String]) -> Result<SecurityOpts> {
+    let mut out = SecurityOpts::default();
+    let invalid2 = |opt: &str| Error::InvalidArgument(format!("invalid --security-opt 2: {opt:?}"));
+    for opt in opts {
+        if opt == "no-new-privileges" {
+            out.no_new_privileges = true;
+            continue;
+        }
+        let Some((k, v)) = opt.split_once('=').or_else(|| opt.split_once(':')) else {
+            return Err(Error::InvalidArgument(format!("invalid --security-opt 1: {opt:?}")));
+        };
+        match k {
+            "label" => {
+                if selinux_enabled() && v != "disable" {
+                    return Err(Error::InvalidArgument(format!(
+                        "--security-opt {opt:?}: berth does not apply SELinux labels; only label=disable is accepted on this host"
+                    )));
+                }
+            }
+            "apparmor" => {
+                if apparmor_enabled() {
+                    out.apparmor = Some(v.to_owned());
+                } else if v != "unconfined" {
+                    return Err(Error::InvalidArgument(format!(
+                        "--security-opt {opt:?}: AppArmor is not enabled on this host, so the profile cannot be applied"
+                    )));
+                }
+            }
+            "seccomp" => {
+                out.seccomp = match v {
+                    "unconfined" => Seccomp::Unconfined,
+                    "" | "builtin" => Seccomp::Default,
+                    json => {
+                        berth_runtime::spec::parse_seccomp_profile(json)?;
+                        Seccomp::Custom(json.to_owned())
+                    }
+                }
+            }
+            "no-new-privileges" => out.no_new_privileges = go_bool(v).ok_or_else(|| invalid2(opt))?,
+            "writable-cgroups" => out.writable_cgroups = Some(go_bool(v).ok_or_else(|| invalid2(opt))?),
+            _ => return Err(invalid2(opt)),
+        }
+    }
+    Ok(out)
 }
 
 /// The container's bind mounts; `-v` creates a missing host directory as Docker does,
@@ -397,6 +499,27 @@ fn home_dir(rootfs: &Path, uid: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn security_opts_parse_as_dockers() {
+        let v = |o: &[&str]| security_opts(&o.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let s = v(&["no-new-privileges", "seccomp=unconfined", "label=disable", "writable-cgroups=1"]).unwrap();
+        assert!(s.no_new_privileges);
+        assert_eq!(s.seccomp, Seccomp::Unconfined);
+        assert_eq!(s.writable_cgroups, Some(true));
+        assert!(!v(&["no-new-privileges:false"]).unwrap().no_new_privileges);
+        assert_eq!(v(&["seccomp=builtin"]).unwrap().seccomp, Seccomp::Default);
+        let json = r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#;
+        assert_eq!(v(&[&format!("seccomp={json}")]).unwrap().seccomp, Seccomp::Custom(json.to_owned()));
+        for (opt, want) in [
+            ("bogus=1", r#"invalid --security-opt 2: "bogus=1""#),
+            ("bogus", r#"invalid --security-opt 1: "bogus""#),
+            ("no-new-privileges=maybe", r#"invalid --security-opt 2: "no-new-privileges=maybe""#),
+        ] {
+            assert_eq!(v(&[opt]).unwrap_err().to_string(), want);
+        }
+        assert!(v(&["seccomp={"]).unwrap_err().to_string().contains("Decoding seccomp profile failed"));
+    }
 
     #[test]
     fn resolv_drops_loopback() {

@@ -1,0 +1,239 @@
+//! Confinement a container cannot undo (issue 12, defects 2, 7 and parts of 8): its own
+//! resource limits behind a read-only cgroup filesystem, `--security-opt` applied or
+//! refused in Docker's words, Docker's memory floor, `--privileged`'s writable `/sys`, and
+//! generated names that survive concurrent creates. Each test performs the attack.
+
+use std::process::{Command, Output};
+
+use berth_e2e::{Daemon, have_docker, ok, text};
+
+fn setup() -> Daemon {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    d
+}
+
+/// Sends one JSON request with curl over the daemon's socket; returns (status, body).
+fn post_json(d: &Daemon, path: &str, body: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-X", "POST", "-H", "Content-Type: application/json", "-d", body])
+        .args(["-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(&d.socket)
+        .arg(format!("http://localhost{path}"))
+        .output()
+        .expect("run curl");
+    let out = ok(&out);
+    let (body, code) = out.rsplit_once('\n').expect("status line");
+    (code.trim().parse().expect("status"), body.to_owned())
+}
+
+/// A shell script that tries to write `value` into each of `files` that exists in the
+/// container, printing `WROTE <file>` when the write lands and `<file>=<content>` after.
+fn raise(value: &str, files: &[&str]) -> String {
+    format!(
+        "for f in {}; do [ -e $f ] || continue; if echo {value} > $f; then echo WROTE $f; fi; echo $f=$(cat $f); done",
+        files.join(" ")
+    )
+}
+
+const MEMORY_FILES: &[&str] = &[
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+    "/sys/fs/cgroup/memory.max",
+    "/sys/fs/cgroup/unified/memory.max",
+];
+const PIDS_FILES: &[&str] =
+    &["/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/unified/pids.max"];
+
+#[test]
+fn a_container_cannot_raise_its_own_limits() {
+    let d = setup();
+    // -m 32m: the attack raises the limit to 1 GiB from inside.
+    let out = ok(&d.berth(&["run", "--rm", "-m", "32m", "busybox", "sh", "-c", &raise("1073741824", MEMORY_FILES)]));
+    assert!(!out.contains("WROTE"), "a memory limit was raised from inside: {out}");
+    let limits: Vec<&str> = out.lines().filter(|l| !l.contains("memsw")).collect();
+    assert!(!limits.is_empty(), "no memory limit file in the container: {out}");
+    assert!(limits.iter().all(|l| l.ends_with("=33554432")), "limit changed: {out}");
+
+    // --pids-limit 10: the attack lifts it.
+    let out = ok(&d.berth(&["run", "--rm", "--pids-limit", "10", "busybox", "sh", "-c", &raise("max", PIDS_FILES)]));
+    assert!(!out.contains("WROTE"), "the pids limit was lifted from inside: {out}");
+    assert!(!out.is_empty() && out.lines().all(|l| l.ends_with("=10")), "pids limit changed: {out}");
+
+    // On the host's network /sys is the host's, bound, with the host's cgroup mounts under
+    // libcontainer's: the visible ones are read-only all the same.
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-m",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        &raise("1073741824", MEMORY_FILES),
+    ]));
+    assert!(!out.contains("WROTE"), "a memory limit was raised from inside (host network): {out}");
+
+    // Nor can it make a cgroup of its own, or remount the hierarchy writable.
+    let script = "mkdir /sys/fs/cgroup/escape 2>/dev/null && echo MADE; \
+                  for m in /sys/fs/cgroup /sys/fs/cgroup/memory /sys/fs/cgroup/pids; do \
+                    [ -d $m ] && mount -o remount,rw $m 2>/dev/null && echo REMOUNTED $m; done; \
+                  grep -c ' /sys/fs/cgroup[^ ]* [^ ]* rw,' /proc/mounts";
+    let out = d.berth(&["run", "--rm", "-m", "32m", "busybox", "sh", "-c", script]);
+    let o = text(&out.stdout);
+    assert!(!o.contains("MADE") && !o.contains("REMOUNTED"), "{o}");
+    assert_eq!(o.trim(), "0", "a cgroup mount is writable in the container: {o}");
+}
+
+#[test]
+fn privileged_gets_dockers_writable_cgroups_and_sys() {
+    let d = setup();
+    let script = format!("{}; grep ' /sys ' /proc/mounts", raise("67108864", &MEMORY_FILES[..1]));
+    let out = ok(&d.berth(&["run", "--rm", "--privileged", "-m", "32m", "busybox", "sh", "-c", &script]));
+    if std::path::Path::new(MEMORY_FILES[0]).exists() {
+        assert!(out.contains("WROTE") && out.contains("=67108864"), "{out}");
+    }
+    assert!(out.contains(" /sys sysfs rw,"), "privileged /sys is read-write as in Docker: {out}");
+    let out = ok(&d.berth(&["run", "--rm", "busybox", "grep", " /sys ", "/proc/mounts"]));
+    assert!(out.contains(" /sys sysfs ro,"), "{out}");
+    // Docker keeps /sys read-only for a privileged container with a read-only root.
+    let out =
+        ok(&d.berth(&["run", "--rm", "--privileged", "--read-only", "busybox", "grep", " /sys ", "/proc/mounts"]));
+    assert!(out.contains(" /sys sysfs ro,"), "{out}");
+}
+
+#[test]
+fn security_opts_are_applied() {
+    let d = setup();
+    let profile = d.dir.path().join("nomkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [ { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO" } ]
+}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let mut clis: Vec<fn(&Daemon, &[&str]) -> Output> = vec![Daemon::berth];
+    if have_docker() {
+        clis.push(Daemon::docker);
+    }
+    for run in &clis {
+        let out = run(&d, &["run", "--rm", "--security-opt", &opt, "busybox", "sh", "-c", "mkdir /x; echo rc=$?"]);
+        assert!(text(&out.stdout).contains("rc=1"), "{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(text(&out.stderr).contains("Operation not permitted"), "{}", text(&out.stderr));
+    }
+    let out = ok(&d.berth(&["run", "--rm", "busybox", "sh", "-c", "mkdir /x && echo made"]));
+    assert_eq!(out, "made\n");
+
+    // The default profile refuses a user namespace without CAP_SYS_ADMIN; unconfined does not.
+    let out = d.berth(&["run", "--rm", "busybox", "unshare", "-U", "true"]);
+    assert!(!out.status.success(), "default profile let unshare(CLONE_NEWUSER) through");
+    let userns = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if userns > 0 {
+        ok(&d.berth(&["run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "unshare", "-U", "true"]));
+    }
+
+    for (o, want) in [("no-new-privileges", "1"), ("no-new-privileges=true", "1"), ("no-new-privileges=false", "0")] {
+        let out =
+            ok(&d.berth(&["run", "--rm", "--security-opt", o, "busybox", "grep", "NoNewPrivs", "/proc/self/status"]));
+        assert_eq!(out.split_whitespace().last(), Some(want), "{o}: {out}");
+    }
+    // No SELinux here: Docker accepts label options silently, and so does berth.
+    ok(&d.berth(&["run", "--rm", "--security-opt", "label=disable", "busybox", "true"]));
+}
+
+#[test]
+fn unknown_and_unavailable_security_opts_are_refused() {
+    let d = setup();
+    let want = r#"invalid --security-opt 2: "bogus=1""#;
+    let out = d.berth(&["run", "--rm", "--security-opt", "bogus=1", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out.stderr).contains(want), "{}", text(&out.stderr));
+    if have_docker() {
+        let out = d.docker(&["run", "--rm", "--security-opt", "bogus=1", "busybox", "true"]);
+        assert_eq!(out.status.code(), Some(125));
+        assert!(text(&out.stderr).contains(&format!("Error response from daemon: {want}")), "{}", text(&out.stderr));
+    }
+    let (code, body) = post_json(
+        &d,
+        "/v1.41/containers/create",
+        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"SecurityOpt":["bogus=1"]}}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body.trim(), format!("{{\"message\":{}}}", serde_json::to_string(want).unwrap()));
+    let (code, body) = post_json(
+        &d,
+        "/v1.41/containers/create",
+        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"SecurityOpt":["no-new-privileges=maybe"]}}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains(r#"invalid --security-opt 2: \"no-new-privileges=maybe\""#), "{body}");
+    let (code, body) = post_json(
+        &d,
+        "/v1.41/containers/create",
+        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"SecurityOpt":["seccomp={not json"]}}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("Decoding seccomp profile failed"), "{body}");
+
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'));
+    if !apparmor {
+        let out = d.berth(&["run", "--rm", "--security-opt", "apparmor=docker-default", "busybox", "true"]);
+        assert_eq!(out.status.code(), Some(125));
+        assert!(text(&out.stderr).contains("AppArmor is not enabled on this host"), "{}", text(&out.stderr));
+        ok(&d.berth(&["run", "--rm", "--security-opt", "apparmor=unconfined", "busybox", "true"]));
+    }
+    // Nothing was created by the refused requests.
+    assert_eq!(ok(&d.berth(&["ps", "-aq"])), "");
+}
+
+#[test]
+fn memory_below_dockers_floor_is_refused() {
+    let d = setup();
+    for m in ["-5", "1", "6291455"] {
+        let (code, body) = post_json(
+            &d,
+            "/v1.41/containers/create",
+            &format!(r#"{{"Image":"busybox","Cmd":["true"],"HostConfig":{{"Memory":{m}}}}}"#),
+        );
+        assert_eq!((code, body.trim()), (400, r#"{"message":"Minimum memory limit allowed is 6MB"}"#), "Memory {m}");
+    }
+    let out = d.berth(&["run", "--rm", "-m", "1", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out.stderr).contains("Minimum memory limit allowed is 6MB"), "{}", text(&out.stderr));
+    if have_docker() {
+        let out = d.docker(&["run", "--rm", "-m", "1", "busybox", "true"]);
+        assert!(
+            text(&out.stderr).contains("Error response from daemon: Minimum memory limit allowed is 6MB"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    ok(&d.berth(&["run", "--rm", "-m", "6m", "busybox", "true"]));
+    assert_eq!(ok(&d.berth(&["ps", "-aq"])), "");
+}
+
+#[test]
+fn concurrent_unnamed_creates_all_get_a_name() {
+    let d = setup();
+    let n = 50;
+    let results: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n).map(|_| s.spawn(|| d.berth(&["create", "busybox", "true"]))).collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    let failed: Vec<String> = results.iter().filter(|o| !o.status.success()).map(|o| text(&o.stderr)).collect();
+    assert!(failed.is_empty(), "{} of {n} creates failed: {failed:?}", failed.len());
+    let names = ok(&d.berth(&["ps", "-a", "--format", "{{.Names}}"]));
+    let mut names: Vec<&str> = names.lines().collect();
+    assert_eq!(names.len(), n);
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), n, "duplicate names: {names:?}");
+}
