@@ -1,8 +1,8 @@
 //! The API server under connection abuse (issue 12, defect 6): more idle connections than
 //! the daemon has descriptors for must not end it (accept errors are retried, the excess is
 //! answered 503 `too many connections`), and a client that sends half a header is dropped
-//! after the header timeout — while hijacked attach and streaming wait connections, which
-//! are past their headers, are not.
+//! after the header timeout (a TLS client that stalls its handshake too) — while hijacked
+//! attach and streaming wait and logs connections, which are past their headers, are not.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -137,4 +137,58 @@ fn a_half_sent_header_is_dropped_after_the_timeout_but_attach_and_wait_are_not()
     let id = ok(&d.berth(&["run", "-d", "busybox", "sh", "-c", "sleep 5; echo late"])).trim().to_owned();
     let logs = ok(&d.berth(&["logs", "-f", &id]));
     assert_eq!(logs.trim(), "late");
+}
+
+#[test]
+fn a_stalled_tls_handshake_is_dropped_after_the_timeout() {
+    let certs = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(certs.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", text(&out.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let cert = certs.path().join("cert.pem");
+    let key = certs.path().join("key.pem");
+    let d = Daemon::start_with(&[
+        "--api-header-timeout",
+        "2s",
+        "-H",
+        &tcp,
+        "--tls",
+        "--tlscert",
+        cert.to_str().unwrap(),
+        "--tlskey",
+        key.to_str().unwrap(),
+    ]);
+    // The first bytes of a ClientHello, and then nothing.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let start = Instant::now();
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    let mut buf = [0u8; 1024];
+    while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(15), "dropped after {took:?}");
+    assert!(d.log().contains("TLS handshake timed out"), "{}", d.log());
 }
