@@ -1,6 +1,7 @@
 //! Errors in Docker's JSON shape and in printable words (issue 12, defect 8): a method no
-//! route serves (POST `/_ping`) is dockerd's 404 `page not found`, a bad `filters` is a 400
-//! that says why, and a garbage tar is described without echoing its binary bytes.
+//! route serves (POST `/_ping`) is dockerd's 404 `page not found`, a bad `filters` or path
+//! parameter is a 400 that says why in `{"message": …}`, and a garbage tar is described
+//! without echoing its binary bytes.
 
 use std::process::Command;
 
@@ -43,6 +44,10 @@ fn errors_are_dockers_json_in_printable_words() {
         let msg = message(&body);
         assert!(!msg.is_empty() && printable(&msg), "{p}: {msg:?}");
     }
+    // A path parameter that does not decode is refused in the same JSON shape.
+    let (code, body) = curl(&d, "GET", "/v1.41/containers/%ff/json", None);
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(message(&body), "Invalid URL: Invalid UTF-8 in `id`");
 
     // A "tar" of binary garbage: the error describes it in printable text.
     let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
