@@ -10,7 +10,8 @@
 //!   descriptor for what it serves (a log file, an attach pipe, a blob). It is read at each
 //!   accept, so raising the limit of a running daemon (`prlimit`) takes effect; berth never
 //!   changes its own rlimits. A connection past the bound gets 503
-//!   `{"message":"too many connections"}` and is closed: the client learns why at once,
+//!   `{"message":"too many connections"}` and is closed (logged at most every 10 s, so a
+//!   flood does not flood the log): the client learns why at once,
 //!   where leaving it in the kernel's backlog would make it hang with no word (over TLS
 //!   the connection is closed without a word, as answering would take a handshake).
 //! - **The header timeout** ([`crate::config::Config::api_header_timeout`], dockerd's 5
@@ -20,13 +21,15 @@
 //!   hijacked attach connection are never cut by it.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tower::ServiceExt;
 
 /// Descriptors kept back from connections for the daemon's own use: the state database,
@@ -61,6 +64,74 @@ impl ConnSlot {
 impl Drop for ConnSlot {
     fn drop(&mut self) {
         OPEN.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection's stream holding its [`ConnSlot`]: the place is freed when the stream is
+/// dropped, so a hijacked attach stream, which outlives the HTTP connection, keeps
+/// counting until it closes.
+#[derive(Debug)]
+pub struct Counted<IO> {
+    io: IO,
+    _slot: ConnSlot,
+}
+
+impl<IO> Counted<IO> {
+    /// `io` holding `slot`.
+    pub fn new(io: IO, slot: ConnSlot) -> Counted<IO> {
+        Counted { io, _slot: slot }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// Connections refused since the last warning, and when (seconds since the epoch) that was.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+
+/// Notes a refused connection: a warning at most every 10 s with the count, so a flood of
+/// connections cannot flood the log too.
+pub fn note_refused(listener: &str) {
+    REFUSED.fetch_add(1, Ordering::AcqRel);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let last = LAST_WARNING.load(Ordering::Acquire);
+    if now >= last + 10 && LAST_WARNING.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        tracing::warn!(
+            listener,
+            refused = REFUSED.swap(0, Ordering::AcqRel),
+            limit = max_connections(),
+            "too many connections: answering 503 until some close (raise the daemon's RLIMIT_NOFILE for more)"
+        );
     }
 }
 
@@ -137,7 +208,8 @@ pub async fn accept_failed(
 /// Serves one accepted connection (HTTP/1.1 with upgrades, for attach) until it closes:
 /// the `/v1.NN` prefix is checked and stripped, then `app` answers; a request head must
 /// arrive within `header_timeout`. Any listener — the unix socket, TCP or TLS — calls this
-/// with each stream it accepts, holding its [`ConnSlot`] until this returns.
+/// with each stream it accepts, wrapped in [`Counted`] so that its [`ConnSlot`] lives as
+/// long as the stream (through an attach upgrade too).
 pub async fn serve_connection<IO>(app: Router, io: IO, header_timeout: Duration)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -180,14 +252,41 @@ mod tests {
     fn the_bound_follows_the_descriptor_limit() {
         let max = max_connections();
         assert!(max >= MIN_CONNECTIONS);
-        let a = ConnSlot::try_take(usize::MAX).unwrap();
-        let before = OPEN.load(Ordering::Acquire);
-        assert!(ConnSlot::try_take(before).is_none());
-        drop(a);
-        assert!(ConnSlot::try_take(before).is_some());
         assert_eq!(TOO_MANY.len() - TOO_MANY.iter().position(|&b| b == b'{').unwrap(), 35);
         let emfile = std::io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error());
         assert!(!listener_broken(&emfile));
         assert!(listener_broken(&std::io::Error::from_raw_os_error(rustix::io::Errno::BADF.raw_os_error())));
+    }
+
+    /// The one test that counts slots (tests run in parallel, the count is process-wide).
+    #[tokio::test]
+    async fn a_stream_holds_its_slot_until_dropped() {
+        let a = ConnSlot::try_take(usize::MAX).unwrap();
+        let now = OPEN.load(Ordering::Acquire);
+        assert!(ConnSlot::try_take(now).is_none());
+        drop(a);
+        assert!(ConnSlot::try_take(now).is_some());
+
+        let (a, mut b) = tokio::io::duplex(64);
+        let before = OPEN.load(Ordering::Acquire);
+        let mut counted = Counted::new(a, ConnSlot::try_take(usize::MAX).unwrap());
+        assert_eq!(OPEN.load(Ordering::Acquire), before + 1);
+        counted.write_all(b"hi").await.unwrap();
+        let mut buf = [0u8; 2];
+        b.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hi");
+        drop(counted);
+        assert_eq!(OPEN.load(Ordering::Acquire), before);
+        // A refused connection is told why.
+        let (a, mut b) = tokio::io::duplex(256);
+        let client = tokio::spawn(async move {
+            let mut out = Vec::new();
+            b.read_to_end(&mut out).await.unwrap();
+            out
+        });
+        refuse(a).await;
+        let out = client.await.unwrap();
+        assert!(out.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(out.ends_with(b"\r\n\r\n{\"message\":\"too many connections\"}\n"));
     }
 }

@@ -127,14 +127,10 @@ pub async fn serve(
         backoff.reset();
         match conn::ConnSlot::try_take(conn::max_connections()) {
             Some(slot) => {
-                let app = app.clone();
-                tokio::spawn(async move {
-                    conn::serve_connection(app, stream, header_timeout).await;
-                    drop(slot);
-                });
+                tokio::spawn(conn::serve_connection(app.clone(), conn::Counted::new(stream, slot), header_timeout));
             }
             None => {
-                tracing::warn!(listener = %name, "too many connections: refusing one");
+                conn::note_refused(&name);
                 tokio::spawn(conn::refuse(stream));
             }
         }

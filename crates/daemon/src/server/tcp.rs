@@ -74,7 +74,7 @@ pub async fn serve(
         backoff.reset();
         let _ = stream.set_nodelay(true);
         let Some(slot) = conn::ConnSlot::try_take(conn::max_connections()) else {
-            tracing::warn!(listener = %name, %peer, "too many connections: refusing one");
+            conn::note_refused(&name);
             if acceptor.is_none() {
                 tokio::spawn(conn::refuse(stream));
             }
@@ -82,12 +82,10 @@ pub async fn serve(
             continue;
         };
         let app = app.clone();
+        let stream = conn::Counted::new(stream, slot);
         match &acceptor {
             None => {
-                tokio::spawn(async move {
-                    conn::serve_connection(app, stream, header_timeout).await;
-                    drop(slot);
-                });
+                tokio::spawn(conn::serve_connection(app, stream, header_timeout));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
@@ -97,7 +95,6 @@ pub async fn serve(
                         Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
                         Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                     }
-                    drop(slot);
                 });
             }
         }
