@@ -190,5 +190,10 @@ fn a_stalled_tls_handshake_is_dropped_after_the_timeout() {
     while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(15), "dropped after {took:?}");
+    // The daemon logs after it has closed the connection: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !d.log().contains("TLS handshake timed out") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(d.log().contains("TLS handshake timed out"), "{}", d.log());
 }
