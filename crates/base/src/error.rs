@@ -110,6 +110,15 @@ pub enum Error {
         /// The directory, relative to the root.
         path: PathBuf,
     },
+    /// The regular files of a tar add up to more than the limit in force (a sparse file
+    /// counting its full length).
+    #[error("{label} too large: its files add up to more than {limit} bytes, the daemon's max-layer-size")]
+    TooLarge {
+        /// What was being unpacked.
+        label: &'static str,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// A file system operation inside the root failed.
     #[error("{op} {path}: {source}")]
     Fs {

@@ -1,10 +1,12 @@
 //! Daemon configuration: dockerd's flag names (`-H`, `--data-root`, `--exec-root`,
 //! `--config-file`, `--log-level`, `--tls`, `--tlsverify`, `--tlscacert`, `--tlscert`,
-//! `--tlskey`) and a dockerd-style `daemon.json`. Keys of daemon.json
+//! `--tlskey`), berth's own limits (`--max-layer-size`, `--api-header-timeout`) and a
+//! dockerd-style `daemon.json`. Keys of daemon.json
 //! that berth knows but does not apply yet are accepted with a warning; unknown keys are an
 //! error, as dockerd treats them.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -12,6 +14,18 @@ use crate::error::{Error, Result};
 
 /// Where the daemon's config file is looked for when `--config-file` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+
+/// The default `max-layer-size`: 100 GiB. Docker has no such limit; berth has one because a
+/// few KB of tar (sparse headers, or gzip/zstd of zeros) can otherwise expand into a full
+/// disk or a read of terabytes. 100 GiB is well above the largest real layers (CUDA and
+/// model layers reach tens of GiB uncompressed), so no honest image meets it, while it still
+/// bounds what one hostile tar costs; hosts with bigger layers raise it, `0` removes it.
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 100 << 30;
+
+/// The default `api-header-timeout`: dockerd's `ReadHeaderTimeout` (5 minutes). A client
+/// must send a request's headers (and on TLS finish its handshake) within it, and an idle
+/// keep-alive connection is closed after it, as Go's server does with the same setting.
+pub const DEFAULT_API_HEADER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// `berth daemon` flags.
 #[derive(Debug, Clone, Parser)]
@@ -50,6 +64,12 @@ pub struct DaemonArgs {
     /// Path to TLS key file (default "~/.docker/key.pem")
     #[arg(long = "tlskey")]
     pub tlskey: Option<PathBuf>,
+    /// Refuse image layers whose files add up to more than this once unpacked (e.g. 100g; 0 for no limit)
+    #[arg(long = "max-layer-size")]
+    pub max_layer_size: Option<String>,
+    /// Time a client has to send a request's headers or finish a TLS handshake (e.g. 5m, 30s)
+    #[arg(long = "api-header-timeout")]
+    pub api_header_timeout: Option<String>,
 }
 
 /// A TCP address the API is served on.
@@ -112,6 +132,10 @@ pub struct Config {
     pub log_max_size: u64,
     /// Container log rotation: files kept.
     pub log_max_files: u32,
+    /// The most an image layer's files may add up to once unpacked; `None` for no limit.
+    pub max_layer_size: Option<u64>,
+    /// Time a client has to send a request's headers (and finish a TLS handshake).
+    pub api_header_timeout: Duration,
     /// Warnings to print once logging is up (ignored daemon.json keys).
     pub warnings: Vec<String>,
 }
@@ -196,6 +220,8 @@ impl Config {
             log_level: "info".to_owned(),
             log_max_size: 10 * 1024 * 1024,
             log_max_files: 3,
+            max_layer_size: Some(DEFAULT_MAX_LAYER_SIZE),
+            api_header_timeout: DEFAULT_API_HEADER_TIMEOUT,
             warnings: Vec::new(),
         };
         let mut file_hosts = Vec::new();
@@ -266,6 +292,12 @@ impl Config {
         if args.debug {
             cfg.log_level = "debug".to_owned();
         }
+        if let Some(v) = &args.max_layer_size {
+            cfg.max_layer_size = parse_limit(v).map_err(Error::Config)?;
+        }
+        if let Some(v) = &args.api_header_timeout {
+            cfg.api_header_timeout = parse_timeout(v).map_err(Error::Config)?;
+        }
         Ok(cfg)
     }
 
@@ -322,6 +354,8 @@ impl Config {
                         }
                     }
                 }
+                "max-layer-size" => self.max_layer_size = parse_limit(&string(k, v)?).map_err(bad)?,
+                "api-header-timeout" => self.api_header_timeout = parse_timeout(&string(k, v)?).map_err(bad)?,
                 other if ACCEPTED_IGNORED.contains(&other) => {
                     self.warnings.push(format!("daemon.json: {other} is not applied by berth yet and was ignored"))
                 }
@@ -380,13 +414,44 @@ pub fn parse_host(h: &str) -> Result<PathBuf> {
     Err(Error::Config(format!("invalid host: {h}")))
 }
 
-/// Docker's size syntax for log-opts: `10m`, `512k`, `1g`, plain bytes.
+/// `max-layer-size`: a size as [`parse_size`] reads it, `0` for no limit.
+fn parse_limit(s: &str) -> std::result::Result<Option<u64>, String> {
+    if s.trim() == "0" {
+        return Ok(None);
+    }
+    parse_size(s).map(Some).ok_or_else(|| format!("invalid max-layer-size: {s}"))
+}
+
+/// `api-header-timeout`: a Go-style duration (`300ms`, `30s`, `5m`, `1h`) or plain seconds,
+/// more than zero.
+fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
+    let bad = || format!("invalid api-header-timeout: {s} (a duration such as 30s or 5m)");
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !(secs > 0.0 && secs < 1e9) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Docker's size syntax for log-opts: `10m`, `512k`, `1g`, plain bytes (and `t` for the
+/// layer limit).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim().to_ascii_lowercase();
     let (num, mult) = match s.trim_end_matches('b').chars().last()? {
         'k' => (&s[..s.trim_end_matches('b').len() - 1], 1024),
         'm' => (&s[..s.trim_end_matches('b').len() - 1], 1024 * 1024),
         'g' => (&s[..s.trim_end_matches('b').len() - 1], 1024 * 1024 * 1024),
+        't' => (&s[..s.trim_end_matches('b').len() - 1], 1u64 << 40),
         _ => (s.trim_end_matches('b'), 1),
     };
     let n: f64 = num.parse().ok()?;
@@ -421,6 +486,28 @@ mod tests {
         assert!(parse_host("tcp://0.0.0.0:2375").is_err());
         assert_eq!(parse_size("10m"), Some(10 * 1024 * 1024));
         assert_eq!(parse_size("bogus"), None);
+    }
+
+    #[test]
+    fn limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("daemon.json");
+        std::fs::write(&f, "{}").unwrap();
+        let cf = f.to_str().unwrap();
+        let c = Config::load(&args(&["--config-file", cf])).unwrap();
+        assert_eq!(c.max_layer_size, Some(DEFAULT_MAX_LAYER_SIZE));
+        assert_eq!(c.api_header_timeout, Duration::from_secs(300));
+        let c =
+            Config::load(&args(&["--config-file", cf, "--max-layer-size", "0", "--api-header-timeout", "2s"])).unwrap();
+        assert_eq!((c.max_layer_size, c.api_header_timeout), (None, Duration::from_secs(2)));
+        std::fs::write(&f, r#"{"max-layer-size":"1t","api-header-timeout":"500ms"}"#).unwrap();
+        let c = Config::load(&args(&["--config-file", cf])).unwrap();
+        assert_eq!((c.max_layer_size, c.api_header_timeout), (Some(1 << 40), Duration::from_millis(500)));
+        for bad in [["--max-layer-size", "lots"], ["--api-header-timeout", "0"], ["--api-header-timeout", "5 days"]] {
+            let mut a = vec!["--config-file", cf];
+            a.extend(bad);
+            assert!(Config::load(&args(&a)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -22,9 +22,12 @@ pub(crate) struct Applied {
 /// Unpacks the tar read from `src` into the empty directory `root`. `..` above the root,
 /// and char and block devices other than the 0/0 whiteout, are refused: a tarball from
 /// outside must not be able to hand containers a host device (e.g. the host's disk).
-pub(crate) fn apply_tar(src: &mut dyn Read, root: &Path) -> Result<Applied, Error> {
+/// Sparse files keep their holes; files adding up to more than `max_size` bytes (holes
+/// counted) are refused.
+pub(crate) fn apply_tar(src: &mut dyn Read, root: &Path, max_size: Option<u64>) -> Result<Applied, Error> {
     let fd = fsroot::open_root(root).map_err(Error::io("open", root))?;
-    let u = fsroot::unpack_tar(src, &fd, "/", &TarOptions::layer()).map_err(Error::Unpack)?;
+    let opts = TarOptions { max_size, ..TarOptions::layer() };
+    let u = fsroot::unpack_tar(src, &fd, "/", &opts).map_err(Error::Unpack)?;
     Ok(Applied { files_size: u.files_size })
 }
 

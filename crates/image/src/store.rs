@@ -159,6 +159,8 @@ pub struct ImageStore {
     snapshots: PathBuf,
     /// Layers added since open that no image references yet: delete must not remove them.
     pending: Mutex<HashSet<Digest>>,
+    /// The most a layer's files may add up to when unpacked (see [`ImageStore::with_max_layer_size`]).
+    max_layer_size: Option<u64>,
 }
 
 fn host_arch() -> &'static str {
@@ -206,7 +208,20 @@ impl ImageStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(ImageStore { db: Mutex::new(conn), content, snapshots, pending: Mutex::new(HashSet::new()) })
+        Ok(ImageStore {
+            db: Mutex::new(conn),
+            content,
+            snapshots,
+            pending: Mutex::new(HashSet::new()),
+            max_layer_size: None,
+        })
+    }
+
+    /// Refuses layers whose files add up to more than `max` bytes once unpacked (a sparse
+    /// file counting its full length); `None` takes any size.
+    pub fn with_max_layer_size(mut self, max: Option<u64>) -> ImageStore {
+        self.max_layer_size = max;
+        self
     }
 
     /// The content store holding this store's blobs.
@@ -262,7 +277,7 @@ impl ImageStore {
         fs::create_dir(&tmp).map_err(Error::io("create", &tmp))?;
         let res = (|| {
             let mut tee = Tee { inner: &mut *src, sink: &mut blob, sink_err: None };
-            let applied = match apply::apply_tar(&mut tee, &tmp) {
+            let applied = match apply::apply_tar(&mut tee, &tmp, self.max_layer_size) {
                 Ok(a) => a,
                 Err(e) => return Err(tee.sink_err.take().map(Error::io("write blob", &tmp)).unwrap_or(e)),
             };

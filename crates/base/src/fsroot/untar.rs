@@ -10,7 +10,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -85,6 +85,11 @@ pub struct TarOptions {
     /// meaning here, is an error; otherwise the field reads as a default (mode 0644, owner 0,
     /// time 0) and the entry is left out, as ADD has always read them.
     pub strict_headers: bool,
+    /// The most the regular files may add up to, counted as the tar declares their sizes
+    /// (a sparse file counts its full length, holes included): what the files weigh when
+    /// read back (export, commit, cp), which is what a small hostile tar amplifies. `None`
+    /// is no limit; the image store sets the daemon's `max-layer-size` here.
+    pub max_size: Option<u64>,
 }
 
 impl TarOptions {
@@ -100,6 +105,7 @@ impl TarOptions {
             devices: Devices::Refuse,
             owner: None,
             strict_headers: true,
+            max_size: None,
         }
     }
 
@@ -115,6 +121,7 @@ impl TarOptions {
             devices,
             owner,
             strict_headers: false,
+            max_size: None,
         }
     }
 }
@@ -125,6 +132,9 @@ pub struct Unpacked {
     /// Sum of regular file sizes (hard links counted once), like Docker's layer size.
     pub files_size: u64,
 }
+
+/// The chunk size in which sparse files are written: a chunk of zeros becomes a hole.
+const SPARSE_CHUNK: usize = 64 * 1024;
 
 struct Meta {
     mode: u32,
@@ -229,18 +239,41 @@ pub fn unpack_tar(src: &mut dyn Read, root: &impl AsFd, dest: &str, opts: &TarOp
                 .map_err(Error::fs("create", &shown))?;
                 let mut f = File::from(fd);
                 let size = entry.size();
+                if let Some(max) = opts.max_size
+                    && out.files_size.saturating_add(size) > max
+                {
+                    return Err(Error::TooLarge { label, limit: max });
+                }
+                // A GNU sparse file's holes stay holes: the tar reader hands them over as
+                // zeros, and chunks of zeros are seeked over rather than written (as Go's
+                // tar reader does for Docker), so a 10 KB tar cannot write 4 GB of zeros.
+                let sparse = etype == tar::EntryType::GNUSparse;
                 let mut written = 0;
                 loop {
                     let n = entry.read(&mut buf).map_err(read_err(label))?;
                     if n == 0 {
                         break;
                     }
-                    f.write_all(&buf[..n]).map_err(Error::fs("write", &shown))?;
+                    if sparse {
+                        for chunk in buf[..n].chunks(SPARSE_CHUNK) {
+                            if all_zero(chunk) {
+                                f.seek(SeekFrom::Current(chunk.len() as i64)).map_err(Error::fs("seek", &shown))?;
+                            } else {
+                                f.write_all(chunk).map_err(Error::fs("write", &shown))?;
+                            }
+                        }
+                    } else {
+                        f.write_all(&buf[..n]).map_err(Error::fs("write", &shown))?;
+                    }
                     written += n as u64;
                 }
                 if written < size {
                     // The entry's data stops short of its header's size.
                     return Err(read_err(label)(io::ErrorKind::UnexpectedEof.into()));
+                }
+                if sparse {
+                    // A trailing hole: the length comes from the size, not from a write.
+                    f.set_len(written).map_err(Error::fs("truncate", &shown))?;
                 }
                 out.files_size += written;
                 set_meta_fd(&f, &meta, &shown)?;
@@ -554,9 +587,35 @@ fn read_err(label: &'static str) -> impl Fn(io::Error) -> Error {
         {
             Error::TarTruncated { label, source }
         } else {
+            // The tar reader quotes the bytes it could not read (a garbage "header" is
+            // binary): the message a client shows must stay printable text.
+            let source = io::Error::new(source.kind(), printable(&text));
             Error::TarHeader { label, source }
         }
     }
+}
+
+/// `s` with every character other than printable ASCII escaped (`\u{fffd}`, `\n`, `\0`…), so
+/// bytes quoted from a binary stream cannot reach a terminal as control sequences.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == ' ' || c.is_ascii_graphic() {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
+}
+
+/// Zeros to compare sparse chunks with.
+static ZEROS: [u8; SPARSE_CHUNK] = [0; SPARSE_CHUNK];
+
+/// True when `b` (at most [`SPARSE_CHUNK`] bytes) holds only zero bytes: a byte-slice
+/// comparison is a `memcmp`, fast even in a debug build.
+fn all_zero(b: &[u8]) -> bool {
+    b.len() <= ZEROS.len() && b == &ZEROS[..b.len()]
 }
 
 fn bad_header(label: &'static str, msg: String) -> Error {
@@ -637,4 +696,77 @@ fn chown_at(dir: &OwnedFd, name: &OsStr, m: &Meta) -> Result<(), Errno> {
 fn times(secs: i64) -> Timestamps {
     let t = Timespec { tv_sec: secs, tv_nsec: 0 };
     Timestamps { last_access: t, last_modification: t }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::process::Command;
+
+    use super::*;
+
+    /// A GNU tar (which the tar crate cannot write) holding `f`: `len` bytes, all hole but
+    /// for "data" at 1 MiB.
+    fn sparse_tar(dir: &Path, len: u64) -> Vec<u8> {
+        let f = dir.join("f");
+        let file = File::create(&f).unwrap();
+        file.set_len(len).unwrap();
+        std::os::unix::fs::FileExt::write_at(&file, b"data", 1 << 20).unwrap();
+        let out = Command::new("tar").arg("--sparse").arg("-cf").arg("-").arg("-C").arg(dir).arg("f").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::remove_file(&f).unwrap();
+        out.stdout
+    }
+
+    #[test]
+    fn sparse_files_keep_their_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = sparse_tar(dir.path(), 1 << 30);
+        assert!(tar.len() < 64 * 1024, "GNU tar wrote {} bytes", tar.len());
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let fd = super::super::open_root(&root).unwrap();
+        let u = unpack_tar(&mut &tar[..], &fd, "/", &TarOptions::layer()).unwrap();
+        assert_eq!(u.files_size, 1 << 30);
+        let md = std::fs::metadata(root.join("f")).unwrap();
+        assert_eq!(md.len(), 1 << 30);
+        assert!(md.blocks() * 512 < 1 << 20, "{} bytes on disk", md.blocks() * 512);
+        let mut data = [0u8; 4];
+        std::os::unix::fs::FileExt::read_exact_at(&File::open(root.join("f")).unwrap(), &mut data, 1 << 20).unwrap();
+        assert_eq!(&data, b"data");
+    }
+
+    #[test]
+    fn files_past_the_size_limit_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = sparse_tar(dir.path(), 1 << 30);
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let fd = super::super::open_root(&root).unwrap();
+        let opts = TarOptions { max_size: Some(1 << 29), ..TarOptions::layer() };
+        let e = unpack_tar(&mut &tar[..], &fd, "/", &opts).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { limit: 536870912, .. }), "{e}");
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        // Refused before any data is written.
+        assert!(std::fs::metadata(root.join("f")).map(|m| m.len()).unwrap_or(0) == 0);
+        let opts = TarOptions { max_size: Some(1 << 30), ..TarOptions::layer() };
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::create_dir(&root).unwrap();
+        let fd = super::super::open_root(&root).unwrap();
+        unpack_tar(&mut &tar[..], &fd, "/", &opts).unwrap();
+    }
+
+    #[test]
+    fn garbage_is_described_in_printable_text() {
+        let mut garbage = vec![0u8; 1024];
+        for (i, b) in garbage.iter_mut().enumerate() {
+            *b = (i * 151 % 256) as u8;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let fd = super::super::open_root(dir.path()).unwrap();
+        let e = unpack_tar(&mut &garbage[..], &fd, "/", &TarOptions::layer()).unwrap_err().to_string();
+        assert!(e.starts_with("invalid tar header in layer: "), "{e}");
+        assert!(e.chars().all(|c| c == ' ' || c.is_ascii_graphic()), "{e:?}");
+        assert_eq!(printable("a\u{1b}[2J\n\u{fffd}"), "a\\u{1b}[2J\\n\\u{fffd}");
+    }
 }

@@ -152,8 +152,9 @@ impl Engine {
             ))
         })?;
         let root = cfg.data_root.clone();
+        let max_layer_size = cfg.max_layer_size;
         let (images, store) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let images = ImageStore::open(&root)?;
+            let images = ImageStore::open(&root)?.with_max_layer_size(max_layer_size);
             if let Err(e) = images.gc() {
                 tracing::warn!(error = %e, "image store garbage collection failed");
             }

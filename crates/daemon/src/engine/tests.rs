@@ -98,6 +98,8 @@ impl Harness {
             log_level: "info".into(),
             log_max_size: 1 << 20,
             log_max_files: 1,
+            max_layer_size: None,
+            api_header_timeout: crate::config::DEFAULT_API_HEADER_TIMEOUT,
             warnings: Vec::new(),
         };
         Engine::open_with(cfg, Some((self.launcher.clone(), self.roots.clone()))).await.unwrap()

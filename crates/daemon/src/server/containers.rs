@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -16,7 +16,7 @@ use berth_api::query;
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
 
-use super::reply::{self, ApiResult, Query, json};
+use super::reply::{self, ApiResult, Path, Query, json};
 use crate::engine::{AttachStreams, Engine, LogOptions, WaitCondition};
 use crate::error::{Error, Result};
 use crate::views;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use berth_api::models::ImageDeleteResponseItem;
 use berth_api::query;
 
 use super::body::body_reader;
-use super::reply::{self, ApiResult, Query, json, json_lines};
+use super::reply::{self, ApiResult, Path, Query, json, json_lines};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::views;

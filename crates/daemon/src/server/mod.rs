@@ -1,6 +1,7 @@
 //! The Engine API over HTTP: the router (one file per resource beside this one), the
-//! `/v1.NN` prefix check, and serving connections — on the unix socket here, and for any
-//! other listener through [`serve_connection`] — with the upgrades attach needs.
+//! `/v1.NN` prefix check, and the unix-socket listener; [`conn`] holds what every listener
+//! shares (accept back-off, the connection bound, the header timeout, serving one
+//! connection with the upgrades attach needs).
 //!
 //! Every request that no route serves, whatever its path or method, gets Docker's one
 //! answer: 404 `{"message":"page not found"}` (dockerd's mux uses the same handler for an
@@ -8,24 +9,20 @@
 
 mod body;
 pub mod build;
+pub mod conn;
 pub mod containers;
 pub mod images;
 pub mod reply;
 pub mod system;
 pub mod tcp;
 
-use std::convert::Infallible;
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::Response;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tower::ServiceExt;
 
 use crate::engine::Engine;
 pub use reply::{ApiError, status_of};
@@ -87,7 +84,8 @@ fn strip_version(req: &mut Request) -> Result<(), Box<Response>> {
     Ok(())
 }
 
-/// Serves the API on a unix socket until `shutdown` resolves.
+/// Serves the API on a unix socket until `shutdown` resolves. Accept errors (running out
+/// of descriptors) are retried with back-off; see [`conn`].
 pub async fn serve(
     engine: Arc<Engine>,
     socket: &Path,
@@ -109,46 +107,42 @@ pub async fn serve(
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
     }
     tracing::info!(socket = %socket.display(), "API listening");
+    let header_timeout = engine.cfg.api_header_timeout;
     let app = router(engine);
+    let name = socket.display().to_string();
     let mut shutdown = shutdown;
+    let mut backoff = conn::Backoff::default();
     loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => r?,
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
             _ = shutdown.wait_for(|s| *s) => break,
         };
-        tokio::spawn(serve_connection(app.clone(), stream));
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                conn::accept_failed(&name, e, &mut backoff, &mut shutdown).await?;
+                continue;
+            }
+        };
+        backoff.reset();
+        match conn::ConnSlot::try_take(conn::max_connections()) {
+            Some(slot) => {
+                tokio::spawn(conn::serve_connection(app.clone(), conn::Counted::new(stream, slot), header_timeout));
+            }
+            None => {
+                conn::note_refused(&name);
+                tokio::spawn(conn::refuse(stream));
+            }
+        }
     }
     let _ = std::fs::remove_file(socket);
     Ok(())
 }
 
-/// Serves one accepted connection (HTTP/1.1 with upgrades, for attach) until it closes:
-/// the `/v1.NN` prefix is checked and stripped, then `app` answers. Any listener — the
-/// unix socket here, TCP or TLS — calls this with each stream it accepts.
-pub(crate) async fn serve_connection<IO>(app: Router, io: IO)
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let app = app.clone();
-        async move {
-            let mut req = req.map(Body::new);
-            if let Err(resp) = strip_version(&mut req) {
-                return Ok::<_, Infallible>(*resp);
-            }
-            tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
-            app.oneshot(req).await
-        }
-    });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).with_upgrades();
-    if let Err(e) = conn.await {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
     use berth_base::ErrorKind;
 
     #[test]

@@ -127,6 +127,22 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
     }
 }
 
+/// Path parameters as axum's `Path` decodes them, but a bad one (a `%ff` that is not
+/// UTF-8) is refused with Docker's JSON error body rather than axum's plain text.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(rejection) => Err(ApiError(Error::InvalidArgument(rejection.body_text()))),
+        }
+    }
+}
+
 /// Decodes a JSON body; an empty body is `T::default()`, as dockerd treats it.
 pub fn json_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use berth_api::client::tls::{load_certs, load_key, load_roots, provider};
 use rustls::server::WebPkiClientVerifier;
 
+use super::conn;
 use crate::config::{TcpHost, TlsSettings};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -41,7 +42,9 @@ pub fn server_config(tls: &TlsSettings) -> Result<Arc<rustls::ServerConfig>> {
 }
 
 /// Serves the API on `host` until `shutdown` turns true; with `tls`, each connection's TLS
-/// handshake runs in its own task so a slow or refused client holds up no one else.
+/// handshake runs in its own task so a slow or refused client holds up no one else, and
+/// must finish within the header timeout. Accept errors and the connection bound are
+/// handled as on the unix socket (see [`super::conn`]).
 pub async fn serve(
     engine: Arc<Engine>,
     host: &TcpHost,
@@ -49,27 +52,48 @@ pub async fn serve(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<()> {
     let listener = tokio::net::TcpListener::bind(host.addr()).await?;
-    tracing::info!(host = %format!("tcp://{}", host.addr()), tls = tls.is_some(), "API listening");
+    let name = format!("tcp://{}", host.addr());
+    tracing::info!(host = %name, tls = tls.is_some(), "API listening");
+    let header_timeout = engine.cfg.api_header_timeout;
     let app = super::router(engine);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut shutdown = shutdown;
+    let mut backoff = conn::Backoff::default();
     loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => r?,
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
             _ = shutdown.wait_for(|s| *s) => break,
         };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                conn::accept_failed(&name, e, &mut backoff, &mut shutdown).await?;
+                continue;
+            }
+        };
+        backoff.reset();
         let _ = stream.set_nodelay(true);
+        let Some(slot) = conn::ConnSlot::try_take(conn::max_connections()) else {
+            conn::note_refused(&name);
+            if acceptor.is_none() {
+                tokio::spawn(conn::refuse(stream));
+            }
+            // Over TLS the connection is just closed: answering would take a handshake.
+            continue;
+        };
         let app = app.clone();
+        let stream = conn::Counted::new(stream, slot);
         match &acceptor {
             None => {
-                tokio::spawn(super::serve_connection(app, stream));
+                tokio::spawn(conn::serve_connection(app, stream, header_timeout));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    match acceptor.accept(stream).await {
-                        Ok(s) => super::serve_connection(app, s).await,
-                        Err(e) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => conn::serve_connection(app, s, header_timeout).await,
+                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                     }
                 });
             }
