@@ -36,8 +36,63 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ClientIo for T {}
 /// An attach waiting for its container to start.
 pub struct Attachment {
     streams: AttachStreams,
-    io: Box<dyn ClientIo>,
+    io: AttachIo,
 }
+
+/// The client connection of a waiting attach: there already, or still being upgraded.
+enum AttachIo {
+    Ready(Box<dyn ClientIo>),
+    Coming(tokio::sync::oneshot::Receiver<Box<dyn ClientIo>>),
+}
+
+/// How long a start waits for an attach it found reserved to finish its upgrade (the 101
+/// is already on its way, so this is normally microseconds).
+const UPGRADE_WAIT: Duration = Duration::from_secs(10);
+
+impl Attachment {
+    /// The streams and connection, once the connection is there (`None`: the upgrade failed
+    /// or did not finish in time; the client is gone).
+    async fn ready(self) -> Option<(AttachStreams, Box<dyn ClientIo>)> {
+        match self.io {
+            AttachIo::Ready(io) => Some((self.streams, io)),
+            AttachIo::Coming(rx) => match tokio::time::timeout(UPGRADE_WAIT, rx).await {
+                Ok(Ok(io)) => Some((self.streams, io)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The attaches waiting for a container's next start. `starting` is set while a start has
+/// taken the list: an attach arriving then connects to the running container instead.
+#[derive(Default)]
+pub struct Pending {
+    list: Vec<Attachment>,
+    starting: bool,
+}
+
+impl Pending {
+    /// Takes the waiting attaches for a start that is under way.
+    pub(super) fn take_for_start(&mut self) -> Vec<Attachment> {
+        self.starting = true;
+        std::mem::take(&mut self.list)
+    }
+
+    /// The start is over (running, exited or failed).
+    pub(super) fn start_done(&mut self) {
+        self.starting = false;
+    }
+
+    /// Drops every waiting attach (their clients see the connection close).
+    pub(super) fn clear(&mut self) {
+        self.list.clear();
+    }
+}
+
+/// A place kept, before the client is answered, for an attach whose connection is still
+/// being upgraded: the start the client sends next finds it and waits for the connection,
+/// so no output is lost however the two requests race.
+pub struct AttachSlot(tokio::sync::oneshot::Sender<Box<dyn ClientIo>>);
 
 /// `GET /containers/{id}/logs` options, decoded.
 #[derive(Debug, Clone, Default)]
@@ -70,7 +125,32 @@ impl Engine {
     /// Bridges an upgraded client connection to the container's output and input. Before
     /// the container starts, the attach waits and is connected by `start`, so no output is
     /// lost; after it runs, it is connected at once.
-    pub async fn attach(self: &Arc<Self>, c: Arc<Container>, streams: AttachStreams, mut io: Box<dyn ClientIo>) {
+    /// Keeps a place for an attach to a container that is not running, before the client
+    /// gets its 101 and can send a start: [`Engine::attach`] then hands the connection over
+    /// through it. `None` when there is nothing to wait for (no live stream asked, or the
+    /// container runs or is starting: the attach then joins it as it runs).
+    pub fn reserve_attach(&self, c: &Container, streams: &AttachStreams) -> Option<AttachSlot> {
+        if !streams.stream {
+            return None;
+        }
+        let mut p = c.pending.lock().ok()?;
+        if p.starting || c.snapshot().state.status == Status::Running {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        p.list.push(Attachment { streams: *streams, io: AttachIo::Coming(rx) });
+        Some(AttachSlot(tx))
+    }
+
+    /// Serves an attach on its upgraded connection: the log first when asked, then live
+    /// output, through the `slot` kept by [`Engine::reserve_attach`] when there is one.
+    pub async fn attach(
+        self: &Arc<Self>,
+        c: Arc<Container>,
+        streams: AttachStreams,
+        mut io: Box<dyn ClientIo>,
+        slot: Option<AttachSlot>,
+    ) {
         let rec = c.snapshot();
         if streams.logs {
             let opts = LogOptions { stdout: streams.stdout, stderr: streams.stderr, ..Default::default() };
@@ -84,25 +164,40 @@ impl Engine {
             let _ = io.shutdown().await;
             return;
         }
+        if let Some(AttachSlot(tx)) = slot {
+            // The start takes it from here (now, or at the container's next start); when
+            // nobody waits any more the connection is dropped and the client sees it close.
+            let _ = tx.send(io);
+            return;
+        }
         let _op = c.op.lock().await;
-        let a = Attachment { streams, io };
         if c.snapshot().state.status == Status::Running {
-            if let Err(e) = self.connect_attachment(&c, a).await {
+            if let Err(e) = self.connect_attachment(&c, streams, io).await {
                 tracing::debug!(container = %rec.id, error = %e, "attach to running container");
             }
         } else if let Ok(mut p) = c.pending.lock() {
-            p.push(a);
+            p.list.push(Attachment { streams, io: AttachIo::Ready(io) });
+        }
+    }
+
+    /// Connects the attaches a start took, once their connections are there.
+    pub(super) async fn connect_pending(&self, c: &Container, pending: Vec<Attachment>) {
+        for a in pending {
+            let Some((streams, io)) = a.ready().await else { continue };
+            if let Err(e) = self.connect_attachment(c, streams, io).await {
+                tracing::warn!(container = %c.id, error = %e, "attach failed");
+            }
         }
     }
 
     /// Connects one attachment to the shim and pumps data both ways until the container
     /// exits or the client goes away.
-    pub(super) async fn connect_attachment(&self, c: &Container, a: Attachment) -> Result<()> {
+    async fn connect_attachment(&self, c: &Container, a: AttachStreams, io: Box<dyn ClientIo>) -> Result<()> {
         let tty = c.snapshot().tty();
-        let streams = Streams { stdin: a.streams.stdin, stdout: a.streams.stdout, stderr: a.streams.stderr };
+        let streams = Streams { stdin: a.stdin, stdout: a.stdout, stderr: a.stderr };
         let (mut control, mut events) = ShimClient::connect(&self.shim_socket(&c.id), streams).await?.split();
-        let (mut crd, mut cwr) = tokio::io::split(a.io);
-        let want_stdin = a.streams.stdin;
+        let (mut crd, mut cwr) = tokio::io::split(io);
+        let want_stdin = a.stdin;
         let input = tokio::spawn(async move {
             if !want_stdin {
                 // Keep the connection open (dropping the write half would end the attach).

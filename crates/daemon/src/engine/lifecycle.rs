@@ -79,15 +79,12 @@ impl Engine {
         })
         .await?;
         let t_spawn = t0.elapsed();
-        let pending: Vec<_> = match c.pending.lock() {
-            Ok(mut p) => p.drain(..).collect(),
-            Err(p) => p.into_inner().drain(..).collect(),
+        let _starting = StartingGuard(c);
+        let pending = match c.pending.lock() {
+            Ok(mut p) => p.take_for_start(),
+            Err(p) => p.into_inner().take_for_start(),
         };
-        for a in pending {
-            if let Err(e) = self.connect_attachment(c, a).await {
-                tracing::warn!(container = %c.id, error = %e, "attach failed");
-            }
-        }
+        self.connect_pending(c, pending).await;
         let (shim, started) = match ShimClient::connect_and_start(&self.shim_socket(&c.id), Streams::NONE).await {
             Ok(s) => s,
             Err(e @ berth_runtime::Error::Refused(_)) => return Err(Error::StartFailed { source: e }),
@@ -137,6 +134,7 @@ impl Engine {
         let code = e.start_exit_code();
         if let Ok(mut p) = c.pending.lock() {
             p.clear();
+            p.start_done();
         }
         let dir = self.container_dir(&c.id);
         let rootfs = self.rootfs.clone();
@@ -510,6 +508,19 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).ok_or_else(invalid)
+}
+
+/// Marks a container's start as over when the start path returns, however it returns, so
+/// attaches wait for the next start again.
+struct StartingGuard<'a>(&'a Container);
+
+impl Drop for StartingGuard<'_> {
+    fn drop(&mut self) {
+        match self.0.pending.lock() {
+            Ok(mut p) => p.start_done(),
+            Err(p) => p.into_inner().start_done(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use traits::{RootfsStore, ShimLauncher, ShimProcesses};
 pub use build::{ContextSource, PruneReport};
 pub use check::{Finding, FindingKind};
 pub use images::{DiskUsage, ImageUsage};
-pub use io::{AttachStreams, LogOptions};
+pub use io::{AttachSlot, AttachStreams, LogOptions};
 pub use lifecycle::WaitCondition;
 
 /// What waiters observe about a container.
@@ -55,7 +55,7 @@ pub struct Container {
     rec: Mutex<ContainerRecord>,
     op: tokio::sync::Mutex<()>,
     events: watch::Sender<Events>,
-    pending: Mutex<Vec<io::Attachment>>,
+    pending: Mutex<io::Pending>,
     /// The control connection to the running container's shim (signal, resize).
     control: tokio::sync::Mutex<Option<berth_runtime::ShimControl>>,
 }
@@ -73,7 +73,7 @@ impl Container {
             rec: Mutex::new(rec),
             op: tokio::sync::Mutex::new(()),
             events: watch::channel(ev).0,
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(io::Pending::default()),
             control: tokio::sync::Mutex::new(None),
         })
     }

@@ -255,13 +255,46 @@ async fn an_attach_before_start_gets_all_output_framed() {
     let id = create(&e, &["echo", "hi", "there"]).await;
     let (ours, mut theirs) = tokio::io::duplex(4096);
     let streams = AttachStreams { stdout: true, stderr: true, stream: true, ..Default::default() };
-    e.attach(e.get(&id).unwrap(), streams, Box::new(ours)).await;
+    e.attach(e.get(&id).unwrap(), streams, Box::new(ours), None).await;
     e.start_container(&id).await.unwrap();
     let mut got = Vec::new();
     within(theirs.read_to_end(&mut got)).await.unwrap();
     let mut want = Vec::new();
     berth_api::stdcopy::encode(berth_api::stdcopy::Stream::Stdout, b"hi there\n", &mut want);
     assert_eq!(got, want);
+}
+
+/// The client's start can reach the engine before its attach connection has finished
+/// upgrading (it sends the start the moment it reads the 101): the place kept before the
+/// 101 makes the start wait for the connection, so no output is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_overtakes_the_attach_upgrade_loses_no_output() {
+    let h = Harness::new();
+    let e = h.engine().await;
+    let id = create(&e, &["echo", "raced"]).await;
+    let c = e.get(&id).unwrap();
+    let streams = AttachStreams { stdout: true, stderr: true, stream: true, ..Default::default() };
+    let slot = e.reserve_attach(&c, &streams);
+    assert!(slot.is_some(), "a created container keeps a place for the attach");
+    let start = tokio::spawn({
+        let (e, id) = (e.clone(), id.clone());
+        async move { e.start_container(&id).await }
+    });
+    // The upgrade resolves only after the start is under way.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (ours, mut theirs) = tokio::io::duplex(4096);
+    e.attach(c.clone(), streams, Box::new(ours), slot).await;
+    within(start).await.unwrap().unwrap();
+    let mut got = Vec::new();
+    within(theirs.read_to_end(&mut got)).await.unwrap();
+    let mut want = Vec::new();
+    berth_api::stdcopy::encode(berth_api::stdcopy::Stream::Stdout, b"raced\n", &mut want);
+    assert_eq!(got, want);
+    // A running container keeps no place: an attach then joins it as it runs.
+    let id = create(&e, &["sleep", "100"]).await;
+    e.start_container(&id).await.unwrap();
+    assert!(e.reserve_attach(&e.get(&id).unwrap(), &streams).is_none());
+    within(e.kill_container(&id, None)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -176,9 +176,12 @@ async fn attach(
         )
         .into());
     };
+    // Kept before the 101 goes out: the client may send its start on another connection
+    // the moment it reads the 101, before this connection's upgrade has resolved.
+    let slot = e.reserve_attach(&c, &streams);
     tokio::spawn(async move {
         match upgrade.await {
-            Ok(up) => e.attach(c, streams, Box::new(TokioIo::new(up))).await,
+            Ok(up) => e.attach(c, streams, Box::new(TokioIo::new(up)), slot).await,
             Err(err) => tracing::debug!(error = %err, "attach upgrade failed"),
         }
     });
