@@ -787,6 +787,16 @@ mod tests {
         Env::from_pairs(pairs.iter().copied())
     }
 
+    /// Found by the `shell_word` fuzz target: nested replace-alls multiply the word by the
+    /// variable's length at each level (five levels asked for about 1 GiB).
+    #[test]
+    fn nested_replace_all_is_bounded() {
+        let l = Lexer::new('\\');
+        let e = env(&[("long", &"a".repeat(64))]);
+        let err = l.process_word("${long//a/${long//a/${long//a/${long//a/${long//a/x}}}}}", &e).unwrap_err();
+        assert!(err.to_string().contains("longer than"), "{err}");
+    }
+
     #[test]
     fn modifiers_and_matches() {
         let l = Lexer::new('\\');
