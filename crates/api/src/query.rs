@@ -471,6 +471,23 @@ pub struct RemoveImage {
     pub noprune: bool,
 }
 
+/// `GET /volumes`, `POST /volumes/prune`, `POST /containers/prune`, `POST /images/prune`:
+/// only filters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FiltersOnly {
+    /// The filters (`dangling`, `name`, `driver`, `label`, `label!`, `all`, `until`…).
+    #[serde(default, skip_serializing_if = "Filters::is_empty")]
+    pub filters: Filters,
+}
+
+/// `DELETE /volumes/{name}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoveVolume {
+    /// Succeed even when the volume does not exist.
+    #[serde(default, deserialize_with = "de_bool")]
+    pub force: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

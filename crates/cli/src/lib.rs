@@ -87,6 +87,9 @@ pub enum Cmd {
     /// Manage builds (the build cache)
     #[command(subcommand)]
     Builder(system::BuilderCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(commands::volume::VolumeCmd),
 }
 
 /// Runs the CLI with `args` (without the program name) and returns the exit code.
@@ -151,6 +154,7 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
         Cmd::System(system::SystemCmd::Check) => system::check(&client).await,
         Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,
+        Cmd::Volume(v) => commands::volume::run(&client, v).await,
     };
     match res {
         Ok(()) => 0,

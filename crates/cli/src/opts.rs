@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use berth_api::models::{Mount, MountBindOptions, MountTmpfsOptions, MountType, PortBinding, PortMap};
+use berth_api::models::{
+    Mount, MountBindOptions, MountTmpfsOptions, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig,
+    PortBinding, PortMap,
+};
 
 use crate::CliError;
 
@@ -32,8 +35,18 @@ pub fn absolutize(p: &str, cwd: &Path) -> String {
 const VALID_MODES: &[&str] =
     &["ro", "rw", "z", "Z", "shared", "rshared", "slave", "rslave", "private", "rprivate", "nocopy"];
 
-/// Parses `-v src:dst[:mode]` into a `Binds` entry with an absolute source.
-pub fn parse_volume(spec: &str, cwd: &Path) -> Result<String, CliError> {
+/// What one `-v` asks for, as the docker CLI sorts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeArg {
+    /// A `Binds` entry: `/host:/dst[:mode]` (relative host paths made absolute) or
+    /// `name:/dst[:mode]` for a named volume.
+    Bind(String),
+    /// `-v /dst`: an anonymous volume, sent in the config's `Volumes`.
+    Anonymous(String),
+}
+
+/// Parses `-v src:dst[:mode]` or `-v dst`; the daemon checks volume names.
+pub fn parse_volume(spec: &str, cwd: &Path) -> Result<VolumeArg, CliError> {
     let invalid = || CliError::Opt(format!("invalid volume specification: '{spec}'"));
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
@@ -41,7 +54,7 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> Result<String, CliError> {
             if dst.is_empty() {
                 return Err(invalid());
             }
-            return err(format!("invalid volume specification: '{spec}': anonymous volumes are not supported yet"));
+            return Ok(VolumeArg::Anonymous((*dst).to_owned()));
         }
         [src, dst] => (*src, *dst, None),
         [src, dst, mode] => (*src, *dst, Some(*mode)),
@@ -51,8 +64,9 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> Result<String, CliError> {
         return Err(invalid());
     }
     if !dst.starts_with('/') {
+        let typ = if src.starts_with(['/', '.']) { "bind" } else { "volume" };
         return err(format!(
-            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+            "invalid volume specification: '{spec}': invalid mount config for type \"{typ}\": invalid mount path: '{dst}' mount path must be absolute"
         ));
     }
     if let Some(m) = mode {
@@ -69,17 +83,38 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> Result<String, CliError> {
             return err(format!("invalid volume specification: '{spec}': invalid mode: {m}"));
         }
     }
-    let src = if src.starts_with('/') {
-        src.to_owned()
-    } else if src.starts_with('.') {
-        absolutize(src, cwd)
-    } else {
-        return err(format!("invalid volume specification: '{spec}': named volumes are not supported yet"));
-    };
-    Ok(match mode {
+    let src = if src.starts_with('.') { absolutize(src, cwd) } else { src.to_owned() };
+    Ok(VolumeArg::Bind(match mode {
         Some(m) => format!("{src}:{dst}:{m}"),
         None => format!("{src}:{dst}"),
-    })
+    }))
+}
+
+/// Splits a `--mount` value into its fields as the docker CLI's csv reader does: commas
+/// separate fields, double quotes keep commas inside one (`"volume-opt=o=a,b"`).
+fn csv_fields(spec: &str) -> Result<Vec<String>, CliError> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = spec.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if quoted {
+        return err(format!(
+            "invalid argument \"{spec}\" for \"--mount\" flag: parse error: extraneous or missing \" in quoted-field"
+        ));
+    }
+    out.push(cur);
+    Ok(out)
 }
 
 fn parse_bool_opt(key: &str, v: Option<&str>) -> Result<bool, CliError> {
@@ -100,7 +135,12 @@ pub fn parse_mount(spec: &str, cwd: &Path) -> Result<Mount, CliError> {
     let mut propagation: Option<String> = None;
     let mut tmpfs_size: Option<i64> = None;
     let mut tmpfs_mode: Option<i64> = None;
-    for field in spec.split(',') {
+    let mut nocopy: Option<bool> = None;
+    let mut volume_driver: Option<String> = None;
+    let mut volume_labels: HashMap<String, String> = HashMap::new();
+    let mut volume_opts: HashMap<String, String> = HashMap::new();
+    for field in csv_fields(spec)? {
+        let field = field.as_str();
         if field.is_empty() {
             continue;
         }
@@ -118,10 +158,19 @@ pub fn parse_mount(spec: &str, cwd: &Path) -> Result<Mount, CliError> {
             ("tmpfs-mode", Some(v)) => {
                 tmpfs_mode = Some(i64::from_str_radix(v, 8).map_err(|_| bad(&format!("invalid value for {k}: {v}")))?)
             }
-            (
-                "consistency" | "volume-nocopy" | "bind-recursive" | "volume-driver" | "volume-label" | "volume-opt",
-                _,
-            ) => {}
+            ("volume-nocopy", v) => nocopy = Some(parse_bool_opt(&k, v).map_err(|e| bad(&e.to_string()))?),
+            ("volume-driver", Some(v)) => volume_driver = Some(v.to_owned()),
+            ("volume-label", Some(v)) => {
+                let (lk, lv) = v.split_once('=').unwrap_or((v, ""));
+                volume_labels.insert(lk.to_owned(), lv.to_owned());
+            }
+            ("volume-opt", Some(v)) => {
+                let Some((ok, ov)) = v.split_once('=') else {
+                    return Err(bad(&format!("invalid volume-opt '{v}'")));
+                };
+                volume_opts.insert(ok.to_owned(), ov.to_owned());
+            }
+            ("consistency" | "bind-recursive", _) => {}
             (_, None) => return Err(bad(&format!("invalid field '{field}' must be a key=value pair"))),
             (_, Some(_)) => return Err(bad(&format!("unexpected key '{k}' in '{field}'"))),
         }
@@ -152,7 +201,23 @@ pub fn parse_mount(spec: &str, cwd: &Path) -> Result<Mount, CliError> {
                     Some(MountTmpfsOptions { size_bytes: tmpfs_size, mode: tmpfs_mode, ..Default::default() });
             }
         }
-        "volume" => return Err(bad("named volumes are not supported yet")),
+        "volume" => {
+            m.typ = Some(MountType::VOLUME);
+            m.source = source.filter(|s| !s.is_empty());
+            if nocopy.is_some() || volume_driver.is_some() || !volume_labels.is_empty() || !volume_opts.is_empty() {
+                m.volume_options = Some(MountVolumeOptions {
+                    no_copy: nocopy,
+                    labels: (!volume_labels.is_empty()).then_some(volume_labels),
+                    driver_config: (volume_driver.is_some() || !volume_opts.is_empty()).then(|| {
+                        MountVolumeOptionsDriverConfig {
+                            name: volume_driver,
+                            options: (!volume_opts.is_empty()).then_some(volume_opts),
+                        }
+                    }),
+                    subpath: None,
+                });
+            }
+        }
         other => return Err(bad(&format!("unsupported mount type: {other}"))),
     }
     Ok(m)
@@ -418,17 +483,18 @@ mod tests {
 
     #[test]
     fn volumes() {
-        assert_eq!(parse_volume("/a:/b", cwd()).unwrap(), "/a:/b");
-        assert_eq!(parse_volume("/a:/b:ro", cwd()).unwrap(), "/a:/b:ro");
-        assert_eq!(parse_volume("./artifacts:/out", cwd()).unwrap(), "/home/u/proj/artifacts:/out");
-        assert_eq!(parse_volume(".:/src:rw,z", cwd()).unwrap(), "/home/u/proj:/src:rw,z");
-        assert_eq!(parse_volume("../x:/x", cwd()).unwrap(), "/home/u/x:/x");
+        let b = |s: &str| VolumeArg::Bind(s.to_owned());
+        assert_eq!(parse_volume("/a:/b", cwd()).unwrap(), b("/a:/b"));
+        assert_eq!(parse_volume("/a:/b:ro", cwd()).unwrap(), b("/a:/b:ro"));
+        assert_eq!(parse_volume("./artifacts:/out", cwd()).unwrap(), b("/home/u/proj/artifacts:/out"));
+        assert_eq!(parse_volume(".:/src:rw,z", cwd()).unwrap(), b("/home/u/proj:/src:rw,z"));
+        assert_eq!(parse_volume("../x:/x", cwd()).unwrap(), b("/home/u/x:/x"));
+        assert_eq!(parse_volume("data:/d:ro,nocopy", cwd()).unwrap(), b("data:/d:ro,nocopy"));
+        assert_eq!(parse_volume("/cache", cwd()).unwrap(), VolumeArg::Anonymous("/cache".to_owned()));
         assert_eq!(parse_volume("a:b:c:d", cwd()).unwrap_err().to_string(), "invalid volume specification: 'a:b:c:d'");
         assert_eq!(parse_volume("/a:", cwd()).unwrap_err().to_string(), "invalid volume specification: '/a:'");
-        assert!(
-            parse_volume("data:/d", cwd()).unwrap_err().to_string().contains("named volumes are not supported yet")
-        );
-        assert!(parse_volume("/a:rel", cwd()).unwrap_err().to_string().contains("must be absolute"));
+        assert!(parse_volume("/a:rel", cwd()).unwrap_err().to_string().contains("type \"bind\""));
+        assert!(parse_volume("data:rel", cwd()).unwrap_err().to_string().contains("type \"volume\""));
         assert!(parse_volume("/a:/b:bogus", cwd()).unwrap_err().to_string().contains("invalid mode: bogus"));
         assert!(parse_volume("/a:/b:ro,rw", cwd()).is_err());
     }
@@ -448,7 +514,21 @@ mod tests {
         assert_eq!(m.tmpfs_options.and_then(|o| o.size_bytes), Some(64 << 20));
         assert!(parse_mount("type=bind,src=/x", cwd()).unwrap_err().to_string().contains("target is required"));
         assert!(parse_mount("type=bind,target=/x", cwd()).unwrap_err().to_string().contains("source is required"));
-        assert!(parse_mount("source=v,target=/x", cwd()).unwrap_err().to_string().contains("named volumes"));
+        let m = parse_mount("source=v,target=/x", cwd()).unwrap();
+        assert_eq!((m.typ, m.source.as_deref()), (Some(MountType::VOLUME), Some("v")));
+        assert!(m.volume_options.is_none());
+        let m = parse_mount(
+            "type=volume,dst=/x,volume-nocopy,volume-label=a=b,\"volume-opt=o=size=1m,uid=1\",volume-opt=type=tmpfs",
+            cwd(),
+        )
+        .unwrap();
+        assert_eq!(m.source, None, "no source: an anonymous volume");
+        let vo = m.volume_options.unwrap();
+        assert_eq!(vo.no_copy, Some(true));
+        assert_eq!(vo.labels.unwrap()["a"], "b");
+        let opts = vo.driver_config.unwrap().options.unwrap();
+        assert_eq!((opts["o"].as_str(), opts["type"].as_str()), ("size=1m,uid=1", "tmpfs"));
+        assert!(parse_mount("type=volume,dst=/x,\"volume-opt=o", cwd()).is_err());
         assert!(parse_mount("type=bind,src=/a,target=/b,bogus=1", cwd()).is_err());
     }
 

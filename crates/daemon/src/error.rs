@@ -10,6 +10,12 @@ pub enum Error {
     /// No container matches the name or id.
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    /// No volume has this name (moby's words, from its volume store's `get`).
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
+    /// Some other object is missing, with Docker's full message.
+    #[error("{0}")]
+    NotFound(String),
     /// A name, state or reference conflict, with Docker's full message.
     #[error("{0}")]
     Conflict(String),
@@ -107,6 +113,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::NoSuchContainer(_) => ErrorKind::NotFound,
+            Error::NoSuchVolume(_) | Error::NotFound(_) => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::InvalidArgument(_) | Error::Config(_) | Error::StartFailed { .. } => ErrorKind::InvalidArgument,
             Error::NotModified(_) => ErrorKind::NotModified,

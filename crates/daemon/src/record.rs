@@ -71,6 +71,30 @@ pub struct BindSpec {
     pub from_mount_flag: bool,
 }
 
+/// A volume mounted into a container, resolved at create time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// The volume's name.
+    pub name: String,
+    /// Its driver (`local`).
+    pub driver: String,
+    /// Its mountpoint on the host (`volumes/<name>/_data`).
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+    /// The mode inspect shows (`z` for a named local volume, as moby sets it).
+    pub mode: String,
+    /// Still to be filled from the image at create (moby's copy-up).
+    pub copy_data: bool,
+    /// Named in the request (`-v name:/p`, `--mount src=name`); anonymous ones go with
+    /// `rm -v` and `--rm`.
+    pub named: bool,
+    /// From `--mount` rather than `-v`.
+    pub from_mount_flag: bool,
+}
+
 /// Everything persisted about one container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -98,6 +122,9 @@ pub struct ContainerRecord {
     pub state: RunState,
     /// How many times a restart policy restarted it.
     pub restart_count: i64,
+    /// Volumes mounted into it.
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
 }
 
 impl ContainerRecord {

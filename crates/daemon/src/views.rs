@@ -88,6 +88,16 @@ fn mounts(rec: &ContainerRecord) -> Vec<MountPoint> {
             rw: Some(!b.readonly),
             propagation: Some("rprivate".to_owned()),
         })
+        .chain(rec.volumes.iter().map(|v| MountPoint {
+            typ: Some("volume".to_owned()),
+            name: Some(v.name.clone()),
+            source: Some(v.source.display().to_string()),
+            destination: Some(v.destination.clone()),
+            driver: Some(v.driver.clone()),
+            mode: Some(v.mode.clone()),
+            rw: Some(!v.readonly),
+            propagation: Some(String::new()),
+        }))
         .collect()
 }
 

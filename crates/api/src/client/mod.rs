@@ -7,6 +7,7 @@ mod containers;
 mod images;
 mod system;
 pub mod tls;
+mod volumes;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@ pub mod container;
 pub mod image;
 pub mod run;
 pub mod system;
+pub mod volume;
 
 use berth_api::query::Filters;
 

@@ -61,6 +61,9 @@ pub struct RunArgs {
     /// Attach a filesystem mount to the container
     #[arg(long = "mount")]
     pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
     /// Container host name
     #[arg(short = 'h', long = "hostname")]
     pub hostname: Option<String>,
@@ -186,7 +189,14 @@ pub fn build_create(
             env.push(v);
         }
     }
-    let binds: Vec<String> = a.volume.iter().map(|v| opts::parse_volume(v, cwd)).collect::<Result<_, _>>()?;
+    let mut binds: Vec<String> = Vec::new();
+    let mut anonymous: Vec<String> = Vec::new();
+    for v in &a.volume {
+        match opts::parse_volume(v, cwd)? {
+            opts::VolumeArg::Bind(b) => binds.push(b),
+            opts::VolumeArg::Anonymous(d) => anonymous.push(d),
+        }
+    }
     let mounts: Vec<_> = a.mount.iter().map(|m| opts::parse_mount(m, cwd)).collect::<Result<_, _>>()?;
     let mut tmpfs = HashMap::new();
     for t in &a.tmpfs {
@@ -265,6 +275,7 @@ pub fn build_create(
     let attach_stdin = if streams.is_empty() { a.interactive && !a.detach } else { attached("stdin") };
     let host = HostConfig {
         binds: some_vec(&binds),
+        volumes_from: some_vec(&a.volumes_from),
         mounts: if mounts.is_empty() { None } else { Some(mounts) },
         tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
         auto_remove: Some(a.rm),
@@ -313,6 +324,7 @@ pub fn build_create(
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         host_config: Some(host),
+        volumes: some_vec(&anonymous),
         ..Default::default()
     };
     Ok(CreateRequest { query: query::CreateContainer { name: a.name.clone(), platform: a.platform.clone() }, body })

@@ -95,6 +95,10 @@ fn allowed(rel: &[&str], is_dir: bool) -> Option<u32> {
         ["content", ..] => Some(if is_dir { PRIVATE_DIR } else { SHARED_FILE }),
         [store] if PRIVATE_STORES.contains(store) => Some(PRIVATE_DIR),
         [_, ..] if PRIVATE_STORES.contains(&rel[0]) => None,
+        // moby's volume modes: `volumes/` and each volume's directory 0701, the data
+        // directories keep what the volume's content gives them.
+        ["volumes"] | ["volumes", _] if is_dir => Some(super::volumes::VOLUME_DIR_MODE),
+        ["volumes", ..] => None,
         [name] if !is_dir && TOP_FILES.contains(name) => Some(PRIVATE_FILE),
         [_] => Some(other),
         _ => None,

@@ -50,7 +50,8 @@ impl Engine {
         };
         let host_config = body.host_config.clone().unwrap_or_default();
         check_host_config(&host_config)?;
-        let binds = parse_binds(&host_config)?;
+        let volume_plan = super::volumes::plan(&host_config)?;
+        let binds = parse_binds(&super::volumes::without_volumes(&host_config))?;
         let image = self.resolve_image_for_run(&image_name).await?;
 
         let id = berth_base::new_id();
@@ -78,12 +79,18 @@ impl Engine {
             binds,
             state: RunState::default(),
             restart_count: 0,
+            volumes: Vec::new(),
         };
+        let config_volumes = rec.config.volumes.clone().unwrap_or_default();
+        let (volumes, inherited) =
+            self.attach_volumes(&id, volume_plan, &rec.binds, &rec.host_config, &config_volumes).await?;
+        rec.volumes = volumes;
+        rec.binds.extend(inherited);
         // A generated name is checked against the containers known when it is drawn, but a
         // concurrent create can record the same one first: the store refuses the second,
         // which then draws again (Docker retries its generator the same way).
         let engine = self.clone();
-        record_drawing_names(
+        let recorded = record_drawing_names(
             &mut rec,
             name_generated,
             |draw| self.unique_name(draw),
@@ -103,7 +110,22 @@ impl Engine {
                 })
             },
         )
-        .await?;
+        .await;
+        if let Err(e) = recorded {
+            self.detach_volumes(&id, &rec.volumes).await;
+            return Err(e);
+        }
+        if let Err(e) = self.populate_volumes(&rec).await {
+            tracing::warn!(container = %id, error = %e, "filling volumes from the image");
+            let _ = self.store.delete(&id);
+            let _ = std::fs::remove_dir_all(self.container_dir(&id));
+            self.detach_volumes(&id, &rec.volumes).await;
+            return Err(e);
+        }
+        for v in &mut rec.volumes {
+            v.copy_data = false;
+        }
+        let _ = self.store.update(&rec);
         self.insert(Container::new(rec));
         Ok(Created { id, warnings: Vec::new() })
     }
@@ -489,6 +511,7 @@ mod tests {
             binds: Vec::new(),
             state: RunState::default(),
             restart_count: 0,
+            volumes: Vec::new(),
         }
     }
 
@@ -558,6 +581,6 @@ mod tests {
             assert!(parse_binds(&hc(&[bad])).is_err(), "{bad}");
         }
         assert!(parse_binds(&hc(&["/a:/b", "/c:/b"])).is_err());
-        assert!(parse_binds(&hc(&["vol:/b"])).is_err());
+        assert!(parse_binds(&super::super::volumes::without_volumes(&hc(&["vol:/b"]))).unwrap().is_empty());
     }
 }

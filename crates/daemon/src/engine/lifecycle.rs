@@ -139,6 +139,7 @@ impl Engine {
         let dir = self.container_dir(&c.id);
         let rootfs = self.rootfs.clone();
         let _ = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await;
+        self.unmount_volumes(&c.snapshot());
         c.update(|r| {
             r.state.exit_code = code;
             r.state.error = msg.clone();
@@ -154,7 +155,7 @@ impl Engine {
             let engine = self.clone();
             let c = c.clone();
             tokio::spawn(async move {
-                if let Err(e) = engine.remove_inner(&c, true).await {
+                if let Err(e) = engine.remove_inner(&c, true, true).await {
                     tracing::warn!(container = %c.id, error = %e, "auto-remove after failed start");
                 }
             });
@@ -172,8 +173,9 @@ impl Engine {
             source,
         })?;
         let rootfs = self.rootfs.mount_rootfs(&image_id, &dir)?;
-        let result = self.prepare_mounted(rec, &dir, &rootfs);
+        let result = self.mount_volumes(rec).and_then(|()| self.prepare_mounted(rec, &dir, &rootfs));
         if result.is_err() {
+            self.unmount_volumes(rec);
             let _ = self.rootfs.unmount_rootfs(&dir);
         }
         result
@@ -233,6 +235,7 @@ impl Engine {
         if let Err(e) = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await {
             tracing::warn!(container = %c.id, error = %e, "unmount container root");
         }
+        self.unmount_volumes(&c.snapshot());
         c.update(|r| {
             r.state.status = Status::Exited;
             r.state.pid = 0;
@@ -251,7 +254,7 @@ impl Engine {
             let engine = self.clone();
             let c = c.clone();
             tokio::spawn(async move {
-                if let Err(e) = engine.remove_inner(&c, true).await
+                if let Err(e) = engine.remove_inner(&c, true, true).await
                     && !matches!(e, Error::NoSuchContainer(_))
                 {
                     tracing::warn!(container = %c.id, error = %e, "auto-remove failed");
@@ -342,13 +345,13 @@ impl Engine {
         self.signal(&c, sig).await
     }
 
-    /// `DELETE /containers/{id}`.
-    pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+    /// `DELETE /containers/{id}`; `volumes` (`rm -v`) also removes its anonymous volumes.
+    pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.get(name)?;
-        self.remove_inner(&c, force).await
+        self.remove_inner(&c, force, volumes).await
     }
 
-    async fn remove_inner(&self, c: &Arc<Container>, force: bool) -> Result<()> {
+    async fn remove_inner(self: &Arc<Self>, c: &Arc<Container>, force: bool, volumes: bool) -> Result<()> {
         let _op = c.op.lock().await;
         if c.events.borrow().removed {
             return Err(Error::NoSuchContainer(c.id.clone()));
@@ -398,6 +401,7 @@ impl Engine {
         }
         self.store.delete(&c.id)?;
         self.forget(&c.id);
+        self.release_volumes(&rec, volumes).await;
         c.events.send_modify(|e| e.removed = true);
         Ok(())
     }
@@ -433,6 +437,7 @@ impl Engine {
         for rec in store_recs {
             let c = Container::new(rec.clone());
             self.insert(c.clone());
+            self.restore_volumes(&rec, rec.state.status == Status::Running);
             match rec.state.status {
                 Status::Running => match ShimClient::connect(&self.shim_socket(&rec.id), Streams::NONE).await {
                     Ok(shim) => {
@@ -445,7 +450,7 @@ impl Engine {
                     Err(_) => self.finish_run(&c, None).await,
                 },
                 Status::Removing | Status::Dead => {
-                    if let Err(e) = self.remove_inner(&c, true).await {
+                    if let Err(e) = self.remove_inner(&c, true, false).await {
                         tracing::warn!(container = %rec.id, error = %e, "finishing an interrupted removal");
                     }
                 }
@@ -455,7 +460,7 @@ impl Engine {
                     let rootfs = self.rootfs.clone();
                     let _ = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await;
                     if rec.host_config.auto_remove == Some(true) && rec.state.status == Status::Exited {
-                        let _ = self.remove_inner(&c, true).await;
+                        let _ = self.remove_inner(&c, true, true).await;
                     }
                 }
             }

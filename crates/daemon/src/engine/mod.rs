@@ -12,6 +12,7 @@ mod sandbox;
 #[cfg(test)]
 mod tests;
 pub mod traits;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ pub use check::{Finding, FindingKind};
 pub use images::{DiskUsage, ImageUsage};
 pub use io::{AttachSlot, AttachStreams, LogOptions};
 pub use lifecycle::WaitCondition;
+pub use volumes::{VolumePruneReport, VolumeView};
 
 /// What waiters observe about a container.
 #[derive(Debug, Clone, Default)]
@@ -111,6 +113,8 @@ pub struct Engine {
     launcher: Arc<dyn ShimLauncher>,
     /// Mounts container roots.
     rootfs: Arc<dyn RootfsStore>,
+    /// Volumes: records, data directories, users.
+    volumes: volumes::VolumeStore,
     exe: PathBuf,
     /// The daemon's async runtime, for blocking threads (build steps) that talk to shims.
     rt: tokio::runtime::Handle,
@@ -153,12 +157,12 @@ impl Engine {
         })?;
         let root = cfg.data_root.clone();
         let max_layer_size = cfg.max_layer_size;
-        let (images, store) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (images, store, volumes) = tokio::task::spawn_blocking(move || -> Result<_> {
             let images = ImageStore::open(&root)?.with_max_layer_size(max_layer_size);
             if let Err(e) = images.gc() {
                 tracing::warn!(error = %e, "image store garbage collection failed");
             }
-            Ok((images, Store::open(&root)?))
+            Ok((images, Store::open(&root)?, volumes::VolumeStore::open(&root)?))
         })
         .await
         .map_err(join_err)??;
@@ -175,11 +179,13 @@ impl Engine {
             containers: RwLock::new(HashMap::new()),
             launcher,
             rootfs,
+            volumes,
             exe,
             rt: tokio::runtime::Handle::current(),
             _lock: lock,
         });
         engine.restore().await?;
+        engine.volumes.unmount_idle();
         engine.stop_orphan_step_shims().await;
         let e = engine.clone();
         blocking(move || {

@@ -330,8 +330,8 @@ pub(crate) fn security_opts(opts: &[String]) -> Result<SecurityOpts> {
     Ok(out)
 }
 
-/// The container's bind mounts; `-v` creates a missing host directory as Docker does,
-/// `--mount` refuses it (checked at create).
+/// The container's bind mounts and volumes; `-v` creates a missing host directory as
+/// Docker does, `--mount` refuses it (checked at create).
 fn bind_mounts(rec: &ContainerRecord) -> Result<Vec<BindMount>> {
     let mut mounts = Vec::new();
     for b in &rec.binds {
@@ -347,6 +347,9 @@ fn bind_mounts(rec: &ContainerRecord) -> Result<Vec<BindMount>> {
         }
         mounts.push(BindMount { source: b.source.clone(), destination: b.destination.clone(), readonly: b.readonly });
     }
+    mounts.extend(super::volumes::spec_mounts(rec));
+    // Parents before what is mounted inside them, as moby sorts mounts.
+    mounts.sort_by_key(|m| super::volumes::depth(&m.destination));
     Ok(mounts)
 }
 

@@ -206,10 +206,10 @@ async fn remove_refuses_a_running_container_unless_forced() {
     let e = h.engine().await;
     let id = create(&e, &["sleep", "100"]).await;
     e.start_container(&id).await.unwrap();
-    let err = e.remove_container(&id, false).await.unwrap_err();
+    let err = e.remove_container(&id, false, false).await.unwrap_err();
     assert!(matches!(&err, Error::Conflict(m) if m.contains("container is running")), "{err}");
     let gone = e.wait_container(&id, WaitCondition::Removed).unwrap();
-    within(e.remove_container(&id[..12], true)).await.unwrap();
+    within(e.remove_container(&id[..12], true, false)).await.unwrap();
     within(gone).await;
     assert_eq!(signals(&h.launcher.shim(&id)), [9]);
     assert!(matches!(e.get(&id), Err(Error::NoSuchContainer(_))));

@@ -219,7 +219,7 @@ async fn remove(
     Path(id): Path<String>,
     Query(q): Query<query::RemoveContainer>,
 ) -> ApiResult<StatusCode> {
-    e.remove_container(&id, q.force).await?;
+    e.remove_container(&id, q.force, q.v).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

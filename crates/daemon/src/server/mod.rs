@@ -15,6 +15,7 @@ pub mod images;
 pub mod reply;
 pub mod system;
 pub mod tcp;
+pub mod volumes;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(containers::routes())
         .merge(images::routes())
         .merge(build::routes())
+        .merge(volumes::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)
         .with_state(engine)
@@ -71,6 +73,7 @@ fn strip_version(req: &mut Request) -> Result<(), Box<Response>> {
             format!("client version {ver} is too new. Maximum supported API version is {}", berth_api::API_VERSION),
         )));
     }
+    let version = RequestVersion(ver.to_owned());
     let new_path = format!("/{tail}");
     let pq = match req.uri().query() {
         Some(q) => format!("{new_path}?{q}"),
@@ -81,7 +84,28 @@ fn strip_version(req: &mut Request) -> Result<(), Box<Response>> {
     if let Ok(uri) = axum::http::Uri::from_parts(parts) {
         *req.uri_mut() = uri;
     }
+    req.extensions_mut().insert(version);
     Ok(())
+}
+
+/// The API version a request named in its path (`/v1.NN/…`), for the few answers that
+/// depend on it; a request without one speaks the newest ([`berth_api::API_VERSION`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestVersion(pub String);
+
+impl RequestVersion {
+    /// The version of `req`.
+    pub fn of<B>(req: &axum::http::Request<B>) -> RequestVersion {
+        req.extensions()
+            .get::<RequestVersion>()
+            .cloned()
+            .unwrap_or_else(|| RequestVersion(berth_api::API_VERSION.to_owned()))
+    }
+
+    /// Whether it is older than `v`.
+    pub fn before(&self, v: &str) -> bool {
+        compare_versions(&self.0, v).is_lt()
+    }
 }
 
 /// Serves the API on a unix socket until `shutdown` resolves. Accept errors (running out
@@ -150,6 +174,8 @@ mod tests {
         let mut r = Request::builder().uri("/v1.41/containers/json?all=1").body(Body::empty()).unwrap();
         strip_version(&mut r).unwrap();
         assert_eq!(r.uri().to_string(), "/containers/json?all=1");
+        assert_eq!(RequestVersion::of(&r), RequestVersion("1.41".to_owned()));
+        assert!(RequestVersion::of(&r).before("1.42"));
         let mut r = Request::builder().uri("/v1.12/info").body(Body::empty()).unwrap();
         assert!(strip_version(&mut r).is_err());
         let mut r = Request::builder().uri("/v1.99/info").body(Body::empty()).unwrap();
