@@ -488,6 +488,64 @@ pub struct RemoveVolume {
     pub force: bool,
 }
 
+fn default_true() -> bool {
+    true
+}
+
+/// `POST /commit`. Encoded as pairs so that `changes` repeats.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Commit {
+    /// The container.
+    #[serde(default)]
+    pub container: String,
+    /// Repository of the new image.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Its tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Commit message.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Author.
+    #[serde(default)]
+    pub author: Option<String>,
+    /// Pause the container while committing (Docker's default).
+    #[serde(default = "default_true", deserialize_with = "de_bool")]
+    pub pause: bool,
+    /// Dockerfile instructions applied to the new image's config.
+    #[serde(default)]
+    pub changes: Vec<String>,
+}
+
+impl Default for Commit {
+    fn default() -> Self {
+        Commit {
+            container: String::new(),
+            repo: None,
+            tag: None,
+            comment: None,
+            author: None,
+            pause: true,
+            changes: Vec::new(),
+        }
+    }
+}
+
+impl Serialize for Commit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut pairs: Vec<(&str, &str)> = vec![("container", self.container.as_str())];
+        for (k, v) in [("repo", &self.repo), ("tag", &self.tag), ("comment", &self.comment), ("author", &self.author)] {
+            if let Some(v) = v {
+                pairs.push((k, v));
+            }
+        }
+        pairs.push(("pause", if self.pause { "1" } else { "0" }));
+        pairs.extend(self.changes.iter().map(|c| ("changes", c.as_str())));
+        pairs.serialize(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

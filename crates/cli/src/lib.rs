@@ -90,6 +90,14 @@ pub enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCmd),
+    /// Create a new image from a container's changes
+    Commit(commands::prune::CommitArgs),
+    /// Manage containers (prune, commit)
+    #[command(subcommand)]
+    Container(commands::prune::ContainerCmd),
+    /// Manage images (prune)
+    #[command(subcommand)]
+    Image(commands::prune::ImageCmd),
 }
 
 /// Runs the CLI with `args` (without the program name) and returns the exit code.
@@ -155,6 +163,11 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::System(system::SystemCmd::Check) => system::check(&client).await,
         Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,
         Cmd::Volume(v) => commands::volume::run(&client, v).await,
+        Cmd::System(system::SystemCmd::Prune(a)) => commands::prune::system_prune(&client, a).await,
+        Cmd::Commit(a) => commands::prune::commit(&client, a).await,
+        Cmd::Container(commands::prune::ContainerCmd::Commit(a)) => commands::prune::commit(&client, a).await,
+        Cmd::Container(commands::prune::ContainerCmd::Prune(a)) => commands::prune::container_prune(&client, a).await,
+        Cmd::Image(commands::prune::ImageCmd::Prune(a)) => commands::prune::image_prune(&client, a).await,
     };
     match res {
         Ok(()) => 0,

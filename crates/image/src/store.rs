@@ -745,6 +745,31 @@ impl ImageStore {
         Ok(Layer { diff_id: digest.clone(), blob: digest, size, media_type: MEDIA_TYPE_LAYER_TAR.to_owned() })
     }
 
+    /// Commits a container's changes as a new layer without taking its upper dir (unlike
+    /// [`ImageStore::diff_layer`]): the changes are written as a tar (whiteouts in tar
+    /// form) and unpacked as any layer is, so the container keeps running and can be
+    /// mounted again. `None` when the container changed nothing.
+    pub fn copy_diff_layer(&self, container_dir: &Path) -> Result<Option<Layer>, Error> {
+        let upper = container_dir.join("upper");
+        let changed = match fs::read_dir(&upper) {
+            Ok(mut rd) => rd.next().is_some(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io("read dir", &upper)(e)),
+        };
+        if !changed {
+            return Ok(None);
+        }
+        let tmp = container_dir.join(format!(".commit-{}.tar", berth_base::new_id()));
+        let result = (|| {
+            let mut f = fsutil::open_append_mode(&tmp, fsutil::PRIVATE_FILE).map_err(Error::io("create", &tmp))?;
+            crate::diff::write_upper_tar(&upper, &mut f)?;
+            let mut f = fs::File::open(&tmp).map_err(Error::io("open", &tmp))?;
+            self.add_layer(&mut f)
+        })();
+        let _ = fs::remove_file(&tmp);
+        result.map(Some)
+    }
+
     /// Removes what no image references: snapshots, blobs, ingest leftovers and
     /// half-unpacked layers. Run at startup, before layers are added. Returns the count.
     pub fn gc(&self) -> Result<u64, Error> {

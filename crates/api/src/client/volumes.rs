@@ -1,4 +1,6 @@
-//! Volume endpoints: create, list, inspect, remove, prune. Volumes come back as JSON
+//! Volume endpoints: create, list, inspect, remove, prune; and the other prunes and
+//! `commit`, which answer the same way (what was removed, the space reclaimed). Volumes
+//! come back as JSON
 //! values: moby echoes `Labels` and `Options` as given (`null` when none), which the
 //! generated models cannot keep apart from `{}`.
 
@@ -40,5 +42,34 @@ impl Client {
     pub async fn prune_volumes(&self, filters: &query::Filters) -> Result<serde_json::Value> {
         let q = query::FiltersOnly { filters: filters.clone() };
         self.call_json(Method::POST, "/volumes/prune", Some(&encode_query(&q)?), None).await
+    }
+
+    /// `POST /containers/prune`: `{"ContainersDeleted": [...], "SpaceReclaimed": n}`.
+    pub async fn prune_containers(&self, filters: &query::Filters) -> Result<serde_json::Value> {
+        let q = query::FiltersOnly { filters: filters.clone() };
+        self.call_json(Method::POST, "/containers/prune", Some(&encode_query(&q)?), None).await
+    }
+
+    /// `POST /images/prune`: `{"ImagesDeleted": [...], "SpaceReclaimed": n}`.
+    pub async fn prune_images(&self, filters: &query::Filters) -> Result<serde_json::Value> {
+        let q = query::FiltersOnly { filters: filters.clone() };
+        self.call_json(Method::POST, "/images/prune", Some(&encode_query(&q)?), None).await
+    }
+
+    /// `POST /commit`: `{"Id": "sha256:…"}`.
+    pub async fn commit(
+        &self,
+        q: &query::Commit,
+        config: Option<&crate::models::ContainerConfig>,
+    ) -> Result<serde_json::Value> {
+        let body = match config {
+            Some(c) => serde_json::to_vec(c).map_err(|e| ClientError::Request(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let mut req = self.build(Method::POST, "/commit", Some(&encode_query(q)?), full_body(body))?;
+        req.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        let resp = check(self.send(req, false).await?).await?;
+        let bytes = http_body_util::BodyExt::collect(resp.into_body()).await?.to_bytes();
+        decode(&bytes, "commit")
     }
 }

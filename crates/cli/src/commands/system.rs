@@ -228,6 +228,8 @@ pub enum SystemCmd {
     Df(DfArgs),
     /// Check the daemon's data root: permissions, blob digests, unowned directories
     Check,
+    /// Remove unused data
+    Prune(super::prune::SystemPruneArgs),
 }
 
 /// `system check`: lists every finding (kind, path, what is wrong) and fails when there
@@ -275,45 +277,9 @@ pub struct PruneArgs {
     pub filters: Vec<String>,
 }
 
-fn pct(part: i64, total: i64) -> String {
-    if total <= 0 { String::new() } else { format!(" ({}%)", part * 100 / total) }
-}
-
 /// Runs `system df`.
-pub async fn df(c: &Client, _a: DfArgs) -> Result<(), CliError> {
-    let v = c.system_df().await?;
-    let arr = |k: &str| v.get(k).and_then(|x| x.as_array()).cloned().unwrap_or_default();
-    let num = |x: &serde_json::Value, k: &str| x.get(k).and_then(|n| n.as_i64()).unwrap_or(0);
-    let images = arr("Images");
-    let containers = arr("Containers");
-    let cache = arr("BuildCache");
-    let img_total: i64 = images.iter().map(|i| num(i, "Size")).sum();
-    let img_active = images.iter().filter(|i| num(i, "Containers") > 0).count();
-    let img_unused: i64 = images.iter().filter(|i| num(i, "Containers") <= 0).map(|i| num(i, "Size")).sum();
-    let running = containers.iter().filter(|c| c.get("State").and_then(|s| s.as_str()) == Some("running")).count();
-    let cache_size: i64 = cache.iter().map(|e| num(e, "Size")).sum();
-    let rows: [Vec<String>; 5] = [
-        vec!["TYPE".into(), "TOTAL".into(), "ACTIVE".into(), "SIZE".into(), "RECLAIMABLE".into()],
-        vec![
-            "Images".into(),
-            images.len().to_string(),
-            img_active.to_string(),
-            human_size(img_total as f64),
-            format!("{}{}", human_size(img_unused as f64), pct(img_unused, img_total)),
-        ],
-        vec!["Containers".into(), containers.len().to_string(), running.to_string(), "0B".into(), "0B".into()],
-        vec!["Local Volumes".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
-        vec![
-            "Build Cache".into(),
-            cache.len().to_string(),
-            "0".into(),
-            human_size(cache_size as f64),
-            human_size(cache_size as f64),
-        ],
-    ];
-    let lines: Vec<String> = rows.iter().map(|r: &Vec<String>| r.join("\t")).collect();
-    out(&align(&lines));
-    Ok(())
+pub async fn df(c: &Client, a: DfArgs) -> Result<(), CliError> {
+    super::prune::df(c, a.verbose).await
 }
 
 /// Runs `builder prune`.

@@ -4,10 +4,12 @@
 
 mod build;
 mod check;
+mod commit;
 mod create;
 mod images;
 mod io;
 mod lifecycle;
+mod prune;
 mod sandbox;
 #[cfg(test)]
 mod tests;
@@ -31,9 +33,11 @@ use traits::{RootfsStore, ShimLauncher, ShimProcesses};
 
 pub use build::{ContextSource, PruneReport};
 pub use check::{Finding, FindingKind};
+pub use commit::CommitRequest;
 pub use images::{DiskUsage, ImageUsage};
 pub use io::{AttachSlot, AttachStreams, LogOptions};
 pub use lifecycle::WaitCondition;
+pub use prune::{ContainerPruneReport, ImagePruneReport};
 pub use volumes::{VolumePruneReport, VolumeView};
 
 /// What waiters observe about a container.

@@ -12,6 +12,7 @@ pub mod build;
 pub mod conn;
 pub mod containers;
 pub mod images;
+pub mod prune;
 pub mod reply;
 pub mod system;
 pub mod tcp;
@@ -37,6 +38,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(images::routes())
         .merge(build::routes())
         .merge(volumes::routes())
+        .merge(prune::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)
         .with_state(engine)

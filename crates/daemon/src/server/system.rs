@@ -50,7 +50,18 @@ async fn info(State(e): State<Arc<Engine>>) -> Response {
 
 async fn system_df(State(e): State<Arc<Engine>>) -> ApiResult<Response> {
     let du = e.disk_usage().await?;
-    Ok(json(StatusCode::OK, &views::disk_usage(&du, chrono::Utc::now())))
+    let mut v = views::disk_usage(&du, chrono::Utc::now());
+    // Volumes with their sizes and users, and each container's writable layer.
+    let vols: Vec<_> = e.volume_usage().await?.iter().map(super::volumes::volume_json).collect();
+    v["Volumes"] = serde_json::json!(vols);
+    if let Some(cs) = v["Containers"].as_array_mut() {
+        for c in cs {
+            if let Some(id) = c["Id"].as_str().map(str::to_owned) {
+                c["SizeRw"] = serde_json::json!(e.container_size(&id).await);
+            }
+        }
+    }
+    Ok(json(StatusCode::OK, &v))
 }
 
 async fn system_check(State(e): State<Arc<Engine>>) -> ApiResult<Response> {
