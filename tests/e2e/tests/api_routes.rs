@@ -27,7 +27,7 @@ fn unknown_routes_and_swarm_answer_as_dockerd() {
     for (m, p) in [
         ("GET", "/v1.41/nope"),
         ("GET", "/nope"),
-        ("POST", "/v1.41/containers/prune"),
+        ("POST", "/v1.41/plugins/pull"),
         ("GET", "/v1.41/images/busybox"),
         ("POST", "/v1.41/images/busybox"),
         ("GET", "/v1.41/images/busybox/nope"),

@@ -60,6 +60,7 @@ fn named_volume_outlives_containers_and_is_refused_removal_while_in_use() {
     assert_eq!(m["Source"], mp.display().to_string());
     assert_eq!(m["Destination"], "/d");
     assert_eq!((m["Driver"].as_str(), m["Mode"].as_str(), m["RW"].as_bool()), (Some("local"), Some("z"), Some(true)));
+    assert_eq!(ok(&d.berth(&["ps", "-aq", "--no-trunc", "-f", "volume=data"])).trim(), id, "ps filters by volume");
     let out = d.berth(&["volume", "rm", "data"]);
     fails(&out, 1, &format!("Error response from daemon: remove data: volume is in use - [{id}]"));
     assert!(mp.join("f").exists(), "a refused removal keeps the data");
@@ -165,9 +166,12 @@ fn new_volumes_are_filled_from_the_image_and_anonymous_ones_follow_their_contain
     ok(&d.berth(&["create", "--name", "user", "-v", "filled:/x", "busybox", "true"]));
     let dangling = ok(&d.berth(&["volume", "ls", "-q", "-f", "dangling=true"]));
     assert!(!dangling.contains("filled") && dangling.contains(&anon), "{dangling}");
+    ok(&d.berth(&["volume", "create", "unused"]));
+    let out = ok(&d.berth(&["volume", "prune", "-f"]));
+    assert!(out.contains(&anon) && !out.contains("unused"), "without -a only anonymous volumes go: {out}");
     let out = ok(&d.berth(&["volume", "prune", "-a", "-f"]));
     assert!(
-        out.contains("Deleted Volumes:") && out.contains(&anon) && out.contains("Total reclaimed space: "),
+        out.contains("Deleted Volumes:") && out.contains("unused") && out.contains("Total reclaimed space: "),
         "{out}"
     );
     assert_eq!(volume_names(&d), ["filled"]);

@@ -260,6 +260,10 @@ pub async fn system_prune(c: &Client, a: SystemPruneArgs) -> Res {
     if a.volumes {
         let mut vf = f.clone();
         vf.0.remove("until");
+        // Anonymous volumes only, as the warning says (see `volume prune`).
+        if vf.get("all").is_empty() {
+            vf.add("all", "false");
+        }
         steps.push(volumes_call(c, &vf).await?);
     }
     steps.push(images_call(c, a.all, &f).await?);

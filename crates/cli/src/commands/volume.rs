@@ -294,6 +294,11 @@ async fn prune(c: &Client, a: PruneArgs) -> Res {
         f.add("all", "true");
         "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue?"
     } else {
+        // Said explicitly, so that a daemon speaking API 1.41 (berth's) prunes only
+        // anonymous volumes, as Docker 23 does.
+        if f.get("all").is_empty() {
+            f.add("all", "false");
+        }
         "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue?"
     };
     if !a.force && !confirm(warning) {

@@ -432,6 +432,10 @@ impl Engine {
                 && (f.get("exited").is_empty()
                     || (r.state.status == Status::Exited
                         && f.get("exited").iter().any(|c| c.parse::<i64>().ok() == Some(r.state.exit_code))))
+                && f.get("volume").iter().all(|v| {
+                    r.volumes.iter().any(|m| m.name == *v || m.destination == *v)
+                        || r.binds.iter().any(|b| b.destination == *v || b.source.to_str() == Some(v.as_str()))
+                })
                 && before.is_none_or(|b| r.created < b)
                 && since.is_none_or(|s| r.created > s);
             if keep {

@@ -572,18 +572,22 @@ fn mount_data(rec: &VolumeRecord, data: &Path) -> Result<()> {
     let fstype = rec.opt("type").unwrap_or("");
     let (flags, options) = parse_mount_options(rec.opt("o").unwrap_or(""));
     let fail = |e: rustix::io::Errno| Error::Io {
-        what: format!("failed to mount local volume: mount {device}:{} ", data.display()),
+        what: format!("failed to mount local volume: mount {device}:{}", data.display()),
         source: e.into(),
     };
     if flags.contains(rustix::mount::MountFlags::BIND) {
-        let rec_flag = flags.contains(rustix::mount::MountFlags::REC);
-        rustix::mount::mount_bind_recursive(device, data)
-            .map_err(fail)
-            .or_else(|e| if rec_flag { Err(e) } else { rustix::mount::mount_bind(device, data).map_err(fail) })?;
+        if flags.contains(rustix::mount::MountFlags::REC) {
+            rustix::mount::mount_bind_recursive(device, data).map_err(fail)?;
+        } else {
+            rustix::mount::mount_bind(device, data).map_err(fail)?;
+        }
         // A bind takes its other flags (ro, nosuid…) only through a remount.
         let rest = flags & !(rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::REC);
-        if !rest.is_empty() {
-            rustix::mount::mount_remount(data, rest | rustix::mount::MountFlags::BIND, "").map_err(fail)?;
+        if !rest.is_empty()
+            && let Err(e) = rustix::mount::mount_remount(data, rest | rustix::mount::MountFlags::BIND, "")
+        {
+            let _ = unmount_data(data);
+            return Err(fail(e));
         }
         return Ok(());
     }

@@ -48,7 +48,9 @@ pub fn volume_json(v: &VolumeView) -> Value {
 
 /// `POST /volumes/prune`, decoded: the filters, and whether named volumes go too. Before
 /// API 1.42 moby prunes every unused volume; from 1.42 only anonymous ones unless the
-/// `all` filter says otherwise.
+/// `all` filter says otherwise. berth speaks 1.41 but lets an explicit `all` filter decide
+/// at any version: docker's clients never send one below 1.42 (so they get dockerd's
+/// answer), while berth's CLI sends `all=false` without `-a` and gets Docker 23's.
 #[derive(Debug, PartialEq)]
 pub struct PruneRequest {
     /// `label`, `label!`, `all`.
@@ -61,7 +63,8 @@ impl PruneRequest {
     /// Decodes the query for a request of API `version`.
     pub fn decode(q: Option<&str>, version: &RequestVersion) -> Result<PruneRequest> {
         let f: query::FiltersOnly = reply::query(q)?;
-        Ok(PruneRequest { filters: f.filters, all: version.before("1.42") })
+        let all = version.before("1.42") && f.filters.get("all").is_empty();
+        Ok(PruneRequest { filters: f.filters, all })
     }
 }
 
@@ -109,6 +112,9 @@ mod tests {
         assert!(r.all, "before 1.42 every unused volume goes");
         assert_eq!(r.filters.get("label"), ["a=b"]);
         assert!(!PruneRequest::decode(None, &new).unwrap().all);
+        let r = PruneRequest::decode(Some("filters=%7B%22all%22%3A%5B%22false%22%5D%7D"), &old).unwrap();
+        assert!(!r.all, "an explicit all filter decides");
+        assert_eq!(r.filters.get("all"), ["false"]);
         assert!(PruneRequest::decode(Some("filters=nope"), &new).is_err());
     }
 
