@@ -7,6 +7,7 @@
 //! answer: 404 `{"message":"page not found"}` (dockerd's mux uses the same handler for an
 //! unknown path and for a known path with the wrong method).
 
+pub mod archive;
 mod body;
 pub mod build;
 pub mod conn;
@@ -35,6 +36,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(containers::routes())
         .merge(images::routes())
         .merge(build::routes())
+        .merge(archive::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)
         .with_state(engine)
