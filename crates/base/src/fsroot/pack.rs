@@ -104,18 +104,12 @@ pub fn follow_symlinks(root: &impl AsFd, path: &str) -> io::Result<String> {
 
 /// Writes a tar of `dir/base` (inside `root`; `dir` may go through symlinks, which stay
 /// inside the root, `base` is never followed) to `out`. Entries are named `rebase` and
-/// `rebase/…` below it; `base` `.` archives the directory `dir` itself. Symlinks are
-/// archived as links, hard-linked files once with links to the first name, sockets left
-/// out. With `end`, the tar's end marker follows (a caller adding more entries passes
-/// false). Returns the bytes of regular file content written.
-pub fn pack_tar(
-    root: &impl AsFd,
-    dir: &str,
-    base: &str,
-    rebase: &str,
-    out: &mut dyn Write,
-    end: bool,
-) -> Result<u64, Error> {
+/// `rebase/…` below it; `base` `.` archives the directory `dir` itself, and an empty
+/// `base` archives what `dir` holds with no entry for `dir` (names as `docker export`
+/// writes them: `bin/`, `etc/hosts`). Symlinks are archived as links, hard-linked files
+/// once with links to the first name, sockets left out. Returns the bytes of regular file
+/// content written.
+pub fn pack_tar(root: &impl AsFd, dir: &str, base: &str, rebase: &str, out: &mut dyn Write) -> Result<u64, Error> {
     let root = root.as_fd();
     let dir_path = PathBuf::from(dir);
     let parent = open_at_root(root, &dir_path, OFlags::PATH | OFlags::DIRECTORY).map_err(Error::fs("open", dir))?;
@@ -124,7 +118,14 @@ pub fn pack_tar(
     w.tar.follow_symlinks(false);
     let name = rebase.trim_end_matches('/');
     let name = if name.is_empty() { "." } else { name };
-    if base == "." || base.is_empty() {
+    if base.is_empty() {
+        let fd = rustix::fs::openat(&parent, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(Error::fs("open", dir))?;
+        for n in sorted_names(&fd, &dir_path)? {
+            let shown = n.to_string_lossy().into_owned();
+            w.entry(fd.as_fd(), &n, &shown, &dir_path.join(&n), false)?;
+        }
+    } else if base == "." {
         let fd = rustix::fs::openat(&parent, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(Error::fs("open", dir))?;
         let st = rustix::fs::fstat(&fd).map_err(Error::fs("stat", dir))?;
@@ -132,10 +133,22 @@ pub fn pack_tar(
     } else {
         w.entry(parent.as_fd(), OsStr::new(base), name, &dir_path.join(base), true)?;
     }
-    if end {
-        w.tar.finish().map_err(Error::fs("write", dir))?;
-    }
+    w.tar.finish().map_err(Error::fs("write", dir))?;
     Ok(w.content)
+}
+
+/// The names in a directory, sorted (a stable order, as Go's walker gives).
+fn sorted_names(fd: &OwnedFd, at: &Path) -> Result<Vec<OsString>, Error> {
+    let mut names = Vec::new();
+    for e in rustix::fs::Dir::read_from(fd).map_err(Error::fs("read dir", at))? {
+        let e = e.map_err(Error::fs("read dir", at))?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(OsStr::from_bytes(n).to_os_string());
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 struct Packer<'a> {
@@ -264,17 +277,7 @@ impl Packer<'_> {
         let h = header_for(st, tar::EntryType::Directory);
         let name = format!("{shown}/");
         self.append(h, &name, None, io::empty()).map_err(|e| Error::fs("write", at)(e))?;
-        let mut names = Vec::new();
-        for e in rustix::fs::Dir::read_from(fd).map_err(Error::fs("read dir", at))? {
-            let e = e.map_err(Error::fs("read dir", at))?;
-            let n = e.file_name().to_bytes();
-            if n != b"." && n != b".." {
-                names.push(OsStr::from_bytes(n).to_os_string());
-            }
-        }
-        // A stable order, as Go's walker gives (sorted by name).
-        names.sort();
-        for n in names {
+        for n in sorted_names(fd, at)? {
             let child = format!("{shown}/{}", n.to_string_lossy());
             self.entry(fd.as_fd(), &n, &child, &at.join(&n), false)?;
         }
@@ -359,7 +362,7 @@ mod tests {
         std::os::unix::fs::symlink("../../..", root.join("link")).unwrap();
         let fd = super::super::open_root(&root).unwrap();
         let mut out = Vec::new();
-        let n = pack_tar(&fd, "/", "app", "app", &mut out, true).unwrap();
+        let n = pack_tar(&fd, "/", "app", "app", &mut out).unwrap();
         assert_eq!(n, 3);
         let got = names(&out);
         assert_eq!(got[0].0, "app/");
@@ -368,10 +371,10 @@ mod tests {
         assert!(got.contains(&("app/up".into(), tar::EntryType::Symlink, Some("/".into()))), "{got:?}");
         // Through a symlink to `../../..` the start stays inside the root.
         let mut out = Vec::new();
-        pack_tar(&fd, "/link", "secret", "secret", &mut out, true).unwrap_err();
+        pack_tar(&fd, "/link", "secret", "secret", &mut out).unwrap_err();
         std::fs::write(root.join("secret"), b"inside").unwrap();
         let mut out = Vec::new();
-        pack_tar(&fd, "/link", "secret", "x", &mut out, true).unwrap();
+        pack_tar(&fd, "/link", "secret", "x", &mut out).unwrap();
         let mut a = tar::Archive::new(&out[..]);
         let mut e = a.entries().unwrap().next().unwrap().unwrap();
         let mut s = String::new();
@@ -379,9 +382,14 @@ mod tests {
         assert_eq!((e.path().unwrap().to_string_lossy().into_owned(), s.as_str()), ("x".into(), "inside"));
         // `.` archives the directory's content under `./`.
         let mut out = Vec::new();
-        pack_tar(&fd, "/app/sub", ".", ".", &mut out, true).unwrap();
+        pack_tar(&fd, "/app/sub", ".", ".", &mut out).unwrap();
         let got: Vec<String> = names(&out).into_iter().map(|n| n.0).collect();
         assert_eq!(got, ["./", "./b"]);
+        // An empty base: the content, without an entry for the directory.
+        let mut out = Vec::new();
+        pack_tar(&fd, "/app", "", "", &mut out).unwrap();
+        let got: Vec<String> = names(&out).into_iter().map(|n| n.0).collect();
+        assert_eq!(got, ["a", "sub/", "sub/b", "up"]);
     }
 
     #[test]

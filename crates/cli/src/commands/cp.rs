@@ -470,7 +470,7 @@ async fn to_container(c: &Client, ctr: &str, src: &str, dst: &str, a: &CpArgs) -
         let mut w = ChannelWriter { tx: tx.clone(), buf: Vec::new() };
         let r = (|| -> io::Result<()> {
             let host = fsroot::open_root(Path::new("/"))?;
-            fsroot::pack_tar(&host.as_fd(), &src_dir, &src_base, &top, &mut w, true)
+            fsroot::pack_tar(&host.as_fd(), &src_dir, &src_base, &top, &mut w)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             w.flush()
         })();

@@ -378,7 +378,7 @@ impl Engine {
                 let rebase = base_name(&abs);
                 let _ = stat_tx.send(Ok(stat));
                 let mut w = ChannelWriter::new(tx.clone());
-                let r = fsroot::pack_tar(view.fd(), &dir, &base, &rebase, &mut w, true)
+                let r = fsroot::pack_tar(view.fd(), &dir, &base, &rebase, &mut w)
                     .map_err(|e| io::Error::other(e.to_string()))
                     .and_then(|_| w.flush());
                 if let Err(err) = r {
@@ -489,23 +489,9 @@ impl Engine {
     }
 }
 
-/// Every top-level entry of the root (names without `./`, as `docker export` writes them).
+/// The whole root, names without `./` (as `docker export` writes them).
 fn export_tar(root: &OwnedFd, w: &mut dyn Write) -> io::Result<()> {
-    let dir = rustix::fs::openat(root, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut names = Vec::new();
-    for e in rustix::fs::Dir::read_from(&dir)? {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(String::from_utf8_lossy(n).into_owned());
-        }
-    }
-    names.sort();
-    for n in &names {
-        fsroot::pack_tar(root, "/", n, n, w, false).map_err(|e| io::Error::other(e.to_string()))?;
-    }
-    // The end marker: two zero blocks.
-    w.write_all(&[0u8; 1024])
+    fsroot::pack_tar(root, "/", "", "", w).map(|_| ()).map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// Whether `rel` exists in the image, looking down the layers (top first) until one has
