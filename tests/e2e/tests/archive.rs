@@ -289,3 +289,84 @@ fn import_change_and_message_with_both_clis() {
     let e = run_with_stdin(d.berth_cmd(&["import", "-c", "BOGUS x", "-", "imp:4"]), &tar);
     assert!(!e.status.success());
 }
+
+/// `curl` against the daemon's socket: (status, body, headers).
+fn curl(d: &Daemon, method: &str, path: &str, body: Option<&Path>) -> (u16, String, String) {
+    let hdrs = d.dir.path().join("curl-headers");
+    let mut c = Command::new("curl");
+    c.args(["-s", "-X", method, "-D"])
+        .arg(&hdrs)
+        .args(["-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(&d.socket);
+    if method == "HEAD" {
+        c.arg("-I");
+    }
+    if let Some(b) = body {
+        c.args(["-H", "Content-Type: application/x-tar", "--data-binary"]).arg(format!("@{}", b.display()));
+    }
+    c.arg(format!("http://localhost{path}"));
+    let out = c.output().unwrap();
+    let s = text(&out.stdout);
+    let (body, code) = s.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned(), std::fs::read_to_string(&hdrs).unwrap_or_default())
+}
+
+#[test]
+fn the_api_answers_as_dockerd() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let f = d.dir.path().join("bb.tar");
+    let (code, _, _) = curl(&d, "GET", "/v1.41/images/busybox/get", None);
+    assert_eq!(code, 200);
+    ok(&d.berth(&["save", "-o", f.to_str().unwrap(), "busybox"]));
+    let (code, body, _) = curl(&d, "GET", "/images/get?names=nosuch", None);
+    assert_eq!((code, body.as_str()), (404, r#"{"message":"No such image: nosuch:latest"}"#));
+    // Progress, then the result, one JSON message a line.
+    let (code, body, _) = curl(&d, "POST", "/images/load?quiet=0", Some(&f));
+    assert_eq!(code, 200);
+    let lines: Vec<serde_json::Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|l| l["status"] == "Loading layer" && l["progress"].as_str().is_some()), "{body}");
+    assert_eq!(lines.last().unwrap()["stream"], "Loaded image: busybox:latest\n");
+    let (code, body, _) = curl(&d, "POST", "/images/load?quiet=1", Some(&f));
+    assert_eq!((code, body.trim()), (200, r#"{"stream":"Loaded image: busybox:latest\n"}"#));
+    // A bad archive before any output is the HTTP status, as dockerd answers it.
+    let junk = d.dir.path().join("junk");
+    std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+    let (code, body, _) = curl(&d, "POST", "/images/load?quiet=1", Some(&junk));
+    assert_eq!(code, 400, "{body}");
+    // The path stat header on HEAD and GET.
+    ok(&d.berth(&["run", "-d", "--name", "st", "busybox", "sleep", "1000"]));
+    let (code, _, h) = curl(&d, "HEAD", "/containers/st/archive?path=/bin", None);
+    assert_eq!(code, 200);
+    let v = h
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("X-Docker-Container-Path-Stat: ").or(l.strip_prefix("x-docker-container-path-stat: "))
+        })
+        .unwrap();
+    let dec = Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = {
+        use std::io::Write;
+        let mut dec = dec;
+        dec.stdin.take().unwrap().write_all(v.trim().as_bytes()).unwrap();
+        dec.wait_with_output().unwrap()
+    };
+    let stat: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stat["name"], "bin");
+    assert_eq!(stat["mode"].as_u64().unwrap() & (1 << 31), 1 << 31, "{stat}");
+    let (code, _, _) = curl(&d, "HEAD", "/containers/st/archive?path=/nope", None);
+    assert_eq!(code, 404);
+    let (code, body, _) = curl(&d, "GET", "/containers/st/archive", None);
+    assert_eq!((code, body.as_str()), (400, r#"{"message":"path cannot be empty"}"#));
+    let (code, body, _) = curl(&d, "PUT", "/containers/st/archive?path=/bin/busybox", Some(&f));
+    assert_eq!((code, body.as_str()), (400, r#"{"message":"extraction point is not a directory"}"#));
+    let (code, body, _) = curl(&d, "GET", "/containers/nosuch/changes", None);
+    assert_eq!((code, body.as_str()), (404, r#"{"message":"No such container: nosuch"}"#));
+    let (code, body, _) = curl(&d, "GET", "/containers/st/changes", None);
+    assert_eq!((code, body.as_str()), (200, "null"));
+}

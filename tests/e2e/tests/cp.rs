@@ -149,6 +149,36 @@ fn cp_out_and_in_with_our_cli_and_dockers() {
 }
 
 #[test]
+fn cp_archive_mode_owns_files_as_the_container_user() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    ok(&d.berth(&["run", "-d", "--name", "owned", "--user", "1234:5678", "busybox", "sleep", "1000"]));
+    let f = d.dir.path().join("mine");
+    std::fs::write(&f, "m\n").unwrap();
+    std::os::unix::fs::chown(&f, Some(42), Some(43)).unwrap();
+    let owner = |path: &str| {
+        let out = d.berth(&["cp", &format!("owned:{path}"), "-"]);
+        let mut a = tar::Archive::new(&out.stdout[..]);
+        let e = a.entries().unwrap().next().unwrap().unwrap();
+        (e.header().uid().unwrap(), e.header().gid().unwrap())
+    };
+    // Without -a the tar's owner is kept (as dockerd does); with -a the container user's.
+    ok(&d.berth(&["cp", f.to_str().unwrap(), "owned:/tmp/plain"]));
+    assert_eq!(owner("/tmp/plain"), (42, 43));
+    ok(&d.berth(&["cp", "-a", f.to_str().unwrap(), "owned:/tmp/archived"]));
+    assert_eq!(owner("/tmp/archived"), (1234, 5678));
+    if have_docker() {
+        ok(&d.docker(&["cp", "-a", f.to_str().unwrap(), "owned:/tmp/docker-archived"]));
+        assert_eq!(owner("/tmp/docker-archived"), (1234, 5678));
+    }
+    // Out of the container, files belong to whoever copies.
+    let out = d.dir.path().join("back");
+    ok(&d.berth(&["cp", "owned:/tmp/archived", out.to_str().unwrap()]));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&out).unwrap().uid(), rustix::process::getuid().as_raw());
+}
+
+#[test]
 fn cp_reaches_bind_mounts_and_respects_read_only() {
     let d = Daemon::start();
     d.import_busybox("busybox:latest");
