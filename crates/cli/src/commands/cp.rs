@@ -483,9 +483,25 @@ async fn to_container(c: &Client, ctr: &str, src: &str, dst: &str, a: &CpArgs) -
     let _ = writer.await;
     r?;
     if tty_summary(a.quiet) {
-        crate::output::err_line(&format!("Successfully copied to {ctr}:{}", dst_info.path));
+        let size = local_content_size(Path::new(&src_info.path));
+        crate::output::err_line(&format!(
+            "Successfully copied {} to {ctr}:{}",
+            crate::format::human_size(size as f64),
+            dst_info.path
+        ));
     }
     Ok(())
+}
+
+/// The bytes of regular file content at `p` (docker's `localContentSize`), for the summary.
+fn local_content_size(p: &Path) -> u64 {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => {
+            std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| local_content_size(&e.path())).sum()).unwrap_or(0)
+        }
+        Ok(m) if m.is_file() => m.len(),
+        _ => 0,
+    }
 }
 
 /// Feeds a channel body from a blocking writer.
