@@ -370,3 +370,28 @@ fn the_api_answers_as_dockerd() {
     let (code, body, _) = curl(&d, "GET", "/containers/st/changes", None);
     assert_eq!((code, body.as_str()), (200, "null"));
 }
+
+const PY_SAVE_LOAD: &str = r#"
+import sys, docker
+a = docker.DockerClient(base_url=sys.argv[1])
+b = docker.DockerClient(base_url=sys.argv[2])
+img = a.images.get("busybox:latest")
+data = b"".join(img.save(named=True))
+loaded = b.images.load(data)
+print("loaded", [i.id for i in loaded], [t for i in loaded for t in i.tags])
+print("same", loaded[0].id == img.id)
+"#;
+
+#[test]
+fn docker_py_saves_and_loads() {
+    if Command::new("python3").args(["-c", "import docker"]).status().map(|s| !s.success()).unwrap_or(true) {
+        eprintln!("docker-py is not installed; scripts/test installs it");
+        return;
+    }
+    let a = Daemon::start();
+    a.import_busybox("busybox:latest");
+    let b = Daemon::start();
+    let out = Command::new("python3").args(["-c", PY_SAVE_LOAD, &a.host(), &b.host()]).output().unwrap();
+    let o = ok(&out);
+    assert!(o.contains("'busybox:latest'") && o.contains("same True"), "{o}\n{}", text(&out.stderr));
+}
