@@ -649,6 +649,8 @@ pub struct Build {
     /// Ask for per-step progress records ([`BuildProgress`] in `aux`, id
     /// [`BUILD_PROGRESS_ID`]) instead of the legacy builder's text (berth extension).
     pub progress_records: bool,
+    /// `cachefrom` (JSON list): images whose layers the cache may reuse; none other.
+    pub cache_from: Vec<String>,
 }
 
 /// The `id` of the JSON messages that carry [`BuildProgress`] records.
@@ -728,6 +730,9 @@ impl Build {
         }
         if self.progress_records {
             pairs.push(("berth-progress", "1".into()));
+        }
+        if !self.cache_from.is_empty() {
+            pairs.push(("cachefrom", serde_json::to_string(&self.cache_from).unwrap_or_default()));
         }
         if !self.allow.is_empty() {
             pairs.push(("berth-allow", serde_json::to_string(&self.allow).unwrap_or_default()));
@@ -810,6 +815,7 @@ impl Build {
                 .map(str::to_owned)
                 .collect(),
             progress_records: flag("berth-progress", false)?,
+            cache_from: list("cachefrom")?,
         })
     }
 }

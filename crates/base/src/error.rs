@@ -119,6 +119,12 @@ pub enum Error {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// A directory entry met an existing non-directory under `keep_non_dirs`.
+    #[error("cannot overwrite non-directory {path} with a directory")]
+    ReplaceNonDir {
+        /// The entry's path.
+        path: PathBuf,
+    },
     /// A file system operation inside the root failed.
     #[error("{op} {path}: {source}")]
     Fs {

@@ -67,6 +67,11 @@ pub struct BuildRequest {
     pub shm_size: u64,
     /// `--add-host` entries (`name:address`) for RUN steps.
     pub extra_hosts: Vec<String>,
+    /// `--cache-from`, as the legacy builder reads it: when set, a cache entry is used only
+    /// if its layers lie on the layer stack of one of these images (each a list of diff
+    /// ids, bottom first); named images that are missing add nothing, so `Some(vec![])`
+    /// uses no cache at all.
+    pub cache_from: Option<Vec<Vec<berth_base::Digest>>>,
 }
 
 /// Progress of a build: something happened to step `index` (1-based over the steps of the

@@ -18,10 +18,15 @@ pub fn expand_management(args: &[String]) -> Vec<String> {
         ("image", "history") => &["history"],
         ("image", "import") => &["import"],
         ("image", "build") => &["build"],
+        ("image", "save") => &["save"],
+        ("image", "load") => &["load"],
         ("container", "ls" | "list" | "ps") => &["ps"],
         ("container", "rm" | "remove") => &["rm"],
         ("container", "inspect") => &["inspect", "--type", "container"],
-        ("container", v @ ("run" | "create" | "start" | "stop" | "kill" | "wait" | "logs")) => {
+        (
+            "container",
+            v @ ("run" | "create" | "start" | "stop" | "kill" | "wait" | "logs" | "cp" | "export" | "diff"),
+        ) => {
             return args[..i].iter().cloned().chain([v.to_owned()]).chain(args[i + 2..].iter().cloned()).collect();
         }
         ("system", "info") => &["info"],

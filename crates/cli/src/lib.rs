@@ -81,6 +81,16 @@ pub enum Cmd {
     Version(commands::system::FormatArgs),
     /// Display system-wide information
     Info(commands::system::FormatArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(commands::cp::CpArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(commands::image::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(commands::image::LoadArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(commands::container::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(commands::container::NamesArgs),
     /// Manage berth (disk usage)
     #[command(subcommand)]
     System(system::SystemCmd),
@@ -159,6 +169,11 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::History(a) => commands::image::history(&client, a).await,
         Cmd::Version(a) => commands::system::version(&client, a).await,
         Cmd::Info(a) => commands::system::info(&client, a).await,
+        Cmd::Cp(a) => commands::cp::cp(&client, a).await,
+        Cmd::Save(a) => commands::image::save(&client, a).await,
+        Cmd::Load(a) => commands::image::load(&client, a).await,
+        Cmd::Export(a) => commands::container::export(&client, a).await,
+        Cmd::Diff(a) => commands::container::diff(&client, a).await,
         Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
         Cmd::System(system::SystemCmd::Check) => system::check(&client).await,
         Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,

@@ -106,14 +106,26 @@ pub enum Error {
     /// An internal invariant broke (a bug): reported, never panicked on.
     #[error("{0}")]
     Internal(String),
+    /// A path that is not in the container (Docker's wording).
+    #[error("Could not find the file {path} in container {container}")]
+    FileNotFound {
+        /// The path as the client gave it.
+        path: String,
+        /// The container as the client named it.
+        container: String,
+    },
+    /// Reading or writing files inside a container's root failed.
+    #[error(transparent)]
+    Fs(#[from] berth_base::Error),
 }
 
 impl Error {
     /// The class of failure, for the HTTP status.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NoSuchContainer(_) => ErrorKind::NotFound,
             Error::NoSuchVolume(_) | Error::NotFound(_) => ErrorKind::NotFound,
+            Error::NoSuchContainer(_) | Error::FileNotFound { .. } => ErrorKind::NotFound,
+            Error::Fs(e) => e.kind(),
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::InvalidArgument(_) | Error::Config(_) | Error::StartFailed { .. } => ErrorKind::InvalidArgument,
             Error::NotModified(_) => ErrorKind::NotModified,

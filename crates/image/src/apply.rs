@@ -32,7 +32,7 @@ pub(crate) fn apply_tar(src: &mut dyn Read, root: &Path, max_size: Option<u64>) 
 }
 
 /// Wraps `src` in the decompressor its magic bytes call for (gzip, zstd, or none).
-pub(crate) fn decompress<'a>(src: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, Error> {
+pub fn decompress<'a>(src: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, Error> {
     let mut peek = [0u8; 6];
     let mut n = 0;
     while n < peek.len() {

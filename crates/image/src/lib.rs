@@ -3,6 +3,7 @@
 //! mounted from them.
 
 mod apply;
+pub mod archive;
 pub mod changes;
 pub mod content;
 mod diff;
@@ -11,6 +12,7 @@ pub mod extras;
 mod mount;
 mod store;
 
+pub use apply::decompress;
 pub use error::Error;
 pub use extras::{ConfigExtras, HealthConfig};
 pub use store::{

@@ -359,7 +359,59 @@ impl ImageStore {
         extras.merge_into(&mut value);
         let config_bytes =
             serde_json::to_vec(&value).map_err(|source| Error::Json { what: "config".into(), source })?;
-        let id = self.content.write(&config_bytes)?;
+        self.record_image(&config_bytes, layers, &targets)
+    }
+
+    /// Records an image whose config blob is `config_bytes` exactly as given (a loaded
+    /// archive keeps its image id), `config` being those bytes parsed.
+    pub fn create_image_raw(
+        &self,
+        config_bytes: &[u8],
+        config: ImageConfiguration,
+        _extras: &crate::ConfigExtras,
+        layers: &[Layer],
+        tags: &[Reference],
+    ) -> Result<Image, Error> {
+        let diff_strs: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
+        if config.rootfs().diff_ids() != &diff_strs {
+            return Err(Error::InvalidArgument("image config rootfs.diff_ids do not match the layers".into()));
+        }
+        for l in layers {
+            if !self.content.contains(&l.blob) || !self.snapshot_dir(&l.diff_id).is_dir() {
+                return Err(Error::LayerNotFound(l.diff_id.to_string()));
+            }
+        }
+        let mut targets = Vec::new();
+        for t in tags {
+            targets.push(tag_target(t)?);
+        }
+        self.record_image(config_bytes, layers, &targets)
+    }
+
+    /// Takes back layers that [`ImageStore::add_layer`] added for an operation that then
+    /// failed, unless an image uses them meanwhile. Best effort: what fails stays for `gc`.
+    pub fn discard_layers(&self, layers: &[Layer]) {
+        let db = self.db();
+        for l in layers {
+            let used: bool = db
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM image_layers WHERE diff_id = ?1)",
+                    [l.diff_id.to_string()],
+                    |r| r.get(0),
+                )
+                .unwrap_or(true);
+            if used {
+                continue;
+            }
+            self.pending().remove(&l.diff_id);
+            let _ = remove_tree(&self.snapshot_dir(&l.diff_id));
+            let _ = db.execute("DELETE FROM image_snapshots WHERE diff_id = ?1", [l.diff_id.to_string()]);
+            let _ = self.content.remove(&l.blob);
+        }
+    }
+
+    fn record_image(&self, config_bytes: &[u8], layers: &[Layer], targets: &[Reference]) -> Result<Image, Error> {
+        let id = self.content.write(config_bytes)?;
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": MEDIA_TYPE_MANIFEST,
@@ -393,7 +445,7 @@ impl ImageStore {
                 )?;
             }
         }
-        for t in &targets {
+        for t in targets {
             set_ref(&tx, t, &id)?;
         }
         tx.commit()?;

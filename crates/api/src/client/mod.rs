@@ -2,6 +2,7 @@
 //! socket, TCP, or TCP with TLS as docker's clients speak it), error decoding and response
 //! streams. The typed methods live in one file per resource.
 
+pub mod archive;
 mod build;
 mod containers;
 mod images;

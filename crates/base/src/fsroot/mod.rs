@@ -5,6 +5,7 @@
 //! resolved as if the root were `/`, and the kernel guarantees nothing outside it is ever
 //! reached, without check-then-use races.
 
+mod pack;
 mod path;
 mod untar;
 
@@ -15,6 +16,7 @@ use std::path::{Component, Path};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
+pub use pack::{follow_symlinks, lstat_in_root, pack_tar};
 pub use path::{Escape, Lexical, clean_path, join_components, lexical, root_components};
 pub use untar::{
     Devices, OVERLAY_OPAQUE, Overwrite, TarOptions, Unpacked, WH_OPAQUE, WH_PREFIX, create_dirs, remove_all_at,

@@ -90,6 +90,10 @@ pub struct TarOptions {
     /// read back (export, commit, cp), which is what a small hostile tar amplifies. `None`
     /// is no limit; the image store sets the daemon's `max-layer-size` here.
     pub max_size: Option<u64>,
+    /// A directory entry never replaces an existing non-directory (Docker's
+    /// `noOverwriteDirNonDir` for `docker cp`); with [`Overwrite::Merge`] the reverse is
+    /// refused anyway.
+    pub keep_non_dirs: bool,
 }
 
 impl TarOptions {
@@ -106,6 +110,7 @@ impl TarOptions {
             owner: None,
             strict_headers: true,
             max_size: None,
+            keep_non_dirs: false,
         }
     }
 
@@ -122,6 +127,7 @@ impl TarOptions {
             owner,
             strict_headers: false,
             max_size: None,
+            keep_non_dirs: false,
         }
     }
 }
@@ -226,7 +232,7 @@ pub fn unpack_tar(src: &mut dyn Read, root: &impl AsFd, dest: &str, opts: &TarOp
         }
 
         let is_dir = etype == tar::EntryType::Directory;
-        let slot = clear_slot(root, &parent_fd, name, &comps, is_dir, opts.overwrite, &shown)?;
+        let slot = clear_slot(root, &parent_fd, name, &comps, is_dir, opts, &shown)?;
         let name = name.as_os_str();
         match etype {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -390,9 +396,10 @@ fn clear_slot(
     name: &OsStr,
     comps: &[OsString],
     is_dir: bool,
-    overwrite: Overwrite,
+    opts: &TarOptions,
     shown: &Path,
 ) -> Result<Slot, Error> {
+    let overwrite = opts.overwrite;
     let st = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(Errno::NOENT) => return Ok(Slot::Empty),
@@ -413,6 +420,9 @@ fn clear_slot(
         && open_at_root(root, &join_components(comps), OFlags::PATH | OFlags::DIRECTORY).is_ok()
     {
         return Ok(Slot::ThroughSymlink);
+    }
+    if is_dir && opts.keep_non_dirs {
+        return Err(Error::ReplaceNonDir { path: shown.to_path_buf() });
     }
     remove_all_at(parent, name).map_err(Error::fs("remove", shown))?;
     Ok(Slot::Empty)

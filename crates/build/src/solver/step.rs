@@ -414,6 +414,13 @@ impl Solver<'_> {
         if !hit.layers.iter().all(|l| self.images.has_layer(l)) {
             return false;
         }
+        if let Some(chains) = &cx.ctx.req.cache_from
+            && !chains
+                .iter()
+                .any(|c| hit.layers.len() <= c.len() && hit.layers.iter().zip(c).all(|(l, d)| &l.diff_id == d))
+        {
+            return false;
+        }
         let Ok(config) = serde_json::from_value::<ImageConfiguration>(hit.config.clone()) else { return false };
         st.layers = hit.layers;
         st.config = config;

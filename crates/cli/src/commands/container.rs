@@ -486,3 +486,51 @@ mod tests {
         assert!(parse_since("yesterday", 0).is_err());
     }
 }
+
+/// `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<String>,
+    /// The container.
+    pub container: String,
+}
+
+/// `export`: the container's filesystem as a tar, to `-o FILE` or a stdout that is not a
+/// terminal.
+pub async fn export(c: &Client, a: ExportArgs) -> Res {
+    use tokio::io::AsyncWriteExt;
+    if a.output.is_none() && rustix::termios::isatty(std::io::stdout()) {
+        return Err(CliError::Message("cowardly refusing to save to a terminal. Use the -o flag or redirect".into()));
+    }
+    let mut s = c.export_container(&a.container).await?;
+    let mut w: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match &a.output {
+        Some(o) => Box::new(
+            tokio::fs::File::create(o)
+                .await
+                .map_err(|e| CliError::Message(format!("failed to export container: {e}")))?,
+        ),
+        None => Box::new(tokio::io::stdout()),
+    };
+    while let Some(chunk) = s.next_chunk().await {
+        w.write_all(&chunk?).await?;
+    }
+    w.flush().await?;
+    Ok(())
+}
+
+/// `diff`: `C /etc`, `A /etc/x`, `D /x`, sorted by path.
+pub async fn diff(c: &Client, a: NamesArgs) -> Res {
+    for n in &a.containers {
+        for ch in c.container_changes(n).await? {
+            let letter = match ch.kind {
+                berth_api::models::ChangeType::_0 => "C",
+                berth_api::models::ChangeType::_1 => "A",
+                berth_api::models::ChangeType::_2 => "D",
+            };
+            out(&format!("{letter} {}\n", ch.path));
+        }
+    }
+    Ok(())
+}

@@ -366,3 +366,108 @@ mod tests {
         );
     }
 }
+
+/// `save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<String>,
+    /// Images to save.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `save`: the archive to `-o FILE` (written beside it, then renamed into place) or to
+/// stdout, which must not be a terminal (docker's rule).
+pub async fn save(c: &Client, a: SaveArgs) -> Res {
+    use tokio::io::AsyncWriteExt;
+    if a.output.is_none() && rustix::termios::isatty(std::io::stdout()) {
+        return Err(CliError::Message(
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect".to_owned(),
+        ));
+    }
+    if let Some(o) = &a.output {
+        let dir = std::path::Path::new(o).parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(d) = dir
+            && !d.is_dir()
+        {
+            return Err(CliError::Message(format!(
+                "failed to save image: invalid output path: directory \"{}\" does not exist",
+                d.display()
+            )));
+        }
+    }
+    let mut s = c.save_images(&a.images).await?;
+    match &a.output {
+        None => {
+            let mut out = tokio::io::stdout();
+            while let Some(chunk) = s.next_chunk().await {
+                out.write_all(&chunk?).await?;
+            }
+            out.flush().await?;
+        }
+        Some(o) => {
+            let tmp = format!("{o}.berth-save-{}", std::process::id());
+            let res = async {
+                let mut f = tokio::fs::File::create(&tmp).await?;
+                while let Some(chunk) = s.next_chunk().await {
+                    f.write_all(&chunk?).await?;
+                }
+                f.sync_all().await?;
+                tokio::fs::rename(&tmp, o).await?;
+                Ok::<(), CliError>(())
+            }
+            .await;
+            if res.is_err() {
+                let _ = tokio::fs::remove_file(&tmp).await;
+            }
+            res?;
+        }
+    }
+    Ok(())
+}
+
+/// `load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short = 'i', long = "input")]
+    pub input: Option<String>,
+    /// Suppress the load output
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+/// `load`: streams the archive and prints what the daemon reports (progress only on a
+/// terminal, as docker).
+pub async fn load(c: &Client, a: LoadArgs) -> Res {
+    let body = match &a.input {
+        Some(p) => {
+            let f = tokio::fs::File::open(p).await.map_err(|e| CliError::Message(format!("open {p}: {e}")))?;
+            berth_api::client::reader_body(f)
+        }
+        None => {
+            if rustix::termios::isatty(std::io::stdin()) {
+                return Err(CliError::Message("requested load from stdin, but stdin is empty".to_owned()));
+            }
+            berth_api::client::reader_body(tokio::io::stdin())
+        }
+    };
+    let quiet = a.quiet || !rustix::termios::isatty(std::io::stdout());
+    let mut s = c.load_images(quiet, body).await?;
+    while let Some(m) = s.next_message().await {
+        let m = m?;
+        if let Some(e) = m.error.or(m.error_detail.map(|d| d.message)) {
+            return Err(CliError::Message(e));
+        }
+        // `-q` hides progress only: "Loaded image" lines still print, as docker's do.
+        if let Some(st) = m.stream {
+            out(&st);
+        }
+        if let (Some(st), Some(id)) = (m.status, m.id) {
+            crate::output::err_line(&format!("{id}: {st} {}", m.progress.unwrap_or_default()));
+        }
+    }
+    Ok(())
+}

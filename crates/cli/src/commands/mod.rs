@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod container;
+pub mod cp;
 pub mod image;
 pub mod prune;
 pub mod run;

@@ -189,6 +189,18 @@ impl berth_build::executor::Fetcher for HttpFetcher {
     }
 }
 
+/// The legacy builder's message for a RUN step that failed: `The command '/bin/sh -c exit
+/// 1' returned a non-zero code: 1`.
+fn legacy_run_failure(e: &berth_build::Error) -> Option<String> {
+    match e {
+        berth_build::Error::Step { source, .. } => legacy_run_failure(source),
+        berth_build::Error::RunFailed { command, code, .. } => {
+            Some(format!("The command '{command}' returned a non-zero code: {code}"))
+        }
+        _ => None,
+    }
+}
+
 /// Puts the legacy builder's text in step order. That stream cannot say which step a line
 /// belongs to, so while stages build at the same time, the text of a later step is held
 /// back until every earlier step is done: docker's clients see what the legacy builder
@@ -333,7 +345,11 @@ impl Engine {
                         open_remote_context(&url, &scratch.0, &work_root, &dockerfile, &fetcher)
                     }
                 }
-                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                .map_err(|e| match e {
+                    // dockerd answers a context without its Dockerfile with a 500.
+                    berth_build::Error::DockerfileNotFound { .. } => Error::Internal(e.to_string()),
+                    e => Error::InvalidArgument(e.to_string()),
+                })?;
                 let plan =
                     berth_build::frontend::plan(&text, &name).map_err(|e| Error::InvalidArgument(e.to_string()))?;
                 let cache = berth_build::cache::BuildCache::open(&engine.cfg.data_root)?;
@@ -367,6 +383,9 @@ impl Engine {
                     allow: q.allow.clone(),
                     shm_size: q.shm_size.unwrap_or(0),
                     extra_hosts: q.extra_hosts.clone(),
+                    cache_from: (!q.cache_from.is_empty()).then(|| {
+                        q.cache_from.iter().filter_map(|n| engine.images.resolve(n).ok()).map(|i| i.diff_ids).collect()
+                    }),
                 };
                 let (quiet, records) = (q.quiet, q.progress_records);
                 let legacy = std::sync::Mutex::new(LegacyOrder::default());
@@ -414,8 +433,10 @@ impl Engine {
                     send(stream_msg(t));
                 }
                 solver.cleanup();
-                built.map_err(|e| match e.kind() {
-                    berth_base::ErrorKind::InvalidArgument => Error::InvalidArgument(e.to_string()),
+                built.map_err(|e| match (legacy_run_failure(&e), e.kind()) {
+                    // The legacy builder's words, which its API clients match on.
+                    (Some(m), _) if !records => Error::InvalidArgument(m),
+                    (_, berth_base::ErrorKind::InvalidArgument) => Error::InvalidArgument(e.to_string()),
                     _ => Error::Internal(e.to_string()),
                 })
             })();

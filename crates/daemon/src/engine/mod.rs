@@ -2,6 +2,7 @@
 //! of the image store and the runtime. HTTP-free: the server module calls it and maps its
 //! errors. Every operation that touches the disk or forks runs on the blocking pool.
 
+pub mod archive;
 mod build;
 mod check;
 mod commit;

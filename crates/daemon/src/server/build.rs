@@ -131,36 +131,58 @@ async fn build(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response
         tracing::debug!("build client went away: cancelling the build");
         watch_cancel.store(true, Ordering::Relaxed);
     });
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<String>>();
     tokio::spawn(async move {
-        let result = e.build(r.query, source, tx.clone(), cancel).await;
+        let result = e.build(r.query, source, tx, cancel).await;
         watcher.abort();
-        if let Err(err) = result {
-            let msg = err.to_string();
-            let _ = tx
-                .send(berth_api::JsonMessage {
+        let _ = done_tx.send(result);
+    });
+    // A build that fails before its first message (no context, no Dockerfile) is
+    // answered with its status, as dockerd's handler does before it has written anything;
+    // after that, the error is the stream's last message.
+    let mut rx = rx;
+    let (first, done_rx) = match rx.recv().await {
+        Some(m) => (Some(m), Some(done_rx)),
+        None => match done_rx.await {
+            Ok(Err(err)) => return Err(err.into()),
+            _ => (None, None),
+        },
+    };
+    let ended = |done: Option<tokio::sync::oneshot::Receiver<Result<String>>>| async move {
+        match done?.await {
+            Ok(Err(err)) => {
+                let msg = err.to_string();
+                Some(berth_api::JsonMessage {
                     error: Some(msg.clone()),
                     error_detail: Some(berth_api::ErrorBody { message: msg }),
                     ..Default::default()
                 })
-                .await;
+            }
+            _ => None,
         }
-    });
+    };
+    let encode = |m: &berth_api::JsonMessage| {
+        let mut b = serde_json::to_vec(m).unwrap_or_default();
+        b.extend_from_slice(b"\r\n");
+        Bytes::from(b)
+    };
     // A silent RUN step writes nothing for a long time, and only a failed write tells the
     // server its client left: a newline each second (JSON decoders skip whitespace between
     // values) makes a vanished client drop this stream, which cancels the build.
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+    let head = futures_util::stream::iter(first.map(|m| Ok::<_, Infallible>(encode(&m))));
+    let body = futures_util::stream::unfold((Some(rx), done_rx), move |(rx, done)| async move {
+        let mut rx = rx?;
         tokio::select! {
-            m = rx.recv() => {
-                let mut b = serde_json::to_vec(&m?).unwrap_or_default();
-                b.extend_from_slice(b"\r\n");
-                Some((Ok::<_, Infallible>(Bytes::from(b)), rx))
-            }
+            m = rx.recv() => match m {
+                Some(m) => Some((Ok::<_, Infallible>(encode(&m)), (Some(rx), done))),
+                None => ended(done).await.map(|m| (Ok(encode(&m)), (None, None))),
+            },
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
-                Some((Ok::<_, Infallible>(Bytes::from_static(b"\n")), rx))
+                Some((Ok::<_, Infallible>(Bytes::from_static(b"\n")), (Some(rx), done)))
             }
         }
     });
-    Ok(reply::streaming("application/json", stream))
+    Ok(reply::streaming("application/json", futures_util::StreamExt::chain(head, body)))
 }
 
 async fn prune(State(e): State<Arc<Engine>>, req: Request<Body>) -> ApiResult<Response> {

@@ -67,6 +67,8 @@ pub enum ImageCall {
     },
     /// `POST /images/{name}/push`.
     Push(String),
+    /// `GET /images/{name}/get`: an archive of one image.
+    Save(String),
     /// `DELETE /images/{name}`.
     Remove {
         /// The image.
@@ -89,6 +91,7 @@ impl ImageCall {
             ("GET", "history") => Ok(ImageCall::History(name)),
             ("POST", "tag") => Ok(ImageCall::Tag { name, to: reply::query(q)? }),
             ("POST", "push") => Ok(ImageCall::Push(name)),
+            ("GET", "get") => Ok(ImageCall::Save(name)),
             _ => Err(Error::PageNotFound),
         }
     }
@@ -139,6 +142,7 @@ async fn image_call(State(e): State<Arc<Engine>>, Path(rest): Path<String>, req:
             e.tag_image(&name, &to.repo, to.tag.as_deref()).await?;
             Ok(StatusCode::CREATED.into_response())
         }
+        ImageCall::Save(name) => super::archive::save_names(&e, vec![name]).await,
         ImageCall::Push(_) => {
             Err(Error::NotImplemented("push is not supported yet: this berth build has no registry client".to_owned())
                 .into())

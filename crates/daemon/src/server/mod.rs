@@ -7,6 +7,7 @@
 //! answer: 404 `{"message":"page not found"}` (dockerd's mux uses the same handler for an
 //! unknown path and for a known path with the wrong method).
 
+pub mod archive;
 mod body;
 pub mod build;
 pub mod conn;
@@ -39,6 +40,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(build::routes())
         .merge(volumes::routes())
         .merge(prune::routes())
+        .merge(archive::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)
         .with_state(engine)
