@@ -216,6 +216,25 @@ fn cp_reaches_bind_mounts_and_respects_read_only() {
 }
 
 #[test]
+fn cp_reaches_named_volumes_of_running_and_stopped_containers() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    ok(&d.berth(&["run", "-d", "--name", "vc", "-v", "cpvol:/vol", "busybox", "sleep", "1000"]));
+    let f = d.dir.path().join("payload");
+    std::fs::write(&f, "v\n").unwrap();
+    ok(&d.berth(&["cp", f.to_str().unwrap(), "vc:/vol/running"]));
+    ok(&d.berth(&["stop", "-t", "1", "vc"]));
+    // Stopped: the volume is part of the copy's view, not the image's empty /vol.
+    ok(&d.berth(&["cp", f.to_str().unwrap(), "vc:/vol/stopped"]));
+    let names = tar_names(&d.berth(&["cp", "vc:/vol/.", "-"]).stdout);
+    assert!(names.iter().any(|n| n.ends_with("running")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with("stopped")), "{names:?}");
+    // The next container using the volume sees both files.
+    let out = d.berth(&["run", "--rm", "-v", "cpvol:/vol", "busybox", "ls", "/vol"]);
+    assert_eq!(text(&out.stdout).split_whitespace().collect::<Vec<_>>(), ["running", "stopped"]);
+}
+
+#[test]
 fn cp_never_reads_or_writes_the_host_through_container_links() {
     let d = Daemon::start();
     d.import_busybox("busybox:latest");

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 
 use super::{Container, Engine, blocking, join_err};
 use crate::error::{Error, Result};
-use crate::record::{BindSpec, Status};
+use crate::record::{BindSpec, ContainerRecord, Status};
 
 /// A tar streamed to the client in chunks; an `Err` ends it early.
 pub type TarStream = mpsc::Receiver<io::Result<Bytes>>;
@@ -249,6 +249,20 @@ fn mount_bind(root: &OwnedFd, b: &BindSpec) -> Result<()> {
 }
 
 /// Whether `abs` (resolved) lies in a read-only place of the container: Docker's words.
+/// The container's bind mounts and volumes, parents first, as the container sees them.
+fn view_binds(rec: &ContainerRecord) -> Vec<BindSpec> {
+    let mut all = rec.binds.clone();
+    all.extend(rec.volumes.iter().map(|v| BindSpec {
+        source: v.source.clone(),
+        destination: v.destination.clone(),
+        readonly: v.readonly,
+        mode: v.mode.clone(),
+        from_mount_flag: v.from_mount_flag,
+    }));
+    all.sort_by_key(|b| super::volumes::depth(&b.destination));
+    all
+}
+
 fn check_writable(binds: &[BindSpec], readonly_rootfs: bool, abs: &str) -> Result<()> {
     let best = binds
         .iter()
@@ -327,7 +341,7 @@ impl Engine {
         let image: berth_base::Digest =
             rec.image_id.parse().map_err(|e| Error::Internal(format!("bad image id {}: {e}", rec.image_id)))?;
         let images = self.images.clone();
-        let binds = if with_binds { rec.binds.clone() } else { Vec::new() };
+        let binds = if with_binds { view_binds(&rec) } else { Vec::new() };
         let view =
             tokio::task::spawn_blocking(move || private_root(images, image, dir, binds)).await.map_err(join_err)??;
         Ok((view, Some(guard)))
@@ -408,7 +422,7 @@ impl Engine {
         let rec = c.snapshot();
         let (view, guard) = self.open_view(&c, true).await?;
         let (p, n) = (path.to_owned(), name.to_owned());
-        let binds = rec.binds.clone();
+        let binds = view_binds(&rec);
         let readonly_rootfs = rec.host_config.readonly_rootfs.unwrap_or(false);
         let user = rec.config.user.clone().unwrap_or_default();
         let r = blocking(move || {
