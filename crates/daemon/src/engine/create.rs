@@ -104,6 +104,7 @@ impl Engine {
             },
         )
         .await?;
+        self.emit_container(&rec, "create", &[]);
         self.insert(Container::new(rec));
         Ok(Created { id, warnings: Vec::new() })
     }
@@ -196,11 +197,26 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
     }
     if let Some(lc) = &hc.log_config
         && let Some(t) = lc.typ.as_deref()
-        && !t.is_empty()
-        && t != "json-file"
+        && !matches!(t, "" | "json-file" | "none")
     {
-        return Err(Error::InvalidArgument(format!(
-            "logging driver {t:?} is not supported: berth logs with json-file"
+        // dockerd's built-in drivers; berth writes json-file or nothing.
+        const KNOWN: &[&str] = &[
+            "local",
+            "syslog",
+            "journald",
+            "gelf",
+            "fluentd",
+            "awslogs",
+            "splunk",
+            "etwlogs",
+            "gcplogs",
+            "logentries",
+        ];
+        if !KNOWN.contains(&t) {
+            return Err(Error::InvalidArgument(format!("logger: no log driver named '{t}' is registered")));
+        }
+        return Err(Error::NotImplemented(format!(
+            "logging driver {t:?} is not supported: berth logs with json-file (or none)"
         )));
     }
     Ok(())

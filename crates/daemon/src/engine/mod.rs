@@ -3,12 +3,16 @@
 //! errors. Every operation that touches the disk or forks runs on the blocking pool.
 
 mod build;
+mod cgroups;
 mod check;
 mod create;
+pub mod events;
 mod images;
 mod io;
 mod lifecycle;
+mod restart;
 mod sandbox;
+mod stats;
 #[cfg(test)]
 mod tests;
 pub mod traits;
@@ -30,9 +34,10 @@ use traits::{RootfsStore, ShimLauncher, ShimProcesses};
 
 pub use build::{ContextSource, PruneReport};
 pub use check::{Finding, FindingKind};
+pub use events::{Event, EventFilter, EventType};
 pub use images::{DiskUsage, ImageUsage};
 pub use io::{AttachSlot, AttachStreams, LogOptions};
-pub use lifecycle::WaitCondition;
+pub use lifecycle::{UpdateRequest, WaitCondition};
 
 /// What waiters observe about a container.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +63,8 @@ pub struct Container {
     pending: Mutex<io::Pending>,
     /// The control connection to the running container's shim (signal, resize).
     control: tokio::sync::Mutex<Option<berth_runtime::ShimControl>>,
+    /// Restart policy state: back-off, cancellation, the pending restart.
+    restart: Mutex<restart::Backoff>,
 }
 
 impl Container {
@@ -75,6 +82,7 @@ impl Container {
             events: watch::channel(ev).0,
             pending: Mutex::new(io::Pending::default()),
             control: tokio::sync::Mutex::new(None),
+            restart: Mutex::new(restart::Backoff::default()),
         })
     }
 
@@ -97,6 +105,13 @@ impl Container {
     pub fn subscribe(&self) -> watch::Receiver<Events> {
         self.events.subscribe()
     }
+
+    fn backoff(&self) -> std::sync::MutexGuard<'_, restart::Backoff> {
+        match self.restart.lock() {
+            Ok(b) => b,
+            Err(p) => p.into_inner(),
+        }
+    }
 }
 
 /// The engine. Cheap to share behind an `Arc`.
@@ -114,6 +129,8 @@ pub struct Engine {
     exe: PathBuf,
     /// The daemon's async runtime, for blocking threads (build steps) that talk to shims.
     rt: tokio::runtime::Handle,
+    /// The events bus (`GET /events`).
+    bus: events::EventBus,
     _lock: FileLock,
 }
 
@@ -177,6 +194,7 @@ impl Engine {
             rootfs,
             exe,
             rt: tokio::runtime::Handle::current(),
+            bus: events::EventBus::default(),
             _lock: lock,
         });
         engine.restore().await?;
@@ -405,7 +423,7 @@ impl Engine {
             q.all || q.limit.is_some_and(|l| l > 0) || !f.get("status").is_empty() || !f.get("exited").is_empty();
         let mut out = Vec::new();
         for r in self.records() {
-            if !show_all && r.state.status != Status::Running {
+            if !show_all && !matches!(r.state.status, Status::Running | Status::Restarting) {
                 continue;
             }
             let keep = f.get("id").iter().all(|p| r.id.starts_with(p.as_str()))
@@ -417,7 +435,7 @@ impl Engine {
                         None => labels.contains_key(l.as_str()),
                     }
                 })
-                && (f.get("status").is_empty() || f.get("status").iter().any(|s| s == r.state.status.as_str()))
+                && (f.get("status").is_empty() || f.get("status").iter().any(|s| s == r.state_name()))
                 && (ancestors.is_empty() || ancestors.iter().any(|a| *a == r.image_id || *a == r.image))
                 && (f.get("exited").is_empty()
                     || (r.state.status == Status::Exited

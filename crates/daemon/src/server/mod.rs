@@ -11,6 +11,7 @@ mod body;
 pub mod build;
 pub mod conn;
 pub mod containers;
+pub mod events;
 pub mod images;
 pub mod reply;
 pub mod system;
@@ -35,6 +36,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(containers::routes())
         .merge(images::routes())
         .merge(build::routes())
+        .merge(events::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)
         .with_state(engine)
