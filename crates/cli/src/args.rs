@@ -21,7 +21,9 @@ pub fn expand_management(args: &[String]) -> Vec<String> {
         ("container", "ls" | "list" | "ps") => &["ps"],
         ("container", "rm" | "remove") => &["rm"],
         ("container", "inspect") => &["inspect", "--type", "container"],
-        ("container", v @ ("run" | "create" | "start" | "stop" | "kill" | "wait" | "logs")) => {
+        ("container", v @ ("run" | "create" | "start" | "stop" | "kill" | "wait" | "logs"))
+        | ("container", v @ ("restart" | "pause" | "unpause" | "rename" | "top" | "stats" | "update"))
+        | ("system", v @ "events") => {
             return args[..i].iter().cloned().chain([v.to_owned()]).chain(args[i + 2..].iter().cloned()).collect();
         }
         ("system", "info") => &["info"],

@@ -81,6 +81,22 @@ pub enum Cmd {
     Version(commands::system::FormatArgs),
     /// Display system-wide information
     Info(commands::system::FormatArgs),
+    /// Restart one or more containers
+    Restart(commands::container::StopArgs),
+    /// Pause all processes within one or more containers
+    Pause(commands::container::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(commands::container::NamesArgs),
+    /// Rename a container
+    Rename(commands::container::RenameArgs),
+    /// Display the running processes of a container
+    Top(commands::container::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(commands::stats::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(commands::container::UpdateArgs),
+    /// Get real time events from the server
+    Events(commands::events::EventsArgs),
     /// Manage berth (disk usage)
     #[command(subcommand)]
     System(system::SystemCmd),
@@ -148,6 +164,14 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::History(a) => commands::image::history(&client, a).await,
         Cmd::Version(a) => commands::system::version(&client, a).await,
         Cmd::Info(a) => commands::system::info(&client, a).await,
+        Cmd::Restart(a) => commands::container::restart(&client, a).await,
+        Cmd::Pause(a) => commands::container::pause(&client, a).await,
+        Cmd::Unpause(a) => commands::container::unpause(&client, a).await,
+        Cmd::Rename(a) => commands::container::rename(&client, a).await,
+        Cmd::Top(a) => commands::container::top(&client, a).await,
+        Cmd::Stats(a) => commands::stats::stats(&client, a).await,
+        Cmd::Update(a) => commands::container::update(&client, a).await,
+        Cmd::Events(a) => commands::events::events(&client, a).await,
         Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
         Cmd::System(system::SystemCmd::Check) => system::check(&client).await,
         Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,

@@ -4,8 +4,10 @@
 
 pub mod build;
 pub mod container;
+pub mod events;
 pub mod image;
 pub mod run;
+pub mod stats;
 pub mod system;
 
 use berth_api::query::Filters;

@@ -161,6 +161,12 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
         return Err(Error::InvalidArgument("Minimum memory limit allowed is 6MB".to_owned()));
     }
     super::sandbox::security_opts(hc.security_opt.as_deref().unwrap_or(&[]))?;
+    if let Some(rp) = &hc.restart_policy {
+        super::restart::validate(rp)?;
+        if hc.auto_remove == Some(true) && super::restart::Policy::of(hc) != super::restart::Policy::No {
+            return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".to_owned()));
+        }
+    }
     if let Some(pb) = &hc.port_bindings
         && pb.values().any(|v| v.as_ref().is_some_and(|b| !b.is_empty()))
     {
