@@ -51,6 +51,26 @@ pub fn pretty(v: &Value) -> String {
     s
 }
 
+/// The message with Go's field names too (`.Status`, `.ID`, `.From`, `.Time`, `.TimeNano`,
+/// `.Scope`), as docker's templates see its events.Message.
+fn go_fields(mut v: Value) -> Value {
+    if let Some(m) = v.as_object_mut() {
+        for (json, go) in [
+            ("status", "Status"),
+            ("id", "ID"),
+            ("from", "From"),
+            ("time", "Time"),
+            ("timeNano", "TimeNano"),
+            ("scope", "Scope"),
+        ] {
+            if let Some(x) = m.get(json).cloned() {
+                m.entry(go).or_insert(x);
+            }
+        }
+    }
+    v
+}
+
 /// `events`: follows until `--until` passes (or forever).
 pub async fn events(c: &Client, a: EventsArgs) -> Res {
     let t = now();
@@ -80,7 +100,7 @@ pub async fn events(c: &Client, a: EventsArgs) -> Res {
             let Ok(v) = serde_json::from_slice::<Value>(&line) else { continue };
             match &format {
                 None => out(&pretty(&v)),
-                Some(f) => out(&render(f, &Default::default(), &[to_value(&v)?])?),
+                Some(f) => out(&render(f, &Default::default(), &[to_value(&go_fields(v))?])?),
             }
         }
     }
