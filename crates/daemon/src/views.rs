@@ -276,6 +276,8 @@ fn host_config_defaults(privileged: bool) -> Vec<(&'static str, serde_json::Valu
         ("Devices", json!([])),
         ("DeviceCgroupRules", Value::Null),
         ("DeviceRequests", Value::Null),
+        ("KernelMemory", json!(0)),
+        ("KernelMemoryTCP", json!(0)),
         ("MemoryReservation", json!(0)),
         ("MemorySwap", json!(0)),
         ("MemorySwappiness", Value::Null),
@@ -295,6 +297,9 @@ fn host_config_defaults(privileged: bool) -> Vec<(&'static str, serde_json::Valu
 /// `HostConfig` field present (the typed model leaves unset ones out).
 pub fn container_inspect_json(rec: &ContainerRecord, paths: &ContainerPaths) -> serde_json::Value {
     let mut v = serde_json::to_value(container_inspect(rec, paths)).unwrap_or_default();
+    if let Some(top) = v.as_object_mut() {
+        top.entry("ExecIDs").or_insert(serde_json::Value::Null);
+    }
     if let Some(hc) = v.get_mut("HostConfig").and_then(|h| h.as_object_mut()) {
         for (k, d) in host_config_defaults(rec.host_config.privileged == Some(true)) {
             hc.entry(k).or_insert(d);

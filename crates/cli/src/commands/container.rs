@@ -12,7 +12,7 @@ use clap::Args;
 use super::{Res, each, go_time, now, parse_filters, short};
 use crate::CliError;
 use crate::format::{Format, ago, ellipsis, human_size, render, string_map};
-use crate::output::{out, out_bytes};
+use crate::output::{out, out_bytes, print_error};
 
 /// `start`.
 #[derive(Debug, Args)]
@@ -465,7 +465,10 @@ pub async fn rename(c: &Client, a: RenameArgs) -> Res {
     if old.is_empty() || new.is_empty() {
         return Err(CliError::Message("Error: Neither old nor new names may be empty".to_owned()));
     }
-    c.rename_container(old, &query::RenameContainer { name: new.to_owned() }).await?;
+    if let Err(e) = c.rename_container(old, &query::RenameContainer { name: new.to_owned() }).await {
+        print_error(&e.into());
+        return Err(CliError::Message(format!("Error: failed to rename container named {old}")));
+    }
     Ok(())
 }
 

@@ -219,7 +219,10 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
             "logentries",
         ];
         if !KNOWN.contains(&t) {
-            return Err(Error::InvalidArgument(format!("logger: no log driver named '{t}' is registered")));
+            // Docker 20.10's words: an unknown driver is looked up as a plugin.
+            return Err(Error::InvalidArgument(format!(
+                "error looking up logging plugin {t}: plugin \"{t}\" not found"
+            )));
         }
         return Err(Error::NotImplemented(format!(
             "logging driver {t:?} is not supported: berth logs with json-file (or none)"

@@ -263,8 +263,8 @@ impl Engine {
         if oom {
             self.emit_container(&rec, "oom", &[]);
         }
-        let ran = rec.state.started_at.map_or(0, |s| (finished - s).num_seconds().max(0));
-        self.emit_container(&rec, "die", &[("exitCode", code.to_string()), ("execDuration", ran.to_string())]);
+        // Docker 20.10's attributes (execDuration came with a later API).
+        self.emit_container(&rec, "die", &[("exitCode", code.to_string())]);
         // The restart decision is made before waiters wake, so one that checks the state
         // at once already sees `restarting`.
         let restarting = self.schedule_restart(c);
@@ -442,25 +442,24 @@ impl Engine {
             return Err(Error::NoSuchContainer(c.id.clone()));
         }
         let rec = c.snapshot();
+        // Docker 20.10's words (the API version berth speaks).
+        let refuse = |state: &str, procedure: &str| {
+            Error::Conflict(format!("You cannot remove a {state} container {}. {procedure}", rec.id))
+        };
+        const PROCEDURE: &str = "Stop the container before attempting removal or force remove";
         if rec.state.status == Status::Restarting {
             if !force {
-                return Err(Error::Conflict(format!(
-                    "cannot remove container \"/{}\": container is restarting: stop the container before removing or force remove",
-                    rec.name
-                )));
+                return Err(refuse("restarting", PROCEDURE));
             }
             self.cancel_restart(c);
         }
         if rec.state.status == Status::Running {
             if !force {
-                return Err(Error::Conflict(if rec.state.paused {
-                    format!("cannot remove container \"/{}\": container is paused and must be unpaused first", rec.name)
+                return Err(if rec.state.paused {
+                    refuse("paused", "Unpause and then stop the container before attempting removal or force remove")
                 } else {
-                    format!(
-                        "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                        rec.name
-                    )
-                }));
+                    refuse("running", PROCEDURE)
+                });
             }
             self.kill_signal(c, 9).await?;
             if !Self::wait_stopped(c, Some(KILL_GRACE)).await {
@@ -580,14 +579,14 @@ impl Engine {
         match rec.state.status {
             Status::Running => {}
             Status::Restarting => return Err(restarting(&rec.id)),
-            _ => return Err(Error::Conflict(format!("container {} is not running", rec.id))),
+            _ => return Err(Error::Conflict(format!("Container {} is not running", rec.id))),
         }
         if rec.state.paused {
-            return Err(Error::Conflict(format!("container {} is already paused", rec.id)));
+            return Err(Error::Conflict(format!("Container {} is already paused", rec.id)));
         }
         self.freeze(&rec, true)
             .await
-            .map_err(|e| Error::Internal(format!("cannot pause container {}: {e}", rec.id)))?;
+            .map_err(|e| Error::Internal(format!("Cannot pause container {}: {e}", rec.id)))?;
         c.update(|r| r.state.paused = true);
         self.persist(&c);
         self.emit_container(&c.snapshot(), "pause", &[]);
@@ -628,11 +627,6 @@ impl Engine {
         if old_key.strip_prefix('/').unwrap_or(old_key).is_empty() || new.is_empty() {
             return Err(Error::InvalidArgument("Neither old nor new names may be empty".to_owned()));
         }
-        if !crate::names::valid(new) {
-            return Err(Error::InvalidArgument(format!(
-                "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
-        }
         let c = self.get(old_key)?;
         let _op = c.op.lock().await;
         let old = c.snapshot().name;
@@ -641,8 +635,16 @@ impl Engine {
                 "Renaming a container with the same name as its current name".to_owned(),
             ));
         }
+        // dockerd's reserveName, whose errors it wraps.
+        const ALLOCATING: &str = "Error when allocating new name: ";
+        if !crate::names::valid(new) {
+            return Err(Error::InvalidArgument(format!(
+                "{ALLOCATING}Invalid container name (/{new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let taken = |other: &str| Error::Conflict(format!("{ALLOCATING}{}", crate::store::name_conflict(new, other)));
         if let Some(other) = self.all().iter().find(|o| o.id != c.id && o.snapshot().name == new) {
-            return Err(crate::store::name_conflict(new, &other.id));
+            return Err(taken(&other.id));
         }
         c.update(|r| r.name = new.to_owned());
         let rec = c.snapshot();
@@ -653,7 +655,7 @@ impl Engine {
             // The store's unique name is the final word when two renames race.
             return Err(match e {
                 Error::Db(_) => match self.all().iter().find(|o| o.id != c.id && o.snapshot().name == new) {
-                    Some(other) => crate::store::name_conflict(new, &other.id),
+                    Some(other) => taken(&other.id),
                     None => e,
                 },
                 e => e,

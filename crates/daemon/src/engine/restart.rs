@@ -46,26 +46,22 @@ impl Policy {
     }
 }
 
-/// dockerd's ValidateRestartPolicy, with its wording.
+/// dockerd's validateRestartPolicy, in the words of Docker 20.10 (the API version berth
+/// speaks).
 pub fn validate(rp: &RestartPolicy) -> Result<()> {
     let count = rp.maximum_retry_count.unwrap_or(0);
     match rp.name {
         Some(RestartPolicyNameEnum::ON_FAILURE) => {
             if count < 0 {
-                return Err(Error::InvalidArgument(
-                    "invalid restart policy: maximum retry count cannot be negative".to_owned(),
-                ));
+                return Err(Error::InvalidArgument("maximum retry count cannot be negative".to_owned()));
             }
         }
         None | Some(RestartPolicyNameEnum::EMPTY) => {}
-        _ => {
+        Some(name) => {
             if count != 0 {
-                let mut msg =
-                    "invalid restart policy: maximum retry count can only be used with 'on-failure'".to_owned();
-                if count < 0 {
-                    msg.push_str(" and cannot be negative");
-                }
-                return Err(Error::InvalidArgument(msg));
+                return Err(Error::InvalidArgument(format!(
+                    "maximum retry count cannot be used with restart policy '{name}'"
+                )));
             }
         }
     }
@@ -285,11 +281,11 @@ mod tests {
         assert!(validate(&rp(RestartPolicyNameEnum::ON_FAILURE, 3)).is_ok());
         assert_eq!(
             validate(&rp(RestartPolicyNameEnum::ON_FAILURE, -1)).unwrap_err().to_string(),
-            "invalid restart policy: maximum retry count cannot be negative"
+            "maximum retry count cannot be negative"
         );
         assert_eq!(
             validate(&rp(RestartPolicyNameEnum::ALWAYS, 2)).unwrap_err().to_string(),
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+            "maximum retry count cannot be used with restart policy 'always'"
         );
         assert!(validate(&rp(RestartPolicyNameEnum::NO, 0)).is_ok());
     }

@@ -79,7 +79,7 @@ fn blkio_v1(path: &std::path::Path) -> Value {
                         "op": op, "value": v.parse::<u64>().ok()?}))
         })
         .collect();
-    if entries.is_empty() { Value::Null } else { Value::Array(entries) }
+    Value::Array(entries)
 }
 
 fn networks(pid: u32) -> Option<Value> {
@@ -170,7 +170,6 @@ fn sample(rec: &ContainerRecord) -> std::io::Result<Sample> {
             Some(d) => json!({
                 "usage": read_u64(&d.join("memory.usage_in_bytes")).unwrap_or(0),
                 "max_usage": read_u64(&d.join("memory.max_usage_in_bytes")).unwrap_or(0),
-                "failcnt": read_u64(&d.join("memory.failcnt")).unwrap_or(0),
                 "stats": read_kv(&d.join("memory.stat")),
                 "limit": read_u64(&d.join("memory.limit_in_bytes")).map_or(host_mem, cap),
             }),
@@ -180,7 +179,11 @@ fn sample(rec: &ContainerRecord) -> std::io::Result<Sample> {
             Some(d) => {
                 let pick = |name: &str| {
                     let v = blkio_v1(&d.join(format!("blkio.{name}")));
-                    if v.is_null() { blkio_v1(&d.join(format!("blkio.throttle.{name}"))) } else { v }
+                    if v.as_array().is_none_or(Vec::is_empty) {
+                        blkio_v1(&d.join(format!("blkio.throttle.{name}")))
+                    } else {
+                        v
+                    }
                 };
                 json!({"io_service_bytes_recursive": pick("io_service_bytes_recursive"),
                        "io_serviced_recursive": pick("io_serviced_recursive"),
@@ -298,7 +301,7 @@ impl Engine {
                     rec.id
                 )));
             }
-            _ => return Err(Error::Conflict(format!("container {} is not running", rec.id))),
+            _ => return Err(Error::Conflict(format!("Container {} is not running", rec.id))),
         }
         let args = ps_args.filter(|a| !a.is_empty()).unwrap_or("-ef").to_owned();
         validate_ps_args(&args)?;

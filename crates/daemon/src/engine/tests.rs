@@ -207,7 +207,7 @@ async fn remove_refuses_a_running_container_unless_forced() {
     let id = create(&e, &["sleep", "100"]).await;
     e.start_container(&id).await.unwrap();
     let err = e.remove_container(&id, false).await.unwrap_err();
-    assert!(matches!(&err, Error::Conflict(m) if m.contains("container is running")), "{err}");
+    assert!(matches!(&err, Error::Conflict(m) if m.contains("You cannot remove a running container")), "{err}");
     let gone = e.wait_container(&id, WaitCondition::Removed).unwrap();
     within(e.remove_container(&id[..12], true)).await.unwrap();
     within(gone).await;
