@@ -119,6 +119,8 @@ fn pause_freezes_and_unpause_resumes() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(ok(&d.berth(&["pause", "ticker"])), "ticker\n");
     assert_eq!(inspect(&d, "{{.State.Status}} {{.State.Paused}} {{.State.Running}}", "ticker"), "paused true true");
+    let info = ok(&d.berth(&["info", "--format", "{{.ContainersRunning}} {{.ContainersPaused}}"]));
+    assert_eq!(info.trim(), "0 1");
     let ps = ok(&d.berth(&["ps", "--format", "{{.Status}}", "-f", "name=ticker"]));
     assert!(ps.trim().ends_with("(Paused)"), "{ps}");
     let ps = ok(&d.berth(&["ps", "-q", "-f", "status=paused"]));
@@ -229,6 +231,9 @@ fn rename_top_and_update() {
         assert_eq!(ok(&d.docker(&["update", "--cpus", "0.5", "web"])), "web\n");
         assert_eq!(inspect(&d, "{{.HostConfig.NanoCpus}}", "web"), "500000000");
     }
+    // A container without a memory limit gets one; its swap stays unlimited.
+    assert_eq!(ok(&d.berth(&["update", "--memory", "64m", "other"])), "other\n");
+    assert_eq!(inspect(&d, "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}", "other"), "67108864 -1");
     // Bad signal names change nothing.
     let e = err_of(&d.berth(&["kill", "-s", "SIGNOPE", "web"]));
     assert!(e.contains("Invalid signal: SIGNOPE"), "{e}");

@@ -745,8 +745,10 @@ impl Engine {
                 h.cpuset_cpus = Some(v);
             }
             if let Some(v) = nz(u.memory) {
-                if nz(h.memory_swap).is_none() && cur_swap > 0 {
-                    h.memory_swap = Some(cur_swap);
+                if nz(h.memory_swap).is_none() {
+                    // Keep the swap limit in force on record: twice the old memory limit,
+                    // or unlimited (the live cgroup's memsw is left as it is).
+                    h.memory_swap = Some(if cur_swap > 0 { cur_swap } else { -1 });
                 }
                 h.memory = Some(v);
             }
