@@ -35,6 +35,27 @@ fn stats_report_memory_cpu_and_pids() {
         assert!(out.trim().starts_with("capped ") && out.trim().ends_with("/ 32MiB"), "{out}");
     }
 
+    // Streaming without names: a container started later joins the table.
+    let mut live = d
+        .berth_cmd(&["stats", "--format", "{{.Name}} {{.PIDs}}"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut r = std::io::BufReader::new(live.stdout.take().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    ok(&d.berth(&["run", "-d", "--name", "late", "busybox", "sleep", "600"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut seen = String::new();
+    while !seen.contains("late 1") {
+        assert!(std::time::Instant::now() < deadline, "late container never shown: {seen}");
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut r, &mut line).unwrap() > 0, "stats ended: {seen}");
+        seen.push_str(&line);
+    }
+    assert!(seen.contains("capped 1"), "{seen}");
+    let _ = live.kill();
+    let _ = live.wait();
+
     // docker-py: one-shot, the two-sample form and the stream.
     let script = r#"
 import sys, docker

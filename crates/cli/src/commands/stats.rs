@@ -199,30 +199,74 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Res {
         out(&render_entries(&entries, a.format.as_deref(), trunc)?);
         return if failed { Err(CliError::Status(1)) } else { Ok(()) };
     }
-    // Streaming: one follower per container, the screen redrawn each second.
-    let latest: Arc<Mutex<BTreeMap<usize, Entry>>> = Arc::default();
+    // Streaming: one follower per container, the screen redrawn each second. Without
+    // names, containers that start later join and removed ones leave, as docker's do.
+    let latest: Arc<Mutex<BTreeMap<String, (usize, Entry)>>> = Arc::default();
+    let order = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let follow = {
+        let (latest, order, c) = (latest.clone(), order.clone(), c.clone());
+        move |n: String| {
+            let (latest, order, c) = (latest.clone(), order.clone(), c.clone());
+            tokio::spawn(async move {
+                let Ok(s) = c.container_stats(&n, &query::Stats::default()).await else { return };
+                let pos = order.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = each_doc(s, |v| {
+                    if let Ok(mut m) = latest.lock() {
+                        m.insert(n.clone(), (pos, entry(&n, &v)));
+                    }
+                })
+                .await;
+            })
+        }
+    };
     let mut tasks = Vec::new();
-    for (i, n) in names.iter().enumerate() {
-        let s = c.container_stats(n, &query::Stats::default()).await?;
+    for n in &names {
+        // An unknown name is an error before anything is drawn.
+        c.inspect_container(n, &query::InspectContainer::default()).await?;
+        tasks.push(follow(n.clone()));
+    }
+    let watcher = a.containers.is_empty().then(|| {
         let latest = latest.clone();
-        let n = n.clone();
-        tasks.push(tokio::spawn(async move {
+        let c = c.clone();
+        let follow = follow.clone();
+        tokio::spawn(async move {
+            let mut f = berth_api::query::Filters::default();
+            f.add("type", "container");
+            for ev in ["start", "destroy"] {
+                f.add("event", ev);
+            }
+            let since = format!("{}", chrono::Utc::now().timestamp());
+            let q = query::Events { since: Some(since), until: None, filters: f };
+            let Ok(s) = c.events(&q).await else { return };
             let _ = each_doc(s, |v| {
-                if let Ok(mut m) = latest.lock() {
-                    m.insert(i, entry(&n, &v));
+                let id = v["Actor"]["ID"].as_str().unwrap_or_default().to_owned();
+                match v["Action"].as_str() {
+                    Some("start") if latest.lock().is_ok_and(|m| !m.contains_key(&id)) => {
+                        follow(id);
+                    }
+                    Some("destroy") => {
+                        if let Ok(mut m) = latest.lock() {
+                            m.remove(&id);
+                        }
+                    }
+                    _ => {}
                 }
             })
             .await;
-        }));
-    }
+        })
+    });
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let entries: Vec<Entry> = match latest.lock() {
-            Ok(m) => m.values().cloned().collect(),
+            Ok(m) => {
+                let mut v: Vec<_> = m.values().cloned().collect();
+                v.sort_by_key(|(pos, _)| *pos);
+                v.into_iter().map(|(_, e)| e).collect()
+            }
             Err(_) => Vec::new(),
         };
         out(&format!("\x1b[2J\x1b[H{}", render_entries(&entries, a.format.as_deref(), trunc)?));
-        if tasks.iter().all(|t| t.is_finished()) {
+        if watcher.is_none() && tasks.iter().all(|t| t.is_finished()) {
             return Ok(());
         }
     }

@@ -57,7 +57,20 @@ impl CreateRequest {
     /// Decodes the query and the JSON body (an empty body is an empty config).
     pub fn decode(query: Option<&str>, body: &[u8]) -> Result<CreateRequest> {
         let q: query::CreateContainer = reply::query(query)?;
+        check_restart_policy_name(body, &["HostConfig", "RestartPolicy", "Name"])?;
         Ok(CreateRequest { name: q.name, body: reply::json_body(body)? })
+    }
+}
+
+/// A restart policy name the API model does not know would fail as "invalid JSON"; dockerd
+/// (20.10) answers `invalid restart policy '<name>'`, which clients show. `path` leads to
+/// the name inside the body.
+fn check_restart_policy_name(body: &[u8], path: &[&str]) -> Result<()> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return Ok(()) };
+    let name = path.iter().try_fold(&v, |v, k| v.get(k)).and_then(|n| n.as_str());
+    match name {
+        None | Some("" | "no" | "always" | "unless-stopped" | "on-failure") => Ok(()),
+        Some(other) => Err(Error::InvalidArgument(format!("invalid restart policy '{other}'"))),
     }
 }
 
@@ -274,6 +287,7 @@ async fn stats(
 
 async fn update(State(e): State<Arc<Engine>>, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
     let body = reply::read_body(req.into_body()).await?;
+    check_restart_policy_name(&body, &["RestartPolicy", "Name"])?;
     let u: crate::engine::UpdateRequest = reply::json_body(&body)?;
     let warnings = e.update_container(&id, u).await?;
     Ok(json(StatusCode::OK, &berth_api::models::ContainerUpdateResponse { warnings: Some(warnings) }))
@@ -327,6 +341,17 @@ mod tests {
             reply::query(Some("all=1&filters=%7B%22status%22%3A%5B%22exited%22%5D%7D")).unwrap();
         assert!(q.all);
         assert_eq!(q.filters.get("status"), ["exited"]);
+    }
+
+    #[test]
+    fn unknown_restart_policies_are_named() {
+        let e = CreateRequest::decode(None, br#"{"Image":"b","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "invalid restart policy 'sometimes'");
+        assert!(
+            check_restart_policy_name(br#"{"RestartPolicy":{"Name":"always"}}"#, &["RestartPolicy", "Name"]).is_ok()
+        );
+        assert!(check_restart_policy_name(br#"{"RestartPolicy":{"Name":"x"}}"#, &["RestartPolicy", "Name"]).is_err());
     }
 
     #[test]
