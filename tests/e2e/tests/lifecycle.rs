@@ -326,3 +326,27 @@ fn group_add_log_driver_none_and_full_inspect() {
         assert_eq!(o.trim(), r#"runc {"Type":"json-file","Config":{}}"#);
     }
 }
+
+#[test]
+fn a_restarting_container_shows_as_such_and_stop_ends_it() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    ok(&d.berth(&["run", "-d", "--name", "looper", "--restart", "always", "busybox", "sh", "-c", "exit 1"]));
+    // The back-off grows (100 ms, 200 ms, …): the container is soon seen between runs.
+    eventually("the restarting state", || {
+        let ps = ok(&d.berth(&["ps", "--filter", "status=restarting", "--format", "{{.Names}} {{.Status}}"]));
+        ps.starts_with("looper Restarting (1) ")
+    });
+    let st = inspect(&d, "{{.State.Status}} {{.State.Restarting}} {{.State.Running}}", "looper");
+    assert!(st == "restarting true true" || st.starts_with("running"), "{st}");
+    let e = err_of(&d.berth(&["rm", "looper"]));
+    assert!(
+        e.contains("You cannot remove a restarting container") || e.contains("You cannot remove a running container"),
+        "{e}"
+    );
+    ok(&d.berth(&["stop", "-t", "1", "looper"]));
+    let count = inspect(&d, "{{.RestartCount}}", "looper");
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(inspect(&d, "{{.State.Status}} {{.RestartCount}}", "looper"), format!("exited {count}"));
+    ok(&d.berth(&["rm", "looper"]));
+}
