@@ -480,6 +480,57 @@ pub struct FiltersOnly {
     pub filters: Filters,
 }
 
+/// `POST /containers/{id}/rename`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RenameContainer {
+    /// The new name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `GET /containers/{id}/top`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TopContainer {
+    /// Options for `ps` (default `-ef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ps_args: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `GET /containers/{id}/stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Stream a sample each second (default) or answer once.
+    #[serde(default = "yes", deserialize_with = "de_bool")]
+    pub stream: bool,
+    /// With `stream=false`: answer at once, without waiting for a second sample.
+    #[serde(rename = "one-shot", default, deserialize_with = "de_bool")]
+    pub one_shot: bool,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats { stream: true, one_shot: false }
+    }
+}
+
+/// `GET /events`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Events {
+    /// Replay recorded events from this time (unix seconds, possibly fractional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Stop at this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// type, event, container, image, label, volume, network, daemon, scope.
+    #[serde(default, skip_serializing_if = "Filters::is_empty")]
+    pub filters: Filters,
+}
+
 /// `DELETE /volumes/{name}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RemoveVolume {

@@ -26,7 +26,9 @@ pub fn expand_management(args: &[String]) -> Vec<String> {
         (
             "container",
             v @ ("run" | "create" | "start" | "stop" | "kill" | "wait" | "logs" | "cp" | "export" | "diff"),
-        ) => {
+        )
+        | ("container", v @ ("restart" | "pause" | "unpause" | "rename" | "top" | "stats" | "update"))
+        | ("system", v @ "events") => {
             return args[..i].iter().cloned().chain([v.to_owned()]).chain(args[i + 2..].iter().cloned()).collect();
         }
         ("system", "info") => &["info"],

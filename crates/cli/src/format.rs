@@ -123,6 +123,19 @@ pub fn human_size_precision(size: f64, precision: usize) -> String {
     format!("{}{}", go_g(s, precision), UNITS[i])
 }
 
+/// Docker's `units.BytesSize` (what `stats` prints for memory): binary units with four
+/// significant digits, e.g. `1.535MiB`.
+pub fn bytes_size(size: f64) -> String {
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut s = size;
+    let mut i = 0;
+    while s >= 1024.0 && i + 1 < UNITS.len() {
+        s /= 1024.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(s, 4), UNITS[i])
+}
+
 /// Re-indents JSON text like Go's `json.Indent(dst, src, "", indent)`, keeping key order and
 /// string bytes exactly as the daemon sent them; empty `{}`/`[]` stay compact.
 pub fn indent_json(src: &str, indent: &str) -> String {

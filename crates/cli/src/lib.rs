@@ -91,6 +91,22 @@ pub enum Cmd {
     Export(commands::container::ExportArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(commands::container::NamesArgs),
+    /// Restart one or more containers
+    Restart(commands::container::StopArgs),
+    /// Pause all processes within one or more containers
+    Pause(commands::container::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(commands::container::NamesArgs),
+    /// Rename a container
+    Rename(commands::container::RenameArgs),
+    /// Display the running processes of a container
+    Top(commands::container::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(commands::stats::StatsArgs),
+    /// Update configuration of one or more containers
+    Update(commands::container::UpdateArgs),
+    /// Get real time events from the server
+    Events(commands::events::EventsArgs),
     /// Manage berth (disk usage)
     #[command(subcommand)]
     System(system::SystemCmd),
@@ -174,6 +190,14 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::Load(a) => commands::image::load(&client, a).await,
         Cmd::Export(a) => commands::container::export(&client, a).await,
         Cmd::Diff(a) => commands::container::diff(&client, a).await,
+        Cmd::Restart(a) => commands::container::restart(&client, a).await,
+        Cmd::Pause(a) => commands::container::pause(&client, a).await,
+        Cmd::Unpause(a) => commands::container::unpause(&client, a).await,
+        Cmd::Rename(a) => commands::container::rename(&client, a).await,
+        Cmd::Top(a) => commands::container::top(&client, a).await,
+        Cmd::Stats(a) => commands::stats::stats(&client, a).await,
+        Cmd::Update(a) => commands::container::update(&client, a).await,
+        Cmd::Events(a) => commands::events::events(&client, a).await,
         Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
         Cmd::System(system::SystemCmd::Check) => system::check(&client).await,
         Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,

@@ -22,6 +22,8 @@ pub enum Status {
     Removing,
     /// Lost: its shim vanished without recording an exit.
     Dead,
+    /// Exited, and its restart policy starts it again after a back-off.
+    Restarting,
 }
 
 impl Status {
@@ -33,6 +35,7 @@ impl Status {
             Status::Exited => "exited",
             Status::Removing => "removing",
             Status::Dead => "dead",
+            Status::Restarting => "restarting",
         }
     }
 }
@@ -54,6 +57,13 @@ pub struct RunState {
     pub finished_at: Option<DateTime<Utc>>,
     /// Whether the kernel OOM killer ended the last run.
     pub oom_killed: bool,
+    /// Frozen by `pause` (the process still runs).
+    #[serde(default)]
+    pub paused: bool,
+    /// The user stopped or killed it (dockerd's HasBeenManuallyStopped): `unless-stopped`
+    /// does not bring it back when the daemon starts. Cleared by a manual start.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 /// A bind mount resolved at create time.
@@ -142,6 +152,16 @@ impl ContainerRecord {
             }
         }
         s
+    }
+
+    /// Docker's `State.Status` string: the status, or `paused` for a frozen running one.
+    pub fn state_name(&self) -> &'static str {
+        if self.state.status == Status::Running && self.state.paused { "paused" } else { self.state.status.as_str() }
+    }
+
+    /// True when the container's log driver is `none`: no log is written or read.
+    pub fn log_driver_none(&self) -> bool {
+        self.host_config.log_config.as_ref().and_then(|l| l.typ.as_deref()) == Some("none")
     }
 
     /// True when the container runs with a tty.

@@ -69,7 +69,12 @@ pub fn version(_e: &Engine) -> SystemVersion {
 /// `GET /info`.
 pub async fn info(e: &Arc<Engine>) -> SystemInfo {
     let recs = e.records();
-    let running = recs.iter().filter(|r| r.state.status == Status::Running).count() as i64;
+    // As dockerd: paused ones apart, restarting ones count as running.
+    let paused = recs.iter().filter(|r| r.state.status == Status::Running && r.state.paused).count() as i64;
+    let running = recs
+        .iter()
+        .filter(|r| matches!(r.state.status, Status::Running | Status::Restarting) && !r.state.paused)
+        .count() as i64;
     let images = e.list_images(&Default::default()).await.map(|v| v.len() as i64).unwrap_or(0);
     let uts = rustix::system::uname();
     let mem_total = rustix::system::sysinfo().totalram as i64 * i64::from(rustix::system::sysinfo().mem_unit);
@@ -82,8 +87,8 @@ pub async fn info(e: &Arc<Engine>) -> SystemInfo {
         id: Some(e.cfg.data_root.display().to_string()),
         containers: Some(recs.len() as i64),
         containers_running: Some(running),
-        containers_paused: Some(0),
-        containers_stopped: Some(recs.len() as i64 - running),
+        containers_paused: Some(paused),
+        containers_stopped: Some(recs.len() as i64 - running - paused),
         images: Some(images),
         driver: Some("overlay2".to_owned()),
         driver_status: Some(vec![vec!["Backing Filesystem".to_owned(), "extfs".to_owned()]]),

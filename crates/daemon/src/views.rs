@@ -63,8 +63,14 @@ pub fn human_duration(d: chrono::Duration) -> String {
 pub fn status_text(rec: &ContainerRecord, now: DateTime<Utc>) -> String {
     match rec.state.status {
         Status::Running => {
-            format!("Up {}", human_duration(now - rec.state.started_at.unwrap_or(now)))
+            let up = format!("Up {}", human_duration(now - rec.state.started_at.unwrap_or(now)));
+            if rec.state.paused { format!("{up} (Paused)") } else { up }
         }
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            rec.state.exit_code,
+            human_duration(now - rec.state.finished_at.unwrap_or(now))
+        ),
         Status::Exited => match rec.state.finished_at {
             Some(f) => format!("Exited ({}) {} ago", rec.state.exit_code, human_duration(now - f)),
             None => format!("Exited ({})", rec.state.exit_code),
@@ -112,7 +118,9 @@ fn network_mode(rec: &ContainerRecord) -> String {
 pub fn container_summary(rec: &ContainerRecord, now: DateTime<Utc>) -> ContainerSummary {
     let state = match rec.state.status {
         Status::Created => ContainerSummaryStateEnum::CREATED,
+        Status::Running if rec.state.paused => ContainerSummaryStateEnum::PAUSED,
         Status::Running => ContainerSummaryStateEnum::RUNNING,
+        Status::Restarting => ContainerSummaryStateEnum::RESTARTING,
         Status::Exited => ContainerSummaryStateEnum::EXITED,
         Status::Removing => ContainerSummaryStateEnum::REMOVING,
         Status::Dead => ContainerSummaryStateEnum::DEAD,
@@ -139,12 +147,15 @@ pub fn container_summary(rec: &ContainerRecord, now: DateTime<Utc>) -> Container
 pub fn container_inspect(rec: &ContainerRecord, paths: &ContainerPaths) -> ContainerInspectResponse {
     let status = match rec.state.status {
         Status::Created => ContainerStateStatusEnum::CREATED,
+        Status::Running if rec.state.paused => ContainerStateStatusEnum::PAUSED,
         Status::Running => ContainerStateStatusEnum::RUNNING,
+        Status::Restarting => ContainerStateStatusEnum::RESTARTING,
         Status::Exited => ContainerStateStatusEnum::EXITED,
         Status::Removing => ContainerStateStatusEnum::REMOVING,
         Status::Dead => ContainerStateStatusEnum::DEAD,
     };
-    let running = rec.state.status == Status::Running;
+    // As dockerd: a container between runs of its restart policy counts as running.
+    let running = matches!(rec.state.status, Status::Running | Status::Restarting);
     let mut host_config = rec.host_config.clone();
     if host_config.network_mode.as_deref().is_none_or(str::is_empty) {
         host_config.network_mode = Some("bridge".to_owned());
@@ -155,6 +166,10 @@ pub fn container_inspect(rec: &ContainerRecord, paths: &ContainerPaths) -> Conta
             typ: Some("json-file".to_owned()),
             config: Some(HashMap::new()),
         });
+    }
+    // Docker records a swap limit of twice the memory limit when only memory was given.
+    if host_config.memory.is_some_and(|m| m > 0) && host_config.memory_swap.is_none_or(|s| s == 0) {
+        host_config.memory_swap = host_config.memory.map(|m| m * 2);
     }
     if host_config.restart_policy.is_none() {
         host_config.restart_policy = Some(berth_api::models::RestartPolicy {
@@ -174,8 +189,8 @@ pub fn container_inspect(rec: &ContainerRecord, paths: &ContainerPaths) -> Conta
         state: Some(ContainerState {
             status: Some(status),
             running: Some(running),
-            paused: Some(false),
-            restarting: Some(false),
+            paused: Some(rec.state.paused),
+            restarting: Some(rec.state.status == Status::Restarting),
             oom_killed: Some(rec.state.oom_killed),
             dead: Some(rec.state.status == Status::Dead),
             pid: Some(i64::from(rec.state.pid)),
@@ -210,6 +225,101 @@ pub fn container_inspect(rec: &ContainerRecord, paths: &ContainerPaths) -> Conta
         }),
         ..Default::default()
     }
+}
+
+/// Every `HostConfig` field dockerd sends, with its value for a container that did not set
+/// it (`null` where dockerd sends null). Clients read fields such as `Runtime` and
+/// `ShmSize` without checking they are there.
+fn host_config_defaults(privileged: bool) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::{Value, json};
+    let paths = |p: &[&str]| if privileged { Value::Null } else { json!(p) };
+    vec![
+        ("Binds", Value::Null),
+        ("ContainerIDFile", json!("")),
+        ("LogConfig", json!({"Type": "json-file", "Config": {}})),
+        ("NetworkMode", json!("bridge")),
+        ("PortBindings", json!({})),
+        ("RestartPolicy", json!({"Name": "no", "MaximumRetryCount": 0})),
+        ("AutoRemove", json!(false)),
+        ("VolumeDriver", json!("")),
+        ("VolumesFrom", Value::Null),
+        ("ConsoleSize", json!([0, 0])),
+        ("CapAdd", Value::Null),
+        ("CapDrop", Value::Null),
+        // berth's containers always get their own cgroup namespace.
+        ("CgroupnsMode", json!("private")),
+        ("Dns", json!([])),
+        ("DnsOptions", json!([])),
+        ("DnsSearch", json!([])),
+        ("ExtraHosts", Value::Null),
+        ("GroupAdd", Value::Null),
+        ("IpcMode", json!("private")),
+        ("Cgroup", json!("")),
+        ("Links", Value::Null),
+        ("OomScoreAdj", json!(0)),
+        ("PidMode", json!("")),
+        ("Privileged", json!(false)),
+        ("PublishAllPorts", json!(false)),
+        ("ReadonlyRootfs", json!(false)),
+        ("SecurityOpt", Value::Null),
+        ("UTSMode", json!("")),
+        ("UsernsMode", json!("")),
+        ("ShmSize", json!(64 * 1024 * 1024)),
+        ("Runtime", json!("runc")),
+        ("Isolation", json!("")),
+        ("CpuShares", json!(0)),
+        ("Memory", json!(0)),
+        ("NanoCpus", json!(0)),
+        ("CgroupParent", json!("")),
+        ("BlkioWeight", json!(0)),
+        ("BlkioWeightDevice", json!([])),
+        ("BlkioDeviceReadBps", json!([])),
+        ("BlkioDeviceWriteBps", json!([])),
+        ("BlkioDeviceReadIOps", json!([])),
+        ("BlkioDeviceWriteIOps", json!([])),
+        ("CpuPeriod", json!(0)),
+        ("CpuQuota", json!(0)),
+        ("CpuRealtimePeriod", json!(0)),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("CpusetCpus", json!("")),
+        ("CpusetMems", json!("")),
+        ("Devices", json!([])),
+        ("DeviceCgroupRules", Value::Null),
+        ("DeviceRequests", Value::Null),
+        ("KernelMemory", json!(0)),
+        ("KernelMemoryTCP", json!(0)),
+        ("MemoryReservation", json!(0)),
+        ("MemorySwap", json!(0)),
+        ("MemorySwappiness", Value::Null),
+        ("OomKillDisable", json!(false)),
+        ("PidsLimit", Value::Null),
+        ("Ulimits", json!([])),
+        ("CpuCount", json!(0)),
+        ("CpuPercent", json!(0)),
+        ("IOMaximumIOps", json!(0)),
+        ("IOMaximumBandwidth", json!(0)),
+        ("MaskedPaths", paths(berth_runtime::spec::MASKED_PATHS)),
+        ("ReadonlyPaths", paths(berth_runtime::spec::READONLY_PATHS)),
+    ]
+}
+
+/// `GET /containers/{id}/json` as the JSON dockerd sends: [`container_inspect`] with every
+/// `HostConfig` field present (the typed model leaves unset ones out).
+pub fn container_inspect_json(rec: &ContainerRecord, paths: &ContainerPaths) -> serde_json::Value {
+    let mut v = serde_json::to_value(container_inspect(rec, paths)).unwrap_or_default();
+    if let Some(top) = v.as_object_mut() {
+        top.entry("ExecIDs").or_insert(serde_json::Value::Null);
+    }
+    if let Some(hc) = v.get_mut("HostConfig").and_then(|h| h.as_object_mut()) {
+        for (k, d) in host_config_defaults(rec.host_config.privileged == Some(true)) {
+            hc.entry(k).or_insert(d);
+        }
+        // Docker sends `Config: {}` even for a log driver given without options.
+        if let Some(lc) = hc.get_mut("LogConfig").and_then(|l| l.as_object_mut()) {
+            lc.entry("Config").or_insert_with(|| serde_json::json!({}));
+        }
+    }
+    v
 }
 
 fn repo_tags(img: &Image) -> Vec<String> {

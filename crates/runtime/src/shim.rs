@@ -41,7 +41,7 @@ pub struct ShimOptions {
     pub state_root: PathBuf,
     /// The shim's unix socket.
     pub socket: PathBuf,
-    /// json-file log path.
+    /// json-file log path; empty for the `none` log driver (nothing is written).
     pub log_path: PathBuf,
     /// Rotate the log past this size (0 = never).
     pub log_max_size: u64,
@@ -269,7 +269,7 @@ struct Shim {
     clients: Vec<Client>,
     next_client: u64,
     started: bool,
-    log: LogWriter,
+    log: Option<LogWriter>,
 }
 
 #[derive(Clone, Copy)]
@@ -301,7 +301,10 @@ impl Shim {
             }
         }
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-        let log = LogWriter::open(&o.log_path, o.log_max_size, o.log_max_files)?;
+        let log = match o.log_path.as_os_str().is_empty() {
+            true => None,
+            false => Some(LogWriter::open(&o.log_path, o.log_max_size, o.log_max_files)?),
+        };
         std::fs::create_dir_all(&o.state_root).map_err(|e| Error::io("failed to create", &o.state_root, e))?;
         let listener = bind_unix(&o.socket)?;
 
@@ -527,7 +530,9 @@ impl Shim {
     }
 
     fn emit(&mut self, stream: Stream, data: &[u8]) {
-        let _ = self.log.write_chunk(stream, data, chrono::Utc::now());
+        if let Some(log) = self.log.as_mut() {
+            let _ = log.write_chunk(stream, data, chrono::Utc::now());
+        }
         let frame = crate::proto::encode_shim(&match stream {
             Stream::Stdout => ShimFrame::Stdout(data.to_vec()),
             Stream::Stderr => ShimFrame::Stderr(data.to_vec()),

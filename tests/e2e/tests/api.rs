@@ -33,7 +33,7 @@ fn docker_cli_sees_a_docker_engine() {
     assert!(ok(&d.docker(&["ps", "--format", "{{.Names}} {{.Status}}"])).contains("web Up"));
     let out = d.docker(&["rm", "web"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("container is running"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("You cannot remove a running container"), "{}", text(&out.stderr));
     ok(&d.docker(&["stop", "-t", "1", "web"]));
     let code = ok(&d.docker(&["wait", "web"]));
     assert_eq!(code.trim(), "137", "PID 1 ignores SIGTERM without a handler, so stop ends in SIGKILL");

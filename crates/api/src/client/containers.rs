@@ -10,7 +10,10 @@ use super::{
     AttachIo, ByteStream, Client, ClientError, Result, WaitHandle, check, decode, empty_body, encode_query, full_body,
     seg,
 };
-use crate::models::{ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerSummary};
+use crate::models::{
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerSummary, ContainerTopResponse,
+    ContainerUpdateBody, ContainerUpdateResponse,
+};
 use crate::query;
 
 impl Client {
@@ -112,5 +115,57 @@ impl Client {
             return Ok(());
         }
         check(resp).await.map(|_| ())
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn restart_container(&self, id: &str, q: &query::StopContainer) -> Result<()> {
+        self.call_raw(Method::POST, &format!("/containers/{}/restart", seg(id)), Some(&encode_query(q)?))
+            .await
+            .map(|_| ())
+    }
+
+    /// `POST /containers/{id}/pause`.
+    pub async fn pause_container(&self, id: &str) -> Result<()> {
+        self.call_raw(Method::POST, &format!("/containers/{}/pause", seg(id)), None).await.map(|_| ())
+    }
+
+    /// `POST /containers/{id}/unpause`.
+    pub async fn unpause_container(&self, id: &str) -> Result<()> {
+        self.call_raw(Method::POST, &format!("/containers/{}/unpause", seg(id)), None).await.map(|_| ())
+    }
+
+    /// `POST /containers/{id}/rename?name=`.
+    pub async fn rename_container(&self, id: &str, q: &query::RenameContainer) -> Result<()> {
+        self.call_raw(Method::POST, &format!("/containers/{}/rename", seg(id)), Some(&encode_query(q)?))
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET /containers/{id}/top?ps_args=`.
+    pub async fn top_container(&self, id: &str, q: &query::TopContainer) -> Result<ContainerTopResponse> {
+        self.call_json(Method::GET, &format!("/containers/{}/top", seg(id)), Some(&encode_query(q)?), None).await
+    }
+
+    /// `GET /containers/{id}/stats`: newline-separated JSON samples (one with `stream=false`).
+    pub async fn container_stats(&self, id: &str, q: &query::Stats) -> Result<ByteStream> {
+        let resp =
+            self.call(Method::GET, &format!("/containers/{}/stats", seg(id)), Some(&encode_query(q)?), None).await?;
+        Ok(ByteStream { body: resp.into_body() })
+    }
+
+    /// `POST /containers/{id}/update`.
+    pub async fn update_container(&self, id: &str, body: &ContainerUpdateBody) -> Result<ContainerUpdateResponse> {
+        let json = serde_json::to_vec(body).map_err(|e| ClientError::Request(e.to_string()))?;
+        let mut req = self.build(Method::POST, &format!("/containers/{}/update", seg(id)), None, full_body(json))?;
+        req.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        let resp = check(self.send(req, false).await?).await?;
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        decode(&bytes, "container update")
+    }
+
+    /// `GET /events`: newline-separated JSON event messages, until `until` or forever.
+    pub async fn events(&self, q: &query::Events) -> Result<ByteStream> {
+        let resp = self.call(Method::GET, "/events", Some(&encode_query(q)?), None).await?;
+        Ok(ByteStream { body: resp.into_body() })
     }
 }

@@ -1,4 +1,5 @@
-//! Container commands: start, stop, kill, wait, logs, rm, ps.
+//! Container commands: start, stop, kill, wait, logs, rm, ps, restart, pause, unpause,
+//! rename, top, update.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use clap::Args;
 use super::{Res, each, go_time, now, parse_filters, short};
 use crate::CliError;
 use crate::format::{Format, ago, ellipsis, human_size, render, string_map};
-use crate::output::{out, out_bytes};
+use crate::output::{out, out_bytes, print_error};
 
 /// `start`.
 #[derive(Debug, Args)]
@@ -413,6 +414,199 @@ pub async fn ps(c: &Client, a: PsArgs) -> Res {
     let list = c.list_containers(&q).await?;
     out(&ps_output(&list, &a, now())?);
     Ok(())
+}
+
+/// `restart`.
+pub async fn restart(c: &Client, a: StopArgs) -> Res {
+    let q = query::StopContainer { t: a.time, signal: a.signal.clone() };
+    each(&a.containers, |n| {
+        let q = q.clone();
+        async move {
+            c.restart_container(&n, &q).await?;
+            out(&format!("{n}\n"));
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// `pause`.
+pub async fn pause(c: &Client, a: NamesArgs) -> Res {
+    each(&a.containers, |n| async move {
+        c.pause_container(&n).await?;
+        out(&format!("{n}\n"));
+        Ok(())
+    })
+    .await
+}
+
+/// `unpause`.
+pub async fn unpause(c: &Client, a: NamesArgs) -> Res {
+    each(&a.containers, |n| async move {
+        c.unpause_container(&n).await?;
+        out(&format!("{n}\n"));
+        Ok(())
+    })
+    .await
+}
+
+/// `rename`.
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// The container.
+    pub container: String,
+    /// Its new name.
+    pub new_name: String,
+}
+
+/// `rename`: prints nothing on success, as docker.
+pub async fn rename(c: &Client, a: RenameArgs) -> Res {
+    let (old, new) = (a.container.trim(), a.new_name.trim());
+    if old.is_empty() || new.is_empty() {
+        return Err(CliError::Message("Error: Neither old nor new names may be empty".to_owned()));
+    }
+    if let Err(e) = c.rename_container(old, &query::RenameContainer { name: new.to_owned() }).await {
+        print_error(&e.into());
+        return Err(CliError::Message(format!("Error: failed to rename container named {old}")));
+    }
+    Ok(())
+}
+
+/// `top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The container.
+    pub container: String,
+    /// Options for ps.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+/// `top`: the processes in docker's tabwriter layout (min width 20, padding 3).
+pub async fn top(c: &Client, a: TopArgs) -> Res {
+    let q = query::TopContainer { ps_args: (!a.ps_args.is_empty()).then(|| a.ps_args.join(" ")) };
+    let t = c.top_container(&a.container, &q).await?;
+    let mut rows = vec![t.titles.unwrap_or_default()];
+    rows.extend(t.processes.unwrap_or_default());
+    out(&tab_table(&rows, 20, 3));
+    Ok(())
+}
+
+/// Go's tabwriter with `minwidth` and `padding`: every cell but the last of a row padded.
+pub fn tab_table(rows: &[Vec<String>], minwidth: usize, padding: usize) -> String {
+    let ncols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; ncols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 < r.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let mut s = String::new();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            s.push_str(c);
+            if i + 1 < r.len() {
+                let w = (widths[i] + padding).max(minwidth);
+                s.extend(std::iter::repeat_n(' ', w - c.chars().count()));
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// `update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long = "cpus")]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long = "memory")]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long = "restart")]
+    pub restart: Option<String>,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// The update body docker's CLI sends for these flags.
+pub fn update_body(a: &UpdateArgs) -> Result<berth_api::models::ContainerUpdateBody, CliError> {
+    use crate::opts::{parse_bytes, parse_cpus, parse_restart};
+    let bytes = |v: &Option<String>| -> Result<Option<i64>, CliError> {
+        v.as_deref().map(|s| if s == "-1" { Ok(-1) } else { parse_bytes(s) }).transpose()
+    };
+    let restart_policy = match &a.restart {
+        None => None,
+        Some(r) => {
+            let (name, count) = parse_restart(r)?;
+            let name = name.parse().map_err(|_| CliError::Opt(format!("invalid restart policy {name}")))?;
+            Some(berth_api::models::RestartPolicy { name: Some(name), maximum_retry_count: count })
+        }
+    };
+    let body = berth_api::models::ContainerUpdateBody {
+        blkio_weight: a.blkio_weight,
+        cpu_period: a.cpu_period,
+        cpu_quota: a.cpu_quota,
+        cpu_shares: a.cpu_shares,
+        nano_cpus: a.cpus.as_deref().map(parse_cpus).transpose()?,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        memory: bytes(&a.memory)?,
+        memory_reservation: bytes(&a.memory_reservation)?,
+        memory_swap: bytes(&a.memory_swap)?,
+        pids_limit: a.pids_limit,
+        restart_policy,
+        ..Default::default()
+    };
+    if body == berth_api::models::ContainerUpdateBody::default() {
+        return Err(CliError::Message("you must provide one or more flags when using this command".to_owned()));
+    }
+    Ok(body)
+}
+
+/// `update`: prints each name that was updated.
+pub async fn update(c: &Client, a: UpdateArgs) -> Res {
+    let body = update_body(&a)?;
+    each(&a.containers, |n| {
+        let body = body.clone();
+        async move {
+            let r = c.update_container(&n, &body).await?;
+            for w in r.warnings.unwrap_or_default() {
+                crate::output::err_line(&w);
+            }
+            out(&format!("{n}\n"));
+            Ok(())
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

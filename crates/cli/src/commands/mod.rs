@@ -5,9 +5,11 @@
 pub mod build;
 pub mod container;
 pub mod cp;
+pub mod events;
 pub mod image;
 pub mod prune;
 pub mod run;
+pub mod stats;
 pub mod system;
 pub mod volume;
 

@@ -124,6 +124,12 @@ pub struct RunArgs {
     /// Restart policy to apply when a container exits
     #[arg(long = "restart", default_value = "no")]
     pub restart: String,
+    /// Logging driver for the container
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     /// Signal to stop the container
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
@@ -302,6 +308,16 @@ pub fn build_create(
         readonly_rootfs: Some(a.read_only),
         security_opt: some_vec(&opts::parse_security_opts(&a.security_opt, cwd)?),
         sysctls: if sysctls.is_empty() { None } else { Some(sysctls) },
+        log_config: (a.log_driver.is_some() || !a.log_opt.is_empty()).then(|| berth_api::models::HostConfigLogConfig {
+            typ: a.log_driver.clone(),
+            config: Some(
+                a.log_opt
+                    .iter()
+                    .map(|o| o.split_once('=').unwrap_or((o, "")))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            ),
+        }),
         ..Default::default()
     };
     let entrypoint = a.entrypoint.as_ref().map(|e| vec![e.clone()]);

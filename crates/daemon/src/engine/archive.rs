@@ -619,6 +619,9 @@ impl Engine {
                 None => items.push(berth_image::archive::SaveItem { image: img, tags }),
             }
         }
+        for (i, n) in items.iter().zip(&names) {
+            self.emit_image(&i.image.id.to_string(), n, "save");
+        }
         let (tx, rx) = mpsc::channel(8);
         let images = self.images.clone();
         tokio::task::spawn_blocking(move || {
@@ -639,9 +642,17 @@ impl Engine {
     pub fn load_images(self: &Arc<Self>, src: Box<dyn Read + Send>, quiet: bool) -> LoadStream {
         let (tx, rx) = mpsc::channel(64);
         let images = self.images.clone();
+        let engine = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut src = src;
             let mut on = |ev: berth_image::archive::LoadEvent| {
+                match &ev {
+                    berth_image::archive::LoadEvent::Loaded(name) => engine.emit_image(name, name, "load"),
+                    berth_image::archive::LoadEvent::LoadedId(id) => {
+                        engine.emit_image(&id.to_string(), &id.to_string(), "load")
+                    }
+                    berth_image::archive::LoadEvent::Progress { .. } => {}
+                }
                 if quiet && matches!(ev, berth_image::archive::LoadEvent::Progress { .. }) {
                     return;
                 }

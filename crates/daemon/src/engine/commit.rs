@@ -121,7 +121,9 @@ impl Engine {
         let dir = self.container_dir(&rec.id);
         let _op = c.op.lock().await;
         let running = c.snapshot().state.status == Status::Running;
-        blocking(move || {
+        let (ev_rec, comment, image_ref) =
+            (rec.clone(), req.comment.clone().unwrap_or_default(), req.reference.clone().unwrap_or_default());
+        let id = blocking(move || {
             let image = engine.images.resolve(&rec.image_id)?;
             let layers_before = engine.images.image_layers(&image.id)?;
             let layer = {
@@ -165,7 +167,13 @@ impl Engine {
             let img = engine.images.create_image(config, &extras, &layers, &tags)?;
             Ok(img.id)
         })
-        .await
+        .await?;
+        self.emit_container(
+            &ev_rec,
+            "commit",
+            &[("comment", comment), ("imageID", id.to_string()), ("imageRef", image_ref)],
+        );
+        Ok(id)
     }
 }
 

@@ -126,6 +126,7 @@ impl Engine {
             v.copy_data = false;
         }
         let _ = self.store.update(&rec);
+        self.emit_container(&rec, "create", &[]);
         self.insert(Container::new(rec));
         Ok(Created { id, warnings: Vec::new() })
     }
@@ -182,6 +183,12 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
         return Err(Error::InvalidArgument("Minimum memory limit allowed is 6MB".to_owned()));
     }
     super::sandbox::security_opts(hc.security_opt.as_deref().unwrap_or(&[]))?;
+    if let Some(rp) = &hc.restart_policy {
+        super::restart::validate(rp)?;
+        if hc.auto_remove == Some(true) && super::restart::Policy::of(hc) != super::restart::Policy::No {
+            return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".to_owned()));
+        }
+    }
     if let Some(pb) = &hc.port_bindings
         && pb.values().any(|v| v.as_ref().is_some_and(|b| !b.is_empty()))
     {
@@ -218,11 +225,29 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
     }
     if let Some(lc) = &hc.log_config
         && let Some(t) = lc.typ.as_deref()
-        && !t.is_empty()
-        && t != "json-file"
+        && !matches!(t, "" | "json-file" | "none")
     {
-        return Err(Error::InvalidArgument(format!(
-            "logging driver {t:?} is not supported: berth logs with json-file"
+        // dockerd's built-in drivers; berth writes json-file or nothing.
+        const KNOWN: &[&str] = &[
+            "local",
+            "syslog",
+            "journald",
+            "gelf",
+            "fluentd",
+            "awslogs",
+            "splunk",
+            "etwlogs",
+            "gcplogs",
+            "logentries",
+        ];
+        if !KNOWN.contains(&t) {
+            // Docker 20.10's words: an unknown driver is looked up as a plugin.
+            return Err(Error::InvalidArgument(format!(
+                "error looking up logging plugin {t}: plugin \"{t}\" not found"
+            )));
+        }
+        return Err(Error::NotImplemented(format!(
+            "logging driver {t:?} is not supported: berth logs with json-file (or none)"
         )));
     }
     Ok(())

@@ -94,11 +94,13 @@ impl Engine {
         };
         let images = self.images.clone();
         let opts = ImportOptions { reference, changes: q.changes, message: q.message };
-        blocking(move || {
+        let img = blocking(move || {
             let mut src = src;
             Ok(images.import(&mut src, &opts)?)
         })
-        .await
+        .await?;
+        self.emit_image(&img.id.to_string(), &img.id.to_string(), "import");
+        Ok(img)
     }
 
     /// `GET /images/json`, filtered.
@@ -179,18 +181,34 @@ impl Engine {
         let r = r.with_default_tag();
         let images = self.images.clone();
         let n = name.to_owned();
-        blocking(move || Ok(images.tag(&n, &r)?)).await
+        let familiar = r.familiar();
+        let id = blocking(move || {
+            images.tag(&n, &r)?;
+            Ok(images.resolve(&n).map(|i| i.id.to_string()).unwrap_or_default())
+        })
+        .await?;
+        self.emit_image(&id, &familiar, "tag");
+        Ok(())
     }
 
     /// `DELETE /images/{name}`: untag or delete, with Docker's conflict rules.
     pub async fn remove_image(self: &Arc<Self>, name: &str, force: bool, noprune: bool) -> Result<Vec<DeleteItem>> {
         let engine = self.clone();
         let n = name.to_owned();
-        blocking(move || {
+        let id = self.image(name).await.map(|i| i.id.to_string()).unwrap_or_default();
+        let items = blocking(move || {
             let users = |id: &berth_base::Digest| engine.image_users(id);
             Ok(engine.images.delete(&n, force, noprune, &users)?)
         })
-        .await
+        .await?;
+        for item in &items {
+            match item {
+                DeleteItem::Untagged(_) => self.emit_image(&id, &id, "untag"),
+                DeleteItem::Deleted(d) if *d == id => self.emit_image(&id, &id, "delete"),
+                DeleteItem::Deleted(_) => {}
+            }
+        }
+        Ok(items)
     }
 }
 

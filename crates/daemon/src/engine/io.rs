@@ -152,6 +152,7 @@ impl Engine {
         slot: Option<AttachSlot>,
     ) {
         let rec = c.snapshot();
+        self.emit_container(&rec, "attach", &[]);
         if streams.logs {
             let opts = LogOptions { stdout: streams.stdout, stderr: streams.stderr, ..Default::default() };
             if let Ok(buf) = self.read_logs(&c, &opts).await
@@ -250,9 +251,11 @@ impl Engine {
         let c = self.get(name)?;
         let mut ctl = c.control.lock().await;
         match ctl.as_mut() {
-            Some(w) => Ok(w.resize(rows, cols).await?),
-            None => Err(Error::Conflict(format!("Container {} is not running", c.id))),
+            Some(w) => w.resize(rows, cols).await?,
+            None => return Err(Error::Conflict(format!("Container {} is not running", c.id))),
         }
+        self.emit_container(&c.snapshot(), "resize", &[("height", rows.to_string()), ("width", cols.to_string())]);
+        Ok(())
     }
 
     async fn read_logs(&self, c: &Container, opts: &LogOptions) -> Result<Vec<u8>> {
@@ -280,6 +283,9 @@ impl Engine {
             return Err(Error::InvalidArgument("You must choose at least one stream".to_owned()));
         }
         let c = self.get(name)?;
+        if c.snapshot().log_driver_none() {
+            return Err(Error::NotImplemented("configured logging driver does not support reading".to_owned()));
+        }
         let tty = c.snapshot().tty();
         let path = self.log_path(&c.id);
         let (tx, rx) = mpsc::channel(64);

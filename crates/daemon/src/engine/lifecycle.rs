@@ -2,10 +2,11 @@
 //! reconcile with surviving shims after a daemon restart (live restore).
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::models::RestartPolicyNameEnum;
 use berth_runtime::{ShimClient, ShimEvents, StartOutcome, Streams};
 
 use super::{Container, Engine, Events, blocking, now};
@@ -45,7 +46,10 @@ impl Engine {
         let _op = c.op.lock().await;
         let rec = c.snapshot();
         match rec.state.status {
-            Status::Running => return Err(Error::NotModified("started")),
+            Status::Running if rec.state.paused => {
+                return Err(Error::Conflict("cannot start a paused container, try unpause instead".to_owned()));
+            }
+            Status::Running | Status::Restarting => return Err(Error::NotModified("started")),
             Status::Removing => {
                 return Err(Error::Conflict(format!(
                     "container {} is marked for removal and cannot be started",
@@ -54,6 +58,14 @@ impl Engine {
             }
             _ => {}
         }
+        // A manual start: a fresh restart manager and count, as dockerd's
+        // ResetRestartManager, and no longer "stopped by the user".
+        c.backoff().reset();
+        c.update(|r| {
+            r.restart_count = 0;
+            r.state.manually_stopped = false;
+        });
+        let rec = c.snapshot();
         match self.start_locked(&c, &rec).await {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -63,7 +75,7 @@ impl Engine {
         }
     }
 
-    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>, rec: &ContainerRecord) -> Result<()> {
+    pub(super) async fn start_locked(self: &Arc<Self>, c: &Arc<Container>, rec: &ContainerRecord) -> Result<()> {
         let t0 = std::time::Instant::now();
         let engine = self.clone();
         let rec2 = rec.clone();
@@ -95,6 +107,7 @@ impl Engine {
             StartOutcome::Exited { code } => {
                 // It ran and ended before we heard it had started: record both.
                 c.update(|r| r.state.started_at = Some(now()));
+                self.emit_container(&c.snapshot(), "start", &[]);
                 self.finish_run(c, Some(code)).await;
                 return Ok(());
             }
@@ -117,10 +130,13 @@ impl Engine {
                 started_at: Some(now()),
                 finished_at: r.state.finished_at,
                 oom_killed: false,
+                paused: false,
+                manually_stopped: r.state.manually_stopped,
             }
         });
         self.persist(c);
         c.events.send_modify(|e| e.running = true);
+        self.emit_container(&c.snapshot(), "start", &[]);
         let engine = self.clone();
         let c2 = c.clone();
         tokio::spawn(async move { engine.monitor(c2, events).await });
@@ -129,7 +145,7 @@ impl Engine {
 
     /// Records a failed start the way Docker does: exit code 127 for a missing command,
     /// 126 for one that cannot run, 128 otherwise; then auto-removes if asked to.
-    async fn start_failed(self: &Arc<Self>, c: &Arc<Container>, e: &Error) {
+    pub(super) async fn start_failed(self: &Arc<Self>, c: &Arc<Container>, e: &Error) {
         let msg = e.to_string();
         let code = e.start_exit_code();
         if let Ok(mut p) = c.pending.lock() {
@@ -197,7 +213,7 @@ impl Engine {
             bundle: dir.to_path_buf(),
             state_root: self.runtime_root(),
             socket: self.shim_socket(&rec.id),
-            log_path: self.log_path(&rec.id),
+            log_path: if rec.log_driver_none() { PathBuf::new() } else { self.log_path(&rec.id) },
             log_max_size: self.cfg.log_max_size,
             log_max_files: self.cfg.log_max_files,
             exit_file: self.exit_file(&rec.id),
@@ -243,14 +259,24 @@ impl Engine {
             r.state.finished_at = Some(finished);
             r.state.oom_killed = oom;
             r.state.error = error;
+            r.state.paused = false;
         });
         self.persist(c);
+        let rec = c.snapshot();
+        if oom {
+            self.emit_container(&rec, "oom", &[]);
+        }
+        // Docker 20.10's attributes (execDuration came with a later API).
+        self.emit_container(&rec, "die", &[("exitCode", code.to_string())]);
+        // The restart decision is made before waiters wake, so one that checks the state
+        // at once already sees `restarting`.
+        let restarting = self.schedule_restart(c);
         c.events.send_modify(|e| {
             e.exits += 1;
             e.exit_code = code;
             e.running = false;
         });
-        if c.snapshot().host_config.auto_remove == Some(true) {
+        if !restarting && c.snapshot().host_config.auto_remove == Some(true) {
             let engine = self.clone();
             let c = c.clone();
             tokio::spawn(async move {
@@ -300,6 +326,12 @@ impl Engine {
 
     async fn stop_locked(&self, c: &Container, t: Option<i64>, signal: Option<&str>) -> Result<()> {
         let rec = c.snapshot();
+        if rec.state.status == Status::Restarting {
+            // Between runs: cancelling the pending restart is the whole stop.
+            self.cancel_restart(c);
+            self.emit_container(&c.snapshot(), "stop", &[]);
+            return Ok(());
+        }
         if rec.state.status != Status::Running {
             return Err(Error::NotModified("stopped"));
         }
@@ -308,17 +340,59 @@ impl Engine {
             None => 15,
         };
         let timeout = t.or(rec.config.stop_timeout).unwrap_or(10);
-        self.signal(c, sig).await?;
+        self.kill_signal(c, sig).await?;
         let limit = (timeout >= 0).then(|| Duration::from_secs(timeout as u64));
-        if Self::wait_stopped(c, limit).await {
-            return Ok(());
+        if !Self::wait_stopped(c, limit).await {
+            self.kill_signal(c, 9).await?;
+            if !Self::wait_stopped(c, Some(KILL_GRACE)).await {
+                return Err(Error::Internal(format!("container {} did not exit after SIGKILL", rec.id)));
+            }
         }
-        self.signal(c, 9).await?;
-        if Self::wait_stopped(c, Some(KILL_GRACE)).await {
-            Ok(())
-        } else {
-            Err(Error::Internal(format!("container {} did not exit after SIGKILL", rec.id)))
+        self.emit_container(&c.snapshot(), "stop", &[]);
+        Ok(())
+    }
+
+    /// dockerd's killWithSignal: the user's signal marks the container manually stopped;
+    /// SIGKILL, or its stop signal (any signal when it has none), also cancels restarts by
+    /// its policy until the next manual start and thaws a paused container so the signal
+    /// lands. Then the signal goes out and a `kill` event is logged.
+    async fn kill_signal(&self, c: &Container, sig: i32) -> Result<()> {
+        let rec = c.snapshot();
+        let stop_sig = rec.config.stop_signal.as_deref().filter(|s| !s.is_empty()).and_then(|s| parse_signal(s).ok());
+        let exit_on_next = sig == 9 || stop_sig.is_none_or(|s| s == sig);
+        if exit_on_next {
+            c.backoff().cancel();
         }
+        c.update(|r| r.state.manually_stopped = true);
+        self.persist(c);
+        self.signal(c, sig).await?;
+        if exit_on_next && rec.state.paused {
+            let pid = rec.state.pid;
+            let thawed = blocking(move || {
+                super::cgroups::Cgroup::of_pid(pid)
+                    .and_then(|cg| cg.freeze(false))
+                    .map_err(|e| Error::io("thaw the container", e))
+            })
+            .await;
+            match thawed {
+                Ok(()) => c.update(|r| r.state.paused = false),
+                Err(e) => tracing::warn!(container = %c.id, error = %e, "cannot unpause container"),
+            }
+        }
+        self.emit_container(&c.snapshot(), "kill", &[("signal", sig.to_string())]);
+        Ok(())
+    }
+
+    /// Cancels a pending restart: the container is then simply exited, stopped by the user.
+    fn cancel_restart(&self, c: &Container) {
+        c.backoff().cancel();
+        c.update(|r| {
+            if r.state.status == Status::Restarting {
+                r.state.status = Status::Exited;
+            }
+            r.state.manually_stopped = true;
+        });
+        self.persist(c);
     }
 
     /// `POST /containers/{id}/restart`.
@@ -331,7 +405,9 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        self.start_container(&c.id).await
+        self.start_container(&c.id).await?;
+        self.emit_container(&c.snapshot(), "restart", &[]);
+        Ok(())
     }
 
     /// `POST /containers/{id}/kill`.
@@ -339,10 +415,22 @@ impl Engine {
         let c = self.get(name)?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
         let rec = c.snapshot();
+        if rec.state.status == Status::Restarting {
+            // No process between runs: the kill cancels the pending restart (dockerd's
+            // ExitOnNext), so a `kill; rm` that follows finds it stopped.
+            self.cancel_restart(&c);
+            return Ok(());
+        }
         if rec.state.status != Status::Running {
             return Err(Error::Conflict(format!("Cannot kill container: {name}: Container {} is not running", rec.id)));
         }
-        self.signal(&c, sig).await
+        self.kill_signal(&c, sig).await?;
+        // As dockerd: a SIGKILL returns once the exit is recorded, so what follows (an
+        // inspect, an rm) sees the container stopped.
+        if sig == 9 && !Self::wait_stopped(&c, Some(KILL_GRACE)).await {
+            return Err(Error::Internal(format!("container {} did not exit after SIGKILL", rec.id)));
+        }
+        Ok(())
     }
 
     /// `DELETE /containers/{id}`; `volumes` (`rm -v`) also removes its anonymous volumes.
@@ -357,14 +445,26 @@ impl Engine {
             return Err(Error::NoSuchContainer(c.id.clone()));
         }
         let rec = c.snapshot();
+        // Docker 20.10's words (the API version berth speaks).
+        let refuse = |state: &str, procedure: &str| {
+            Error::Conflict(format!("You cannot remove a {state} container {}. {procedure}", rec.id))
+        };
+        const PROCEDURE: &str = "Stop the container before attempting removal or force remove";
+        if rec.state.status == Status::Restarting {
+            if !force {
+                return Err(refuse("restarting", PROCEDURE));
+            }
+            self.cancel_restart(c);
+        }
         if rec.state.status == Status::Running {
             if !force {
-                return Err(Error::Conflict(format!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                    rec.name
-                )));
+                return Err(if rec.state.paused {
+                    refuse("paused", "Unpause and then stop the container before attempting removal or force remove")
+                } else {
+                    refuse("running", PROCEDURE)
+                });
             }
-            self.signal(c, 9).await?;
+            self.kill_signal(c, 9).await?;
             if !Self::wait_stopped(c, Some(KILL_GRACE)).await {
                 return Err(Error::Internal(format!("could not kill running container {}, cannot remove", rec.id)));
             }
@@ -403,6 +503,7 @@ impl Engine {
         self.forget(&c.id);
         self.release_volumes(&rec, volumes).await;
         c.events.send_modify(|e| e.removed = true);
+        self.emit_container(&rec, "destroy", &[]);
         Ok(())
     }
 
@@ -454,7 +555,7 @@ impl Engine {
                         tracing::warn!(container = %rec.id, error = %e, "finishing an interrupted removal");
                     }
                 }
-                Status::Created | Status::Exited => {
+                Status::Created | Status::Exited | Status::Restarting => {
                     // A crash between mount and start can leave the root mounted.
                     let dir = self.container_dir(&rec.id);
                     let rootfs = self.rootfs.clone();
@@ -465,9 +566,273 @@ impl Engine {
                 }
             }
         }
+        self.restart_on_boot().await;
         Ok(())
     }
 }
+
+/// The resources and restart policy `update` may change (dockerd's UpdateConfig); zero or
+/// absent fields keep their value.
+pub type UpdateRequest = berth_api::models::ContainerUpdateBody;
+
+impl Engine {
+    /// `POST /containers/{id}/pause`: freezes every process of the container.
+    pub async fn pause_container(self: &Arc<Self>, name: &str) -> Result<()> {
+        let c = self.get(name)?;
+        let _op = c.op.lock().await;
+        let rec = c.snapshot();
+        match rec.state.status {
+            Status::Running => {}
+            Status::Restarting => return Err(restarting(&rec.id)),
+            _ => return Err(Error::Conflict(format!("Container {} is not running", rec.id))),
+        }
+        if rec.state.paused {
+            return Err(Error::Conflict(format!("Container {} is already paused", rec.id)));
+        }
+        self.freeze(&rec, true)
+            .await
+            .map_err(|e| Error::Internal(format!("Cannot pause container {}: {e}", rec.id)))?;
+        c.update(|r| r.state.paused = true);
+        self.persist(&c);
+        self.emit_container(&c.snapshot(), "pause", &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/unpause`.
+    pub async fn unpause_container(self: &Arc<Self>, name: &str) -> Result<()> {
+        let c = self.get(name)?;
+        let _op = c.op.lock().await;
+        let rec = c.snapshot();
+        if rec.state.status != Status::Running || !rec.state.paused {
+            // dockerd answers this one with a plain error, hence 500.
+            return Err(Error::Internal(format!("Container {} is not paused", rec.id)));
+        }
+        self.freeze(&rec, false)
+            .await
+            .map_err(|e| Error::Internal(format!("Cannot unpause container {}: {e}", rec.id)))?;
+        c.update(|r| r.state.paused = false);
+        self.persist(&c);
+        self.emit_container(&c.snapshot(), "unpause", &[]);
+        Ok(())
+    }
+
+    async fn freeze(&self, rec: &ContainerRecord, frozen: bool) -> Result<()> {
+        let pid = rec.state.pid;
+        blocking(move || {
+            super::cgroups::Cgroup::of_pid(pid).and_then(|cg| cg.freeze(frozen)).map_err(|e| Error::io("freezer", e))
+        })
+        .await
+    }
+
+    /// `POST /containers/{id}/rename?name=`: dockerd's checks and wording.
+    pub async fn rename_container(self: &Arc<Self>, name: &str, new_name: &str) -> Result<()> {
+        let old_key = name.trim();
+        let new = new_name.trim();
+        let new = new.strip_prefix('/').unwrap_or(new);
+        if old_key.strip_prefix('/').unwrap_or(old_key).is_empty() || new.is_empty() {
+            return Err(Error::InvalidArgument("Neither old nor new names may be empty".to_owned()));
+        }
+        let c = self.get(old_key)?;
+        let _op = c.op.lock().await;
+        let old = c.snapshot().name;
+        if old == new {
+            return Err(Error::InvalidArgument(
+                "Renaming a container with the same name as its current name".to_owned(),
+            ));
+        }
+        // dockerd's reserveName, whose errors it wraps.
+        const ALLOCATING: &str = "Error when allocating new name: ";
+        if !crate::names::valid(new) {
+            return Err(Error::InvalidArgument(format!(
+                "{ALLOCATING}Invalid container name (/{new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let taken = |other: &str| Error::Conflict(format!("{ALLOCATING}{}", crate::store::name_conflict(new, other)));
+        if let Some(other) = self.all().iter().find(|o| o.id != c.id && o.snapshot().name == new) {
+            return Err(taken(&other.id));
+        }
+        c.update(|r| r.name = new.to_owned());
+        let rec = c.snapshot();
+        let engine = self.clone();
+        let stored = blocking(move || engine.store.update(&rec)).await;
+        if let Err(e) = stored {
+            c.update(|r| r.name = old.clone());
+            // The store's unique name is the final word when two renames race.
+            return Err(match e {
+                Error::Db(_) => match self.all().iter().find(|o| o.id != c.id && o.snapshot().name == new) {
+                    Some(other) => taken(&other.id),
+                    None => e,
+                },
+                e => e,
+            });
+        }
+        self.emit_container(&c.snapshot(), "rename", &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/update`: validates as dockerd does, records the new limits
+    /// and restart policy, and applies the limits to the live cgroup of a running
+    /// container (the old ones are restored when that fails). Returns the warnings.
+    pub async fn update_container(self: &Arc<Self>, name: &str, u: UpdateRequest) -> Result<Vec<String>> {
+        validate_update(&u)?;
+        let c = self.get(name)?;
+        let _op = c.op.lock().await;
+        let before = c.snapshot();
+        let id = before.id.clone();
+        let cannot = |msg: String| Error::Conflict(format!("Cannot update container {id}: {msg}"));
+        if matches!(before.state.status, Status::Removing | Status::Dead) {
+            return Err(cannot("container is marked for removal and cannot be \"update\"".to_owned()));
+        }
+        let hc = &before.host_config;
+        let nz = |v: Option<i64>| v.filter(|v| *v != 0);
+        let gt0 = |v: Option<i64>| v.is_some_and(|v| v > 0);
+        if gt0(u.nano_cpus) && gt0(hc.cpu_period) {
+            return Err(cannot(
+                "Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set".into(),
+            ));
+        }
+        if gt0(u.nano_cpus) && gt0(hc.cpu_quota) {
+            return Err(cannot(
+                "Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set".into(),
+            ));
+        }
+        if gt0(u.cpu_period) && gt0(hc.nano_cpus) {
+            return Err(cannot(
+                "Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set".into(),
+            ));
+        }
+        if gt0(u.cpu_quota) && gt0(hc.nano_cpus) {
+            return Err(cannot(
+                "Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set".into(),
+            ));
+        }
+        // The swap limit in force: Docker records 2 × memory when only memory was given.
+        let cur_swap = match (nz(hc.memory_swap), nz(hc.memory)) {
+            (Some(s), _) => s,
+            (None, Some(m)) if m > 0 => m * 2,
+            _ => 0,
+        };
+        if let Some(m) = nz(u.memory)
+            && nz(u.memory_swap).is_none()
+            && cur_swap > 0
+            && m > cur_swap
+        {
+            return Err(cannot(
+                "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"
+                    .into(),
+            ));
+        }
+        let policy =
+            u.restart_policy.clone().filter(|p| p.name.as_ref().is_some_and(|n| *n != RestartPolicyNameEnum::EMPTY));
+        if let Some(p) = &policy
+            && hc.auto_remove == Some(true)
+            && p.name != Some(RestartPolicyNameEnum::NO)
+        {
+            return Err(cannot(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container".into(),
+            ));
+        }
+        c.update(|r| {
+            let h = &mut r.host_config;
+            if let Some(v) = nz(u.cpu_shares) {
+                h.cpu_shares = Some(v);
+            }
+            if let Some(v) = nz(u.nano_cpus) {
+                h.nano_cpus = Some(v);
+            }
+            if let Some(v) = nz(u.cpu_period) {
+                h.cpu_period = Some(v);
+            }
+            if let Some(v) = nz(u.cpu_quota) {
+                h.cpu_quota = Some(v);
+            }
+            if let Some(v) = u.cpuset_cpus.clone().filter(|s| !s.is_empty()) {
+                h.cpuset_cpus = Some(v);
+            }
+            if let Some(v) = nz(u.memory) {
+                if nz(h.memory_swap).is_none() {
+                    // Keep the swap limit in force on record: twice the old memory limit,
+                    // or unlimited (the live cgroup's memsw is left as it is).
+                    h.memory_swap = Some(if cur_swap > 0 { cur_swap } else { -1 });
+                }
+                h.memory = Some(v);
+            }
+            if let Some(v) = nz(u.memory_swap) {
+                h.memory_swap = Some(v);
+            }
+            if let Some(v) = nz(u.memory_reservation) {
+                h.memory_reservation = Some(v);
+            }
+            if u.pids_limit.is_some() {
+                h.pids_limit = u.pids_limit;
+            }
+            if let Some(p) = &policy {
+                h.restart_policy = Some(p.clone());
+            }
+        });
+        let after = c.snapshot();
+        if after.state.status == Status::Running && after.state.pid > 0 {
+            let limits = super::cgroups::Limits {
+                memory: nz(u.memory),
+                memory_swap: nz(u.memory_swap),
+                cpu_shares: nz(u.cpu_shares),
+                cpu_quota: nz(u.cpu_quota).or_else(|| nz(u.nano_cpus).map(|n| n / 10_000)),
+                cpu_period: nz(u.cpu_period).or_else(|| nz(u.nano_cpus).map(|_| 100_000)),
+                pids_limit: u.pids_limit,
+            };
+            let pid = after.state.pid;
+            let applied = blocking(move || {
+                super::cgroups::Cgroup::of_pid(pid).and_then(|cg| cg.apply(&limits)).map_err(|e| Error::io("cgroup", e))
+            })
+            .await;
+            if let Err(e) = applied {
+                c.update(|r| r.host_config = before.host_config.clone());
+                return Err(Error::Internal(format!("Cannot update container {id}: {e}")));
+            }
+        }
+        self.persist(&c);
+        self.emit_container(&c.snapshot(), "update", &[]);
+        Ok(Vec::new())
+    }
+}
+
+/// dockerd's verifyContainerSettings for an update (before the container is looked up).
+fn validate_update(u: &UpdateRequest) -> Result<()> {
+    if let Some(m) = u.memory
+        && m != 0
+        && m < MIN_MEMORY
+    {
+        return Err(Error::InvalidArgument("Minimum memory limit allowed is 6MB".to_owned()));
+    }
+    if let (Some(m), Some(s)) = (u.memory, u.memory_swap)
+        && m > 0
+        && s > 0
+        && s < m
+    {
+        return Err(Error::InvalidArgument(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".to_owned(),
+        ));
+    }
+    if let Some(n) = u.nano_cpus.filter(|n| *n != 0) {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+        if n < 0 || n > cpus * 1_000_000_000 {
+            return Err(Error::InvalidArgument(format!(
+                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            )));
+        }
+    }
+    if let Some(p) = &u.restart_policy {
+        super::restart::validate(p)?;
+    }
+    Ok(())
+}
+
+fn restarting(id: &str) -> Error {
+    Error::Conflict(format!("Container {id} is restarting, wait until the container is running"))
+}
+
+/// Docker's smallest memory limit (linuxMinMemory), 6 MiB.
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
 /// Parses `SIGTERM`, `TERM`, `term` or `15`.
 pub fn parse_signal(s: &str) -> Result<i32> {

@@ -4,14 +4,18 @@
 
 pub mod archive;
 mod build;
+mod cgroups;
 mod check;
 mod commit;
 mod create;
+pub mod events;
 mod images;
 mod io;
 mod lifecycle;
 mod prune;
+mod restart;
 mod sandbox;
+mod stats;
 #[cfg(test)]
 mod tests;
 pub mod traits;
@@ -35,9 +39,10 @@ use traits::{RootfsStore, ShimLauncher, ShimProcesses};
 pub use build::{ContextSource, PruneReport};
 pub use check::{Finding, FindingKind};
 pub use commit::CommitRequest;
+pub use events::{Event, EventFilter, EventType};
 pub use images::{DiskUsage, ImageUsage};
 pub use io::{AttachSlot, AttachStreams, LogOptions};
-pub use lifecycle::WaitCondition;
+pub use lifecycle::{UpdateRequest, WaitCondition};
 pub use prune::{ContainerPruneReport, ImagePruneReport};
 pub use volumes::{VolumePruneReport, VolumeView};
 
@@ -65,6 +70,8 @@ pub struct Container {
     pending: Mutex<io::Pending>,
     /// The control connection to the running container's shim (signal, resize).
     control: tokio::sync::Mutex<Option<berth_runtime::ShimControl>>,
+    /// Restart policy state: back-off, cancellation, the pending restart.
+    restart: Mutex<restart::Backoff>,
 }
 
 impl Container {
@@ -82,6 +89,7 @@ impl Container {
             events: watch::channel(ev).0,
             pending: Mutex::new(io::Pending::default()),
             control: tokio::sync::Mutex::new(None),
+            restart: Mutex::new(restart::Backoff::default()),
         })
     }
 
@@ -104,6 +112,13 @@ impl Container {
     pub fn subscribe(&self) -> watch::Receiver<Events> {
         self.events.subscribe()
     }
+
+    fn backoff(&self) -> std::sync::MutexGuard<'_, restart::Backoff> {
+        match self.restart.lock() {
+            Ok(b) => b,
+            Err(p) => p.into_inner(),
+        }
+    }
 }
 
 /// The engine. Cheap to share behind an `Arc`.
@@ -123,6 +138,8 @@ pub struct Engine {
     exe: PathBuf,
     /// The daemon's async runtime, for blocking threads (build steps) that talk to shims.
     rt: tokio::runtime::Handle,
+    /// The events bus (`GET /events`).
+    bus: events::EventBus,
     _lock: FileLock,
 }
 
@@ -187,6 +204,7 @@ impl Engine {
             volumes,
             exe,
             rt: tokio::runtime::Handle::current(),
+            bus: events::EventBus::default(),
             _lock: lock,
         });
         engine.restore().await?;
@@ -416,7 +434,7 @@ impl Engine {
             q.all || q.limit.is_some_and(|l| l > 0) || !f.get("status").is_empty() || !f.get("exited").is_empty();
         let mut out = Vec::new();
         for r in self.records() {
-            if !show_all && r.state.status != Status::Running {
+            if !show_all && !matches!(r.state.status, Status::Running | Status::Restarting) {
                 continue;
             }
             let keep = f.get("id").iter().all(|p| r.id.starts_with(p.as_str()))
@@ -428,7 +446,7 @@ impl Engine {
                         None => labels.contains_key(l.as_str()),
                     }
                 })
-                && (f.get("status").is_empty() || f.get("status").iter().any(|s| s == r.state.status.as_str()))
+                && (f.get("status").is_empty() || f.get("status").iter().any(|s| s == r.state_name()))
                 && (ancestors.is_empty() || ancestors.iter().any(|a| *a == r.image_id || *a == r.image))
                 && (f.get("exited").is_empty()
                     || (r.state.status == Status::Exited

@@ -145,6 +145,12 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path) ->
         mounts: bind_mounts(rec)?,
         tmpfs: tmpfs_mounts(hc),
     })?;
+    let mut base = base;
+    for g in group_add(rootfs, hc.group_add.as_deref().unwrap_or(&[]))? {
+        if !base.user.additional_gids.contains(&g) {
+            base.user.additional_gids.push(g);
+        }
+    }
     let privileged = hc.privileged == Some(true);
     let security = security_opts(hc.security_opt.as_deref().unwrap_or(&[]))?;
     let (seccomp, seccomp_profile) = match security.seccomp {
@@ -258,6 +264,37 @@ pub(crate) struct SecurityOpts {
 }
 
 /// Go's strconv.ParseBool, which Docker uses for boolean security options.
+/// `--group-add`: numeric gids as given, names looked up in the rootfs's /etc/group
+/// (dockerd's wording when one is missing).
+fn group_add(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let text = match berth_base::fsroot::read_in_root(rootfs, "/etc/group") {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io("read /etc/group", e)),
+    };
+    groups
+        .iter()
+        .map(|g| {
+            if let Ok(n) = g.parse::<u32>() {
+                return Ok(n);
+            }
+            text.lines()
+                .filter_map(|l| {
+                    let mut f = l.split(':');
+                    Some((f.next()?, f.nth(1)?.parse::<u32>().ok()?))
+                })
+                .find(|(name, _)| name == g)
+                .map(|(_, gid)| gid)
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!("Unable to find group {g}: no matching entries in group file"))
+                })
+        })
+        .collect()
+}
+
 fn go_bool(v: &str) -> Option<bool> {
     match v {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),

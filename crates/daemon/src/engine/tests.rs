@@ -207,7 +207,7 @@ async fn remove_refuses_a_running_container_unless_forced() {
     let id = create(&e, &["sleep", "100"]).await;
     e.start_container(&id).await.unwrap();
     let err = e.remove_container(&id, false, false).await.unwrap_err();
-    assert!(matches!(&err, Error::Conflict(m) if m.contains("container is running")), "{err}");
+    assert!(matches!(&err, Error::Conflict(m) if m.contains("You cannot remove a running container")), "{err}");
     let gone = e.wait_container(&id, WaitCondition::Removed).unwrap();
     within(e.remove_container(&id[..12], true, false)).await.unwrap();
     within(gone).await;
@@ -349,5 +349,120 @@ fn restore_after_a_daemon_restart() {
         within(e.stop_container(&running, Some(10), None)).await.unwrap();
         assert_eq!(status(&e, &running), (Status::Exited, 143));
         assert_eq!(h.launcher.spawned(&running), 1, "no new shim: the old one was driven");
+    });
+}
+
+fn restart_policy(name: berth_api::models::RestartPolicyNameEnum, max: i64) -> HostConfig {
+    HostConfig {
+        restart_policy: Some(berth_api::models::RestartPolicy { name: Some(name), maximum_retry_count: Some(max) }),
+        ..Default::default()
+    }
+}
+
+async fn settle(e: &Engine, id: &str, want: Status) {
+    within(async {
+        while status(e, id).0 != want {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_failure_restarts_exactly_its_count_with_events() {
+    use berth_api::models::RestartPolicyNameEnum as P;
+    let h = Harness::new();
+    let e = h.engine().await;
+    let (_, mut rx) = e.subscribe_events(None, None);
+    let id = create_with(&e, &["exit", "3"], restart_policy(P::ON_FAILURE, 2)).await;
+    e.start_container(&id).await.unwrap();
+    within(async {
+        while h.launcher.spawned(&id) < 3 || status(&e, &id).0 != Status::Exited {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.launcher.spawned(&id), 3, "the first run and two restarts");
+    let r = e.get(&id).unwrap().snapshot();
+    assert_eq!((r.restart_count, r.state.exit_code, r.state.status), (2, 3, Status::Exited));
+    let mut actions = Vec::new();
+    while let Ok(m) = rx.try_recv() {
+        actions.push(m.action.clone());
+        if m.action == "die" {
+            assert_eq!(m.actor.attributes["exitCode"], "3");
+        }
+    }
+    assert_eq!(actions, ["create", "start", "die", "start", "die", "start", "die"]);
+    // A manual start resets the count.
+    e.start_container(&id).await.unwrap();
+    assert_eq!(e.get(&id).unwrap().snapshot().restart_count, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_is_never_undone_by_the_policy() {
+    use berth_api::models::RestartPolicyNameEnum as P;
+    let h = Harness::new();
+    let e = h.engine().await;
+    let id = create_with(&e, &["sleep", "100"], restart_policy(P::ALWAYS, 0)).await;
+    e.start_container(&id).await.unwrap();
+    within(e.stop_container(&id, Some(10), None)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(status(&e, &id).0, Status::Exited);
+    assert_eq!(h.launcher.spawned(&id), 1);
+    // A crash (a signal the user did not send) is restarted.
+    e.start_container(&id).await.unwrap();
+    h.launcher.shim(&id).exit(1);
+    within(async {
+        while h.launcher.spawned(&id) < 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    settle(&e, &id, Status::Running).await;
+    assert_eq!(e.get(&id).unwrap().snapshot().restart_count, 1);
+    // kill (SIGKILL) returns with the exit recorded and cancels restarts.
+    within(e.kill_container(&id, None)).await.unwrap();
+    assert_eq!(status(&e, &id).0, Status::Exited);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(h.launcher.spawned(&id), 3);
+    e.remove_container(&id, false, false).await.unwrap();
+}
+
+/// `always` comes back after a daemon restart even when stopped by hand; `unless-stopped`
+/// only when it was not; a run that died with the daemon is restarted by its policy.
+#[test]
+fn restart_policies_resume_when_the_daemon_starts() {
+    use berth_api::models::RestartPolicyNameEnum as P;
+    let h = Harness::new();
+    let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = runtime();
+    let (always, unless, stopped_unless) = rt.block_on(async {
+        let e = h.engine().await;
+        let always = create_with(&e, &["sleep", "100"], restart_policy(P::ALWAYS, 0)).await;
+        let unless = create_with(&e, &["sleep", "100"], restart_policy(P::UNLESS_STOPPED, 0)).await;
+        let stopped_unless = create_with(&e, &["sleep", "100"], restart_policy(P::UNLESS_STOPPED, 0)).await;
+        for id in [&always, &unless, &stopped_unless] {
+            e.start_container(id).await.unwrap();
+        }
+        within(e.stop_container(&always, Some(10), None)).await.unwrap();
+        within(e.stop_container(&stopped_unless, Some(10), None)).await.unwrap();
+        (always, unless, stopped_unless)
+    });
+    drop(rt);
+    h.launcher.shim(&unless).exit(0);
+    let rt = runtime();
+    rt.block_on(async {
+        let e = h.engine().await;
+        settle(&e, &always, Status::Running).await;
+        settle(&e, &unless, Status::Running).await;
+        assert_eq!(h.launcher.spawned(&always), 2);
+        assert_eq!(h.launcher.spawned(&unless), 2);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(status(&e, &stopped_unless).0, Status::Exited, "unless-stopped honours a manual stop");
+        assert_eq!(h.launcher.spawned(&stopped_unless), 1);
+        for id in [&always, &unless] {
+            within(e.kill_container(id, None)).await.unwrap();
+        }
     });
 }

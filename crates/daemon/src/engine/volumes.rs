@@ -837,9 +837,15 @@ pub(crate) fn depth(dest: &str) -> usize {
 /// The events the volume side emits, named as moby names them (`create`, `mount`,
 /// `unmount`, `destroy`, `prune`) with moby's attributes.
 ///
-/// EVENTS: the lead wires this to `engine/events.rs` at merge; until then it only logs.
-pub(crate) fn volume_event(action: &str, name: &str, attributes: &[(&str, String)]) {
-    tracing::debug!(event = "volume", action, volume = name, ?attributes, "volume event");
+impl Engine {
+    /// Publishes a volume event on the engine's events bus.
+    pub(crate) fn volume_event(&self, action: &str, name: &str, attributes: &[(&str, String)]) {
+        let mut ev = super::events::Event::new(super::events::EventType::Volume, action, name);
+        for (k, v) in attributes {
+            ev = ev.attr(*k, v.clone());
+        }
+        self.emit(ev);
+    }
 }
 
 impl Engine {
@@ -989,7 +995,7 @@ impl Engine {
                 };
                 if new {
                     created_now.push(rec.name.clone());
-                    volume_event("create", &rec.name, &[("driver", rec.driver.clone())]);
+                    engine.volume_event("create", &rec.name, &[("driver", rec.driver.clone())]);
                 }
                 // moby: a local volume from `-v` or `--mount` shows mode `z` unless given;
                 // an image's (or `-v /path`'s) anonymous volume and an inherited one show none.
@@ -1085,7 +1091,7 @@ impl Engine {
                 }
                 return Err(e);
             }
-            volume_event(
+            self.volume_event(
                 "mount",
                 &v.name,
                 &[
@@ -1106,7 +1112,7 @@ impl Engine {
     pub(crate) fn unmount_volumes(&self, rec: &ContainerRecord) {
         for v in &rec.volumes {
             self.volumes.unmount(&v.name, &rec.id);
-            volume_event("unmount", &v.name, &[("driver", v.driver.clone()), ("container", rec.id.clone())]);
+            self.volume_event("unmount", &v.name, &[("driver", v.driver.clone()), ("container", rec.id.clone())]);
         }
     }
 
@@ -1139,7 +1145,7 @@ impl Engine {
                     continue;
                 }
                 match engine.volumes.remove(&v.name, true) {
-                    Ok(_) => volume_event("destroy", &v.name, &[("driver", v.driver.clone())]),
+                    Ok(_) => engine.volume_event("destroy", &v.name, &[("driver", v.driver.clone())]),
                     Err(Error::Conflict(_)) => {}
                     Err(e) => tracing::warn!(volume = %v.name, error = %e, "removing an anonymous volume"),
                 }
@@ -1158,7 +1164,7 @@ impl Engine {
             let (rec, new) =
                 engine.volumes.create(req.name.as_deref(), req.driver.as_deref(), labels, options, None)?;
             if new {
-                volume_event("create", &rec.name, &[("driver", rec.driver.clone())]);
+                engine.volume_event("create", &rec.name, &[("driver", rec.driver.clone())]);
             }
             engine.volumes.view(&rec.name)
         })
@@ -1204,7 +1210,7 @@ impl Engine {
             let driver = engine.volumes.get(&name).map(|r| r.driver).ok();
             engine.volumes.remove(&name, force)?;
             if let Some(driver) = driver {
-                volume_event("destroy", &name, &[("driver", driver)]);
+                engine.volume_event("destroy", &name, &[("driver", driver)]);
             }
             Ok(())
         })
@@ -1217,9 +1223,9 @@ impl Engine {
         blocking(move || {
             let report = engine.volumes.prune(&filters, all)?;
             for n in &report.deleted {
-                volume_event("destroy", n, &[("driver", LOCAL_DRIVER.to_owned())]);
+                engine.volume_event("destroy", n, &[("driver", LOCAL_DRIVER.to_owned())]);
             }
-            volume_event("prune", "", &[("reclaimed", report.reclaimed.to_string())]);
+            engine.volume_event("prune", "", &[("reclaimed", report.reclaimed.to_string())]);
             Ok(report)
         })
         .await

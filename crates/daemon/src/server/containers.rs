@@ -36,6 +36,12 @@ pub fn routes() -> Router<Arc<Engine>> {
         .route("/containers/{id}/resize", post(resize))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/unpause", post(unpause))
+        .route("/containers/{id}/rename", post(rename))
+        .route("/containers/{id}/top", get(top))
+        .route("/containers/{id}/stats", get(stats))
+        .route("/containers/{id}/update", post(update))
 }
 
 /// `POST /containers/create`, decoded.
@@ -51,7 +57,20 @@ impl CreateRequest {
     /// Decodes the query and the JSON body (an empty body is an empty config).
     pub fn decode(query: Option<&str>, body: &[u8]) -> Result<CreateRequest> {
         let q: query::CreateContainer = reply::query(query)?;
+        check_restart_policy_name(body, &["HostConfig", "RestartPolicy", "Name"])?;
         Ok(CreateRequest { name: q.name, body: reply::json_body(body)? })
+    }
+}
+
+/// A restart policy name the API model does not know would fail as "invalid JSON"; dockerd
+/// (20.10) answers `invalid restart policy '<name>'`, which clients show. `path` leads to
+/// the name inside the body.
+fn check_restart_policy_name(body: &[u8], path: &[&str]) -> Result<()> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return Ok(()) };
+    let name = path.iter().try_fold(&v, |v, k| v.get(k)).and_then(|n| n.as_str());
+    match name {
+        None | Some("" | "no" | "always" | "unless-stopped" | "on-failure") => Ok(()),
+        Some(other) => Err(Error::InvalidArgument(format!("invalid restart policy '{other}'"))),
     }
 }
 
@@ -107,7 +126,7 @@ async fn list(State(e): State<Arc<Engine>>, Query(q): Query<query::ListContainer
 
 async fn inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<Response> {
     let rec = e.get(&id)?.snapshot();
-    Ok(json(StatusCode::OK, &views::container_inspect(&rec, &e.paths(&rec.id))))
+    Ok(json(StatusCode::OK, &views::container_inspect_json(&rec, &e.paths(&rec.id))))
 }
 
 async fn start(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -223,6 +242,57 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn pause(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    e.pause_container(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unpause(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    e.unpause_container(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rename(
+    State(e): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    Query(q): Query<query::RenameContainer>,
+) -> ApiResult<StatusCode> {
+    e.rename_container(&id, &q.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn top(
+    State(e): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    Query(q): Query<query::TopContainer>,
+) -> ApiResult<Response> {
+    Ok(json(StatusCode::OK, &e.top(&id, q.ps_args.as_deref()).await?))
+}
+
+/// One JSON document per sample, newline-terminated (as dockerd's encoder writes them).
+async fn stats(
+    State(e): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    Query(q): Query<query::Stats>,
+) -> ApiResult<Response> {
+    let rx = e.stats(&id, q.stream, q.one_shot).await?;
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let v = rx.recv().await?;
+        let mut b = serde_json::to_vec(&v).unwrap_or_default();
+        b.push(b'\n');
+        Some((Ok::<_, Infallible>(Bytes::from(b)), rx))
+    });
+    Ok(reply::streaming("application/json", stream))
+}
+
+async fn update(State(e): State<Arc<Engine>>, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
+    let body = reply::read_body(req.into_body()).await?;
+    check_restart_policy_name(&body, &["RestartPolicy", "Name"])?;
+    let u: crate::engine::UpdateRequest = reply::json_body(&body)?;
+    let warnings = e.update_container(&id, u).await?;
+    Ok(json(StatusCode::OK, &berth_api::models::ContainerUpdateResponse { warnings: Some(warnings) }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +341,34 @@ mod tests {
             reply::query(Some("all=1&filters=%7B%22status%22%3A%5B%22exited%22%5D%7D")).unwrap();
         assert!(q.all);
         assert_eq!(q.filters.get("status"), ["exited"]);
+    }
+
+    #[test]
+    fn unknown_restart_policies_are_named() {
+        let e = CreateRequest::decode(None, br#"{"Image":"b","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "invalid restart policy 'sometimes'");
+        assert!(
+            check_restart_policy_name(br#"{"RestartPolicy":{"Name":"always"}}"#, &["RestartPolicy", "Name"]).is_ok()
+        );
+        assert!(check_restart_policy_name(br#"{"RestartPolicy":{"Name":"x"}}"#, &["RestartPolicy", "Name"]).is_err());
+    }
+
+    #[test]
+    fn new_verbs_decode() {
+        let q: query::RenameContainer = reply::query(Some("name=web2")).unwrap();
+        assert_eq!(q.name, "web2");
+        let q: query::TopContainer = reply::query(Some("ps_args=aux")).unwrap();
+        assert_eq!(q.ps_args.as_deref(), Some("aux"));
+        let q: query::Stats = reply::query(None).unwrap();
+        assert!(q.stream && !q.one_shot);
+        let q: query::Stats = reply::query(Some("stream=false&one-shot=true")).unwrap();
+        assert!(!q.stream && q.one_shot);
+        let u: crate::engine::UpdateRequest =
+            reply::json_body(br#"{"Memory":33554432,"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3}}"#)
+                .unwrap();
+        assert_eq!(u.memory, Some(33554432));
+        assert_eq!(u.restart_policy.unwrap().maximum_retry_count, Some(3));
     }
 
     #[test]

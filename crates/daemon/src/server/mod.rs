@@ -12,6 +12,7 @@ mod body;
 pub mod build;
 pub mod conn;
 pub mod containers;
+pub mod events;
 pub mod images;
 pub mod prune;
 pub mod reply;
@@ -41,6 +42,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(volumes::routes())
         .merge(prune::routes())
         .merge(archive::routes())
+        .merge(events::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)
         .with_state(engine)

@@ -1,0 +1,283 @@
+//! A running container's cgroups as files: where they are (from the container's init pid
+//! in `/proc/<pid>/cgroup` and the cgroup mounts in `/proc/self/mountinfo`, so cgroup v1,
+//! v2 and hybrid hosts all work), freezing and thawing them (`pause`), reading their
+//! counters (`stats`), listing their processes (`top`) and changing their limits
+//! (`update`). Plain file reads and writes: safe from the multi-threaded daemon, unlike
+//! libcontainer, which only the shim calls.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The directories of one process's cgroups.
+#[derive(Debug, Clone, Default)]
+pub struct Cgroup {
+    /// cgroup v1: controller name → directory.
+    v1: HashMap<String, PathBuf>,
+    /// cgroup v2 (unified) directory, if the host mounts one and the process is below its root.
+    v2: Option<PathBuf>,
+}
+
+/// Limits to apply to a live cgroup (`update`); `None` leaves a limit as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory limit in bytes (-1: unlimited).
+    pub memory: Option<i64>,
+    /// Memory + swap limit in bytes (-1: unlimited).
+    pub memory_swap: Option<i64>,
+    /// CPU shares (relative weight).
+    pub cpu_shares: Option<i64>,
+    /// CFS quota in µs (-1: unlimited) and period in µs.
+    pub cpu_quota: Option<i64>,
+    /// CFS period in µs.
+    pub cpu_period: Option<i64>,
+    /// Max pids (0 or -1: unlimited).
+    pub pids_limit: Option<i64>,
+}
+
+struct Mount {
+    root: String,
+    point: PathBuf,
+    v2: bool,
+    controllers: Vec<String>,
+}
+
+fn cgroup_mounts() -> io::Result<Vec<Mount>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let v2 = match post[0] {
+            "cgroup2" => true,
+            "cgroup" => false,
+            _ => continue,
+        };
+        let controllers = if v2 {
+            Vec::new()
+        } else {
+            post[2].split(',').filter(|o| !matches!(*o, "rw" | "ro")).map(str::to_owned).collect()
+        };
+        out.push(Mount { root: pre[3].to_owned(), point: PathBuf::from(unescape(pre[4])), v2, controllers });
+    }
+    Ok(out)
+}
+
+/// mountinfo escapes spaces and a few others as octal.
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+fn under(m: &Mount, path: &str) -> PathBuf {
+    let rel = if m.root == "/" { path } else { path.strip_prefix(m.root.as_str()).unwrap_or(path) };
+    m.point.join(rel.trim_start_matches('/'))
+}
+
+impl Cgroup {
+    /// The cgroups of a running process.
+    pub fn of_pid(pid: u32) -> io::Result<Cgroup> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+        let mounts = cgroup_mounts()?;
+        let mut cg = Cgroup::default();
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+            if ctrls.is_empty() {
+                if let Some(m) = mounts.iter().find(|m| m.v2) {
+                    cg.v2 = Some(under(m, path));
+                }
+                continue;
+            }
+            for ctrl in ctrls.split(',') {
+                if let Some(m) = mounts.iter().find(|m| !m.v2 && m.controllers.iter().any(|c| c == ctrl)) {
+                    cg.v1.insert(ctrl.to_owned(), under(m, path));
+                }
+            }
+        }
+        Ok(cg)
+    }
+
+    /// The directory of a v1 controller.
+    pub fn v1(&self, ctrl: &str) -> Option<&Path> {
+        self.v1.get(ctrl).map(PathBuf::as_path)
+    }
+
+    /// The unified directory when the host is v2-only (no v1 controllers in use).
+    pub fn unified(&self) -> Option<&Path> {
+        if self.v1.keys().any(|k| !k.starts_with("name=")) { None } else { self.v2.as_deref() }
+    }
+
+    /// Freezes (or thaws) every process of the cgroup and waits until the kernel says so.
+    pub fn freeze(&self, frozen: bool) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        if let Some(dir) = self.v1("freezer") {
+            let want = if frozen { "FROZEN" } else { "THAWED" };
+            let state = dir.join("freezer.state");
+            loop {
+                std::fs::write(&state, want)?;
+                if std::fs::read_to_string(&state)?.trim() == want {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, format!("freezer stuck before {want}")));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let dir = self
+            .v2
+            .as_deref()
+            .filter(|d| d.join("cgroup.freeze").exists())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no freezer cgroup for this container"))?;
+        std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+        let want = if frozen { "frozen 1" } else { "frozen 0" };
+        loop {
+            if std::fs::read_to_string(dir.join("cgroup.events"))?.lines().any(|l| l.trim() == want) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "cgroup did not freeze"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The pids of every process in the cgroup.
+    pub fn pids(&self) -> io::Result<Vec<u32>> {
+        let dir = self
+            .v1("pids")
+            .or_else(|| self.v1("memory"))
+            .or_else(|| self.v1("freezer"))
+            .or(self.v2.as_deref())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no cgroup for this container"))?;
+        let text = std::fs::read_to_string(dir.join("cgroup.procs"))?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// Applies new limits to the live cgroup.
+    pub fn apply(&self, l: &Limits) -> io::Result<()> {
+        if let Some(dir) = self.unified() {
+            return apply_v2(dir, l);
+        }
+        if let Some(dir) = self.v1("memory") {
+            let mem = l.memory.map(|m| if m <= 0 { -1 } else { m });
+            let swap = l.memory_swap.map(|m| if m <= 0 { -1 } else { m });
+            let has_swap = dir.join("memory.memsw.limit_in_bytes").exists();
+            let set_mem = |v: i64| std::fs::write(dir.join("memory.limit_in_bytes"), v.to_string());
+            let set_swap = |v: i64| match has_swap {
+                true => std::fs::write(dir.join("memory.memsw.limit_in_bytes"), v.to_string()),
+                false => Ok(()),
+            };
+            // memory ≤ memsw always holds in the kernel: raise swap first when growing.
+            match (mem, swap) {
+                (Some(m), Some(s)) => {
+                    if set_swap(s).is_err() {
+                        set_mem(m)?;
+                        set_swap(s)?;
+                    } else {
+                        set_mem(m)?;
+                    }
+                }
+                (Some(m), None) => set_mem(m)?,
+                (None, Some(s)) => set_swap(s)?,
+                (None, None) => {}
+            }
+        }
+        if let Some(dir) = self.v1("cpu") {
+            if let Some(s) = l.cpu_shares.filter(|s| *s > 0) {
+                std::fs::write(dir.join("cpu.shares"), s.to_string())?;
+            }
+            if let Some(p) = l.cpu_period.filter(|p| *p > 0) {
+                std::fs::write(dir.join("cpu.cfs_period_us"), p.to_string())?;
+            }
+            if let Some(q) = l.cpu_quota {
+                std::fs::write(dir.join("cpu.cfs_quota_us"), if q <= 0 { "-1".to_owned() } else { q.to_string() })?;
+            }
+        }
+        if let (Some(dir), Some(p)) = (self.v1("pids"), l.pids_limit) {
+            std::fs::write(dir.join("pids.max"), if p <= 0 { "max".to_owned() } else { p.to_string() })?;
+        }
+        Ok(())
+    }
+}
+
+fn apply_v2(dir: &Path, l: &Limits) -> io::Result<()> {
+    let max = |v: i64| if v <= 0 { "max".to_owned() } else { v.to_string() };
+    if let Some(m) = l.memory {
+        std::fs::write(dir.join("memory.max"), max(m))?;
+    }
+    if let Some(s) = l.memory_swap {
+        // v2 limits swap alone: memory-swap minus memory.
+        let v = match (s, l.memory) {
+            (s, _) if s <= 0 => "max".to_owned(),
+            (s, Some(m)) if m > 0 => (s - m).max(0).to_string(),
+            (s, _) => s.to_string(),
+        };
+        std::fs::write(dir.join("memory.swap.max"), v)?;
+    }
+    if let Some(s) = l.cpu_shares.filter(|s| *s > 0) {
+        // runc's conversion of shares (2..262144) to weight (1..10000).
+        let w = 1 + ((s.clamp(2, 262_144) - 2) * 9999) / 262_142;
+        std::fs::write(dir.join("cpu.weight"), w.to_string())?;
+    }
+    if l.cpu_quota.is_some() || l.cpu_period.is_some() {
+        let cur = std::fs::read_to_string(dir.join("cpu.max")).unwrap_or_default();
+        let mut it = cur.split_whitespace();
+        let (cq, cp) = (it.next().unwrap_or("max").to_owned(), it.next().unwrap_or("100000").to_owned());
+        let q = l.cpu_quota.map_or(cq, max);
+        let p = l.cpu_period.filter(|p| *p > 0).map_or(cp, |p| p.to_string());
+        std::fs::write(dir.join("cpu.max"), format!("{q} {p}"))?;
+    }
+    if let Some(p) = l.pids_limit {
+        std::fs::write(dir.join("pids.max"), max(p))?;
+    }
+    Ok(())
+}
+
+/// Reads a file holding one number (`max` reads as `None`).
+pub fn read_u64(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// Reads a `key value` file (memory.stat, cpu.stat, cpuacct.stat).
+pub fn read_kv(p: &Path) -> HashMap<String, u64> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_owned(), it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cgroups_resolve_to_directories() {
+        let cg = Cgroup::of_pid(std::process::id()).unwrap();
+        // Whatever the host's layout, every path found is a cgroup directory.
+        for d in cg.v1.values().chain(cg.v2.iter()) {
+            assert!(d.join("cgroup.procs").exists(), "{}", d.display());
+        }
+        assert!(!cg.v1.is_empty() || cg.v2.is_some());
+    }
+
+    #[test]
+    fn kv_files_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("memory.stat");
+        std::fs::write(&p, "cache 10\nrss 20\nbogus\n").unwrap();
+        let kv = read_kv(&p);
+        assert_eq!((kv["cache"], kv["rss"], kv.len()), (10, 20, 2));
+        std::fs::write(&p, "max\n").unwrap();
+        assert_eq!(read_u64(&p), None);
+    }
+}
