@@ -177,7 +177,11 @@ impl ApiError {
         let inner = *self.0;
         let errors: Vec<WireError<'_>> =
             inner.errors.iter().map(|(c, d)| WireError { code: c.as_str(), message: c.message(), detail: d }).collect();
-        let body = serde_json::to_vec(&serde_json::json!({ "errors": errors })).unwrap_or_default();
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            errors: Vec<WireError<'a>>,
+        }
+        let body = serde_json::to_vec(&Wire { errors }).unwrap_or_default();
         let mut resp = Response::new(Body::from(body));
         *resp.status_mut() = status;
         resp.headers_mut().extend(inner.headers);
