@@ -142,8 +142,29 @@ pub async fn serve(config: Config) -> Result<Handle, Error> {
     let storage = Arc::new(storage);
     let app = Arc::new(App { storage: storage.clone(), auth, read_only: config.read_only });
     let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(purge_stale_uploads(Arc::downgrade(&storage), rx.clone()));
     let task = tokio::spawn(accept_loop(listener, app, tls.map(tokio_rustls::TlsAcceptor::from), rx, storage));
     Ok(Handle { addr, tls: config.tls.is_some(), shutdown: tx, task })
+}
+
+/// Every hour, removes uploads abandoned for [`storage::UPLOAD_MAX_AGE`] (at start,
+/// [`Storage::open`] already did), until shutdown.
+async fn purge_stale_uploads(storage: std::sync::Weak<Storage>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let Some(st) = storage.upgrade() else { return };
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = st.purge_uploads(storage::UPLOAD_MAX_AGE) {
+                tracing::warn!(error = %e, "purging stale uploads");
+            }
+        })
+        .await;
+    }
 }
 
 async fn accept_loop(

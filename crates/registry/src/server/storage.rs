@@ -102,6 +102,26 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |source| Error::Io { path: path.to_owned(), source }
 }
 
+/// Creates `dir` and its missing parents, fsyncing the parent of each directory it creates,
+/// so that a link or blob renamed into it afterwards survives a power loss with its path.
+fn make_dirs(dir: &Path) -> Result<(), Error> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        make_dirs(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(io_err(dir)(e)),
+    }
+    if let Some(parent) = dir.parent() {
+        fsutil::sync_dir(parent).map_err(io_err(parent))?;
+    }
+    Ok(())
+}
+
 fn not_found(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound
 }
@@ -111,7 +131,7 @@ impl Storage {
     /// crash left, and purges uploads older than [`UPLOAD_MAX_AGE`].
     pub fn open(root: &Path) -> Result<Storage, Error> {
         for d in [root.to_owned(), root.join("blobs/sha256"), root.join("repositories")] {
-            fs::create_dir_all(&d).map_err(io_err(&d))?;
+            make_dirs(&d)?;
         }
         let lock_path = root.join("lock");
         let lock = FileLock::try_lock(&lock_path)
@@ -170,7 +190,7 @@ impl Storage {
     /// Writes a small metadata file crash-safely (temp, fsync, rename, fsync dir).
     fn put_file(path: &Path, data: &[u8]) -> Result<(), Error> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
+            make_dirs(dir)?;
         }
         fsutil::atomic_write_mode(path, data, fsutil::SHARED_FILE).map_err(io_err(path))
     }
@@ -269,7 +289,7 @@ impl Storage {
     pub fn start_upload(&self, name: &str) -> Result<String, Error> {
         let id = super::names::new_upload_id();
         let dir = self.upload_dir(name, &id);
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        make_dirs(&dir)?;
         let data = dir.join("data");
         File::create(&data).map_err(io_err(&data))?;
         fsutil::sync_dir(&dir).map_err(io_err(&dir))?;
@@ -350,7 +370,7 @@ impl Storage {
             let dest = self.blob_path(d);
             if !dest.exists() {
                 let fan = dest.parent().unwrap_or(&self.root);
-                fs::create_dir_all(fan).map_err(io_err(fan))?;
+                make_dirs(fan)?;
                 File::open(&data).and_then(|f| f.sync_all()).map_err(io_err(&data))?;
                 fs::rename(&data, &dest).map_err(io_err(&dest))?;
                 fsutil::sync_dir(fan).map_err(io_err(fan))?;
@@ -519,7 +539,12 @@ impl Storage {
 
     /// Every repository, sorted.
     pub fn repositories(&self) -> Result<Vec<String>, Error> {
-        fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), Error> {
+        self.repo_dirs(&["_layers", "_manifests"])
+    }
+
+    /// The repository directories holding one of `markers` (`_layers`, `_uploads`…), sorted.
+    fn repo_dirs(&self, markers: &[&str]) -> Result<Vec<String>, Error> {
+        fn walk(dir: &Path, prefix: &str, markers: &[&str], out: &mut Vec<String>) -> Result<(), Error> {
             let rd = match fs::read_dir(dir) {
                 Ok(rd) => rd,
                 Err(e) if not_found(&e) => return Ok(()),
@@ -530,7 +555,7 @@ impl Storage {
             for e in rd {
                 let e = e.map_err(io_err(dir))?;
                 let n = e.file_name().to_string_lossy().into_owned();
-                if n == "_layers" || n == "_manifests" {
+                if markers.contains(&n.as_str()) {
                     is_repo = true;
                 } else if !n.starts_with(['_', '.']) && e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                     children.push(n);
@@ -541,12 +566,12 @@ impl Storage {
             }
             for c in children {
                 let p = if prefix.is_empty() { c.clone() } else { format!("{prefix}/{c}") };
-                walk(&dir.join(&c), &p, out)?;
+                walk(&dir.join(&c), &p, markers, out)?;
             }
             Ok(())
         }
         let mut out = Vec::new();
-        walk(&self.root.join("repositories"), "", &mut out)?;
+        walk(&self.root.join("repositories"), "", markers, &mut out)?;
         out.sort();
         Ok(out)
     }
@@ -598,6 +623,36 @@ impl Storage {
         let now = SystemTime::now();
         sweep(&self.root.join("blobs"), now)?;
         sweep(&self.root.join("repositories"), now)
+    }
+
+    /// Removes uploads of every repository untouched for `max_age` (their staged bytes
+    /// unchanged that long), except those being written to now. Safe while serving.
+    pub fn purge_uploads(&self, max_age: Duration) -> Result<usize, Error> {
+        let now = SystemTime::now();
+        let mut purged = 0;
+        for repo in self.repo_dirs(&["_uploads"])? {
+            let dir = self.repo(&repo).join("_uploads");
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            for u in rd.flatten() {
+                let id = u.file_name().to_string_lossy().into_owned();
+                let idle = fs::metadata(u.path().join("data"))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| now.duration_since(m).ok())
+                    .unwrap_or_default();
+                if idle <= max_age {
+                    continue;
+                }
+                // Skip an upload a request holds right now.
+                let slot = self.slot(&id, None);
+                let Ok(_held) = slot.try_lock() else { continue };
+                if self.cancel_upload(&repo, &id)? {
+                    tracing::info!(repository = %repo, upload = %id, "purged a stale upload");
+                    purged += 1;
+                }
+            }
+        }
+        Ok(purged)
     }
 
     /// Checks the storage's invariants and lists every violation: each stored blob's bytes
@@ -735,6 +790,32 @@ mod tests {
         progress_of_repo(&st, "r", &id, b"z");
         assert_eq!(st.commit_upload("r", &id, &d, None).unwrap(), Commit::Done);
         assert!(st.check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn stale_uploads_are_purged_busy_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Storage::open(dir.path()).unwrap();
+        let old = st.start_upload("r").unwrap();
+        let busy = st.start_upload("r").unwrap();
+        let fresh = st.start_upload("r").unwrap();
+        let long_ago = SystemTime::now() - Duration::from_secs(10 * 24 * 3600);
+        for id in [&old, &busy] {
+            let f = File::options().write(true).open(st.upload_dir("r", id).join("data")).unwrap();
+            f.set_modified(long_ago).unwrap();
+        }
+        let slot = st.upload_slot("r", &busy).unwrap();
+        let held = slot.try_lock().unwrap();
+        assert_eq!(st.purge_uploads(UPLOAD_MAX_AGE).unwrap(), 1);
+        drop(held);
+        assert_eq!(st.upload_size("r", &old).unwrap(), None);
+        assert_eq!(st.upload_size("r", &busy).unwrap(), Some(0));
+        assert_eq!(st.upload_size("r", &fresh).unwrap(), Some(0));
+        // At start, stale uploads go too.
+        drop(st);
+        let st = Storage::open(dir.path()).unwrap();
+        assert_eq!(st.upload_size("r", &busy).unwrap(), None);
+        assert_eq!(st.upload_size("r", &fresh).unwrap(), Some(0));
     }
 
     fn progress_of_repo(st: &Storage, repo: &str, id: &str, bytes: &[u8]) {
