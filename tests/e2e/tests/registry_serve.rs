@@ -426,3 +426,111 @@ fn memory_stays_flat_while_a_1_gib_blob_streams_in_and_out() {
         "the blob's bytes are reclaimed"
     );
 }
+
+/// Validates a JSON document against one of the OCI image-spec JSON schemas handed to us
+/// in `shared/testdata/oci-image-schema` (draft-04; every `$ref` resolved to the local
+/// files), with Python's jsonschema.
+const SCHEMA_CHECK: &str = r##"
+import json, os, sys, warnings
+warnings.simplefilter("ignore")
+import jsonschema
+schema_dir, schema_name, instance = sys.argv[1], sys.argv[2], sys.argv[3]
+load = lambda name: json.load(open(os.path.join(schema_dir, name)))
+local = lambda uri: load(uri.split("#")[0].rstrip("/").rsplit("/", 1)[-1])
+schema = load(schema_name)
+resolver = jsonschema.RefResolver(schema["id"], schema, handlers={"https": local, "http": local})
+jsonschema.Draft4Validator(schema, resolver=resolver).validate(json.load(open(instance)))
+"##;
+
+fn oci_schemas() -> std::path::PathBuf {
+    let root = berth_e2e::repo_root();
+    let found = [root.join("../shared"), root.join("../../shared")]
+        .into_iter()
+        .map(|s| s.join("testdata/oci-image-schema"))
+        .find(|p| p.is_dir());
+    found.expect("the OCI image schemas are missing: expected shared/testdata/oci-image-schema beside the project root")
+}
+
+#[track_caller]
+fn assert_schema_valid(schema: &str, doc: &[u8], scratch: &Path) {
+    let file = scratch.join("doc.json");
+    std::fs::write(&file, doc).unwrap();
+    let out = Command::new("python3")
+        .args(["-c", SCHEMA_CHECK])
+        .arg(oci_schemas())
+        .arg(schema)
+        .arg(&file)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{schema}: {}\n{}", text(&out.stderr), text(doc));
+}
+
+#[test]
+fn referrers_listing_is_a_valid_oci_index() {
+    let reg = Registry::start(&[]);
+    let layout = reg.dir.path().join("layout");
+    let digest = busybox_oci_layout(&layout);
+    let base = format!("http://{}/v2/e2e/art", reg.host());
+    ok(&skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:latest", layout.display()),
+        &format!("docker://{}/e2e/art:1", reg.host()),
+    ]));
+    let image = Command::new("curl").args(["-sS", "-f", &format!("{base}/manifests/1")]).output().unwrap();
+    assert_schema_valid("image-manifest-schema.json", &image.stdout, reg.dir.path());
+
+    // An SBOM-like artifact about the image: the empty config, one layer, a subject.
+    let push = |data: &[u8]| {
+        let d = format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)));
+        let f = reg.dir.path().join("blob");
+        std::fs::write(&f, data).unwrap();
+        let r = curl(&[
+            "-i",
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!("@{}", f.display()),
+            &format!("{base}/blobs/uploads/?digest={d}"),
+        ]);
+        assert_eq!(status(&r), 201, "{}", text(&r.stdout));
+        (d, data.len())
+    };
+    let (empty, _) = push(b"{}");
+    let (sbom, sbom_len) = push(b"{\"packages\":[\"busybox\"]}");
+    let artifact = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.sbom.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/vnd.example.sbom.v1+json", "digest": sbom, "size": sbom_len}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": image.stdout.len()},
+        "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"}
+    });
+    let bytes = serde_json::to_vec(&artifact).unwrap();
+    assert_schema_valid("image-manifest-schema.json", &bytes, reg.dir.path());
+    let art_digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+    let f = reg.dir.path().join("artifact.json");
+    std::fs::write(&f, &bytes).unwrap();
+    let r = curl(&[
+        "-i",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &format!("@{}", f.display()),
+        &format!("{base}/manifests/{art_digest}"),
+    ]);
+    assert_eq!(status(&r), 201, "{}", text(&r.stdout));
+    assert_eq!(header(&r, "oci-subject").as_deref(), Some(digest.as_str()));
+
+    let listing = Command::new("curl").args(["-sS", "-f", &format!("{base}/referrers/{digest}")]).output().unwrap();
+    assert_schema_valid("image-index-schema.json", &listing.stdout, reg.dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&listing.stdout).unwrap();
+    assert_eq!(v["manifests"][0]["digest"], art_digest);
+    assert_eq!(v["manifests"][0]["artifactType"], "application/vnd.example.sbom.v1+json");
+    // skopeo still sees the image itself unchanged.
+    let inspect = ok(&skopeo(&["inspect", "--tls-verify=false", &format!("docker://{}/e2e/art:1", reg.host())]));
+    assert!(inspect.contains(&digest));
+}
