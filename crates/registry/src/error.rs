@@ -37,6 +37,15 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The htpasswd file could not be read.
+    #[error("htpasswd file {path}: {source}")]
+    Htpasswd {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Another `berth registry serve` holds the storage root.
     #[error("storage root {0} is in use by another berth registry")]
     RootInUse(PathBuf),

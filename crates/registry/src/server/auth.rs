@@ -67,7 +67,7 @@ impl Htpasswd {
 
     /// Reads the file again if it changed since it was last read.
     fn refresh(&self) -> Result<(), Error> {
-        let io = |source| Error::Io { path: self.path.clone(), source };
+        let io = |source| Error::Htpasswd { path: self.path.clone(), source };
         let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).map_err(io)?;
         let mut l = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if l.modified == Some(modified) {

@@ -63,6 +63,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             e.into_response()
         }
     };
+    tracing::info!(%method, %path, status = resp.status().as_u16(), "request");
     resp.headers_mut().insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
     resp
 }
@@ -409,8 +410,8 @@ fn byte_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
 
 async fn get_blob(st: Arc<Storage>, name: String, digest: String, headers: &HeaderMap, head: bool) -> Reply {
     let d = parse_digest(&digest)?;
-    let dd = d.clone();
-    let Some((mut file, len)) = blocking(move || st.open_blob(&name, &dd)).await? else {
+    let (dd, st2) = (d.clone(), st.clone());
+    let Some((mut file, len)) = blocking(move || st2.open_blob(&name, &dd)).await? else {
         return Err(ApiError::detail(Code::BlobUnknown, d.to_string()));
     };
     let range = match byte_range(headers, len) {
@@ -427,8 +428,8 @@ async fn get_blob(st: Arc<Storage>, name: String, digest: String, headers: &Head
     let body = if head {
         Body::empty()
     } else {
-        let path = st_blob_path_hint(&d);
-        file.seek(SeekFrom::Start(start)).map_err(|source| ApiError::from(Error::Io { path, source }))?;
+        file.seek(SeekFrom::Start(start))
+            .map_err(|source| ApiError::from(Error::Io { path: st.blob_path(&d), source }))?;
         let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), count);
         Body::from_stream(tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10))
     };
@@ -444,11 +445,6 @@ async fn get_blob(st: Arc<Storage>, name: String, digest: String, headers: &Head
         set(&mut resp, header::CONTENT_RANGE, &format!("bytes {a}-{b}/{len}"));
     }
     Ok(resp)
-}
-
-/// The blob's name for error messages (the storage root is not known here).
-fn st_blob_path_hint(d: &Digest) -> std::path::PathBuf {
-    std::path::PathBuf::from(format!("blobs/sha256/{}/{}", &d.hex()[..2], d.hex()))
 }
 
 async fn delete_blob(st: Arc<Storage>, name: String, digest: String) -> Reply {

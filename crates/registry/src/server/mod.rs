@@ -125,16 +125,17 @@ fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, Erro
 /// listens. Errors: the root cannot be opened or is in use, the htpasswd file or the TLS
 /// files cannot be read, the address cannot be bound.
 pub async fn serve(config: Config) -> Result<Handle, Error> {
+    // Everything that can be wrong in the configuration is found before anything is made.
     let addr = resolve_addr(&config.addr).await?;
-    let root = config.root.clone();
-    let storage = tokio::task::spawn_blocking(move || Storage::open(&root))
-        .await
-        .map_err(|e| Error::Io { path: config.root.clone(), source: std::io::Error::other(e) })??;
     let auth = config.htpasswd.as_deref().map(auth::Htpasswd::load).transpose()?.map(Arc::new);
     let tls = config.tls.as_ref().map(|(c, k)| tls_config(c, k)).transpose()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Listen { addr: config.addr.clone(), source })?;
+    let root = config.root.clone();
+    let storage = tokio::task::spawn_blocking(move || Storage::open(&root))
+        .await
+        .map_err(|e| Error::Io { path: config.root.clone(), source: std::io::Error::other(e) })??;
     let addr = listener.local_addr().map_err(|source| Error::Listen { addr: config.addr.clone(), source })?;
     if !addr.ip().is_loopback() && (tls.is_none() || auth.is_none()) {
         tracing::warn!(%addr, "listening beyond loopback without TLS and authentication: anyone who can reach it can read (and push)");
