@@ -37,8 +37,8 @@ fn status(out: &Output) -> u16 {
     t.lines().next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-/// The storage's invariants, checked from outside: every blob hashes to its name, every
-/// link names a stored blob, no temp file is left.
+/// The storage's invariants, checked from outside: every blob hashes to its name and is
+/// linked by some repository, every link names a stored blob, no temp file is left.
 fn check_storage(root: &Path) {
     fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -51,6 +51,14 @@ fn check_storage(root: &Path) {
     }
     let mut files = Vec::new();
     walk(root, &mut files);
+    let linked: std::collections::HashSet<String> = files
+        .iter()
+        .filter(|f| {
+            let p = f.to_string_lossy();
+            p.contains("/_layers/sha256/") || p.contains("/_manifests/revisions/sha256/")
+        })
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         assert!(!name.starts_with(".tmp-"), "temp file left: {}", f.display());
@@ -58,6 +66,7 @@ fn check_storage(root: &Path) {
         if rel.starts_with("blobs/") {
             let data = std::fs::read(f).unwrap();
             assert_eq!(hex::encode(sha2::Sha256::digest(&data)), name, "blob {rel} does not match its name");
+            assert!(linked.contains(&name), "blob {rel} is linked by no repository");
         } else if rel.contains("/_layers/sha256/") || rel.contains("/_manifests/revisions/sha256/") {
             let blob = root.join("blobs/sha256").join(&name[..2]).join(&name);
             assert!(blob.is_file(), "{rel} names no stored blob");

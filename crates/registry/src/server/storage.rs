@@ -140,6 +140,10 @@ impl Storage {
         let st =
             Storage { root: root.to_owned(), meta: Mutex::new(()), uploads: Mutex::new(HashMap::new()), _lock: lock };
         st.recover()?;
+        let orphans = st.reclaim_orphans()?;
+        if orphans > 0 {
+            tracing::info!(orphans, "removed blobs no repository links (left by an interrupted upload or delete)");
+        }
         Ok(st)
     }
 
@@ -578,6 +582,52 @@ impl Storage {
 
     // ---- start-up and checking ----
 
+    /// Every digest some repository links, as a layer or as a manifest.
+    fn linked(&self) -> Result<std::collections::HashSet<String>, Error> {
+        let mut linked = std::collections::HashSet::new();
+        for repo in self.repositories()? {
+            for dir in [self.repo(&repo).join("_layers/sha256"), self.repo(&repo).join("_manifests/revisions/sha256")] {
+                let Ok(rd) = fs::read_dir(&dir) else { continue };
+                for e in rd {
+                    linked.insert(e.map_err(io_err(&dir))?.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        Ok(linked)
+    }
+
+    /// The stored blobs, as (hex, path).
+    fn stored_blobs(&self) -> Result<Vec<(String, PathBuf)>, Error> {
+        let blobs = self.root.join("blobs/sha256");
+        let mut out = Vec::new();
+        for fan in fs::read_dir(&blobs).map_err(io_err(&blobs))? {
+            let fan = fan.map_err(io_err(&blobs))?.path();
+            if !fan.is_dir() {
+                continue;
+            }
+            for b in fs::read_dir(&fan).map_err(io_err(&fan))? {
+                let b = b.map_err(io_err(&fan))?;
+                out.push((b.file_name().to_string_lossy().into_owned(), b.path()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes blobs that no repository links: a crash between moving an upload into
+    /// place and linking it, or between unlinking and removing, leaves such bytes, which no
+    /// request can reach. Only at start, while the root's lock keeps everyone else out.
+    fn reclaim_orphans(&self) -> Result<usize, Error> {
+        let linked = self.linked()?;
+        let mut removed = 0;
+        for (hex, path) in self.stored_blobs()? {
+            if !hex.starts_with('.') && !linked.contains(&hex) {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes what a crash can leave behind: temp files of interrupted renames anywhere,
     /// and uploads nobody touched for [`UPLOAD_MAX_AGE`]. Staged uploads younger than that
     /// stay: a client may resume them.
@@ -662,22 +712,23 @@ impl Storage {
     pub fn check(&self) -> Result<Vec<Finding>, Error> {
         let _g = self.meta();
         let mut findings = Vec::new();
-        let blobs = self.root.join("blobs/sha256");
-        for fan in fs::read_dir(&blobs).map_err(io_err(&blobs))? {
-            let fan = fan.map_err(io_err(&blobs))?.path();
-            for b in fs::read_dir(&fan).map_err(io_err(&fan))? {
-                let b = b.map_err(io_err(&fan))?;
-                let n = b.file_name().to_string_lossy().into_owned();
-                let Ok(d) = Digest::from_hex(&n) else {
-                    findings.push(format!("stray file {}", b.path().display()));
-                    continue;
-                };
-                let mut f = File::open(b.path()).map_err(io_err(&b.path()))?;
-                let mut h = sha2::Sha256::new();
-                io::copy(&mut f, &mut h).map_err(io_err(&b.path()))?;
-                if Digest::from_hasher(h) != d {
-                    findings.push(format!("blob {d} does not match its digest"));
-                }
+        let linked = self.linked()?;
+        for (n, path) in self.stored_blobs()? {
+            if n.starts_with(".tmp-") {
+                continue; // reported below with every temp file
+            }
+            let Ok(d) = Digest::from_hex(&n) else {
+                findings.push(format!("stray file {}", path.display()));
+                continue;
+            };
+            let mut f = File::open(&path).map_err(io_err(&path))?;
+            let mut h = sha2::Sha256::new();
+            io::copy(&mut f, &mut h).map_err(io_err(&path))?;
+            if Digest::from_hasher(h) != d {
+                findings.push(format!("blob {d} does not match its digest"));
+            }
+            if !linked.contains(&n) {
+                findings.push(format!("blob {d} is linked by no repository"));
             }
         }
         for repo in self.repositories()? {
@@ -789,6 +840,25 @@ mod tests {
         assert_eq!(st.blob_size("r", &d).unwrap(), None);
         progress_of_repo(&st, "r", &id, b"z");
         assert_eq!(st.commit_upload("r", &id, &d, None).unwrap(), Commit::Done);
+        assert!(st.check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn bytes_no_link_names_are_reclaimed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Digest::of(b"orphan");
+        {
+            let st = Storage::open(dir.path()).unwrap();
+            let kept = st.start_upload("r").unwrap();
+            progress_of_repo(&st, "r", &kept, b"kept");
+            assert_eq!(st.commit_upload("r", &kept, &Digest::of(b"kept"), None).unwrap(), Commit::Done);
+            // As a crash between the rename into blobs/ and the link leaves it.
+            Storage::put_file(&st.blob_path(&d), b"orphan").unwrap();
+            assert_eq!(st.check().unwrap(), [format!("blob {d} is linked by no repository")]);
+        }
+        let st = Storage::open(dir.path()).unwrap();
+        assert!(!st.blob_path(&d).exists());
+        assert_eq!(st.blob_size("r", &Digest::of(b"kept")).unwrap(), Some(4));
         assert!(st.check().unwrap().is_empty());
     }
 
