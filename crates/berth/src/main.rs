@@ -1,5 +1,6 @@
 //! The `berth` binary: one executable for the CLI, the daemon (`berth daemon`) and the
-//! per-container shim (`berth shim`, started by the daemon, not by users).
+//! per-container shim (`berth shim`, started by the daemon, not by users) and the registry
+//! server (`berth registry serve`).
 
 use std::process::ExitCode;
 
@@ -12,6 +13,11 @@ fn main() -> ExitCode {
         // The shim must start single-threaded: libcontainer forks and changes the process
         // cwd, which is unsafe once other threads exist.
         Some("shim") => berth_runtime::shim::main(&rest[1..]),
+        // The registry server runs in this process, not behind a daemon: it is a daemon of
+        // its own, and the CLI crate may not link server code.
+        Some("registry") if rest.get(1).map(String::as_str) == Some("serve") => {
+            berth_registry::server::main(&rest[2..])
+        }
         _ => berth_cli::main(rest),
     };
     ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1))

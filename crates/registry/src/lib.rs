@@ -8,5 +8,6 @@
 //! (docs/ARCHITECTURE.md).
 
 pub mod error;
+pub mod server;
 
 pub use error::Error;

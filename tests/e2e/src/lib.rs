@@ -3,6 +3,8 @@
 //! down (containers, mounts, shims, daemon) even when a test fails. At the end of every
 //! daemon's life `berth system check` must find nothing wrong in its data root.
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
