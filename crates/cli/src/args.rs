@@ -21,7 +21,7 @@ pub fn expand_management(args: &[String]) -> Vec<String> {
         ("container", "ls" | "list" | "ps") => &["ps"],
         ("container", "rm" | "remove") => &["rm"],
         ("container", "inspect") => &["inspect", "--type", "container"],
-        ("container", v @ ("run" | "create" | "start" | "stop" | "kill" | "wait" | "logs")) => {
+        ("container", v @ ("run" | "create" | "start" | "stop" | "kill" | "wait" | "logs" | "exec" | "attach")) => {
             return args[..i].iter().cloned().chain([v.to_owned()]).chain(args[i + 2..].iter().cloned()).collect();
         }
         ("system", "info") => &["info"],
@@ -100,12 +100,12 @@ pub(crate) fn report_clap_error(e: clap::Error, args: &[String]) -> i32 {
     125
 }
 
-/// Docker stops parsing `run`/`create` flags at the image: everything after it is the
+/// Docker stops parsing `run`/`create` flags at the image (`exec`'s at the container): everything after it is the
 /// command. clap cannot stop at a positional, so a `--` is inserted right after the image.
 pub fn separate_command(args: &[String]) -> Vec<String> {
     use clap::CommandFactory;
     let top = Cli::command();
-    let Some(sub_at) = args.iter().position(|a| a == "run" || a == "create") else {
+    let Some(sub_at) = args.iter().position(|a| a == "run" || a == "create" || a == "exec") else {
         return args.to_vec();
     };
     // Only when run/create is the subcommand, not a value of a global flag.

@@ -63,6 +63,10 @@ pub enum Cmd {
     Logs(commands::container::LogsArgs),
     /// Remove one or more containers
     Rm(commands::container::RmArgs),
+    /// Execute a command in a running container
+    Exec(commands::exec::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(commands::exec::AttachArgs),
     /// List containers
     Ps(commands::container::PsArgs),
     /// List images
@@ -139,6 +143,8 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::Wait(a) => commands::container::wait(&client, a).await,
         Cmd::Logs(a) => commands::container::logs(&client, a).await,
         Cmd::Rm(a) => commands::container::rm(&client, a).await,
+        Cmd::Exec(a) => commands::exec::exec(&client, a).await,
+        Cmd::Attach(a) => commands::exec::attach(&client, a).await,
         Cmd::Ps(a) => commands::container::ps(&client, a).await,
         Cmd::Images(a) => commands::image::images(&client, a).await,
         Cmd::Rmi(a) => commands::image::rmi(&client, a).await,

@@ -10,6 +10,17 @@ pub enum Error {
     /// No container matches the name or id.
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    /// No exec instance has this id (Docker's wording).
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
+    /// An exec's process could not be started: its command cannot be executed (127/126),
+    /// or the container's shim refused. The runtime's wording, as dockerd passes it on.
+    #[error("OCI runtime exec failed: exec failed: unable to start container process: {source}: unknown")]
+    ExecFailed {
+        /// What the shim reported.
+        #[source]
+        source: berth_runtime::Error,
+    },
     /// A name, state or reference conflict, with Docker's full message.
     #[error("{0}")]
     Conflict(String),
@@ -106,7 +117,8 @@ impl Error {
     /// The class of failure, for the HTTP status.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NoSuchContainer(_) => ErrorKind::NotFound,
+            Error::NoSuchContainer(_) | Error::NoSuchExec(_) => ErrorKind::NotFound,
+            Error::ExecFailed { .. } => ErrorKind::InvalidArgument,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::InvalidArgument(_) | Error::Config(_) | Error::StartFailed { .. } => ErrorKind::InvalidArgument,
             Error::NotModified(_) => ErrorKind::NotModified,

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod container;
+pub mod exec;
 pub mod image;
 pub mod run;
 pub mod system;

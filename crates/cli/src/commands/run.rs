@@ -497,12 +497,12 @@ impl From<ClientError> for Attached {
 }
 
 /// Puts the local terminal in raw mode and restores it when dropped (every exit path).
-struct RawGuard {
+pub(crate) struct RawGuard {
     saved: rustix::termios::Termios,
 }
 
 impl RawGuard {
-    fn new() -> Option<RawGuard> {
+    pub(crate) fn new() -> Option<RawGuard> {
         let fd = std::io::stdin();
         if !rustix::termios::isatty(fd.as_fd()) {
             return None;
@@ -522,7 +522,7 @@ impl Drop for RawGuard {
     }
 }
 
-fn window_size() -> Option<(u16, u16)> {
+pub(crate) fn window_size() -> Option<(u16, u16)> {
     let ws = rustix::termios::tcgetwinsize(std::io::stdout().as_fd())
         .or_else(|_| rustix::termios::tcgetwinsize(std::io::stdin().as_fd()))
         .ok()?;

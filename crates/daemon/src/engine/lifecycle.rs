@@ -124,6 +124,7 @@ impl Engine {
         let engine = self.clone();
         let c2 = c.clone();
         tokio::spawn(async move { engine.monitor(c2, events).await });
+        self.start_health_monitor(c);
         Ok(())
     }
 
@@ -398,6 +399,8 @@ impl Engine {
         }
         self.store.delete(&c.id)?;
         self.forget(&c.id);
+        self.forget_execs(&c.id);
+        self.forget_health(&c.id);
         c.events.send_modify(|e| e.removed = true);
         Ok(())
     }
@@ -438,6 +441,7 @@ impl Engine {
                     Ok(shim) => {
                         let (control, events) = shim.split();
                         *c.control.lock().await = Some(control);
+                        self.start_health_monitor(&c);
                         let engine = self.clone();
                         tokio::spawn(async move { engine.monitor(c, events).await });
                         tracing::info!(container = %rec.id, "reattached to running container");

@@ -5,6 +5,8 @@
 mod build;
 mod check;
 mod create;
+mod exec;
+mod health;
 mod images;
 mod io;
 mod lifecycle;
@@ -28,8 +30,10 @@ use crate::record::{ContainerRecord, Status};
 use crate::store::Store;
 use traits::{RootfsStore, ShimLauncher, ShimProcesses};
 
+pub use berth_api::detach::DetachKeys;
 pub use build::{ContextSource, PruneReport};
 pub use check::{Finding, FindingKind};
+pub use exec::{ExecOptions, ExecSession, ExecState};
 pub use images::{DiskUsage, ImageUsage};
 pub use io::{AttachSlot, AttachStreams, LogOptions};
 pub use lifecycle::WaitCondition;
@@ -107,6 +111,10 @@ pub struct Engine {
     pub images: Arc<ImageStore>,
     store: Store,
     containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// Exec instances by id.
+    execs: RwLock<HashMap<String, Arc<ExecSession>>>,
+    /// Health-check state of containers with a healthcheck, by container id.
+    health: Mutex<HashMap<String, berth_api::models::Health>>,
     /// Starts container shims.
     launcher: Arc<dyn ShimLauncher>,
     /// Mounts container roots.
@@ -173,6 +181,8 @@ impl Engine {
             images,
             store,
             containers: RwLock::new(HashMap::new()),
+            execs: RwLock::new(HashMap::new()),
+            health: Mutex::new(HashMap::new()),
             launcher,
             rootfs,
             exe,

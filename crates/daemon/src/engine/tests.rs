@@ -283,7 +283,7 @@ async fn a_start_that_overtakes_the_attach_upgrade_loses_no_output() {
     // The upgrade resolves only after the start is under way.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let (ours, mut theirs) = tokio::io::duplex(4096);
-    e.attach(c.clone(), streams, Box::new(ours), slot).await;
+    e.attach(c.clone(), streams.clone(), Box::new(ours), slot).await;
     within(start).await.unwrap().unwrap();
     let mut got = Vec::new();
     within(theirs.read_to_end(&mut got)).await.unwrap();

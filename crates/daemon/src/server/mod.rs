@@ -11,6 +11,7 @@ mod body;
 pub mod build;
 pub mod conn;
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod reply;
 pub mod system;
@@ -33,6 +34,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(containers::routes())
+        .merge(exec::routes())
         .merge(images::routes())
         .merge(build::routes())
         .fallback(page_not_found)
