@@ -87,7 +87,7 @@ pub(crate) fn report_clap_error(e: clap::Error, args: &[String]) -> i32 {
             let sub = subcommand_name(args).unwrap_or_default();
             err_line(&format!("berth: unknown command: berth {sub}"));
             err_line("");
-            err_line("Run 'berth --help' for more usage");
+            err_line("Run 'berth --help' for more information");
             return 1;
         }
         _ => {

@@ -174,3 +174,66 @@ fn an_exec_outlives_a_killed_daemon() {
         .unwrap_or_default();
     assert!(codes.iter().any(|c| c.contains("\"code\":0")), "{codes:?}");
 }
+
+/// `logs` right after `start` of a short container holds its output, every time: the
+/// start is answered once the command has run far enough to settle, its output logged.
+#[test]
+fn logs_right_after_start_never_miss_output() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let mut missed = Vec::new();
+    for i in 0..100 {
+        let id = ok(&d.berth(&["create", "busybox", "echo", &format!("line {i}")]));
+        ok(&d.berth(&["start", id.trim()]));
+        let logs = ok(&d.berth(&["logs", id.trim()]));
+        if logs != format!("line {i}\n") {
+            missed.push((i, logs));
+        }
+        ok(&d.berth(&["rm", "-f", id.trim()]));
+    }
+    assert!(missed.is_empty(), "{} of 100 missed: {missed:?}", missed.len());
+}
+
+/// A command that lives on a bind mount is found as the runtime sees the container's
+/// mounts (Docker's 127 still applies to what is found nowhere).
+#[test]
+fn a_command_on_a_mount_runs() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let tools = d.dir.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::copy("/bin/busybox", tools.join("busybox")).unwrap();
+    let bind = format!("{}:/hb:ro", tools.display());
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "-v", &bind, "busybox", "/hb/busybox", "echo", "from-mount"])),
+        "from-mount\n"
+    );
+    let out = d.berth(&["run", "--rm", "-v", &bind, "-e", "PATH=/hb:/bin", "busybox", "busybox", "true"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = d.berth(&["run", "--rm", "-v", &bind, "busybox", "/hb/nope"]);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no such file or directory"), "{}", text(&out.stderr));
+    // exec too.
+    ok(&d.berth(&["run", "-d", "--name", "mnt", "-v", &bind, "busybox", "sleep", "100"]));
+    assert_eq!(ok(&d.berth(&["exec", "mnt", "/hb/busybox", "echo", "exec-mount"])), "exec-mount\n");
+}
+
+/// An unknown command is refused in docker's words, exit 1.
+#[test]
+fn unknown_commands_say_so_as_docker_does() {
+    let d = Daemon::start();
+    let out = d.berth(&["frobnicate", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "berth: unknown command: berth frobnicate\n\nRun 'berth --help' for more information\n"
+    );
+    if have_docker() {
+        let out = d.docker(&["frobnicate", "x"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            text(&out.stderr),
+            "docker: unknown command: docker frobnicate\n\nRun 'docker --help' for more information\n"
+        );
+    }
+}

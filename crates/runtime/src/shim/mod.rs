@@ -700,6 +700,7 @@ impl Shim {
                         return;
                     }
                     self.started = true;
+                    self.settle_after_start();
                 }
                 let pid = self.init_pid.as_raw_nonzero().get() as u32;
                 self.reply(i, ShimFrame::Started { pid });
@@ -870,7 +871,55 @@ impl Shim {
     }
 }
 
+/// How long a start waits for the container's process to settle (see
+/// [`Shim::settle_after_start`]); a process still computing after this is left to run.
+const SETTLE_LIMIT: Duration = Duration::from_millis(250);
+
 impl Shim {
+    /// Holds the answer to Start until the container's command has begun and settled: it
+    /// has exec'd (its `/proc/<pid>/exe` is no longer this binary, whose clone libcontainer's
+    /// init is) and then exited, blocked (sleeping, waiting on I/O) or written output, which
+    /// is read into the log here. libcontainer's start returns when it has signalled the
+    /// init, before the command runs, so without this a `logs` right after `start` of a
+    /// short container found nothing about one time in ten.
+    fn settle_after_start(&mut self) {
+        let deadline = Instant::now() + SETTLE_LIMIT;
+        let own = std::fs::read_link("/proc/self/exe").ok();
+        let pid = self.init_pid.as_raw_nonzero().get();
+        let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+        loop {
+            let mut fds = vec![PollFd::new(&self.pidfd, PollFlags::IN)];
+            let exited = matches!(rustix::event::poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0);
+            drop(fds);
+            if exited {
+                break;
+            }
+            let now_exe = std::fs::read_link(&exe).ok();
+            if now_exe.is_some() && now_exe != own {
+                // The state is the field after the parenthesised command name.
+                let state = std::fs::read_to_string(&stat)
+                    .ok()
+                    .and_then(|s| s.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next()));
+                // Running (R) or in uninterruptible sleep (D: loading its pages) is not settled.
+                if !matches!(state, Some('R' | 'D')) || self.has_more(Stream::Stdout) || self.has_more(Stream::Stderr) {
+                    break;
+                }
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // What it wrote so far goes to the log before the start is answered.
+        if self.has_more(Stream::Stdout) {
+            self.read_output(Stream::Stdout);
+        }
+        if self.has_more(Stream::Stderr) {
+            self.read_output(Stream::Stderr);
+        }
+    }
+
     /// The exec that connection `i` runs, as an index into `execs`.
     fn exec_of(&self, i: usize) -> Option<usize> {
         let id = self.clients.get(i)?.id;
