@@ -119,6 +119,8 @@ pub fn separate_command(args: &[String]) -> Vec<String> {
         sub.get_arguments().any(|a| {
             (a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name)))
                 && a.get_action().takes_values()
+                // `--init[=false]` takes its value only after `=`.
+                && !a.is_require_equals_set()
         })
     };
     let takes_short = |c: char| sub.get_arguments().any(|a| a.get_short() == Some(c) && a.get_action().takes_values());

@@ -193,6 +193,12 @@ mod tests {
         let c = parse(&["run", "-e", "X=1", "--name=a", "-it", "-u", "0", "img", "--", "x"]).unwrap();
         let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
         assert_eq!((r.image.as_str(), r.command.clone()), ("img", vec!["--".to_owned(), "x".to_owned()]));
+        let c = parse(&["run", "--init", "img", "ps"]).unwrap();
+        let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
+        assert_eq!((r.init, r.image.as_str(), r.command.clone()), (Some(true), "img", vec!["ps".to_owned()]));
+        let c = parse(&["run", "--init=false", "img"]).unwrap();
+        let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
+        assert_eq!(r.init, Some(false));
         let c = parse(&["run", "-ite", "A=1", "img", "echo", "-n", "hi"]).unwrap();
         let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
         assert_eq!(

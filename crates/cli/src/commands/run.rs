@@ -80,8 +80,8 @@ pub struct RunArgs {
     #[arg(long = "expose")]
     pub expose: Vec<String>,
     /// Run an init inside the container that forwards signals and reaps processes
-    #[arg(long = "init")]
-    pub init: bool,
+    #[arg(long = "init", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub init: Option<bool>,
     /// IPC mode to use
     #[arg(long = "ipc")]
     pub ipc: Option<String>,
@@ -271,7 +271,7 @@ pub fn build_create(
         network_mode: a.network.clone(),
         port_bindings: if bindings.is_empty() { None } else { Some(bindings) },
         publish_all_ports: Some(a.publish_all),
-        init: if a.init { Some(true) } else { None },
+        init: a.init,
         ipc_mode: a.ipc.clone(),
         pid_mode: a.pid.clone(),
         privileged: Some(a.privileged),

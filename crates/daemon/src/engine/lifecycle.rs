@@ -186,7 +186,11 @@ impl Engine {
         dir: &Path,
         rootfs: &Path,
     ) -> Result<berth_runtime::shim::ShimOptions> {
-        let opts = super::sandbox::for_container(rec, dir, rootfs)?;
+        let mut opts = super::sandbox::for_container(rec, dir, rootfs)?;
+        // `--init` (or daemon.json's `init`, which `--init=false` overrides).
+        if rec.host_config.init.unwrap_or(self.cfg.init) {
+            opts.init = Some(self.cfg.exec_root.join(berth_runtime::init::FILE_NAME));
+        }
         let spec = berth_runtime::spec::generate(&opts)?;
         let json = serde_json::to_vec_pretty(&spec).map_err(|source| Error::Encode { what: "OCI spec", source })?;
         berth_base::fsutil::atomic_write(&dir.join("config.json"), &json)

@@ -149,6 +149,8 @@ impl Engine {
             berth_base::fsutil::create_dir_mode(&d, berth_base::fsutil::PRIVATE_DIR)
                 .map_err(|e| Error::io(format!("create {}", d.display()), e))?;
         }
+        // The `--init` executable, which containers bind-mount from here.
+        berth_runtime::init::install(&cfg.exec_root)?;
         let lock_path = cfg.data_root.join("lock");
         let lock = FileLock::try_lock(&lock_path)
             .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?
