@@ -5,6 +5,7 @@
 pub mod build;
 pub mod container;
 pub mod exec;
+pub mod health;
 pub mod image;
 pub mod run;
 pub mod system;

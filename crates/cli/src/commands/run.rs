@@ -151,6 +151,9 @@ pub struct RunArgs {
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short = 'a', long = "attach")]
     pub attach: Vec<String>,
+    /// The health-check flags.
+    #[command(flatten)]
+    pub health: crate::commands::health::HealthArgs,
     /// Image.
     pub image: String,
     /// Command and its arguments: everything after the image.
@@ -312,6 +315,7 @@ pub fn build_create(
         labels: if labels.is_empty() { None } else { Some(labels) },
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
+        healthcheck: a.health.config()?,
         host_config: Some(host),
         ..Default::default()
     };
