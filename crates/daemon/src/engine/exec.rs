@@ -432,8 +432,23 @@ impl Engine {
     }
 
     /// `POST /exec/{id}/resize`.
+    /// A resize that arrives while the exec is still starting waits for it (up to 10 s,
+    /// as dockerd waits), since clients send it right after the start.
     pub async fn resize_exec(&self, id: &str, rows: u16, cols: u16) -> Result<()> {
         let s = self.exec_session(id)?;
+        let claimed = *s.started.lock().unwrap_or_else(|p| p.into_inner());
+        if claimed {
+            let mut done = s.done.subscribe();
+            let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                while s.control.lock().await.is_none() && done.borrow_and_update().is_none() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                        _ = done.changed() => {}
+                    }
+                }
+            })
+            .await;
+        }
         let mut ctl = s.control.lock().await;
         match ctl.as_mut() {
             Some(c) => Ok(c.resize(rows, cols).await?),
