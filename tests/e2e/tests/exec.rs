@@ -50,6 +50,15 @@ fn exec_with_our_cli() {
         "id -u; id -g; pwd; echo $FROM_RUN",
     ]));
     assert_eq!(out, "1000\n1000\n/tmp\n2\n");
+    // --privileged gives every capability; without it the container's set applies.
+    let caps = |args: &[&str]| {
+        let out = ok(&d.berth(args));
+        u64::from_str_radix(out.trim().rsplit('\t').next().unwrap_or("").trim(), 16).unwrap()
+    };
+    let plain = caps(&["exec", "box", "sh", "-c", "grep CapEff /proc/self/status"]);
+    let full = caps(&["exec", "--privileged", "box", "sh", "-c", "grep CapEff /proc/self/status"]);
+    assert!(full.count_ones() > plain.count_ones() && full & plain == plain, "{plain:x} {full:x}");
+    assert_eq!(plain & (1 << 21), 0, "no CAP_SYS_ADMIN without --privileged");
     // The exec runs in the container's cgroup (a host view of the same path).
     let ids = ok(&d.berth(&["inspect", "-f", "{{.Id}}", "box"]));
     assert!(host_cg.contains(&format!("/berth/{}", ids.trim())), "{host_cg}");
