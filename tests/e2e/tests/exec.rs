@@ -170,18 +170,32 @@ fn an_exec_outlives_a_killed_daemon() {
     let mut d = Daemon::start();
     d.import_busybox("busybox:latest");
     running(&d, "box");
-    ok(&d.berth(&["exec", "-d", "box", "sh", "-c", "sleep 2; echo survived > /tmp/mark"]));
+    ok(&d.berth(&["exec", "-d", "box", "sh", "-c", "sleep 2; echo survived > /tmp/mark; exit 6"]));
+    ok(&d.berth(&["exec", "-d", "box", "sh", "-c", "sleep 5; exit 9"]));
     std::thread::sleep(std::time::Duration::from_millis(300));
+    let ids: Vec<String> = serde_json::from_str(&ok(&d.berth(&["inspect", "-f", "{{json .ExecIDs}}", "box"]))).unwrap();
+    assert_eq!(ids.len(), 2);
     d.restart(true);
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert_eq!(ok(&d.berth(&["exec", "box", "cat", "/tmp/mark"])), "survived\n");
-    // The shim recorded the exit code beside the container while no daemon listened.
-    let id = ok(&d.berth(&["inspect", "-f", "{{.Id}}", "box"]));
-    let execs = d.data_root.join("containers").join(id.trim()).join("execs");
-    let codes: Vec<String> = std::fs::read_dir(&execs)
-        .map(|rd| rd.flatten().map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect())
-        .unwrap_or_default();
-    assert!(codes.iter().any(|c| c.contains("\"code\":0")), "{codes:?}");
+    // The new daemon knows both execs: the one that ended while no daemon listened, with
+    // the code its shim recorded, and the one still running, followed to its end.
+    let inspect = |id: &str| -> serde_json::Value {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--unix-socket", d.socket.to_str().unwrap(), &format!("http://x/exec/{id}/json")])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let states: Vec<serde_json::Value> = ids.iter().map(|i| inspect(i)).collect();
+    let codes: Vec<(bool, serde_json::Value)> =
+        states.iter().map(|s| (s["Running"] == true, s["ExitCode"].clone())).collect();
+    assert!(codes.contains(&(false, serde_json::json!(6))), "{states:?}");
+    assert!(codes.contains(&(true, serde_json::Value::Null)), "{states:?}");
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let codes: Vec<serde_json::Value> = ids.iter().map(|i| inspect(i)["ExitCode"].clone()).collect();
+    assert!(codes.contains(&serde_json::json!(9)) && codes.contains(&serde_json::json!(6)), "{codes:?}");
+    assert_eq!(ok(&d.berth(&["inspect", "-f", "{{json .ExecIDs}}", "box"])).trim(), "null");
 }
 
 /// `logs` right after `start` of a short container holds its output, every time: the

@@ -3,8 +3,10 @@
 //! container's shim (libcontainer's tenant mode), never here: this module resolves what
 //! Docker resolves at create (environment, user, working directory), asks the shim to run it
 //! over a connection of its own, and pumps that connection to the client. Sessions live in
-//! memory, as dockerd's do; the shim records each exit code in `execs/<id>.json` beside the
-//! container, so an exec that ends while the daemon is down still leaves its code behind.
+//! memory, as dockerd's do, and a started one also on disk beside its container
+//! (`execs/<id>.exec.json`: what it runs and its pid), while the shim records its exit code
+//! in `execs/<id>.json`: a daemon restarted after a kill -9 finds the execs that were running,
+//! follows them to their end and reports their codes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::record::Status;
 
 /// What an exec runs and how, fixed at create.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExecOptions {
     /// argv (entrypoint first).
     pub args: Vec<String>,
@@ -59,6 +61,15 @@ pub struct ExecState {
     pub exit_code: Option<i64>,
     /// Host pid while it runs.
     pub pid: u32,
+}
+
+/// What is kept on disk of a started exec, for a daemon restarted while it runs.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ExecRecord {
+    id: String,
+    container_id: String,
+    pid: u32,
+    opts: ExecOptions,
 }
 
 /// One exec instance.
@@ -273,6 +284,13 @@ impl Engine {
                     st.running = true;
                     st.pid = pid;
                 });
+                let rec = ExecRecord { id: s.id.clone(), container_id: c.id.clone(), pid, opts: s.opts.clone() };
+                let path = self.exec_record_file(&c.id, &s.id);
+                if let Ok(json) = serde_json::to_vec(&rec)
+                    && let Err(e) = berth_base::fsutil::atomic_write(&path, &json)
+                {
+                    tracing::warn!(exec = %s.id, error = %e, "failed to record exec");
+                }
                 Ok(client)
             }
             Err(e) => {
@@ -284,6 +302,64 @@ impl Engine {
                     e => Error::from(e),
                 })
             }
+        }
+    }
+
+    fn exec_record_file(&self, container_id: &str, exec_id: &str) -> std::path::PathBuf {
+        self.container_dir(container_id).join("execs").join(format!("{exec_id}.exec.json"))
+    }
+
+    /// After a daemon restart: the execs a running container had are registered again from
+    /// their records; those that ended meanwhile get the code the shim wrote, those still
+    /// running are followed (through a pidfd) until they end.
+    pub(super) async fn restore_execs(self: &Arc<Self>, c: &Container) {
+        let dir = self.container_dir(&c.id).join("execs");
+        let Ok(rd) = std::fs::read_dir(&dir) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(exec_id) = name.strip_suffix(".exec.json") else { continue };
+            let Some(rec) = std::fs::read(e.path()).ok().and_then(|b| serde_json::from_slice::<ExecRecord>(&b).ok())
+            else {
+                continue;
+            };
+            let s = Arc::new(ExecSession {
+                id: exec_id.to_owned(),
+                container_id: c.id.clone(),
+                opts: rec.opts,
+                state: Mutex::new(ExecState { running: true, exit_code: None, pid: rec.pid }),
+                started: Mutex::new(true),
+                control: tokio::sync::Mutex::new(None),
+                done: watch::channel(None).0,
+            });
+            self.execs.write().unwrap_or_else(|p| p.into_inner()).insert(s.id.clone(), s.clone());
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let exit = engine.exec_exit_file(&s.container_id, &s.id);
+                // Ended already (its code is written): its pid may belong to another process now.
+                let pidfd = rustix::process::Pid::from_raw(rec.pid as i32)
+                    .filter(|_| !exit.exists())
+                    .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+                // A pidfd turns readable when the process ends (checked every 200 ms: a
+                // restored exec is rare and needs no reactor registration).
+                if let Some(fd) = pidfd {
+                    loop {
+                        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+                        let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+                        if !matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0)) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+                // The shim writes the code right after reaping; give it a moment.
+                for _ in 0..50 {
+                    if exit.exists() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                engine.exec_ended(&s, None).await;
+            });
         }
     }
 
@@ -429,6 +505,7 @@ impl Engine {
         };
         s.finish(code);
         let _ = std::fs::remove_file(self.exec_exit_file(&s.container_id, &s.id));
+        let _ = std::fs::remove_file(self.exec_record_file(&s.container_id, &s.id));
     }
 
     /// `POST /exec/{id}/resize`.

@@ -446,6 +446,7 @@ impl Engine {
                         let (control, events) = shim.split();
                         *c.control.lock().await = Some(control);
                         self.start_health_monitor(&c);
+                        self.restore_execs(&c).await;
                         let engine = self.clone();
                         tokio::spawn(async move { engine.monitor(c, events).await });
                         tracing::info!(container = %rec.id, "reattached to running container");
