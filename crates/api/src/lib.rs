@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod client;
+pub mod detach;
 pub mod host;
 pub mod query;
 pub mod stdcopy;

@@ -25,7 +25,8 @@ pub fn expand_management(args: &[String]) -> Vec<String> {
         ("container", "inspect") => &["inspect", "--type", "container"],
         (
             "container",
-            v @ ("run" | "create" | "start" | "stop" | "kill" | "wait" | "logs" | "cp" | "export" | "diff"),
+            v @ ("run" | "create" | "start" | "stop" | "kill" | "wait" | "logs" | "cp" | "export" | "diff" | "exec"
+            | "attach"),
         )
         | ("container", v @ ("restart" | "pause" | "unpause" | "rename" | "top" | "stats" | "update"))
         | ("system", v @ "events") => {
@@ -94,7 +95,7 @@ pub(crate) fn report_clap_error(e: clap::Error, args: &[String]) -> i32 {
             let sub = subcommand_name(args).unwrap_or_default();
             err_line(&format!("berth: unknown command: berth {sub}"));
             err_line("");
-            err_line("Run 'berth --help' for more usage");
+            err_line("Run 'berth --help' for more information");
             return 1;
         }
         _ => {
@@ -107,12 +108,12 @@ pub(crate) fn report_clap_error(e: clap::Error, args: &[String]) -> i32 {
     125
 }
 
-/// Docker stops parsing `run`/`create` flags at the image: everything after it is the
+/// Docker stops parsing `run`/`create` flags at the image (`exec`'s at the container): everything after it is the
 /// command. clap cannot stop at a positional, so a `--` is inserted right after the image.
 pub fn separate_command(args: &[String]) -> Vec<String> {
     use clap::CommandFactory;
     let top = Cli::command();
-    let Some(sub_at) = args.iter().position(|a| a == "run" || a == "create") else {
+    let Some(sub_at) = args.iter().position(|a| a == "run" || a == "create" || a == "exec") else {
         return args.to_vec();
     };
     // Only when run/create is the subcommand, not a value of a global flag.
@@ -126,6 +127,8 @@ pub fn separate_command(args: &[String]) -> Vec<String> {
         sub.get_arguments().any(|a| {
             (a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name)))
                 && a.get_action().takes_values()
+                // `--init[=false]` takes its value only after `=`.
+                && !a.is_require_equals_set()
         })
     };
     let takes_short = |c: char| sub.get_arguments().any(|a| a.get_short() == Some(c) && a.get_action().takes_values());

@@ -63,6 +63,10 @@ pub enum Cmd {
     Logs(commands::container::LogsArgs),
     /// Remove one or more containers
     Rm(commands::container::RmArgs),
+    /// Execute a command in a running container
+    Exec(commands::exec::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(commands::exec::AttachArgs),
     /// List containers
     Ps(commands::container::PsArgs),
     /// List images
@@ -176,6 +180,8 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::Wait(a) => commands::container::wait(&client, a).await,
         Cmd::Logs(a) => commands::container::logs(&client, a).await,
         Cmd::Rm(a) => commands::container::rm(&client, a).await,
+        Cmd::Exec(a) => commands::exec::exec(&client, a).await,
+        Cmd::Attach(a) => commands::exec::attach(&client, a).await,
         Cmd::Ps(a) => commands::container::ps(&client, a).await,
         Cmd::Images(a) => commands::image::images(&client, a).await,
         Cmd::Rmi(a) => commands::image::rmi(&client, a).await,
@@ -243,6 +249,12 @@ mod tests {
         let c = parse(&["run", "-e", "X=1", "--name=a", "-it", "-u", "0", "img", "--", "x"]).unwrap();
         let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
         assert_eq!((r.image.as_str(), r.command.clone()), ("img", vec!["--".to_owned(), "x".to_owned()]));
+        let c = parse(&["run", "--init", "img", "ps"]).unwrap();
+        let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
+        assert_eq!((r.init, r.image.as_str(), r.command.clone()), (Some(true), "img", vec!["ps".to_owned()]));
+        let c = parse(&["run", "--init=false", "img"]).unwrap();
+        let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
+        assert_eq!(r.init, Some(false));
         let c = parse(&["run", "-ite", "A=1", "img", "echo", "-n", "hi"]).unwrap();
         let Some(Cmd::Run(r)) = c.cmd else { panic!("not run") };
         assert_eq!(

@@ -138,6 +138,8 @@ pub struct Config {
     pub api_header_timeout: Duration,
     /// Warnings to print once logging is up (ignored daemon.json keys).
     pub warnings: Vec<String>,
+    /// `init: true`: containers run berth's init as PID 1 unless they say `--init=false`.
+    pub init: bool,
 }
 
 /// daemon.json keys dockerd knows that berth accepts but does not act on yet.
@@ -164,7 +166,6 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "fixed-cidr-v6",
     "group",
     "icc",
-    "init",
     "init-path",
     "insecure-registries",
     "ip",
@@ -223,6 +224,7 @@ impl Config {
             max_layer_size: Some(DEFAULT_MAX_LAYER_SIZE),
             api_header_timeout: DEFAULT_API_HEADER_TIMEOUT,
             warnings: Vec::new(),
+            init: false,
         };
         let mut file_hosts = Vec::new();
         let mut file_tls = FileTls::default();
@@ -354,6 +356,7 @@ impl Config {
                         }
                     }
                 }
+                "init" => self.init = v.as_bool().ok_or_else(|| bad("init must be a boolean".to_owned()))?,
                 "max-layer-size" => self.max_layer_size = parse_limit(&string(k, v)?).map_err(bad)?,
                 "api-header-timeout" => self.api_header_timeout = parse_timeout(&string(k, v)?).map_err(bad)?,
                 other if ACCEPTED_IGNORED.contains(&other) => {

@@ -16,6 +16,17 @@ pub enum Error {
     /// Some other object is missing, with Docker's full message.
     #[error("{0}")]
     NotFound(String),
+    /// No exec instance has this id (Docker's wording).
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
+    /// An exec's process could not be started: its command cannot be executed (127/126),
+    /// or the container's shim refused. The runtime's wording, as dockerd passes it on.
+    #[error("OCI runtime exec failed: exec failed: unable to start container process: {source}: unknown")]
+    ExecFailed {
+        /// What the shim reported.
+        #[source]
+        source: berth_runtime::Error,
+    },
     /// A name, state or reference conflict, with Docker's full message.
     #[error("{0}")]
     Conflict(String),
@@ -126,6 +137,8 @@ impl Error {
             Error::NoSuchVolume(_) | Error::NotFound(_) => ErrorKind::NotFound,
             Error::NoSuchContainer(_) | Error::FileNotFound { .. } => ErrorKind::NotFound,
             Error::Fs(e) => e.kind(),
+            Error::NoSuchExec(_) => ErrorKind::NotFound,
+            Error::ExecFailed { .. } => ErrorKind::InvalidArgument,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::InvalidArgument(_) | Error::Config(_) | Error::StartFailed { .. } => ErrorKind::InvalidArgument,
             Error::NotModified(_) => ErrorKind::NotModified,

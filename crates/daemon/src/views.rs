@@ -306,7 +306,13 @@ fn host_config_defaults(privileged: bool) -> Vec<(&'static str, serde_json::Valu
 /// `GET /containers/{id}/json` as the JSON dockerd sends: [`container_inspect`] with every
 /// `HostConfig` field present (the typed model leaves unset ones out).
 pub fn container_inspect_json(rec: &ContainerRecord, paths: &ContainerPaths) -> serde_json::Value {
-    let mut v = serde_json::to_value(container_inspect(rec, paths)).unwrap_or_default();
+    inspect_to_json(&container_inspect(rec, paths), rec)
+}
+
+/// An inspect answer (perhaps completed with live state: exec ids, health) as the JSON
+/// dockerd sends, with the fields it always sends filled in.
+pub fn inspect_to_json(resp: &ContainerInspectResponse, rec: &ContainerRecord) -> serde_json::Value {
+    let mut v = serde_json::to_value(resp).unwrap_or_default();
     if let Some(top) = v.as_object_mut() {
         top.entry("ExecIDs").or_insert(serde_json::Value::Null);
     }

@@ -2,7 +2,8 @@
 //! protocol. A connection subscribes to some streams ([`Streams`]), then sends requests
 //! through its [`ShimControl`] half (start, signal, resize, stdin) and reads what the shim
 //! reports through its [`ShimEvents`] half (output, start, exit), typed, never as frames.
-//! Exec and stats will be further requests and events on the same two halves.
+//! An exec ([`ShimClient::exec`]) is a connection of its own: its halves then carry the
+//! exec's stdin, resize, signals, output and exit.
 
 use std::collections::VecDeque;
 use std::io;
@@ -61,6 +62,23 @@ pub enum ShimEvent {
     Failed {
         /// The shim's words.
         message: String,
+    },
+    /// The exec of this connection runs; its host pid.
+    ExecStarted {
+        /// Host pid of the exec's process.
+        pid: u32,
+    },
+    /// The exec of this connection exited with this code (128+signal when killed).
+    ExecExited {
+        /// Exit code.
+        code: i32,
+    },
+    /// The exec of this connection could not start.
+    ExecFailed {
+        /// The shim's words.
+        message: String,
+        /// Set for a command that was not found or cannot be executed.
+        failure: Option<crate::ExecFailure>,
     },
 }
 
@@ -148,6 +166,44 @@ impl ShimClient {
         c.control.send(&[hello(streams), ClientFrame::Start]).await?;
         let outcome = c.started().await?;
         Ok((c, outcome))
+    }
+
+    /// Runs a process in the container on a new connection, which then belongs to it
+    /// (stdin, resize and signals go to the exec; its output and [`ShimEvent::ExecExited`]
+    /// come back). Returns once it runs, with its host pid; a command that cannot run is
+    /// [`Error::Exec`] (Docker's 127/126), a shim too old to exec is [`Error::Refused`].
+    pub async fn exec(socket: &Path, spec: &crate::shim::ExecSpec) -> Result<(ShimClient, u32), Error> {
+        let stream = connect_socket(socket).await.map_err(|e| Error::io("failed to connect to shim", socket, e))?;
+        ShimClient::exec_over(stream, socket, spec).await
+    }
+
+    /// [`ShimClient::exec`] over an already connected stream (tests).
+    pub async fn exec_over(
+        stream: UnixStream,
+        socket: &Path,
+        spec: &crate::shim::ExecSpec,
+    ) -> Result<(ShimClient, u32), Error> {
+        let json = serde_json::to_vec(spec)
+            .map_err(|source| Error::Json { context: "failed to encode exec request".into(), source })?;
+        let mut c = ShimClient::wrap(stream, socket);
+        c.control.send(&[hello(Streams::NONE), ClientFrame::Exec(json)]).await?;
+        let mut held = VecDeque::new();
+        let outcome = loop {
+            match c.events.next().await? {
+                Some(ShimEvent::ExecStarted { pid }) => break Ok(pid),
+                Some(ShimEvent::ExecFailed { message, failure: Some(failure) }) => {
+                    break Err(Error::Exec { failure, message });
+                }
+                Some(ShimEvent::ExecFailed { message, failure: None }) => break Err(Error::Refused(message)),
+                Some(ShimEvent::Failed { message }) => break Err(Error::Refused(message)),
+                Some(ShimEvent::Exited { .. }) | None => {
+                    break Err(Error::ShimGone { during: "before the exec started" });
+                }
+                Some(other) => held.push_back(other),
+            }
+        };
+        c.events.held = held;
+        outcome.map(|pid| (c, pid))
     }
 
     fn wrap(stream: UnixStream, socket: &Path) -> ShimClient {
@@ -284,6 +340,15 @@ impl ShimEvents {
                     ShimFrame::Stderr(data) => ShimEvent::Output { stream: Stream::Stderr, data },
                     ShimFrame::Exit { code } => ShimEvent::Exited { code },
                     ShimFrame::Error(message) => ShimEvent::Failed { message },
+                    ShimFrame::ExecStarted { pid } => ShimEvent::ExecStarted { pid },
+                    ShimFrame::ExecExit { code } => ShimEvent::ExecExited { code },
+                    ShimFrame::ExecFailed(json) => match serde_json::from_slice::<crate::shim::ExecFailed>(&json) {
+                        Ok(f) => ShimEvent::ExecFailed { message: f.message, failure: f.failure },
+                        Err(_) => ShimEvent::ExecFailed {
+                            message: String::from_utf8_lossy(&json).into_owned(),
+                            failure: None,
+                        },
+                    },
                 }));
             }
             let n = self
@@ -304,6 +369,20 @@ impl ShimEvents {
         loop {
             match self.next().await? {
                 Some(ShimEvent::Exited { code }) => return Ok(Some(code)),
+                Some(_) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+impl ShimEvents {
+    /// Waits for the exit of this connection's exec, discarding output; `None` if the shim
+    /// went away without reporting one (the exit file, when asked for, still tells).
+    pub async fn wait_exec(&mut self) -> Result<Option<i32>, Error> {
+        loop {
+            match self.next().await? {
+                Some(ShimEvent::ExecExited { code }) => return Ok(Some(code)),
                 Some(_) => continue,
                 None => return Ok(None),
             }
@@ -448,6 +527,50 @@ mod tests {
             shim.await.unwrap(),
             [ClientFrame::Hello { stdin: false, stdout: false, stderr: false }, ClientFrame::Start]
         );
+    }
+
+    #[tokio::test]
+    async fn exec_runs_on_its_own_connection() {
+        let (a, b) = pair();
+        let shim = tokio::spawn(fake(
+            b,
+            2,
+            vec![
+                ShimFrame::ExecStarted { pid: 9 },
+                ShimFrame::Stdout(b"hi\n".to_vec()),
+                ShimFrame::ExecExit { code: 3 },
+            ],
+        ));
+        let spec =
+            crate::shim::ExecSpec { id: "x".into(), args: vec!["echo".into(), "hi".into()], ..Default::default() };
+        let (c, pid) = ShimClient::exec_over(a, Path::new("test.sock"), &spec).await.unwrap();
+        assert_eq!(pid, 9);
+        let (mut ctl, mut ev) = c.split();
+        assert_eq!(
+            ev.next().await.unwrap(),
+            Some(ShimEvent::Output { stream: Stream::Stdout, data: b"hi\n".to_vec() })
+        );
+        assert_eq!(ev.wait_exec().await.unwrap(), Some(3));
+        ctl.resize(10, 20).await.ok();
+        drop(ctl);
+        let got = shim.await.unwrap();
+        assert_eq!(got[0], ClientFrame::Hello { stdin: false, stdout: false, stderr: false });
+        let ClientFrame::Exec(json) = &got[1] else { panic!("{got:?}") };
+        assert_eq!(serde_json::from_slice::<crate::shim::ExecSpec>(json).unwrap(), spec);
+
+        // A command that cannot run is typed; an old shim's refusal is a plain refusal.
+        let (a, b) = pair();
+        let failed = crate::shim::ExecFailed {
+            message: "exec: \"nope\": executable file not found in $PATH".into(),
+            failure: Some(crate::ExecFailure::NotFound),
+        };
+        tokio::spawn(fake(b, 2, vec![ShimFrame::ExecFailed(serde_json::to_vec(&failed).unwrap())]));
+        let e = ShimClient::exec_over(a, Path::new("t"), &spec).await.unwrap_err();
+        assert_eq!(e.exec_failure(), Some(crate::ExecFailure::NotFound));
+        let (a, b) = pair();
+        tokio::spawn(fake(b, 1, vec![ShimFrame::Error("shim protocol: unknown client frame type 7".into())]));
+        let e = ShimClient::exec_over(a, Path::new("t"), &spec).await.unwrap_err();
+        assert!(matches!(e, Error::Refused(_)), "{e:?}");
     }
 
     #[tokio::test]

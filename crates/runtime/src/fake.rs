@@ -89,6 +89,8 @@ pub enum Request {
     },
     /// A signal.
     Signal(i32),
+    /// An exec request.
+    Exec(crate::shim::ExecSpec),
 }
 
 struct Client {
@@ -230,6 +232,8 @@ impl FakeShim {
 
     fn serve(&self, mut sock: UnixStream, mut dec: Decoder) {
         let mut buf = [0u8; 4096];
+        // The exec this connection runs, as the real shim binds one to its connection.
+        let mut exec: Option<FakeProcess> = None;
         loop {
             loop {
                 let f = match dec.next_client() {
@@ -244,9 +248,80 @@ impl FakeShim {
                 if st.exited.is_some() {
                     return;
                 }
+                if let Some(p) = &exec {
+                    let echo = p.echo_stdin;
+                    let ended = match f {
+                        ClientFrame::Stdin(d) => {
+                            if echo {
+                                let _ = sock.write_all(&encode_shim(&ShimFrame::Stdout(d.clone())));
+                            }
+                            st.requests.push(Request::Stdin(d));
+                            None
+                        }
+                        ClientFrame::CloseStdin => {
+                            st.requests.push(Request::CloseStdin);
+                            echo.then_some(0)
+                        }
+                        ClientFrame::Signal(sig) => {
+                            st.requests.push(Request::Signal(sig));
+                            matches!(sig, 1 | 2 | 3 | 6 | 9 | 15).then_some(128 + sig)
+                        }
+                        ClientFrame::Resize { rows, cols } => {
+                            st.requests.push(Request::Resize { rows, cols });
+                            None
+                        }
+                        _ => None,
+                    };
+                    if let Some(code) = ended {
+                        let _ = sock.write_all(&encode_shim(&ShimFrame::ExecExit { code }));
+                        exec = None;
+                    }
+                    continue;
+                }
                 match f {
                     // Only the first Hello counts (taken at accept).
                     ClientFrame::Hello { .. } => {}
+                    ClientFrame::Exec(json) => {
+                        let reply = |sock: &mut UnixStream, f: ShimFrame| {
+                            let _ = sock.write_all(&encode_shim(&f));
+                        };
+                        let failed = |message: String, failure| {
+                            let j =
+                                serde_json::to_vec(&crate::shim::ExecFailed { message, failure }).unwrap_or_default();
+                            ShimFrame::ExecFailed(j)
+                        };
+                        let Ok(spec) = serde_json::from_slice::<crate::shim::ExecSpec>(&json) else {
+                            reply(&mut sock, failed("invalid exec request".into(), None));
+                            continue;
+                        };
+                        st.requests.push(Request::Exec(spec.clone()));
+                        if !st.started {
+                            reply(&mut sock, failed("the container is not running".into(), None));
+                            continue;
+                        }
+                        match FakeProcess::from_args(&spec.args) {
+                            Err(e) => reply(&mut sock, failed(e.to_string(), e.exec_failure())),
+                            Ok(p) => {
+                                reply(
+                                    &mut sock,
+                                    ShimFrame::ExecStarted { pid: NEXT_PID.fetch_add(1, Ordering::Relaxed) },
+                                );
+                                for (stream, data) in &p.output {
+                                    reply(
+                                        &mut sock,
+                                        match stream {
+                                            Stream::Stdout => ShimFrame::Stdout(data.clone()),
+                                            Stream::Stderr => ShimFrame::Stderr(data.clone()),
+                                        },
+                                    );
+                                }
+                                match p.exit {
+                                    Some(code) => reply(&mut sock, ShimFrame::ExecExit { code }),
+                                    None => exec = Some(p),
+                                }
+                            }
+                        }
+                    }
                     ClientFrame::Start => {
                         self.accept_pending(&mut st);
                         st.requests.push(Request::Start);
@@ -370,6 +445,40 @@ mod tests {
         assert_eq!(c.wait().await.unwrap(), Some(0));
         assert_eq!(crate::exit::read(&o.exit_file).unwrap().code, 0);
         assert!(!o.socket.exists());
+    }
+
+    #[tokio::test]
+    async fn the_fake_runs_execs() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(dir.path());
+        let shim = FakeShim::with_process(&o, FakeProcess::from_args(&["sleep".into(), "9".into()]).unwrap()).unwrap();
+        let spec = |args: &[&str]| crate::shim::ExecSpec {
+            id: "e".into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let e = ShimClient::exec(&o.socket, &spec(&["true"])).await.unwrap_err();
+        assert!(matches!(e, Error::Refused(ref m) if m.contains("not running")), "{e:?}");
+        let mut c = ShimClient::connect(&o.socket, Streams::NONE).await.unwrap();
+        c.start().await.unwrap();
+        let (x, _) = ShimClient::exec(&o.socket, &spec(&["echo", "hi"])).await.unwrap();
+        let (_, mut ev) = x.split();
+        assert_eq!(
+            ev.next().await.unwrap(),
+            Some(ShimEvent::Output { stream: Stream::Stdout, data: b"hi\n".to_vec() })
+        );
+        assert_eq!(ev.wait_exec().await.unwrap(), Some(0));
+        let e = ShimClient::exec(&o.socket, &spec(&["nosuchthing"])).await.unwrap_err();
+        assert_eq!(e.exec_failure(), Some(ExecFailure::NotFound));
+        let (x, _) = ShimClient::exec(&o.socket, &spec(&["cat"])).await.unwrap();
+        let (mut ctl, mut ev) = x.split();
+        ctl.stdin(b"abc").await.unwrap();
+        ctl.close_stdin().await.unwrap();
+        assert_eq!(ev.next().await.unwrap(), Some(ShimEvent::Output { stream: Stream::Stdout, data: b"abc".to_vec() }));
+        assert_eq!(ev.wait_exec().await.unwrap(), Some(0));
+        assert!(shim.requests().iter().any(|r| matches!(r, Request::Exec(s) if s.args == ["cat"])));
+        assert_eq!(shim.exited(), None, "execs leave the container running");
+        shim.exit(0);
     }
 
     #[test]

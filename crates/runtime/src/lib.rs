@@ -7,6 +7,7 @@ pub mod client;
 pub mod exit;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+pub mod init;
 pub mod logs;
 mod proto;
 pub mod shim;

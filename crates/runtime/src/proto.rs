@@ -35,8 +35,13 @@ pub enum ClientFrame {
         /// Columns.
         cols: u16,
     },
-    /// Send a signal to the container's init.
+    /// Send a signal to the container's init (on an exec connection: to the exec's process).
     Signal(i32),
+    /// Run a process in the running container (JSON of [`crate::shim::ExecSpec`]). The
+    /// connection then belongs to that process: its Stdin, CloseStdin, Resize and Signal
+    /// frames go to it and its output comes back as Stdout/Stderr frames. Refused on a
+    /// connection that subscribed to the container's output or already runs an exec.
+    Exec(Vec<u8>),
 }
 
 /// What the shim sends to a client.
@@ -58,6 +63,19 @@ pub enum ShimFrame {
     },
     /// A request failed.
     Error(String),
+    /// The exec of this connection runs; its host pid.
+    ExecStarted {
+        /// Host pid.
+        pid: u32,
+    },
+    /// The exec of this connection exited with this code (128+signal when killed).
+    ExecExit {
+        /// Exit code.
+        code: i32,
+    },
+    /// The exec could not start (JSON of `shim::ExecFailed`: the message, and whether the
+    /// command was not found or not executable).
+    ExecFailed(Vec<u8>),
 }
 
 mod tag {
@@ -67,11 +85,15 @@ mod tag {
     pub const CLOSE_STDIN: u8 = 4;
     pub const RESIZE: u8 = 5;
     pub const SIGNAL: u8 = 6;
+    pub const EXEC: u8 = 7;
     pub const STARTED: u8 = 101;
     pub const STDOUT: u8 = 102;
     pub const STDERR: u8 = 103;
     pub const EXIT: u8 = 104;
     pub const ERROR: u8 = 105;
+    pub const EXEC_STARTED: u8 = 106;
+    pub const EXEC_EXIT: u8 = 107;
+    pub const EXEC_FAILED: u8 = 108;
 }
 
 fn frame(t: u8, payload: &[u8]) -> Vec<u8> {
@@ -97,6 +119,7 @@ pub fn encode_client(f: &ClientFrame) -> Vec<u8> {
             frame(tag::RESIZE, &p)
         }
         ClientFrame::Signal(s) => frame(tag::SIGNAL, &s.to_be_bytes()),
+        ClientFrame::Exec(spec) => frame(tag::EXEC, spec),
     }
 }
 
@@ -108,6 +131,9 @@ pub fn encode_shim(f: &ShimFrame) -> Vec<u8> {
         ShimFrame::Stderr(d) => frame(tag::STDERR, d),
         ShimFrame::Exit { code } => frame(tag::EXIT, &code.to_be_bytes()),
         ShimFrame::Error(m) => frame(tag::ERROR, m.as_bytes()),
+        ShimFrame::ExecStarted { pid } => frame(tag::EXEC_STARTED, &pid.to_be_bytes()),
+        ShimFrame::ExecExit { code } => frame(tag::EXEC_EXIT, &code.to_be_bytes()),
+        ShimFrame::ExecFailed(j) => frame(tag::EXEC_FAILED, j),
     }
 }
 
@@ -165,6 +191,7 @@ impl Decoder {
                 ClientFrame::Resize { rows: u16::from_be_bytes([a, b]), cols: u16::from_be_bytes([c, d]) }
             }
             tag::SIGNAL => ClientFrame::Signal(i32::from_be_bytes(arr::<4>(&p)?)),
+            tag::EXEC => ClientFrame::Exec(p),
             other => return Err(Error::Protocol(ProtocolError::UnknownFrame { side: "client", tag: other })),
         }))
     }
@@ -178,6 +205,9 @@ impl Decoder {
             tag::STDERR => ShimFrame::Stderr(p),
             tag::EXIT => ShimFrame::Exit { code: i32::from_be_bytes(arr::<4>(&p)?) },
             tag::ERROR => ShimFrame::Error(String::from_utf8_lossy(&p).into_owned()),
+            tag::EXEC_STARTED => ShimFrame::ExecStarted { pid: u32::from_be_bytes(arr::<4>(&p)?) },
+            tag::EXEC_EXIT => ShimFrame::ExecExit { code: i32::from_be_bytes(arr::<4>(&p)?) },
+            tag::EXEC_FAILED => ShimFrame::ExecFailed(p),
             other => return Err(Error::Protocol(ProtocolError::UnknownFrame { side: "shim", tag: other })),
         }))
     }
@@ -223,6 +253,31 @@ mod tests {
             assert_eq!(d.next_shim().unwrap().as_ref(), Some(f));
         }
         assert_eq!(d.next_shim().unwrap(), None);
+    }
+
+    #[test]
+    fn exec_frames_are_new_tags_and_old_bytes_keep_their_meaning() {
+        // The bytes of the frames that existed before exec, exactly: a new daemon still
+        // speaks to an old shim and an old daemon's frames still decode here.
+        assert_eq!(encode_client(&ClientFrame::Signal(9)), [6, 0, 0, 0, 4, 0, 0, 0, 9]);
+        assert_eq!(encode_client(&ClientFrame::Start), [2, 0, 0, 0, 0]);
+        assert_eq!(encode_shim(&ShimFrame::Exit { code: 3 }), [104, 0, 0, 0, 4, 0, 0, 0, 3]);
+        assert_eq!(encode_client(&ClientFrame::Exec(b"{}".to_vec())), [7, 0, 0, 0, 2, b'{', b'}']);
+        let shim = [
+            ShimFrame::ExecStarted { pid: 7 },
+            ShimFrame::ExecExit { code: 127 },
+            ShimFrame::ExecFailed(b"{\"message\":\"x\"}".to_vec()),
+        ];
+        let mut d = Decoder::new();
+        for f in &shim {
+            d.feed(&encode_shim(f));
+        }
+        for f in &shim {
+            assert_eq!(d.next_shim().unwrap().as_ref(), Some(f));
+        }
+        let mut d = Decoder::new();
+        d.feed(&encode_client(&ClientFrame::Exec(b"[1]".to_vec())));
+        assert_eq!(d.next_client().unwrap(), Some(ClientFrame::Exec(b"[1]".to_vec())));
     }
 
     #[test]

@@ -217,13 +217,13 @@ pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/pr
 const DEFAULT_SHM_SIZE: u64 = 64 * 1024 * 1024;
 
 /// Where `--init`'s binary appears inside the container, as with Docker.
-const INIT_PATH: &str = "/sbin/docker-init";
+pub const INIT_PATH: &str = "/sbin/docker-init";
 
 /// The capabilities the running kernel knows and that this process may still grant (its
 /// bounding set: a host or outer container can withhold some, as this VM withholds
 /// CAP_SYS_RESOURCE); privileged containers get exactly these, because asking for any
 /// other makes capset fail.
-fn host_caps() -> Vec<String> {
+pub(crate) fn host_caps() -> Vec<String> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())

@@ -151,3 +151,57 @@ fn volume_commit_save_and_load_events() {
     ]));
     assert_eq!(commit, "snap evimg:1\n");
 }
+
+#[test]
+fn exec_and_health_events_and_exec_on_a_paused_container() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let since = now_secs();
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "hx",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        "busybox",
+        "sleep",
+        "600",
+    ]));
+    let out = d.berth(&["exec", "hx", "sh", "-c", "exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    // Wait for the first health verdict.
+    for _ in 0..100 {
+        if ok(&d.berth(&["ps", "--format", "{{.Status}}"])).contains("(healthy)") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ok(&d.berth(&["pause", "hx"]));
+    let out = d.berth(&["exec", "hx", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is paused, unpause the container before exec"), "{}", text(&out.stderr));
+    ok(&d.berth(&["unpause", "hx"]));
+    std::thread::sleep(Duration::from_millis(100));
+    let until = now_secs();
+    let out = ok(&d.berth(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "-f",
+        "container=hx",
+        "--format",
+        "{{.Action}}|{{.Actor.Attributes.exitCode}}",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    // A missing attribute prints as Go's templates print it.
+    assert!(lines.contains(&"exec_create: sh -c exit 4|<no value>"), "{out}");
+    assert!(lines.contains(&"exec_start: sh -c exit 4|<no value>"), "{out}");
+    assert!(lines.contains(&"exec_die|4"), "{out}");
+    assert!(lines.contains(&"health_status: healthy|<no value>"), "{out}");
+    ok(&d.berth(&["rm", "-f", "hx"]));
+}

@@ -5,6 +5,7 @@
 pub mod archive;
 mod build;
 mod containers;
+mod exec;
 mod images;
 mod system;
 pub mod tls;

@@ -6,6 +6,8 @@ pub mod build;
 pub mod container;
 pub mod cp;
 pub mod events;
+pub mod exec;
+pub mod health;
 pub mod image;
 pub mod prune;
 pub mod run;

@@ -9,14 +9,12 @@ use berth_api::models::{
     ContainerCreateBody, DeviceRequest, HostConfig, PortMap, RestartPolicy, RestartPolicyNameEnum,
 };
 use berth_api::query;
-use berth_api::stdcopy::{Decoder, Stream};
 use berth_api::{Client, ClientError};
 use clap::{ArgAction, Args};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::CliError;
 use crate::opts;
-use crate::output::{err_line, out, out_bytes};
+use crate::output::{err_line, out};
 
 /// Flags of `run` and `create` (docker's names and defaults).
 #[derive(Debug, Args)]
@@ -83,8 +81,8 @@ pub struct RunArgs {
     #[arg(long = "expose")]
     pub expose: Vec<String>,
     /// Run an init inside the container that forwards signals and reaps processes
-    #[arg(long = "init")]
-    pub init: bool,
+    #[arg(long = "init", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub init: Option<bool>,
     /// IPC mode to use
     #[arg(long = "ipc")]
     pub ipc: Option<String>,
@@ -160,6 +158,9 @@ pub struct RunArgs {
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short = 'a', long = "attach")]
     pub attach: Vec<String>,
+    /// The health-check flags.
+    #[command(flatten)]
+    pub health: crate::commands::health::HealthArgs,
     /// Image.
     pub image: String,
     /// Command and its arguments: everything after the image.
@@ -288,7 +289,7 @@ pub fn build_create(
         network_mode: a.network.clone(),
         port_bindings: if bindings.is_empty() { None } else { Some(bindings) },
         publish_all_ports: Some(a.publish_all),
-        init: if a.init { Some(true) } else { None },
+        init: a.init,
         ipc_mode: a.ipc.clone(),
         pid_mode: a.pid.clone(),
         privileged: Some(a.privileged),
@@ -339,6 +340,7 @@ pub fn build_create(
         labels: if labels.is_empty() { None } else { Some(labels) },
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
+        healthcheck: a.health.config()?,
         host_config: Some(host),
         volumes: some_vec(&anonymous),
         ..Default::default()
@@ -525,12 +527,12 @@ impl From<ClientError> for Attached {
 }
 
 /// Puts the local terminal in raw mode and restores it when dropped (every exit path).
-struct RawGuard {
+pub(crate) struct RawGuard {
     saved: rustix::termios::Termios,
 }
 
 impl RawGuard {
-    fn new() -> Option<RawGuard> {
+    pub(crate) fn new() -> Option<RawGuard> {
         let fd = std::io::stdin();
         if !rustix::termios::isatty(fd.as_fd()) {
             return None;
@@ -550,7 +552,7 @@ impl Drop for RawGuard {
     }
 }
 
-fn window_size() -> Option<(u16, u16)> {
+pub(crate) fn window_size() -> Option<(u16, u16)> {
     let ws = rustix::termios::tcgetwinsize(std::io::stdout().as_fd())
         .or_else(|_| rustix::termios::tcgetwinsize(std::io::stdin().as_fd()))
         .ok()?;
@@ -567,6 +569,9 @@ async fn attached(
     detach_keys: Option<String>,
     start: bool,
 ) -> Result<i32, Attached> {
+    // The flag, else `detachKeys` from the client's config file, as the docker CLI sends.
+    let detach_keys = detach_keys.filter(|k| !k.is_empty()).or_else(crate::commands::exec::configured_detach_keys);
+    let q_keys = detach_keys.clone();
     let q = query::AttachContainer {
         stream: true,
         logs: false,
@@ -580,65 +585,16 @@ async fn attached(
     if start {
         c.start_container(id).await.map_err(Attached::Start)?;
     }
-    let _raw = if tty && streams.stdin { RawGuard::new() } else { None };
-    if tty {
-        if let Some((h, w)) = window_size() {
-            let _ = c.resize_container(id, h, w).await;
-        }
-    }
-    let (mut rd, mut wr) = tokio::io::split(io);
-    if streams.stdin {
-        tokio::spawn(async move {
-            let mut stdin = tokio::io::stdin();
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match stdin.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if wr.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                        let _ = wr.flush().await;
-                    }
-                }
-            }
-            // Half-close so the container sees EOF on its stdin.
-            let _ = wr.shutdown().await;
-        });
-    } else {
-        drop(wr);
-    }
-    let mut winch =
-        if tty { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok() } else { None };
-    let mut decoder = Decoder::default();
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = tokio::select! {
-            r = rd.read(&mut buf) => r,
-            Some(()) = async { match winch.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
-                if let Some((h, w)) = window_size() {
-                    let _ = c.resize_container(id, h, w).await;
-                }
-                continue;
-            }
-        };
-        let n = match n {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => return Err(Attached::Other(e.into())),
-        };
-        if tty {
-            out_bytes(Stream::Stdout, &buf[..n]);
-            continue;
-        }
-        decoder.feed(&buf[..n]);
-        loop {
-            match decoder.next_frame() {
-                Ok(Some((s, data))) => out_bytes(s, &data),
-                Ok(None) => break,
-                Err(e) => return Err(Attached::Other(e.into())),
-            }
-        }
+    let (_, keys) = crate::commands::exec::detach_keys(q_keys.as_deref()).map_err(Attached::Other)?;
+    let ended = crate::commands::exec::pump(io, tty, streams.stdin, keys, |h, w| async move {
+        let _ = c.resize_container(id, h, w).await;
+    })
+    .await
+    .map_err(Attached::Other)?;
+    if ended == crate::commands::exec::Ended::Detached {
+        // The user typed the detach keys: the container runs on; docker's run and start
+        // end quietly with 0.
+        return Ok(0);
     }
     let status = waiter.result().await?;
     if let Some(msg) = status.error.and_then(|e| e.message).filter(|m| !m.is_empty()) {

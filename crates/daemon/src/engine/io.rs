@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::detach::DetachKeys;
 use berth_api::stdcopy::{self, Stream};
 use berth_runtime::{ShimClient, ShimEvent, Streams};
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::record::Status;
 
 /// Which streams an attach asked for.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AttachStreams {
     /// Forward the client's input.
     pub stdin: bool,
@@ -27,6 +28,8 @@ pub struct AttachStreams {
     pub logs: bool,
     /// Stream live output.
     pub stream: bool,
+    /// The `detachKeys` sequence (empty: Docker's default, ctrl-p ctrl-q).
+    pub detach_keys: String,
 }
 
 /// A bidirectional client connection.
@@ -138,7 +141,7 @@ impl Engine {
             return None;
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        p.list.push(Attachment { streams: *streams, io: AttachIo::Coming(rx) });
+        p.list.push(Attachment { streams: streams.clone(), io: AttachIo::Coming(rx) });
         Some(AttachSlot(tx))
     }
 
@@ -199,6 +202,9 @@ impl Engine {
         let (mut control, mut events) = ShimClient::connect(&self.shim_socket(&c.id), streams).await?.split();
         let (mut crd, mut cwr) = tokio::io::split(io);
         let want_stdin = a.stdin;
+        let mut scanner = DetachKeys::parse(&a.detach_keys).unwrap_or_default().scanner();
+        let (detach_tx, mut detach_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let mut detach_tx = Some(detach_tx);
         let input = tokio::spawn(async move {
             if !want_stdin {
                 // Keep the connection open (dropping the write half would end the attach).
@@ -212,8 +218,16 @@ impl Engine {
                         break;
                     }
                     Ok(n) => {
-                        if control.stdin(&buf[..n]).await.is_err() {
+                        let (data, detached) = scanner.feed(&buf[..n]);
+                        if !data.is_empty() && control.stdin(&data).await.is_err() {
                             break;
+                        }
+                        if detached {
+                            // The attach ends; the container runs on with its stdin open.
+                            if let Some(tx) = detach_tx.take() {
+                                let _ = tx.send(()).await;
+                            }
+                            std::future::pending::<()>().await;
                         }
                     }
                 }
@@ -223,7 +237,12 @@ impl Engine {
         });
         tokio::spawn(async move {
             let mut out = Vec::new();
-            while let Ok(Some(ev)) = events.next().await {
+            loop {
+                let ev = tokio::select! {
+                    ev = events.next() => ev,
+                    Some(()) = detach_rx.recv() => break,
+                };
+                let Ok(Some(ev)) = ev else { break };
                 out.clear();
                 match ev {
                     ShimEvent::Output { stream: berth_runtime::logs::Stream::Stdout, data } => {

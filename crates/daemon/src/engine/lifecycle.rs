@@ -140,6 +140,7 @@ impl Engine {
         let engine = self.clone();
         let c2 = c.clone();
         tokio::spawn(async move { engine.monitor(c2, events).await });
+        self.start_health_monitor(c);
         Ok(())
     }
 
@@ -203,7 +204,11 @@ impl Engine {
         dir: &Path,
         rootfs: &Path,
     ) -> Result<berth_runtime::shim::ShimOptions> {
-        let opts = super::sandbox::for_container(rec, dir, rootfs)?;
+        let mut opts = super::sandbox::for_container(rec, dir, rootfs)?;
+        // `--init` (or daemon.json's `init`, which `--init=false` overrides).
+        if rec.host_config.init.unwrap_or(self.cfg.init) {
+            opts.init = Some(self.cfg.exec_root.join(berth_runtime::init::FILE_NAME));
+        }
         let spec = berth_runtime::spec::generate(&opts)?;
         let json = serde_json::to_vec_pretty(&spec).map_err(|source| Error::Encode { what: "OCI spec", source })?;
         berth_base::fsutil::atomic_write(&dir.join("config.json"), &json)
@@ -502,6 +507,8 @@ impl Engine {
         self.store.delete(&c.id)?;
         self.forget(&c.id);
         self.release_volumes(&rec, volumes).await;
+        self.forget_execs(&c.id);
+        self.forget_health(&c.id);
         c.events.send_modify(|e| e.removed = true);
         self.emit_container(&rec, "destroy", &[]);
         Ok(())
@@ -544,6 +551,8 @@ impl Engine {
                     Ok(shim) => {
                         let (control, events) = shim.split();
                         *c.control.lock().await = Some(control);
+                        self.start_health_monitor(&c);
+                        self.restore_execs(&c).await;
                         let engine = self.clone();
                         tokio::spawn(async move { engine.monitor(c, events).await });
                         tracing::info!(container = %rec.id, "reattached to running container");

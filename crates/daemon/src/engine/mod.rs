@@ -9,6 +9,8 @@ mod check;
 mod commit;
 mod create;
 pub mod events;
+mod exec;
+mod health;
 mod images;
 mod io;
 mod lifecycle;
@@ -36,10 +38,12 @@ use crate::record::{ContainerRecord, Status};
 use crate::store::Store;
 use traits::{RootfsStore, ShimLauncher, ShimProcesses};
 
+pub use berth_api::detach::DetachKeys;
 pub use build::{ContextSource, PruneReport};
 pub use check::{Finding, FindingKind};
 pub use commit::CommitRequest;
 pub use events::{Event, EventFilter, EventType};
+pub use exec::{ExecOptions, ExecSession, ExecState};
 pub use images::{DiskUsage, ImageUsage};
 pub use io::{AttachSlot, AttachStreams, LogOptions};
 pub use lifecycle::{UpdateRequest, WaitCondition};
@@ -129,6 +133,10 @@ pub struct Engine {
     pub images: Arc<ImageStore>,
     store: Store,
     containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// Exec instances by id.
+    execs: RwLock<HashMap<String, Arc<ExecSession>>>,
+    /// Health-check state of containers with a healthcheck, by container id.
+    health: Mutex<HashMap<String, berth_api::models::Health>>,
     /// Starts container shims.
     launcher: Arc<dyn ShimLauncher>,
     /// Mounts container roots.
@@ -167,6 +175,8 @@ impl Engine {
             berth_base::fsutil::create_dir_mode(&d, berth_base::fsutil::PRIVATE_DIR)
                 .map_err(|e| Error::io(format!("create {}", d.display()), e))?;
         }
+        // The `--init` executable, which containers bind-mount from here.
+        berth_runtime::init::install(&cfg.exec_root)?;
         let lock_path = cfg.data_root.join("lock");
         let lock = FileLock::try_lock(&lock_path)
             .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?
@@ -199,6 +209,8 @@ impl Engine {
             images,
             store,
             containers: RwLock::new(HashMap::new()),
+            execs: RwLock::new(HashMap::new()),
+            health: Mutex::new(HashMap::new()),
             launcher,
             rootfs,
             volumes,

@@ -116,11 +116,6 @@ pub(crate) fn prepare(s: SandboxSpec<'_>) -> Result<SpecOptions> {
 /// mounts, namespaces, resources and security options. Blocking.
 pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path) -> Result<SpecOptions> {
     let hc = &rec.host_config;
-    if hc.init == Some(true) {
-        return Err(Error::NotImplemented(
-            "--init is not supported yet: berth has no init binary to inject".to_owned(),
-        ));
-    }
     let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.id[..12].to_owned());
     let mut args = vec![rec.path.clone()];
     args.extend(rec.args.iter().cloned());

@@ -101,6 +101,7 @@ impl Harness {
             max_layer_size: None,
             api_header_timeout: crate::config::DEFAULT_API_HEADER_TIMEOUT,
             warnings: Vec::new(),
+            init: false,
         };
         Engine::open_with(cfg, Some((self.launcher.clone(), self.roots.clone()))).await.unwrap()
     }
@@ -283,7 +284,7 @@ async fn a_start_that_overtakes_the_attach_upgrade_loses_no_output() {
     // The upgrade resolves only after the start is under way.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let (ours, mut theirs) = tokio::io::duplex(4096);
-    e.attach(c.clone(), streams, Box::new(ours), slot).await;
+    e.attach(c.clone(), streams.clone(), Box::new(ours), slot).await;
     within(start).await.unwrap().unwrap();
     let mut got = Vec::new();
     within(theirs.read_to_end(&mut got)).await.unwrap();
@@ -465,4 +466,71 @@ fn restart_policies_resume_when_the_daemon_starts() {
             within(e.kill_container(id, None)).await.unwrap();
         }
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execs_run_in_the_containers_shim() {
+    let h = Harness::new();
+    let e = h.engine().await;
+    let body = ContainerCreateBody {
+        image: Some("hello-world".into()),
+        cmd: Some(vec!["sleep".into(), "100".into()]),
+        env: Some(vec!["A=1".into()]),
+        working_dir: Some("/srv".into()),
+        ..Default::default()
+    };
+    let id = e.create_container(None, body).await.unwrap().id;
+    let cfg = |cmd: &[&str]| berth_api::models::ExecConfig {
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        env: Some(vec!["B=2".into()]),
+        attach_stdout: Some(true),
+        ..Default::default()
+    };
+    let err = e.create_exec(&id, cfg(&["true"])).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("container {id} is not running"));
+    assert_eq!(crate::server::status_of(err.kind()).as_u16(), 409);
+    e.start_container(&id).await.unwrap();
+    let (code, out) =
+        within(e.exec_capture(&id, vec!["echo".into(), "hi".into()], Duration::from_secs(5), 100)).await.unwrap();
+    assert_eq!((code, out), (Some(0), b"hi\n".to_vec()));
+    let shim = h.launcher.shim(&id);
+    let spec = shim
+        .requests()
+        .into_iter()
+        .find_map(|r| match r {
+            Request::Exec(s) => Some(s),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(spec.cwd, "/srv", "the container's working directory");
+    assert!(spec.env.contains(&"A=1".to_owned()) && spec.env.iter().any(|v| v.starts_with("HOSTNAME=")));
+    assert!(spec.exit_file.is_some());
+
+    // Created, started once, inspected; a second start is a conflict.
+    let x = e.create_exec(&id, cfg(&["exit", "3"])).await.unwrap();
+    assert_eq!(e.exec_ids(&id), std::slice::from_ref(&x));
+    let s = e.claim_exec(&x).unwrap();
+    e.start_exec_detached(s).await.unwrap();
+    let s = e.inspect_exec(&x).unwrap();
+    within(async {
+        while s.state().exit_code.is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(s.state(), super::ExecState { running: false, exit_code: Some(3), pid: 0 });
+    assert!(s.opts.env.contains(&"B=2".to_owned()));
+    assert!(e.exec_ids(&id).is_empty(), "an ended exec leaves ExecIDs");
+    let err = e.claim_exec(&x).err().unwrap();
+    assert_eq!(err.to_string(), format!("exec command {x} has already run"));
+
+    // A command that cannot run ends the exec with Docker's 127.
+    let x = e.create_exec(&id, cfg(&["nosuchcmd"])).await.unwrap();
+    let s = e.claim_exec(&x).unwrap();
+    let err = e.start_exec_detached(s.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("executable file not found"), "{err}");
+    assert_eq!(s.state().exit_code, Some(127));
+    assert!(matches!(e.inspect_exec("nope"), Err(Error::NoSuchExec(_))));
+    assert!(e.create_exec(&id, cfg(&[])).await.is_err(), "no command");
+    e.kill_container(&id, None).await.unwrap();
 }

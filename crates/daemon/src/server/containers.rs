@@ -106,8 +106,19 @@ fn log_time(s: Option<&str>) -> Result<Option<f64>> {
 }
 
 /// `POST /containers/{id}/attach`'s query as the engine takes it.
-pub fn attach_streams(q: &query::AttachContainer) -> AttachStreams {
-    AttachStreams { stdin: q.stdin, stdout: q.stdout, stderr: q.stderr, logs: q.logs, stream: q.stream }
+pub fn attach_streams(q: &query::AttachContainer) -> Result<AttachStreams> {
+    let detach_keys = q.detach_keys.clone().unwrap_or_default();
+    if crate::engine::DetachKeys::parse(&detach_keys).is_err() {
+        return Err(Error::InvalidArgument(format!("Invalid detach keys ({detach_keys}) provided")));
+    }
+    Ok(AttachStreams {
+        stdin: q.stdin,
+        stdout: q.stdout,
+        stderr: q.stderr,
+        logs: q.logs,
+        stream: q.stream,
+        detach_keys,
+    })
 }
 
 async fn create(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response> {
@@ -120,13 +131,31 @@ async fn create(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Respons
 
 async fn list(State(e): State<Arc<Engine>>, Query(q): Query<query::ListContainers>) -> ApiResult<Response> {
     let now = chrono::Utc::now();
-    let rows: Vec<_> = e.list_containers(&q).await?.iter().map(|r| views::container_summary(r, now)).collect();
+    let rows: Vec<_> = e
+        .list_containers(&q)
+        .await?
+        .iter()
+        .map(|r| {
+            let mut row = views::container_summary(r, now);
+            // `Up 3 minutes (healthy)`, as dockerd writes it.
+            if let Some(st) = row.status.as_mut() {
+                st.push_str(e.health_suffix(r));
+            }
+            row
+        })
+        .collect();
     Ok(json(StatusCode::OK, &rows))
 }
 
 async fn inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<Response> {
     let rec = e.get(&id)?.snapshot();
-    Ok(json(StatusCode::OK, &views::container_inspect_json(&rec, &e.paths(&rec.id))))
+    let mut v = views::container_inspect(&rec, &e.paths(&rec.id));
+    let execs = e.exec_ids(&rec.id);
+    v.exec_ids = (!execs.is_empty()).then_some(execs);
+    if let Some(st) = v.state.as_mut() {
+        st.health = e.health_of(&rec);
+    }
+    Ok(json(StatusCode::OK, &views::inspect_to_json(&v, &rec)))
 }
 
 async fn start(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -187,7 +216,7 @@ async fn attach(
     let c = e.get(&id)?;
     let tty = c.snapshot().tty();
     let upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
-    let streams = attach_streams(&q);
+    let streams = attach_streams(&q)?;
     let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
     let Some(upgrade) = upgrade.filter(|_| wants_upgrade) else {
         return Err(Error::InvalidArgument(
@@ -391,7 +420,11 @@ mod tests {
     #[test]
     fn attach_streams_follow_the_query() {
         let q: query::AttachContainer = reply::query(Some("stream=1&stdin=1&stdout=1&stderr=0&logs=true")).unwrap();
-        let s = attach_streams(&q);
+        let s = attach_streams(&q).unwrap();
         assert!(s.stream && s.stdin && s.stdout && !s.stderr && s.logs);
+        let q: query::AttachContainer = reply::query(Some("stream=1&detachKeys=ctrl-a,x")).unwrap();
+        assert_eq!(attach_streams(&q).unwrap().detach_keys, "ctrl-a,x");
+        let q: query::AttachContainer = reply::query(Some("detachKeys=ctrl-foo")).unwrap();
+        assert_eq!(attach_streams(&q).unwrap_err().to_string(), "Invalid detach keys (ctrl-foo) provided");
     }
 }

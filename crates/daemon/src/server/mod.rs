@@ -13,6 +13,7 @@ pub mod build;
 pub mod conn;
 pub mod containers;
 pub mod events;
+pub mod exec;
 pub mod images;
 pub mod prune;
 pub mod reply;
@@ -37,6 +38,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(containers::routes())
+        .merge(exec::routes())
         .merge(images::routes())
         .merge(build::routes())
         .merge(volumes::routes())

@@ -25,6 +25,9 @@ use crate::logs::{LogWriter, Stream};
 use crate::proto::{ClientFrame, Decoder, ShimFrame};
 use crate::{Error, ExecFailure, chain};
 
+mod exec;
+pub use exec::{ExecFailed, ExecSpec};
+
 /// A client whose unsent output passes this is dropped, so a slow reader never stalls the
 /// container (the log still has everything).
 const MAX_CLIENT_BUFFER: usize = 8 * 1024 * 1024;
@@ -270,6 +273,8 @@ struct Shim {
     next_client: u64,
     started: bool,
     log: Option<LogWriter>,
+    /// Processes exec'd into the running container.
+    execs: Vec<exec::Exec>,
 }
 
 #[derive(Clone, Copy)]
@@ -280,6 +285,10 @@ enum Src {
     Err,
     Stdin,
     Client(usize),
+    ExecPid(usize),
+    ExecOut(usize),
+    ExecErr(usize),
+    ExecStdin(usize),
 }
 
 impl Shim {
@@ -291,15 +300,27 @@ impl Shim {
         })?;
         let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
         let rootfs = if rootfs.is_absolute() { rootfs } else { o.bundle.join(rootfs) };
-        if let Some(p) = spec.process() {
-            let args = p.args().clone().unwrap_or_default();
-            let env = p.env().clone().unwrap_or_default();
-            let cwd = p.cwd().to_string_lossy().into_owned();
-            match args.first() {
-                Some(cmd) => crate::spec::find_executable(&rootfs, cmd, &env, &cwd)?,
-                None => return Err(Error::InvalidArgument("no command specified".into())),
+        // A first look in the image's root: a command found there but not executable fails
+        // now (126). One not found there may still come from a bind mount or volume, which
+        // only the created container's mount namespace shows; it is looked up there below.
+        let precheck = match spec.process() {
+            Some(p) => {
+                let args = p.args().clone().unwrap_or_default();
+                let env = p.env().clone().unwrap_or_default();
+                let cwd = p.cwd().to_string_lossy().into_owned();
+                let cmd = match (args.first(), args.get(1), args.get(2)) {
+                    (Some(init), Some(dashes), Some(cmd)) if init == crate::spec::INIT_PATH && dashes == "--" => cmd,
+                    (Some(cmd), _, _) => cmd,
+                    (None, _, _) => return Err(Error::InvalidArgument("no command specified".into())),
+                };
+                crate::spec::find_executable(&rootfs, cmd, &env, &cwd)
             }
-        }
+            None => Ok(()),
+        };
+        let precheck = match precheck {
+            Err(e) if e.exec_failure() == Some(ExecFailure::NotExecutable) => return Err(e),
+            other => other,
+        };
         let cgroups_path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
         let log = match o.log_path.as_os_str().is_empty() {
             true => None,
@@ -349,7 +370,16 @@ impl Shim {
                 }
                 let _ = std::fs::remove_file(&o.socket);
                 let _ = crate::cleanup(&o.state_root, &o.id);
-                return Err(Error::Runtime { context: "failed to create container".into(), message: chain(&e) });
+                let message = chain(&e);
+                // libcontainer looks the command up inside the container (binds included)
+                // before create returns: its verdict in Docker's words.
+                if message.contains("not found in $PATH") || message.contains("does not have correct permissions") {
+                    return Err(match precheck {
+                        Err(pre) => pre,
+                        Ok(()) => Error::Exec { failure: ExecFailure::NotFound, message },
+                    });
+                }
+                return Err(Error::Runtime { context: "failed to create container".into(), message });
             }
         };
         let fail = |container: Container, e: Error| -> Error {
@@ -370,6 +400,11 @@ impl Shim {
             return Err(fail(container, Error::Shim("the runtime reported no init pid".into())));
         };
         if let Err(e) = readonly_cgroup_mounts(&spec, init_pid) {
+            return Err(fail(container, e));
+        }
+        // The command is looked up as exec will see it: through the init's root, in its
+        // finished mount namespace, so a command on a bind mount or volume is found.
+        if let Err(e) = check_command(&spec, init_pid) {
             return Err(fail(container, e));
         }
         let pidfd = match rustix::process::pidfd_open(init_pid, PidfdFlags::empty()) {
@@ -394,6 +429,7 @@ impl Shim {
             next_client: 1,
             started: false,
             log,
+            execs: Vec::new(),
         })
     }
 
@@ -423,6 +459,20 @@ impl Shim {
             {
                 srcs.push((Src::Stdin, f, PollFlags::OUT));
             }
+            for (i, x) in self.execs.iter().enumerate() {
+                srcs.push((Src::ExecPid(i), x.pidfd.as_fd(), PollFlags::IN));
+                if let Some(f) = &x.out {
+                    srcs.push((Src::ExecOut(i), f.as_fd(), PollFlags::IN));
+                }
+                if let Some(f) = &x.err {
+                    srcs.push((Src::ExecErr(i), f.as_fd(), PollFlags::IN));
+                }
+                if !x.stdin_buf.is_empty()
+                    && let Some(f) = x.stdin_fd()
+                {
+                    srcs.push((Src::ExecStdin(i), f, PollFlags::OUT));
+                }
+            }
             for (i, c) in self.clients.iter().enumerate() {
                 let mut fl = PollFlags::IN;
                 if !c.out.is_empty() {
@@ -445,8 +495,17 @@ impl Shim {
             drop(srcs);
             let mut exited = false;
             let mut dead_clients = Vec::new();
+            let mut ended_execs = Vec::new();
             for (src, rev) in ready {
                 match src {
+                    Src::ExecPid(i) => ended_execs.push(self.execs[i].id.clone()),
+                    Src::ExecOut(i) => {
+                        self.read_exec_output(i, Stream::Stdout);
+                    }
+                    Src::ExecErr(i) => {
+                        self.read_exec_output(i, Stream::Stderr);
+                    }
+                    Src::ExecStdin(i) => self.execs[i].flush_stdin(),
                     Src::Listener => self.accept(),
                     Src::Pidfd => exited = true,
                     Src::Out => {
@@ -462,6 +521,9 @@ impl Shim {
                         }
                     }
                 }
+            }
+            for id in ended_execs {
+                self.end_exec(&id);
             }
             for i in dead_clients.into_iter().rev() {
                 self.drop_client(i);
@@ -643,9 +705,38 @@ impl Shim {
                         return;
                     }
                     self.started = true;
+                    self.settle_after_start();
                 }
                 let pid = self.init_pid.as_raw_nonzero().get() as u32;
                 self.reply(i, ShimFrame::Started { pid });
+            }
+            ClientFrame::Exec(json) => self.start_exec(i, &json),
+            ClientFrame::Stdin(data) if self.exec_of(i).is_some() => {
+                if let Some(x) = self.exec_of(i).map(|x| &mut self.execs[x]) {
+                    x.stdin_buf.extend_from_slice(&data);
+                    x.flush_stdin();
+                }
+            }
+            ClientFrame::CloseStdin if self.exec_of(i).is_some() => {
+                if let Some(x) = self.exec_of(i).map(|x| &mut self.execs[x]) {
+                    x.close_stdin();
+                }
+            }
+            ClientFrame::Resize { rows, cols } if self.exec_of(i).is_some() => {
+                if let Some(x) = self.exec_of(i).map(|x| &self.execs[x])
+                    && x.tty
+                    && let Some(m) = x.out.as_ref()
+                {
+                    let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+                    if let Err(e) = rustix::termios::tcsetwinsize(m, ws) {
+                        self.reply(i, ShimFrame::Error(format!("failed to resize tty: {e}")));
+                    }
+                }
+            }
+            ClientFrame::Signal(sig) if self.exec_of(i).is_some() => {
+                if let Some(Err(e)) = self.exec_of(i).map(|x| self.execs[x].signal(sig)) {
+                    self.reply(i, ShimFrame::Error(format!("failed to signal exec: {e}")));
+                }
             }
             ClientFrame::Stdin(data) => {
                 if self.stdin_fd().is_some() && !self.stdin_close {
@@ -668,15 +759,7 @@ impl Shim {
                 }
             }
             ClientFrame::Signal(sig) => {
-                // Realtime signals have no name in rustix but are valid to send.
-                let s = rustix::process::Signal::from_named_raw(sig).or_else(|| {
-                    (1..=64).contains(&sig).then(|| {
-                        // SAFETY: the value is only passed to pidfd_send_signal, never used
-                        // to install a handler, so libc's reserved signals are no concern.
-                        unsafe { rustix::process::Signal::from_raw_unchecked(sig) }
-                    })
-                });
-                let res = match s {
+                let res = match signal_of(sig) {
                     Some(s) => rustix::process::pidfd_send_signal(&self.pidfd, s).map_err(|e| e.to_string()),
                     None => Err(format!("invalid signal {sig}")),
                 };
@@ -689,6 +772,13 @@ impl Shim {
 
     fn drop_client(&mut self, i: usize) {
         let c = self.clients.remove(i);
+        // Its exec keeps running without it (Docker closes the exec's stdin when the
+        // attach ends); its output is dropped from now on.
+        if let Some(x) = self.execs.iter_mut().find(|x| x.client == Some(c.id)) {
+            x.client = None;
+            x.close_stdin();
+            x.stdin_closed = !x.tty;
+        }
         if self.opts.stdin_once && self.stdin_owner == Some(c.id) && !self.opts.tty {
             self.close_stdin();
         }
@@ -725,6 +815,15 @@ impl Shim {
             }
         }
         let oom_killed = self.oom_killed();
+        // Execs end with the container (the kernel kills them with the pid namespace's
+        // init; with a shared pid namespace they are killed here), and say so first.
+        for x in &self.execs {
+            let _ = x.signal(9);
+        }
+        let ids: Vec<String> = self.execs.iter().map(|x| x.id.clone()).collect();
+        for id in ids {
+            self.end_exec(&id);
+        }
         self.out = None;
         self.err = None;
         self.stdin = None;
@@ -775,6 +874,199 @@ impl Shim {
             })
         })
     }
+}
+
+/// How long a start waits for the container's process to settle (see
+/// [`Shim::settle_after_start`]); a process still computing after this is left to run.
+const SETTLE_LIMIT: Duration = Duration::from_millis(250);
+
+impl Shim {
+    /// Holds the answer to Start until the container's command has begun and settled: it
+    /// has exec'd (its `/proc/<pid>/exe` is no longer this binary, whose clone libcontainer's
+    /// init is) and then exited, blocked (sleeping, waiting on I/O) or written output, which
+    /// is read into the log here. libcontainer's start returns when it has signalled the
+    /// init, before the command runs, so without this a `logs` right after `start` of a
+    /// short container found nothing about one time in ten.
+    fn settle_after_start(&mut self) {
+        let deadline = Instant::now() + SETTLE_LIMIT;
+        let own = std::fs::read_link("/proc/self/exe").ok();
+        let pid = self.init_pid.as_raw_nonzero().get();
+        let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+        loop {
+            let mut fds = vec![PollFd::new(&self.pidfd, PollFlags::IN)];
+            let exited = matches!(rustix::event::poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0);
+            drop(fds);
+            if exited {
+                break;
+            }
+            let now_exe = std::fs::read_link(&exe).ok();
+            if now_exe.is_some() && now_exe != own {
+                // The state is the field after the parenthesised command name.
+                let state = std::fs::read_to_string(&stat)
+                    .ok()
+                    .and_then(|s| s.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next()));
+                // Running (R) or in uninterruptible sleep (D: loading its pages) is not settled.
+                if !matches!(state, Some('R' | 'D')) || self.has_more(Stream::Stdout) || self.has_more(Stream::Stderr) {
+                    break;
+                }
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // What it wrote so far goes to the log before the start is answered.
+        if self.has_more(Stream::Stdout) {
+            self.read_output(Stream::Stdout);
+        }
+        if self.has_more(Stream::Stderr) {
+            self.read_output(Stream::Stderr);
+        }
+    }
+
+    /// The exec that connection `i` runs, as an index into `execs`.
+    fn exec_of(&self, i: usize) -> Option<usize> {
+        let id = self.clients.get(i)?.id;
+        self.execs.iter().position(|x| x.client == Some(id))
+    }
+
+    /// Handles an Exec frame: starts the process and binds it to connection `i`.
+    fn start_exec(&mut self, i: usize, json: &[u8]) {
+        let c = &self.clients[i];
+        let refused = if c.stdout || c.stderr {
+            Some("exec on a connection that receives the container's output")
+        } else if self.exec_of(i).is_some() {
+            Some("this connection already runs an exec")
+        } else if !self.started {
+            Some("the container is not running")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            self.reply(i, exec_failed(why.to_owned(), None));
+            return;
+        }
+        let spec: ExecSpec = match serde_json::from_slice(json) {
+            Ok(s) => s,
+            Err(e) => {
+                self.reply(i, exec_failed(format!("invalid exec request: {e}"), None));
+                return;
+            }
+        };
+        match exec::start(&self.opts, self.init_pid, &spec) {
+            Ok(mut x) => {
+                x.client = Some(self.clients[i].id);
+                let pid = x.pid.as_raw_nonzero().get() as u32;
+                self.execs.push(x);
+                self.reply(i, ShimFrame::ExecStarted { pid });
+            }
+            Err(e) => self.reply(i, exec_failed(e.to_string(), e.exec_failure())),
+        }
+    }
+
+    /// Reads an exec's output and sends it to its connection; false at EOF.
+    fn read_exec_output(&mut self, x: usize, stream: Stream) -> bool {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let e = &mut self.execs[x];
+            let fd = match stream {
+                Stream::Stdout => e.out.as_ref(),
+                Stream::Stderr => e.err.as_ref(),
+            };
+            let Some(fd) = fd else { return false };
+            match rustix::io::read(fd, &mut buf) {
+                Ok(n) if n > 0 => {
+                    let frame = crate::proto::encode_shim(&match stream {
+                        Stream::Stdout => ShimFrame::Stdout(buf[..n].to_vec()),
+                        Stream::Stderr => ShimFrame::Stderr(buf[..n].to_vec()),
+                    });
+                    let owner = e.client;
+                    if let Some(c) = self.clients.iter_mut().find(|c| Some(c.id) == owner) {
+                        c.out.extend_from_slice(&frame);
+                        flush_client(c);
+                    }
+                }
+                Err(Errno::AGAIN) => return true,
+                Err(Errno::INTR) => {}
+                _ => {
+                    match stream {
+                        Stream::Stdout => e.out = None,
+                        Stream::Stderr => e.err = None,
+                    }
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// An exec's process ended: drain its output, reap it, record and report its code.
+    fn end_exec(&mut self, id: &str) {
+        let Some(x) = self.execs.iter().position(|e| e.id == id) else { return };
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            // A pty may still hold the last output after the process is gone; its reads end
+            // with EIO once drained.
+            while self.read_exec_output(x, stream) {
+                let fd = match stream {
+                    Stream::Stdout => self.execs[x].out.as_ref(),
+                    Stream::Stderr => self.execs[x].err.as_ref(),
+                };
+                let Some(fd) = fd else { break };
+                let mut fds = [PollFd::new(fd, PollFlags::IN)];
+                let wait = rustix::event::Timespec { tv_sec: 0, tv_nsec: 20_000_000 };
+                if !matches!(rustix::event::poll(&mut fds, Some(&wait)), Ok(n) if n > 0) {
+                    break;
+                }
+            }
+        }
+        let e = self.execs.remove(x);
+        let code = e.reap();
+        if let Some(c) = self.clients.iter_mut().find(|c| Some(c.id) == e.client) {
+            c.out.extend_from_slice(&crate::proto::encode_shim(&ShimFrame::ExecExit { code }));
+            flush_client(c);
+        }
+    }
+}
+
+fn exec_failed(message: String, failure: Option<ExecFailure>) -> ShimFrame {
+    ShimFrame::ExecFailed(serde_json::to_vec(&ExecFailed { message, failure }).unwrap_or_default())
+}
+
+/// A signal number as rustix takes it; realtime signals have no name in rustix but are
+/// valid to send.
+fn signal_of(sig: i32) -> Option<rustix::process::Signal> {
+    rustix::process::Signal::from_named_raw(sig).or_else(|| {
+        (1..=64).contains(&sig).then(|| {
+            // SAFETY: the value is only passed to pidfd_send_signal, never used to install
+            // a handler, so libc's reserved signals are no concern.
+            unsafe { rustix::process::Signal::from_raw_unchecked(sig) }
+        })
+    })
+}
+
+/// The container's root as its init sees it: `/proc/<pid>/root` resolves paths through the
+/// mounts of the init's mount namespace (binds and volumes included).
+fn container_root(init: Pid) -> PathBuf {
+    PathBuf::from(format!("/proc/{}/root", init.as_raw_nonzero()))
+}
+
+/// Checks that the spec's command can be executed in the created container (Docker's
+/// 127/126). With `--init` the init is checked, and the command it will run too.
+fn check_command(spec: &oci_spec::runtime::Spec, init: Pid) -> Result<(), Error> {
+    let Some(p) = spec.process() else { return Ok(()) };
+    let args = p.args().clone().unwrap_or_default();
+    let env = p.env().clone().unwrap_or_default();
+    let cwd = p.cwd().to_string_lossy().into_owned();
+    let root = container_root(init);
+    let Some(cmd) = args.first() else { return Err(Error::InvalidArgument("no command specified".into())) };
+    crate::spec::find_executable(&root, cmd, &env, &cwd)?;
+    if cmd == crate::spec::INIT_PATH
+        && args.get(1).map(String::as_str) == Some("--")
+        && let Some(user_cmd) = args.get(2)
+    {
+        crate::spec::find_executable(&root, user_cmd, &env, &cwd)?;
+    }
+    Ok(())
 }
 
 /// Writes as much buffered output as the socket takes; false when the client is gone.
