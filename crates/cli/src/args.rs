@@ -18,6 +18,8 @@ pub fn expand_management(args: &[String]) -> Vec<String> {
         ("image", "history") => &["history"],
         ("image", "import") => &["import"],
         ("image", "build") => &["build"],
+        ("image", "pull") => &["pull"],
+        ("image", "push") => &["push"],
         ("container", "ls" | "list" | "ps") => &["ps"],
         ("container", "rm" | "remove") => &["rm"],
         ("container", "inspect") => &["inspect", "--type", "container"],

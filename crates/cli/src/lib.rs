@@ -81,6 +81,14 @@ pub enum Cmd {
     Version(commands::system::FormatArgs),
     /// Display system-wide information
     Info(commands::system::FormatArgs),
+    /// Download an image from a registry
+    Pull(commands::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(commands::registry::PushArgs),
+    /// Log in to a registry
+    Login(commands::registry::LoginArgs),
+    /// Log out from a registry
+    Logout(commands::registry::LogoutArgs),
     /// Manage berth (disk usage)
     #[command(subcommand)]
     System(system::SystemCmd),
@@ -148,6 +156,10 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::History(a) => commands::image::history(&client, a).await,
         Cmd::Version(a) => commands::system::version(&client, a).await,
         Cmd::Info(a) => commands::system::info(&client, a).await,
+        Cmd::Pull(a) => commands::registry::pull(&client, a).await,
+        Cmd::Push(a) => commands::registry::push(&client, a).await,
+        Cmd::Login(a) => commands::registry::login(&client, a).await,
+        Cmd::Logout(a) => commands::registry::logout(a).await,
         Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
         Cmd::System(system::SystemCmd::Check) => system::check(&client).await,
         Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,

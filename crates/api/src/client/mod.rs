@@ -4,6 +4,7 @@
 
 mod build;
 mod containers;
+pub mod distribution;
 mod images;
 mod system;
 pub mod tls;

@@ -5,6 +5,7 @@
 pub mod build;
 pub mod container;
 pub mod image;
+pub mod registry;
 pub mod run;
 pub mod system;
 

@@ -5,6 +5,7 @@
 mod build;
 mod check;
 mod create;
+pub mod distribution;
 mod images;
 mod io;
 mod lifecycle;

@@ -101,6 +101,7 @@ impl Harness {
             max_layer_size: None,
             api_header_timeout: crate::config::DEFAULT_API_HEADER_TIMEOUT,
             warnings: Vec::new(),
+            registry: Default::default(),
         };
         Engine::open_with(cfg, Some((self.launcher.clone(), self.roots.clone()))).await.unwrap()
     }

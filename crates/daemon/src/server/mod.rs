@@ -11,6 +11,7 @@ mod body;
 pub mod build;
 pub mod conn;
 pub mod containers;
+pub mod distribution;
 pub mod images;
 pub mod reply;
 pub mod system;
@@ -34,6 +35,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(system::routes())
         .merge(containers::routes())
         .merge(images::routes())
+        .merge(distribution::routes())
         .merge(build::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)

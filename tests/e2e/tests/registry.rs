@@ -1,0 +1,431 @@
+//! Pull, push and login against real registries: Debian's `docker-registry` (distribution
+//! 2.8) started per test on 127.0.0.1, with and without htpasswd Basic auth, and a tiny
+//! hostile registry of our own for the failures a real one will not produce (wrong bytes,
+//! a connection dropped mid-blob, a manifest naming a missing blob). Images go from one data
+//! root to another; our CLI and the docker CLI both drive the daemon.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use berth_e2e::{Daemon, have_docker, ok, text};
+use sha2::Digest as _;
+
+/// A `docker-registry` on 127.0.0.1:<free port> with its own storage.
+struct Registry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Registry {
+    fn start(htpasswd: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut auth = String::new();
+        if let Some((u, p)) = htpasswd {
+            let out = Command::new("htpasswd").args(["-Bbn", u, p]).output().expect("htpasswd (apache2-utils)");
+            assert!(out.status.success());
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, &out.stdout).unwrap();
+            auth = format!("auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n", file.display());
+        }
+        let cfg = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            dir.path().join("store").display()
+        );
+        let cfg_path = dir.path().join("config.yml");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry)");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry { child, port, _dir: dir }
+    }
+
+    fn name(&self, repo: &str) -> String {
+        format!("127.0.0.1:{}/{repo}", self.port)
+    }
+}
+
+fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
+    let out = d.berth(&["image", "inspect", name]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    v[0].clone()
+}
+
+fn config_dir(d: &Daemon) -> PathBuf {
+    d.socket.parent().unwrap().join("berth-docker-config")
+}
+
+fn berth(d: &Daemon, args: &[&str]) -> std::process::Output {
+    d.berth_cmd(args).env("DOCKER_CONFIG", config_dir(d)).output().unwrap()
+}
+
+fn image_count(d: &Daemon) -> usize {
+    ok(&d.berth(&["images", "-q"])).lines().filter(|l| !l.is_empty()).count()
+}
+
+#[test]
+fn push_then_pull_into_another_data_root() {
+    let reg = Registry::start(None);
+    let a = Daemon::start();
+    let name = reg.name("team/bb:1");
+    a.import_busybox(&name);
+    let out = berth(&a, &["push", &name]);
+    let pushed = ok(&out);
+    assert!(pushed.contains(&format!("The push refers to repository [{}]", reg.name("team/bb"))), "{pushed}");
+    let line = pushed.lines().find(|l| l.starts_with("1: digest: sha256:")).unwrap_or_else(|| panic!("{pushed}"));
+    let digest = line.split_whitespace().nth(2).unwrap().to_owned();
+    let src = inspect(&a, &name);
+    assert!(
+        src["RepoDigests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str() == Some(&format!("{}@{digest}", reg.name("team/bb")))),
+        "{src}"
+    );
+
+    // Pushing again sends no layer.
+    let again = ok(&berth(&a, &["push", &name]));
+    assert!(again.contains("Layer already exists") && !again.contains("Pushed"), "{again}");
+    assert!(again.contains(&format!("1: digest: {digest}")), "{again}");
+
+    let b = Daemon::start();
+    let out = berth(&b, &["pull", &name]);
+    let pulled = ok(&out);
+    assert!(pulled.contains("1: Pulling from team/bb"), "{pulled}");
+    assert!(pulled.contains("Pull complete"), "{pulled}");
+    assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
+    assert!(pulled.contains(&format!("Status: Downloaded newer image for {name}")), "{pulled}");
+    assert!(pulled.trim_end().ends_with(&name), "{pulled}");
+    let dst = inspect(&b, &name);
+    assert_eq!(dst["Id"], src["Id"]);
+    assert_eq!(dst["RootFS"]["Layers"], src["RootFS"]["Layers"]);
+    assert_eq!(dst["RepoDigests"], serde_json::json!([format!("{}@{digest}", reg.name("team/bb"))]));
+    // The file trees agree: a file from the image, read back through a container's view.
+    let out = ok(&b.berth(&["run", "--rm", "--network", "none", &name, "sh", "-c", "ls /bin | wc -l"]));
+    let out_a = ok(&a.berth(&["run", "--rm", "--network", "none", &name, "sh", "-c", "ls /bin | wc -l"]));
+    assert_eq!(out, out_a);
+
+    // All present: nothing to download.
+    let again = ok(&berth(&b, &["pull", &name]));
+    assert!(again.contains("Status: Image is up to date for"), "{again}");
+    assert!(!again.contains("Pull complete"), "{again}");
+
+    // By digest too; `images --digests` shows it.
+    let by_digest = format!("{}@{digest}", reg.name("team/bb"));
+    ok(&berth(&b, &["pull", "-q", &by_digest]));
+    let listing = ok(&b.berth(&["images", "--digests"]));
+    assert!(listing.contains(&digest), "{listing}");
+
+    // The pulled image pushes back to a second repository by mounting, not uploading.
+    let other = reg.name("other/bb:2");
+    ok(&b.berth(&["tag", &name, &other]));
+    let out = ok(&berth(&b, &["push", &other]));
+    assert!(out.contains("Mounted from team/bb") || out.contains("Layer already exists"), "{out}");
+    assert!(out.contains(&format!("2: digest: {digest}")), "the pulled manifest goes back unchanged: {out}");
+}
+
+#[test]
+fn unknown_tags_and_repositories_fail_cleanly() {
+    let reg = Registry::start(None);
+    let d = Daemon::start();
+    let out = berth(&d, &["pull", &reg.name("nothing/here:1")]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("manifest unknown") || err.contains("pull access denied"), "{err}");
+    assert_eq!(image_count(&d), 0);
+    d.import_busybox(&reg.name("some/bb:1"));
+    ok(&berth(&d, &["push", &reg.name("some/bb:1")]));
+    let out = berth(&d, &["pull", &reg.name("some/bb:2")]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("manifest for {} not found: manifest unknown", reg.name("some/bb:2"))), "{err}");
+    let out = berth(&d, &["push", &reg.name("not/local:1")]);
+    assert!(text(&out.stderr).contains("An image does not exist locally with the tag"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn basic_auth_login_push_pull() {
+    let reg = Registry::start(Some(("alice", "s3cret")));
+    let d = Daemon::start();
+    let server = format!("127.0.0.1:{}", reg.port);
+    let name = reg.name("private/bb:1");
+    d.import_busybox(&name);
+
+    let out = berth(&d, &["push", &name]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unauthorized: authentication required"), "{}", text(&out.stderr));
+
+    let mut cmd = d.berth_cmd(&["login", "-u", "alice", "--password-stdin", &server]);
+    cmd.env("DOCKER_CONFIG", config_dir(&d));
+    let out = berth_e2e::run_with_stdin(cmd, b"wrong\n");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("401 Unauthorized"), "{}", text(&out.stderr));
+    assert!(
+        !config_dir(&d).join("config.json").exists()
+            || !std::fs::read_to_string(config_dir(&d).join("config.json")).unwrap().contains(&server)
+    );
+
+    let out = ok(&berth(&d, &["login", "-u", "alice", "-p", "s3cret", &server]));
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(config_dir(&d).join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["auths"][&server]["auth"], "YWxpY2U6czNjcmV0");
+
+    ok(&berth(&d, &["push", &name]));
+    let b = Daemon::start();
+    std::fs::create_dir_all(config_dir(&b)).unwrap();
+    std::fs::copy(config_dir(&d).join("config.json"), config_dir(&b).join("config.json")).unwrap();
+    let out = berth(&b, &["pull", &name]);
+    ok(&out);
+    assert_eq!(inspect(&b, &name)["Id"], inspect(&d, &name)["Id"]);
+
+    let out = ok(&berth(&b, &["logout", &server]));
+    assert!(out.contains(&format!("Removing login credentials for {server}")), "{out}");
+    ok(&b.berth(&["rmi", &name]));
+    let out = berth(&b, &["pull", &name]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unauthorized"), "{}", text(&out.stderr));
+    assert_eq!(image_count(&b), 0);
+}
+
+#[test]
+fn docker_hub_names_come_from_the_mirror() {
+    let reg = Registry::start(None);
+    let a = Daemon::start();
+    let hub_name = reg.name("library/busybox:latest");
+    a.import_busybox(&hub_name);
+    ok(&berth(&a, &["push", &hub_name]));
+    let mirror = format!("http://127.0.0.1:{}", reg.port);
+    let b = Daemon::start_with(&["--registry-mirror", &mirror]);
+    let out = ok(&berth(&b, &["pull", "busybox"]));
+    assert!(out.starts_with("Using default tag: latest"), "{out}");
+    assert!(out.contains("latest: Pulling from library/busybox"), "{out}");
+    assert!(out.trim_end().ends_with("docker.io/library/busybox:latest"), "{out}");
+    assert_eq!(inspect(&b, "busybox")["Id"], inspect(&a, &hub_name)["Id"]);
+    // `run` of a missing image pulls it first.
+    ok(&b.berth(&["rmi", "busybox"]));
+    let out = b.berth(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
+    assert_eq!(ok(&out).trim(), "hi");
+    assert!(text(&out.stderr).contains("Unable to find image 'busybox:latest' locally"), "{}", text(&out.stderr));
+    let out = b.berth(&["run", "--rm", "--pull", "never", "--network", "none", "nosuch/thing", "true"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn docker_cli_pulls_and_pushes_through_berth() {
+    if !have_docker() {
+        return;
+    }
+    let reg = Registry::start(Some(("bob", "pw")));
+    let d = Daemon::start();
+    let server = format!("127.0.0.1:{}", reg.port);
+    let name = reg.name("cli/bb:1");
+    d.import_busybox(&name);
+    let out = d.docker(&["login", "-u", "bob", "-p", "nope", &server]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let out = ok(&d.docker(&["login", "-u", "bob", "-p", "pw", &server]));
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let out = ok(&d.docker(&["push", &name]));
+    assert!(out.contains("1: digest: sha256:") && out.contains("Pushed"), "{out}");
+    ok(&d.docker(&["rmi", &name]));
+    let out = ok(&d.docker(&["pull", &name]));
+    assert!(out.contains("Pull complete") && out.contains("Status: Downloaded newer image for"), "{out}");
+    let out = d.docker(&["pull", &reg.name("cli/none:1")]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("manifest unknown"), "{}", text(&out.stderr));
+}
+
+/// What the hostile registry does with the layer blob.
+#[derive(Clone, Copy)]
+enum Hostile {
+    WrongBytes,
+    DropMidBlob,
+    MissingBlob,
+    DropOnceThenServe,
+}
+
+/// A registry that serves one image (`evil/img:1`) and misbehaves with its layer.
+fn hostile_registry(mode: Hostile) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let layer: Vec<u8> = {
+        let mut b = tar::Builder::new(Vec::new());
+        let data = vec![7u8; 300_000];
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, "data.bin", &data[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    let hex = |b: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)));
+    let layer_digest = hex(&layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
+    }))
+    .unwrap();
+    let config_digest = hex(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len() },
+        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len() }],
+    }))
+    .unwrap();
+    let blob_requests = Arc::new(AtomicUsize::new(0));
+    let counter = blob_requests.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let mut range_from = 0usize;
+            let mut headers = Vec::new();
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                headers.push(h.trim().to_owned());
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    range_from = v.trim().trim_end_matches('-').parse().unwrap_or(0);
+                }
+            }
+            let send = |s: &mut TcpStream, status: &str, ct: &str, body: &[u8], extra: &str| {
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(body);
+            };
+            if path == "/v2/" {
+                send(&mut s, "200 OK", "application/json", b"{}", "");
+            } else if path.contains("/manifests/") {
+                let extra = format!("Docker-Content-Digest: {}\r\n", hex(&manifest));
+                send(&mut s, "200 OK", "application/vnd.oci.image.manifest.v1+json", &manifest, &extra);
+            } else if path.ends_with(&config_digest) {
+                send(&mut s, "200 OK", "application/octet-stream", &config, "");
+            } else if path.ends_with(&layer_digest) {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                eprintln!("hostile registry: request {n} for the layer, headers {headers:?}");
+                match mode {
+                    Hostile::WrongBytes => {
+                        let mut bad = layer.clone();
+                        bad[1000] ^= 1;
+                        send(&mut s, "200 OK", "application/octet-stream", &bad, "");
+                    }
+                    Hostile::MissingBlob => {
+                        send(
+                            &mut s,
+                            "404 Not Found",
+                            "application/json",
+                            br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#,
+                            "",
+                        );
+                    }
+                    Hostile::DropMidBlob => {
+                        let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", layer.len());
+                        let _ = s.write_all(&layer[..layer.len() / 2]);
+                    }
+                    Hostile::DropOnceThenServe => {
+                        if n == 0 {
+                            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", layer.len());
+                            let _ = s.write_all(&layer[..layer.len() / 3]);
+                        } else {
+                            let part = &layer[range_from..];
+                            let extra =
+                                format!("Content-Range: bytes {range_from}-{}/{}\r\n", layer.len() - 1, layer.len());
+                            send(
+                                &mut s,
+                                if range_from > 0 { "206 Partial Content" } else { "200 OK" },
+                                "application/octet-stream",
+                                part,
+                                &extra,
+                            );
+                        }
+                    }
+                }
+            } else {
+                send(
+                    &mut s,
+                    "404 Not Found",
+                    "application/json",
+                    br#"{"errors":[{"code":"NOT_FOUND","message":"not found"}]}"#,
+                    "",
+                );
+            }
+            let _ = s.flush();
+            let mut sink = [0u8; 1];
+            let _ = s.set_read_timeout(Some(Duration::from_millis(10)));
+            let _ = s.read(&mut sink);
+        }
+    });
+    (port, blob_requests)
+}
+
+#[test]
+fn hostile_registries_store_nothing() {
+    let d = Daemon::start();
+    for (mode, want) in [
+        (Hostile::WrongBytes, "digest mismatch"),
+        (Hostile::MissingBlob, "blob unknown"),
+        (Hostile::DropMidBlob, "failed after 5 attempts"),
+    ] {
+        let (port, _) = hostile_registry(mode);
+        let out = berth(&d, &["pull", &format!("127.0.0.1:{port}/evil/img:1")]);
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(err.contains(want), "{want}: {err}");
+        assert_eq!(image_count(&d), 0);
+        let leftovers: Vec<_> = std::fs::read_dir(d.data_root.join("snapshots"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert_eq!(std::fs::read_dir(d.data_root.join("content/ingest")).unwrap().count(), 0);
+    }
+    // A broken connection is resumed with Range and the pull completes.
+    let (port, requests) = hostile_registry(Hostile::DropOnceThenServe);
+    let out = berth(&d, &["pull", &format!("127.0.0.1:{port}/evil/img:1")]);
+    ok(&out);
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(image_count(&d), 1);
+}
