@@ -429,3 +429,56 @@ fn hostile_registries_store_nothing() {
     assert_eq!(requests.load(Ordering::SeqCst), 2);
     assert_eq!(image_count(&d), 1);
 }
+
+const PY_PUSH_PULL: &str = r#"
+import sys, docker
+client = docker.DockerClient(base_url=sys.argv[1])
+name, repo = sys.argv[2], sys.argv[3]
+auth = {"username": "py", "password": "pw"}
+out = client.images.push(name, tag="1", auth_config=auth)
+assert "digest: sha256:" in out, out
+client.images.remove(name + ":1")
+img = client.images.pull(name, tag="1", auth_config=auth)
+print("tags", img.tags)
+print("digests", len(img.attrs["RepoDigests"]))
+try:
+    client.images.pull(repo + "/nothing", tag="1", auth_config=auth)
+    print("no error")
+except docker.errors.NotFound as e:
+    print("notfound", "manifest unknown" in str(e) or "not found" in str(e))
+"#;
+
+#[test]
+fn docker_py_pushes_and_pulls() {
+    let reg = Registry::start(Some(("py", "pw")));
+    let d = Daemon::start();
+    let name = reg.name("py/bb");
+    d.import_busybox(&format!("{name}:1"));
+    let out = Command::new("python3")
+        .args(["-c", PY_PUSH_PULL, &d.host(), &name, &format!("127.0.0.1:{}", reg.port)])
+        .output()
+        .unwrap();
+    let o = ok(&out);
+    assert!(o.contains(&format!("tags ['{name}:1']")), "{o}");
+    assert!(o.contains("digests 1"), "{o}");
+    assert!(o.contains("notfound True"), "{o}");
+}
+
+#[test]
+fn build_pulls_a_missing_base() {
+    let reg = Registry::start(None);
+    let a = Daemon::start();
+    let base = reg.name("base/bb:1");
+    a.import_busybox(&base);
+    ok(&berth(&a, &["push", &base]));
+    let b = Daemon::start();
+    let dir = b.dir_with("ctx", &format!("FROM {base}\nRUN echo built > /x\n"));
+    let out = b.build_plain(&dir, &["-t", "child:1", "."]);
+    let o = ok(&out);
+    assert!(o.contains("Pull complete") || text(&out.stderr).contains("Pull complete"), "{o}{}", text(&out.stderr));
+    assert_eq!(inspect(&b, &base)["Id"], inspect(&a, &base)["Id"]);
+    // --pull fetches again even when present (and finds it up to date).
+    let out = b.build_plain(&dir, &["--pull", "-t", "child:2", "."]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("Image is up to date"), "{all}");
+}

@@ -672,6 +672,66 @@ fn oci_manifest(config: &Digest, config_size: u64, layers: &[Layer]) -> Result<V
     serde_json::to_vec(&m).map_err(|source| Error::Encode { what: "manifest", source })
 }
 
+impl Engine {
+    /// Pulls the base images a Dockerfile names that are not stored (all of them when
+    /// `always`, as `build --pull` asks), before the build starts. Progress goes to `say` as
+    /// text lines. Bases named through a build argument are left to the solver (which
+    /// reports them missing by name); `scratch` and earlier stages are not images.
+    pub(crate) fn pull_build_bases(
+        self: &Arc<Self>,
+        handle: &tokio::runtime::Handle,
+        plan: &berth_build::plan::Plan,
+        always: bool,
+        platform: Option<&str>,
+        say: &dyn Fn(String),
+    ) -> Result<()> {
+        let mut stages: Vec<String> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
+        for st in &plan.stages {
+            if let Some((_, _, berth_build::plan::Step::From { base, platform: p })) = st.steps.first() {
+                let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(base));
+                if !is_stage && base != "scratch" && !base.contains('$') && !seen.contains(base) {
+                    seen.push(base.clone());
+                    let present = self.images.resolve(base).is_ok();
+                    if always || !present {
+                        let plat = p.as_deref().filter(|p| !p.contains('$')).or(platform);
+                        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<JsonMessage>();
+                        let engine = self.clone();
+                        let b = base.clone();
+                        let plat = plat.map(str::to_owned);
+                        let res = handle.block_on(async move {
+                            let plan = engine.prepare_pull(&b, None, plat.as_deref(), AuthConfig::default()).await?;
+                            engine.run_pull(plan, &tx).await
+                        });
+                        while let Ok(m) = rx.try_recv() {
+                            if let Some(status) = m.status
+                                && m.progress_detail.is_none()
+                            {
+                                say(match m.id {
+                                    Some(id) => format!("{id}: {status}\n"),
+                                    None => format!("{status}\n"),
+                                });
+                            }
+                        }
+                        match res {
+                            Ok(_) => {}
+                            // A stored base that the registry does not have is still usable.
+                            Err(e) if present => {
+                                say(format!("WARNING: pulling {base} failed, using the stored image: {e}\n"))
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+            if let Some(n) = &st.name {
+                stages.push(n.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
