@@ -482,3 +482,217 @@ fn build_pulls_a_missing_base() {
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(all.contains("Image is up to date"), "{all}");
 }
+
+/// A token server (Docker's registry token protocol) for a `docker-registry` configured with
+/// `auth: token`: Basic credentials (or a refresh token) in, an RS256 JWT scoped to what was
+/// asked out. Signing goes through `openssl dgst` with a key the test generates.
+struct TokenAuth {
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn b64url(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn token_server(user: &'static str, password: &'static str) -> TokenAuth {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let cert = dir.path().join("cert.pem");
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=berth-test-token"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let der = Command::new("openssl").args(["x509", "-outform", "DER", "-in"]).arg(&cert).output().unwrap().stdout;
+    let x5c = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(der)
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let mut basic = None;
+            let mut length = 0usize;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                let lower = h.to_ascii_lowercase();
+                if lower.starts_with("authorization: basic ") {
+                    use base64::Engine as _;
+                    let raw =
+                        base64::engine::general_purpose::STANDARD.decode(h.trim()[21..].trim()).unwrap_or_default();
+                    basic = Some(String::from_utf8_lossy(&raw).into_owned());
+                }
+                if let Some(v) = lower.strip_prefix("content-length: ") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = r.read_exact(&mut body);
+            let query = target.split_once('?').map(|(_, q)| q.to_owned()).unwrap_or_default();
+            let form = format!("{query}&{}", String::from_utf8_lossy(&body));
+            let params: Vec<(String, String)> = form
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+                .collect();
+            let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let refresh_ok = get("grant_type").as_deref() == Some("refresh_token")
+                && get("refresh_token").as_deref() == Some(&format!("refresh-{user}"));
+            let creds_ok = basic.as_deref() == Some(&format!("{user}:{password}"));
+            if !(refresh_ok || creds_ok) {
+                let body = br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(body);
+                continue;
+            }
+            let access: Vec<serde_json::Value> = params
+                .iter()
+                .filter(|(k, _)| k == "scope")
+                .filter_map(|(_, v)| {
+                    let mut it = v.splitn(3, ':');
+                    let (t, name, actions) = (it.next()?, it.next()?, it.next()?);
+                    Some(serde_json::json!({ "type": t, "name": name, "actions": actions.split(',').collect::<Vec<_>>() }))
+                })
+                .collect();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let header = serde_json::json!({ "typ": "JWT", "alg": "RS256", "x5c": [x5c] });
+            let claims = serde_json::json!({
+                "iss": "berth-test-issuer", "sub": user, "aud": get("service").unwrap_or_default(),
+                "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", access.len()),
+                "access": access,
+            });
+            let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+            let sig = {
+                let mut c = Command::new("openssl")
+                    .args(["dgst", "-sha256", "-sign"])
+                    .arg(&key)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+                c.wait_with_output().unwrap().stdout
+            };
+            let jwt = format!("{input}.{}", b64url(&sig));
+            let mut answer = serde_json::json!({ "token": jwt, "access_token": jwt, "expires_in": 300 });
+            if get("offline_token").as_deref() == Some("true") {
+                answer["refresh_token"] = serde_json::Value::String(format!("refresh-{user}"));
+            }
+            let body = answer.to_string();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    TokenAuth { port, dir }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Registry {
+    /// A `docker-registry` that trusts tokens from `auth`.
+    fn start_token(auth: &TokenAuth) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
+            dir.path().join("store").display(),
+            auth.port,
+            auth.dir.path().join("cert.pem").display()
+        );
+        let cfg_path = dir.path().join("config.yml");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry { child, port, _dir: dir }
+    }
+}
+
+#[test]
+fn bearer_tokens_with_refresh() {
+    let auth = token_server("carol", "tok-pw");
+    let reg = Registry::start_token(&auth);
+    let d = Daemon::start();
+    let server = format!("127.0.0.1:{}", reg.port);
+    let name = reg.name("tok/bb:1");
+    d.import_busybox(&name);
+
+    let out = berth(&d, &["push", &name]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unauthorized"), "{}", text(&out.stderr));
+
+    let out = berth(&d, &["login", "-u", "carol", "-p", "bad", &server]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unauthorized: authentication required"), "{}", text(&out.stderr));
+
+    let out = ok(&berth(&d, &["login", "-u", "carol", "-p", "tok-pw", &server]));
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(config_dir(&d).join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["auths"][&server]["identitytoken"], "refresh-carol", "{cfg}");
+
+    // Push and pull on the refresh token alone.
+    let pushed = ok(&berth(&d, &["push", &name]));
+    assert!(pushed.contains("1: digest: sha256:"), "{pushed}");
+    ok(&d.berth(&["rmi", &name]));
+    let pulled = ok(&berth(&d, &["pull", &name]));
+    assert!(pulled.contains("Pull complete"), "{pulled}");
+
+    if have_docker() {
+        let out = ok(&d.docker(&["login", "-u", "carol", "-p", "tok-pw", &server]));
+        assert!(out.contains("Login Succeeded"), "{out}");
+        ok(&d.docker(&["rmi", &name]));
+        let out = ok(&d.docker(&["pull", &name]));
+        assert!(out.contains("Downloaded newer image"), "{out}");
+    }
+}

@@ -162,9 +162,15 @@ impl Engine {
             r.digest().map(|d| d.to_string()).or_else(|| r.tag().map(str::to_owned)).unwrap_or_else(|| "latest".into());
         let mut last = None;
         for ep in opts.endpoints(r) {
-            let s = Arc::new(opts.session(&ep, r.path(), auth)?);
-            match s.resolve(&want, platform).await {
-                Ok(res) => return Ok((s, res)),
+            let res = match opts.credentials(&ep, r.path(), false, auth).await {
+                Ok(a) => {
+                    let s = Arc::new(opts.session(&ep, r.path(), &a)?);
+                    s.resolve(&want, platform).await.map(|res| (s, res))
+                }
+                Err(e) => Err(e),
+            };
+            match res {
+                Ok(v) => return Ok(v),
                 Err(e) if ep.mirror => {
                     tracing::info!(mirror = %ep.base(), error = %e, "mirror did not serve the image");
                     last = Some(e);
@@ -530,7 +536,9 @@ impl Engine {
         })
         .await?;
         let ep = self.registry_endpoint(&repo).ok_or_else(|| Error::Internal("no registry endpoint".into()))?;
-        let session = Arc::new(self.cfg.registry.options().session(&ep, repo.path(), &auth)?);
+        let opts = self.cfg.registry.options();
+        let auth = opts.credentials(&ep, repo.path(), true, &auth).await?;
+        let session = Arc::new(opts.session(&ep, repo.path(), &auth)?);
         session.authenticate(true).await?;
         Ok(PushPlan { repo, items, session })
     }

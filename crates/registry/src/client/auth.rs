@@ -264,6 +264,52 @@ fn token_error_text(body: &str, st: reqwest::StatusCode) -> String {
     }
 }
 
+/// Trades a refresh token (`identitytoken`, from an earlier login) for an access token scoped
+/// to `repository` (`pull`, or `pull,push`), with OAuth2's `refresh_token` grant as Docker does.
+pub(crate) async fn refresh(
+    http: &reqwest::Client,
+    base: &str,
+    repository: &str,
+    push: bool,
+    auth: &AuthConfig,
+) -> Result<String, Error> {
+    let url = format!("{base}/v2/");
+    let res = http.get(&url).send().await.map_err(|e| Error::http(&url, e))?;
+    let ch = res
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|h| h.to_str().ok())
+        .and_then(Challenge::parse)
+        .filter(|c| c.scheme == "bearer")
+        .ok_or_else(|| Error::Unauthorized("unauthorized: the registry does not take refresh tokens".into()))?;
+    let realm = ch.param("realm").ok_or_else(|| Error::Protocol(format!("{url}: Bearer challenge without realm")))?;
+    let scope = format!("repository:{repository}:{}", if push { "pull,push" } else { "pull" });
+    let res = http
+        .post(realm)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", auth.identity_token.as_str()),
+            ("client_id", "docker"),
+            ("service", ch.param("service").unwrap_or_default()),
+            ("scope", scope.as_str()),
+        ])
+        .send()
+        .await
+        .map_err(|e| Error::http(realm, e))?;
+    let st = res.status();
+    if !st.is_success() {
+        let body = res.text().await.unwrap_or_default();
+        return Err(Error::Unauthorized(token_error_text(&body, st)));
+    }
+    let t: TokenAnswer =
+        res.json().await.map_err(|e| Error::Protocol(format!("{realm}: malformed token answer: {e}")))?;
+    let token = if t.access_token.is_empty() { t.token } else { t.access_token };
+    if token.is_empty() {
+        return Err(Error::Protocol(format!("{realm}: the token server answered without a token")));
+    }
+    Ok(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,6 +154,23 @@ impl RegistryOptions {
         auth::login(&http, &ep.base(), auth).await
     }
 
+    /// `auth` ready for a session: a refresh token (`identitytoken`) is traded for an access
+    /// token scoped to `repository` first; other credentials pass unchanged.
+    pub async fn credentials(
+        &self,
+        endpoint: &Endpoint,
+        repository: &str,
+        push: bool,
+        auth: &AuthConfig,
+    ) -> Result<AuthConfig, Error> {
+        if auth.identity_token.is_empty() || !auth.registry_token.is_empty() {
+            return Ok(auth.clone());
+        }
+        let http = self.http_client(endpoint)?;
+        let token = auth::refresh(&http, &endpoint.base(), repository, push, auth).await?;
+        Ok(AuthConfig { registry_token: token, ..auth.clone() })
+    }
+
     /// A session on `repository` at `endpoint` with `auth`.
     pub fn session(&self, endpoint: &Endpoint, repository: &str, auth: &AuthConfig) -> Result<Session, Error> {
         install_crypto();
