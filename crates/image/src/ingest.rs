@@ -237,6 +237,59 @@ impl ImageStore {
         load_image(&db, self.content(), &id)
     }
 
+    /// Removes layers a failed pull brought in that no image uses (their snapshots and
+    /// blobs), so that the pull leaves nothing behind. Keeps going past errors and reports
+    /// the first.
+    pub fn discard_layers(&self, layers: &[Layer]) -> Result<(), Error> {
+        let db = self.db();
+        let mut first = None;
+        for l in layers {
+            let used = |col: &str, v: &Digest| -> Result<bool, Error> {
+                Ok(db.query_row(
+                    &format!("SELECT EXISTS(SELECT 1 FROM image_layers WHERE {col} = ?1)"),
+                    [v.to_string()],
+                    |r| r.get(0),
+                )?)
+            };
+            {
+                let mut p = self.pending();
+                p.remove(&l.diff_id);
+                p.remove(&l.blob);
+            }
+            match used("diff_id", &l.diff_id) {
+                Ok(false) => {
+                    let dir = self.snapshot_dir(&l.diff_id);
+                    if let Err(e) = fs::remove_dir_all(&dir)
+                        && e.kind() != io::ErrorKind::NotFound
+                    {
+                        first.get_or_insert(Error::io("remove", &dir)(e));
+                    }
+                    if let Err(e) =
+                        db.execute("DELETE FROM image_snapshots WHERE diff_id = ?1", [l.diff_id.to_string()])
+                    {
+                        first.get_or_insert(e.into());
+                    }
+                }
+                Ok(true) => {}
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+            match used("blob", &l.blob) {
+                Ok(false) => {
+                    if let Err(e) = self.content().remove(&l.blob) {
+                        first.get_or_insert(e);
+                    }
+                }
+                Ok(true) => {}
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
     /// The bytes of the manifest an image was recorded with.
     pub fn manifest_bytes(&self, img: &Image) -> Result<Vec<u8>, Error> {
         self.content().read(&img.manifest_digest)

@@ -696,3 +696,85 @@ fn bearer_tokens_with_refresh() {
         assert!(out.contains("Downloaded newer image"), "{out}");
     }
 }
+
+/// A small ext4 filesystem on a loop device mounted at a path, unmounted on drop.
+struct SmallFs {
+    mnt: PathBuf,
+    _img: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount_at(mnt: &std::path::Path, mib: u32) -> SmallFs {
+        let img = tempfile::tempdir().unwrap();
+        let file = img.path().join("fs.img");
+        let st = Command::new("truncate").arg("-s").arg(format!("{mib}M")).arg(&file).status().unwrap();
+        assert!(st.success());
+        let st = Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&file).status().unwrap();
+        assert!(st.success());
+        std::fs::create_dir_all(mnt).unwrap();
+        let st = Command::new("mount").args(["-o", "loop"]).arg(&file).arg(mnt).status().unwrap();
+        assert!(st.success());
+        SmallFs { mnt: mnt.to_path_buf(), _img: img }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_pull_leaves_nothing() {
+    let reg = Registry::start(None);
+    let a = Daemon::start();
+    let name = reg.name("big/img:1");
+    // 24 MiB that do not compress, in a one-layer image.
+    let mut tarball = tar::Builder::new(Vec::new());
+    let mut data = vec![0u8; 24 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    tarball.append_data(&mut h, "noise.bin", &data[..]).unwrap();
+    let tarball = tarball.into_inner().unwrap();
+    ok(&a.berth_with_stdin(&["import", "-", &name], &tarball));
+    ok(&berth(&a, &["push", &name]));
+
+    let b = Daemon::start();
+    // The content store of the second daemon gets 16 MiB: the layer's blob cannot fit.
+    let content = b.data_root.join("content");
+    let small = SmallFs::mount_at(&content, 16);
+    for d in ["", "blobs", "blobs/sha256", "ingest"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(small.mnt.join(d)).unwrap();
+        std::fs::set_permissions(small.mnt.join(d), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(small.mnt.join("lost+found"));
+    let out = berth(&b, &["pull", &name]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(image_count(&b), 0);
+    assert_eq!(std::fs::read_dir(content.join("ingest")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(content.join("blobs/sha256")).unwrap().count(), 0);
+    let snaps: Vec<_> = std::fs::read_dir(b.data_root.join("snapshots"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "empty")
+        .collect();
+    assert!(snaps.is_empty(), "{snaps:?}");
+    drop(b);
+    drop(small);
+}

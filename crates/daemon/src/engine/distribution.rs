@@ -333,9 +333,13 @@ impl Engine {
             });
         }
         let mut first_err = None;
+        let mut fetched: Vec<Layer> = Vec::new();
         while let Some(j) = tasks.join_next().await {
             match j {
-                Ok((i, Ok(l))) => layers[i] = Some(l),
+                Ok((i, Ok(l))) => {
+                    fetched.push(l.clone());
+                    layers[i] = Some(l);
+                }
                 Ok((_, Err(e))) => {
                     if first_err.is_none() {
                         first_err = Some(e);
@@ -349,6 +353,7 @@ impl Engine {
             }
         }
         if let Some(e) = first_err {
+            self.discard(fetched).await;
             return Err(e);
         }
         let layers: Vec<Layer> = layers.into_iter().flatten().collect();
@@ -356,10 +361,29 @@ impl Engine {
         let tags: Vec<Reference> = if r.tag().is_some() { vec![r.clone()] } else { Vec::new() };
         let repo_digest = Reference::parse(&format!("{}@{}", r.name(), res.digest)).ok();
         let (config, manifest) = (res.config, res.manifest);
-        let img =
-            blocking(move || Ok(images.commit_pulled(&config, &manifest, &layers, &tags, repo_digest.as_ref())?))
-                .await?;
+        let committed =
+            blocking(move || Ok(images.commit_pulled(&config, &manifest, &layers, &tags, repo_digest.as_ref())?)).await;
+        let img = match committed {
+            Ok(img) => img,
+            Err(e) => {
+                self.discard(fetched).await;
+                return Err(e);
+            }
+        };
         Ok((img.clone(), before.as_ref() == Some(&img.id)))
+    }
+}
+
+impl Engine {
+    /// Drops the layers a failed pull fetched (nothing of it stays on disk).
+    async fn discard(&self, fetched: Vec<Layer>) {
+        if fetched.is_empty() {
+            return;
+        }
+        let images = self.images.clone();
+        if let Err(e) = blocking(move || Ok(images.discard_layers(&fetched)?)).await {
+            tracing::warn!(error = %e, "removing the layers of a failed pull");
+        }
     }
 }
 
