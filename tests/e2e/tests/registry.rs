@@ -778,3 +778,53 @@ fn a_full_disk_during_pull_leaves_nothing() {
     drop(b);
     drop(small);
 }
+
+#[test]
+fn indexes_pick_the_platform_and_all_tags_come_with_a() {
+    let reg = Registry::start(None);
+    let a = Daemon::start();
+    let name = reg.name("multi/bb:1");
+    a.import_busybox(&name);
+    let pushed = ok(&berth(&a, &["push", &name]));
+    let line = pushed.lines().find(|l| l.starts_with("1: digest: ")).unwrap();
+    let (digest, size) = (line.split_whitespace().nth(2).unwrap(), line.split_whitespace().nth(4).unwrap());
+    let host = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    let other = if host == "amd64" { "arm64" } else { "amd64" };
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size.parse::<u64>().unwrap(),
+              "platform": { "os": "linux", "architecture": other } },
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size.parse::<u64>().unwrap(),
+              "platform": { "os": "linux", "architecture": host } },
+        ],
+    })
+    .to_string();
+    let put = Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary"])
+        .arg(&index)
+        .arg(format!("http://127.0.0.1:{}/v2/multi/bb/manifests/multi", reg.port))
+        .status()
+        .unwrap();
+    assert!(put.success());
+    let index_digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(index.as_bytes())));
+
+    let b = Daemon::start();
+    let out = ok(&berth(&b, &["pull", &reg.name("multi/bb:multi")]));
+    assert!(out.contains(&format!("Digest: {index_digest}")), "{out}");
+    let img = inspect(&b, &reg.name("multi/bb:multi"));
+    assert_eq!(img["Id"], inspect(&a, &name)["Id"]);
+    assert!(img["RepoDigests"].to_string().contains(&index_digest), "{img}");
+    let out = berth(&b, &["pull", "--platform", "linux/s390x", &reg.name("multi/bb:multi")]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no matching manifest for linux/s390x in the manifest list entries"), "{}", text(&out.stderr));
+
+    let c = Daemon::start();
+    let out = ok(&berth(&c, &["pull", "-a", &reg.name("multi/bb")]));
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    let tags = ok(&c.berth(&["images", "--format", "{{.Tag}}"]));
+    let mut tags: Vec<&str> = tags.lines().collect();
+    tags.sort();
+    assert_eq!(tags, ["1", "multi"]);
+}
