@@ -55,4 +55,22 @@ pub struct JsonMessage {
     /// Auxiliary data, e.g. `{"ID": "sha256:…"}` at the end of a build.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aux: Option<serde_json::Value>,
+    /// Bytes done and expected of a pull or push step (`{}` when neither is known).
+    #[serde(rename = "progressDetail", default, skip_serializing_if = "Option::is_none")]
+    pub progress_detail: Option<ProgressDetail>,
+}
+
+/// The `progressDetail` of a [`JsonMessage`]: Docker omits zero fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProgressDetail {
+    /// Bytes done so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub current: u64,
+    /// Bytes expected in all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub total: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

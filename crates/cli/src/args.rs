@@ -20,6 +20,8 @@ pub fn expand_management(args: &[String]) -> Vec<String> {
         ("image", "build") => &["build"],
         ("image", "save") => &["save"],
         ("image", "load") => &["load"],
+        ("image", "pull") => &["pull"],
+        ("image", "push") => &["push"],
         ("container", "ls" | "list" | "ps") => &["ps"],
         ("container", "rm" | "remove") => &["rm"],
         ("container", "inspect") => &["inspect", "--type", "container"],

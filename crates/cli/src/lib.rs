@@ -111,6 +111,14 @@ pub enum Cmd {
     Update(commands::container::UpdateArgs),
     /// Get real time events from the server
     Events(commands::events::EventsArgs),
+    /// Download an image from a registry
+    Pull(commands::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(commands::registry::PushArgs),
+    /// Log in to a registry
+    Login(commands::registry::LoginArgs),
+    /// Log out from a registry
+    Logout(commands::registry::LogoutArgs),
     /// Manage berth (disk usage)
     #[command(subcommand)]
     System(system::SystemCmd),
@@ -204,6 +212,10 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::Stats(a) => commands::stats::stats(&client, a).await,
         Cmd::Update(a) => commands::container::update(&client, a).await,
         Cmd::Events(a) => commands::events::events(&client, a).await,
+        Cmd::Pull(a) => commands::registry::pull(&client, a).await,
+        Cmd::Push(a) => commands::registry::push(&client, a).await,
+        Cmd::Login(a) => commands::registry::login(&client, a).await,
+        Cmd::Logout(a) => commands::registry::logout(a).await,
         Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
         Cmd::System(system::SystemCmd::Check) => system::check(&client).await,
         Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,

@@ -70,6 +70,34 @@ pub struct DaemonArgs {
     /// Time a client has to send a request's headers or finish a TLS handshake (e.g. 5m, 30s)
     #[arg(long = "api-header-timeout")]
     pub api_header_timeout: Option<String>,
+    /// Enable insecure registry communication (host[:port] or CIDR; repeatable)
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Preferred registry mirror for Docker Hub images (repeatable)
+    #[arg(long = "registry-mirror")]
+    pub registry_mirrors: Vec<String>,
+}
+
+/// dockerd's registry settings: `insecure-registries` and `registry-mirrors` (daemon.json
+/// or flags, the two lists merged as dockerd merges them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryConfig {
+    /// `host[:port]` or CIDR entries reached over plain HTTP (loopback always is).
+    pub insecure: Vec<String>,
+    /// Mirror URLs tried first for Docker Hub names.
+    pub mirrors: Vec<String>,
+}
+
+impl RegistryConfig {
+    /// The settings as the registry client takes them; certificates come from
+    /// `/etc/docker/certs.d` and berth's own `/etc/berth/certs.d`.
+    pub fn options(&self) -> berth_registry::client::RegistryOptions {
+        berth_registry::client::RegistryOptions {
+            insecure: self.insecure.clone(),
+            mirrors: self.mirrors.clone(),
+            certs_dirs: berth_registry::client::default_certs_dirs(Path::new("/etc/berth")),
+        }
+    }
 }
 
 /// A TCP address the API is served on.
@@ -140,6 +168,8 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// `init: true`: containers run berth's init as PID 1 unless they say `--init=false`.
     pub init: bool,
+    /// Registry settings (`insecure-registries`, `registry-mirrors`).
+    pub registry: RegistryConfig,
 }
 
 /// daemon.json keys dockerd knows that berth accepts but does not act on yet.
@@ -225,6 +255,7 @@ impl Config {
             api_header_timeout: DEFAULT_API_HEADER_TIMEOUT,
             warnings: Vec::new(),
             init: false,
+            registry: RegistryConfig::default(),
         };
         let mut file_hosts = Vec::new();
         let mut file_tls = FileTls::default();
@@ -300,6 +331,13 @@ impl Config {
         if let Some(v) = &args.api_header_timeout {
             cfg.api_header_timeout = parse_timeout(v).map_err(Error::Config)?;
         }
+        cfg.registry.insecure.extend(args.insecure_registries.iter().cloned());
+        cfg.registry.mirrors.extend(args.registry_mirrors.iter().cloned());
+        for m in &cfg.registry.mirrors {
+            if !(m.starts_with("http://") || m.starts_with("https://")) {
+                return Err(Error::Config(format!("invalid mirror: unsupported scheme \"\" in \"{m}\"")));
+            }
+        }
         Ok(cfg)
     }
 
@@ -359,6 +397,18 @@ impl Config {
                 "init" => self.init = v.as_bool().ok_or_else(|| bad("init must be a boolean".to_owned()))?,
                 "max-layer-size" => self.max_layer_size = parse_limit(&string(k, v)?).map_err(bad)?,
                 "api-header-timeout" => self.api_header_timeout = parse_timeout(&string(k, v)?).map_err(bad)?,
+                "insecure-registries" | "registry-mirrors" => {
+                    let arr = v.as_array().ok_or_else(|| bad(format!("{k} must be a list of strings")))?;
+                    let mut list = Vec::new();
+                    for h in arr {
+                        list.push(string(k, h)?);
+                    }
+                    if k == "insecure-registries" {
+                        self.registry.insecure.extend(list);
+                    } else {
+                        self.registry.mirrors.extend(list);
+                    }
+                }
                 other if ACCEPTED_IGNORED.contains(&other) => {
                     self.warnings.push(format!("daemon.json: {other} is not applied by berth yet and was ignored"))
                 }

@@ -114,6 +114,18 @@ pub enum Error {
     /// Configuration is invalid (flags or daemon.json).
     #[error("{0}")]
     Config(String),
+    /// A registry failed or refused (pull, push, login).
+    #[error(transparent)]
+    Registry(#[from] berth_registry::Error),
+    /// A registry refused, in moby's words for the operation (`pull access denied for …`).
+    #[error("{message}")]
+    RegistryRefused {
+        /// The message clients print.
+        message: String,
+        /// What the registry said.
+        #[source]
+        source: berth_registry::Error,
+    },
     /// An internal invariant broke (a bug): reported, never panicked on.
     #[error("{0}")]
     Internal(String),
@@ -147,6 +159,7 @@ impl Error {
             Error::NotSwarmManager | Error::NotInSwarm => ErrorKind::Unavailable,
             Error::NotImplemented(_) => ErrorKind::NotImplemented,
             Error::Image(e) => e.kind(),
+            Error::Registry(e) | Error::RegistryRefused { source: e, .. } => e.kind(),
             Error::Runtime(e) => e.kind(),
             Error::Db(_)
             | Error::Io { .. }

@@ -520,7 +520,10 @@ pub fn load(store: &ImageStore, src: &mut dyn Read, on: &mut dyn FnMut(LoadEvent
     let images = match res {
         Ok(i) => i,
         Err(e) => {
-            store.discard_layers(&added);
+            // Best effort: what cannot be taken back now is left to gc.
+            if let Err(d) = store.discard_layers(&added) {
+                tracing::warn!(error = %d, "taking back the layers of a failed load");
+            }
             return Err(e);
         }
     };

@@ -5,16 +5,20 @@
 mod apply;
 pub mod archive;
 pub mod changes;
+mod compress;
 pub mod content;
 mod diff;
 mod error;
 pub mod extras;
+mod ingest;
 mod mount;
 mod store;
 
 pub use apply::decompress;
+pub use compress::MEDIA_TYPE_LAYER_GZIP;
 pub use error::Error;
 pub use extras::{ConfigExtras, HealthConfig};
+pub use ingest::LayerSource;
 pub use store::{
     ContainerUse, DeleteItem, HistoryEntry, Image, ImageStore, ImportOptions, Layer, MEDIA_TYPE_CONFIG,
     MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST, chain_ids,

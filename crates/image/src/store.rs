@@ -156,11 +156,11 @@ CREATE TABLE IF NOT EXISTS image_snapshots (
 pub struct ImageStore {
     db: Mutex<Connection>,
     content: ContentStore,
-    snapshots: PathBuf,
+    pub(crate) snapshots: PathBuf,
     /// Layers added since open that no image references yet: delete must not remove them.
     pending: Mutex<HashSet<Digest>>,
     /// The most a layer's files may add up to when unpacked (see [`ImageStore::with_max_layer_size`]).
-    max_layer_size: Option<u64>,
+    pub(crate) max_layer_size: Option<u64>,
 }
 
 fn host_arch() -> &'static str {
@@ -229,13 +229,13 @@ impl ImageStore {
         &self.content
     }
 
-    fn db(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn db(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions
         // roll back), so a poisoned lock is still usable.
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashSet<Digest>> {
+    pub(crate) fn pending(&self) -> MutexGuard<'_, HashSet<Digest>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -386,28 +386,6 @@ impl ImageStore {
             targets.push(tag_target(t)?);
         }
         self.record_image(config_bytes, layers, &targets)
-    }
-
-    /// Takes back layers that [`ImageStore::add_layer`] added for an operation that then
-    /// failed, unless an image uses them meanwhile. Best effort: what fails stays for `gc`.
-    pub fn discard_layers(&self, layers: &[Layer]) {
-        let db = self.db();
-        for l in layers {
-            let used: bool = db
-                .query_row(
-                    "SELECT EXISTS(SELECT 1 FROM image_layers WHERE diff_id = ?1)",
-                    [l.diff_id.to_string()],
-                    |r| r.get(0),
-                )
-                .unwrap_or(true);
-            if used {
-                continue;
-            }
-            self.pending().remove(&l.diff_id);
-            let _ = remove_tree(&self.snapshot_dir(&l.diff_id));
-            let _ = db.execute("DELETE FROM image_snapshots WHERE diff_id = ?1", [l.diff_id.to_string()]);
-            let _ = self.content.remove(&l.blob);
-        }
     }
 
     fn record_image(&self, config_bytes: &[u8], layers: &[Layer], targets: &[Reference]) -> Result<Image, Error> {
@@ -882,6 +860,12 @@ impl ImageStore {
             keep_snaps.insert(p.to_string());
             keep_blobs.insert(p.to_string());
         }
+        // The compressed forms of kept layers (made for a push) stay with them.
+        for (diff, blob) in self.compressed_blobs(db)? {
+            if keep_snaps.contains(&diff) {
+                keep_blobs.insert(blob);
+            }
+        }
         Ok((keep_blobs, keep_snaps))
     }
 }
@@ -907,14 +891,14 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     out
 }
 
-fn tag_target(t: &Reference) -> Result<Reference, Error> {
+pub(crate) fn tag_target(t: &Reference) -> Result<Reference, Error> {
     if t.digest().is_some() {
         return Err(Error::InvalidArgument("refusing to create a tag with a digest reference".into()));
     }
     Ok(t.clone().with_default_tag())
 }
 
-fn set_ref(db: &Connection, r: &Reference, id: &Digest) -> Result<(), Error> {
+pub(crate) fn set_ref(db: &Connection, r: &Reference, id: &Digest) -> Result<(), Error> {
     db.execute(
         "INSERT INTO image_refs (ref, repo, is_digest, image_id) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id",
@@ -931,7 +915,7 @@ fn refs_of(db: &Connection, id: &Digest) -> Result<Vec<RefRow>, Error> {
     Ok(rows)
 }
 
-fn layers_of(db: &Connection, id: &Digest) -> Result<Vec<Layer>, Error> {
+pub(crate) fn layers_of(db: &Connection, id: &Digest) -> Result<Vec<Layer>, Error> {
     let mut st =
         db.prepare("SELECT diff_id, blob, size, media_type FROM image_layers WHERE image_id = ?1 ORDER BY idx")?;
     let rows = st
@@ -992,7 +976,7 @@ fn resolve_id(db: &Connection, s: &str) -> Result<(Digest, Resolved), Error> {
     Err(Error::NotFound(r.familiar()))
 }
 
-fn load_image(db: &Connection, content: &ContentStore, id: &Digest) -> Result<Image, Error> {
+pub(crate) fn load_image(db: &Connection, content: &ContentStore, id: &Digest) -> Result<Image, Error> {
     let (manifest, size): (String, i64) = db
         .query_row("SELECT manifest_digest, size FROM image_images WHERE id = ?1", [id.to_string()], |r| {
             Ok((r.get(0)?, r.get(1)?))

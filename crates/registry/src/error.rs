@@ -49,4 +49,190 @@ pub enum Error {
     /// Another `berth registry serve` holds the storage root.
     #[error("storage root {0} is in use by another berth registry")]
     RootInUse(PathBuf),
+    /// An `X-Registry-Auth` header or `POST /auth` body that does not decode.
+    #[error("{0}")]
+    BadAuthHeader(String),
+    /// A request could not be sent or its answer not read.
+    #[error("{url}: {source}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// `docker login` against a Basic-auth registry failed (moby's wording).
+    #[error("login attempt to {url} failed with status: {status} {reason}")]
+    LoginFailed {
+        /// The `/v2/` URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
+    /// The registry refused the credentials (or asked for some).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The registry answered with a distribution-spec error (`manifest unknown`, `denied`…).
+    #[error("{}: {message}", code.to_ascii_lowercase().replace('_', " "))]
+    Registry {
+        /// The spec's code (`MANIFEST_UNKNOWN`).
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The registry broke the protocol (a malformed manifest, a blob longer than announced…).
+    #[error("{0}")]
+    Protocol(String),
+    /// Content did not match its digest.
+    #[error("{what} digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What was checked.
+        what: String,
+        /// The digest promised.
+        expected: String,
+        /// The digest of what came.
+        actual: String,
+    },
+    /// An index has no manifest for the requested platform (Docker's wording).
+    #[error("no matching manifest for {platform} in the manifest list entries")]
+    NoMatchingPlatform {
+        /// `os/arch[/variant]`.
+        platform: String,
+    },
+    /// `--platform` does not parse.
+    #[error("invalid platform {0:?}: expected os[/arch[/variant]]")]
+    BadPlatform(String),
+    /// A blob stream broke.
+    #[error("reading blob {digest}: {source}")]
+    Stream {
+        /// The blob.
+        digest: String,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blob download failed every attempt.
+    #[error("downloading {digest} failed after {attempts} attempts: {source}")]
+    BlobDownload {
+        /// The blob.
+        digest: String,
+        /// How many times it was tried.
+        attempts: u32,
+        /// The last error.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The consumer of a download went away (it reports its own error).
+    #[error("the download was cancelled")]
+    Cancelled,
+    /// Any other failure of the distribution client.
+    #[error("{0}")]
+    Client(#[source] oci_client::errors::OciDistributionError),
+}
+
+impl Error {
+    /// Wraps an error of `oci-client`, reading the registry's error envelope into Docker's
+    /// `code: message` wording.
+    pub fn client(e: oci_client::errors::OciDistributionError) -> Error {
+        use oci_client::errors::OciDistributionError as E;
+        match e {
+            E::UnauthorizedError { .. } => Error::Unauthorized("unauthorized: authentication required".to_owned()),
+            E::AuthenticationFailure(body) => Error::Unauthorized(auth_failure_text(&body)),
+            E::RegistryError { envelope, .. } => match envelope.errors.into_iter().next() {
+                Some(first) => {
+                    let code = serde_json::to_value(&first.code)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_else(|| "UNKNOWN".to_owned());
+                    Error::Registry { code, message: first.message }
+                }
+                None => Error::Protocol("the registry answered with an empty error list".to_owned()),
+            },
+            E::ServerError { code: 404, .. } | E::ImageManifestNotFoundError(_) => {
+                Error::Registry { code: "MANIFEST_UNKNOWN".to_owned(), message: "manifest unknown".to_owned() }
+            }
+            E::RequestError(e) if e.status().is_some_and(|s| s.as_u16() == 401) => {
+                Error::Unauthorized("unauthorized: authentication required".to_owned())
+            }
+            E::RequestError(e) if e.status().is_some_and(|s| s.as_u16() == 403) => Error::Registry {
+                code: "DENIED".to_owned(),
+                message: "requested access to the resource is denied".to_owned(),
+            },
+            other => Error::Client(other),
+        }
+    }
+
+    /// A transport error for `url`.
+    pub fn http(url: &str, source: reqwest::Error) -> Error {
+        Error::Http { url: url.to_owned(), source }
+    }
+
+    /// True for failures worth another attempt: the connection broke, or the registry
+    /// answered 5xx / 429.
+    pub fn is_transient(&self) -> bool {
+        use oci_client::errors::OciDistributionError as E;
+        match self {
+            Error::Http { .. } | Error::Stream { .. } => true,
+            Error::Client(E::RequestError(_)) | Error::Client(E::IoError(_)) => true,
+            Error::Client(E::ServerError { code, .. }) => *code >= 500 || *code == 429,
+            _ => false,
+        }
+    }
+
+    /// The registry's error code (`MANIFEST_UNKNOWN`), if the registry sent one.
+    pub fn registry_code(&self) -> Option<&str> {
+        match self {
+            Error::Registry { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The class of failure, for the daemon's HTTP mapping.
+    pub fn kind(&self) -> berth_base::ErrorKind {
+        use berth_base::ErrorKind as K;
+        match self {
+            Error::BadAuthHeader(_) | Error::BadPlatform(_) => K::InvalidArgument,
+            Error::LoginFailed { .. } | Error::Unauthorized(_) => K::Forbidden,
+            Error::Registry { code, .. } => match code.as_str() {
+                "MANIFEST_UNKNOWN" | "NAME_UNKNOWN" | "BLOB_UNKNOWN" | "NOT_FOUND" => K::NotFound,
+                "UNAUTHORIZED" | "DENIED" => K::Forbidden,
+                "UNSUPPORTED" => K::NotImplemented,
+                "TOOMANYREQUESTS" => K::Unavailable,
+                _ => K::InvalidArgument,
+            },
+            Error::NoMatchingPlatform { .. } => K::NotFound,
+            Error::Protocol(_) | Error::DigestMismatch { .. } => K::InvalidArgument,
+            Error::Http { .. } | Error::Stream { .. } | Error::BlobDownload { .. } => K::Unavailable,
+            Error::Cancelled | Error::Client(_) | Error::Io { .. } => K::Internal,
+            // The server's own start-up failures.
+            Error::Addr(_) => K::InvalidArgument,
+            Error::RootInUse(_) => K::Conflict,
+            Error::Listen { .. } | Error::Tls { .. } | Error::Htpasswd { .. } => K::Internal,
+        }
+    }
+}
+
+/// A token server's refusal, in Docker's words where it sent none.
+fn auth_failure_text(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Env {
+        #[serde(default)]
+        errors: Vec<Item>,
+        #[serde(default)]
+        details: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_str::<Env>(body) {
+        Ok(e) if !e.errors.is_empty() => format!("{}: {}", e.errors[0].code.to_ascii_lowercase(), e.errors[0].message),
+        Ok(e) if !e.details.is_empty() => e.details,
+        _ => "unauthorized: authentication required".to_owned(),
+    }
 }

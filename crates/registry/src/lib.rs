@@ -7,6 +7,7 @@
 //! This is the one argued exception to "nothing below the daemon serves HTTP"
 //! (docs/ARCHITECTURE.md).
 
+pub mod client;
 pub mod error;
 pub mod server;
 

@@ -5,6 +5,7 @@
 pub mod archive;
 mod build;
 mod containers;
+pub mod distribution;
 mod exec;
 mod images;
 mod system;

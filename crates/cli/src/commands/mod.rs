@@ -10,6 +10,7 @@ pub mod exec;
 pub mod health;
 pub mod image;
 pub mod prune;
+pub mod registry;
 pub mod run;
 pub mod stats;
 pub mod system;

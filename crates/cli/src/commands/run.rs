@@ -393,7 +393,8 @@ fn familiar_with_tag(image: &str) -> (String, String) {
 
 async fn pull(c: &Client, image: &str, platform: Option<&str>) -> Result<(), CliError> {
     let (name, tag) = familiar_with_tag(image);
-    let mut s = c.pull_image(&name, Some(&tag), platform).await?;
+    let auth = super::registry::load_auth(&super::registry::registry_key(image))?;
+    let mut s = c.pull_image_auth(&name, Some(&tag), platform, &auth).await?;
     while let Some(m) = s.next_message().await {
         let m = m?;
         if let Some(e) = m.error.or(m.error_detail.map(|d| d.message)) {

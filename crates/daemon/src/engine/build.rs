@@ -327,13 +327,8 @@ impl Engine {
                 tags.push(r);
             }
             let dockerfile = q.dockerfile.clone().unwrap_or_else(|| "Dockerfile".to_owned());
-            if q.pull && !q.quiet {
-                send(stream_msg(
-                    "WARNING: --pull: berth has no registry client yet, so base images are used as stored locally\n",
-                ));
-            }
             let result = (|| {
-                let fetcher = HttpFetcher::new(handle, cancel.clone());
+                let fetcher = HttpFetcher::new(handle.clone(), cancel.clone());
                 let scratch = ScratchDir(work_root.join(format!("remote-{}", berth_base::new_id())));
                 // A tar context is unpacked (safely) into a scratch dir that the context
                 // removes when it is dropped.
@@ -352,6 +347,12 @@ impl Engine {
                 })?;
                 let plan =
                     berth_build::frontend::plan(&text, &name).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                // Missing base images are pulled first (all of them with --pull).
+                engine.pull_build_bases(&handle, &plan, q.pull, q.platform.as_deref(), &|t| {
+                    if !q.quiet {
+                        send(stream_msg(t))
+                    }
+                })?;
                 let cache = berth_build::cache::BuildCache::open(&engine.cfg.data_root)?;
                 let exec = ShimExecutor::new(engine.clone(), cancel.clone());
                 let solver = berth_build::solver::Solver {

@@ -8,6 +8,7 @@ mod cgroups;
 mod check;
 mod commit;
 mod create;
+pub mod distribution;
 pub mod events;
 mod exec;
 mod health;

@@ -102,6 +102,7 @@ impl Harness {
             api_header_timeout: crate::config::DEFAULT_API_HEADER_TIMEOUT,
             warnings: Vec::new(),
             init: false,
+            registry: Default::default(),
         };
         Engine::open_with(cfg, Some((self.launcher.clone(), self.roots.clone()))).await.unwrap()
     }

@@ -104,26 +104,7 @@ async fn list(State(e): State<Arc<Engine>>, Query(q): Query<query::ListImages>) 
 
 async fn create(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response> {
     match CreateImageRequest::decode(req.uri().query())? {
-        CreateImageRequest::Pull { from_image, tag } => {
-            let img = e.pull_image(&from_image, tag.as_deref()).await?;
-            let r = berth_base::Reference::parse(&from_image).map(|r| r.familiar()).unwrap_or(from_image);
-            let tag = tag.unwrap_or_else(|| "latest".to_owned());
-            Ok(json_lines(&[
-                berth_api::JsonMessage {
-                    status: Some(format!("Pulling from {r}")),
-                    id: Some(tag.clone()),
-                    ..Default::default()
-                },
-                berth_api::JsonMessage {
-                    status: Some(format!("Digest: {}", img.manifest_digest)),
-                    ..Default::default()
-                },
-                berth_api::JsonMessage {
-                    status: Some(format!("Status: Image is up to date for {r}:{tag}")),
-                    ..Default::default()
-                },
-            ]))
-        }
+        CreateImageRequest::Pull { .. } => super::distribution::pull(e, req).await,
         CreateImageRequest::Import(q) => {
             let img = e.import_image(Box::new(body_reader(req.into_body())), q).await?;
             Ok(json_lines(&[berth_api::JsonMessage { status: Some(img.id.to_string()), ..Default::default() }]))
@@ -143,10 +124,7 @@ async fn image_call(State(e): State<Arc<Engine>>, Path(rest): Path<String>, req:
             Ok(StatusCode::CREATED.into_response())
         }
         ImageCall::Save(name) => super::archive::save_names(&e, vec![name]).await,
-        ImageCall::Push(_) => {
-            Err(Error::NotImplemented("push is not supported yet: this berth build has no registry client".to_owned())
-                .into())
-        }
+        ImageCall::Push(name) => super::distribution::push(e, name, req).await,
         ImageCall::Remove { name, opts } => {
             let items: Vec<ImageDeleteResponseItem> = e
                 .remove_image(&name, opts.force, opts.noprune)

@@ -12,6 +12,7 @@ mod body;
 pub mod build;
 pub mod conn;
 pub mod containers;
+pub mod distribution;
 pub mod events;
 pub mod exec;
 pub mod images;
@@ -40,6 +41,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(containers::routes())
         .merge(exec::routes())
         .merge(images::routes())
+        .merge(distribution::routes())
         .merge(build::routes())
         .merge(volumes::routes())
         .merge(prune::routes())

@@ -1,0 +1,428 @@
+//! Registry commands: pull, push, login, logout. Credentials live where docker keeps them
+//! (`$DOCKER_CONFIG/config.json`, default `~/.docker/config.json`: `auths`, or the
+//! `credsStore` / `credHelpers` helpers), and go to the daemon in `X-Registry-Auth`.
+//! Progress is drawn as docker draws it: a line per layer, redrawn in place on a terminal.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use berth_api::Client;
+use berth_api::client::JsonStream;
+use berth_api::client::distribution::AuthConfig;
+use clap::Args;
+
+use super::Res;
+use crate::CliError;
+use crate::output::{err_line, out};
+
+/// Docker Hub's key in config.json.
+pub const INDEX_SERVER: &str = "https://index.docker.io/v1/";
+
+/// `pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long = "platform")]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Image name
+    pub name: String,
+}
+
+/// `push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Push all tags of an image to the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Image name
+    pub name: String,
+}
+
+/// `login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long = "username")]
+    pub username: Option<String>,
+    /// Password
+    #[arg(short = 'p', long = "password")]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// Server
+    pub server: Option<String>,
+}
+
+/// `logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Server
+    pub server: Option<String>,
+}
+
+/// The config.json key of the registry serving `name` (a familiar image name).
+pub fn registry_key(name: &str) -> String {
+    match berth_base::Reference::parse(name) {
+        Ok(r) if r.domain() != berth_base::reference::DEFAULT_DOMAIN => r.domain().to_owned(),
+        _ => INDEX_SERVER.to_owned(),
+    }
+}
+
+/// The config.json key of a server named on the command line (docker's normalisation).
+fn server_key(server: Option<&str>) -> String {
+    match server.map(str::trim).filter(|s| !s.is_empty()) {
+        None => INDEX_SERVER.to_owned(),
+        Some(s) => {
+            let host = s.trim_start_matches("https://").trim_start_matches("http://");
+            let host = host.split('/').next().unwrap_or(host);
+            if matches!(host, "index.docker.io" | "docker.io" | "registry-1.docker.io") {
+                INDEX_SERVER.to_owned()
+            } else {
+                host.to_owned()
+            }
+        }
+    }
+}
+
+fn config_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".docker")
+}
+
+fn read_config() -> Result<serde_json::Value, CliError> {
+    let p = config_dir().join("config.json");
+    match std::fs::read(&p) {
+        Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(serde_json::json!({})),
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| CliError::Message(format!("loading config file {}: {e}", p.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),
+        Err(e) => Err(CliError::Message(format!("loading config file {}: {e}", p.display()))),
+    }
+}
+
+fn write_config(v: &serde_json::Value) -> Result<(), CliError> {
+    let dir = config_dir();
+    std::fs::create_dir_all(&dir)?;
+    let p = dir.join("config.json");
+    let tmp = dir.join(format!(".config.json.{}", std::process::id()));
+    let data = serde_json::to_vec_pretty(v).map_err(|e| CliError::Message(e.to_string()))?;
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(&data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &p)?;
+    Ok(())
+}
+
+fn helper_for(cfg: &serde_json::Value, key: &str) -> Option<String> {
+    cfg.get("credHelpers")
+        .and_then(|h| h.get(key))
+        .and_then(|v| v.as_str())
+        .or_else(|| cfg.get("credsStore").and_then(|v| v.as_str()))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn run_helper(helper: &str, action: &str, input: &str) -> Result<String, CliError> {
+    let prog = format!("docker-credential-{helper}");
+    let mut child = std::process::Command::new(&prog)
+        .arg(action)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::Message(format!("error getting credentials - err: exec: \"{prog}\": {e}")))?;
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(input.as_bytes())?;
+    }
+    let o = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    if !o.status.success() {
+        return Err(CliError::Message(format!("error from {prog} {action}: {text}")));
+    }
+    Ok(text)
+}
+
+/// The stored credentials for config.json key `key` (anonymous when none).
+pub fn load_auth(key: &str) -> Result<AuthConfig, CliError> {
+    let cfg = read_config()?;
+    if let Some(h) = helper_for(&cfg, key) {
+        let text = match run_helper(&h, "get", key) {
+            Ok(t) => t,
+            // "credentials not found in native keychain": anonymous.
+            Err(_) => return Ok(AuthConfig { server_address: key.to_owned(), ..Default::default() }),
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let user = v.get("Username").and_then(|u| u.as_str()).unwrap_or_default().to_owned();
+        let secret = v.get("Secret").and_then(|u| u.as_str()).unwrap_or_default().to_owned();
+        return Ok(if user == "<token>" {
+            AuthConfig { identity_token: secret, server_address: key.to_owned(), ..Default::default() }
+        } else {
+            AuthConfig { username: user, password: secret, server_address: key.to_owned(), ..Default::default() }
+        });
+    }
+    let entry = cfg.get("auths").and_then(|a| a.get(key)).cloned().unwrap_or_default();
+    let mut a = AuthConfig { server_address: key.to_owned(), ..Default::default() };
+    if let Some(enc) = entry.get("auth").and_then(|v| v.as_str())
+        && let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(enc)
+        && let Some((u, p)) = String::from_utf8_lossy(&raw).split_once(':')
+    {
+        a.username = u.to_owned();
+        a.password = p.to_owned();
+    }
+    if let Some(t) = entry.get("identitytoken").and_then(|v| v.as_str()) {
+        a.identity_token = t.to_owned();
+    }
+    Ok(a)
+}
+
+fn store_auth(key: &str, a: &AuthConfig) -> Result<(), CliError> {
+    let mut cfg = read_config()?;
+    if let Some(h) = helper_for(&cfg, key) {
+        let (user, secret) = if a.identity_token.is_empty() {
+            (a.username.as_str(), a.password.as_str())
+        } else {
+            ("<token>", a.identity_token.as_str())
+        };
+        let input = serde_json::json!({ "ServerURL": key, "Username": user, "Secret": secret }).to_string();
+        run_helper(&h, "store", &input)?;
+        return Ok(());
+    }
+    let mut entry = serde_json::Map::new();
+    if a.identity_token.is_empty() {
+        let enc = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", a.username, a.password));
+        entry.insert("auth".into(), enc.into());
+    } else {
+        let enc = base64::engine::general_purpose::STANDARD.encode(format!("{}:", a.username));
+        entry.insert("auth".into(), enc.into());
+        entry.insert("identitytoken".into(), a.identity_token.clone().into());
+    }
+    if !cfg.is_object() {
+        cfg = serde_json::json!({});
+    }
+    let auths = cfg.as_object_mut().and_then(|o| {
+        o.entry("auths").or_insert_with(|| serde_json::json!({}));
+        o.get_mut("auths").and_then(|a| a.as_object_mut())
+    });
+    if let Some(auths) = auths {
+        auths.insert(key.to_owned(), serde_json::Value::Object(entry));
+    }
+    write_config(&cfg)
+}
+
+/// Draws a pull or push progress stream as docker does; returns the last error, if any.
+pub async fn display(s: &mut JsonStream, quiet: bool) -> Res {
+    let tty = !quiet && std::io::stderr().is_terminal() && std::io::stdout().is_terminal();
+    let mut lines: Vec<String> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut stdout = std::io::stdout();
+    while let Some(m) = s.next_message().await {
+        let m = m?;
+        if let Some(e) = m.error_detail.map(|d| d.message).or(m.error) {
+            return Err(CliError::Message(e));
+        }
+        if quiet {
+            continue;
+        }
+        let Some(status) = m.status else { continue };
+        let id = m.id.filter(|i| !i.is_empty());
+        let text = match (&id, &m.progress) {
+            (Some(id), Some(p)) if tty => format!("{id}: {status} {p}"),
+            (Some(id), _) => format!("{id}: {status}"),
+            (None, _) => status.clone(),
+        };
+        if !tty {
+            // Docker leaves per-byte progress out of non-terminal output.
+            if m.progress_detail.is_some_and(|d| d.total > 0 && d.current > 0) && status != "Pull complete" {
+                continue;
+            }
+            let _ = writeln!(stdout, "{text}");
+            continue;
+        }
+        match id.as_ref().and_then(|i| index.get(i).copied()) {
+            Some(i) => {
+                let up = lines.len() - i;
+                let _ = write!(stdout, "\x1b[{up}A\r\x1b[2K{text}\r\x1b[{up}B");
+                lines[i] = text;
+            }
+            None => {
+                if let Some(id) = id {
+                    index.insert(id, lines.len());
+                }
+                lines.push(text.clone());
+                let _ = writeln!(stdout, "{text}");
+            }
+        }
+        let _ = stdout.flush();
+    }
+    Ok(())
+}
+
+/// `pull`.
+pub async fn pull(c: &Client, a: PullArgs) -> Res {
+    let r = berth_base::Reference::parse(&a.name)
+        .map_err(|e| CliError::Message(format!("invalid reference format: {e}")))?;
+    if a.all_tags && (r.tag().is_some() || r.digest().is_some()) {
+        return Err(CliError::Message("tag can't be used with --all-tags/-a".into()));
+    }
+    let (name, tag) = if a.all_tags {
+        (r.familiar_name(), None)
+    } else {
+        let t =
+            r.digest().map(|d| d.to_string()).or_else(|| r.tag().map(str::to_owned)).unwrap_or_else(|| "latest".into());
+        if r.tag().is_none() && r.digest().is_none() && !a.quiet {
+            out("Using default tag: latest\n");
+        }
+        (r.familiar_name(), Some(t))
+    };
+    let auth = load_auth(&registry_key(&a.name))?;
+    let mut s = c.pull_image_auth(&name, tag.as_deref(), a.platform.as_deref(), &auth).await?;
+    display(&mut s, a.quiet).await?;
+    if !a.all_tags {
+        let full = match r.digest() {
+            Some(d) => format!("{}@{d}", r.name()),
+            None => r.with_default_tag().to_string(),
+        };
+        out(&format!("{full}\n"));
+    }
+    Ok(())
+}
+
+/// `push`.
+pub async fn push(c: &Client, a: PushArgs) -> Res {
+    let r = berth_base::Reference::parse(&a.name)
+        .map_err(|e| CliError::Message(format!("invalid reference format: {e}")))?;
+    if a.all_tags && r.tag().is_some() {
+        return Err(CliError::Message("tag can't be used with --all-tags/-a".into()));
+    }
+    if r.digest().is_some() {
+        return Err(CliError::Message("cannot push a digest reference".into()));
+    }
+    let tag = if a.all_tags {
+        None
+    } else {
+        if r.tag().is_none() && !a.quiet {
+            out("Using default tag: latest\n");
+        }
+        Some(r.tag().unwrap_or("latest").to_owned())
+    };
+    let auth = load_auth(&registry_key(&a.name))?;
+    let mut s = c.push_image(&r.familiar_name(), tag.as_deref(), &auth).await?;
+    display(&mut s, a.quiet).await?;
+    if a.quiet {
+        out(&format!("{}\n", r.clone().with_default_tag().familiar()));
+    }
+    Ok(())
+}
+
+/// `login`.
+pub async fn login(c: &Client, a: LoginArgs) -> Res {
+    let key = server_key(a.server.as_deref());
+    let mut password = a.password.clone();
+    if a.password_stdin {
+        if password.is_some() {
+            return Err(CliError::Message("--password and --password-stdin are mutually exclusive".into()));
+        }
+        if a.username.is_none() {
+            return Err(CliError::Message("Must provide --username with --password-stdin".into()));
+        }
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        password = Some(s.trim_end_matches(['\n', '\r']).to_owned());
+    } else if password.is_some() {
+        err_line("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+    }
+    let stored = load_auth(&key)?;
+    let username = match a.username.clone() {
+        Some(u) => u,
+        None if !stored.username.is_empty() && password.is_none() => stored.username.clone(),
+        None => prompt("Username: ")?,
+    };
+    if username.is_empty() {
+        return Err(CliError::Message("Error: Non-null Username Required".into()));
+    }
+    let password = match password {
+        Some(p) => p,
+        None if username == stored.username && !stored.password.is_empty() => stored.password.clone(),
+        None => prompt("Password: ")?,
+    };
+    if password.is_empty() {
+        return Err(CliError::Message("Error: Password Required".into()));
+    }
+    let auth = AuthConfig {
+        username: username.clone(),
+        password: password.clone(),
+        server_address: key.clone(),
+        ..Default::default()
+    };
+    let res = c.login(&auth).await.map_err(|e| CliError::Message(format!("Error response from daemon: {}", e)))?;
+    let mut keep = auth;
+    if !res.identity_token.is_empty() {
+        keep.password = String::new();
+        keep.identity_token = res.identity_token;
+    }
+    store_auth(&key, &keep)?;
+    out(&format!("{}\n", if res.status.is_empty() { "Login Succeeded" } else { &res.status }));
+    Ok(())
+}
+
+fn prompt(label: &str) -> Result<String, CliError> {
+    let mut e = std::io::stderr();
+    let _ = write!(e, "{label}");
+    let _ = e.flush();
+    let mut s = String::new();
+    std::io::stdin().read_line(&mut s)?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// `logout`.
+pub async fn logout(a: LogoutArgs) -> Res {
+    let key = server_key(a.server.as_deref());
+    let mut cfg = read_config()?;
+    let mut found = false;
+    if let Some(h) = helper_for(&cfg, &key) {
+        found = run_helper(&h, "erase", &key).is_ok();
+    }
+    if let Some(auths) = cfg.get_mut("auths").and_then(|a| a.as_object_mut())
+        && auths.remove(&key).is_some()
+    {
+        found = true;
+        write_config(&cfg)?;
+    }
+    if !found {
+        out(&format!("Not logged in to {key}\n"));
+        return Ok(());
+    }
+    out(&format!("Removing login credentials for {key}\n"));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(registry_key("busybox"), INDEX_SERVER);
+        assert_eq!(registry_key("127.0.0.1:5000/a/b:1"), "127.0.0.1:5000");
+        assert_eq!(server_key(None), INDEX_SERVER);
+        assert_eq!(server_key(Some("https://index.docker.io/v1/")), INDEX_SERVER);
+        assert_eq!(server_key(Some("http://127.0.0.1:5000")), "127.0.0.1:5000");
+    }
+}

@@ -1,0 +1,145 @@
+//! Downloading one blob as a stream of chunks handed to a consumer (the daemon unpacks and
+//! verifies as they arrive). A broken download is retried with back-off and resumed with
+//! `Range` from the byte it stopped at; a registry that ignores `Range` answers 200 and the
+//! bytes already delivered are skipped, so the consumer sees one unbroken stream either way.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use oci_client::client::BlobResponse;
+
+use super::Session;
+use super::resolve::Descriptor;
+use crate::error::Error;
+
+/// How many times a blob download is tried before its error is reported.
+pub const ATTEMPTS: u32 = 5;
+
+/// Receives the progress of one download.
+pub trait BlobProgress: Send {
+    /// `done` bytes of the blob have been received.
+    fn advanced(&mut self, done: u64);
+    /// The download broke and will be retried from `done` after `wait`.
+    fn retrying(&mut self, done: u64, wait: Duration, err: &Error);
+}
+
+/// Streams blob `d` into `sink` (chunks in order, exactly `d.size` bytes), reporting to
+/// `progress`. The consumer checks the digest; this checks the length and keeps the stream
+/// going across broken connections.
+pub async fn fetch_blob(
+    s: &Session,
+    d: &Descriptor,
+    sink: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    progress: &mut dyn BlobProgress,
+) -> Result<(), Error> {
+    let mut done: u64 = 0;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match fetch_from(s, d, done, sink, progress).await {
+            Ok(()) => return Ok(()),
+            Err(Step::Fatal(e)) => return Err(e),
+            Err(Step::Retry(e, at)) => {
+                done = at;
+                if attempt >= ATTEMPTS {
+                    return Err(Error::BlobDownload {
+                        digest: d.digest.to_string(),
+                        attempts: attempt,
+                        source: Box::new(e),
+                    });
+                }
+                let wait = Duration::from_millis(250 << (attempt - 1).min(5));
+                progress.retrying(done, wait, &e);
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+enum Step {
+    Retry(Error, u64),
+    Fatal(Error),
+}
+
+async fn fetch_from(
+    s: &Session,
+    d: &Descriptor,
+    mut done: u64,
+    sink: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    progress: &mut dyn BlobProgress,
+) -> Result<(), Step> {
+    let r = s.oci_ref(&d.digest.to_string());
+    let desc = oci_client::manifest::OciDescriptor {
+        media_type: d.media_type.clone(),
+        digest: d.digest.to_string(),
+        size: d.size as i64,
+        ..Default::default()
+    };
+    let resp = match s.oci.pull_blob_stream_partial(&r, &desc, done, None).await {
+        Ok(r) => r,
+        Err(e) => {
+            let e = Error::client(e);
+            return Err(if e.is_transient() { Step::Retry(e, done) } else { Step::Fatal(e) });
+        }
+    };
+    // A full answer to a resumed request starts again from byte 0: skip what was delivered.
+    let (mut skip, stream) = match resp {
+        BlobResponse::Full(st) => (done, st),
+        BlobResponse::Partial(st) => (0, st),
+    };
+    let mut st = stream.stream;
+    let mut pos: u64 = 0;
+    while let Some(chunk) = st.next().await {
+        let mut chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(de) = e.get_ref().and_then(|i| i.downcast_ref::<oci_client::errors::DigestError>()) {
+                    let actual = match de {
+                        oci_client::errors::DigestError::VerificationError { actual, .. } => actual.clone(),
+                        other => other.to_string(),
+                    };
+                    return Err(Step::Fatal(Error::DigestMismatch {
+                        what: "layer".into(),
+                        expected: d.digest.to_string(),
+                        actual,
+                    }));
+                }
+                return Err(Step::Retry(Error::Stream { digest: d.digest.to_string(), source: e }, done));
+            }
+        };
+        pos += chunk.len() as u64;
+        if skip > 0 {
+            let k = skip.min(chunk.len() as u64) as usize;
+            let _ = chunk.split_to(k);
+            skip -= k as u64;
+            if chunk.is_empty() {
+                continue;
+            }
+        }
+        done += chunk.len() as u64;
+        if done > d.size {
+            return Err(Step::Fatal(Error::Protocol(format!(
+                "blob {} is longer than the {} bytes its descriptor says",
+                d.digest, d.size
+            ))));
+        }
+        if sink.send(Ok(chunk)).await.is_err() {
+            // The consumer stopped (it failed, and reports why).
+            return Err(Step::Fatal(Error::Cancelled));
+        }
+        progress.advanced(done);
+    }
+    let _ = pos;
+    if done < d.size {
+        let e = Error::Stream {
+            digest: d.digest.to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("connection closed after {done} of {} bytes", d.size),
+            ),
+        };
+        return Err(Step::Retry(e, done));
+    }
+    Ok(())
+}
