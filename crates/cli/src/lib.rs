@@ -61,6 +61,8 @@ pub enum Cmd {
     Wait(commands::container::NamesArgs),
     /// Fetch the logs of a container
     Logs(commands::container::LogsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(commands::network::PortArgs),
     /// Remove one or more containers
     Rm(commands::container::RmArgs),
     /// List containers
@@ -138,6 +140,7 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::Kill(a) => commands::container::kill(&client, a).await,
         Cmd::Wait(a) => commands::container::wait(&client, a).await,
         Cmd::Logs(a) => commands::container::logs(&client, a).await,
+        Cmd::Port(a) => commands::network::port(&client, a).await,
         Cmd::Rm(a) => commands::container::rm(&client, a).await,
         Cmd::Ps(a) => commands::container::ps(&client, a).await,
         Cmd::Images(a) => commands::image::images(&client, a).await,

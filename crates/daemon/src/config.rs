@@ -70,6 +70,18 @@ pub struct DaemonArgs {
     /// Time a client has to send a request's headers or finish a TLS handshake (e.g. 5m, 30s)
     #[arg(long = "api-header-timeout")]
     pub api_header_timeout: Option<String>,
+    /// Name of the default bridge network's Linux bridge (default "berth0")
+    #[arg(short = 'b', long = "bridge")]
+    pub bridge: Option<String>,
+    /// Default bridge network's gateway address and subnet, e.g. 172.17.0.1/16
+    #[arg(long = "bip")]
+    pub bip: Option<String>,
+    /// Subnet of the default bridge network that containers' addresses are taken from
+    #[arg(long = "fixed-cidr")]
+    pub fixed_cidr: Option<String>,
+    /// Name of berth's own nftables table (family inet; default "berth")
+    #[arg(long = "nft-table")]
+    pub nft_table: Option<String>,
 }
 
 /// A TCP address the API is served on.
@@ -138,16 +150,15 @@ pub struct Config {
     pub api_header_timeout: Duration,
     /// Warnings to print once logging is up (ignored daemon.json keys).
     pub warnings: Vec<String>,
+    /// Container networking: the default bridge, address pools, our nftables table.
+    pub network: NetworkOptions,
 }
 
 /// daemon.json keys dockerd knows that berth accepts but does not act on yet.
 const ACCEPTED_IGNORED: &[&str] = &[
     "authorization-plugins",
-    "bip",
-    "bridge",
     "cgroup-parent",
     "containerd",
-    "default-address-pools",
     "default-cgroupns-mode",
     "default-gateway",
     "default-ipc-mode",
@@ -160,7 +171,6 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "exec-opts",
     "experimental",
     "features",
-    "fixed-cidr",
     "fixed-cidr-v6",
     "group",
     "icc",
@@ -223,6 +233,7 @@ impl Config {
             max_layer_size: Some(DEFAULT_MAX_LAYER_SIZE),
             api_header_timeout: DEFAULT_API_HEADER_TIMEOUT,
             warnings: Vec::new(),
+            network: NetworkOptions::default(),
         };
         let mut file_hosts = Vec::new();
         let mut file_tls = FileTls::default();
@@ -298,6 +309,7 @@ impl Config {
         if let Some(v) = &args.api_header_timeout {
             cfg.api_header_timeout = parse_timeout(v).map_err(Error::Config)?;
         }
+        cfg.network.apply_flags(args)?;
         Ok(cfg)
     }
 
@@ -356,6 +368,9 @@ impl Config {
                 }
                 "max-layer-size" => self.max_layer_size = parse_limit(&string(k, v)?).map_err(bad)?,
                 "api-header-timeout" => self.api_header_timeout = parse_timeout(&string(k, v)?).map_err(bad)?,
+                "bridge" | "bip" | "fixed-cidr" | "nft-table" | "default-address-pools" => {
+                    self.network.apply_key(k, v).map_err(bad)?
+                }
                 other if ACCEPTED_IGNORED.contains(&other) => {
                     self.warnings.push(format!("daemon.json: {other} is not applied by berth yet and was ignored"))
                 }
@@ -363,6 +378,92 @@ impl Config {
                     return Err(bad(format!("the following directives don't match any configuration option: {other}")));
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+/// Container networking settings (dockerd's `bridge`, `bip`, `fixed-cidr`,
+/// `default-address-pools`; berth's `nft-table`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkOptions {
+    /// The default bridge network's Linux bridge.
+    pub bridge: String,
+    /// `bip`: the bridge's address with the subnet's prefix length.
+    pub bip: Option<ipnet::Ipv4Net>,
+    /// `fixed-cidr`: where the default bridge's containers get addresses.
+    pub fixed_cidr: Option<ipnet::Ipv4Net>,
+    /// `default-address-pools`: where subnets of new networks are chosen.
+    pub pools: Vec<berth_network::ipam::AddressPool>,
+    /// Our nftables table (family inet).
+    pub nft_table: String,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        NetworkOptions {
+            bridge: "berth0".to_owned(),
+            bip: None,
+            fixed_cidr: None,
+            pools: berth_network::ipam::default_pools(),
+            nft_table: "berth".to_owned(),
+        }
+    }
+}
+
+impl NetworkOptions {
+    fn apply_flags(&mut self, a: &DaemonArgs) -> Result<()> {
+        let c = |r: std::result::Result<(), String>| r.map_err(Error::Config);
+        for (k, v) in
+            [("bridge", &a.bridge), ("bip", &a.bip), ("fixed-cidr", &a.fixed_cidr), ("nft-table", &a.nft_table)]
+        {
+            if let Some(v) = v {
+                c(self.apply_key(k, &serde_json::Value::String(v.clone())))?;
+            }
+        }
+        if let (Some(bip), Some(fixed)) = (self.bip, self.fixed_cidr)
+            && !bip.trunc().contains(&fixed)
+        {
+            return Err(Error::Config(format!("fixed-cidr {fixed} is not within bip {bip}")));
+        }
+        Ok(())
+    }
+
+    fn apply_key(&mut self, k: &str, v: &serde_json::Value) -> std::result::Result<(), String> {
+        let s = || v.as_str().map(str::to_owned).ok_or_else(|| format!("{k} must be a string"));
+        let cidr = |x: &str| x.parse::<ipnet::Ipv4Net>().map_err(|_| format!("invalid {k}: {x:?} is not an IPv4 CIDR"));
+        match k {
+            "bridge" => {
+                let b = s()?;
+                if b.is_empty() || b.len() > 15 || b.contains(['/', ' ', ':']) {
+                    return Err(format!("invalid bridge name: {b:?}"));
+                }
+                self.bridge = b;
+            }
+            "bip" => self.bip = Some(cidr(&s()?)?),
+            "fixed-cidr" => self.fixed_cidr = Some(cidr(&s()?)?.trunc()),
+            "nft-table" => {
+                let t = s()?;
+                if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!("invalid nft-table name: {t:?}"));
+                }
+                self.nft_table = t;
+            }
+            "default-address-pools" => {
+                let arr = v.as_array().ok_or("default-address-pools must be a list")?;
+                let mut pools = Vec::new();
+                for p in arr {
+                    let base = p["base"].as_str().ok_or("default-address-pools: base must be a string")?;
+                    let size = p["size"].as_u64().ok_or("default-address-pools: size must be a number")?;
+                    let base = cidr(base)?.trunc();
+                    if size > 30 || (size as u8) < base.prefix_len() {
+                        return Err(format!("invalid default-address-pools size {size} for {base}"));
+                    }
+                    pools.push(berth_network::ipam::AddressPool { base, size: size as u8 });
+                }
+                self.pools = pools;
+            }
+            _ => return Err(format!("unknown network key {k}")),
         }
         Ok(())
     }

@@ -148,6 +148,10 @@ impl Driver for BridgeDriver {
                 .ok_or_else(|| Error::io(format!("veth {host_if} vanished"), std::io::ErrorKind::NotFound.into()))?;
             nl.set_up(hi, Some(br)).map_err(|e| Error::io(format!("attach {host_if} to {}", net.bridge), e))?;
             drop(nl);
+            // A container reaching its own published port: the DNATed packet goes back out
+            // the bridge port it came in on, which a bridge allows only in hairpin mode.
+            let hp = format!("/sys/class/net/{host_if}/brport/hairpin_mode");
+            std::fs::write(&hp, "1").map_err(|e| Error::io(format!("write {hp}"), e))?;
             let ci = ns
                 .link_index(&att.ifname)
                 .map_err(|e| Error::io(format!("look up {}", att.ifname), e))?

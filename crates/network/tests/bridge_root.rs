@@ -104,3 +104,69 @@ fn two_namespaces_on_a_bridge_and_a_published_port() {
     assert!(!fw.exists());
     assert!(!std::path::Path::new(&format!("/sys/class/net/{}", net.bridge)).exists());
 }
+
+#[test]
+fn a_published_udp_port_reaches_the_namespace() {
+    if !usable() {
+        eprintln!("skipped: needs root and nft");
+        return;
+    }
+    let tag = format!("{:x}", (std::process::id() & 0xffff) ^ 0x5a5a);
+    let dir = tempfile::tempdir().unwrap();
+    let fw = Firewall::new(&format!("berth_u{tag}"));
+    fw.reset().unwrap();
+    struct Cleanup(Firewall, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = self.0.delete_table();
+            let _ = std::process::Command::new("ip").args(["link", "del", &self.1]).output();
+        }
+    }
+    let _cleanup = Cleanup(fw.clone(), format!("bu{tag}"));
+    let drv = BridgeDriver::new(fw.clone()).unwrap();
+    let net = NetworkSpec {
+        id: format!("u{tag}"),
+        name: "u".into(),
+        bridge: format!("bu{tag}"),
+        subnet: "10.213.9.0/24".parse().unwrap(),
+        gateway: "10.213.9.1".parse().unwrap(),
+        internal: false,
+    };
+    drv.create_network(&net).unwrap();
+    let ip = Ipv4Addr::new(10, 213, 9, 2);
+    let hp = 46000 + (std::process::id() % 1000) as u16;
+    let att = Attachment {
+        endpoint_id: format!("u{tag}abcdef0123456"),
+        netns: dir.path().join("ns"),
+        ifname: "eth0".into(),
+        ip,
+        mac: mac_for(ip),
+        default_route: true,
+        ports: vec![PortRule {
+            proto: Proto::Udp,
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_port: hp,
+            container_ip: ip,
+            container_port: 53,
+        }],
+    };
+    let mut ns = netns::create(&att.netns).unwrap();
+    drv.setup(&net, &att, &mut ns).unwrap();
+    let server: std::net::UdpSocket =
+        netns::run_in(&att.netns, || Ok(std::net::UdpSocket::bind("0.0.0.0:53").unwrap())).unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        server.send_to(&buf[..n], from).unwrap();
+    });
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+    c.send_to(b"ping", ("127.0.0.1", hp)).unwrap();
+    let mut buf = [0u8; 64];
+    let n = c.recv(&mut buf).expect("udp echo through the published port");
+    assert_eq!(&buf[..n], b"ping");
+    echo.join().unwrap();
+    drv.teardown(&net, &att).unwrap();
+    netns::remove(&att.netns).unwrap();
+    drv.remove_network(&net).unwrap();
+}

@@ -5,6 +5,7 @@
 pub mod build;
 pub mod container;
 pub mod image;
+pub mod network;
 pub mod run;
 pub mod system;
 

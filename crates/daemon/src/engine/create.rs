@@ -55,6 +55,7 @@ impl Engine {
 
         let id = berth_base::new_id();
         let (config, path, args) = merge_config(&id, &body, &image.config, &image.extras)?;
+        let networks = self.check_networking(&body, &host_config, &config)?;
         let name_generated = name.is_none();
         let name = match name {
             Some(n) => {
@@ -78,6 +79,8 @@ impl Engine {
             binds,
             state: RunState::default(),
             restart_count: 0,
+            networks,
+            ports: Vec::new(),
         };
         // A generated name is checked against the containers known when it is drawn, but a
         // concurrent create can record the same one first: the store refuses the second,
@@ -160,18 +163,6 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
         return Err(Error::InvalidArgument("Minimum memory limit allowed is 6MB".to_owned()));
     }
     super::sandbox::security_opts(hc.security_opt.as_deref().unwrap_or(&[]))?;
-    if let Some(pb) = &hc.port_bindings
-        && pb.values().any(|v| v.as_ref().is_some_and(|b| !b.is_empty()))
-    {
-        return Err(Error::NotImplemented(
-            "port publishing (-p) needs container networking, which this berth build does not have yet".to_owned(),
-        ));
-    }
-    if hc.publish_all_ports == Some(true) {
-        return Err(Error::NotImplemented(
-            "port publishing (-P) needs container networking, which this berth build does not have yet".to_owned(),
-        ));
-    }
     if let Some(reqs) = &hc.device_requests
         && !reqs.is_empty()
     {
@@ -181,10 +172,6 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
             "could not select device driver \"\" with capabilities: [{}]",
             caps.join(" ").replace('"', "")
         )));
-    }
-    match hc.network_mode.as_deref() {
-        None | Some("") | Some("default") | Some("bridge") | Some("none") | Some("host") => {}
-        Some(other) => return Err(Error::NotImplemented(format!("network mode {other:?} is not supported yet"))),
     }
     match hc.ipc_mode.as_deref() {
         None | Some("") | Some("private") | Some("shareable") | Some("host") | Some("none") => {}
@@ -489,6 +476,8 @@ mod tests {
             binds: Vec::new(),
             state: RunState::default(),
             restart_count: 0,
+            networks: Default::default(),
+            ports: Vec::new(),
         }
     }
 

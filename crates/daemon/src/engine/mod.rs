@@ -8,6 +8,7 @@ mod create;
 mod images;
 mod io;
 mod lifecycle;
+pub mod networks;
 mod sandbox;
 #[cfg(test)]
 mod tests;
@@ -114,6 +115,8 @@ pub struct Engine {
     exe: PathBuf,
     /// The daemon's async runtime, for blocking threads (build steps) that talk to shims.
     rt: tokio::runtime::Handle,
+    /// Networks and container attachments.
+    networks: Arc<networks::Networks>,
     _lock: FileLock,
 }
 
@@ -153,6 +156,7 @@ impl Engine {
         })?;
         let root = cfg.data_root.clone();
         let max_layer_size = cfg.max_layer_size;
+        let nets = Arc::new(networks::Networks::open(&cfg.data_root, &cfg.exec_root, &cfg.network)?);
         let (images, store) = tokio::task::spawn_blocking(move || -> Result<_> {
             let images = ImageStore::open(&root)?.with_max_layer_size(max_layer_size);
             if let Err(e) = images.gc() {
@@ -177,6 +181,7 @@ impl Engine {
             rootfs,
             exe,
             rt: tokio::runtime::Handle::current(),
+            networks: nets,
             _lock: lock,
         });
         engine.restore().await?;
@@ -323,6 +328,7 @@ impl Engine {
             upper: dir.join("upper"),
             work: dir.join("work"),
             rootfs: dir.join("rootfs"),
+            netns: self.networks.netns_path(id),
         }
     }
 }
@@ -343,6 +349,8 @@ pub struct ContainerPaths {
     pub work: PathBuf,
     /// overlay mount point.
     pub rootfs: PathBuf,
+    /// The network namespace file (the API's `SandboxKey`).
+    pub netns: PathBuf,
 }
 
 fn join_err(e: tokio::task::JoinError) -> Error {

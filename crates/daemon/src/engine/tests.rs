@@ -101,6 +101,7 @@ impl Harness {
             max_layer_size: None,
             api_header_timeout: crate::config::DEFAULT_API_HEADER_TIMEOUT,
             warnings: Vec::new(),
+            network: Default::default(),
         };
         Engine::open_with(cfg, Some((self.launcher.clone(), self.roots.clone()))).await.unwrap()
     }
@@ -110,7 +111,9 @@ impl Harness {
     }
 }
 
-async fn create_with(e: &Arc<Engine>, cmd: &[&str], hc: HostConfig) -> String {
+async fn create_with(e: &Arc<Engine>, cmd: &[&str], mut hc: HostConfig) -> String {
+    // Unit tests run without root: the host's network needs no namespace or bridge.
+    hc.network_mode.get_or_insert_with(|| "host".into());
     let body = ContainerCreateBody {
         image: Some("hello-world".into()),
         cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),

@@ -107,7 +107,15 @@ async fn list(State(e): State<Arc<Engine>>, Query(q): Query<query::ListContainer
 
 async fn inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<Response> {
     let rec = e.get(&id)?.snapshot();
-    Ok(json(StatusCode::OK, &views::container_inspect(&rec, &e.paths(&rec.id))))
+    let mut v = serde_json::to_value(views::container_inspect(&rec, &e.paths(&rec.id)))
+        .map_err(|source| crate::error::Error::Encode { what: "container", source })?;
+    if let (Some(ns), serde_json::Value::Object(extra)) =
+        (v.get_mut("NetworkSettings"), views::legacy_network_fields(&rec))
+        && let Some(ns) = ns.as_object_mut()
+    {
+        ns.extend(extra);
+    }
+    Ok(json(StatusCode::OK, &v))
 }
 
 async fn start(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
