@@ -86,6 +86,9 @@ pub enum Cmd {
     /// Manage berth (disk usage)
     #[command(subcommand)]
     System(system::SystemCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::network::NetworkCmd),
     /// Manage builds (the build cache)
     #[command(subcommand)]
     Builder(system::BuilderCmd),
@@ -153,6 +156,7 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::Info(a) => commands::system::info(&client, a).await,
         Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
         Cmd::System(system::SystemCmd::Check) => system::check(&client).await,
+        Cmd::Network(n) => commands::network::network(&client, n).await,
         Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,
     };
     match res {

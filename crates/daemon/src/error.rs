@@ -51,6 +51,9 @@ pub enum Error {
     /// Container networking failed.
     #[error(transparent)]
     Network(#[from] berth_network::Error),
+    /// The operation is not allowed (a pre-defined network, an overlapping pool).
+    #[error("{0}")]
+    Forbidden(String),
     /// No network has that name or id (Docker's wording).
     #[error("network {0} not found")]
     NoSuchNetwork(String),
@@ -124,6 +127,7 @@ impl Error {
             Error::Runtime(e) => e.kind(),
             Error::Network(e) => e.kind(),
             Error::NoSuchNetwork(_) => ErrorKind::NotFound,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Db(_)
             | Error::Io { .. }
             | Error::Internal(_)

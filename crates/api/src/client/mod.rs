@@ -5,6 +5,7 @@
 mod build;
 mod containers;
 mod images;
+mod networks;
 mod system;
 pub mod tls;
 

@@ -80,6 +80,27 @@ impl NetworkRecord {
     }
 }
 
+/// What `network create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewNetwork {
+    /// Name.
+    pub name: String,
+    /// Driver (`bridge` or empty).
+    pub driver: String,
+    /// `--subnet`.
+    pub subnet: Option<Ipv4Net>,
+    /// `--gateway`.
+    pub gateway: Option<Ipv4Addr>,
+    /// `--ip-range`.
+    pub ip_range: Option<Ipv4Net>,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--label`.
+    pub labels: HashMap<String, String>,
+    /// `-o`.
+    pub options: HashMap<String, String>,
+}
+
 /// How a container is networked, from its `NetworkMode`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -423,52 +444,7 @@ impl Networks {
         order.sort_by_key(|(n, _)| **n != primary_name);
         let r = (|| -> Result<()> {
             for (i, (name, ep)) in order.iter().enumerate() {
-                let mut done = (*ep).clone();
-                let (spec, att, held) = {
-                    let mut g = self.lock();
-                    let spec = self.ready(&mut g, &ep.network_id)?;
-                    let pool = g.pools.get_mut(&spec.id).ok_or_else(|| Error::Internal("no pool".into()))?;
-                    let ip = pool.allocate(ep.ipv4_request, &spec.name)?;
-                    let mac = ep.mac_request.as_deref().and_then(parse_mac).unwrap_or_else(|| mac_for(ip));
-                    let endpoint_id = berth_base::new_id();
-                    let (ports, rules, held) = if i == 0 {
-                        match publish(rec, &endpoint_id, ip) {
-                            Ok(x) => x,
-                            Err(e) => {
-                                if let Some(p) = g.pools.get_mut(&spec.id) {
-                                    p.release(ip);
-                                }
-                                return Err(e);
-                            }
-                        }
-                    } else {
-                        Default::default()
-                    };
-                    out.ports.extend(ports);
-                    done.endpoint_id = endpoint_id.clone();
-                    done.ip = Some(ip);
-                    done.prefix_len = spec.subnet.prefix_len();
-                    done.gateway = Some(spec.gateway);
-                    done.mac = format_mac(&mac);
-                    let att = Attachment {
-                        endpoint_id,
-                        netns: path.clone(),
-                        ifname: format!("eth{i}"),
-                        ip,
-                        mac,
-                        default_route: i == 0,
-                        ports: rules,
-                    };
-                    (spec, att, held)
-                };
-                // Recorded before the kernel work, so a failure below is undone by detach.
-                out.endpoints.insert((*name).clone(), done);
-                self.lock().held.entry(rec.id.clone()).or_default().extend(held);
-                self.driver()?.setup(&spec, &att, &mut ns)?;
-                if i == 0 {
-                    let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.id[..12].to_owned());
-                    out.hosts.push(format!("{hostname}:{}", att.ip));
-                }
+                self.attach_endpoint(rec, &mut ns, i, name, ep, &mut out)?;
             }
             Ok(())
         })();
@@ -481,6 +457,195 @@ impl Networks {
             return Err(e);
         }
         Ok(out)
+    }
+
+    /// Connects one endpoint (`eth<i>`; the first one gets the default route, the
+    /// published ports and the hosts line). What it did is in `out` even when it fails, for
+    /// the caller to undo.
+    fn attach_endpoint(
+        &self,
+        rec: &ContainerRecord,
+        ns: &mut berth_network::netlink::Netlink,
+        i: usize,
+        name: &str,
+        ep: &EndpointRecord,
+        out: &mut Attached,
+    ) -> Result<()> {
+        let path = self.netns_path(&rec.id);
+        let mut done = ep.clone();
+        let (spec, att, held) = {
+            let mut g = self.lock();
+            let spec = self.ready(&mut g, &ep.network_id)?;
+            let pool = g.pools.get_mut(&spec.id).ok_or_else(|| Error::Internal("no pool".into()))?;
+            let ip = pool.allocate(ep.ipv4_request, &spec.name)?;
+            let mac = ep.mac_request.as_deref().and_then(parse_mac).unwrap_or_else(|| mac_for(ip));
+            let endpoint_id = berth_base::new_id();
+            let (ports, rules, held) = if i == 0 {
+                match publish(rec, &endpoint_id, ip) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        if let Some(p) = g.pools.get_mut(&spec.id) {
+                            p.release(ip);
+                        }
+                        return Err(e);
+                    }
+                }
+            } else {
+                Default::default()
+            };
+            out.ports.extend(ports);
+            done.endpoint_id = endpoint_id.clone();
+            done.ip = Some(ip);
+            done.prefix_len = spec.subnet.prefix_len();
+            done.gateway = Some(spec.gateway);
+            done.mac = format_mac(&mac);
+            let att = Attachment {
+                endpoint_id,
+                netns: path,
+                ifname: format!("eth{i}"),
+                ip,
+                mac,
+                default_route: i == 0,
+                ports: rules,
+            };
+            (spec, att, held)
+        };
+        // Recorded before the kernel work, so a failure below is undone by detach.
+        out.endpoints.insert(name.to_owned(), done);
+        self.lock().held.entry(rec.id.clone()).or_default().extend(held);
+        self.driver()?.setup(&spec, &att, ns)?;
+        if i == 0 {
+            let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.id[..12].to_owned());
+            out.hosts.push(format!("{hostname}:{}", att.ip));
+        }
+        Ok(())
+    }
+
+    /// Connects a running container to one more network (`network connect`). Blocking.
+    pub fn connect_live(&self, rec: &ContainerRecord, name: &str, ep: &EndpointRecord) -> Result<EndpointRecord> {
+        let mut ns = netns::netlink_in(&self.netns_path(&rec.id))?;
+        let i = (0..).find(|i| ns.link_index(&format!("eth{i}")).ok().flatten().is_none()).unwrap_or(0);
+        let mut out = Attached::default();
+        let r = self.attach_endpoint(rec, &mut ns, i.max(1), name, ep, &mut out);
+        if let Err(e) = r {
+            self.detach_endpoint(rec, out.endpoints.values().next().unwrap_or(ep), i.max(1));
+            return Err(e);
+        }
+        out.endpoints.remove(name).ok_or_else(|| Error::Internal("endpoint lost".into()))
+    }
+
+    /// Disconnects one endpoint of a running container. Blocking.
+    pub fn detach_endpoint(&self, rec: &ContainerRecord, ep: &EndpointRecord, i: usize) -> Vec<Error> {
+        let mut errs = Vec::new();
+        let Some(ip) = ep.ip else { return errs };
+        let spec = {
+            let mut g = self.lock();
+            if let Some(p) = g.pools.get_mut(&ep.network_id) {
+                p.release(ip);
+            }
+            g.nets.iter().find(|n| n.id == ep.network_id).and_then(NetworkRecord::spec)
+        };
+        if let (Some(spec), Ok(drv)) = (spec, self.driver()) {
+            let att = Attachment {
+                endpoint_id: ep.endpoint_id.clone(),
+                netns: self.netns_path(&rec.id),
+                ifname: format!("eth{i}"),
+                ip,
+                mac: [0; 6],
+                default_route: false,
+                ports: Vec::new(),
+            };
+            if let Err(e) = drv.teardown(&spec, &att) {
+                errs.push(e.into());
+            }
+        }
+        errs
+    }
+
+    /// Makes a user-defined bridge network (`network create`). Blocking.
+    pub fn create(&self, req: NewNetwork) -> Result<NetworkRecord> {
+        if !crate::names::valid(&req.name) {
+            return Err(Error::InvalidArgument(format!("invalid network name: {:?}", req.name)));
+        }
+        match req.driver.as_str() {
+            "" | "bridge" => {}
+            d => return Err(Error::NoSuchNetwork(format!("plugin \"{d}\" (driver)"))),
+        }
+        let drv = self.driver()?;
+        let mut g = self.lock();
+        if g.nets.iter().any(|n| n.name == req.name) {
+            return Err(Error::Conflict(format!("network with name {} already exists", req.name)));
+        }
+        let id = berth_base::new_id();
+        let bridge =
+            req.options.get("com.docker.network.bridge.name").cloned().unwrap_or_else(|| format!("br-{}", &id[..12]));
+        if bridge.len() > 15 || g.nets.iter().any(|n| n.bridge == bridge) {
+            return Err(Error::InvalidArgument(format!("invalid or taken bridge name: {bridge}")));
+        }
+        let _lock = SubnetLock::take()?;
+        let others: Vec<Ipv4Net> = g.nets.iter().filter_map(|n| n.subnet).collect();
+        let (subnet, user_subnet) = match req.subnet {
+            Some(s) => {
+                if let Some(o) = others.iter().find(|o| ipam::overlaps(o, &s.trunc())) {
+                    return Err(Error::Forbidden(format!(
+                        "invalid pool request: Pool overlaps with other one on this address space ({o})"
+                    )));
+                }
+                (s.trunc(), true)
+            }
+            None => (self.pick_subnet(&drv, &others)?, false),
+        };
+        let gateway = req.gateway.unwrap_or_else(|| ipam::first_host(subnet));
+        Pool::new(subnet, req.ip_range, gateway)?;
+        let rec = NetworkRecord {
+            id,
+            name: req.name,
+            driver: "bridge".to_owned(),
+            created: Utc::now(),
+            subnet: Some(subnet),
+            gateway: Some(gateway),
+            ip_range: req.ip_range,
+            bridge,
+            internal: req.internal,
+            user_subnet,
+            labels: req.labels,
+            options: req.options,
+        };
+        self.save(&rec)?;
+        g.nets.push(rec.clone());
+        if let Err(e) = self.ready(&mut g, &rec.id) {
+            g.nets.retain(|n| n.id != rec.id);
+            let _ = std::fs::remove_file(self.dir.join(format!("{}.json", rec.id)));
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// Removes a user-defined network (its bridge and rules go too). Blocking.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let mut g = self.lock();
+        let rec = find_in(&g.nets, id)?.clone();
+        if rec.builtin() {
+            return Err(Error::Forbidden(format!("{} is a pre-defined network and cannot be removed", rec.name)));
+        }
+        if g.ready.remove(&rec.id)
+            && let Some(spec) = rec.spec()
+        {
+            self.driver()?.remove_network(&spec)?;
+        } else if let Some(spec) = rec.spec()
+            && let Ok(drv) = self.driver()
+        {
+            // Made by an earlier run: its bridge may still be there.
+            let _ = drv.remove_network(&spec);
+        }
+        g.pools.remove(&rec.id);
+        g.nets.retain(|n| n.id != rec.id);
+        let p = self.dir.join(format!("{}.json", rec.id));
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("remove {}", p.display()), e)),
+        }
     }
 
     /// Disconnects the container from its networks, frees its addresses and host ports and
@@ -916,6 +1081,216 @@ impl Engine {
         })
         .await;
     }
+}
+
+impl Engine {
+    /// `POST /networks/create`.
+    pub async fn create_network(&self, req: NewNetwork) -> Result<NetworkRecord> {
+        let nets = self.networks.clone();
+        blocking(move || nets.create(req)).await
+    }
+
+    /// Containers attached to a network now (running, with an address), as
+    /// `(container, endpoint)`.
+    fn network_users(&self, net_id: &str) -> Vec<(ContainerRecord, EndpointRecord)> {
+        self.records()
+            .into_iter()
+            .filter_map(|r| {
+                let ep = r.networks.values().find(|e| e.network_id == net_id && e.ip.is_some())?.clone();
+                Some((r, ep))
+            })
+            .collect()
+    }
+
+    /// `GET /networks/{id}`: the network in Docker's shape, with its containers.
+    pub fn inspect_network(&self, key: &str) -> Result<serde_json::Value> {
+        let n = self.networks.find(key)?;
+        Ok(network_json(&n, &self.network_users(&n.id)))
+    }
+
+    /// `GET /networks`: Docker's filters (name, id, driver, label, type, dangling).
+    pub fn list_networks(&self, f: &berth_api::query::Filters) -> Result<Vec<serde_json::Value>> {
+        for k in f.0.keys() {
+            if !matches!(k.as_str(), "name" | "id" | "driver" | "label" | "type" | "dangling" | "scope") {
+                return Err(Error::InvalidArgument(format!("invalid filter '{k}'")));
+            }
+        }
+        for t in f.get("type") {
+            if t != "custom" && t != "builtin" {
+                return Err(Error::InvalidArgument(format!("invalid filter: 'type'='{t}'")));
+            }
+        }
+        let used: HashSet<String> =
+            self.records().iter().flat_map(|r| r.networks.values().map(|e| e.network_id.clone())).collect();
+        let mut out = Vec::new();
+        for n in self.networks.list() {
+            let keep = f.get("name").iter().all(|p| n.name.contains(p.as_str()))
+                && f.get("id").iter().all(|p| n.id.starts_with(p.as_str()))
+                && f.get("driver").iter().all(|d| *d == n.driver)
+                && f.get("scope").iter().all(|s| s == "local")
+                && f.get("type").iter().all(|t| (t == "builtin") == n.builtin())
+                && f.get("label").iter().all(|l| match l.split_once('=') {
+                    Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),
+                    None => n.labels.contains_key(l.as_str()),
+                })
+                && f.get("dangling").iter().all(|d| {
+                    let dangling = !n.builtin() && !used.contains(&n.id);
+                    matches!(d.as_str(), "true" | "1") == dangling
+                });
+            if keep {
+                out.push(network_json(&n, &[]));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `DELETE /networks/{id}`.
+    pub async fn remove_network(&self, key: &str) -> Result<()> {
+        let n = self.networks.find(key)?;
+        if !n.builtin() && !self.network_users(&n.id).is_empty() {
+            return Err(Error::Forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                n.name, n.id
+            )));
+        }
+        let nets = self.networks.clone();
+        let id = n.id.clone();
+        blocking(move || nets.remove(&id)).await
+    }
+
+    /// `POST /networks/prune`: removes user networks no container refers to.
+    pub async fn prune_networks(&self, f: &berth_api::query::Filters) -> Result<Vec<String>> {
+        let used: HashSet<String> =
+            self.records().iter().flat_map(|r| r.networks.values().map(|e| e.network_id.clone())).collect();
+        let mut removed = Vec::new();
+        for n in self.networks.list() {
+            let labels_ok = f.get("label").iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),
+                None => n.labels.contains_key(l.as_str()),
+            });
+            if n.builtin() || used.contains(&n.id) || !labels_ok {
+                continue;
+            }
+            let nets = self.networks.clone();
+            let id = n.id.clone();
+            blocking(move || nets.remove(&id)).await?;
+            removed.push(n.name);
+        }
+        Ok(removed)
+    }
+
+    /// `POST /networks/{id}/connect`.
+    pub async fn connect_network(
+        &self,
+        key: &str,
+        container: &str,
+        es: berth_api::models::EndpointSettings,
+    ) -> Result<()> {
+        let n = self.networks.find(key)?;
+        let c = self.get(container)?;
+        let _op = c.op.lock().await;
+        let rec = c.snapshot();
+        let mode = mode_of(rec.host_config.network_mode.as_deref());
+        if !matches!(mode, Mode::Network(_)) {
+            return Err(Error::Forbidden(
+                "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+            ));
+        }
+        if rec.networks.contains_key(&n.name) {
+            return Err(Error::Forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name, n.name
+            )));
+        }
+        let eps = self.networks.endpoints_at_create(
+            &Mode::Network(n.name.clone()),
+            &HashMap::from([(n.name.clone(), es)]),
+            None,
+        )?;
+        let ep = eps.get(&n.name).cloned().ok_or_else(|| Error::Internal("endpoint lost".into()))?;
+        let ep = if rec.state.status == Status::Running {
+            let nets = self.networks.clone();
+            let (r, name) = (rec.clone(), n.name.clone());
+            blocking(move || nets.connect_live(&r, &name, &ep)).await?
+        } else {
+            ep
+        };
+        c.update(|r| r.networks.insert(n.name.clone(), ep));
+        self.persist(&c);
+        Ok(())
+    }
+
+    /// `POST /networks/{id}/disconnect`.
+    pub async fn disconnect_network(&self, key: &str, container: &str, _force: bool) -> Result<()> {
+        let n = self.networks.find(key)?;
+        let c = self.get(container)?;
+        let _op = c.op.lock().await;
+        let rec = c.snapshot();
+        let Some(pos) = rec.networks.keys().position(|k| *k == n.name) else {
+            return Err(Error::Forbidden(format!("container {} is not connected to network {}", rec.id, n.name)));
+        };
+        if rec.state.status == Status::Running {
+            let ep = rec.networks[&n.name].clone();
+            let nets = self.networks.clone();
+            let r = rec.clone();
+            let errs = blocking(move || Ok(nets.detach_endpoint(&r, &ep, pos))).await?;
+            if let Some(e) = errs.into_iter().next() {
+                return Err(e);
+            }
+        }
+        c.update(|r| r.networks.remove(&n.name));
+        self.persist(&c);
+        Ok(())
+    }
+}
+
+/// A network in the Engine API's shape (`GET /networks/{id}`; the list leaves
+/// `Containers` empty, as Docker's does).
+pub fn network_json(n: &NetworkRecord, users: &[(ContainerRecord, EndpointRecord)]) -> serde_json::Value {
+    let mut config = Vec::new();
+    if let Some(s) = n.subnet {
+        let mut c = serde_json::json!({"Subnet": s.to_string()});
+        if let Some(g) = n.gateway {
+            c["Gateway"] = g.to_string().into();
+        }
+        if let Some(r) = n.ip_range {
+            c["IPRange"] = r.to_string().into();
+        }
+        config.push(c);
+    }
+    let containers: serde_json::Map<String, serde_json::Value> = users
+        .iter()
+        .map(|(r, e)| {
+            (
+                r.id.clone(),
+                serde_json::json!({
+                    "Name": r.name,
+                    "EndpointID": e.endpoint_id,
+                    "MacAddress": e.mac,
+                    "IPv4Address": e.ip.map(|ip| format!("{ip}/{}", e.prefix_len)).unwrap_or_default(),
+                    "IPv6Address": "",
+                }),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv4": n.driver == "bridge",
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": config},
+        "Internal": n.internal,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": n.options,
+        "Labels": n.labels,
+    })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod build;
 pub mod conn;
 pub mod containers;
 pub mod images;
+pub mod networks;
 pub mod reply;
 pub mod system;
 pub mod tcp;
@@ -35,6 +36,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(containers::routes())
         .merge(images::routes())
         .merge(build::routes())
+        .merge(networks::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)
         .with_state(engine)
