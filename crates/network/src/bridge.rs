@@ -173,7 +173,10 @@ impl Driver for BridgeDriver {
 
     fn teardown(&self, _net: &NetworkSpec, att: &Attachment) -> Result<()> {
         let mut errs = Vec::new();
-        if let Err(e) = self.fw.remove_ports(&att.endpoint_id) {
+        // Listing the table costs an `nft` run: only endpoints with published ports have rules.
+        if !att.ports.is_empty()
+            && let Err(e) = self.fw.remove_ports(&att.endpoint_id)
+        {
             errs.push(e);
         }
         let host_if = att.host_ifname();

@@ -553,7 +553,7 @@ impl Networks {
                 ip,
                 mac: [0; 6],
                 default_route: false,
-                ports: Vec::new(),
+                ports: port_rules(&rec.ports, ip),
             };
             if let Err(e) = drv.teardown(&spec, &att) {
                 errs.push(e.into());
@@ -669,7 +669,7 @@ impl Networks {
                     ip,
                     mac: [0; 6],
                     default_route: false,
-                    ports: Vec::new(),
+                    ports: port_rules(&rec.ports, ip),
                 };
                 if let Err(e) = drv.teardown(&spec, &att) {
                     errs.push(e.into());
@@ -698,7 +698,7 @@ impl Networks {
             return Ok(());
         };
         let cip = primary.ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let mut rules = Vec::new();
+        let rules = port_rules(&rec.ports, cip);
         let mut held = Vec::new();
         for p in &rec.ports {
             let proto = Proto::parse(&p.proto).unwrap_or(Proto::Tcp);
@@ -708,13 +708,6 @@ impl Networks {
                     tracing::warn!(container = %rec.id, port = p.host_port, error = %e, "could not hold a published port again")
                 }
             }
-            rules.push(PortRule {
-                proto,
-                host_ip: (!p.host_ip.is_unspecified()).then_some(p.host_ip),
-                host_port: p.host_port,
-                container_ip: cip,
-                container_port: p.container_port,
-            });
         }
         self.lock().held.insert(rec.id.clone(), held);
         let drv = self.driver()?;
@@ -871,6 +864,20 @@ pub(crate) fn parse_port_key(key: &str) -> Result<(u16, Proto)> {
 }
 
 type Published = (Vec<PublishedPort>, Vec<PortRule>, Vec<portmap::Reserved>);
+
+/// The DNAT rules of recorded published ports towards `cip`.
+fn port_rules(ports: &[PublishedPort], cip: Ipv4Addr) -> Vec<PortRule> {
+    ports
+        .iter()
+        .map(|p| PortRule {
+            proto: Proto::parse(&p.proto).unwrap_or(Proto::Tcp),
+            host_ip: (!p.host_ip.is_unspecified()).then_some(p.host_ip),
+            host_port: p.host_port,
+            container_ip: cip,
+            container_port: p.container_port,
+        })
+        .collect()
+}
 
 /// Binds the host ports of a container's published ports (all or none).
 fn publish(rec: &ContainerRecord, endpoint_id: &str, cip: Ipv4Addr) -> Result<Published> {
