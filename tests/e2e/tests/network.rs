@@ -361,3 +361,40 @@ fn modes_and_options() {
     let e = d.docker(&["run", "--network", "container:nosuch", "busybox:latest", "true"]);
     assert!(!e.status.success());
 }
+
+#[test]
+fn build_steps_use_the_default_bridge_none_and_host() {
+    let bip = format!("10.199.{}.1/24", std::process::id() % 250);
+    let d = Daemon::start_with(&["--bip", &bip]);
+    d.import_busybox("busybox:latest");
+    // The bridge exists once something used it; then a server listens on its address.
+    ok(&d.berth(&["run", "--rm", "busybox:latest", "true"]));
+    let gw = bip.trim_end_matches("/24").to_owned();
+    let l = TcpListener::bind((gw.as_str(), 0)).expect("bind on the bridge's address");
+    let port = l.local_addr().unwrap().port();
+    let srv = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut s, _) = l.accept().unwrap();
+        let _ = s.write_all(b"from-host\n");
+    });
+    let dir = d.dir_with(
+        "netbuild",
+        &format!(
+            "FROM busybox:latest\nRUN nc -w 5 {gw} {port} > /got; cat /got\nRUN --network=none ls /sys/class/net > /none\nRUN ip route > /route\n"
+        ),
+    );
+    let out = d.build_plain(&dir, &["-t", "netbuild:1", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    srv.join().unwrap();
+    let got = ok(&d.berth(&["run", "--rm", "netbuild:1", "cat", "/got", "/none", "/route"]));
+    assert!(got.starts_with("from-host\nlo\n"), "{got}");
+    assert!(got.contains(&format!("default via {gw}")), "a RUN step has the default bridge's route: {got}");
+    // build --network host: the host's interfaces, the bridge among them.
+    let dir = d.dir_with("hostbuild", "FROM busybox:latest\nRUN ls /sys/class/net > /ifs\n");
+    let out = d.build_plain(&dir, &["--network", "host", "-t", "hostbuild:1", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ifs = ok(&d.berth(&["run", "--rm", "hostbuild:1", "cat", "/ifs"]));
+    assert!(ifs.lines().any(|l| l == d.bridge), "{ifs}");
+    let bad = d.build_plain(&dir, &["--network", "weird", dir.to_str().unwrap()]);
+    assert!(!bad.status.success());
+}

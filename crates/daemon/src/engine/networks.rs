@@ -1300,6 +1300,36 @@ pub fn network_json(n: &NetworkRecord, users: &[(ContainerRecord, EndpointRecord
     })
 }
 
+impl Engine {
+    /// Attaches a build step to the default bridge; returns the record to detach it with.
+    /// Blocking.
+    pub(crate) fn attach_step(&self, id: &str) -> Result<ContainerRecord> {
+        let bridge = self.networks.find("bridge")?;
+        let mut rec = ContainerRecord {
+            id: id.to_owned(),
+            name: format!("buildstep-{}", &id[..12]),
+            created: Utc::now(),
+            image: String::new(),
+            image_id: String::new(),
+            path: String::new(),
+            args: Vec::new(),
+            config: Default::default(),
+            host_config: Default::default(),
+            binds: Vec::new(),
+            state: Default::default(),
+            restart_count: 0,
+            networks: BTreeMap::from([(
+                bridge.name.clone(),
+                EndpointRecord { network_id: bridge.id.clone(), ..Default::default() },
+            )]),
+            ports: Vec::new(),
+        };
+        let a = self.networks.attach(&rec)?;
+        rec.networks = a.endpoints;
+        Ok(rec)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -214,7 +214,7 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path, ne
 /// A build step's spec options: the step's command, user, working directory and mounts on
 /// the host's network (or none), BuildKit's hosts file with the build's `--add-host`
 /// entries, and the host's resolver. Blocking.
-pub(crate) fn for_step(bundle: &Path, rootfs: &Path, spec: &RunSpec) -> Result<SpecOptions> {
+pub(crate) fn for_step(bundle: &Path, rootfs: &Path, spec: &RunSpec, netns: Option<&Path>) -> Result<SpecOptions> {
     let mut mounts = Vec::new();
     let mut tmpfs = Vec::new();
     for m in &spec.mounts {
@@ -242,10 +242,14 @@ pub(crate) fn for_step(bundle: &Path, rootfs: &Path, spec: &RunSpec) -> Result<S
         hostname: &spec.hostname,
         tty: false,
         extra_hosts: &spec.extra_hosts,
-        dns: Dns::Host,
-        network: match spec.network {
-            Network::Host => Namespace::Host,
-            Network::None => Namespace::New,
+        dns: match spec.network {
+            Network::Host => Dns::Host,
+            _ => Dns::Container { servers: &[], search: &[], options: &[] },
+        },
+        network: match (spec.network, netns) {
+            (Network::Host, _) => Namespace::Host,
+            (Network::Default, Some(p)) => Namespace::Path(p.to_path_buf()),
+            _ => Namespace::New,
         },
         mounts,
         tmpfs,
