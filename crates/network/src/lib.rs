@@ -3,6 +3,7 @@
 //! of containers or HTTP: the daemon asks for an attachment and gets one.
 
 pub mod bridge;
+pub mod dns;
 pub mod driver;
 mod error;
 pub mod ipam;

@@ -122,6 +122,16 @@ fn user_networks_isolate_connect_and_clean_up() {
     assert!(!reaches(&d, "front", &ip_other), "another network is out of reach");
     assert!(!reaches(&d, "bridge", &ip_web), "the default bridge does not reach a user network");
 
+    // The embedded DNS answers names and aliases on the same network only.
+    let look = |net: &str, name: &str| {
+        text(&d.berth(&["run", "--rm", "--network", net, "busybox:latest", "nslookup", name]).stdout)
+    };
+    assert!(look("front", "web1").contains(&ip_web), "{}", look("front", "web1"));
+    assert!(look("front", "site").contains(&ip_web), "alias");
+    assert!(!look("back", "web1").contains(&ip_web), "another network does not see the name");
+    let resolv = ok(&d.berth(&["run", "--rm", "--network", "front", "busybox:latest", "cat", "/etc/resolv.conf"]));
+    assert!(resolv.starts_with(&format!("nameserver {p1}1\n")), "{resolv}");
+
     // Inspect shows the container with its address; the docker CLI reads it.
     let v: serde_json::Value = serde_json::from_str(&ok(&d.docker(&["network", "inspect", "front"]))).unwrap();
     assert_eq!(v[0]["Name"], "front");

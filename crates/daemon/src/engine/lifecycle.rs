@@ -209,6 +209,7 @@ impl Engine {
             namespace: net.namespace.clone().unwrap_or(berth_runtime::spec::Namespace::New),
             extra_hosts,
             share_files_of: net.share_files_of.clone(),
+            dns_servers: net.nameserver.iter().map(|ip| ip.to_string()).collect(),
         };
         let opts = super::sandbox::for_container(rec, dir, rootfs, &net)?;
         let spec = berth_runtime::spec::generate(&opts)?;

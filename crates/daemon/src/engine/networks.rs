@@ -141,6 +141,8 @@ pub(crate) struct Attached {
     /// Take /etc/hosts, /etc/resolv.conf and /etc/hostname from this container's bundle
     /// (`--network container:`).
     pub share_files_of: Option<PathBuf>,
+    /// The embedded DNS server of the primary network, for resolv.conf.
+    pub nameserver: Option<Ipv4Addr>,
 }
 
 struct Inner {
@@ -151,6 +153,8 @@ struct Inner {
     table_ready: bool,
     /// Host ports held per container.
     held: HashMap<String, Vec<portmap::Reserved>>,
+    /// Embedded DNS servers of user-defined networks, by network id.
+    dns: HashMap<String, berth_network::dns::Server>,
 }
 
 /// The daemon's networks.
@@ -192,6 +196,7 @@ impl Networks {
                 ready: HashSet::new(),
                 table_ready: false,
                 held: HashMap::new(),
+                dns: HashMap::new(),
             }),
         };
         n.ensure_builtin()?;
@@ -315,6 +320,19 @@ impl Networks {
         if !g.ready.contains(&rec.id) {
             drv.create_network(&spec)?;
             g.ready.insert(rec.id.clone());
+            if !rec.builtin() && !g.dns.contains_key(&rec.id) {
+                let upstream = if rec.internal {
+                    Vec::new()
+                } else {
+                    berth_network::dns::upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+                };
+                match berth_network::dns::Server::start(spec.gateway, upstream) {
+                    Ok(server) => {
+                        g.dns.insert(rec.id.clone(), server);
+                    }
+                    Err(e) => tracing::warn!(network = %rec.name, error = %e, "embedded DNS not started"),
+                }
+            }
         }
         if !g.pools.contains_key(&rec.id) {
             g.pools.insert(rec.id.clone(), Pool::new(spec.subnet, rec.ip_range, spec.gateway)?);
@@ -514,11 +532,38 @@ impl Networks {
         out.endpoints.insert(name.to_owned(), done);
         self.lock().held.entry(rec.id.clone()).or_default().extend(held);
         self.driver()?.setup(&spec, &att, ns)?;
+        self.add_names(rec, &spec.id, &att.endpoint_id, ep, att.ip);
         if i == 0 {
             let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.id[..12].to_owned());
             out.hosts.push(format!("{hostname}:{}", att.ip));
+            if self.lock().dns.contains_key(&spec.id) {
+                out.nameserver = Some(spec.gateway);
+            }
         }
         Ok(())
+    }
+
+    /// Publishes an endpoint's names in its network's DNS.
+    fn add_names(&self, rec: &ContainerRecord, net_id: &str, endpoint_id: &str, ep: &EndpointRecord, ip: Ipv4Addr) {
+        let g = self.lock();
+        let Some(server) = g.dns.get(net_id) else { return };
+        let mut names = vec![rec.name.clone(), rec.id.chars().take(12).collect()];
+        names.extend(ep.aliases.iter().cloned());
+        if let Some(h) = rec.config.hostname.clone().filter(|h| !h.is_empty()) {
+            names.push(h);
+        }
+        if let Ok(mut n) = server.names().write() {
+            n.add(endpoint_id, names, ip);
+        }
+    }
+
+    fn remove_names(&self, net_id: &str, endpoint_id: &str) {
+        let g = self.lock();
+        if let Some(server) = g.dns.get(net_id)
+            && let Ok(mut n) = server.names().write()
+        {
+            n.remove(endpoint_id);
+        }
     }
 
     /// Connects a running container to one more network (`network connect`). Blocking.
@@ -538,6 +583,7 @@ impl Networks {
     pub fn detach_endpoint(&self, rec: &ContainerRecord, ep: &EndpointRecord, i: usize) -> Vec<Error> {
         let mut errs = Vec::new();
         let Some(ip) = ep.ip else { return errs };
+        self.remove_names(&ep.network_id, &ep.endpoint_id);
         let spec = {
             let mut g = self.lock();
             if let Some(p) = g.pools.get_mut(&ep.network_id) {
@@ -639,6 +685,7 @@ impl Networks {
             let _ = drv.remove_network(&spec);
         }
         g.pools.remove(&rec.id);
+        g.dns.remove(&rec.id);
         g.nets.retain(|n| n.id != rec.id);
         let p = self.dir.join(format!("{}.json", rec.id));
         match std::fs::remove_file(&p) {
@@ -654,6 +701,7 @@ impl Networks {
         let mut errs = Vec::new();
         for (i, ep) in rec.networks.values().enumerate() {
             let Some(ip) = ep.ip else { continue };
+            self.remove_names(&ep.network_id, &ep.endpoint_id);
             let spec = {
                 let mut g = self.lock();
                 if let Some(p) = g.pools.get_mut(&ep.network_id) {
@@ -688,11 +736,14 @@ impl Networks {
     pub fn restore(&self, rec: &ContainerRecord) -> Result<()> {
         for ep in rec.networks.values() {
             let Some(ip) = ep.ip else { continue };
-            let mut g = self.lock();
-            self.ready(&mut g, &ep.network_id)?;
-            if let Some(p) = g.pools.get_mut(&ep.network_id) {
-                p.reserve(ip);
+            {
+                let mut g = self.lock();
+                self.ready(&mut g, &ep.network_id)?;
+                if let Some(p) = g.pools.get_mut(&ep.network_id) {
+                    p.reserve(ip);
+                }
             }
+            self.add_names(rec, &ep.network_id, &ep.endpoint_id, ep, ip);
         }
         let Some(primary) = rec.networks.values().find(|e| e.ip.is_some() && !e.endpoint_id.is_empty()) else {
             return Ok(());

@@ -52,6 +52,8 @@ pub(crate) struct NetSandbox {
     pub extra_hosts: Vec<String>,
     /// `--network container:X`: X's bundle, whose hosts, resolv.conf and hostname are used.
     pub share_files_of: Option<PathBuf>,
+    /// The name servers when `--dns` gives none (a user network's embedded DNS).
+    pub dns_servers: Vec<String>,
 }
 
 /// What a sandbox is made from, common to containers and build steps.
@@ -155,7 +157,7 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path, ne
             // The host's own network: its resolver as it is, loopback servers included.
             Namespace::Host => Dns::Host,
             _ => Dns::Container {
-                servers: hc.dns.as_deref().unwrap_or(&[]),
+                servers: hc.dns.as_deref().filter(|d| !d.is_empty()).unwrap_or(&net.dns_servers),
                 search: hc.dns_search.as_deref().unwrap_or(&[]),
                 options: hc.dns_options.as_deref().unwrap_or(&[]),
             },
