@@ -20,8 +20,9 @@ pub enum OutputStream {
 /// Where a RUN step's network comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {
-    /// The host's network (berth has no container networking yet, and RUN steps such as
-    /// `pip install` need the network).
+    /// The daemon's default bridge network, with outbound access (BuildKit's default).
+    Default,
+    /// The host's network (`RUN --network=host`, `build --network host`).
     Host,
     /// Loopback only (`RUN --network=none`, `build --network none`).
     None,

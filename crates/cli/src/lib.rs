@@ -61,6 +61,8 @@ pub enum Cmd {
     Wait(commands::container::NamesArgs),
     /// Fetch the logs of a container
     Logs(commands::container::LogsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(commands::network::PortArgs),
     /// Remove one or more containers
     Rm(commands::container::RmArgs),
     /// Execute a command in a running container
@@ -122,6 +124,9 @@ pub enum Cmd {
     /// Manage berth (disk usage)
     #[command(subcommand)]
     System(system::SystemCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::network::NetworkCmd),
     /// Manage builds (the build cache)
     #[command(subcommand)]
     Builder(system::BuilderCmd),
@@ -187,6 +192,7 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::Kill(a) => commands::container::kill(&client, a).await,
         Cmd::Wait(a) => commands::container::wait(&client, a).await,
         Cmd::Logs(a) => commands::container::logs(&client, a).await,
+        Cmd::Port(a) => commands::network::port(&client, a).await,
         Cmd::Rm(a) => commands::container::rm(&client, a).await,
         Cmd::Exec(a) => commands::exec::exec(&client, a).await,
         Cmd::Attach(a) => commands::exec::attach(&client, a).await,
@@ -218,6 +224,7 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::Logout(a) => commands::registry::logout(a).await,
         Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
         Cmd::System(system::SystemCmd::Check) => system::check(&client).await,
+        Cmd::Network(n) => commands::network::network(&client, n).await,
         Cmd::Builder(system::BuilderCmd::Prune(a)) => system::prune(&client, a).await,
         Cmd::Volume(v) => commands::volume::run(&client, v).await,
         Cmd::System(system::SystemCmd::Prune(a)) => commands::prune::system_prune(&client, a).await,

@@ -473,6 +473,60 @@ pub fn parse_gpus(s: &str) -> Result<(i64, Vec<String>), CliError> {
     err(format!("invalid --gpus value: {s}"))
 }
 
+/// The endpoint settings `--ip`, `--mac-address`, `--network-alias` and `--link` make for
+/// the network of `--network` (as the docker CLI sends them since API 1.44), and the links
+/// in `HostConfig.Links` form (`name:alias`).
+pub fn network_endpoint(
+    network: Option<&str>,
+    ip: Option<&str>,
+    mac: Option<&str>,
+    aliases: &[String],
+    links: &[String],
+) -> Result<(Vec<String>, Option<berth_api::models::NetworkingConfig>), CliError> {
+    use berth_api::models::{EndpointIpamConfig, EndpointSettings, NetworkingConfig};
+    let mut out_links = Vec::new();
+    for l in links {
+        let (name, alias) = l.split_once(':').unwrap_or((l, l));
+        if name.is_empty() || alias.is_empty() {
+            return Err(CliError::Opt(format!(
+                "invalid argument \"{l}\" for \"--link\" flag: bad format for links: {l}"
+            )));
+        }
+        out_links.push(format!("{name}:{alias}"));
+    }
+    if let Some(ip) = ip
+        && ip.parse::<std::net::Ipv4Addr>().is_err()
+    {
+        return Err(CliError::Opt(format!(
+            "invalid argument \"{ip}\" for \"--ip\" flag: invalid string being converted to IP address: {ip}"
+        )));
+    }
+    if let Some(m) = mac {
+        let ok = m.split([':', '-']).count() == 6
+            && m.split([':', '-']).all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
+        if !ok {
+            return Err(CliError::Opt(format!("{m} is not a valid mac address")));
+        }
+    }
+    if ip.is_none() && mac.is_none() && aliases.is_empty() {
+        return Ok((out_links, None));
+    }
+    let net = match network.unwrap_or("default") {
+        "" | "default" => "bridge",
+        n => n,
+    };
+    let es = EndpointSettings {
+        ipam_config: ip.map(|ip| EndpointIpamConfig { ipv4_address: Some(ip.to_owned()), ..Default::default() }),
+        mac_address: mac.map(str::to_owned),
+        aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+        ..Default::default()
+    };
+    Ok((
+        out_links,
+        Some(NetworkingConfig { endpoints_config: Some(std::collections::HashMap::from([(net.to_owned(), es)])) }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

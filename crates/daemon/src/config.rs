@@ -76,6 +76,18 @@ pub struct DaemonArgs {
     /// Preferred registry mirror for Docker Hub images (repeatable)
     #[arg(long = "registry-mirror")]
     pub registry_mirrors: Vec<String>,
+    /// Name of the default bridge network's Linux bridge (default "berth0")
+    #[arg(short = 'b', long = "bridge")]
+    pub bridge: Option<String>,
+    /// Default bridge network's gateway address and subnet, e.g. 172.17.0.1/16
+    #[arg(long = "bip")]
+    pub bip: Option<String>,
+    /// Subnet of the default bridge network that containers' addresses are taken from
+    #[arg(long = "fixed-cidr")]
+    pub fixed_cidr: Option<String>,
+    /// Name of berth's own nftables table (family inet; default "berth")
+    #[arg(long = "nft-table")]
+    pub nft_table: Option<String>,
 }
 
 /// dockerd's registry settings: `insecure-registries` and `registry-mirrors` (daemon.json
@@ -170,16 +182,15 @@ pub struct Config {
     pub init: bool,
     /// Registry settings (`insecure-registries`, `registry-mirrors`).
     pub registry: RegistryConfig,
+    /// Container networking: the default bridge, address pools, our nftables table.
+    pub network: NetworkOptions,
 }
 
 /// daemon.json keys dockerd knows that berth accepts but does not act on yet.
 const ACCEPTED_IGNORED: &[&str] = &[
     "authorization-plugins",
-    "bip",
-    "bridge",
     "cgroup-parent",
     "containerd",
-    "default-address-pools",
     "default-cgroupns-mode",
     "default-gateway",
     "default-ipc-mode",
@@ -192,7 +203,6 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "exec-opts",
     "experimental",
     "features",
-    "fixed-cidr",
     "fixed-cidr-v6",
     "group",
     "icc",
@@ -256,6 +266,7 @@ impl Config {
             warnings: Vec::new(),
             init: false,
             registry: RegistryConfig::default(),
+            network: NetworkOptions::default(),
         };
         let mut file_hosts = Vec::new();
         let mut file_tls = FileTls::default();
@@ -338,6 +349,7 @@ impl Config {
                 return Err(Error::Config(format!("invalid mirror: unsupported scheme \"\" in \"{m}\"")));
             }
         }
+        cfg.network.apply_flags(args)?;
         Ok(cfg)
     }
 
@@ -409,6 +421,9 @@ impl Config {
                         self.registry.mirrors.extend(list);
                     }
                 }
+                "bridge" | "bip" | "fixed-cidr" | "nft-table" | "default-address-pools" => {
+                    self.network.apply_key(k, v).map_err(bad)?
+                }
                 other if ACCEPTED_IGNORED.contains(&other) => {
                     self.warnings.push(format!("daemon.json: {other} is not applied by berth yet and was ignored"))
                 }
@@ -416,6 +431,92 @@ impl Config {
                     return Err(bad(format!("the following directives don't match any configuration option: {other}")));
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+/// Container networking settings (dockerd's `bridge`, `bip`, `fixed-cidr`,
+/// `default-address-pools`; berth's `nft-table`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkOptions {
+    /// The default bridge network's Linux bridge.
+    pub bridge: String,
+    /// `bip`: the bridge's address with the subnet's prefix length.
+    pub bip: Option<ipnet::Ipv4Net>,
+    /// `fixed-cidr`: where the default bridge's containers get addresses.
+    pub fixed_cidr: Option<ipnet::Ipv4Net>,
+    /// `default-address-pools`: where subnets of new networks are chosen.
+    pub pools: Vec<berth_network::ipam::AddressPool>,
+    /// Our nftables table (family inet).
+    pub nft_table: String,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        NetworkOptions {
+            bridge: "berth0".to_owned(),
+            bip: None,
+            fixed_cidr: None,
+            pools: berth_network::ipam::default_pools(),
+            nft_table: "berth".to_owned(),
+        }
+    }
+}
+
+impl NetworkOptions {
+    fn apply_flags(&mut self, a: &DaemonArgs) -> Result<()> {
+        let c = |r: std::result::Result<(), String>| r.map_err(Error::Config);
+        for (k, v) in
+            [("bridge", &a.bridge), ("bip", &a.bip), ("fixed-cidr", &a.fixed_cidr), ("nft-table", &a.nft_table)]
+        {
+            if let Some(v) = v {
+                c(self.apply_key(k, &serde_json::Value::String(v.clone())))?;
+            }
+        }
+        if let (Some(bip), Some(fixed)) = (self.bip, self.fixed_cidr)
+            && !bip.trunc().contains(&fixed)
+        {
+            return Err(Error::Config(format!("fixed-cidr {fixed} is not within bip {bip}")));
+        }
+        Ok(())
+    }
+
+    fn apply_key(&mut self, k: &str, v: &serde_json::Value) -> std::result::Result<(), String> {
+        let s = || v.as_str().map(str::to_owned).ok_or_else(|| format!("{k} must be a string"));
+        let cidr = |x: &str| x.parse::<ipnet::Ipv4Net>().map_err(|_| format!("invalid {k}: {x:?} is not an IPv4 CIDR"));
+        match k {
+            "bridge" => {
+                let b = s()?;
+                if b.is_empty() || b.len() > 15 || b.contains(['/', ' ', ':']) {
+                    return Err(format!("invalid bridge name: {b:?}"));
+                }
+                self.bridge = b;
+            }
+            "bip" => self.bip = Some(cidr(&s()?)?),
+            "fixed-cidr" => self.fixed_cidr = Some(cidr(&s()?)?.trunc()),
+            "nft-table" => {
+                let t = s()?;
+                if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!("invalid nft-table name: {t:?}"));
+                }
+                self.nft_table = t;
+            }
+            "default-address-pools" => {
+                let arr = v.as_array().ok_or("default-address-pools must be a list")?;
+                let mut pools = Vec::new();
+                for p in arr {
+                    let base = p["base"].as_str().ok_or("default-address-pools: base must be a string")?;
+                    let size = p["size"].as_u64().ok_or("default-address-pools: size must be a number")?;
+                    let base = cidr(base)?.trunc();
+                    if size > 30 || (size as u8) < base.prefix_len() {
+                        return Err(format!("invalid default-address-pools size {size} for {base}"));
+                    }
+                    pools.push(berth_network::ipam::AddressPool { base, size: size as u8 });
+                }
+                self.pools = pools;
+            }
+            _ => return Err(format!("unknown network key {k}")),
         }
         Ok(())
     }

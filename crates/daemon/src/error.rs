@@ -65,6 +65,15 @@ pub enum Error {
     /// The runtime (spec generation, shim) failed.
     #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
+    /// Container networking failed.
+    #[error(transparent)]
+    Network(#[from] berth_network::Error),
+    /// The operation is not allowed (a pre-defined network, an overlapping pool).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No network has that name or id (Docker's wording).
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
     /// The container's process could not be started: its command cannot be executed, or the
     /// runtime refused to start it. Docker's wording, which clients match.
     #[error("failed to create task for container: unable to start container process: {source}")]
@@ -161,6 +170,9 @@ impl Error {
             Error::Image(e) => e.kind(),
             Error::Registry(e) | Error::RegistryRefused { source: e, .. } => e.kind(),
             Error::Runtime(e) => e.kind(),
+            Error::Network(e) => e.kind(),
+            Error::NoSuchNetwork(_) => ErrorKind::NotFound,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Db(_)
             | Error::Io { .. }
             | Error::Internal(_)

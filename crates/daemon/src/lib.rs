@@ -114,5 +114,6 @@ pub async fn run(cfg: config::Config) -> Result<()> {
             tracing::error!(error = %e, "serving failed");
         }
     }
+    engine.shutdown_networks().await;
     result
 }

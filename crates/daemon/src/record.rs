@@ -135,6 +135,12 @@ pub struct ContainerRecord {
     /// Volumes mounted into it.
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
+    /// Its endpoints by network name (addresses filled while it runs).
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, EndpointRecord>,
+    /// Its published ports with the host ports actually bound, while it runs.
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
 }
 
 impl ContainerRecord {
@@ -168,4 +174,52 @@ impl ContainerRecord {
     pub fn tty(&self) -> bool {
         self.config.tty.unwrap_or(false)
     }
+}
+
+/// A container's endpoint on one network: what was asked at create, and the addresses it
+/// holds while it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    /// The network's id.
+    pub network_id: String,
+    /// `--network-alias`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--link` entries (`name:alias`) given for this endpoint.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// `--ip`.
+    #[serde(default)]
+    pub ipv4_request: Option<std::net::Ipv4Addr>,
+    /// `--mac-address`.
+    #[serde(default)]
+    pub mac_request: Option<String>,
+    /// Endpoint id while attached.
+    #[serde(default)]
+    pub endpoint_id: String,
+    /// Address while attached.
+    #[serde(default)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Prefix length of the network.
+    #[serde(default)]
+    pub prefix_len: u8,
+    /// The network's gateway while attached.
+    #[serde(default)]
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// MAC address while attached.
+    #[serde(default)]
+    pub mac: String,
+}
+
+/// A published port as bound at start: `host_ip:host_port` → `container_port/proto`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedPort {
+    /// `tcp`, `udp` or `sctp`.
+    pub proto: String,
+    /// The container's port.
+    pub container_port: u16,
+    /// The host address (`0.0.0.0` for all).
+    pub host_ip: std::net::Ipv4Addr,
+    /// The host port bound.
+    pub host_port: u16,
 }

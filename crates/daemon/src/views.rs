@@ -132,12 +132,12 @@ pub fn container_summary(rec: &ContainerRecord, now: DateTime<Utc>) -> Container
         image_id: Some(rec.image_id.clone()),
         command: Some(rec.command_line()),
         created: Some(rec.created.timestamp()),
-        ports: Some(Vec::new()),
+        ports: Some(port_summaries(rec)),
         labels: Some(rec.config.labels.clone().unwrap_or_default()),
         state: Some(state),
         status: Some(status_text(rec, now)),
         host_config: Some(ContainerSummaryHostConfig { network_mode: Some(network_mode(rec)), ..Default::default() }),
-        network_settings: Some(ContainerSummaryNetworkSettings { networks: Some(HashMap::new()) }),
+        network_settings: Some(ContainerSummaryNetworkSettings { networks: Some(endpoint_settings(rec)) }),
         mounts: Some(mounts(rec)),
         ..Default::default()
     }
@@ -219,9 +219,9 @@ pub fn container_inspect(rec: &ContainerRecord, paths: &ContainerPaths) -> Conta
         config: Some(rec.config.clone()),
         network_settings: Some(NetworkSettings {
             sandbox_id: Some(String::new()),
-            sandbox_key: Some(String::new()),
-            networks: Some(HashMap::new()),
-            ..Default::default()
+            sandbox_key: Some(if running { paths.netns.display().to_string() } else { String::new() }),
+            ports: Some(port_map(rec)),
+            networks: Some(endpoint_settings(rec)),
         }),
         ..Default::default()
     }
@@ -326,6 +326,144 @@ pub fn inspect_to_json(resp: &ContainerInspectResponse, rec: &ContainerRecord) -
         }
     }
     v
+}
+
+/// The exposed and published ports of a running container as `NetworkSettings.Ports`
+/// shows them: every exposed port, `null` when not published (empty when not running).
+fn port_map(rec: &ContainerRecord) -> berth_api::models::PortMap {
+    let mut m = berth_api::models::PortMap::new();
+    if rec.state.status != Status::Running {
+        return m;
+    }
+    for k in rec.config.exposed_ports.iter().flatten() {
+        let key = if k.contains('/') { k.clone() } else { format!("{k}/tcp") };
+        m.insert(key, None);
+    }
+    for p in &rec.ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let v = m.entry(key).or_insert(None).get_or_insert_with(Vec::new);
+        v.push(berth_api::models::PortBinding {
+            host_ip: Some(p.host_ip.to_string()),
+            host_port: Some(p.host_port.to_string()),
+        });
+    }
+    m
+}
+
+/// The `Ports` of a `ps` row: published ports with their host side, exposed ones without.
+fn port_summaries(rec: &ContainerRecord) -> Vec<berth_api::models::PortSummary> {
+    use berth_api::models::{PortSummary, PortSummaryTypeEnum};
+    let typ = |p: &str| match p {
+        "udp" => PortSummaryTypeEnum::UDP,
+        "sctp" => PortSummaryTypeEnum::SCTP,
+        _ => PortSummaryTypeEnum::TCP,
+    };
+    let mut out = Vec::new();
+    for (k, v) in port_map(rec) {
+        let (port, proto) = k.split_once('/').unwrap_or((&k, "tcp"));
+        let Ok(port) = port.parse::<u16>() else { continue };
+        match v {
+            Some(bs) if !bs.is_empty() => {
+                for b in bs {
+                    out.push(PortSummary {
+                        ip: b.host_ip,
+                        private_port: port,
+                        public_port: b.host_port.and_then(|h| h.parse().ok()),
+                        typ: Some(typ(proto)),
+                    });
+                }
+            }
+            _ => out.push(PortSummary { ip: None, private_port: port, public_port: None, typ: Some(typ(proto)) }),
+        }
+    }
+    out.sort_by_key(|p| (p.private_port, p.public_port));
+    out
+}
+
+/// `NetworkSettings.Networks`: one entry per endpoint, addresses filled while running.
+fn endpoint_settings(rec: &ContainerRecord) -> HashMap<String, berth_api::models::EndpointSettings> {
+    use berth_api::models::{EndpointIpamConfig, EndpointSettings};
+    let mut out = HashMap::new();
+    match rec.host_config.network_mode.as_deref() {
+        Some("host") | Some("none") => {
+            let name = rec.host_config.network_mode.clone().unwrap_or_default();
+            out.insert(name, EndpointSettings { ..empty_endpoint() });
+            return out;
+        }
+        _ => {}
+    }
+    for (name, ep) in &rec.networks {
+        let ipam =
+            ep.ipv4_request.map(|ip| EndpointIpamConfig { ipv4_address: Some(ip.to_string()), ..Default::default() });
+        let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.id.chars().take(12).collect());
+        let user_net = name != "bridge";
+        let mut dns_names = Vec::new();
+        if user_net {
+            dns_names.push(rec.name.clone());
+            dns_names.extend(ep.aliases.iter().cloned());
+            dns_names.push(rec.id.chars().take(12).collect());
+            if hostname != dns_names[dns_names.len() - 1] {
+                dns_names.push(hostname);
+            }
+        }
+        out.insert(
+            name.clone(),
+            EndpointSettings {
+                ipam_config: ipam,
+                links: (!ep.links.is_empty()).then(|| ep.links.clone()),
+                mac_address: Some(ep.mac.clone()),
+                aliases: (!ep.aliases.is_empty()).then(|| ep.aliases.clone()),
+                network_id: Some(ep.network_id.clone()),
+                endpoint_id: Some(ep.endpoint_id.clone()),
+                gateway: Some(ep.gateway.map(|g| g.to_string()).unwrap_or_default()),
+                ip_address: Some(ep.ip.map(|g| g.to_string()).unwrap_or_default()),
+                ip_prefix_len: Some(i64::from(ep.prefix_len)),
+                dns_names: user_net.then_some(dns_names),
+                ..empty_endpoint()
+            },
+        );
+    }
+    out
+}
+
+fn empty_endpoint() -> berth_api::models::EndpointSettings {
+    berth_api::models::EndpointSettings {
+        mac_address: Some(String::new()),
+        network_id: Some(String::new()),
+        endpoint_id: Some(String::new()),
+        gateway: Some(String::new()),
+        ip_address: Some(String::new()),
+        ip_prefix_len: Some(0),
+        ipv6_gateway: Some(String::new()),
+        global_ipv6_address: Some(String::new()),
+        global_ipv6_prefix_len: Some(0),
+        driver_opts: None,
+        gw_priority: Some(0),
+        ..Default::default()
+    }
+}
+
+/// The top-level `NetworkSettings` fields of API < 1.52 (the default bridge's endpoint),
+/// which the docker CLI's templates and older clients still read.
+pub fn legacy_network_fields(rec: &ContainerRecord) -> serde_json::Value {
+    let ep = rec.networks.get("bridge").filter(|e| e.ip.is_some());
+    let s = |v: Option<String>| serde_json::Value::String(v.unwrap_or_default());
+    serde_json::json!({
+        "Bridge": "",
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": s(ep.map(|e| e.endpoint_id.clone())),
+        "Gateway": s(ep.and_then(|e| e.gateway).map(|g| g.to_string())),
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": s(ep.and_then(|e| e.ip).map(|g| g.to_string())),
+        "IPPrefixLen": ep.map_or(0, |e| e.prefix_len),
+        "IPv6Gateway": "",
+        "MacAddress": s(ep.map(|e| e.mac.clone())),
+    })
 }
 
 fn repo_tags(img: &Image) -> Vec<String> {

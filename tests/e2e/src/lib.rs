@@ -44,6 +44,10 @@ pub struct Daemon {
     /// Further `berth daemon` arguments (more `-H`, TLS flags).
     extra_args: Vec<String>,
     child: Option<Child>,
+    /// This daemon's default bridge (its own, so test daemons never share one).
+    pub bridge: String,
+    /// This daemon's nftables table (family inet).
+    pub nft_table: String,
 }
 
 impl Daemon {
@@ -61,7 +65,16 @@ impl Daemon {
         let data_root = dir.path().join("data");
         let exec_root = dir.path().join("run");
         let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
-        let mut d = Daemon { dir, socket, data_root, exec_root, extra_args, child: None };
+        let tag: String = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().trim_start_matches("be2e").to_owned())
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let (bridge, nft_table) = (format!("bb{tag}"), format!("berth_{tag}"));
+        let mut d = Daemon { dir, socket, data_root, exec_root, extra_args, child: None, bridge, nft_table };
         d.spawn();
         d
     }
@@ -85,6 +98,7 @@ impl Daemon {
             .arg(&self.exec_root)
             .arg("--config-file")
             .arg(&config)
+            .args(["--bridge", &self.bridge, "--nft-table", &self.nft_table])
             .args(&self.extra_args)
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
@@ -244,6 +258,9 @@ impl Drop for Daemon {
                 }
             }
         }
+        // A daemon that was killed leaves its table and bridges (ours only: named after us).
+        let _ = Command::new("nft").args(["delete", "table", "inet", &self.nft_table]).output();
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
         let root = self.dir.path().display().to_string();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut ours: Vec<&str> =

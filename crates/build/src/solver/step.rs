@@ -223,7 +223,7 @@ impl Solver<'_> {
             env: run_env,
             cwd: cfg.working_dir().clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
             user: cfg.user().clone().unwrap_or_default(),
-            network: run.network.or(req.network).unwrap_or(Network::Host),
+            network: run.network.or(req.network).unwrap_or(Network::Default),
             mounts,
             hostname: "buildkitsandbox".into(),
             privileged: run.insecure,
@@ -1055,7 +1055,7 @@ mod tests {
             spec.env,
             vec!["PATH=/bin", "T=/scratch", "A=1", "HTTP_PROXY=http://p", "SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0"]
         );
-        assert_eq!((spec.cwd.as_str(), spec.network), ("/", Network::Host));
+        assert_eq!((spec.cwd.as_str(), spec.network), ("/", Network::Default));
         let targets: Vec<&str> = spec
             .mounts
             .iter()

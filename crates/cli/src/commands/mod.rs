@@ -9,6 +9,7 @@ pub mod events;
 pub mod exec;
 pub mod health;
 pub mod image;
+pub mod network;
 pub mod prune;
 pub mod registry;
 pub mod run;

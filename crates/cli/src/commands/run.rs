@@ -140,6 +140,24 @@ pub struct RunArgs {
     /// Set custom DNS servers
     #[arg(long = "dns")]
     pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip")]
+    pub ip: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// Add link to another container
+    #[arg(long = "link")]
+    pub link: Vec<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     pub read_only: bool,
@@ -280,6 +298,13 @@ pub fn build_create(
     }
     let attached = |s: &str| !a.detach && (streams.is_empty() || streams.iter().any(|x| x == s));
     let attach_stdin = if streams.is_empty() { a.interactive && !a.detach } else { attached("stdin") };
+    let (links, endpoint) = opts::network_endpoint(
+        a.network.as_deref(),
+        a.ip.as_deref(),
+        a.mac_address.as_deref(),
+        &a.network_alias,
+        &a.link,
+    )?;
     let host = HostConfig {
         binds: some_vec(&binds),
         volumes_from: some_vec(&a.volumes_from),
@@ -306,6 +331,9 @@ pub fn build_create(
         }),
         extra_hosts: some_vec(&a.add_host),
         dns: some_vec(&a.dns),
+        dns_search: some_vec(&a.dns_search),
+        dns_options: some_vec(&a.dns_option),
+        links: some_vec(&links),
         readonly_rootfs: Some(a.read_only),
         security_opt: some_vec(&opts::parse_security_opts(&a.security_opt, cwd)?),
         sysctls: if sysctls.is_empty() { None } else { Some(sysctls) },
@@ -343,6 +371,7 @@ pub fn build_create(
         healthcheck: a.health.config()?,
         host_config: Some(host),
         volumes: some_vec(&anonymous),
+        networking_config: endpoint,
         ..Default::default()
     };
     Ok(CreateRequest { query: query::CreateContainer { name: a.name.clone(), platform: a.platform.clone() }, body })

@@ -28,9 +28,15 @@ impl ShimExecutor {
         ShimExecutor { engine, cancel }
     }
 
-    /// The step's sandbox: /etc files, user, working directory, mounts.
-    fn spec(&self, bundle_dir: &Path, rootfs: &Path, spec: &RunSpec) -> crate::error::Result<SpecOptions> {
-        super::sandbox::for_step(bundle_dir, rootfs, spec)
+    /// The step's sandbox: /etc files, user, working directory, mounts, network.
+    fn spec(
+        &self,
+        bundle_dir: &Path,
+        rootfs: &Path,
+        spec: &RunSpec,
+        netns: Option<&Path>,
+    ) -> crate::error::Result<SpecOptions> {
+        super::sandbox::for_step(bundle_dir, rootfs, spec, netns)
     }
 }
 
@@ -42,8 +48,20 @@ impl StepExecutor for ShimExecutor {
         spec: &RunSpec,
         output: &mut dyn FnMut(OutputStream, &[u8]),
     ) -> Result<i32, BoxError> {
-        let opts = self.spec(bundle_dir, rootfs, spec)?;
         let id = berth_base::new_id();
+        // On the default bridge, the step gets a namespace and an address of its own for
+        // the time it runs.
+        let net = match spec.network {
+            berth_build::executor::Network::Default => Some(self.engine.attach_step(&id)?),
+            _ => None,
+        };
+        let _detach = StepNetwork(&self.engine, net.as_ref());
+        let opts = self.spec(
+            bundle_dir,
+            rootfs,
+            spec,
+            net.as_ref().map(|r| self.engine.networks.netns_path(&r.id)).as_deref(),
+        )?;
         let oci = berth_runtime::spec::generate(&opts)?;
         let json = serde_json::to_vec(&oci)?;
         berth_base::fsutil::atomic_write(&bundle_dir.join("config.json"), &json)?;
@@ -65,6 +83,19 @@ impl StepExecutor for ShimExecutor {
         let result = drive(&self.engine.rt, &shim_opts.socket, &self.cancel, output);
         let _ = child.wait();
         Ok(result?)
+    }
+}
+
+/// Undoes a step's network attachment when the step is over, however it ends.
+struct StepNetwork<'a>(&'a Engine, Option<&'a crate::record::ContainerRecord>);
+
+impl Drop for StepNetwork<'_> {
+    fn drop(&mut self) {
+        if let Some(rec) = self.1 {
+            for e in self.0.networks.detach(rec) {
+                tracing::warn!(step = %rec.id, error = %e, "build step network teardown");
+            }
+        }
     }
 }
 
@@ -375,7 +406,13 @@ impl Engine {
                     labels: q.labels.clone(),
                     network: match q.network_mode.as_deref() {
                         Some("none") => Some(berth_build::executor::Network::None),
-                        _ => None,
+                        Some("host") => Some(berth_build::executor::Network::Host),
+                        None | Some("") | Some("default") | Some("bridge") => None,
+                        Some(other) => {
+                            return Err(Error::InvalidArgument(format!(
+                                "network mode {other:?} not supported by buildkit"
+                            )));
+                        }
                     },
                     secrets: q.secrets.iter().map(|(k, v)| (k.clone(), std::path::PathBuf::from(v))).collect(),
                     ssh: q.ssh.iter().map(|(k, v)| (k.clone(), std::path::PathBuf::from(v))).collect(),

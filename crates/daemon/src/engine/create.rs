@@ -56,6 +56,7 @@ impl Engine {
 
         let id = berth_base::new_id();
         let (config, path, args) = merge_config(&id, &body, &image.config, &image.extras)?;
+        let networks = self.check_networking(&body, &host_config, &config)?;
         let name_generated = name.is_none();
         let name = match name {
             Some(n) => {
@@ -80,6 +81,8 @@ impl Engine {
             state: RunState::default(),
             restart_count: 0,
             volumes: Vec::new(),
+            networks,
+            ports: Vec::new(),
         };
         let config_volumes = rec.config.volumes.clone().unwrap_or_default();
         let (volumes, inherited) =
@@ -189,18 +192,6 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
             return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".to_owned()));
         }
     }
-    if let Some(pb) = &hc.port_bindings
-        && pb.values().any(|v| v.as_ref().is_some_and(|b| !b.is_empty()))
-    {
-        return Err(Error::NotImplemented(
-            "port publishing (-p) needs container networking, which this berth build does not have yet".to_owned(),
-        ));
-    }
-    if hc.publish_all_ports == Some(true) {
-        return Err(Error::NotImplemented(
-            "port publishing (-P) needs container networking, which this berth build does not have yet".to_owned(),
-        ));
-    }
     if let Some(reqs) = &hc.device_requests
         && !reqs.is_empty()
     {
@@ -210,10 +201,6 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
             "could not select device driver \"\" with capabilities: [{}]",
             caps.join(" ").replace('"', "")
         )));
-    }
-    match hc.network_mode.as_deref() {
-        None | Some("") | Some("default") | Some("bridge") | Some("none") | Some("host") => {}
-        Some(other) => return Err(Error::NotImplemented(format!("network mode {other:?} is not supported yet"))),
     }
     match hc.ipc_mode.as_deref() {
         None | Some("") | Some("private") | Some("shareable") | Some("host") | Some("none") => {}
@@ -537,6 +524,8 @@ mod tests {
             state: RunState::default(),
             restart_count: 0,
             volumes: Vec::new(),
+            networks: Default::default(),
+            ports: Vec::new(),
         }
     }
 

@@ -79,7 +79,11 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let engine = self.clone();
         let rec2 = rec.clone();
-        let shim_opts = blocking(move || engine.prepare(&rec2)).await?;
+        let (shim_opts, net) = blocking(move || engine.prepare(&rec2)).await?;
+        c.update(|r| {
+            r.networks = net.endpoints;
+            r.ports = net.ports;
+        });
         let t_prepare = t0.elapsed();
         let launcher = self.launcher.clone();
         blocking(move || {
@@ -157,6 +161,7 @@ impl Engine {
         let rootfs = self.rootfs.clone();
         let _ = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await;
         self.unmount_volumes(&c.snapshot());
+        self.detach_network(c).await;
         c.update(|r| {
             r.state.exit_code = code;
             r.state.error = msg.clone();
@@ -181,7 +186,7 @@ impl Engine {
 
     /// Mounts the root, writes the container's /etc files and OCI bundle, and returns the
     /// shim's options. Blocking.
-    fn prepare(&self, rec: &ContainerRecord) -> Result<berth_runtime::shim::ShimOptions> {
+    fn prepare(&self, rec: &ContainerRecord) -> Result<(berth_runtime::shim::ShimOptions, super::networks::Attached)> {
         let dir = self.container_dir(&rec.id);
         let _ = std::fs::remove_file(self.exit_file(&rec.id));
         let image_id: berth_base::Digest = rec.image_id.parse().map_err(|source| Error::Corrupt {
@@ -190,12 +195,24 @@ impl Engine {
             source,
         })?;
         let rootfs = self.rootfs.mount_rootfs(&image_id, &dir)?;
-        let result = self.mount_volumes(rec).and_then(|()| self.prepare_mounted(rec, &dir, &rootfs));
+        let net = match self.attach_network(rec) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = self.rootfs.unmount_rootfs(&dir);
+                return Err(e);
+            }
+        };
+        let result = self.mount_volumes(rec).and_then(|()| self.prepare_mounted(rec, &dir, &rootfs, &net));
         if result.is_err() {
             self.unmount_volumes(rec);
             let _ = self.rootfs.unmount_rootfs(&dir);
+            let mut undo = rec.clone();
+            undo.networks = net.endpoints.clone();
+            for e in self.networks.detach(&undo) {
+                tracing::warn!(container = %rec.id, error = %e, "network teardown after a failed prepare");
+            }
         }
-        result
+        result.map(|o| (o, net))
     }
 
     fn prepare_mounted(
@@ -203,8 +220,17 @@ impl Engine {
         rec: &ContainerRecord,
         dir: &Path,
         rootfs: &Path,
+        net: &super::networks::Attached,
     ) -> Result<berth_runtime::shim::ShimOptions> {
-        let mut opts = super::sandbox::for_container(rec, dir, rootfs)?;
+        let mut extra_hosts = self.extra_hosts(rec)?;
+        extra_hosts.extend(net.hosts.iter().cloned());
+        let net = super::sandbox::NetSandbox {
+            namespace: net.namespace.clone().unwrap_or(berth_runtime::spec::Namespace::New),
+            extra_hosts,
+            share_files_of: net.share_files_of.clone(),
+            dns_servers: net.nameserver.iter().map(|ip| ip.to_string()).collect(),
+        };
+        let mut opts = super::sandbox::for_container(rec, dir, rootfs, &net)?;
         // `--init` (or daemon.json's `init`, which `--init=false` overrides).
         if rec.host_config.init.unwrap_or(self.cfg.init) {
             opts.init = Some(self.cfg.exec_root.join(berth_runtime::init::FILE_NAME));
@@ -257,6 +283,7 @@ impl Engine {
             tracing::warn!(container = %c.id, error = %e, "unmount container root");
         }
         self.unmount_volumes(&c.snapshot());
+        self.detach_network(c).await;
         c.update(|r| {
             r.state.status = Status::Exited;
             r.state.pid = 0;
@@ -551,6 +578,11 @@ impl Engine {
                     Ok(shim) => {
                         let (control, events) = shim.split();
                         *c.control.lock().await = Some(control);
+                        let nets = self.networks.clone();
+                        let r = rec.clone();
+                        if let Err(e) = blocking(move || nets.restore(&r)).await {
+                            tracing::warn!(container = %rec.id, error = %e, "restoring the container's network");
+                        }
                         self.start_health_monitor(&c);
                         self.restore_execs(&c).await;
                         let engine = self.clone();
@@ -569,6 +601,8 @@ impl Engine {
                     let dir = self.container_dir(&rec.id);
                     let rootfs = self.rootfs.clone();
                     let _ = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await;
+                    // …and a crash between attach and start its namespace and addresses.
+                    self.detach_network(&c).await;
                     if rec.host_config.auto_remove == Some(true) && rec.state.status == Status::Exited {
                         let _ = self.remove_inner(&c, true, true).await;
                     }

@@ -15,6 +15,7 @@ mod health;
 mod images;
 mod io;
 mod lifecycle;
+pub mod networks;
 mod prune;
 mod restart;
 mod sandbox;
@@ -149,6 +150,8 @@ pub struct Engine {
     rt: tokio::runtime::Handle,
     /// The events bus (`GET /events`).
     bus: events::EventBus,
+    /// Networks and container attachments.
+    networks: Arc<networks::Networks>,
     _lock: FileLock,
 }
 
@@ -190,6 +193,7 @@ impl Engine {
         })?;
         let root = cfg.data_root.clone();
         let max_layer_size = cfg.max_layer_size;
+        let nets = Arc::new(networks::Networks::open(&cfg.data_root, &cfg.exec_root, &cfg.network)?);
         let (images, store, volumes) = tokio::task::spawn_blocking(move || -> Result<_> {
             let images = ImageStore::open(&root)?.with_max_layer_size(max_layer_size);
             if let Err(e) = images.gc() {
@@ -218,6 +222,7 @@ impl Engine {
             exe,
             rt: tokio::runtime::Handle::current(),
             bus: events::EventBus::default(),
+            networks: nets,
             _lock: lock,
         });
         engine.restore().await?;
@@ -365,6 +370,7 @@ impl Engine {
             upper: dir.join("upper"),
             work: dir.join("work"),
             rootfs: dir.join("rootfs"),
+            netns: self.networks.netns_path(id),
         }
     }
 }
@@ -385,6 +391,8 @@ pub struct ContainerPaths {
     pub work: PathBuf,
     /// overlay mount point.
     pub rootfs: PathBuf,
+    /// The network namespace file (the API's `SandboxKey`).
+    pub netns: PathBuf,
 }
 
 fn join_err(e: tokio::task::JoinError) -> Error {

@@ -37,7 +37,23 @@ pub(crate) enum Dns<'a> {
         servers: &'a [String],
         /// `--dns-search`.
         search: &'a [String],
+        /// `--dns-option`.
+        options: &'a [String],
     },
+}
+
+/// The network side of a container's sandbox, made by `engine/networks.rs` at start.
+#[derive(Debug, Clone)]
+pub(crate) struct NetSandbox {
+    /// The network namespace.
+    pub namespace: Namespace,
+    /// `--add-host` entries (with `host-gateway` resolved), then `--link` entries and the
+    /// container's own address, each `names:address`.
+    pub extra_hosts: Vec<String>,
+    /// `--network container:X`: X's bundle, whose hosts, resolv.conf and hostname are used.
+    pub share_files_of: Option<PathBuf>,
+    /// The name servers when `--dns` gives none (a user network's embedded DNS).
+    pub dns_servers: Vec<String>,
 }
 
 /// What a sandbox is made from, common to containers and build steps.
@@ -114,7 +130,7 @@ pub(crate) fn prepare(s: SandboxSpec<'_>) -> Result<SpecOptions> {
 
 /// A container's spec options from its record: the merged config, the host config's
 /// mounts, namespaces, resources and security options. Blocking.
-pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path) -> Result<SpecOptions> {
+pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path, net: &NetSandbox) -> Result<SpecOptions> {
     let hc = &rec.host_config;
     let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.id[..12].to_owned());
     let mut args = vec![rec.path.clone()];
@@ -131,12 +147,17 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path) ->
         cwd: rec.config.working_dir.as_deref().unwrap_or("/"),
         hostname: &hostname,
         tty: rec.tty(),
-        extra_hosts: hc.extra_hosts.as_deref().unwrap_or(&[]),
-        dns: Dns::Container {
-            servers: hc.dns.as_deref().unwrap_or(&[]),
-            search: hc.dns_search.as_deref().unwrap_or(&[]),
+        extra_hosts: &net.extra_hosts,
+        dns: match net.namespace {
+            // The host's own network: its resolver as it is, loopback servers included.
+            Namespace::Host => Dns::Host,
+            _ => Dns::Container {
+                servers: hc.dns.as_deref().filter(|d| !d.is_empty()).unwrap_or(&net.dns_servers),
+                search: hc.dns_search.as_deref().unwrap_or(&[]),
+                options: hc.dns_options.as_deref().unwrap_or(&[]),
+            },
         },
-        network: ns(hc.network_mode.as_deref()),
+        network: net.namespace.clone(),
         mounts: bind_mounts(rec)?,
         tmpfs: tmpfs_mounts(hc),
     })?;
@@ -144,6 +165,14 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path) ->
     for g in group_add(rootfs, hc.group_add.as_deref().unwrap_or(&[]))? {
         if !base.user.additional_gids.contains(&g) {
             base.user.additional_gids.push(g);
+        }
+    }
+    if let Some(other) = &net.share_files_of {
+        for f in ["hosts", "resolv.conf", "hostname"] {
+            if let Ok(data) = std::fs::read(other.join(f)) {
+                berth_base::fsutil::atomic_write_mode(&dir.join(f), &data, berth_base::fsutil::SHARED_FILE)
+                    .map_err(|e| Error::io(format!("write {f}"), e))?;
+            }
         }
     }
     let privileged = hc.privileged == Some(true);
@@ -188,7 +217,7 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path) ->
 /// A build step's spec options: the step's command, user, working directory and mounts on
 /// the host's network (or none), BuildKit's hosts file with the build's `--add-host`
 /// entries, and the host's resolver. Blocking.
-pub(crate) fn for_step(bundle: &Path, rootfs: &Path, spec: &RunSpec) -> Result<SpecOptions> {
+pub(crate) fn for_step(bundle: &Path, rootfs: &Path, spec: &RunSpec, netns: Option<&Path>) -> Result<SpecOptions> {
     let mut mounts = Vec::new();
     let mut tmpfs = Vec::new();
     for m in &spec.mounts {
@@ -216,10 +245,14 @@ pub(crate) fn for_step(bundle: &Path, rootfs: &Path, spec: &RunSpec) -> Result<S
         hostname: &spec.hostname,
         tty: false,
         extra_hosts: &spec.extra_hosts,
-        dns: Dns::Host,
-        network: match spec.network {
-            Network::Host => Namespace::Host,
-            Network::None => Namespace::New,
+        dns: match spec.network {
+            Network::Host => Dns::Host,
+            _ => Dns::Container { servers: &[], search: &[], options: &[] },
+        },
+        network: match (spec.network, netns) {
+            (Network::Host, _) => Namespace::Host,
+            (Network::Default, Some(p)) => Namespace::Path(p.to_path_buf()),
+            _ => Namespace::New,
         },
         mounts,
         tmpfs,
@@ -438,7 +471,7 @@ fn write_etc_files(s: &SandboxSpec<'_>) -> Result<Vec<BindMount>> {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = match s.dns {
         Dns::Host => host_resolv,
-        Dns::Container { servers, search } => resolv_conf(&host_resolv, servers, search),
+        Dns::Container { servers, search, options } => resolv_conf(&host_resolv, servers, search, options),
     };
     let mut out = Vec::new();
     if s.kind == Kind::Container {
@@ -487,7 +520,7 @@ fn split_host_entry(h: &str) -> Option<(&str, &str)> {
 
 /// The host's resolv.conf with loopback name servers removed and `--dns`/`--dns-search`
 /// applied, as Docker does.
-fn resolv_conf(host: &str, dns: &[String], search: &[String]) -> String {
+fn resolv_conf(host: &str, dns: &[String], search: &[String], options: &[String]) -> String {
     let mut out = String::new();
     let mut servers = 0;
     for line in host.lines() {
@@ -502,6 +535,9 @@ fn resolv_conf(host: &str, dns: &[String], search: &[String]) -> String {
         if !search.is_empty() && (t.starts_with("search") || t.starts_with("domain")) {
             continue;
         }
+        if !options.is_empty() && t.starts_with("options") {
+            continue;
+        }
         out.push_str(line);
         out.push('\n');
     }
@@ -511,6 +547,9 @@ fn resolv_conf(host: &str, dns: &[String], search: &[String]) -> String {
     }
     if !search.is_empty() {
         out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
     }
     if servers == 0 {
         out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
@@ -558,10 +597,15 @@ mod tests {
 
     #[test]
     fn resolv_drops_loopback() {
-        let r = resolv_conf("nameserver 127.0.0.53\nsearch lan\n", &[], &[]);
+        let r = resolv_conf("nameserver 127.0.0.53\nsearch lan\n", &[], &[], &[]);
         assert!(r.contains("8.8.8.8") && !r.contains("127.0.0.53") && r.contains("search lan"));
-        let r = resolv_conf("nameserver 10.0.0.1\n", &["1.1.1.1".into()], &["x.org".into()]);
-        assert_eq!(r, "nameserver 1.1.1.1\nsearch x.org\n");
+        let r = resolv_conf(
+            "nameserver 10.0.0.1\noptions x\n",
+            &["1.1.1.1".into()],
+            &["x.org".into()],
+            &["ndots:2".into()],
+        );
+        assert_eq!(r, "nameserver 1.1.1.1\nsearch x.org\noptions ndots:2\n");
     }
 
     #[test]

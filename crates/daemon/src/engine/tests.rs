@@ -103,6 +103,7 @@ impl Harness {
             warnings: Vec::new(),
             init: false,
             registry: Default::default(),
+            network: Default::default(),
         };
         Engine::open_with(cfg, Some((self.launcher.clone(), self.roots.clone()))).await.unwrap()
     }
@@ -112,7 +113,9 @@ impl Harness {
     }
 }
 
-async fn create_with(e: &Arc<Engine>, cmd: &[&str], hc: HostConfig) -> String {
+async fn create_with(e: &Arc<Engine>, cmd: &[&str], mut hc: HostConfig) -> String {
+    // Unit tests run without root: the host's network needs no namespace or bridge.
+    hc.network_mode.get_or_insert_with(|| "host".into());
     let body = ContainerCreateBody {
         image: Some("hello-world".into()),
         cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),

@@ -155,7 +155,14 @@ async fn inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiRes
     if let Some(st) = v.state.as_mut() {
         st.health = e.health_of(&rec);
     }
-    Ok(json(StatusCode::OK, &views::inspect_to_json(&v, &rec)))
+    let mut v = views::inspect_to_json(&v, &rec);
+    if let (Some(ns), serde_json::Value::Object(extra)) =
+        (v.get_mut("NetworkSettings"), views::legacy_network_fields(&rec))
+        && let Some(ns) = ns.as_object_mut()
+    {
+        ns.extend(extra);
+    }
+    Ok(json(StatusCode::OK, &v))
 }
 
 async fn start(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {

@@ -16,6 +16,7 @@ pub mod distribution;
 pub mod events;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod prune;
 pub mod reply;
 pub mod system;
@@ -47,6 +48,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(prune::routes())
         .merge(archive::routes())
         .merge(events::routes())
+        .merge(networks::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)
         .with_state(engine)

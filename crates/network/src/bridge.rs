@@ -1,0 +1,198 @@
+//! The bridge driver: a Linux bridge per network with the gateway address on it, a veth
+//! pair per attachment (its container end created directly inside the namespace), the
+//! network's NAT and isolation rules and each endpoint's published ports.
+
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Mutex;
+
+use crate::driver::{Attachment, Driver, NetworkSpec};
+use crate::error::{Error, Result};
+use crate::netlink::Netlink;
+use crate::nft::{Firewall, NetworkRules};
+
+/// The bridge driver over the host's network namespace.
+pub struct BridgeDriver {
+    host: Mutex<Netlink>,
+    fw: Firewall,
+}
+
+impl BridgeDriver {
+    /// A driver whose rules live in `fw`; opens a netlink socket in the caller's (the
+    /// host's) network namespace.
+    pub fn new(fw: Firewall) -> Result<BridgeDriver> {
+        Ok(BridgeDriver { host: Mutex::new(Netlink::open().map_err(|e| Error::io("open netlink socket", e))?), fw })
+    }
+
+    /// The firewall.
+    pub fn firewall(&self) -> &Firewall {
+        &self.fw
+    }
+
+    fn host(&self) -> std::sync::MutexGuard<'_, Netlink> {
+        match self.host.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Makes sure the bridge exists, carries the gateway address and is up; returns its
+    /// index. A bridge someone deleted is made again.
+    pub fn ensure_bridge(&self, net: &NetworkSpec) -> Result<u32> {
+        let mut nl = self.host();
+        let br = &net.bridge;
+        let idx = match nl.link_index(br).map_err(|e| Error::io(format!("look up bridge {br}"), e))? {
+            Some(i) => i,
+            None => {
+                match nl.add_bridge(br) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(Error::io(format!("create bridge {br}"), e)),
+                }
+                nl.link_index(br)
+                    .map_err(|e| Error::io(format!("look up bridge {br}"), e))?
+                    .ok_or_else(|| Error::io(format!("bridge {br} vanished"), std::io::ErrorKind::NotFound.into()))?
+            }
+        };
+        let have = nl.addresses(Some(idx)).map_err(|e| Error::io(format!("list addresses of {br}"), e))?;
+        if !have.iter().any(|(_, ip, _)| *ip == IpAddr::V4(net.gateway)) {
+            nl.add_address(idx, IpAddr::V4(net.gateway), net.subnet.prefix_len())
+                .map_err(|e| Error::io(format!("add {} to {br}", net.gateway), e))?;
+        }
+        nl.set_up(idx, None).map_err(|e| Error::io(format!("set {br} up"), e))?;
+        // 127.0.0.1 → published port: DNAT in output turns loopback traffic into traffic for
+        // the bridge, which the kernel drops as martian unless the bridge allows it.
+        sysctl(&format!("net/ipv4/conf/{br}/route_localnet"), "1")?;
+        Ok(idx)
+    }
+
+    /// The host's IPv4 routes and addresses as subnets (for choosing a free subnet).
+    pub fn host_subnets(&self) -> Result<Vec<ipnet::Ipv4Net>> {
+        let mut nl = self.host();
+        let mut out: Vec<ipnet::Ipv4Net> = nl
+            .ipv4_routes()
+            .map_err(|e| Error::io("list routes", e))?
+            .into_iter()
+            .filter(|(_, len)| *len > 0)
+            .filter_map(|(ip, len)| ipnet::Ipv4Net::new(ip, len).ok())
+            .collect();
+        for (_, ip, len) in nl.addresses(None).map_err(|e| Error::io("list addresses", e))? {
+            if let IpAddr::V4(v4) = ip
+                && !v4.is_loopback()
+                && let Ok(n) = ipnet::Ipv4Net::new(v4, len)
+            {
+                out.push(n.trunc());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Writes `/proc/sys/<key>`.
+pub fn sysctl(key: &str, value: &str) -> Result<()> {
+    let p = format!("/proc/sys/{key}");
+    std::fs::write(&p, value).map_err(|e| Error::io(format!("write {p}"), e))
+}
+
+impl Driver for BridgeDriver {
+    fn create_network(&self, net: &NetworkSpec) -> Result<()> {
+        self.ensure_bridge(net)?;
+        if !net.internal {
+            sysctl("net/ipv4/ip_forward", "1")?;
+        }
+        self.fw.add_network(&NetworkRules {
+            id: &net.id,
+            bridge: &net.bridge,
+            subnet: net.subnet,
+            internal: net.internal,
+        })
+    }
+
+    fn remove_network(&self, net: &NetworkSpec) -> Result<()> {
+        let mut errs = Vec::new();
+        if let Err(e) = self.fw.remove_network(&net.id, &net.bridge) {
+            errs.push(e);
+        }
+        let mut nl = self.host();
+        match nl.link_index(&net.bridge) {
+            Ok(Some(i)) => {
+                if let Err(e) = nl.del_link(i) {
+                    errs.push(Error::io(format!("delete bridge {}", net.bridge), e));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => errs.push(Error::io(format!("look up bridge {}", net.bridge), e)),
+        }
+        errs.into_iter().next().map_or(Ok(()), Err)
+    }
+
+    fn setup(&self, net: &NetworkSpec, att: &Attachment, ns: &mut Netlink) -> Result<()> {
+        let br = self.ensure_bridge(net)?;
+        let host_if = att.host_ifname();
+        let nsfile = std::fs::File::open(&att.netns)
+            .map_err(|e| Error::io(format!("open network namespace {}", att.netns.display()), e))?;
+        {
+            let mut nl = self.host();
+            // A veth of an earlier run that was never torn down (daemon killed) goes first.
+            if let Ok(Some(old)) = nl.link_index(&host_if) {
+                let _ = nl.del_link(old);
+            }
+            nl.add_veth(&host_if, &att.ifname, nsfile.as_raw_fd(), Some(att.mac))
+                .map_err(|e| Error::io(format!("create veth {host_if}"), e))?;
+        }
+        let result = (|| -> Result<()> {
+            let mut nl = self.host();
+            let hi = nl
+                .link_index(&host_if)
+                .map_err(|e| Error::io(format!("look up {host_if}"), e))?
+                .ok_or_else(|| Error::io(format!("veth {host_if} vanished"), std::io::ErrorKind::NotFound.into()))?;
+            nl.set_up(hi, Some(br)).map_err(|e| Error::io(format!("attach {host_if} to {}", net.bridge), e))?;
+            drop(nl);
+            // A container reaching its own published port: the DNATed packet goes back out
+            // the bridge port it came in on, which a bridge allows only in hairpin mode.
+            let hp = format!("/sys/class/net/{host_if}/brport/hairpin_mode");
+            std::fs::write(&hp, "1").map_err(|e| Error::io(format!("write {hp}"), e))?;
+            let ci = ns
+                .link_index(&att.ifname)
+                .map_err(|e| Error::io(format!("look up {}", att.ifname), e))?
+                .ok_or_else(|| Error::io(format!("{} vanished", att.ifname), std::io::ErrorKind::NotFound.into()))?;
+            ns.add_address(ci, IpAddr::V4(att.ip), net.subnet.prefix_len())
+                .map_err(|e| Error::io(format!("add {} to {}", att.ip, att.ifname), e))?;
+            ns.set_up(ci, None).map_err(|e| Error::io(format!("set {} up", att.ifname), e))?;
+            if att.default_route && !net.internal {
+                ns.add_default_route(IpAddr::V4(net.gateway))
+                    .map_err(|e| Error::io(format!("add default route via {}", net.gateway), e))?;
+            }
+            self.fw.add_ports(&att.endpoint_id, &att.ports)
+        })();
+        if result.is_err() {
+            let _ = self.teardown(net, att);
+        }
+        result
+    }
+
+    fn teardown(&self, _net: &NetworkSpec, att: &Attachment) -> Result<()> {
+        let mut errs = Vec::new();
+        // Listing the table costs an `nft` run: only endpoints with published ports have rules.
+        if !att.ports.is_empty()
+            && let Err(e) = self.fw.remove_ports(&att.endpoint_id)
+        {
+            errs.push(e);
+        }
+        let host_if = att.host_ifname();
+        let mut nl = self.host();
+        match nl.link_index(&host_if) {
+            Ok(Some(i)) => {
+                if let Err(e) = nl.del_link(i) {
+                    errs.push(Error::io(format!("delete {host_if}"), e));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => errs.push(Error::io(format!("look up {host_if}"), e)),
+        }
+        for e in &errs[1.min(errs.len())..] {
+            tracing::warn!(error = %e, "network teardown");
+        }
+        errs.into_iter().next().map_or(Ok(()), Err)
+    }
+}

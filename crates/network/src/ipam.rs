@@ -1,0 +1,178 @@
+//! IP address management: the pool of one network's subnet, and the choice of a subnet
+//! that collides with no route on the host. The pool is rebuilt from the endpoints the
+//! daemon persists, so allocations survive a daemon restart.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::error::{Error, Result};
+
+/// One network's IPv4 pool.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    subnet: Ipv4Net,
+    range: Ipv4Net,
+    gateway: Ipv4Addr,
+    used: BTreeSet<Ipv4Addr>,
+}
+
+impl Pool {
+    /// A pool over `subnet` handing out addresses of `range` (the whole subnet by
+    /// default), never the network, broadcast or gateway address.
+    pub fn new(subnet: Ipv4Net, range: Option<Ipv4Net>, gateway: Ipv4Addr) -> Result<Pool> {
+        let subnet = subnet.trunc();
+        let range = range.map(|r| r.trunc()).unwrap_or(subnet);
+        if !subnet.contains(&range) {
+            return Err(Error::Invalid(format!("ip-range {range} is not contained in subnet {subnet}")));
+        }
+        if !subnet.contains(&gateway) {
+            return Err(Error::Invalid(format!("gateway {gateway} is not contained in subnet {subnet}")));
+        }
+        Ok(Pool { subnet, range, gateway, used: BTreeSet::new() })
+    }
+
+    /// The subnet.
+    pub fn subnet(&self) -> Ipv4Net {
+        self.subnet
+    }
+
+    /// The gateway.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.gateway
+    }
+
+    fn usable(&self, ip: Ipv4Addr) -> bool {
+        ip != self.subnet.network() && ip != self.subnet.broadcast() && ip != self.gateway
+    }
+
+    /// Hands out `want` (`--ip`) or the lowest free address of the range.
+    pub fn allocate(&mut self, want: Option<Ipv4Addr>, network: &str) -> Result<Ipv4Addr> {
+        if let Some(ip) = want {
+            if !self.subnet.contains(&ip) {
+                return Err(Error::Invalid(format!(
+                    "Invalid address {ip}: It does not belong to any of this network's subnets"
+                )));
+            }
+            if !self.usable(ip) || self.used.contains(&ip) {
+                return Err(Error::InUse(format!("Address already in use: {ip}")));
+            }
+            self.used.insert(ip);
+            return Ok(ip);
+        }
+        let ip = self.range.hosts().find(|ip| self.usable(*ip) && !self.used.contains(ip)).ok_or_else(|| {
+            Error::Exhausted(format!("no available IPv4 addresses on this network's address pools: {network}"))
+        })?;
+        self.used.insert(ip);
+        Ok(ip)
+    }
+
+    /// Marks an address taken (an endpoint found at restore).
+    pub fn reserve(&mut self, ip: Ipv4Addr) {
+        self.used.insert(ip);
+    }
+
+    /// Frees an address.
+    pub fn release(&mut self, ip: Ipv4Addr) {
+        self.used.remove(&ip);
+    }
+
+    /// Addresses in use.
+    pub fn in_use(&self) -> usize {
+        self.used.len()
+    }
+}
+
+/// One entry of daemon.json's `default-address-pools`: `base` split into subnets of `size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressPool {
+    /// The block subnets are carved from.
+    pub base: Ipv4Net,
+    /// Prefix length of each subnet.
+    pub size: u8,
+}
+
+/// Docker's local default pools as the issue orders them: 172.17–31.0.0/16, then
+/// 192.168.0.0/16 in /20s, then 10.0.0.0/8 in /16s.
+pub fn default_pools() -> Vec<AddressPool> {
+    let net = |s: &str, size| AddressPool { base: s.parse().unwrap_or_default(), size };
+    vec![
+        net("172.17.0.0/16", 16),
+        net("172.18.0.0/15", 16),
+        net("172.20.0.0/14", 16),
+        net("172.24.0.0/13", 16),
+        net("192.168.0.0/16", 20),
+        net("10.0.0.0/8", 16),
+    ]
+}
+
+/// The first subnet of `pools` that overlaps none of `taken` (host routes, other networks).
+pub fn pick_subnet(pools: &[AddressPool], taken: &[Ipv4Net]) -> Option<Ipv4Net> {
+    pools
+        .iter()
+        .flat_map(|p| p.base.subnets(p.size).into_iter().flatten())
+        .find(|s| !taken.iter().any(|t| overlaps(s, t)))
+}
+
+/// Whether two subnets share an address.
+pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first host address of a subnet (Docker's default gateway).
+pub fn first_host(subnet: Ipv4Net) -> Ipv4Addr {
+    subnet.hosts().next().unwrap_or(subnet.network())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocates_lowest_free_and_refuses_bad_requests() {
+        let mut p = Pool::new("10.9.0.0/24".parse().unwrap(), None, "10.9.0.1".parse().unwrap()).unwrap();
+        assert_eq!(p.allocate(None, "n").unwrap().to_string(), "10.9.0.2");
+        assert_eq!(p.allocate(Some("10.9.0.7".parse().unwrap()), "n").unwrap().to_string(), "10.9.0.7");
+        assert_eq!(p.allocate(None, "n").unwrap().to_string(), "10.9.0.3");
+        let e = p.allocate(Some("10.8.0.7".parse().unwrap()), "n").unwrap_err();
+        assert_eq!(e.to_string(), "Invalid address 10.8.0.7: It does not belong to any of this network's subnets");
+        assert!(matches!(p.allocate(Some("10.9.0.7".parse().unwrap()), "n"), Err(Error::InUse(_))));
+        assert!(matches!(p.allocate(Some("10.9.0.1".parse().unwrap()), "n"), Err(Error::InUse(_))));
+        p.release("10.9.0.2".parse().unwrap());
+        assert_eq!(p.allocate(None, "n").unwrap().to_string(), "10.9.0.2");
+        let mut small = Pool::new("10.9.1.0/30".parse().unwrap(), None, "10.9.1.1".parse().unwrap()).unwrap();
+        small.allocate(None, "n").unwrap();
+        assert!(matches!(small.allocate(None, "n"), Err(Error::Exhausted(_))));
+    }
+
+    #[test]
+    fn ip_range_limits_the_pool() {
+        let mut p = Pool::new(
+            "10.9.0.0/16".parse().unwrap(),
+            Some("10.9.5.0/24".parse().unwrap()),
+            "10.9.0.1".parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(p.allocate(None, "n").unwrap().to_string(), "10.9.5.1");
+        assert!(
+            Pool::new(
+                "10.9.0.0/16".parse().unwrap(),
+                Some("10.8.0.0/24".parse().unwrap()),
+                "10.9.0.1".parse().unwrap()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn picks_a_subnet_clear_of_routes() {
+        let taken: Vec<Ipv4Net> =
+            vec!["172.17.0.0/16".parse().unwrap(), "172.18.5.0/24".parse().unwrap(), "0.0.0.0/0".parse().unwrap()];
+        // The default route overlaps everything and is not a collision to avoid.
+        let taken: Vec<Ipv4Net> = taken.into_iter().filter(|t| t.prefix_len() > 0).collect();
+        assert_eq!(pick_subnet(&default_pools(), &taken).unwrap().to_string(), "172.19.0.0/16");
+        let pools = [AddressPool { base: "10.10.0.0/16".parse().unwrap(), size: 24 }];
+        assert_eq!(pick_subnet(&pools, &["10.10.0.0/24".parse().unwrap()]).unwrap().to_string(), "10.10.1.0/24");
+    }
+}
