@@ -15,7 +15,7 @@ use sha2::Digest as _;
 
 use crate::apply::{self, Tee};
 use crate::error::Error;
-use crate::store::{Image, ImageStore, Layer, load_image, set_ref, tag_target};
+use crate::store::{Image, ImageStore, Layer, insert_image_rows, load_image, set_ref, tag_target};
 
 /// A layer as a manifest and its config describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,25 +201,7 @@ impl ImageStore {
         let manifest_digest = self.content().write(manifest)?;
         let mut db = self.db();
         let tx = db.transaction()?;
-        let mut size: u64 = 0;
-        for l in layers {
-            let s: Option<i64> = tx
-                .query_row("SELECT size FROM image_snapshots WHERE diff_id = ?1", [l.diff_id.to_string()], |r| r.get(0))
-                .optional()?;
-            size += s.unwrap_or(0).max(0) as u64;
-        }
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO image_images (id, manifest_digest, size) VALUES (?1, ?2, ?3)",
-            params![id.to_string(), manifest_digest.to_string(), size as i64],
-        )?;
-        if inserted == 1 {
-            for (i, l) in layers.iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO image_layers (image_id, idx, diff_id, blob, size, media_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![id.to_string(), i as i64, l.diff_id.to_string(), l.blob.to_string(), l.size as i64, l.media_type],
-                )?;
-            }
-        }
+        insert_image_rows(&tx, &id, &manifest_digest, layers)?;
         for t in &targets {
             set_ref(&tx, t, &id)?;
         }

@@ -404,25 +404,7 @@ impl ImageStore {
 
         let mut db = self.db();
         let tx = db.transaction()?;
-        let mut size: u64 = 0;
-        for l in layers {
-            let s: Option<i64> = tx
-                .query_row("SELECT size FROM image_snapshots WHERE diff_id = ?1", [l.diff_id.to_string()], |r| r.get(0))
-                .optional()?;
-            size += s.unwrap_or(0).max(0) as u64;
-        }
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO image_images (id, manifest_digest, size) VALUES (?1, ?2, ?3)",
-            params![id.to_string(), manifest_digest.to_string(), size as i64],
-        )?;
-        if inserted == 1 {
-            for (i, l) in layers.iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO image_layers (image_id, idx, diff_id, blob, size, media_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![id.to_string(), i as i64, l.diff_id.to_string(), l.blob.to_string(), l.size as i64, l.media_type],
-                )?;
-            }
-        }
+        insert_image_rows(&tx, &id, &manifest_digest, layers)?;
         for t in targets {
             set_ref(&tx, t, &id)?;
         }
@@ -1071,6 +1053,36 @@ fn is_single_reference(refs: &[RefRow]) -> bool {
     }
     let single = single.unwrap_or(&refs[0]);
     canonical.len() == 1 && canonical.contains_key(single.repo.as_str())
+}
+
+/// Records an image and its layers (once: a second record of the same id changes nothing),
+/// its size being the sum of its unpacked layers'. Runs inside the caller's transaction.
+pub(crate) fn insert_image_rows(
+    tx: &rusqlite::Transaction<'_>,
+    id: &Digest,
+    manifest_digest: &Digest,
+    layers: &[Layer],
+) -> Result<(), Error> {
+    let mut size: u64 = 0;
+    for l in layers {
+        let s: Option<i64> = tx
+            .query_row("SELECT size FROM image_snapshots WHERE diff_id = ?1", [l.diff_id.to_string()], |r| r.get(0))
+            .optional()?;
+        size += s.unwrap_or(0).max(0) as u64;
+    }
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO image_images (id, manifest_digest, size) VALUES (?1, ?2, ?3)",
+        params![id.to_string(), manifest_digest.to_string(), size as i64],
+    )?;
+    if inserted == 1 {
+        for (i, l) in layers.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO image_layers (image_id, idx, diff_id, blob, size, media_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id.to_string(), i as i64, l.diff_id.to_string(), l.blob.to_string(), l.size as i64, l.media_type],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
