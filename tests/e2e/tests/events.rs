@@ -179,6 +179,14 @@ fn exec_and_health_events_and_exec_on_a_paused_container() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // `ps` filters on the verdict, as docker's does.
+    let names = |f: &str| ok(&d.berth(&["ps", "-a", "-f", f, "--format", "{{.Names}}"]));
+    ok(&d.berth(&["create", "--name", "nohc", "busybox", "true"]));
+    assert_eq!(names("health=healthy"), "hx\n");
+    assert_eq!(names("health=none"), "nohc\n");
+    assert_eq!(names("health=unhealthy"), "");
+    let bad = d.berth(&["ps", "-f", "health=sickly"]);
+    assert!(text(&bad.stderr).contains("Unrecognised filter value for health: sickly"), "{}", text(&bad.stderr));
     ok(&d.berth(&["pause", "hx"]));
     let out = d.berth(&["exec", "hx", "true"]);
     assert_eq!(out.status.code(), Some(1));

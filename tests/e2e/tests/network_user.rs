@@ -252,3 +252,24 @@ fn docker_py_networks_and_ports() {
     assert!(o.contains("members ['"), "{o}");
     assert!(o.contains("networks ['bridge', 'host', 'none']"), "{o}");
 }
+
+#[test]
+fn ps_filters_by_network_published_and_exposed_ports() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    ok(&d.berth(&["network", "create", "--subnet", &subnet(41), "filt"]));
+    ok(&d.berth(&["create", "--name", "onnet", "--network", "filt", "--expose", "7000-7001/udp", "busybox", "true"]));
+    ok(&d.berth(&["create", "--name", "pub", "-p", "127.0.0.1::8080", "busybox", "true"]));
+    let names = |f: &str| ok(&d.berth(&["ps", "-a", "-f", f, "--format", "{{.Names}}"]));
+    assert_eq!(names("network=filt"), "onnet\n");
+    assert_eq!(names("network=bridge"), "pub\n");
+    assert_eq!(names("publish=8080"), "pub\n");
+    assert_eq!(names("publish=8000-8090/tcp"), "pub\n");
+    assert_eq!(names("publish=8080/udp"), "");
+    assert_eq!(names("expose=7001/udp"), "onnet\n");
+    assert_eq!(names("expose=7001"), "");
+    let bad = d.berth(&["ps", "-f", "publish=eighty"]);
+    assert!(text(&bad.stderr).contains("invalid port filter: eighty"), "{}", text(&bad.stderr));
+    ok(&d.berth(&["rm", "onnet", "pub"]));
+    ok(&d.berth(&["network", "rm", "filt"]));
+}

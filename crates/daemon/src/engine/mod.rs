@@ -441,6 +441,13 @@ impl Engine {
                 return Err(Error::InvalidArgument(format!("invalid filter 'status={s}'")));
             }
         }
+        for h in f.get("health") {
+            if !matches!(h.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+                return Err(Error::InvalidArgument(format!("Unrecognised filter value for health: {h}")));
+            }
+        }
+        let publish = f.get("publish").iter().map(|v| port_filter(v)).collect::<Result<Vec<_>>>()?;
+        let expose = f.get("expose").iter().map(|v| port_filter(v)).collect::<Result<Vec<_>>>()?;
         let mut ancestors = Vec::new();
         for a in f.get("ancestor") {
             match self.image(a).await {
@@ -476,6 +483,22 @@ impl Engine {
                     r.volumes.iter().any(|m| m.name == *v || m.destination == *v)
                         || r.binds.iter().any(|b| b.destination == *v || b.source.to_str() == Some(v.as_str()))
                 })
+                && (f.get("health").is_empty() || {
+                    let h = match self.health_of(&r).and_then(|h| h.status) {
+                        Some(s) => s.to_string(),
+                        None => "none".to_owned(),
+                    };
+                    f.get("health").contains(&h)
+                })
+                && f.get("network").iter().all(|n| {
+                    r.networks
+                        .iter()
+                        .any(|(name, ep)| name == n || (!n.is_empty() && ep.network_id.starts_with(n.as_str())))
+                })
+                && (publish.is_empty()
+                    || r.host_config.port_bindings.iter().flatten().any(|(k, _)| publish.iter().any(|p| p.matches(k))))
+                && (expose.is_empty()
+                    || r.config.exposed_ports.iter().flatten().any(|k| expose.iter().any(|p| p.matches(k))))
                 && before.is_none_or(|b| r.created < b)
                 && since.is_none_or(|s| r.created > s);
             if keep {
@@ -487,6 +510,33 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// A `publish=` or `expose=` filter value: `80`, `80/udp` or `8000-8080/tcp` (tcp when no
+/// protocol is given), as moby reads it.
+struct PortFilter {
+    first: u16,
+    last: u16,
+    proto: String,
+}
+
+impl PortFilter {
+    /// Whether a port key of the API (`80/tcp`) is within the filter.
+    fn matches(&self, key: &str) -> bool {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        proto == self.proto && port.parse::<u16>().is_ok_and(|p| (self.first..=self.last).contains(&p))
+    }
+}
+
+fn port_filter(v: &str) -> Result<PortFilter> {
+    let bad = || Error::InvalidArgument(format!("invalid port filter: {v}"));
+    let (ports, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+    let (first, last) = ports.split_once('-').unwrap_or((ports, ports));
+    let (first, last) = (first.parse::<u16>().map_err(|_| bad())?, last.parse::<u16>().map_err(|_| bad())?);
+    if first > last || !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    Ok(PortFilter { first, last, proto: proto.to_owned() })
 }
 
 /// Docker matches `name=` filters as a regular expression against the name; berth supports
