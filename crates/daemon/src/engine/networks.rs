@@ -700,29 +700,7 @@ impl Networks {
     pub fn detach(&self, rec: &ContainerRecord) -> Vec<Error> {
         let mut errs = Vec::new();
         for (i, ep) in rec.networks.values().enumerate() {
-            let Some(ip) = ep.ip else { continue };
-            self.remove_names(&ep.network_id, &ep.endpoint_id);
-            let spec = {
-                let mut g = self.lock();
-                if let Some(p) = g.pools.get_mut(&ep.network_id) {
-                    p.release(ip);
-                }
-                g.nets.iter().find(|n| n.id == ep.network_id).and_then(NetworkRecord::spec)
-            };
-            if let (Some(spec), Ok(drv)) = (spec, self.driver()) {
-                let att = Attachment {
-                    endpoint_id: ep.endpoint_id.clone(),
-                    netns: self.netns_path(&rec.id),
-                    ifname: format!("eth{i}"),
-                    ip,
-                    mac: [0; 6],
-                    default_route: false,
-                    ports: port_rules(&rec.ports, ip),
-                };
-                if let Err(e) = drv.teardown(&spec, &att) {
-                    errs.push(e.into());
-                }
-            }
+            errs.extend(self.detach_endpoint(rec, ep, i));
         }
         self.lock().held.remove(&rec.id);
         if let Err(e) = netns::remove(&self.netns_path(&rec.id)) {
