@@ -527,6 +527,159 @@ pub fn network_endpoint(
     ))
 }
 
+/// Whether `device` is a fully-qualified CDI device name (`vendor.com/class=name`), by the
+/// CDI parser's rules, which is how the docker CLI tells a CDI `--device` from a path.
+pub fn is_cdi_device(device: &str) -> bool {
+    fn vendor_or_class(n: &str) -> bool {
+        let c: Vec<char> = n.chars().collect();
+        c.first().is_some_and(|f| f.is_ascii_alphabetic())
+            && c.last().is_some_and(|l| l.is_ascii_alphanumeric())
+            && c.iter().all(|x| x.is_ascii_alphanumeric() || matches!(x, '_' | '-' | '.'))
+    }
+    fn name(n: &str) -> bool {
+        let c: Vec<char> = n.chars().collect();
+        c.first().is_some_and(|f| f.is_ascii_alphanumeric())
+            && c.last().is_some_and(|l| l.is_ascii_alphanumeric())
+            && c.iter().all(|x| x.is_ascii_alphanumeric() || matches!(x, '_' | '-' | '.' | ':'))
+    }
+    if device.starts_with('/') {
+        return false;
+    }
+    let Some((kind, n)) = device.split_once('=') else { return false };
+    let Some((vendor, class)) = kind.split_once('/') else { return false };
+    vendor_or_class(vendor) && vendor_or_class(class) && name(n)
+}
+
+fn valid_device_mode(mode: &str) -> bool {
+    let mut seen = String::new();
+    !mode.is_empty()
+        && mode.chars().all(|c| {
+            let fresh = matches!(c, 'r' | 'w' | 'm') && !seen.contains(c);
+            seen.push(c);
+            fresh
+        })
+}
+
+/// Parses `--device /dev/x[:/dev/y][:rwm]` into a device mapping, with the docker CLI's
+/// checks and wording (validateLinuxPath, then parseLinuxDevice).
+pub fn parse_device(val: &str) -> Result<berth_api::models::DeviceMapping, CliError> {
+    if val.matches(':').count() > 2 {
+        return err(format!("bad format for path: {val}"));
+    }
+    let split: Vec<&str> = val.splitn(3, ':').collect();
+    if split[0].is_empty() {
+        return err(format!("bad format for path: {val}"));
+    }
+    let clean = |p: &str| absolutize(p, Path::new("/"));
+    let (src, dst, mode) = match split.as_slice() {
+        [p] => (clean(p), None, None),
+        [a, b] if valid_device_mode(b) => (clean(a), None, Some(b.to_string())),
+        [a, b] => (a.to_string(), Some(*b), None),
+        [a, b, m] => {
+            if !valid_device_mode(m) {
+                return err(format!("bad mode specified: {m}"));
+            }
+            (a.to_string(), Some(*b), Some(m.to_string()))
+        }
+        _ => return err(format!("bad format for path: {val}")),
+    };
+    let container = dst.unwrap_or(split[0]);
+    if !container.starts_with('/') {
+        return err(format!("{container} is not an absolute path"));
+    }
+    let dst = match dst {
+        Some(d) if split.len() == 2 => clean(d),
+        Some(d) => d.to_owned(),
+        None => src.clone(),
+    };
+    Ok(berth_api::models::DeviceMapping {
+        path_on_host: Some(src),
+        path_in_container: Some(dst),
+        cgroup_permissions: Some(mode.unwrap_or_else(|| "rwm".to_owned())),
+    })
+}
+
+/// Checks `--device-cgroup-rule` (`type major:minor mode`) as the docker CLI does.
+pub fn check_device_cgroup_rule(val: &str) -> Result<(), CliError> {
+    let bad = || {
+        err(format!(
+            "invalid argument \"{val}\" for \"--device-cgroup-rule\" flag: invalid device cgroup format '{val}'"
+        ))
+    };
+    let parts: Vec<&str> = val.split(' ').collect();
+    let [t, nums, mode] = parts.as_slice() else { return bad() };
+    let num = |n: &str| n == "*" || (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let ok = matches!(*t, "a" | "b" | "c")
+        && nums.split_once(':').is_some_and(|(a, b)| num(a) && num(b))
+        && (1..=3).contains(&mode.len())
+        && mode.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+    if ok { Ok(()) } else { bad() }
+}
+
+/// Parses `--ulimit name=soft[:hard]` with go-units' rules and the docker CLI's wording.
+pub fn parse_ulimit(val: &str) -> Result<berth_api::models::ResourcesUlimits, CliError> {
+    const NAMES: &[&str] = &[
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+    ];
+    let fail = |m: String| CliError::Opt(format!("invalid argument \"{val}\" for \"--ulimit\" flag: {m}"));
+    let Some((name, limits)) = val.split_once('=') else { return Err(fail(format!("invalid ulimit argument: {val}"))) };
+    if !NAMES.contains(&name) {
+        return Err(fail(format!("invalid ulimit type: {name}")));
+    }
+    // Go's strconv.ParseInt wording.
+    let int = |s: &str| {
+        s.parse::<i64>().map_err(|e| {
+            let why = if matches!(e.kind(), std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow) {
+                "value out of range"
+            } else {
+                "invalid syntax"
+            };
+            format!("strconv.ParseInt: parsing \"{s}\": {why}")
+        })
+    };
+    let vals: Vec<&str> = limits.split(':').collect();
+    let (soft, hard) = match vals.as_slice() {
+        [s] => {
+            let s = int(s).map_err(fail)?;
+            (s, s)
+        }
+        [s, h] => {
+            let h = int(h).map_err(fail)?;
+            (int(s).map_err(fail)?, h)
+        }
+        _ => {
+            return Err(fail(format!(
+                "too many limit value arguments - {limits}, can only have up to two, `soft[:hard]`"
+            )));
+        }
+    };
+    if hard != -1 {
+        if soft == -1 {
+            return Err(fail(format!(
+                "ulimit soft limit must be less than or equal to hard limit: soft: -1 (unlimited), hard: {hard}"
+            )));
+        }
+        if soft > hard {
+            return Err(fail(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")));
+        }
+    }
+    Ok(berth_api::models::ResourcesUlimits { name: Some(name.to_owned()), soft: Some(soft), hard: Some(hard) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -678,5 +831,39 @@ mod tests {
         let m = parse_kv_list(&["a=b".into(), "c".into()], "--label", false).unwrap();
         assert_eq!(m["c"], "");
         assert!(parse_kv_list(&["c".into()], "--sysctl", true).is_err());
+    }
+
+    #[test]
+    fn devices_and_ulimits_parse_like_docker() {
+        let d = parse_device("/dev/null:/dev/mynull:r").unwrap();
+        assert_eq!(
+            (d.path_on_host.as_deref(), d.path_in_container.as_deref(), d.cgroup_permissions.as_deref()),
+            (Some("/dev/null"), Some("/dev/mynull"), Some("r"))
+        );
+        let d = parse_device("/dev/fuse:rw").unwrap();
+        assert_eq!((d.path_in_container.as_deref(), d.cgroup_permissions.as_deref()), (Some("/dev/fuse"), Some("rw")));
+        let e = |v: &str| parse_device(v).unwrap_err().to_string();
+        assert_eq!(e("/dev/null:/dev/x:rwx"), "bad mode specified: rwx");
+        assert_eq!(e("/a:/b:r:w"), "bad format for path: /a:/b:r:w");
+        assert_eq!(e(":/b"), "bad format for path: :/b");
+        assert_eq!(e("/dev/null:rel"), "rel is not an absolute path");
+        assert!(is_cdi_device("vendor.com/device=dev0") && !is_cdi_device("/dev/a=b") && !is_cdi_device("v/c="));
+        assert!(check_device_cgroup_rule("c 1:3 rwm").is_ok() && check_device_cgroup_rule("c 1:3").is_err());
+
+        let u = parse_ulimit("nofile=1024:2048").unwrap();
+        assert_eq!((u.soft, u.hard), (Some(1024), Some(2048)));
+        assert_eq!(parse_ulimit("nproc=5").unwrap().hard, Some(5));
+        let e = |v: &str| parse_ulimit(v).unwrap_err().to_string();
+        assert_eq!(e("nofile"), "invalid argument \"nofile\" for \"--ulimit\" flag: invalid ulimit argument: nofile");
+        assert_eq!(
+            e("nofile=a"),
+            "invalid argument \"nofile=a\" for \"--ulimit\" flag: strconv.ParseInt: parsing \"a\": invalid syntax"
+        );
+        assert!(
+            e("nofile=1:2:3")
+                .ends_with("too many limit value arguments - 1:2:3, can only have up to two, `soft[:hard]`")
+        );
+        assert!(e("bogus=1").ends_with("invalid ulimit type: bogus"));
+        assert!(e("nofile=3:2").ends_with("ulimit soft limit must be less than or equal to hard limit: 3 > 2"));
     }
 }

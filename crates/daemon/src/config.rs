@@ -184,6 +184,11 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// Container networking: the default bridge, address pools, our nftables table.
     pub network: NetworkOptions,
+    /// `cdi-spec-dirs`: where CDI specs are read, later directories winning; empty
+    /// disables CDI.
+    pub cdi_spec_dirs: Vec<PathBuf>,
+    /// `default-ulimits`: rlimits for containers that do not set the same `--ulimit`.
+    pub default_ulimits: Vec<berth_runtime::spec::Rlimit>,
 }
 
 /// daemon.json keys dockerd knows that berth accepts but does not act on yet.
@@ -196,7 +201,6 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "default-ipc-mode",
     "default-runtime",
     "default-shm-size",
-    "default-ulimits",
     "dns",
     "dns-opts",
     "dns-search",
@@ -237,6 +241,28 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "userns-remap",
 ];
 
+/// daemon.json's `default-ulimits`: `{"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}`
+/// (dockerd's units.Ulimit map; `Name` may be left out).
+fn parse_default_ulimits(v: &serde_json::Value) -> std::result::Result<Vec<berth_runtime::spec::Rlimit>, String> {
+    let obj = v.as_object().ok_or_else(|| "default-ulimits must be an object".to_owned())?;
+    let mut out = Vec::new();
+    for (name, l) in obj {
+        if berth_runtime::spec::rlimit_type(name).is_none() {
+            return Err(format!("invalid ulimit type: {name}"));
+        }
+        let num = |k: &str| l.get(k).and_then(serde_json::Value::as_i64);
+        let (Some(soft), Some(hard)) = (num("Soft"), num("Hard")) else {
+            return Err(format!("default-ulimits.{name} must have numeric Soft and Hard"));
+        };
+        let lim = |n: i64| if n < 0 { u64::MAX } else { n as u64 };
+        if hard != -1 && (soft == -1 || soft > hard) {
+            return Err(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"));
+        }
+        out.push(berth_runtime::spec::Rlimit { name: name.clone(), soft: lim(soft), hard: lim(hard) });
+    }
+    Ok(out)
+}
+
 impl Config {
     /// Merges flags with the config file. A missing default config file is fine; a missing
     /// explicit one, bad JSON, an unknown key or a wrong type is an error.
@@ -267,6 +293,8 @@ impl Config {
             init: false,
             registry: RegistryConfig::default(),
             network: NetworkOptions::default(),
+            cdi_spec_dirs: berth_runtime::cdi::DEFAULT_SPEC_DIRS.iter().map(PathBuf::from).collect(),
+            default_ulimits: Vec::new(),
         };
         let mut file_hosts = Vec::new();
         let mut file_tls = FileTls::default();
@@ -406,6 +434,19 @@ impl Config {
                         }
                     }
                 }
+                "cdi-spec-dirs" => {
+                    let arr = v.as_array().ok_or_else(|| bad("cdi-spec-dirs must be a list of strings".to_owned()))?;
+                    let mut dirs = Vec::new();
+                    for d in arr {
+                        dirs.push(PathBuf::from(string(k, d)?));
+                    }
+                    // dockerd: a single empty entry disables CDI.
+                    if dirs.len() == 1 && dirs[0].as_os_str().is_empty() {
+                        dirs.clear();
+                    }
+                    self.cdi_spec_dirs = dirs;
+                }
+                "default-ulimits" => self.default_ulimits = parse_default_ulimits(v).map_err(bad)?,
                 "init" => self.init = v.as_bool().ok_or_else(|| bad("init must be a boolean".to_owned()))?,
                 "max-layer-size" => self.max_layer_size = parse_limit(&string(k, v)?).map_err(bad)?,
                 "api-header-timeout" => self.api_header_timeout = parse_timeout(&string(k, v)?).map_err(bad)?,

@@ -3,6 +3,7 @@
 //! socket (its protocol stays private to this crate), the json-file log and the recorded
 //! exit status.
 
+pub mod cdi;
 pub mod client;
 pub mod exit;
 #[cfg(any(test, feature = "fake"))]

@@ -130,6 +130,61 @@ pub struct SpecOptions {
     /// `--init`: host path of an init binary, bind-mounted read-only at /sbin/docker-init
     /// and prepended to args (`<init> -- args…`).
     pub init: Option<PathBuf>,
+    /// `--device`: host device nodes created in the container.
+    pub devices: Vec<Device>,
+    /// cgroup device rules after the default deny (`--device` permissions,
+    /// `--device-cgroup-rule`).
+    pub device_rules: Vec<DeviceRule>,
+    /// `--ulimit` and daemon.json `default-ulimits`, merged.
+    pub rlimits: Vec<Rlimit>,
+    /// Edits of the CDI devices the container asked for (`--device vendor/class=name`,
+    /// `--gpus` through CDI), applied last.
+    pub cdi: Option<crate::cdi::ContainerEdits>,
+}
+
+/// A device node created in the container with the host node's numbers and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Path inside the container.
+    pub path: String,
+    /// `c`, `b` or `p`.
+    pub typ: char,
+    /// Major number.
+    pub major: i64,
+    /// Minor number.
+    pub minor: i64,
+    /// Permission bits.
+    pub file_mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// A cgroup device access rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRule {
+    /// Allow (true) or deny.
+    pub allow: bool,
+    /// `a` (all), `c` or `b`.
+    pub typ: char,
+    /// Major number; `None` for any.
+    pub major: Option<i64>,
+    /// Minor number; `None` for any.
+    pub minor: Option<i64>,
+    /// Some of `rwm`.
+    pub access: String,
+}
+
+/// A resource limit of the container's process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rlimit {
+    /// Docker's name (`nofile`, `nproc`…).
+    pub name: String,
+    /// Soft limit (`u64::MAX` for unlimited).
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
 }
 
 /// Docker's default capability set.
@@ -456,7 +511,73 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
         let host = if o.hostname.is_empty() { o.id.chars().take(12).collect() } else { o.hostname.clone() };
         spec["hostname"] = json!(host);
     }
+    apply_devices_and_limits(&mut spec, o)?;
     serde_json::from_value(spec).map_err(|source| Error::Json { context: "invalid generated OCI spec".into(), source })
+}
+
+/// Adds `--device` nodes and rules, rlimits and CDI edits to a generated spec document.
+fn apply_devices_and_limits(spec: &mut Value, o: &SpecOptions) -> Result<(), Error> {
+    if !o.devices.is_empty() {
+        if !spec["linux"]["devices"].is_array() {
+            spec["linux"]["devices"] = json!([]);
+        }
+        if let Some(devs) = spec["linux"]["devices"].as_array_mut() {
+            for d in &o.devices {
+                devs.retain(|x| x["path"] != json!(d.path));
+                devs.push(json!({"path": d.path, "type": d.typ.to_string(), "major": d.major, "minor": d.minor,
+                                 "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid}));
+            }
+        }
+    }
+    if !o.privileged
+        && let Some(rules) = spec["linux"]["resources"]["devices"].as_array_mut()
+    {
+        rules.extend(o.device_rules.iter().map(|r| {
+            let mut v = json!({"allow": r.allow, "type": r.typ.to_string(), "access": r.access});
+            if let Some(m) = r.major {
+                v["major"] = json!(m);
+            }
+            if let Some(m) = r.minor {
+                v["minor"] = json!(m);
+            }
+            v
+        }));
+    }
+    if !o.rlimits.is_empty() {
+        let mut out = Vec::new();
+        for r in &o.rlimits {
+            let typ = rlimit_type(&r.name)
+                .ok_or_else(|| Error::InvalidArgument(format!("invalid ulimit type: {}", r.name)))?;
+            out.push(json!({"type": typ, "soft": r.soft, "hard": r.hard}));
+        }
+        spec["process"]["rlimits"] = Value::Array(out);
+    }
+    if let Some(edits) = &o.cdi {
+        edits.apply(spec)?;
+    }
+    Ok(())
+}
+
+/// The OCI name of a Docker ulimit name (go-units' table; `as` is not one of them).
+pub fn rlimit_type(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "core" => "RLIMIT_CORE",
+        "cpu" => "RLIMIT_CPU",
+        "data" => "RLIMIT_DATA",
+        "fsize" => "RLIMIT_FSIZE",
+        "locks" => "RLIMIT_LOCKS",
+        "memlock" => "RLIMIT_MEMLOCK",
+        "msgqueue" => "RLIMIT_MSGQUEUE",
+        "nice" => "RLIMIT_NICE",
+        "nofile" => "RLIMIT_NOFILE",
+        "nproc" => "RLIMIT_NPROC",
+        "rss" => "RLIMIT_RSS",
+        "rtprio" => "RLIMIT_RTPRIO",
+        "rttime" => "RLIMIT_RTTIME",
+        "sigpending" => "RLIMIT_SIGPENDING",
+        "stack" => "RLIMIT_STACK",
+        _ => return None,
+    })
 }
 
 /// The host's device nodes, which a privileged container gets as Docker gives them.
@@ -892,6 +1013,26 @@ mod tests {
         assert_eq!(v["linux"]["resources"]["memory"]["swap"], 2 << 20);
         assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
         assert_eq!(v["process"]["args"], json!(["/sbin/docker-init", "--", "sh"]));
+    }
+
+    #[test]
+    fn devices_rules_rlimits_and_cdi() {
+        let mut o = opts();
+        o.devices =
+            vec![Device { path: "/dev/mynull".into(), typ: 'c', major: 1, minor: 3, file_mode: 0o666, uid: 0, gid: 0 }];
+        o.device_rules = vec![DeviceRule { allow: true, typ: 'c', major: Some(1), minor: Some(3), access: "r".into() }];
+        o.rlimits = vec![Rlimit { name: "nofile".into(), soft: 1024, hard: 2048 }];
+        o.cdi = Some(crate::cdi::ContainerEdits { env: vec!["CDI=1".into()], ..Default::default() });
+        let v = serde_json::to_value(generate(&o).unwrap()).unwrap();
+        assert_eq!(v["linux"]["devices"][0]["path"], "/dev/mynull");
+        assert_eq!(v["linux"]["devices"][0]["fileMode"], 0o666);
+        let rules = v["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(rules[0]["allow"], false);
+        assert_eq!(rules[1], json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"}));
+        assert_eq!(v["process"]["rlimits"], json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048}]));
+        assert!(v["process"]["env"].as_array().unwrap().contains(&json!("CDI=1")));
+        o.rlimits = vec![Rlimit { name: "as".into(), soft: 1, hard: 1 }];
+        assert_eq!(generate(&o).unwrap_err().to_string(), "invalid ulimit type: as");
     }
 
     #[test]

@@ -113,6 +113,24 @@ pub struct RunArgs {
     /// GPU devices to add to the container ('all' to pass all GPUs)
     #[arg(long = "gpus")]
     pub gpus: Option<String>,
+    /// Add a host device to the container
+    #[arg(long = "device")]
+    pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Ulimit options
+    #[arg(long = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// Add additional groups to join
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
     /// Set platform if server is multi-platform capable
     #[arg(long = "platform")]
     pub platform: Option<String>,
@@ -285,6 +303,44 @@ pub fn build_create(
         }
         None => None,
     };
+    let mut device_requests = device_requests;
+    let mut device_mappings = Vec::new();
+    let mut cdi_devices = Vec::new();
+    for d in &a.device {
+        if opts::is_cdi_device(d) {
+            cdi_devices.push(d.clone());
+        } else {
+            device_mappings.push(opts::parse_device(d)?);
+        }
+    }
+    if !cdi_devices.is_empty() {
+        // The docker CLI (25+) sends CDI names as one request for the "cdi" driver.
+        device_requests.get_or_insert_with(Vec::new).push(DeviceRequest {
+            driver: Some("cdi".to_owned()),
+            device_ids: Some(cdi_devices),
+            ..Default::default()
+        });
+    }
+    for r in &a.device_cgroup_rule {
+        opts::check_device_cgroup_rule(r)?;
+    }
+    let mut ulimits: Vec<berth_api::models::ResourcesUlimits> = Vec::new();
+    for u in &a.ulimit {
+        let u = opts::parse_ulimit(u)?;
+        ulimits.retain(|x| x.name != u.name);
+        ulimits.push(u);
+    }
+    ulimits.sort_by(|x, y| x.name.cmp(&y.name));
+    if let Some(adj) = a.oom_score_adj
+        && !(-1000..=1000).contains(&adj)
+    {
+        return Err(CliError::Opt(format!("invalid value {adj}, range for oom score adj is [-1000, 1000]")));
+    }
+    let memory_swap = match a.memory_swap.as_deref() {
+        Some("-1") => Some(-1),
+        Some(s) => Some(opts::parse_bytes(s)?),
+        None => None,
+    };
     let streams: Vec<String> = a.attach.iter().map(|s| s.to_ascii_lowercase()).collect();
     for s in &streams {
         if !matches!(s.as_str(), "stdin" | "stdout" | "stderr") {
@@ -325,6 +381,12 @@ pub fn build_create(
         nano_cpus: a.cpus.as_deref().map(opts::parse_cpus).transpose()?,
         pids_limit: a.pids_limit,
         device_requests,
+        devices: (!device_mappings.is_empty()).then_some(device_mappings),
+        device_cgroup_rules: some_vec(&a.device_cgroup_rule),
+        ulimits: (!ulimits.is_empty()).then_some(ulimits),
+        group_add: some_vec(&a.group_add),
+        oom_score_adj: a.oom_score_adj,
+        memory_swap,
         restart_policy: Some(RestartPolicy {
             name: Some(restart_name),
             maximum_retry_count: Some(rcount.unwrap_or(0)),

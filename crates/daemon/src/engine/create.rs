@@ -50,6 +50,9 @@ impl Engine {
         };
         let host_config = body.host_config.clone().unwrap_or_default();
         check_host_config(&host_config)?;
+        // Devices, CDI/GPU requests and ulimits are refused here rather than at start (a few
+        // stats and small spec files, read only when asked for).
+        super::devices::resolve(&host_config, &self.cfg)?;
         let volume_plan = super::volumes::plan(&host_config)?;
         let binds = parse_binds(&super::volumes::without_volumes(&host_config))?;
         let image = self.resolve_image_for_run(&image_name).await?;
@@ -191,16 +194,6 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
         if hc.auto_remove == Some(true) && super::restart::Policy::of(hc) != super::restart::Policy::No {
             return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".to_owned()));
         }
-    }
-    if let Some(reqs) = &hc.device_requests
-        && !reqs.is_empty()
-    {
-        let caps: Vec<String> =
-            reqs.iter().flat_map(|r| r.capabilities.clone().unwrap_or_default()).map(|c| format!("{c:?}")).collect();
-        return Err(Error::InvalidArgument(format!(
-            "could not select device driver \"\" with capabilities: [{}]",
-            caps.join(" ").replace('"', "")
-        )));
     }
     match hc.ipc_mode.as_deref() {
         None | Some("") | Some("private") | Some("shareable") | Some("host") | Some("none") => {}

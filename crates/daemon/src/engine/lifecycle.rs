@@ -231,6 +231,7 @@ impl Engine {
             dns_servers: net.nameserver.iter().map(|ip| ip.to_string()).collect(),
         };
         let mut opts = super::sandbox::for_container(rec, dir, rootfs, &net)?;
+        super::devices::resolve(&rec.host_config, &self.cfg)?.apply_to(&mut opts);
         // `--init` (or daemon.json's `init`, which `--init=false` overrides).
         if rec.host_config.init.unwrap_or(self.cfg.init) {
             opts.init = Some(self.cfg.exec_root.join(berth_runtime::init::FILE_NAME));

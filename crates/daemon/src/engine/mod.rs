@@ -8,6 +8,7 @@ mod cgroups;
 mod check;
 mod commit;
 mod create;
+mod devices;
 pub mod distribution;
 pub mod events;
 mod exec;

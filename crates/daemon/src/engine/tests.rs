@@ -104,6 +104,8 @@ impl Harness {
             init: false,
             registry: Default::default(),
             network: Default::default(),
+            cdi_spec_dirs: Vec::new(),
+            default_ulimits: Vec::new(),
         };
         Engine::open_with(cfg, Some((self.launcher.clone(), self.roots.clone()))).await.unwrap()
     }
