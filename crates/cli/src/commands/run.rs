@@ -448,6 +448,13 @@ fn fail(cmd: &str, msg: &str) -> i32 {
     125
 }
 
+/// A failed create: `run` exits as the docker CLI's toStatusError says (127 for a missing
+/// file, such as a `--device` path, 126 for permission denied), `create` with 125.
+fn create_failed(cmd: &str, create_only: bool, e: &ClientError) -> i32 {
+    fail(cmd, &daemon_msg(e));
+    if create_only { 125 } else { start_error_code(&e.to_string()) }
+}
+
 fn daemon_msg(e: &ClientError) -> String {
     match e {
         ClientError::Daemon { .. } => format!("Error response from daemon: {e}"),
@@ -524,10 +531,10 @@ pub async fn run(c: &Client, a: RunArgs, create_only: bool) -> i32 {
             }
             match c.create_container(&req.query, &req.body).await {
                 Ok(r) => r,
-                Err(e) => return fail(cmd, &daemon_msg(&e)),
+                Err(e) => return create_failed(cmd, create_only, &e),
             }
         }
-        Err(e) => return fail(cmd, &daemon_msg(&e)),
+        Err(e) => return create_failed(cmd, create_only, &e),
     };
     for w in &created.warnings {
         err_line(&format!("WARNING: {w}"));
