@@ -655,6 +655,37 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn cdi_dirs_and_default_ulimits() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let load = |json: &str| {
+            let f = dir.path().join("daemon.json");
+            std::fs::write(&f, json).unwrap();
+            Config::load(&DaemonArgs::parse_from(["berth daemon", "--config-file", f.to_str().unwrap()]))
+        };
+        let c = load("{}").unwrap();
+        assert_eq!(c.cdi_spec_dirs, [PathBuf::from("/etc/cdi"), PathBuf::from("/var/run/cdi")]);
+        assert!(c.default_ulimits.is_empty());
+        let c = load(r#"{"cdi-spec-dirs": ["/x/cdi"], "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 10, "Hard": -1}}}"#)
+            .unwrap();
+        assert_eq!(c.cdi_spec_dirs, [PathBuf::from("/x/cdi")]);
+        assert_eq!(
+            c.default_ulimits,
+            [berth_runtime::spec::Rlimit { name: "nofile".into(), soft: 10, hard: u64::MAX }]
+        );
+        assert!(load(r#"{"cdi-spec-dirs": [""]}"#).unwrap().cdi_spec_dirs.is_empty());
+        assert!(
+            load(r#"{"default-ulimits": {"as": {"Soft": 1, "Hard": 1}}}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid ulimit type: as")
+        );
+        assert!(load(r#"{"default-ulimits": {"nofile": {"Soft": 3, "Hard": 2}}}"#).is_err());
+        assert!(load(r#"{"cdi-spec-dirs": "/x"}"#).is_err());
+    }
+
     use super::*;
 
     fn args(v: &[&str]) -> DaemonArgs {

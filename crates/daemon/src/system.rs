@@ -138,6 +138,15 @@ pub async fn info(e: &Arc<Engine>) -> SystemInfo {
         init_binary: Some(String::new()),
         security_options: Some(vec!["name=seccomp,profile=builtin".to_owned()]),
         warnings: Some(Vec::new()),
+        cdi_spec_dirs: Some(e.cfg.cdi_spec_dirs.iter().map(|d| d.display().to_string()).collect()),
+        // Docker 28 lists the CDI devices it can inject (a few small files to read).
+        discovered_devices: Some(
+            berth_runtime::cdi::Registry::load(&e.cfg.cdi_spec_dirs)
+                .device_names()
+                .into_iter()
+                .map(|id| berth_api::models::DeviceInfo { source: Some("cdi".to_owned()), id: Some(id) })
+                .collect(),
+        ),
         ..Default::default()
     }
 }

@@ -158,6 +158,11 @@ fn cdi_devices_and_gpus_grant_exactly_the_spec() {
         assert_eq!(out.trim(), "/dev/nvidia1");
     }
 
+    // `info` shows the spec dirs and the devices found there, as Docker 28 does.
+    let info = ok(&d.berth(&["system", "info", "--format", "{{json .CDISpecDirs}} {{json .DiscoveredDevices}}"]));
+    assert!(info.starts_with(&format!("[\"{}\"]", cdi.display())), "{info}");
+    assert!(info.contains(r#""ID":"vendor.com/device=dev0""#) && info.contains(r#""Source":"cdi""#), "{info}");
+
     // daemon.json default-ulimits apply unless --ulimit sets the same name.
     assert_eq!(ok(&d.berth(&["run", "--rm", "busybox", "sh", "-c", "ulimit -n; ulimit -Hn"])), "512\n1024\n");
     assert_eq!(
@@ -196,7 +201,20 @@ fn device_paths_ulimits_and_bad_input() {
         assert_eq!(text(&out.stdout), "read\n", "{}", text(&out.stderr));
         assert!(text(&out.stderr).contains("Operation not permitted"), "{}", text(&out.stderr));
         assert_eq!(ok(&open("rw")), "read\nwrote\n");
+        // --device-cgroup-rule allows a device by number: one made with mknod inside.
+        let script = "mknod /tmp/f c 10 229 && exec 3</tmp/f && echo opened";
+        let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", script]);
+        assert!(text(&out.stderr).contains("Operation not permitted"), "{}", text(&out.stderr));
+        assert_eq!(
+            ok(&d.berth(&["run", "--rm", "--device-cgroup-rule", "c 10:229 rm", "busybox", "sh", "-c", script])),
+            "opened\n"
+        );
     }
+    refused(
+        &d,
+        &["run", "--device-cgroup-rule", "c 10:229", "busybox", "true"],
+        "invalid argument \"c 10:229\" for \"--device-cgroup-rule\" flag: invalid device cgroup format 'c 10:229'",
+    );
     // Full access by default, and a directory of devices adds each node under it.
     assert_eq!(
         ok(&d.berth(&[
