@@ -448,29 +448,68 @@ pub fn parse_kv_list(items: &[String], what: &str, need_value: bool) -> Result<H
     Ok(m)
 }
 
-/// Parses `--gpus all|N|device=0,1` into a device request (driver, count, device ids).
-pub fn parse_gpus(s: &str) -> Result<(i64, Vec<String>), CliError> {
-    if s == "all" {
-        return Ok((-1, Vec::new()));
-    }
-    if let Ok(n) = s.parse::<i64>() {
-        return Ok((n, Vec::new()));
-    }
-    let s = s.trim_matches('"');
-    if let Some((_, ids)) = s.split_once("device=") {
-        return Ok((0, ids.split(',').filter(|i| !i.is_empty()).map(str::to_owned).collect()));
-    }
-    for field in s.split(',') {
-        if field == "all" || field == "count=all" {
-            return Ok((-1, Vec::new()));
+/// Parses `--gpus` (`all`, `N`, `device=ID[,ID]` quoted, `count=`, `driver=`,
+/// `capabilities=`, `options=`) into the device request the docker CLI sends, with its
+/// defaults (count 1 unless devices are named, capabilities `[[gpu]]`) and wording.
+pub fn parse_gpus(value: &str) -> Result<berth_api::models::DeviceRequest, CliError> {
+    let fail = |m: String| CliError::Opt(format!("invalid argument \"{value}\" for \"--gpus\" flag: {m}"));
+    let count_of = |c: &str| -> Result<i64, CliError> {
+        if c == "all" {
+            return Ok(-1);
         }
-        if let Some(c) = field.strip_prefix("count=") {
-            return c.parse().map(|n| (n, Vec::new())).map_err(|_| {
-                CliError::Opt(format!("invalid count ({c}): value must be either \"all\" or an integer"))
-            });
+        c.parse::<i64>().map_err(|_| {
+            fail(format!("invalid count ({c}): value must be either \"all\" or an integer: invalid syntax"))
+        })
+    };
+    // Docker reads the value as one CSV line, so `'"device=0,1"'` names two devices.
+    let quote_error = |_| fail("parse error: extraneous or missing \" in quoted-field".to_owned());
+    let fields = csv_fields(value).map_err(quote_error)?;
+    let mut req =
+        berth_api::models::DeviceRequest { driver: Some(String::new()), count: Some(0), ..Default::default() };
+    let mut seen: Vec<String> = Vec::new();
+    for field in &fields {
+        let (key, val) = match field.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (field.as_str(), None),
+        };
+        if seen.iter().any(|s| s == key) {
+            return Err(fail(format!("gpu request key '{key}' can be specified only once")));
+        }
+        seen.push(key.to_owned());
+        let Some(val) = val else {
+            seen.push("count".to_owned());
+            req.count = Some(count_of(key)?);
+            continue;
+        };
+        match key {
+            "driver" => req.driver = Some(val.to_owned()),
+            "count" => req.count = Some(count_of(val)?),
+            "device" => req.device_ids = Some(val.split(',').map(str::to_owned).collect()),
+            "capabilities" => {
+                let mut caps: Vec<String> = val.split(',').map(str::to_owned).collect();
+                caps.push("gpu".to_owned());
+                req.capabilities = Some(vec![caps]);
+            }
+            "options" => {
+                let opts = csv_fields(val).map_err(quote_error)?;
+                req.options = Some(
+                    opts.iter()
+                        .map(|o| match o.split_once('=') {
+                            Some((k, v)) => (k.to_owned(), v.to_owned()),
+                            None => (o.clone(), String::new()),
+                        })
+                        .collect(),
+                );
+            }
+            _ => return Err(fail(format!("unexpected key '{key}' in '{field}'"))),
         }
     }
-    err(format!("invalid --gpus value: {s}"))
+    if !seen.iter().any(|s| s == "count") && req.device_ids.is_none() {
+        req.count = Some(1);
+    }
+    req.options.get_or_insert_with(Default::default);
+    req.capabilities.get_or_insert_with(|| vec![vec!["gpu".to_owned()]]);
+    Ok(req)
 }
 
 /// The endpoint settings `--ip`, `--mac-address`, `--network-alias` and `--link` make for
@@ -825,9 +864,24 @@ mod tests {
         assert_eq!(parse_restart("always").unwrap(), ("always".to_owned(), None));
         assert!(parse_restart("always:3").is_err());
         assert!(parse_restart("sometimes").is_err());
-        assert_eq!(parse_gpus("all").unwrap(), (-1, vec![]));
-        assert_eq!(parse_gpus("2").unwrap(), (2, vec![]));
-        assert_eq!(parse_gpus("device=0,1").unwrap(), (0, vec!["0".to_owned(), "1".to_owned()]));
+        let g = |v: &str| parse_gpus(v).unwrap();
+        assert_eq!((g("all").count, g("all").capabilities), (Some(-1), Some(vec![vec!["gpu".to_owned()]])));
+        assert_eq!(g("2").count, Some(2));
+        assert_eq!(g("capabilities=utility").count, Some(1), "one GPU unless told");
+        let two = g("\"device=0,GPU-ab\"");
+        assert_eq!((two.count, two.device_ids), (Some(0), Some(vec!["0".to_owned(), "GPU-ab".to_owned()])));
+        let caps = g("count=all,\"capabilities=compute,utility\",driver=nvidia");
+        assert_eq!(caps.capabilities, Some(vec![vec!["compute".to_owned(), "utility".to_owned(), "gpu".to_owned()]]));
+        assert_eq!((caps.count, caps.driver.as_deref()), (Some(-1), Some("nvidia")));
+        // Unquoted, the second id is a count of its own, as with the docker CLI.
+        let both = g("device=0,1");
+        assert_eq!((both.count, both.device_ids), (Some(1), Some(vec!["0".to_owned()])));
+        let e = |v: &str| parse_gpus(v).unwrap_err().to_string();
+        assert!(
+            e("lots").ends_with("invalid count (lots): value must be either \"all\" or an integer: invalid syntax")
+        );
+        assert!(e("count=1,count=2").ends_with("gpu request key 'count' can be specified only once"));
+        assert!(e("colour=red").ends_with("unexpected key 'colour' in 'colour=red'"));
         let m = parse_kv_list(&["a=b".into(), "c".into()], "--label", false).unwrap();
         assert_eq!(m["c"], "");
         assert!(parse_kv_list(&["c".into()], "--sysctl", true).is_err());

@@ -147,6 +147,8 @@ fn cdi_devices_and_gpus_grant_exactly_the_spec() {
     assert_eq!(gpus("all"), ["nvidia0", "nvidia1", "nvidiactl"]);
     assert_eq!(gpus("1"), ["nvidia0", "nvidiactl"]);
     assert_eq!(gpus("device=GPU-4a1b"), ["nvidia0", "nvidiactl"]);
+    assert_eq!(gpus("\"device=0,GPU-4a1b\""), ["nvidia0", "nvidiactl"]);
+    assert_eq!(gpus("\"capabilities=compute,utility\""), ["nvidia0", "nvidiactl"]);
     refused(
         &d,
         &["run", "--gpus", "device=GPU-ffff", "busybox", "true"],

@@ -291,16 +291,7 @@ pub fn build_create(
     let restart_name: RestartPolicyNameEnum =
         rname.parse().map_err(|_| CliError::Opt(format!("invalid restart policy {rname}")))?;
     let device_requests = match &a.gpus {
-        Some(g) => {
-            let (count, ids) = opts::parse_gpus(g)?;
-            Some(vec![DeviceRequest {
-                driver: Some(String::new()),
-                count: Some(count),
-                device_ids: if ids.is_empty() { None } else { Some(ids) },
-                capabilities: Some(vec![vec!["gpu".to_owned()]]),
-                options: None,
-            }])
-        }
+        Some(g) => Some(vec![opts::parse_gpus(g)?]),
         None => None,
     };
     let mut device_requests = device_requests;
