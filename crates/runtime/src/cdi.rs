@@ -70,7 +70,6 @@ struct RawSpec {
     cdi_version: String,
     kind: String,
     #[serde(default)]
-    #[allow(dead_code)] // read so that strict parsing accepts it; annotations change nothing
     annotations: BTreeMap<String, String>,
     #[serde(default)]
     devices: Vec<RawDevice>,
@@ -83,7 +82,6 @@ struct RawSpec {
 struct RawDevice {
     name: String,
     #[serde(default)]
-    #[allow(dead_code)]
     annotations: BTreeMap<String, String>,
     #[serde(default)]
     container_edits: ContainerEdits,
@@ -251,19 +249,16 @@ impl ContainerEdits {
         Ok(())
     }
 
-    /// The lowest spec version that has every field these edits use.
+    /// The lowest spec version that has every field these edits use (the CDI library's
+    /// rules; the spec-level ones are in [`read_spec`]).
     fn min_version(&self) -> &'static str {
         if !self.net_devices.is_empty() {
             "1.1.0"
         } else if self.intel_rdt.is_some() || !self.additional_gids.is_empty() {
             "0.7.0"
-        } else if self.device_nodes.iter().any(|d| d.host_path.is_some())
-            || self.hooks.iter().any(|h| {
-                h.hook_name == "createRuntime" || h.hook_name == "createContainer" || h.hook_name == "startContainer"
-            })
-        {
+        } else if self.device_nodes.iter().any(|d| d.host_path.as_deref().is_some_and(|h| !h.is_empty())) {
             "0.5.0"
-        } else if self.mounts.iter().any(|m| m.typ.is_some()) {
+        } else if self.mounts.iter().any(|m| m.typ.as_deref().is_some_and(|t| !t.is_empty())) {
             "0.4.0"
         } else {
             "0.3.0"
@@ -470,6 +465,10 @@ fn read_spec(path: &Path, priority: usize) -> Result<(Spec, Vec<(String, Contain
     check_vendor_or_class("class", class).map_err(invalid)?;
     raw.container_edits.validate().map_err(invalid)?;
     let mut need = raw.container_edits.min_version();
+    // Annotations and a dotted class came with 0.6.0.
+    if !raw.annotations.is_empty() || raw.devices.iter().any(|d| !d.annotations.is_empty()) || class.contains('.') {
+        need = need.max("0.6.0");
+    }
     let mut devices: Vec<(String, ContainerEdits)> = Vec::new();
     for d in raw.devices {
         check_device_name(&d.name).map_err(|e| invalid(format!("failed add device {:?}: {e}", d.name)))?;
@@ -483,6 +482,10 @@ fn read_spec(path: &Path, priority: usize) -> Result<(Spec, Vec<(String, Contain
             return Err(invalid(format!("invalid spec, multiple device {:?}", d.name)));
         }
         need = need.max(d.container_edits.min_version());
+        // Names starting with a digit ("0", as nvidia-ctk writes) came with 0.5.0.
+        if d.name.starts_with(|c: char| c.is_ascii_digit()) {
+            need = need.max("0.5.0");
+        }
         devices.push((d.name, d.container_edits));
     }
     if devices.is_empty() {
