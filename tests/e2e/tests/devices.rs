@@ -55,6 +55,14 @@ fn cdi_devices_and_gpus_grant_exactly_the_spec() {
         "could not select device driver \"\" with capabilities: [[gpu]]",
     );
 
+    if have_docker() {
+        docker_refused(
+            &d,
+            &["run", "--gpus", "all", "busybox", "true"],
+            "could not select device driver \"\" with capabilities: [[gpu]]",
+        );
+    }
+
     let cdi = d.dir.path().join("cdi");
     std::fs::create_dir_all(&cdi).unwrap();
     let conf = d.dir.path().join("vendor.conf");
