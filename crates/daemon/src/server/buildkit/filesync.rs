@@ -86,6 +86,7 @@ pub async fn sync(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Synced, SessionError> {
     let call = |source| SessionError::Call { method: super::session::DIFF_COPY, source };
+    tracing::debug!(dir = %req.dir_name, includes = ?req.includes, excludes = ?req.excludes, "session: syncing dir");
     let (tx, rx) = tokio::sync::mpsc::channel::<Packet>(64);
     let outbound = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
     let mut request = tonic::Request::new(outbound);
