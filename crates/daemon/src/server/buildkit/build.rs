@@ -57,9 +57,17 @@ impl V2Query {
     }
 }
 
+/// Where a build's status records go.
+pub(super) enum Sink {
+    /// `aux` messages of `/build?version=2`'s JSON stream.
+    Json(tokio::sync::mpsc::Sender<JsonMessage>),
+    /// The `Status` stream of the control API.
+    Status(tokio::sync::mpsc::Sender<StatusResponse>),
+}
+
 /// One build's progress as BuildKit's status records.
-struct Trace {
-    tx: tokio::sync::mpsc::Sender<JsonMessage>,
+pub(super) struct Trace {
+    sink: Sink,
     build_id: String,
     /// Step vertices by step index, as last sent.
     steps: HashMap<usize, Vertex>,
@@ -68,15 +76,32 @@ struct Trace {
 }
 
 impl Trace {
+    /// A trace of build `build_id` (which makes its vertex digests) into `sink`.
+    pub(super) fn new(sink: Sink, build_id: String) -> Trace {
+        Trace { sink, build_id, steps: HashMap::new(), last_step: None }
+    }
+
     fn digest(&self, key: &str) -> String {
         berth_base::Digest::of(format!("{}/{key}", self.build_id).as_bytes()).to_string()
     }
 
     async fn send(&self, sr: StatusResponse) {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(sr.encode_to_vec());
-        let m =
-            JsonMessage { id: Some(TRACE_ID.into()), aux: Some(serde_json::Value::String(b64)), ..Default::default() };
-        let _ = self.tx.send(m).await;
+        match &self.sink {
+            Sink::Json(tx) => {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(sr.encode_to_vec());
+                let aux = Some(serde_json::Value::String(b64));
+                let _ = tx.send(JsonMessage { id: Some(TRACE_ID.into()), aux, ..Default::default() }).await;
+            }
+            Sink::Status(tx) => {
+                let _ = tx.send(sr).await;
+            }
+        }
+    }
+
+    /// A vertex that only says something (an option berth ignores), started and done.
+    pub(super) async fn note(&self, key: &str, name: &str) {
+        let v = self.begin(key, name).await;
+        self.end(v, None).await
     }
 
     async fn vertex(&self, v: Vertex) {
@@ -220,7 +245,7 @@ impl SyncDirs {
 }
 
 /// Syncs the context, runs the build and reports it on `trace`; returns the image id.
-async fn run(
+pub(super) async fn run(
     e: &Arc<Engine>,
     sessions: &Sessions,
     session: &Arc<Session>,
@@ -432,7 +457,7 @@ pub async fn build(
     let registered = sessions.register_build(&build_id, cancel.clone());
     tokio::spawn(async move {
         let _registered = registered;
-        let mut trace = Trace { tx: tx.clone(), build_id, steps: HashMap::new(), last_step: None };
+        let mut trace = Trace::new(Sink::Json(tx.clone()), build_id);
         let result = tokio::select! {
             r = run(&e, &sessions, &session, q, &mut trace, cancel.clone()) => r,
             _ = session.closed() => Err(super::SessionError::Closed.into()),
@@ -517,7 +542,7 @@ mod tests {
     #[tokio::test]
     async fn steps_become_vertices_with_logs() {
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        let mut t = Trace { tx, build_id: "b".into(), steps: HashMap::new(), last_step: None };
+        let mut t = Trace::new(Sink::Json(tx), "b".into());
         let start = |i, text: &str| BuildProgress {
             index: i,
             event: "start".into(),

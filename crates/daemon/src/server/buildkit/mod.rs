@@ -4,7 +4,9 @@
 //! BuildKit's progress records. The wire messages are in [`proto`]; [`grpc`] puts tonic
 //! on the hijacked connections.
 
+pub mod bridge;
 pub mod build;
+pub mod control;
 pub mod filesync;
 mod grpc;
 pub mod proto;
@@ -21,7 +23,10 @@ pub use session::Sessions;
 
 /// The routes of BuildKit's API (`/build?version=2` goes through `/build`'s route).
 pub fn routes() -> Router<Arc<Engine>> {
-    Router::new().route("/session", post(session::session)).route("/build/cancel", post(build::cancel))
+    Router::new()
+        .route("/session", post(session::session))
+        .route("/build/cancel", post(build::cancel))
+        .route("/grpc", post(control::grpc))
 }
 
 /// What can go wrong talking to a client's session.

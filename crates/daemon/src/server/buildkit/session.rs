@@ -92,6 +92,10 @@ pub struct Sessions {
     added: Arc<tokio::sync::Notify>,
     keys: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     builds: Arc<Mutex<HashMap<String, Arc<std::sync::atomic::AtomicBool>>>>,
+    /// Status streams of the control API's solves.
+    pub status: super::control::StatusBoard,
+    /// Builds whose frontend runs in the client.
+    pub gateway: super::bridge::GatewayBoard,
 }
 
 /// A running build's entry in [`Sessions`], removed when dropped.
