@@ -203,7 +203,7 @@ impl Trace {
 
 /// The lines of a `.dockerignore`, as the patterns the client's file sync excludes.
 fn exclude_patterns(text: &str) -> Vec<String> {
-    berth_context::dockerignore::patterns(text)
+    berth_build::dockerignore::patterns(text)
 }
 
 /// Secret ids the Dockerfile's RUN steps mount.
