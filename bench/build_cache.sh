@@ -6,7 +6,9 @@
 # A context of 2000 small source files and a Dockerfile with a 1 s RUN step, built three
 # ways: cold (empty cache), no change, and one file's content changed. berth uses its own
 # daemon (release build). docker is measured with its legacy builder (DOCKER_BUILDKIT=0):
-# BuildKit needs the buildx plugin, which is reported as not measured when missing.
+# BuildKit needs the buildx plugin, which is reported as not measured when missing. The
+# 20.10 CLI (Debian's /usr/bin/docker) with DOCKER_BUILDKIT=1 is measured against both
+# daemons: berthd serves it BuildKit's API with berth's builder behind it.
 # podman (buildah) is measured when installed.
 # Targets (issue 3, against BuildKit here: cold 2.0 s, no-change 99 ms, one-file 0.77–0.9 s):
 # cold ≤ 0.9×, no-change ≤ 0.5×, one-file ≤ 0.5× of BuildKit.
@@ -74,6 +76,17 @@ read -r b_cold b_none b_one < <(three "$BERTH" build -t bench:berth)
 echo "build (2000-file context, 1 s RUN step), wall time in ms, median of 3"
 printf '  %-18s cold %6s   no-change %6s   one-file %6s\n' berth "$b_cold" "$b_none" "$b_one"
 
+# The 20.10 CLI builds through BuildKit's API (a session and /build?version=2) by itself,
+# without buildx: against berthd here, and against dockerd's own BuildKit below.
+DOCKER20=/usr/bin/docker
+have_docker20() { [ -x "$DOCKER20" ] && "$DOCKER20" --version 2>/dev/null | grep -q 'version 20\.10'; }
+if have_docker20; then
+  if r=$(DOCKER_HOST=$BERTH_HOST DOCKER_BUILDKIT=1 three "$DOCKER20" build -t bench:berth-bk); then
+    read -r bk_cold bk_none bk_one <<<"$r"
+    printf '  %-18s cold %6s   no-change %6s   one-file %6s\n' "berth (20.10 BK)" "$bk_cold" "$bk_none" "$bk_one"
+  fi
+fi
+
 if command -v docker >/dev/null && DOCKER_HOST=unix:///var/run/docker.sock docker info >/dev/null 2>&1; then
   export DOCKER_HOST=unix:///var/run/docker.sock
   docker image inspect busybox:latest >/dev/null 2>&1 || docker import "$work/busybox.tar" busybox:latest >/dev/null
@@ -84,6 +97,15 @@ if command -v docker >/dev/null && DOCKER_HOST=unix:///var/run/docker.sock docke
     printf '  %-18s cold %6s   no-change %6s   one-file %6s\n' "docker (legacy)" "$d_cold" "$d_none" "$d_one"
     printf '  berth/docker-legacy: cold %s, no-change %s, one-file %s\n' \
       "$(ratio "$b_cold" "$d_cold")" "$(ratio "$b_none" "$d_none")" "$(ratio "$b_one" "$d_one")"
+  fi
+  if have_docker20 && [ -n "${bk_cold:-}" ]; then
+    docker builder prune -af >/dev/null 2>&1 || true
+    if r=$(DOCKER_BUILDKIT=1 three "$DOCKER20" build -t bench:docker-bk); then
+      read -r dk_cold dk_none dk_one <<<"$r"
+      printf '  %-18s cold %6s   no-change %6s   one-file %6s\n' "docker (20.10 BK)" "$dk_cold" "$dk_none" "$dk_one"
+      printf '  berth/dockerd, DOCKER_BUILDKIT=1 20.10 CLI: cold %s, no-change %s, one-file %s\n' \
+        "$(ratio "$bk_cold" "$dk_cold")" "$(ratio "$bk_none" "$dk_none")" "$(ratio "$bk_one" "$dk_one")"
+    fi
   fi
   if docker buildx version >/dev/null 2>&1; then
     docker builder prune -af >/dev/null 2>&1 || true

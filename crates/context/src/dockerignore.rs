@@ -57,35 +57,43 @@ pub struct IgnoreMatcher {
 /// `filepath.Clean` for slash-separated paths: the one definition lives in `base::fsroot`.
 pub use berth_base::fsroot::clean_path;
 
+/// The patterns of a `.dockerignore` file's text, as moby's `ReadAll` gives them: `#`
+/// comment lines and blank lines dropped, `!` exceptions kept, leading `/` dropped, each
+/// pattern cleaned (`./a/../b` is `b`). BuildKit sessions send these to the client, whose
+/// file sync leaves out what they match.
+pub fn patterns(text: &str) -> Vec<String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        // Comments are recognised before trimming, as docker does: ` #x` is a pattern.
+        if line.starts_with('#') {
+            continue;
+        }
+        let mut p = line.trim();
+        if p.is_empty() {
+            continue;
+        }
+        let invert = p.starts_with('!');
+        if invert {
+            p = p[1..].trim();
+        }
+        let mut pat = String::new();
+        if !p.is_empty() {
+            pat = clean_path(p);
+            if pat.len() > 1 && pat.starts_with('/') {
+                pat.remove(0);
+            }
+        }
+        lines.push(if invert { format!("!{pat}") } else { pat });
+    }
+    lines
+}
+
 impl IgnoreMatcher {
     /// Parses the text of a `.dockerignore` file: `#` comment lines, blank lines, `!`
     /// exceptions, leading `/` dropped, each pattern cleaned (`./a/../b` is `b`).
     pub fn parse(text: &str) -> Result<IgnoreMatcher, Error> {
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let mut lines = Vec::new();
-        for line in text.lines() {
-            // Comments are recognised before trimming, as docker does: ` #x` is a pattern.
-            if line.starts_with('#') {
-                continue;
-            }
-            let mut p = line.trim();
-            if p.is_empty() {
-                continue;
-            }
-            let invert = p.starts_with('!');
-            if invert {
-                p = p[1..].trim();
-            }
-            let mut pat = String::new();
-            if !p.is_empty() {
-                pat = clean_path(p);
-                if pat.len() > 1 && pat.starts_with('/') {
-                    pat.remove(0);
-                }
-            }
-            lines.push(if invert { format!("!{pat}") } else { pat });
-        }
-        IgnoreMatcher::from_patterns(&lines)
+        IgnoreMatcher::from_patterns(&patterns(text))
     }
 
     /// Compiles already-read patterns (`!` marks an exception), as moby's

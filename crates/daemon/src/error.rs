@@ -59,6 +59,9 @@ pub enum Error {
     /// `POST /swarm/leave` outside a swarm (dockerd's wording).
     #[error("This node is not part of a swarm")]
     NotInSwarm,
+    /// A BuildKit session (its connection, file sync or secrets) failed.
+    #[error(transparent)]
+    BuildSession(#[from] crate::server::buildkit::SessionError),
     /// The image store failed.
     #[error(transparent)]
     Image(#[from] berth_image::Error),
@@ -168,6 +171,7 @@ impl Error {
             Error::NotSwarmManager | Error::NotInSwarm => ErrorKind::Unavailable,
             Error::NotImplemented(_) => ErrorKind::NotImplemented,
             Error::Image(e) => e.kind(),
+            Error::BuildSession(e) => e.kind(),
             Error::Registry(e) | Error::RegistryRefused { source: e, .. } => e.kind(),
             Error::Runtime(e) => e.kind(),
             Error::Network(e) => e.kind(),

@@ -113,6 +113,10 @@ fn parse_until(s: &str) -> Option<i64> {
 /// after the stream began is reported in it, as Docker does. A client that goes away
 /// cancels the build.
 async fn build(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response> {
+    if let Some(v2) = super::buildkit::build::V2Query::decode(req.uri().query())? {
+        let sessions = req.extensions().get::<super::buildkit::Sessions>().cloned().unwrap_or_default();
+        return super::buildkit::build::build(e, sessions, req.uri().query(), v2).await;
+    }
     let r = BuildRequest::decode(req.uri().query(), req.headers())?;
     let source = match r.context {
         ContextChoice::Dir(d) if d.is_dir() => ContextSource::Dir(d),

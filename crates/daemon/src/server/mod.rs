@@ -10,6 +10,7 @@
 pub mod archive;
 mod body;
 pub mod build;
+pub mod buildkit;
 pub mod conn;
 pub mod containers;
 pub mod distribution;
@@ -44,6 +45,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(images::routes())
         .merge(distribution::routes())
         .merge(build::routes())
+        .merge(buildkit::routes())
         .merge(volumes::routes())
         .merge(prune::routes())
         .merge(archive::routes())
@@ -51,6 +53,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(networks::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)
+        .layer(axum::Extension(buildkit::Sessions::default()))
         .with_state(engine)
 }
 

@@ -32,7 +32,8 @@ async fn ping(method: Method) -> Response {
     let mut r = if method == Method::HEAD { Response::new(Body::empty()) } else { Response::new(Body::from("OK")) };
     let h = r.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(berth_api::API_VERSION));
-    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    // BuildKit's API is served (`/session`, `/grpc`, `/build?version=2`): clients pick it.
+    h.insert("Builder-Version", HeaderValue::from_static("2"));
     h.insert("OSType", HeaderValue::from_static("linux"));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
