@@ -100,7 +100,7 @@ impl Daemon {
             .arg(&config)
             .args(["--bridge", &self.bridge, "--nft-table", &self.nft_table])
             .args(&self.extra_args)
-            .env("BERTH_LOG", "debug")
+            .env("BERTH_LOG", "debug,h2=info,hyper=info,tonic=info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
