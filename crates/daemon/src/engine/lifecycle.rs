@@ -535,7 +535,6 @@ impl Engine {
         self.forget(&c.id);
         self.release_volumes(&rec, volumes).await;
         self.forget_execs(&c.id);
-        self.forget_health(&c.id);
         c.events.send_modify(|e| e.removed = true);
         self.emit_container(&rec, "destroy", &[]);
         Ok(())
@@ -583,7 +582,7 @@ impl Engine {
                         if let Err(e) = blocking(move || nets.restore(&r)).await {
                             tracing::warn!(container = %rec.id, error = %e, "restoring the container's network");
                         }
-                        self.start_health_monitor(&c);
+                        self.resume_health_monitor(&c);
                         self.restore_execs(&c).await;
                         let engine = self.clone();
                         tokio::spawn(async move { engine.monitor(c, events).await });
