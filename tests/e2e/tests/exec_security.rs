@@ -94,6 +94,32 @@ fn exec_has_the_containers_seccomp_caps_and_no_new_privs() {
     for name in ["dflt", "unconf", "capdrop", "nnp"] {
         ok(&d.berth(&["rm", "-f", name]));
     }
+
+    // The user and groups: the container's (its --group-add included), or the one asked
+    // for with the container's --group-add added, as dockerd's exec does.
+    // (berth's CLI has no --group-add: the API, as the docker CLI sends it.)
+    let body = r#"{"Image":"busybox","Cmd":["sleep","1000"],"User":"1000:1000","HostConfig":{"GroupAdd":["44"]}}"#;
+    ok(&std::process::Command::new("curl")
+        .args(["-sf", "-X", "POST", "-H", "Content-Type: application/json", "-d", body, "--unix-socket"])
+        .arg(&d.socket)
+        .arg("http://x/v1.41/containers/create?name=groups")
+        .output()
+        .unwrap());
+    ok(&d.berth(&["start", "groups"]));
+    let ids = |extra: &[&str], pid: &str| {
+        let path = format!("/proc/{pid}/status");
+        let mut args = vec!["exec"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["groups", "grep", "-E", "^(Uid|Gid|Groups)", &path]);
+        ok(&d.berth(&args))
+    };
+    let init = ids(&[], "1");
+    assert!(init.contains("Groups:\t44"), "{init}");
+    assert_eq!(ids(&[], "self"), init);
+    let root = ids(&["-u", "0"], "self");
+    assert!(root.starts_with("Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n"), "{root}");
+    assert!(root.lines().any(|l| l.starts_with("Groups:") && l.split_whitespace().any(|g| g == "44")), "{root}");
+    ok(&d.berth(&["rm", "-f", "groups"]));
 }
 
 #[test]
