@@ -29,6 +29,10 @@ pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
 pub struct ErrorBody {
     /// The human-readable message clients print after "Error response from daemon: ".
     pub message: String,
+    /// In a progress stream's `errorDetail`: a status the client exits with (the legacy
+    /// builder's failed RUN gives the command's exit code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
 }
 
 /// One line of the JSON progress stream that image import/pull/push/build return.

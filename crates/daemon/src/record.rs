@@ -141,6 +141,10 @@ pub struct ContainerRecord {
     /// Its published ports with the host ports actually bound, while it runs.
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
+    /// Health-check state (`State.Health`) once its monitor has started: status, failing
+    /// streak and the last five probe results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<berth_api::models::Health>,
 }
 
 impl ContainerRecord {

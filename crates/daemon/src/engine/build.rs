@@ -220,15 +220,25 @@ impl berth_build::executor::Fetcher for HttpFetcher {
     }
 }
 
-/// The legacy builder's message for a RUN step that failed: `The command '/bin/sh -c exit
-/// 1' returned a non-zero code: 1`.
-fn legacy_run_failure(e: &berth_build::Error) -> Option<String> {
+/// The legacy builder's message for a RUN step that failed, `The command '/bin/sh -c exit
+/// 1' returned a non-zero code: 1`, and the exit code.
+fn legacy_run_failure(e: &berth_build::Error) -> Option<(String, i32)> {
     match e {
         berth_build::Error::Step { source, .. } => legacy_run_failure(source),
         berth_build::Error::RunFailed { command, code, .. } => {
-            Some(format!("The command '{command}' returned a non-zero code: {code}"))
+            Some((format!("The command '{command}' returned a non-zero code: {code}"), *code))
         }
         _ => None,
+    }
+}
+
+/// A step's output as the legacy builder streams it: stdout as it is, stderr wrapped in
+/// the bright-red escape codes dockerd's stderr formatter puts around each write.
+fn legacy_output(stream: berth_build::executor::OutputStream, data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    match stream {
+        berth_build::executor::OutputStream::Stdout => text.into_owned(),
+        berth_build::executor::OutputStream::Stderr => format!("\x1b[91m{text}\x1b[0m"),
     }
 }
 
@@ -456,7 +466,7 @@ impl Engine {
                     let text = match ev.kind {
                         EventKind::Step { total, text, .. } => format!("Step {}/{total} : {text}\n", ev.index),
                         EventKind::Cached => " ---> Using cache\n".to_owned(),
-                        EventKind::Output(_, data) => String::from_utf8_lossy(&data).into_owned(),
+                        EventKind::Output(stream, data) => legacy_output(stream, &data),
                         EventKind::StepDone { seconds } => format!(" ---> Done in {seconds:.2}s\n"),
                         // The error message that ends the stream says what failed.
                         EventKind::Failed => return,
@@ -472,8 +482,17 @@ impl Engine {
                 }
                 solver.cleanup();
                 built.map_err(|e| match (legacy_run_failure(&e), e.kind()) {
-                    // The legacy builder's words, which its API clients match on.
-                    (Some(m), _) if !records => Error::InvalidArgument(m),
+                    // The legacy builder's words, which its API clients match on, with the
+                    // command's exit code, which the docker CLI exits with; sent here as
+                    // the stream's last message because only the stream carries the code.
+                    (Some((m, code)), _) if !records => {
+                        send(berth_api::JsonMessage {
+                            error: Some(m.clone()),
+                            error_detail: Some(berth_api::ErrorBody { message: m.clone(), code: Some(code.into()) }),
+                            ..Default::default()
+                        });
+                        Error::InvalidArgument(m)
+                    }
                     (_, berth_base::ErrorKind::InvalidArgument) => Error::InvalidArgument(e.to_string()),
                     _ => Error::Internal(e.to_string()),
                 })

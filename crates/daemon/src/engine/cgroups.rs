@@ -34,6 +34,14 @@ pub struct Limits {
     pub cpu_period: Option<i64>,
     /// Max pids (0 or -1: unlimited).
     pub pids_limit: Option<i64>,
+    /// Block I/O weight, 10..=1000.
+    pub blkio_weight: Option<u16>,
+    /// CPUs allowed (`0-3,5`).
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes allowed (`0,1`).
+    pub cpuset_mems: Option<String>,
+    /// Memory soft limit in bytes.
+    pub memory_reservation: Option<i64>,
 }
 
 struct Mount {
@@ -202,8 +210,114 @@ impl Cgroup {
         if let (Some(dir), Some(p)) = (self.v1("pids"), l.pids_limit) {
             std::fs::write(dir.join("pids.max"), if p <= 0 { "max".to_owned() } else { p.to_string() })?;
         }
+        if let (Some(dir), Some(w)) = (self.v1("blkio"), l.blkio_weight) {
+            // runc's choice: blkio.weight (CFQ) where the kernel has it, else BFQ's file.
+            let file = if dir.join("blkio.weight").exists() { "blkio.weight" } else { "blkio.bfq.weight" };
+            std::fs::write(dir.join(file), w.to_string())?;
+        }
+        if let Some(dir) = self.v1("cpuset") {
+            write_cpuset(dir, l)?;
+        }
+        if let (Some(dir), Some(r)) = (self.v1("memory"), l.memory_reservation) {
+            std::fs::write(dir.join("memory.soft_limit_in_bytes"), r.to_string())?;
+        }
         Ok(())
     }
+}
+
+/// cpuset.cpus and cpuset.mems, the same file names in v1 and v2.
+fn write_cpuset(dir: &Path, l: &Limits) -> io::Result<()> {
+    if let Some(c) = &l.cpuset_cpus {
+        std::fs::write(dir.join("cpuset.cpus"), c)?;
+    }
+    if let Some(m) = &l.cpuset_mems {
+        std::fs::write(dir.join("cpuset.mems"), m)?;
+    }
+    Ok(())
+}
+
+/// dockerd's checks (verifyPlatformContainerResources) of the resources this module
+/// applies: blkio weight range, cpusets within the host's, a memory reservation of at
+/// least 6 MiB and not above the memory limit. Absent or zero values are not checked.
+pub fn check_resources(
+    blkio_weight: Option<u16>,
+    cpuset_cpus: Option<&str>,
+    cpuset_mems: Option<&str>,
+    memory: Option<i64>,
+    memory_reservation: Option<i64>,
+) -> crate::error::Result<()> {
+    use crate::error::Error::InvalidArgument;
+    let reservation = memory_reservation.unwrap_or(0);
+    if reservation > 0 && reservation < 6 * 1024 * 1024 {
+        return Err(InvalidArgument("Minimum memory reservation allowed is 6MB".into()));
+    }
+    if memory.unwrap_or(0) > 0 && reservation > 0 && memory.unwrap_or(0) < reservation {
+        return Err(InvalidArgument(
+            "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
+        ));
+    }
+    let (cpus, mems) = available_cpuset();
+    for (asked, have, what, unit) in [(cpuset_cpus, cpus, "cpus", "CPUs"), (cpuset_mems, mems, "mems", "memory nodes")]
+    {
+        let Some(asked) = asked.filter(|s| !s.is_empty()) else { continue };
+        let Some(set) = parse_cpu_list(asked) else {
+            return Err(InvalidArgument(format!("Invalid value {asked} for cpuset {what}: invalid format: {asked}")));
+        };
+        let available = parse_cpu_list(&have).unwrap_or_default();
+        if !set.is_subset(&available) {
+            return Err(InvalidArgument(format!(
+                "Requested {unit} are not available - requested {asked}, available: {have}"
+            )));
+        }
+    }
+    if blkio_weight.is_some_and(|w| w > 0 && !(10..=1000).contains(&w)) {
+        return Err(InvalidArgument("Range of blkio weight is from 10 to 1000".into()));
+    }
+    Ok(())
+}
+
+/// Parses a cpuset list (`0-3,5`) as the kernel and moby's ParseUintList read it;
+/// `None` when malformed.
+pub fn parse_cpu_list(s: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut set = std::collections::BTreeSet::new();
+    if s.trim().is_empty() {
+        return Some(set);
+    }
+    for part in s.trim().split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a {
+                    return None;
+                }
+                set.extend(a..=b);
+            }
+            None => {
+                set.insert(part.parse().ok()?);
+            }
+        }
+    }
+    Some(set)
+}
+
+/// The CPUs and memory nodes containers may use on this host (the root cpuset: moby's
+/// sysinfo), as lists.
+pub fn available_cpuset() -> (String, String) {
+    let read = |names: &[&str]| {
+        names.iter().find_map(|n| std::fs::read_to_string(n).ok()).map(|s| s.trim().to_owned()).unwrap_or_default()
+    };
+    (
+        read(&[
+            "/sys/fs/cgroup/cpuset/cpuset.cpus",
+            "/sys/fs/cgroup/cpuset.cpus.effective",
+            "/sys/devices/system/cpu/online",
+        ]),
+        read(&[
+            "/sys/fs/cgroup/cpuset/cpuset.mems",
+            "/sys/fs/cgroup/cpuset.mems.effective",
+            "/sys/devices/system/node/online",
+        ]),
+    )
 }
 
 fn apply_v2(dir: &Path, l: &Limits) -> io::Result<()> {
@@ -235,6 +349,19 @@ fn apply_v2(dir: &Path, l: &Limits) -> io::Result<()> {
     }
     if let Some(p) = l.pids_limit {
         std::fs::write(dir.join("pids.max"), max(p))?;
+    }
+    if let Some(w) = l.blkio_weight {
+        // runc: BFQ's weight as is where it exists, else io.weight on its 1..10000 scale.
+        if dir.join("io.bfq.weight").exists() {
+            std::fs::write(dir.join("io.bfq.weight"), w.to_string())?;
+        } else {
+            let v = 1 + (u64::from(w).saturating_sub(10)) * 9999 / 990;
+            std::fs::write(dir.join("io.weight"), v.to_string())?;
+        }
+    }
+    write_cpuset(dir, l)?;
+    if let Some(r) = l.memory_reservation {
+        std::fs::write(dir.join("memory.low"), r.to_string())?;
     }
     Ok(())
 }
@@ -268,6 +395,16 @@ mod tests {
             assert!(d.join("cgroup.procs").exists(), "{}", d.display());
         }
         assert!(!cg.v1.is_empty() || cg.v2.is_some());
+    }
+
+    #[test]
+    fn cpu_lists_parse_as_the_kernel_reads_them() {
+        assert_eq!(parse_cpu_list("0-2,5").unwrap().into_iter().collect::<Vec<_>>(), [0, 1, 2, 5]);
+        assert_eq!(parse_cpu_list("1").unwrap().len(), 1);
+        assert!(parse_cpu_list("").unwrap().is_empty());
+        for bad in ["a", "1-", "3-1", "1,,2", "-1"] {
+            assert!(parse_cpu_list(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

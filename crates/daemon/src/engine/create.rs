@@ -86,6 +86,7 @@ impl Engine {
             volumes: Vec::new(),
             networks,
             ports: Vec::new(),
+            health: None,
         };
         let config_volumes = rec.config.volumes.clone().unwrap_or_default();
         let (volumes, inherited) =
@@ -519,6 +520,7 @@ mod tests {
             volumes: Vec::new(),
             networks: Default::default(),
             ports: Vec::new(),
+            health: None,
         }
     }
 

@@ -279,7 +279,19 @@ impl Engine {
         let rec = c.snapshot();
         let pid = rec.state.pid;
         let o = s.opts.clone();
-        let user = blocking(move || Ok(berth_runtime::spec::resolve_user(&proc_root(pid), &o.user)?)).await?;
+        // dockerd's getUser: the user's groups, then the container's --group-add ones.
+        let group_add = rec.host_config.group_add.clone().unwrap_or_default();
+        let user = blocking(move || {
+            let root = proc_root(pid);
+            let mut user = berth_runtime::spec::resolve_user(&root, &o.user)?;
+            for g in super::sandbox::group_add(&root, &group_add)? {
+                if !user.additional_gids.contains(&g) {
+                    user.additional_gids.push(g);
+                }
+            }
+            Ok(user)
+        })
+        .await?;
         let spec = ExecSpec {
             id: s.id.clone(),
             args: s.opts.args.clone(),

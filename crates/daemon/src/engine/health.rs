@@ -2,8 +2,10 @@
 //! as exec probes in the container while it runs, with moby's timing and verdicts: an
 //! interval (the start interval while starting within the start period), a timeout that
 //! kills the probe, `retries` consecutive failures to turn unhealthy, failures inside the
-//! start period not counted, the last five results kept. The state lives in memory beside
-//! the container (inspect's `State.Health`, `ps`'s `(healthy)`); a status change calls
+//! start period not counted, the last five results kept. The state (inspect's
+//! `State.Health`, `ps`'s `(healthy)`) is part of the container's record and stored with it
+//! after every probe, as dockerd checkpoints it, so a restarted daemon keeps the status,
+//! failing streak and log and resumes the probes where they were; a status change calls
 //! [`Engine::emit_health_status_event`], which publishes it on the events bus.
 
 use std::sync::Arc;
@@ -107,13 +109,8 @@ impl Engine {
     /// `State.Health` for inspect: `None` for a container without a healthcheck.
     pub fn health_of(&self, rec: &ContainerRecord) -> Option<Health> {
         probe_of(rec.config.healthcheck.as_ref(), rec.config.shell.as_deref())?;
-        let map = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        Some(map.get(&rec.id).cloned().unwrap_or_else(|| Health {
-            // Never started: Docker shows the status it starts from.
-            status: Some(HealthStatusEnum::STARTING),
-            failing_streak: Some(0),
-            log: Some(Vec::new()),
-        }))
+        // Never started: Docker shows the status it starts from.
+        Some(rec.health.clone().unwrap_or_else(starting))
     }
 
     /// What `ps` appends to a running container's status: ` (healthy)`, ` (unhealthy)`,
@@ -130,17 +127,28 @@ impl Engine {
         }
     }
 
-    /// Starts the health monitor of a container that has just started (or that a restarted
-    /// daemon found running); it ends by itself when the container stops.
+    /// Starts the health monitor of a container that has just started: its status goes
+    /// back to `starting` with no failures counted (the log is kept, as in dockerd). The
+    /// monitor ends by itself when the container stops.
     pub(super) fn start_health_monitor(self: &Arc<Self>, c: &Arc<Container>) {
         let rec = c.snapshot();
         let Some(probe) = probe_of(rec.config.healthcheck.as_ref(), rec.config.shell.as_deref()) else { return };
-        {
-            let mut map = self.health.lock().unwrap_or_else(|p| p.into_inner());
-            let h = map.entry(rec.id.clone()).or_insert_with(starting);
+        c.update(|r| {
+            let h = r.health.get_or_insert_with(starting);
             h.status = Some(HealthStatusEnum::STARTING);
             h.failing_streak = Some(0);
-        }
+        });
+        self.persist(c);
+        let engine = self.clone();
+        let c = c.clone();
+        tokio::spawn(async move { engine.health_monitor(c, probe).await });
+    }
+
+    /// Resumes the health monitor of a container a restarted daemon found running, with
+    /// the status, failing streak and log it had (dockerd's live restore does the same).
+    pub(super) fn resume_health_monitor(self: &Arc<Self>, c: &Arc<Container>) {
+        let rec = c.snapshot();
+        let Some(probe) = probe_of(rec.config.healthcheck.as_ref(), rec.config.shell.as_deref()) else { return };
         let engine = self.clone();
         let c = c.clone();
         tokio::spawn(async move { engine.health_monitor(c, probe).await });
@@ -169,11 +177,11 @@ impl Engine {
                 return;
             }
             let since_start = (Utc::now() - started).to_std().unwrap_or_default();
-            let changed = {
-                let mut map = self.health.lock().unwrap_or_else(|p| p.into_inner());
-                let h = map.entry(c.id.clone()).or_insert_with(starting);
+            let changed = c.update(|r| {
+                let h = r.health.get_or_insert_with(starting);
                 if record_result(h, &probe, result, since_start) { h.status } else { None }
-            };
+            });
+            self.persist(&c);
             if let Some(status) = changed {
                 self.emit_health_status_event(&c.id, status);
             }
@@ -208,11 +216,6 @@ impl Engine {
         if let Ok(c) = self.get(container_id) {
             self.emit_container(&c.snapshot(), &format!("health_status: {status}"), &[]);
         }
-    }
-
-    /// Forgets the health state of a removed container.
-    pub(super) fn forget_health(&self, container_id: &str) {
-        self.health.lock().unwrap_or_else(|p| p.into_inner()).remove(container_id);
     }
 }
 

@@ -536,7 +536,6 @@ impl Engine {
         self.forget(&c.id);
         self.release_volumes(&rec, volumes).await;
         self.forget_execs(&c.id);
-        self.forget_health(&c.id);
         c.events.send_modify(|e| e.removed = true);
         self.emit_container(&rec, "destroy", &[]);
         Ok(())
@@ -584,7 +583,7 @@ impl Engine {
                         if let Err(e) = blocking(move || nets.restore(&r)).await {
                             tracing::warn!(container = %rec.id, error = %e, "restoring the container's network");
                         }
-                        self.start_health_monitor(&c);
+                        self.resume_health_monitor(&c);
                         self.restore_execs(&c).await;
                         let engine = self.clone();
                         tokio::spawn(async move { engine.monitor(c, events).await });
@@ -793,6 +792,12 @@ impl Engine {
             if let Some(v) = u.cpuset_cpus.clone().filter(|s| !s.is_empty()) {
                 h.cpuset_cpus = Some(v);
             }
+            if let Some(v) = u.cpuset_mems.clone().filter(|s| !s.is_empty()) {
+                h.cpuset_mems = Some(v);
+            }
+            if let Some(v) = u.blkio_weight.filter(|w| *w != 0) {
+                h.blkio_weight = Some(v);
+            }
             if let Some(v) = nz(u.memory) {
                 if nz(h.memory_swap).is_none() {
                     // Keep the swap limit in force on record: twice the old memory limit,
@@ -823,6 +828,10 @@ impl Engine {
                 cpu_quota: nz(u.cpu_quota).or_else(|| nz(u.nano_cpus).map(|n| n / 10_000)),
                 cpu_period: nz(u.cpu_period).or_else(|| nz(u.nano_cpus).map(|_| 100_000)),
                 pids_limit: u.pids_limit,
+                blkio_weight: u.blkio_weight.filter(|w| *w != 0),
+                cpuset_cpus: u.cpuset_cpus.clone().filter(|s| !s.is_empty()),
+                cpuset_mems: u.cpuset_mems.clone().filter(|s| !s.is_empty()),
+                memory_reservation: nz(u.memory_reservation),
             };
             let pid = after.state.pid;
             let applied = blocking(move || {
@@ -857,6 +866,13 @@ fn validate_update(u: &UpdateRequest) -> Result<()> {
             "Minimum memoryswap limit should be larger than memory limit, see usage".to_owned(),
         ));
     }
+    super::cgroups::check_resources(
+        u.blkio_weight,
+        u.cpuset_cpus.as_deref(),
+        u.cpuset_mems.as_deref(),
+        u.memory,
+        u.memory_reservation,
+    )?;
     if let Some(n) = u.nano_cpus.filter(|n| *n != 0) {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
         if n < 0 || n > cpus * 1_000_000_000 {

@@ -138,8 +138,6 @@ pub struct Engine {
     containers: RwLock<HashMap<String, Arc<Container>>>,
     /// Exec instances by id.
     execs: RwLock<HashMap<String, Arc<ExecSession>>>,
-    /// Health-check state of containers with a healthcheck, by container id.
-    health: Mutex<HashMap<String, berth_api::models::Health>>,
     /// Starts container shims.
     launcher: Arc<dyn ShimLauncher>,
     /// Mounts container roots.
@@ -216,7 +214,6 @@ impl Engine {
             store,
             containers: RwLock::new(HashMap::new()),
             execs: RwLock::new(HashMap::new()),
-            health: Mutex::new(HashMap::new()),
             launcher,
             rootfs,
             volumes,

@@ -1098,6 +1098,7 @@ impl Engine {
             volumes: Vec::new(),
             networks: BTreeMap::new(),
             ports: Vec::new(),
+            health: None,
         };
         requested_bindings(&probe)?;
         Ok(eps)
@@ -1373,6 +1374,7 @@ impl Engine {
                 EndpointRecord { network_id: bridge.id.clone(), ..Default::default() },
             )]),
             ports: Vec::new(),
+            health: None,
         };
         let a = self.networks.attach(&rec)?;
         rec.networks = a.endpoints;

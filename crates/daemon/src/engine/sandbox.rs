@@ -294,7 +294,7 @@ pub(crate) struct SecurityOpts {
 /// Go's strconv.ParseBool, which Docker uses for boolean security options.
 /// `--group-add`: numeric gids as given, names looked up in the rootfs's /etc/group
 /// (dockerd's wording when one is missing).
-fn group_add(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>> {
+pub(super) fn group_add(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>> {
     if groups.is_empty() {
         return Ok(Vec::new());
     }

@@ -219,7 +219,7 @@ async fn load(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response>
             Ok(ev) => encode_line(&load_line(&ev)),
             Err(err) => encode_line(&berth_api::JsonMessage {
                 error: Some(err.to_string()),
-                error_detail: Some(berth_api::ErrorBody { message: err.to_string() }),
+                error_detail: Some(berth_api::ErrorBody { message: err.to_string(), code: None }),
                 ..Default::default()
             }),
         };

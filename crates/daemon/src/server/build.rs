@@ -158,7 +158,7 @@ async fn build(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response
                 let msg = err.to_string();
                 Some(berth_api::JsonMessage {
                     error: Some(msg.clone()),
-                    error_detail: Some(berth_api::ErrorBody { message: msg }),
+                    error_detail: Some(berth_api::ErrorBody { message: msg, code: None }),
                     ..Default::default()
                 })
             }
@@ -170,6 +170,9 @@ async fn build(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response
         b.extend_from_slice(b"\r\n");
         Bytes::from(b)
     };
+    // An error the build already put in the stream (the legacy builder's failed RUN, with
+    // its exit code) ends it: the build's result is not reported twice.
+    let done_rx = done_rx.filter(|_| first.as_ref().is_none_or(|m| m.error.is_none()));
     // A silent RUN step writes nothing for a long time, and only a failed write tells the
     // server its client left: a newline each second (JSON decoders skip whitespace between
     // values) makes a vanished client drop this stream, which cancels the build.
@@ -178,7 +181,10 @@ async fn build(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response
         let mut rx = rx?;
         tokio::select! {
             m = rx.recv() => match m {
-                Some(m) => Some((Ok::<_, Infallible>(encode(&m)), (Some(rx), done))),
+                Some(m) => {
+                    let done = if m.error.is_some() { None } else { done };
+                    Some((Ok::<_, Infallible>(encode(&m)), (Some(rx), done)))
+                }
                 None => ended(done).await.map(|m| (Ok(encode(&m)), (None, None))),
             },
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {

@@ -47,7 +47,11 @@ fn encode(m: &JsonMessage) -> Bytes {
 /// The error line that ends a stream (dockerd's shape).
 pub fn error_message(e: &Error) -> JsonMessage {
     let message = e.to_string();
-    JsonMessage { error: Some(message.clone()), error_detail: Some(ErrorBody { message }), ..Default::default() }
+    JsonMessage {
+        error: Some(message.clone()),
+        error_detail: Some(ErrorBody { message, code: None }),
+        ..Default::default()
+    }
 }
 
 /// Runs `work` with a progress channel whose messages become the streamed body.

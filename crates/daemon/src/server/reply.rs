@@ -52,7 +52,7 @@ pub fn error_response(status: StatusCode, message: String) -> Response {
     if status == StatusCode::NOT_MODIFIED {
         return status.into_response();
     }
-    let body = serde_json::to_vec(&berth_api::ErrorBody { message }).unwrap_or_default();
+    let body = serde_json::to_vec(&berth_api::ErrorBody { message, code: None }).unwrap_or_default();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

@@ -6,12 +6,20 @@
 //! back on it. The exec outlives its connection (a daemon killed mid-exec leaves the
 //! process running, its stdin closed and its output dropped) and its exit code is written
 //! to the exit file the request named, so a later daemon can still read it.
+//!
+//! An exec carries exactly the container's confinement, as runc's exec does for Docker:
+//! capabilities (all of them for `--privileged`), no_new_privileges, AppArmor, rlimits and
+//! the container's seccomp filter (see [`SeccompExecutor`] for why the filter is loaded
+//! here rather than by libcontainer).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::LinuxSeccomp;
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, WaitOptions};
 use serde::{Deserialize, Serialize};
@@ -161,6 +169,13 @@ fn process_json(container: &oci_spec::runtime::Spec, s: &ExecSpec) -> serde_json
         let all = crate::spec::host_caps();
         caps = json!({"bounding": all, "effective": all, "permitted": all});
     }
+    if borrows_sys_admin(container, s) {
+        let permitted = caps.get_mut("permitted").and_then(|p| p.as_array_mut());
+        match permitted {
+            Some(p) => p.push(json!(SYS_ADMIN)),
+            None => caps["permitted"] = json!([SYS_ADMIN]),
+        }
+    }
     let mut user = json!({"uid": s.uid, "gid": s.gid});
     if !s.additional_gids.is_empty() {
         user["additionalGids"] = json!(s.additional_gids);
@@ -188,6 +203,89 @@ fn process_json(container: &oci_spec::runtime::Spec, s: &ExecSpec) -> serde_json
     p
 }
 
+const SYS_ADMIN: &str = "CAP_SYS_ADMIN";
+
+/// The container's seccomp profile, which every exec gets (Docker's exec, `--privileged`
+/// included, keeps the container's filter; only a privileged container has none).
+fn container_seccomp(container: &oci_spec::runtime::Spec) -> Option<&LinuxSeccomp> {
+    container.linux().as_ref().and_then(|l| l.seccomp().as_ref())
+}
+
+/// Whether the exec must hold CAP_SYS_ADMIN in its permitted set until its filter is
+/// loaded: without no_new_privileges the kernel loads a filter only for a task with
+/// CAP_SYS_ADMIN in its effective set, and by the time [`SeccompExecutor`] runs
+/// libcontainer has already dropped the capabilities to the container's.
+fn borrows_sys_admin(container: &oci_spec::runtime::Spec, s: &ExecSpec) -> bool {
+    let Some(_) = container_seccomp(container) else { return false };
+    let proc_ = container.process().as_ref();
+    if s.privileged || proc_.and_then(|p| p.no_new_privileges()) == Some(true) {
+        return false;
+    }
+    let has = |set: Option<&oci_spec::runtime::Capabilities>| {
+        set.is_some_and(|c| c.contains(&oci_spec::runtime::Capability::SysAdmin))
+    };
+    let caps = proc_.and_then(|p| p.capabilities().as_ref());
+    !(has(caps.and_then(|c| c.effective().as_ref())) && has(caps.and_then(|c| c.permitted().as_ref())))
+}
+
+/// libcontainer's default executor (execvp of the process's argv), preceded by loading the
+/// container's seccomp filter in the exec's own process, after every other step of its
+/// setup and just before execve.
+///
+/// Written by hand because libcontainer 0.7 cannot do it: its tenant builder (`as_tenant`)
+/// builds the exec's `linux` section afresh from the container's namespaces, cgroupsPath,
+/// personality and time offsets only, so `linux.seccomp` is dropped and its init code,
+/// which would load the filter, never sees one. The process half (capabilities,
+/// no_new_privileges, AppArmor, rlimits, user) comes whole from our process.json, so the
+/// filter is the one thing missing. The executor is the last hook libcontainer gives us
+/// in the new process; it runs after the capability drop, hence [`borrows_sys_admin`]:
+/// CAP_SYS_ADMIN is raised for the load and then removed from the effective and permitted
+/// sets before execve (runc loads the filter before dropping capabilities, which ends in
+/// the same state).
+#[derive(Clone)]
+struct SeccompExecutor {
+    seccomp: LinuxSeccomp,
+    borrowed_sys_admin: bool,
+}
+
+impl SeccompExecutor {
+    fn load(&self) -> Result<(), ExecutorError> {
+        use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
+        let fail = |what: &str, e: &dyn std::fmt::Display| ExecutorError::Other(format!("seccomp: {what}: {e}"));
+        let mut sets = capabilities(None).map_err(|e| fail("failed to read capabilities", &e))?;
+        if self.borrowed_sys_admin {
+            sets.effective |= CapabilitySet::SYS_ADMIN;
+            set_capabilities(None, sets).map_err(|e| fail("failed to raise CAP_SYS_ADMIN", &e))?;
+        }
+        match libcontainer::seccomp::initialize_seccomp(&self.seccomp) {
+            Ok(None) => {}
+            Ok(Some(fd)) => {
+                // SAFETY: the fd was just returned by seccomp(2) and nothing else owns it.
+                drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+                return Err(ExecutorError::Other("seccomp: notify actions are not supported in exec".into()));
+            }
+            Err(e) => return Err(fail("failed to load the container's filter", &chain(&e))),
+        }
+        if self.borrowed_sys_admin {
+            sets.effective.remove(CapabilitySet::SYS_ADMIN);
+            sets.permitted.remove(CapabilitySet::SYS_ADMIN);
+            set_capabilities(None, sets).map_err(|e| fail("failed to drop CAP_SYS_ADMIN", &e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Executor for SeccompExecutor {
+    fn exec(&self, spec: &oci_spec::runtime::Spec) -> Result<(), ExecutorError> {
+        self.load()?;
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &oci_spec::runtime::Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+}
+
 /// Starts an exec in the container whose init is `init`: checks the command resolves in
 /// the container's mount namespace (Docker's 127/126), then runs it through libcontainer's
 /// tenant mode with pipes or a pty. Blocking, a few milliseconds.
@@ -205,19 +303,30 @@ pub(super) fn start(o: &ShimOptions, init: Pid, s: &ExecSpec) -> Result<Exec, Er
         .map_err(|source| Error::Json { context: "failed to encode exec process".into(), source })?;
     berth_base::fsutil::atomic_write(&process_path, &body)
         .map_err(|e| Error::io("failed to write", &process_path, e))?;
-    let result = start_tenant(o, s, &process_path, tag);
+    let executor = container_seccomp(&spec)
+        .map(|sc| SeccompExecutor { seccomp: sc.clone(), borrowed_sys_admin: borrows_sys_admin(&spec, s) });
+    let result = start_tenant(o, s, &process_path, tag, executor);
     let _ = std::fs::remove_file(&process_path);
     // libcontainer's notify socket handling may leave us in its directory.
     let _ = std::env::set_current_dir("/");
     result
 }
 
-fn start_tenant(o: &ShimOptions, s: &ExecSpec, process: &Path, tag: &str) -> Result<Exec, Error> {
+fn start_tenant(
+    o: &ShimOptions,
+    s: &ExecSpec,
+    process: &Path,
+    tag: &str,
+    executor: Option<SeccompExecutor>,
+) -> Result<Exec, Error> {
     let runtime_err =
         |context: &str, e: &dyn std::error::Error| Error::Runtime { context: context.to_owned(), message: chain(e) };
     let mut builder = ContainerBuilder::new(o.id.clone(), SyscallType::default())
         .with_root_path(&o.state_root)
         .map_err(|e| runtime_err("invalid state root", &e))?;
+    if let Some(x) = executor {
+        builder = builder.with_executor(x);
+    }
     let (mut out, mut err, mut stdin, mut console) = (None, None, None, None);
     if s.tty {
         let path = o.bundle.join(format!("exec-console-{tag}.sock"));
@@ -355,6 +464,40 @@ mod tests {
         assert_eq!(parsed.args().as_deref(), Some(&["id".to_owned()][..]));
         let privileged = process_json(&spec, &ExecSpec { privileged: true, ..s });
         assert!(privileged["capabilities"]["bounding"].as_array().unwrap().len() > 1);
+    }
+
+    #[test]
+    fn exec_borrows_sys_admin_only_to_load_a_filter_it_could_not_load_otherwise() {
+        let spec = |nnp: bool, caps: &[&str], seccomp: bool| -> oci_spec::runtime::Spec {
+            let mut v = json!({
+                "ociVersion": "1.0.2",
+                "root": {"path": "/r"},
+                "process": {
+                    "args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                    "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+                },
+                "linux": {}
+            });
+            if nnp {
+                v["process"]["noNewPrivileges"] = json!(true);
+            }
+            if seccomp {
+                v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        let s = ExecSpec { args: vec!["id".into()], ..Default::default() };
+        let plain = spec(false, &["CAP_CHOWN"], true);
+        assert!(borrows_sys_admin(&plain, &s));
+        let p = process_json(&plain, &s);
+        assert_eq!(p["capabilities"]["permitted"], json!(["CAP_CHOWN", "CAP_SYS_ADMIN"]));
+        assert_eq!(p["capabilities"]["bounding"], json!(["CAP_CHOWN"]));
+        assert_eq!(p["capabilities"]["effective"], json!(["CAP_CHOWN"]));
+        // No filter, no_new_privileges, the capability already held, or --privileged: no borrowing.
+        assert!(!borrows_sys_admin(&spec(false, &["CAP_CHOWN"], false), &s));
+        assert!(!borrows_sys_admin(&spec(true, &["CAP_CHOWN"], true), &s));
+        assert!(!borrows_sys_admin(&spec(false, &["CAP_SYS_ADMIN"], true), &s));
+        assert!(!borrows_sys_admin(&plain, &ExecSpec { privileged: true, ..s }));
     }
 
     #[test]
