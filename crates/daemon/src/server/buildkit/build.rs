@@ -474,7 +474,7 @@ pub async fn build(
                 let msg = err.to_string().lines().next().unwrap_or_default().to_owned();
                 JsonMessage {
                     error: Some(msg.clone()),
-                    error_detail: Some(berth_api::ErrorBody { message: msg }),
+                    error_detail: Some(berth_api::ErrorBody { message: msg, code: None }),
                     ..Default::default()
                 }
             }
