@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 command -v docker-registry >/dev/null || { echo "needs Debian's docker-registry" >&2; exit 1; }
 if [ -z "${BERTH:-}" ]; then
   cargo build --release -p berth >&2
-  BERTH=$PWD/target/release/berth
+  BERTH=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 fi
 
 work=$(mktemp -d /tmp/bpushpull.XXXXXX)
@@ -118,5 +118,15 @@ peer() { # $1 = docker|podman
   printf '%-8s %10s %10s %12s %12s\n' "$cli" "$(rate "$mib" "$push_s")" "$(rate "$mib" "$pull_s")" - -
   "$cli" rmi "$reg/bench/img:1" "127.0.0.1:$port2/bench/img:1" >/dev/null 2>&1 || true
 }
+# Docker: the running daemon if one answers, else Debian's dockerd started here by hand with
+# its own roots and socket (no bridge, no iptables), stopped at the end.
+if command -v docker >/dev/null && ! docker info >/dev/null 2>&1 && command -v dockerd >/dev/null; then
+  dockerd --data-root "$work/docker" --exec-root "$work/docker-run" -H "unix://$work/docker.sock" \
+    --pidfile "$work/docker.pid" --bridge none --iptables=false --ip6tables=false \
+    >"$work/dockerd.log" 2>&1 &
+  pids+=($!)
+  export DOCKER_HOST=unix://$work/docker.sock
+  for _ in $(seq 200); do docker info >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then peer docker; else echo "docker: not measured (no daemon answers)"; fi
 if command -v podman >/dev/null; then peer podman; else echo "podman: not installed"; fi

@@ -76,6 +76,9 @@ pub struct DaemonArgs {
     /// Preferred registry mirror for Docker Hub images (repeatable)
     #[arg(long = "registry-mirror")]
     pub registry_mirrors: Vec<String>,
+    /// Directory of per-registry certificates, HOST:PORT/{*.crt,*.cert,*.key} (default /etc/docker/certs.d and /etc/berth/certs.d)
+    #[arg(long = "registry-certs-dir")]
+    pub registry_certs_dir: Option<PathBuf>,
     /// Name of the default bridge network's Linux bridge (default "berth0")
     #[arg(short = 'b', long = "bridge")]
     pub bridge: Option<String>,
@@ -98,16 +101,21 @@ pub struct RegistryConfig {
     pub insecure: Vec<String>,
     /// Mirror URLs tried first for Docker Hub names.
     pub mirrors: Vec<String>,
+    /// Where `HOST:PORT/` certificate directories are looked up instead of the defaults.
+    pub certs_dir: Option<PathBuf>,
 }
 
 impl RegistryConfig {
     /// The settings as the registry client takes them; certificates come from
-    /// `/etc/docker/certs.d` and berth's own `/etc/berth/certs.d`.
+    /// `--registry-certs-dir`, else `/etc/docker/certs.d` and berth's own `/etc/berth/certs.d`.
     pub fn options(&self) -> berth_registry::client::RegistryOptions {
         berth_registry::client::RegistryOptions {
             insecure: self.insecure.clone(),
             mirrors: self.mirrors.clone(),
-            certs_dirs: berth_registry::client::default_certs_dirs(Path::new("/etc/berth")),
+            certs_dirs: match &self.certs_dir {
+                Some(d) => vec![d.clone()],
+                None => berth_registry::client::default_certs_dirs(Path::new("/etc/berth")),
+            },
         }
     }
 }
@@ -372,6 +380,9 @@ impl Config {
         }
         cfg.registry.insecure.extend(args.insecure_registries.iter().cloned());
         cfg.registry.mirrors.extend(args.registry_mirrors.iter().cloned());
+        if let Some(d) = &args.registry_certs_dir {
+            cfg.registry.certs_dir = Some(d.clone());
+        }
         for m in &cfg.registry.mirrors {
             if !(m.starts_with("http://") || m.starts_with("https://")) {
                 return Err(Error::Config(format!("invalid mirror: unsupported scheme \"\" in \"{m}\"")));

@@ -52,8 +52,9 @@ pub enum Error {
     /// An `X-Registry-Auth` header or `POST /auth` body that does not decode.
     #[error("{0}")]
     BadAuthHeader(String),
-    /// A request could not be sent or its answer not read.
-    #[error("{url}: {source}")]
+    /// A request could not be sent or its answer not read (the causes follow, so a TLS
+    /// refusal says which certificate was wrong).
+    #[error("{url}: {}", causes(source))]
     Http {
         /// The URL.
         url: String,
@@ -127,43 +128,33 @@ pub enum Error {
     /// The consumer of a download went away (it reports its own error).
     #[error("the download was cancelled")]
     Cancelled,
-    /// Any other failure of the distribution client.
-    #[error("{0}")]
-    Client(#[source] oci_client::errors::OciDistributionError),
+    /// The registry answered with a status the request does not take, and no error body.
+    #[error("{url}: the registry answered {status}")]
+    Status {
+        /// The request's URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+}
+
+/// An error and its sources, `: `-separated (reqwest's own message says only "error sending
+/// request").
+fn causes(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 impl Error {
-    /// Wraps an error of `oci-client`, reading the registry's error envelope into Docker's
-    /// `code: message` wording.
-    pub fn client(e: oci_client::errors::OciDistributionError) -> Error {
-        use oci_client::errors::OciDistributionError as E;
-        match e {
-            E::UnauthorizedError { .. } => Error::Unauthorized("unauthorized: authentication required".to_owned()),
-            E::AuthenticationFailure(body) => Error::Unauthorized(auth_failure_text(&body)),
-            E::RegistryError { envelope, .. } => match envelope.errors.into_iter().next() {
-                Some(first) => {
-                    let code = serde_json::to_value(&first.code)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_else(|| "UNKNOWN".to_owned());
-                    Error::Registry { code, message: first.message }
-                }
-                None => Error::Protocol("the registry answered with an empty error list".to_owned()),
-            },
-            E::ServerError { code: 404, .. } | E::ImageManifestNotFoundError(_) => {
-                Error::Registry { code: "MANIFEST_UNKNOWN".to_owned(), message: "manifest unknown".to_owned() }
-            }
-            E::RequestError(e) if e.status().is_some_and(|s| s.as_u16() == 401) => {
-                Error::Unauthorized("unauthorized: authentication required".to_owned())
-            }
-            E::RequestError(e) if e.status().is_some_and(|s| s.as_u16() == 403) => Error::Registry {
-                code: "DENIED".to_owned(),
-                message: "requested access to the resource is denied".to_owned(),
-            },
-            other => Error::Client(other),
-        }
-    }
-
     /// A transport error for `url`.
     pub fn http(url: &str, source: reqwest::Error) -> Error {
         Error::Http { url: url.to_owned(), source }
@@ -172,11 +163,10 @@ impl Error {
     /// True for failures worth another attempt: the connection broke, or the registry
     /// answered 5xx / 429.
     pub fn is_transient(&self) -> bool {
-        use oci_client::errors::OciDistributionError as E;
         match self {
             Error::Http { .. } | Error::Stream { .. } => true,
-            Error::Client(E::RequestError(_)) | Error::Client(E::IoError(_)) => true,
-            Error::Client(E::ServerError { code, .. }) => *code >= 500 || *code == 429,
+            Error::Status { status, .. } => *status >= 500 || *status == 429,
+            Error::Registry { code, .. } => code == "TOOMANYREQUESTS",
             _ => false,
         }
     }
@@ -205,34 +195,13 @@ impl Error {
             Error::NoMatchingPlatform { .. } => K::NotFound,
             Error::Protocol(_) | Error::DigestMismatch { .. } => K::InvalidArgument,
             Error::Http { .. } | Error::Stream { .. } | Error::BlobDownload { .. } => K::Unavailable,
-            Error::Cancelled | Error::Client(_) | Error::Io { .. } => K::Internal,
+            Error::Status { status, .. } if *status >= 500 || *status == 429 => K::Unavailable,
+            Error::Status { .. } => K::InvalidArgument,
+            Error::Cancelled | Error::Io { .. } => K::Internal,
             // The server's own start-up failures.
             Error::Addr(_) => K::InvalidArgument,
             Error::RootInUse(_) => K::Conflict,
             Error::Listen { .. } | Error::Tls { .. } | Error::Htpasswd { .. } => K::Internal,
         }
-    }
-}
-
-/// A token server's refusal, in Docker's words where it sent none.
-fn auth_failure_text(body: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct Env {
-        #[serde(default)]
-        errors: Vec<Item>,
-        #[serde(default)]
-        details: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Item {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    match serde_json::from_str::<Env>(body) {
-        Ok(e) if !e.errors.is_empty() => format!("{}: {}", e.errors[0].code.to_ascii_lowercase(), e.errors[0].message),
-        Ok(e) if !e.details.is_empty() => e.details,
-        _ => "unauthorized: authentication required".to_owned(),
     }
 }

@@ -502,12 +502,62 @@ fn build_pulls_a_missing_base() {
     assert!(all.contains("Image is up to date"), "{all}");
 }
 
+#[test]
+fn build_pulls_a_private_base_with_the_users_credentials() {
+    let reg = Registry::start(Some(("erin", "b4se")));
+    let server = format!("127.0.0.1:{}", reg.port);
+    let base = reg.name("private/base:1");
+    let a = Daemon::start();
+    a.import_busybox(&base);
+    ok(&berth(&a, &["login", "-u", "erin", "-p", "b4se", &server]));
+    ok(&berth(&a, &["push", &base]));
+
+    let b = Daemon::start();
+    let dir = b.dir_with("ctx", &format!("FROM {base}\nRUN echo built > /x\n"));
+    let build = |args: &[&str]| {
+        let mut all = vec!["build", "--progress", "plain"];
+        all.extend_from_slice(args);
+        b.berth_cmd(&all).current_dir(&dir).env("DOCKER_CONFIG", config_dir(&b)).output().unwrap()
+    };
+    // Anonymous: the registry refuses, the build says so and stores nothing.
+    let out = build(&["-t", "child:1", "."]);
+    assert!(!out.status.success());
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("unauthorized"), "{all}");
+    assert_eq!(image_count(&b), 0);
+
+    // After login, the CLI sends its credentials in X-Registry-Config and the base comes.
+    ok(&berth(&b, &["login", "-u", "erin", "-p", "b4se", &server]));
+    let out = build(&["-t", "child:1", "."]);
+    let o = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{o}");
+    assert!(o.contains("Pull complete"), "{o}");
+    assert_eq!(inspect(&b, &base)["Id"], inspect(&a, &base)["Id"]);
+
+    // The docker CLI sends the same header from its own config (legacy builder).
+    if have_docker() {
+        let c = Daemon::start();
+        ok(&c.docker(&["login", "-u", "erin", "-p", "b4se", &server]));
+        let dir = c.dir_with("ctx", &format!("FROM {base}\nRUN echo built > /x\n"));
+        let out = c
+            .docker_cmd(&["build", "-t", "child:1", "."])
+            .current_dir(&dir)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(inspect(&c, &base)["Id"], inspect(&a, &base)["Id"]);
+    }
+}
+
 /// A token server (Docker's registry token protocol) for a `docker-registry` configured with
 /// `auth: token`: Basic credentials (or a refresh token) in, an RS256 JWT scoped to what was
 /// asked out. Signing goes through `openssl dgst` with a key the test generates.
 struct TokenAuth {
     port: u16,
     dir: tempfile::TempDir,
+    /// The scopes of each token request, in order.
+    scopes: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
 }
 
 fn b64url(b: &[u8]) -> String {
@@ -536,6 +586,8 @@ fn token_server(user: &'static str, password: &'static str) -> TokenAuth {
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let scopes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = scopes.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut s) = conn else { continue };
@@ -573,6 +625,15 @@ fn token_server(user: &'static str, password: &'static str) -> TokenAuth {
                 .map(|(k, v)| (k.to_owned(), percent_decode(v)))
                 .collect();
             let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            // Several scopes come as repeated `scope` parameters (GET) or space-separated in
+            // one (the OAuth2 form).
+            let asked: Vec<String> = params
+                .iter()
+                .filter(|(k, _)| k == "scope")
+                .flat_map(|(_, v)| v.split(' ').map(str::to_owned).collect::<Vec<_>>())
+                .filter(|v| !v.is_empty())
+                .collect();
+            seen.lock().unwrap().push(asked.clone());
             let refresh_ok = get("grant_type").as_deref() == Some("refresh_token")
                 && get("refresh_token").as_deref() == Some(&format!("refresh-{user}"));
             let creds_ok = basic.as_deref() == Some(&format!("{user}:{password}"));
@@ -586,10 +647,9 @@ fn token_server(user: &'static str, password: &'static str) -> TokenAuth {
                 let _ = s.write_all(body);
                 continue;
             }
-            let access: Vec<serde_json::Value> = params
+            let access: Vec<serde_json::Value> = asked
                 .iter()
-                .filter(|(k, _)| k == "scope")
-                .filter_map(|(_, v)| {
+                .filter_map(|v| {
                     let mut it = v.splitn(3, ':');
                     let (t, name, actions) = (it.next()?, it.next()?, it.next()?);
                     Some(serde_json::json!({ "type": t, "name": name, "actions": actions.split(',').collect::<Vec<_>>() }))
@@ -627,7 +687,7 @@ fn token_server(user: &'static str, password: &'static str) -> TokenAuth {
             );
         }
     });
-    TokenAuth { port, dir }
+    TokenAuth { port, dir, scopes }
 }
 
 fn percent_decode(s: &str) -> String {
@@ -714,6 +774,48 @@ fn bearer_tokens_with_refresh() {
         let out = ok(&d.docker(&["pull", &name]));
         assert!(out.contains("Downloaded newer image"), "{out}");
     }
+}
+
+#[test]
+fn cross_repository_mount_asks_one_token_for_both_repositories() {
+    let auth = token_server("dave", "mount-pw");
+    let reg = Registry::start_token(&auth);
+    let d = Daemon::start();
+    let server = format!("127.0.0.1:{}", reg.port);
+    let (a, b) = (reg.name("src/bb:1"), reg.name("dst/bb:1"));
+    d.import_busybox(&a);
+    ok(&berth(&d, &["login", "-u", "dave", "-p", "mount-pw", &server]));
+    ok(&berth(&d, &["push", &a]));
+    ok(&d.berth(&["tag", &a, &b]));
+    auth.scopes.lock().unwrap().clear();
+    let out = ok(&berth(&d, &["push", &b]));
+    assert!(out.contains("Mounted from src/bb"), "{out}");
+    let asked = auth.scopes.lock().unwrap().clone();
+    let want = vec!["repository:dst/bb:pull,push".to_owned(), "repository:src/bb:pull".to_owned()];
+    assert!(asked.contains(&want), "token requests: {asked:?}");
+
+    // The same with Basic credentials on a GET (no refresh token stored).
+    let c = reg.name("dst2/bb:1");
+    ok(&d.berth(&["tag", &a, &c]));
+    let cfg = config_dir(&d).join("config.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    v["auths"][&server] = serde_json::json!({ "auth": b64std("dave:mount-pw") });
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    auth.scopes.lock().unwrap().clear();
+    let out = ok(&berth(&d, &["push", &c]));
+    assert!(out.contains("Mounted from"), "{out}");
+    let asked = auth.scopes.lock().unwrap().clone();
+    assert!(
+        asked.iter().any(|s| s.len() == 2
+            && s[0] == "repository:dst2/bb:pull,push"
+            && (s[1] == "repository:src/bb:pull" || s[1] == "repository:dst/bb:pull")),
+        "token requests: {asked:?}"
+    );
+}
+
+fn b64std(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// A small ext4 filesystem on a loop device mounted at a path, unmounted on drop.

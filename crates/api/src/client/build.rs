@@ -9,9 +9,21 @@ use crate::query;
 
 impl Client {
     /// `POST /build` with a context `body` (a tar, or empty with `context_dir` naming a
-    /// directory on the daemon's machine); the answer is the build's progress stream.
-    pub async fn build_image(&self, q: &query::Build, context_dir: Option<&str>, body: Body) -> Result<JsonStream> {
+    /// directory on the daemon's machine), and the user's registry credentials for pulling
+    /// bases in `registry_config` (the `X-Registry-Config` value); the answer is the build's
+    /// progress stream.
+    pub async fn build_image(
+        &self,
+        q: &query::Build,
+        context_dir: Option<&str>,
+        registry_config: Option<&str>,
+        body: Body,
+    ) -> Result<JsonStream> {
         let mut req = self.build(Method::POST, "/build", Some(&q.to_query()), body)?;
+        if let Some(v) = registry_config.filter(|v| !v.is_empty()) {
+            let v = header::HeaderValue::from_str(v).map_err(|e| ClientError::Request(e.to_string()))?;
+            req.headers_mut().insert("x-registry-config", v);
+        }
         req.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/x-tar"));
         if let Some(dir) = context_dir {
             let v = header::HeaderValue::from_str(dir).map_err(|e| ClientError::Request(e.to_string()))?;

@@ -209,12 +209,12 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         let mut input = Vec::new();
         tokio::io::stdin().read_to_end(&mut input).await?;
         let tar = if is_archive(&input) { input } else { dockerfile_tar(&input)? };
-        c.build_image(&q, None, berth_api::client::full_body(tar)).await?
+        c.build_image(&q, None, Some(&super::registry::registry_config()?), berth_api::client::full_body(tar)).await?
     } else if is_remote_context(&a.path) {
         // The daemon fetches it (git checkout or download), as it does for docker-py.
         q.remote = Some(a.path.clone());
         q.dockerfile = a.file.clone();
-        c.build_image(&q, None, berth_api::client::empty_body()).await?
+        c.build_image(&q, None, Some(&super::registry::registry_config()?), berth_api::client::empty_body()).await?
     } else {
         let ctx: PathBuf = std::path::absolute(&a.path).map_err(|e| CliError::Message(format!("{}: {e}", a.path)))?;
         if !ctx.is_dir() {
@@ -238,7 +238,8 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<(), CliError> {
         let file = stdin_file.as_ref().map(|d| d.join("Dockerfile").display().to_string()).or(a.file.clone());
         let r = if c.is_local() {
             q.dockerfile = dockerfile_param(&ctx, file.as_deref())?;
-            c.build_image(&q, Some(&ctx.display().to_string()), berth_api::client::empty_body())
+            let creds = super::registry::registry_config()?;
+            c.build_image(&q, Some(&ctx.display().to_string()), Some(&creds), berth_api::client::empty_body())
                 .await
                 .map_err(Into::into)
         } else {
@@ -286,7 +287,8 @@ async fn upload_context(
         }
         Ok(())
     });
-    let sent = c.build_image(q, None, berth_api::client::channel_body(rx)).await;
+    let creds = super::registry::registry_config()?;
+    let sent = c.build_image(q, None, Some(&creds), berth_api::client::channel_body(rx)).await;
     match writer.await {
         Ok(Err(e)) => Err(e.into()),
         _ => Ok(sent?),

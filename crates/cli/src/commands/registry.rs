@@ -192,6 +192,29 @@ pub fn load_auth(key: &str) -> Result<AuthConfig, CliError> {
     Ok(a)
 }
 
+/// The `X-Registry-Config` value `build` sends: every stored credential, keyed by server, so
+/// the daemon can pull private bases (as the docker CLI sends `GetAllCredentials`).
+pub fn registry_config() -> Result<String, CliError> {
+    let cfg = read_config()?;
+    let mut keys: Vec<String> = Vec::new();
+    for section in ["auths", "credHelpers"] {
+        if let Some(m) = cfg.get(section).and_then(|v| v.as_object()) {
+            keys.extend(m.keys().cloned());
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    let mut all = std::collections::BTreeMap::new();
+    for k in keys {
+        let a = load_auth(&k)?;
+        if !a.username.is_empty() || !a.identity_token.is_empty() {
+            all.insert(k, a);
+        }
+    }
+    let json = serde_json::to_vec(&all).map_err(|e| CliError::Message(e.to_string()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE.encode(json))
+}
+
 fn store_auth(key: &str, a: &AuthConfig) -> Result<(), CliError> {
     let mut cfg = read_config()?;
     if let Some(h) = helper_for(&cfg, key) {

@@ -348,6 +348,7 @@ impl Engine {
         self: &Arc<Self>,
         q: berth_api::query::Build,
         source: ContextSource,
+        auths: berth_registry::client::AuthConfigs,
         tx: tokio::sync::mpsc::Sender<berth_api::JsonMessage>,
         cancel: Arc<AtomicBool>,
     ) -> crate::error::Result<String> {
@@ -389,7 +390,7 @@ impl Engine {
                 let plan =
                     berth_build::frontend::plan(&text, &name).map_err(|e| Error::InvalidArgument(e.to_string()))?;
                 // Missing base images are pulled first (all of them with --pull).
-                engine.pull_build_bases(&handle, &plan, q.pull, q.platform.as_deref(), &|t| {
+                engine.pull_build_bases(&handle, &plan, q.pull, q.platform.as_deref(), &auths, &|t| {
                     if !q.quiet {
                         send(stream_msg(t))
                     }

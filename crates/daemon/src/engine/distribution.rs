@@ -10,6 +10,7 @@ use berth_api::{JsonMessage, ProgressDetail};
 use berth_base::{Digest, ErrorKind, Reference};
 use berth_image::{Image, Layer, LayerSource};
 use berth_registry::client::{AuthConfig, BlobProgress, Descriptor, Endpoint, Platform, Resolved, Session};
+use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{Engine, blocking};
@@ -17,6 +18,8 @@ use crate::error::{Error, Result};
 
 /// How many layers download at once (dockerd's `max-concurrent-downloads` default).
 const CONCURRENT_DOWNLOADS: usize = 3;
+/// How many layers upload at once (dockerd's `max-concurrent-uploads` default).
+const CONCURRENT_UPLOADS: usize = 5;
 
 /// Where progress messages go (the response body of a pull or push).
 pub type Progress = UnboundedSender<JsonMessage>;
@@ -162,13 +165,8 @@ impl Engine {
             r.digest().map(|d| d.to_string()).or_else(|| r.tag().map(str::to_owned)).unwrap_or_else(|| "latest".into());
         let mut last = None;
         for ep in opts.endpoints(r) {
-            let res = match opts.credentials(&ep, r.path(), false, auth).await {
-                Ok(a) => {
-                    let s = Arc::new(opts.session(&ep, r.path(), &a)?);
-                    s.resolve(&want, platform).await.map(|res| (s, res))
-                }
-                Err(e) => Err(e),
-            };
+            let s = Arc::new(opts.session(&ep, r.path(), auth, false)?);
+            let res = s.resolve(&want, platform).await.map(|res| (s, res));
             match res {
                 Ok(v) => return Ok(v),
                 Err(e) if ep.mirror => {
@@ -199,7 +197,7 @@ impl Engine {
             let opts = self.cfg.registry.options();
             let mut last = None;
             for ep in opts.endpoints(&r) {
-                let s = opts.session(&ep, r.path(), &auth)?;
+                let s = opts.session(&ep, r.path(), &auth, false)?;
                 match s.tags().await {
                     Ok(mut tags) => {
                         tags.sort();
@@ -563,9 +561,8 @@ impl Engine {
         .await?;
         let ep = self.registry_endpoint(&repo).ok_or_else(|| Error::Internal("no registry endpoint".into()))?;
         let opts = self.cfg.registry.options();
-        let auth = opts.credentials(&ep, repo.path(), true, &auth).await?;
-        let session = Arc::new(opts.session(&ep, repo.path(), &auth)?);
-        session.authenticate(true).await?;
+        let session = Arc::new(opts.session(&ep, repo.path(), &auth, true)?);
+        session.authenticate().await?;
         Ok(PushPlan { repo, items, session })
     }
 
@@ -586,27 +583,15 @@ impl Engine {
         for l in layers.iter().rev() {
             let _ = tx.send(msg("Preparing", Some(&short(&l.diff_id))));
         }
-        let mut pushed: Vec<Layer> = Vec::with_capacity(layers.len());
-        for l in &layers {
-            let sid = short(&l.diff_id);
-            let images = self.images.clone();
-            let l2 = l.clone();
-            // Compressed once, kept: a second push finds it in the store.
-            let blob = blocking(move || Ok(images.push_blob(&l2)?)).await?;
-            if s.blob_exists(&blob.blob).await? {
-                let _ = tx.send(msg("Layer already exists", Some(&sid)));
-            } else if let Some(from) = self.mount_source(r, &blob.blob).await
-                && s.mount(&blob.blob, &from).await
-            {
-                let _ = tx.send(msg(format!("Mounted from {from}"), Some(&sid)));
-            } else {
-                let src = self.images.content().open_blob(&blob.blob)?;
-                let bar = UploadBar { tx: tx.clone(), id: sid.clone(), total: blob.size, last: Instant::now() };
-                s.upload_blob(&blob.blob, blob.size, Box::new(src), Box::new(bar)).await?;
-                let _ = tx.send(msg("Pushed", Some(&sid)));
-            }
-            pushed.push(blob);
-        }
+        // Layers go up concurrently (dockerd's max-concurrent-uploads is 5), so one layer's
+        // compression overlaps another's upload; the manifest lists them in order.
+        let uploads: Vec<_> = layers.iter().map(|l| Box::pin(self.push_layer(s, r, l, tx))).collect();
+        let pushed: Vec<Layer> = futures_util::stream::iter(uploads)
+            .buffered(CONCURRENT_UPLOADS)
+            .collect::<Vec<Result<Layer>>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<Layer>>>()?;
         // The config, byte for byte: the image id stays the same on the other side.
         let config = self.images.content().read(&img.id)?;
         if !s.blob_exists(&img.id).await? {
@@ -635,6 +620,29 @@ impl Engine {
             ..Default::default()
         });
         Ok(())
+    }
+
+    /// Pushes one layer: its compressed form (made once and kept), unless the registry has
+    /// it already or can mount it from another repository.
+    async fn push_layer(&self, s: &Session, r: &Reference, l: &Layer, tx: &Progress) -> Result<Layer> {
+        let sid = short(&l.diff_id);
+        let images = self.images.clone();
+        let l2 = l.clone();
+        // Compressed once, kept: a second push finds it in the store.
+        let blob = blocking(move || Ok(images.push_blob(&l2)?)).await?;
+        if s.blob_exists(&blob.blob).await? {
+            let _ = tx.send(msg("Layer already exists", Some(&sid)));
+        } else if let Some(from) = self.mount_source(r, &blob.blob).await
+            && s.mount(&blob.blob, &from).await
+        {
+            let _ = tx.send(msg(format!("Mounted from {from}"), Some(&sid)));
+        } else {
+            let src = self.images.content().open_blob(&blob.blob)?;
+            let bar = UploadBar { tx: tx.clone(), id: sid.clone(), total: blob.size, last: Instant::now() };
+            s.upload_blob(&blob.blob, blob.size, Box::new(src), Box::new(bar)).await?;
+            let _ = tx.send(msg("Pushed", Some(&sid)));
+        }
+        Ok(blob)
     }
 
     /// Another repository of the same registry that an image holding `blob` came from or went
@@ -711,13 +719,15 @@ impl Engine {
     /// Pulls the base images a Dockerfile names that are not stored (all of them when
     /// `always`, as `build --pull` asks), before the build starts. Progress goes to `say` as
     /// text lines. Bases named through a build argument are left to the solver (which
-    /// reports them missing by name); `scratch` and earlier stages are not images.
+    /// reports them missing by name); `scratch` and earlier stages are not images. A base
+    /// from a registry that wants credentials is pulled with those `auths` holds for it.
     pub(crate) fn pull_build_bases(
         self: &Arc<Self>,
         handle: &tokio::runtime::Handle,
         plan: &berth_build::plan::Plan,
         always: bool,
         platform: Option<&str>,
+        auths: &berth_registry::client::AuthConfigs,
         say: &dyn Fn(String),
     ) -> Result<()> {
         let mut stages: Vec<String> = Vec::new();
@@ -734,8 +744,10 @@ impl Engine {
                         let engine = self.clone();
                         let b = base.clone();
                         let plat = plat.map(str::to_owned);
+                        // The user's credentials for the base's registry, as the CLI sent them.
+                        let auth = Reference::parse(base).map(|r| auths.for_domain(r.domain())).unwrap_or_default();
                         let res = handle.block_on(async move {
-                            let plan = engine.prepare_pull(&b, None, plat.as_deref(), AuthConfig::default()).await?;
+                            let plan = engine.prepare_pull(&b, None, plat.as_deref(), auth).await?;
                             engine.run_pull(plan, &tx).await
                         });
                         while let Ok(m) = rx.try_recv() {

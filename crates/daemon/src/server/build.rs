@@ -44,6 +44,8 @@ pub struct BuildRequest {
     pub query: query::Build,
     /// Where the context is.
     pub context: ContextChoice,
+    /// Registry credentials for pulling bases (`X-Registry-Config`).
+    pub auths: berth_registry::client::AuthConfigs,
 }
 
 fn context_not_found(d: &std::path::Path) -> Error {
@@ -63,7 +65,12 @@ impl BuildRequest {
                 None => ContextChoice::Upload,
             },
         };
-        Ok(BuildRequest { query, context })
+        let auths = headers
+            .get("x-registry-config")
+            .and_then(|v| v.to_str().ok())
+            .map(berth_registry::client::AuthConfigs::from_header)
+            .unwrap_or_default();
+        Ok(BuildRequest { query, context, auths })
     }
 }
 
@@ -137,7 +144,7 @@ async fn build(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Response
     });
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<String>>();
     tokio::spawn(async move {
-        let result = e.build(r.query, source, tx, cancel).await;
+        let result = e.build(r.query, source, r.auths, tx, cancel).await;
         watcher.abort();
         let _ = done_tx.send(result);
     });

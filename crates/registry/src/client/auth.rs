@@ -3,7 +3,6 @@
 //! speaks both answers a registry's `/v2/` can give (a Bearer token realm or Basic auth).
 
 use base64::Engine as _;
-use oci_client::secrets::RegistryAuth;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -77,16 +76,46 @@ impl AuthConfig {
     pub fn is_anonymous(&self) -> bool {
         self.username.is_empty() && self.identity_token.is_empty() && self.registry_token.is_empty()
     }
+}
 
-    /// The credential the distribution client presents.
-    pub(crate) fn registry_auth(&self) -> RegistryAuth {
-        if !self.registry_token.is_empty() {
-            RegistryAuth::Bearer(self.registry_token.clone())
-        } else if !self.username.is_empty() {
-            RegistryAuth::Basic(self.username.clone(), self.password.clone())
-        } else {
-            RegistryAuth::Anonymous
+/// The credentials of every registry, as the docker CLI sends them with `POST /build` in
+/// `X-Registry-Config` (URL-safe base64 of a JSON map from server address to `AuthConfig`),
+/// so the builder can pull private bases. dockerd ignores a header that does not decode;
+/// so does this (the build goes on anonymously).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfigs(pub std::collections::BTreeMap<String, AuthConfig>);
+
+impl AuthConfigs {
+    /// Decodes an `X-Registry-Config` header.
+    pub fn from_header(value: &str) -> AuthConfigs {
+        let value = value.trim();
+        let e = base64::engine::general_purpose::URL_SAFE;
+        let bytes = e
+            .decode(value)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value.trim_end_matches('=')))
+            .or_else(|_| base64::engine::general_purpose::STANDARD.decode(value));
+        let map: std::collections::BTreeMap<String, AuthConfig> =
+            bytes.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        AuthConfigs(map)
+    }
+
+    /// The credentials for registry `domain` (`docker.io` for Docker Hub names): the entry
+    /// whose key, stripped of scheme and path as dockerd strips it, names that host.
+    pub fn for_domain(&self, domain: &str) -> AuthConfig {
+        let hub = |h: &str| matches!(h, "docker.io" | "index.docker.io" | "registry-1.docker.io");
+        for (k, v) in &self.0 {
+            let host = k.trim_start_matches("https://").trim_start_matches("http://");
+            let host = host.split('/').next().unwrap_or_default();
+            if host == domain || (hub(host) && hub(domain)) {
+                let mut a = v.clone();
+                a.expand_auth();
+                if a.server_address.is_empty() {
+                    a.server_address = k.clone();
+                }
+                return a;
+            }
         }
+        AuthConfig::default()
     }
 }
 
@@ -264,38 +293,42 @@ fn token_error_text(body: &str, st: reqwest::StatusCode) -> String {
     }
 }
 
-/// Trades a refresh token (`identitytoken`, from an earlier login) for an access token scoped
-/// to `repository` (`pull`, or `pull,push`), with OAuth2's `refresh_token` grant as Docker does.
-pub(crate) async fn refresh(
+/// Fetches a Bearer token for `scopes` (`repository:NAME:pull[,push]`, several at once for a
+/// cross-repository mount) from `realm`: with a refresh token (`identitytoken`, from an
+/// earlier login) through OAuth2's `refresh_token` grant, else a GET with Basic credentials
+/// (or none, for an anonymous token), as Docker's client does.
+pub(crate) async fn fetch_token(
     http: &reqwest::Client,
-    base: &str,
-    repository: &str,
-    push: bool,
+    realm: &str,
+    service: &str,
+    scopes: &[String],
     auth: &AuthConfig,
 ) -> Result<String, Error> {
-    let url = format!("{base}/v2/");
-    let res = http.get(&url).send().await.map_err(|e| Error::http(&url, e))?;
-    let ch = res
-        .headers()
-        .get(reqwest::header::WWW_AUTHENTICATE)
-        .and_then(|h| h.to_str().ok())
-        .and_then(Challenge::parse)
-        .filter(|c| c.scheme == "bearer")
-        .ok_or_else(|| Error::Unauthorized("unauthorized: the registry does not take refresh tokens".into()))?;
-    let realm = ch.param("realm").ok_or_else(|| Error::Protocol(format!("{url}: Bearer challenge without realm")))?;
-    let scope = format!("repository:{repository}:{}", if push { "pull,push" } else { "pull" });
-    let res = http
-        .post(realm)
-        .form(&[
+    let req = if !auth.identity_token.is_empty() {
+        // The form takes all scopes space-separated in one field (RFC 6749 §3.3).
+        let scope = scopes.join(" ");
+        http.post(realm).form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", auth.identity_token.as_str()),
             ("client_id", "docker"),
-            ("service", ch.param("service").unwrap_or_default()),
+            ("service", service),
             ("scope", scope.as_str()),
         ])
-        .send()
-        .await
-        .map_err(|e| Error::http(realm, e))?;
+    } else {
+        let mut q: Vec<(&str, &str)> = Vec::new();
+        if !service.is_empty() {
+            q.push(("service", service));
+        }
+        for s in scopes {
+            q.push(("scope", s));
+        }
+        let mut req = http.get(realm).query(&q);
+        if !auth.username.is_empty() {
+            req = req.query(&[("account", auth.username.as_str())]).basic_auth(&auth.username, Some(&auth.password));
+        }
+        req
+    };
+    let res = req.send().await.map_err(|e| Error::http(realm, e))?;
     let st = res.status();
     if !st.is_success() {
         let body = res.text().await.unwrap_or_default();
@@ -303,7 +336,7 @@ pub(crate) async fn refresh(
     }
     let t: TokenAnswer =
         res.json().await.map_err(|e| Error::Protocol(format!("{realm}: malformed token answer: {e}")))?;
-    let token = if t.access_token.is_empty() { t.token } else { t.access_token };
+    let token = if t.token.is_empty() { t.access_token } else { t.token };
     if token.is_empty() {
         return Err(Error::Protocol(format!("{realm}: the token server answered without a token")));
     }
@@ -330,6 +363,18 @@ mod tests {
         let b = AuthConfig::from_header(&raw).unwrap();
         assert_eq!((b.username.as_str(), b.password.as_str()), ("u", "pw"));
         assert!(AuthConfig::from_header("%%%").is_err());
+    }
+
+    #[test]
+    fn build_auth_configs_pick_the_registry() {
+        let json =
+            br#"{"https://index.docker.io/v1/":{"auth":"aHViOnB3"},"127.0.0.1:5000":{"username":"u","password":"p"}}"#;
+        let h = base64::engine::general_purpose::URL_SAFE.encode(json);
+        let c = AuthConfigs::from_header(&h);
+        assert_eq!(c.for_domain("127.0.0.1:5000").username, "u");
+        assert_eq!(c.for_domain("docker.io").username, "hub");
+        assert!(c.for_domain("127.0.0.1:5001").is_anonymous());
+        assert!(AuthConfigs::from_header("%%").0.is_empty());
     }
 
     #[test]

@@ -1,23 +1,22 @@
 //! The distribution client: which endpoint serves a reference (mirrors for Docker Hub names,
-//! plain HTTP for insecure registries, CAs from `certs.d`), a session per registry and
-//! repository on top of `oci-client` (its token flow and blob calls), and the pull and push
-//! steps the daemon drives. Everything here is async and HTTP-only: storing what arrives is the
+//! plain HTTP for insecure registries, CAs and client certificates from `certs.d`), a session
+//! per registry and repository (`transport.rs`: the token flow and the requests), and the
+//! pull and push steps the daemon drives. Everything here is async and HTTP-only: storing what arrives is the
 //! image crate's business.
 
 pub mod auth;
 pub mod pull;
 pub mod push;
 pub mod resolve;
+pub mod transport;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use berth_base::Reference;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
 
-pub use auth::{AuthConfig, Challenge, LoginOutcome};
+pub use auth::{AuthConfig, AuthConfigs, Challenge, LoginOutcome};
 pub use pull::{BlobProgress, fetch_blob};
 pub use resolve::{Descriptor, Platform, Resolved};
 
@@ -115,34 +114,76 @@ impl RegistryOptions {
         Endpoint { host: host.to_owned(), scheme, mirror: false }
     }
 
-    /// The CA certificates `certs.d/HOST[:PORT]/*.crt` holds for `host`.
-    fn certificates(&self, host: &str) -> Result<Vec<Certificate>, Error> {
-        let mut out = Vec::new();
+    /// What `certs.d/HOST[:PORT]/` holds for `host`, read as dockerd reads it: every `*.crt`
+    /// is a CA to trust, every `NAME.cert` a client certificate whose key is `NAME.key`
+    /// (a certificate without its key, or a key without its certificate, is an error).
+    fn certificates(&self, host: &str) -> Result<(Vec<reqwest::Certificate>, Option<reqwest::Identity>), Error> {
+        let mut cas = Vec::new();
+        let mut identity = None;
         for dir in &self.certs_dirs {
             let d = dir.join(host);
             let Ok(rd) = std::fs::read_dir(&d) else { continue };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "crt") {
-                    let data = std::fs::read(&p).map_err(|source| Error::Io { path: p.clone(), source })?;
-                    out.push(Certificate { encoding: CertificateEncoding::Pem, data });
+            let mut names: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            names.sort();
+            for p in names {
+                let read = |p: &Path| std::fs::read(p).map_err(|source| Error::Io { path: p.to_owned(), source });
+                match p.extension().and_then(|x| x.to_str()) {
+                    Some("crt") => {
+                        let pem = read(&p)?;
+                        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                            .map_err(|e| Error::Protocol(format!("CA certificate {}: {e}", p.display())))?;
+                        cas.extend(certs);
+                    }
+                    Some("cert") => {
+                        let key = p.with_extension("key");
+                        if !key.exists() {
+                            return Err(Error::Protocol(format!(
+                                "missing key {} for client certificate {}. CA certificates must use the extension .crt",
+                                key.display(),
+                                p.display()
+                            )));
+                        }
+                        let mut pem = read(&p)?;
+                        pem.push(b'\n');
+                        pem.extend(read(&key)?);
+                        let id = reqwest::Identity::from_pem(&pem)
+                            .map_err(|e| Error::Protocol(format!("client certificate {}: {e}", p.display())))?;
+                        // dockerd offers every pair; rustls presents one, so the first one wins.
+                        identity.get_or_insert(id);
+                    }
+                    Some("key") => {
+                        let cert = p.with_extension("cert");
+                        if !cert.exists() {
+                            return Err(Error::Protocol(format!(
+                                "missing client certificate {} for key {}",
+                                cert.display(),
+                                p.display()
+                            )));
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
-        Ok(out)
+        Ok((cas, identity))
     }
 
-    /// A plain HTTP client for `endpoint` (login checks), trusting its `certs.d` CAs.
+    /// An HTTP client for `endpoint`, trusting its `certs.d` CAs and presenting its client
+    /// certificate (for TLS endpoints: dockerd reads `certs.d` only for secure registries).
     pub fn http_client(&self, endpoint: &Endpoint) -> Result<reqwest::Client, Error> {
         install_crypto();
         let mut b = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(60));
-        for c in self.certificates(&endpoint.host)? {
-            let cert = reqwest::Certificate::from_pem(&c.data)
-                .map_err(|e| Error::Protocol(format!("certs.d CA for {}: {e}", endpoint.host)))?;
-            b = b.tls_certs_merge([cert]);
+        if endpoint.scheme == "https" {
+            let (cas, identity) = self.certificates(&endpoint.host)?;
+            if !cas.is_empty() {
+                b = b.tls_certs_merge(cas);
+            }
+            if let Some(id) = identity {
+                b = b.identity(id);
+            }
         }
         b.build().map_err(|e| Error::http(&endpoint.base(), e))
     }
@@ -154,41 +195,24 @@ impl RegistryOptions {
         auth::login(&http, &ep.base(), auth).await
     }
 
-    /// `auth` ready for a session: a refresh token (`identitytoken`) is traded for an access
-    /// token scoped to `repository` first; other credentials pass unchanged.
-    pub async fn credentials(
+    /// A session on `repository` at `endpoint` with `auth`, for pulling or (`push`) pushing:
+    /// its token, when the registry wants one, is scoped to that.
+    pub fn session(
         &self,
         endpoint: &Endpoint,
         repository: &str,
-        push: bool,
         auth: &AuthConfig,
-    ) -> Result<AuthConfig, Error> {
-        if auth.identity_token.is_empty() || !auth.registry_token.is_empty() {
-            return Ok(auth.clone());
-        }
-        let http = self.http_client(endpoint)?;
-        let token = auth::refresh(&http, &endpoint.base(), repository, push, auth).await?;
-        Ok(AuthConfig { registry_token: token, ..auth.clone() })
-    }
-
-    /// A session on `repository` at `endpoint` with `auth`.
-    pub fn session(&self, endpoint: &Endpoint, repository: &str, auth: &AuthConfig) -> Result<Session, Error> {
-        install_crypto();
-        let protocol =
-            if endpoint.scheme == "http" { ClientProtocol::Http } else { ClientProtocol::HttpsExcept(Vec::new()) };
-        let config = ClientConfig {
-            protocol,
-            extra_root_certificates: self.certificates(&endpoint.host)?,
-            connect_timeout: Some(Duration::from_secs(30)),
-            read_timeout: Some(Duration::from_secs(60)),
-            user_agent: USER_AGENT,
-            // Monolithic uploads: one PUT per layer with its length known, the fast path.
-            use_monolithic_push: true,
-            platform_resolver: None,
-            ..Default::default()
-        };
-        let oci = oci_client::Client::try_from(config).map_err(Error::client)?;
-        Ok(Session { oci, endpoint: endpoint.clone(), repository: repository.to_owned(), auth: auth.registry_auth() })
+        push: bool,
+    ) -> Result<Session, Error> {
+        Ok(Session {
+            http: self.http_client(endpoint)?,
+            endpoint: endpoint.clone(),
+            repository: repository.to_owned(),
+            creds: auth.clone(),
+            push,
+            scheme: std::sync::OnceLock::new(),
+            authz: tokio::sync::Mutex::new(None),
+        })
     }
 }
 
@@ -225,40 +249,32 @@ fn in_cidr(ip: IpAddr, net: &str, bits: &str) -> bool {
     }
 }
 
-/// A connection to one repository of one registry: `oci-client` with the token it fetched.
+/// A connection to one repository of one registry, with the credentials it was opened with
+/// and the token (or Basic header) it settled on.
 pub struct Session {
-    pub(crate) oci: oci_client::Client,
+    pub(crate) http: reqwest::Client,
     /// Where it talks to.
     pub endpoint: Endpoint,
     /// The repository path (`library/busybox`).
     pub repository: String,
-    pub(crate) auth: RegistryAuth,
+    pub(crate) creds: AuthConfig,
+    pub(crate) push: bool,
+    pub(crate) scheme: std::sync::OnceLock<transport::Scheme>,
+    /// The `Authorization` value for the session's own scope, once settled (`Some(None)`:
+    /// anonymous).
+    pub(crate) authz: tokio::sync::Mutex<Option<Option<reqwest::header::HeaderValue>>>,
 }
 
 impl Session {
-    /// An `oci-client` reference to `tag_or_digest` of this session's repository.
-    pub(crate) fn oci_ref(&self, tag_or_digest: &str) -> oci_client::Reference {
-        if tag_or_digest.contains(':') {
-            oci_client::Reference::with_digest(
-                self.endpoint.host.clone(),
-                self.repository.clone(),
-                tag_or_digest.to_owned(),
-            )
-        } else {
-            oci_client::Reference::with_tag(
-                self.endpoint.host.clone(),
-                self.repository.clone(),
-                tag_or_digest.to_owned(),
-            )
+    /// Settles the credentials before any content moves (fetching a Bearer token when the
+    /// registry wants one), so a refusal is reported first.
+    pub async fn authenticate(&self) -> Result<(), Error> {
+        let url = format!("{}/v2/", self.endpoint.base());
+        let res = self.send(&url, &[], |h| h.get(&url)).await?;
+        if res.status().is_success() {
+            return Ok(());
         }
-    }
-
-    /// Authenticates for `op` (fetching a Bearer token when the registry asks for one).
-    pub async fn authenticate(&self, push: bool) -> Result<(), Error> {
-        let op = if push { oci_client::RegistryOperation::Push } else { oci_client::RegistryOperation::Pull };
-        let r = self.oci_ref("latest");
-        self.oci.auth(&r, &self.auth, op).await.map_err(Error::client)?;
-        Ok(())
+        Err(transport::status_error(&url, res, None).await)
     }
 }
 

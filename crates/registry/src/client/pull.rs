@@ -2,12 +2,12 @@
 //! verifies as they arrive). A broken download is retried with back-off and resumed with
 //! `Range` from the byte it stopped at; a registry that ignores `Range` answers 200 and the
 //! bytes already delivered are skipped, so the consumer sees one unbroken stream either way.
+//! The bytes are not hashed here: the consumer hashes them once as it stores them.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use oci_client::client::BlobResponse;
 
 use super::Session;
 use super::resolve::Descriptor;
@@ -69,46 +69,35 @@ async fn fetch_from(
     sink: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     progress: &mut dyn BlobProgress,
 ) -> Result<(), Step> {
-    let r = s.oci_ref(&d.digest.to_string());
-    let desc = oci_client::manifest::OciDescriptor {
-        media_type: d.media_type.clone(),
-        digest: d.digest.to_string(),
-        size: d.size as i64,
-        ..Default::default()
-    };
-    let resp = match s.oci.pull_blob_stream_partial(&r, &desc, done, None).await {
+    let url = s.url(&format!("blobs/{}", d.digest));
+    let res = s
+        .send(&url, &[], |h| {
+            let req = h.get(&url);
+            if done > 0 { req.header(reqwest::header::RANGE, format!("bytes={done}-")) } else { req }
+        })
+        .await;
+    let res = match res {
         Ok(r) => r,
-        Err(e) => {
-            let e = Error::client(e);
+        Err(e) => return Err(if e.is_transient() { Step::Retry(e, done) } else { Step::Fatal(e) }),
+    };
+    // A full answer to a resumed request starts again from byte 0: skip what was delivered.
+    let mut skip = match res.status() {
+        reqwest::StatusCode::PARTIAL_CONTENT if done > 0 => 0,
+        st if st.is_success() => done,
+        _ => {
+            let e = super::transport::status_error(&url, res, Some("BLOB_UNKNOWN")).await;
             return Err(if e.is_transient() { Step::Retry(e, done) } else { Step::Fatal(e) });
         }
     };
-    // A full answer to a resumed request starts again from byte 0: skip what was delivered.
-    let (mut skip, stream) = match resp {
-        BlobResponse::Full(st) => (done, st),
-        BlobResponse::Partial(st) => (0, st),
-    };
-    let mut st = stream.stream;
-    let mut pos: u64 = 0;
+    let mut st = res.bytes_stream();
     while let Some(chunk) = st.next().await {
         let mut chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                if let Some(de) = e.get_ref().and_then(|i| i.downcast_ref::<oci_client::errors::DigestError>()) {
-                    let actual = match de {
-                        oci_client::errors::DigestError::VerificationError { actual, .. } => actual.clone(),
-                        other => other.to_string(),
-                    };
-                    return Err(Step::Fatal(Error::DigestMismatch {
-                        what: "layer".into(),
-                        expected: d.digest.to_string(),
-                        actual,
-                    }));
-                }
-                return Err(Step::Retry(Error::Stream { digest: d.digest.to_string(), source: e }, done));
+                let source = std::io::Error::other(e);
+                return Err(Step::Retry(Error::Stream { digest: d.digest.to_string(), source }, done));
             }
         };
-        pos += chunk.len() as u64;
         if skip > 0 {
             let k = skip.min(chunk.len() as u64) as usize;
             let _ = chunk.split_to(k);
@@ -130,7 +119,6 @@ async fn fetch_from(
         }
         progress.advanced(done);
     }
-    let _ = pos;
     if done < d.size {
         let e = Error::Stream {
             digest: d.digest.to_string(),

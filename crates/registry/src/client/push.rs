@@ -1,13 +1,22 @@
-//! Pushing: blob existence checks, cross-repository mounts, monolithic uploads streamed
-//! from the content store (progress reported as bytes leave), and the manifest last.
+//! Pushing: blob existence checks, cross-repository mounts (with a token that covers both
+//! repositories), uploads streamed from the content store (progress reported as bytes
+//! leave), and the manifest last.
+//!
+//! An upload is one `POST` that opens it and one `PUT ?digest=` that carries the whole blob
+//! with its length, as containerd's pusher sends it. dockerd streams the blob in a single
+//! `PATCH` without `Content-Range` before the closing `PUT`; neither ever splits a blob into
+//! `Content-Range` chunks, so berth does not either (registries must take a monolithic PUT).
 
 use std::io::Read;
 
 use berth_base::Digest;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+
 use super::Session;
+use super::transport::{location, status_error};
 use crate::error::Error;
 
 /// Receives the progress of one upload.
@@ -19,16 +28,50 @@ pub trait UploadProgress: Send + 'static {
 impl Session {
     /// True when the repository already holds blob `d` (`HEAD /v2/<name>/blobs/<d>`).
     pub async fn blob_exists(&self, d: &Digest) -> Result<bool, Error> {
-        let r = self.oci_ref(&d.to_string());
-        self.oci.blob_exists(&r, &d.to_string()).await.map_err(Error::client)
+        let url = self.url(&format!("blobs/{d}"));
+        let res = self.send(&url, &[], |h| h.head(&url)).await?;
+        match res.status() {
+            s if s.is_success() => Ok(true),
+            reqwest::StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(status_error(&url, res, None).await),
+        }
     }
 
-    /// Asks the registry to mount blob `d` from repository `from` of the same registry;
-    /// false when it would not (the caller uploads instead).
+    /// Asks the registry to mount blob `d` from repository `from` of the same registry, with a
+    /// token that grants pull on `from` as well as push on this repository (one token request
+    /// naming both, as dockerd makes it); false when it would not (the caller uploads instead).
     pub async fn mount(&self, d: &Digest, from: &str) -> bool {
-        let target = self.oci_ref("latest");
-        let source = oci_client::Reference::with_tag(self.endpoint.host.clone(), from.to_owned(), "latest".into());
-        self.oci.mount_blob(&target, &source, &d.to_string()).await.is_ok()
+        let url = self.url(&format!("blobs/uploads/?mount={d}&from={}", encode(from)));
+        let extra = [super::transport::repository_scope(from, false)];
+        let res = match self.send(&url, &extra, |h| h.post(&url).header(CONTENT_LENGTH, 0)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "cross-repository mount failed");
+                return false;
+            }
+        };
+        match res.status() {
+            reqwest::StatusCode::CREATED => true,
+            reqwest::StatusCode::ACCEPTED => {
+                // The registry opened an upload instead: close it, the caller uploads anew.
+                if let Ok(loc) = location(&self.endpoint, &res, &[]) {
+                    let _ = self.send(&loc, &[], |h| h.delete(&loc)).await;
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Opens an upload (`POST /v2/<name>/blobs/uploads/`) and returns the URL that takes
+    /// the blob.
+    async fn start_upload(&self, d: &Digest) -> Result<String, Error> {
+        let url = self.url("blobs/uploads/");
+        let res = self.send(&url, &[], |h| h.post(&url).header(CONTENT_LENGTH, 0)).await?;
+        if res.status() != reqwest::StatusCode::ACCEPTED {
+            return Err(status_error(&url, res, None).await);
+        }
+        location(&self.endpoint, &res, &[("digest", &d.to_string())])
     }
 
     /// Uploads blob `d` of `size` bytes read from `src` (on a blocking thread), reporting
@@ -40,15 +83,17 @@ impl Session {
         src: Box<dyn Read + Send>,
         mut progress: Box<dyn UploadProgress>,
     ) -> Result<(), Error> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
+        let put = self.start_upload(d).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
         let reader = tokio::task::spawn_blocking(move || {
             let mut src = src;
-            let mut buf = vec![0u8; 1 << 20];
             loop {
+                let mut buf = BytesMut::zeroed(CHUNK);
                 match src.read(&mut buf) {
                     Ok(0) => return,
                     Ok(n) => {
-                        if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                        buf.truncate(n);
+                        if tx.blocking_send(Ok(buf.freeze())).is_err() {
                             return;
                         }
                     }
@@ -67,29 +112,52 @@ impl Session {
                     done += b.len() as u64;
                     progress.sent(done);
                 }
-                r.map_err(|e| {
-                    oci_client::errors::OciDistributionError::IoError(std::io::Error::new(e.kind(), e.to_string()))
-                })
+                r
             });
-        let r = self.oci_ref(&d.to_string());
-        let res = self.oci.push_blob_stream(&r, stream, &d.to_string(), Some(size)).await;
+        let req = self
+            .http
+            .put(&put)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(stream));
+        let res = self.send_once(&put, req).await;
         reader.abort();
-        res.map(|_| ()).map_err(Error::client)
+        let res = res?;
+        if !res.status().is_success() {
+            return Err(status_error(&put, res, None).await);
+        }
+        Ok(())
     }
 
     /// Uploads a small blob (a config) from memory.
     pub async fn upload_bytes(&self, d: &Digest, data: Vec<u8>) -> Result<(), Error> {
-        let r = self.oci_ref(&d.to_string());
-        self.oci.push_blob(&r, data, &d.to_string()).await.map(|_| ()).map_err(Error::client)
+        let put = self.start_upload(d).await?;
+        let data = Bytes::from(data);
+        let res = self
+            .send(&put, &[], |h| h.put(&put).header(CONTENT_TYPE, "application/octet-stream").body(data.clone()))
+            .await?;
+        if !res.status().is_success() {
+            return Err(status_error(&put, res, None).await);
+        }
+        Ok(())
     }
 
     /// Puts a manifest under `tag`; returns its digest.
     pub async fn put_manifest(&self, tag: &str, body: Vec<u8>, media_type: &str) -> Result<Digest, Error> {
         let digest = Digest::of(&body);
-        let r = self.oci_ref(tag);
-        let ct = reqwest::header::HeaderValue::from_str(media_type)
-            .map_err(|e| Error::Protocol(format!("media type {media_type}: {e}")))?;
-        self.oci.push_manifest_raw(&r, body, ct).await.map_err(Error::client)?;
+        let url = self.url(&format!("manifests/{tag}"));
+        let body = Bytes::from(body);
+        let res = self.send(&url, &[], |h| h.put(&url).header(CONTENT_TYPE, media_type).body(body.clone())).await?;
+        if !res.status().is_success() {
+            return Err(status_error(&url, res, None).await);
+        }
         Ok(digest)
     }
+}
+
+/// How much of a blob one read hands to the connection.
+const CHUNK: usize = 1 << 20;
+
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

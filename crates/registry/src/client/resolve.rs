@@ -142,10 +142,42 @@ pub struct Resolved {
 impl Session {
     /// Fetches the manifest `tag_or_digest`, verified when it is a digest.
     pub async fn manifest(&self, tag_or_digest: &str) -> Result<(Vec<u8>, Digest), Error> {
-        let r = self.oci_ref(tag_or_digest);
-        let (body, digest) = self.oci.pull_manifest_raw(&r, &self.auth, ACCEPT).await.map_err(Error::client)?;
-        if body.len() > MAX_DOCUMENT {
+        let (body, _) = self.manifest_typed(tag_or_digest).await?;
+        let computed = Digest::of(&body);
+        Ok((body, computed))
+    }
+
+    /// Fetches the manifest `tag_or_digest` with the media type the registry served it as,
+    /// checking its digest against the reference (or the registry's `Docker-Content-Digest`).
+    pub async fn manifest_typed(&self, tag_or_digest: &str) -> Result<(Vec<u8>, String), Error> {
+        let url = self.url(&format!("manifests/{tag_or_digest}"));
+        let accept = ACCEPT.join(", ");
+        let res = self.send(&url, &[], |h| h.get(&url).header(reqwest::header::ACCEPT, &accept)).await?;
+        if !res.status().is_success() {
+            return Err(super::transport::status_error(&url, res, Some("MANIFEST_UNKNOWN")).await);
+        }
+        let header_digest =
+            res.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let media_type = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        if res.content_length().is_some_and(|n| n as usize > MAX_DOCUMENT) {
             return Err(Error::Protocol(format!("manifest {tag_or_digest} is larger than {MAX_DOCUMENT} bytes")));
+        }
+        let mut body = Vec::new();
+        let mut st = res.bytes_stream();
+        while let Some(chunk) = st.try_next().await.map_err(|e| Error::http(&url, e))? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_DOCUMENT {
+                return Err(Error::Protocol(format!("manifest {tag_or_digest} is larger than {MAX_DOCUMENT} bytes")));
+            }
         }
         let computed = Digest::of(&body);
         if tag_or_digest.starts_with("sha256:") && computed.to_string() != tag_or_digest {
@@ -155,14 +187,14 @@ impl Session {
                 actual: computed.to_string(),
             });
         }
-        if digest != computed.to_string() && digest.starts_with("sha256:") {
+        if header_digest.starts_with("sha256:") && header_digest != computed.to_string() {
             return Err(Error::DigestMismatch {
                 what: "manifest".into(),
-                expected: digest,
+                expected: header_digest,
                 actual: computed.to_string(),
             });
         }
-        Ok((body.to_vec(), computed))
+        Ok((body, media_type))
     }
 
     /// Resolves `tag_or_digest` to one image for `platform`.
@@ -204,19 +236,36 @@ impl Session {
         })
     }
 
-    /// The repository's tags (`GET /v2/<name>/tags/list`, following pagination).
+    /// The repository's tags (`GET /v2/<name>/tags/list`, following `n`/`last` pagination).
     pub async fn tags(&self) -> Result<Vec<String>, Error> {
-        let r = self.oci_ref("latest");
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        const PAGE: usize = 1000;
         let mut out: Vec<String> = Vec::new();
-        let mut last: Option<String> = None;
         loop {
-            let page = self.oci.list_tags(&r, &self.auth, Some(1000), last.as_deref()).await.map_err(Error::client)?;
-            let n = page.tags.len();
-            out.extend(page.tags);
-            if n < 1000 {
+            let mut url = self.url(&format!("tags/list?n={PAGE}"));
+            if let Some(last) = out.last() {
+                url.push_str("&last=");
+                url.push_str(
+                    &percent_encoding::utf8_percent_encode(last, percent_encoding::NON_ALPHANUMERIC).to_string(),
+                );
+            }
+            let res = self.send(&url, &[], |h| h.get(&url)).await?;
+            if !res.status().is_success() {
+                return Err(super::transport::status_error(&url, res, Some("NAME_UNKNOWN")).await);
+            }
+            let more = res.headers().get(reqwest::header::LINK).is_some();
+            let page: Page =
+                res.json().await.map_err(|e| Error::Protocol(format!("{url}: malformed tag list: {e}")))?;
+            let tags = page.tags.unwrap_or_default();
+            let n = tags.len();
+            out.extend(tags);
+            if n == 0 || (n < PAGE && !more) {
                 return Ok(out);
             }
-            last = out.last().cloned();
         }
     }
 
@@ -225,19 +274,16 @@ impl Session {
         if d.size as usize > MAX_DOCUMENT {
             return Err(Error::Protocol(format!("config {} is larger than {MAX_DOCUMENT} bytes", d.digest)));
         }
-        let r = self.oci_ref(&d.digest.to_string());
-        let desc = oci_client::manifest::OciDescriptor {
-            media_type: d.media_type.clone(),
-            digest: d.digest.to_string(),
-            size: d.size as i64,
-            ..Default::default()
-        };
-        let s = self.oci.pull_blob_stream(&r, &desc).await.map_err(Error::client)?;
+        let url = self.url(&format!("blobs/{}", d.digest));
+        let res = self.send(&url, &[], |h| h.get(&url)).await?;
+        if !res.status().is_success() {
+            return Err(super::transport::status_error(&url, res, Some("BLOB_UNKNOWN")).await);
+        }
         let mut out = Vec::with_capacity(d.size as usize);
-        let mut st = s.stream;
-        while let Some(chunk) = st.try_next().await.map_err(|e| Error::Protocol(format!("blob {}: {e}", d.digest)))? {
+        let mut st = res.bytes_stream();
+        while let Some(chunk) = st.try_next().await.map_err(|e| Error::http(&url, e))? {
             out.extend_from_slice(&chunk);
-            if out.len() > MAX_DOCUMENT {
+            if out.len() as u64 > d.size {
                 return Err(Error::Protocol(format!("blob {} is larger than announced", d.digest)));
             }
         }
