@@ -148,6 +148,7 @@ pub fn main(args: &[String]) -> i32 {
         eprintln!("berth shim: missing or invalid options argument");
         return 2;
     };
+    crate::trace::mark(&opts.id, "shim.main");
     guard_signals();
     // Own session: a signal to the daemon's process group or terminal never reaches us.
     let _ = rustix::process::setsid();
@@ -161,6 +162,7 @@ pub fn main(args: &[String]) -> i32 {
     line.push('\n');
     let _ = std::io::stdout().write_all(line.as_bytes());
     let _ = std::io::stdout().flush();
+    crate::trace::mark(&opts.id, "shim.ready");
     detach_stdio();
     // libcontainer's create leaves freed heap behind; give it back so an idle shim stays
     // small (it lives as long as its container).
@@ -298,6 +300,7 @@ impl Shim {
             context: format!("failed to load {}", config.display()),
             message: chain(&e),
         })?;
+        crate::trace::mark(&o.id, "shim.spec_loaded");
         let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
         let rootfs = if rootfs.is_absolute() { rootfs } else { o.bundle.join(rootfs) };
         // A first look in the image's root: a command found there but not executable fails
@@ -328,6 +331,7 @@ impl Shim {
         };
         std::fs::create_dir_all(&o.state_root).map_err(|e| Error::io("failed to create", &o.state_root, e))?;
         let listener = bind_unix(&o.socket)?;
+        crate::trace::mark(&o.id, "shim.listening");
 
         let mut builder = ContainerBuilder::new(o.id.clone(), SyscallType::default())
             .with_root_path(&o.state_root)
@@ -362,6 +366,7 @@ impl Shim {
         }
         let built =
             builder.validate_id().and_then(|b| b.as_init(&o.bundle).with_systemd(false).with_detach(true).build());
+        crate::trace::mark(&o.id, "shim.created");
         let container = match built {
             Ok(c) => c,
             Err(e) => {
@@ -402,11 +407,13 @@ impl Shim {
         if let Err(e) = readonly_cgroup_mounts(&spec, init_pid) {
             return Err(fail(container, e));
         }
+        crate::trace::mark(&o.id, "shim.cgroups_ro");
         // The command is looked up as exec will see it: through the init's root, in its
         // finished mount namespace, so a command on a bind mount or volume is found.
         if let Err(e) = check_command(&spec, init_pid) {
             return Err(fail(container, e));
         }
+        crate::trace::mark(&o.id, "shim.command_checked");
         let pidfd = match rustix::process::pidfd_open(init_pid, PidfdFlags::empty()) {
             Ok(fd) => fd,
             Err(e) => return Err(fail(container, Error::io("pidfd_open failed", Path::new("init"), e.into()))),
@@ -700,12 +707,15 @@ impl Shim {
             }
             ClientFrame::Start => {
                 if !self.started {
+                    crate::trace::mark(&self.opts.id, "shim.start_request");
                     if let Err(e) = self.container.start() {
                         self.reply(i, ShimFrame::Error(format!("failed to start container: {}", chain(&e))));
                         return;
                     }
                     self.started = true;
+                    crate::trace::mark(&self.opts.id, "shim.started");
                     self.settle_after_start();
+                    crate::trace::mark(&self.opts.id, "shim.settled");
                 }
                 let pid = self.init_pid.as_raw_nonzero().get() as u32;
                 self.reply(i, ShimFrame::Started { pid });
@@ -803,6 +813,7 @@ impl Shim {
     }
 
     fn wind_down(&mut self, code: i32) -> bool {
+        crate::trace::mark(&self.opts.id, "shim.exited");
         // Everything written before the exit is still in the pipes or the pty.
         while self.out.is_some() && self.read_output(Stream::Stdout) {
             if !self.has_more(Stream::Stdout) {
@@ -827,11 +838,13 @@ impl Shim {
         self.out = None;
         self.err = None;
         self.stdin = None;
+        crate::trace::mark(&self.opts.id, "shim.drained");
         // Remove the container first, so whoever reacts to the exit can reuse the id.
         if let Err(e) = self.container.delete(true) {
             tracing::warn!(id = %self.opts.id, error = %chain(&e), "failed to delete container");
             let _ = crate::cleanup(&self.opts.state_root, &self.opts.id);
         }
+        crate::trace::mark(&self.opts.id, "shim.deleted");
         let finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let _ = crate::exit::write(&self.opts.exit_file, &ExitInfo { code, finished_at, oom_killed });
         let _ = std::fs::remove_file(&self.opts.socket);
@@ -844,6 +857,7 @@ impl Shim {
             c.out.clear();
         }
         self.clients.clear();
+        crate::trace::mark(&self.opts.id, "shim.exit_sent");
         true
     }
 
