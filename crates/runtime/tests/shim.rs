@@ -64,6 +64,8 @@ impl Env {
             tty,
             open_stdin,
             stdin_once: open_stdin,
+            // Every test runs through the monitor hand-over once its container runs.
+            monitor: Some(berth_runtime::shim::monitor::install(&self.dir).unwrap()),
         }
     }
 }
@@ -311,6 +313,12 @@ fn shim_memory(env: &mut Env) {
     let s = spawn(&o);
     let mut c = Conn::open(&o, false);
     c.start();
+    // Once the container runs, the shim becomes the monitor (same pid).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_link(format!("/proc/{}/exe", s.shim_pid)).unwrap().file_name().unwrap() != "berth-monitor" {
+        assert!(Instant::now() < deadline, "the shim did not become the monitor");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let status = std::fs::read_to_string(format!("/proc/{}/status", s.shim_pid)).unwrap();
     let rss = status.lines().find(|l| l.starts_with("VmRSS")).unwrap_or("").to_string();
     let pss = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", s.shim_pid))
@@ -319,7 +327,7 @@ fn shim_memory(env: &mut Env) {
             r.lines().filter(|l| l.starts_with("Pss:") || l.starts_with("Anonymous:")).collect::<Vec<_>>().join(" ")
         })
         .unwrap_or_default();
-    println!("  shim memory (test binary as shim): {rss} | {pss}");
+    println!("  monitor memory (one running container): {rss} | {pss}");
     // PID 1 of a namespace ignores SIGTERM without a handler (as under Docker), so kill.
     c.send(Req::Signal(9));
     let (_, code) = c.until_exit();

@@ -257,6 +257,7 @@ impl Engine {
             tty: rec.tty(),
             open_stdin: rec.config.open_stdin == Some(true),
             stdin_once: rec.config.stdin_once == Some(true),
+            monitor: Some(self.cfg.exec_root.join(berth_runtime::shim::monitor::FILE_NAME)),
         })
     }
 

@@ -26,6 +26,7 @@ use crate::proto::{ClientFrame, Decoder, ShimFrame};
 use crate::{Error, ExecFailure, chain};
 
 mod exec;
+pub mod monitor;
 pub use exec::{ExecFailed, ExecSpec};
 
 /// A client whose unsent output passes this is dropped, so a slow reader never stalls the
@@ -58,6 +59,10 @@ pub struct ShimOptions {
     pub open_stdin: bool,
     /// Close stdin when the first stdin client detaches.
     pub stdin_once: bool,
+    /// The container monitor executable ([`monitor::install`]): once the container runs,
+    /// the shim becomes it and stays small. None keeps the whole shim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<PathBuf>,
 }
 
 /// A shim that finished its handshake: the container is created and waits for Start.
@@ -144,6 +149,19 @@ fn guard_signals() {
 /// The shim process's entry point: `args` are the arguments after the executable (a
 /// leading `shim` is skipped). Returns the process exit code.
 pub fn main(args: &[String]) -> i32 {
+    if let Some(fd) = monitor::resume_fd(args) {
+        guard_signals();
+        let _ = std::env::set_current_dir("/");
+        return match monitor::resume(fd) {
+            Ok(mut shim) => {
+                crate::trace::mark(&shim.opts.id, "shim.resumed");
+                shim.serve_handed_back();
+                shim.run();
+                0
+            }
+            Err(_) => 1,
+        };
+    }
     let Some(opts) = args.iter().rev().find_map(|a| serde_json::from_str::<ShimOptions>(a).ok()) else {
         eprintln!("berth shim: missing or invalid options argument");
         return 2;
@@ -257,7 +275,11 @@ struct Client {
 
 struct Shim {
     opts: ShimOptions,
-    container: Container,
+    /// None only when a resumed shim could not load libcontainer's state (it is then
+    /// removed by path at exit).
+    container: Option<Container>,
+    /// The berth executable, kept for the monitor's hand-back.
+    exe: Option<OwnedFd>,
     init_pid: Pid,
     pidfd: OwnedFd,
     listener: UnixListener,
@@ -420,7 +442,8 @@ impl Shim {
         };
         Ok(Shim {
             opts: o.clone(),
-            container,
+            container: Some(container),
+            exe: None,
             init_pid,
             pidfd,
             listener,
@@ -451,6 +474,13 @@ impl Shim {
 
     fn run(&mut self) {
         loop {
+            // Idle and running: become the small monitor (returns only if that failed).
+            if self.can_hand_off()
+                && let Err(e) = self.hand_off()
+            {
+                tracing::warn!(id = %self.opts.id, error = %e, "staying a full shim");
+                self.opts.monitor = None;
+            }
             let mut srcs: Vec<(Src, BorrowedFd<'_>, PollFlags)> = vec![
                 (Src::Listener, self.listener.as_fd(), PollFlags::IN),
                 (Src::Pidfd, self.pidfd.as_fd(), PollFlags::IN),
@@ -674,17 +704,31 @@ impl Shim {
                 }
             }
         }
+        self.handle_frames(i) && alive && flush_client(&mut self.clients[i])
+    }
+
+    /// Handles the complete frames connection `i` has received; false = drop it.
+    fn handle_frames(&mut self, i: usize) -> bool {
         loop {
             match self.clients[i].decoder.next_client() {
                 Ok(Some(f)) => self.handle(i, f),
-                Ok(None) => break,
+                Ok(None) => return true,
                 Err(e) => {
                     self.reply(i, ShimFrame::Error(e.to_string()));
                     return false;
                 }
             }
         }
-        alive && flush_client(&mut self.clients[i])
+    }
+
+    /// After a monitor's hand-back: serves the frames it left unread (the reason for the
+    /// hand-back), which no poll would report again.
+    fn serve_handed_back(&mut self) {
+        for i in (0..self.clients.len()).rev() {
+            if !(self.handle_frames(i) && flush_client(&mut self.clients[i])) {
+                self.drop_client(i);
+            }
+        }
     }
 
     fn reply(&mut self, i: usize, f: ShimFrame) {
@@ -708,7 +752,11 @@ impl Shim {
             ClientFrame::Start => {
                 if !self.started {
                     crate::trace::mark(&self.opts.id, "shim.start_request");
-                    if let Err(e) = self.container.start() {
+                    let Some(container) = self.container.as_mut() else {
+                        self.reply(i, ShimFrame::Error("failed to start container: no container state".into()));
+                        return;
+                    };
+                    if let Err(e) = container.start() {
                         self.reply(i, ShimFrame::Error(format!("failed to start container: {}", chain(&e))));
                         return;
                     }
@@ -840,9 +888,15 @@ impl Shim {
         self.stdin = None;
         crate::trace::mark(&self.opts.id, "shim.drained");
         // Remove the container first, so whoever reacts to the exit can reuse the id.
-        if let Err(e) = self.container.delete(true) {
-            tracing::warn!(id = %self.opts.id, error = %chain(&e), "failed to delete container");
-            let _ = crate::cleanup(&self.opts.state_root, &self.opts.id);
+        match self.container.as_mut().map(|c| c.delete(true)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::warn!(id = %self.opts.id, error = %chain(&e), "failed to delete container");
+                let _ = crate::cleanup(&self.opts.state_root, &self.opts.id);
+            }
+            None => {
+                let _ = crate::cleanup(&self.opts.state_root, &self.opts.id);
+            }
         }
         crate::trace::mark(&self.opts.id, "shim.deleted");
         let finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
