@@ -242,8 +242,9 @@ impl Engine {
             opts.init = Some(self.cfg.exec_root.join(berth_runtime::init::FILE_NAME));
         }
         let spec = berth_runtime::spec::generate(&opts)?;
-        let json = serde_json::to_vec_pretty(&spec).map_err(|source| Error::Encode { what: "OCI spec", source })?;
-        berth_base::fsutil::atomic_write(&dir.join("config.json"), &json)
+        let json = serde_json::to_vec(&spec).map_err(|source| Error::Encode { what: "OCI spec", source })?;
+        // Regenerated at every start: no fsync (see `replace_file_mode`).
+        berth_base::fsutil::replace_file_mode(&dir.join("config.json"), &json, berth_base::fsutil::PRIVATE_FILE)
             .map_err(|e| Error::io("write config.json", e))?;
         Ok(berth_runtime::shim::ShimOptions {
             id: rec.id.clone(),
