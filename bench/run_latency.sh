@@ -1,33 +1,59 @@
 #!/usr/bin/env bash
-# Container start latency and memory, side by side with the raw runtime floor and, where
-# installed and running, docker and podman.
+# Container start latency and memory, side by side with the bare OCI runtimes and, where
+# installed, docker (a private dockerd started here) and podman — interleaved round by
+# round, as a noisy shared machine needs: every round runs each engine once, in an order
+# that rotates, so a slow second hits all engines alike.
 #
-#   bench/run_latency.sh [RUNS]      (default 20 runs each; run as root)
+#   bench/run_latency.sh [RUNS]          (default 20 rounds; run as root)
+#   BERTH_BIN=/path/to/berth bench/run_latency.sh   (skip the release build)
+#   TRACE=1 bench/run_latency.sh         (also: where berth's time goes, phase by phase,
+#                                          from BERTH_TRACE_START marks of daemon and shim)
+#   DOCKER=0 / PODMAN=0                  (leave an installed peer out)
 #
-# Measures, as the median wall time of RUNS runs:
-#   berth   `berth run --rm busybox true` against a daemon of its own (release build)
-#   floor   `runc run` (or `crun run`) of the same busybox rootfs as a plain OCI bundle
-#   docker  `docker run --rm busybox true`   (only if a docker daemon answers)
-#   podman  `podman run --rm busybox true`   (only if podman is installed)
-# and reports ratios, then the RSS/PSS of the berth shim per running container and the
-# idle daemon's RSS. Targets (issue 2): berth ≤ 2× floor, ≤ 0.1× docker; shim ≤ 1.5 MiB
-# RSS and ≤ 0.3 MiB PSS; idle daemon ≤ 15 MiB RSS.
+# Engines, each `run --rm busybox true` (or its bare equivalent), median wall time:
+#   berth          against a daemon of its own, --network none
+#   berth bridge   the same on the default bridge (what a plain `berth run` does)
+#   crun / runc    `crun run` / `runc run` of the same rootfs as a plain OCI bundle (floor)
+#   docker         a private dockerd + containerd (own data root, exec root, sockets;
+#                  no bridge, no iptables), --network none
+#   podman         `podman run --rm --network none` (if installed)
+# then ratios (targets, issue 11: berth <= 2x crun, <= 0.10x docker), the RSS/PSS of the
+# process that stays with each running container (berth's shim, docker's containerd-shim)
+# over MEM_N running containers (default 20), and the idle daemon's RSS.
+#
+# crun 1.8 refuses a hybrid cgroup host while cgroup2 holds a controller; on this kind of
+# machine that is hugetlb, so the script binds hugetlb to a v1 hierarchy of its own at
+# /sys/fs/cgroup/hugetlb when it is not already (left mounted: harmless for other engines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20}
+MEM_N=${MEM_N:-20}
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-cargo build --release -p berth >&2
-BERTH=$PWD/target/release/berth
+if [ -z "${BERTH_BIN:-}" ]; then
+  cargo build --release -p berth >&2
+  BERTH_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
+fi
+BERTH=$BERTH_BIN
 
 work=$(mktemp -d /tmp/bbench.XXXXXX)
-daemon_pid=
+tag=$(basename "$work" | tr -dc 'a-zA-Z0-9' | tail -c 6)
+daemon_pid=; dockerd_pid=; containerd_pid=
 cleanup() {
   set +e
   if [ -n "$daemon_pid" ]; then
     for id in $("$BERTH" ps -aq 2>/dev/null); do "$BERTH" rm -f "$id" >/dev/null 2>&1; done
     kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null
   fi
+  if [ -n "$dockerd_pid" ]; then
+    for id in $(docker -H "unix://$work/docker.sock" ps -aq 2>/dev/null); do
+      docker -H "unix://$work/docker.sock" rm -f "$id" >/dev/null 2>&1
+    done
+    kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null
+  fi
+  [ -n "$containerd_pid" ] && { kill "$containerd_pid" 2>/dev/null; wait "$containerd_pid" 2>/dev/null; }
+  nft delete table inet "bench_$tag" 2>/dev/null
+  ip link del "bb$tag" 2>/dev/null
   for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
   rm -rf "$work"
 }
@@ -35,81 +61,217 @@ trap cleanup EXIT
 
 export BERTH_HOST=unix://$work/api.sock BERTH_NO_AUTOSTART=1
 echo '{}' > "$work/daemon.json"
-"$BERTH" daemon -H "$BERTH_HOST" --data-root "$work/data" --exec-root "$work/run" \
-  --config-file "$work/daemon.json" >"$work/daemon.log" 2>&1 &
+trace_file=
+if [ "${TRACE:-0}" = 1 ]; then trace_file=$work/trace.log; fi
+BERTH_TRACE_START=$trace_file "$BERTH" daemon -H "$BERTH_HOST" --data-root "$work/data" \
+  --exec-root "$work/run" --config-file "$work/daemon.json" --bridge "bb$tag" \
+  --nft-table "bench_$tag" >"$work/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do "$BERTH" version >/dev/null 2>&1 && break; sleep 0.1; done
+daemon_rss_idle=$(awk '/^VmRSS/ {printf "%.1f", $2/1024}' /proc/$daemon_pid/status)
 scripts/mkbusybox > "$work/busybox.tar"
 "$BERTH" import "$work/busybox.tar" busybox:latest >/dev/null
 
-# median_ms CMD...: runs CMD RUNS times (after 2 warm-ups), prints the median in ms.
-median_ms() {
-  local t0 t1 times=()
-  "$@" >/dev/null 2>&1 || return 1
-  "$@" >/dev/null 2>&1 || return 1
-  for _ in $(seq "$RUNS"); do
-    t0=$(date +%s%N); "$@" >/dev/null 2>&1 || return 1; t1=$(date +%s%N)
-    times+=($(( (t1 - t0) / 1000 )))
-  done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f\n", m/1000}'
-}
+engines=(berth "berth bridge")
+declare -A cmd
+cmd[berth]="$BERTH run --rm --network none busybox true"
+cmd[berth bridge]="$BERTH run --rm busybox true"
+if [ -n "$trace_file" ]; then
+  # What the seccomp filter costs (libcontainer compiles it with libseccomp in the init).
+  engines+=("berth unconfined")
+  cmd[berth unconfined]="$BERTH run --rm --network none --security-opt seccomp=unconfined busybox true"
+fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-
-berth_ms=$(median_ms "$BERTH" run --rm busybox true)
-
-# The raw floor: the same rootfs as a bare OCI bundle run by the runtime CLI directly.
-floor_ms=; floor_name=
+# The bare floor: the same rootfs as an OCI bundle, run by each runtime CLI directly.
 mkdir -p "$work/bundle/rootfs"
 tar -C "$work/bundle/rootfs" -xf "$work/busybox.tar"
+if command -v crun >/dev/null && ! grep -q ' /sys/fs/cgroup/hugetlb ' /proc/self/mountinfo \
+  && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null \
+  && ! grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.subtree_control 2>/dev/null; then
+  mkdir -p /sys/fs/cgroup/hugetlb 2>/dev/null && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null \
+    && echo "note: bound hugetlb to a v1 hierarchy at /sys/fs/cgroup/hugetlb (crun needs it on hybrid hosts)" >&2
+fi
 for rt in crun runc; do
   command -v "$rt" >/dev/null || continue
-  (cd "$work/bundle" && rm -f config.json && "$rt" spec)
-  python3 - "$work/bundle/config.json" <<'PY'
+  (cd "$work/bundle" && rm -f config.json && "$rt" spec && mv config.json "config-$rt.json")
+  python3 - "$work/bundle/config-$rt.json" "$rt" <<'PY'
 import json, sys
 p = sys.argv[1]; c = json.load(open(p))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["true"]
-c["linux"]["cgroupsPath"] = "/berth-bench/floor"
+c["linux"]["cgroupsPath"] = "/berth-bench/" + sys.argv[2]
 json.dump(c, open(p, "w"))
 PY
-  n=0
-  floor_run() { n=$((n + 1)); "$rt" run -b "$work/bundle" "bench-floor-$$-$n"; }
-  if ms=$(median_ms floor_run); then floor_ms=$ms; floor_name="$rt run"; break; fi
+  mkdir -p "$work/$rt-bundle/rootfs"
+  tar -C "$work/$rt-bundle/rootfs" -xf "$work/busybox.tar"
+  cp "$work/bundle/config-$rt.json" "$work/$rt-bundle/config.json"
+  cat > "$work/$rt-run" <<EOF
+#!/bin/sh
+exec $rt run -b "$work/$rt-bundle" "bench-$rt-$tag-\$\$"
+EOF
+  chmod +x "$work/$rt-run"
+  if "$work/$rt-run" >/dev/null 2>&1; then engines+=("$rt"); cmd[$rt]="$work/$rt-run"
+  else echo "note: $rt run fails here; left out" >&2; fi
 done
 
-docker_ms=; podman_ms=
-if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-  docker image inspect busybox >/dev/null 2>&1 || docker import "$work/busybox.tar" busybox:latest >/dev/null
-  docker_ms=$(median_ms docker run --rm busybox true || true)
+# docker: a private dockerd over a private containerd, never the host's.
+if [ "${DOCKER:-1}" = 1 ] && command -v dockerd >/dev/null && command -v containerd >/dev/null; then
+  cat > "$work/containerd.toml" <<EOF
+version = 2
+root = "$work/containerd"
+state = "$work/containerd-state"
+[grpc]
+  address = "$work/containerd.sock"
+[ttrpc]
+  address = "$work/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+EOF
+  containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
+  containerd_pid=$!
+  for _ in $(seq 50); do [ -S "$work/containerd.sock" ] && break; sleep 0.1; done
+  dockerd --containerd "$work/containerd.sock" --data-root "$work/docker" --exec-root "$work/docker-run" \
+    -H "unix://$work/docker.sock" --pidfile "$work/docker.pid" --bridge none --iptables=false \
+    --ip6tables=false --ip-masq=false --userland-proxy=false --config-file "$work/daemon.json" \
+    >"$work/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  D="docker -H unix://$work/docker.sock"
+  for _ in $(seq 100); do $D version >/dev/null 2>&1 && break; sleep 0.1; done
+  if $D import "$work/busybox.tar" busybox:latest >/dev/null 2>&1; then
+    engines+=(docker); cmd[docker]="$D run --rm --network none busybox true"
+    docker_version=$($D version --format '{{.Server.Version}}' 2>/dev/null || echo '?')
+  else
+    echo "note: the private dockerd did not come up; docker left out (see $work/dockerd.log)" >&2
+  fi
 fi
-if command -v podman >/dev/null; then
-  podman image inspect busybox >/dev/null 2>&1 || podman import "$work/busybox.tar" busybox:latest >/dev/null 2>&1 || true
-  podman_ms=$(median_ms podman run --rm busybox true || true)
+if [ "${PODMAN:-1}" = 1 ] && command -v podman >/dev/null; then
+  if podman import "$work/busybox.tar" busybox:latest >/dev/null 2>&1; then
+    engines+=(podman); cmd[podman]="podman run --rm --network none busybox true"
+  fi
 fi
 
-echo "run --rm busybox true: median of $RUNS runs"
-printf '  %-22s %8s ms\n' "berth" "$berth_ms"
-[ -n "$floor_ms" ] && printf '  %-22s %8s ms   berth/floor = %s (target <= 2)\n' "$floor_name (floor)" "$floor_ms" "$(ratio "$berth_ms" "$floor_ms")"
-[ -n "$docker_ms" ] && printf '  %-22s %8s ms   berth/docker = %s (target <= 0.1)\n' "docker" "$docker_ms" "$(ratio "$berth_ms" "$docker_ms")"
-[ -n "$podman_ms" ] && printf '  %-22s %8s ms   berth/podman = %s\n' "podman" "$podman_ms" "$(ratio "$berth_ms" "$podman_ms")"
-[ -z "$docker_ms" ] && echo "  docker: no docker daemon answers here; not measured"
-[ -z "$podman_ms" ] && echo "  podman: not installed; not measured"
+# The interleaved rounds (two warm-up rounds not counted), then medians and ratios.
+spec_file=$work/engines.json
+{
+  printf '['
+  first=1
+  for e in "${engines[@]}"; do
+    [ $first = 1 ] || printf ','
+    first=0
+    python3 -c 'import json,sys; print(json.dumps({"name": sys.argv[1], "cmd": sys.argv[2]}), end="")' "$e" "${cmd[$e]}"
+  done
+  printf ']'
+} > "$spec_file"
+python3 - "$spec_file" "$RUNS" "$trace_file" <<'PY'
+import json, os, shlex, statistics, subprocess, sys, time
+engines = json.load(open(sys.argv[1])); runs = int(sys.argv[2]); trace = sys.argv[3]
+times = {e["name"]: [] for e in engines}
+def once(e, mark):
+    t0 = time.time_ns()
+    if mark and trace:
+        with open(trace, "a") as f: f.write(f"{t0} 0 cli cli.begin\n")
+    r = subprocess.run(shlex.split(e["cmd"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t1 = time.time_ns()
+    if mark and trace:
+        with open(trace, "a") as f: f.write(f"{t1} 0 cli cli.end\n")
+    if r.returncode != 0:
+        sys.exit(f"{e['name']}: `{e['cmd']}` failed with {r.returncode}")
+    return (t1 - t0) / 1e6
+for rnd in range(runs + 2):
+    k = rnd % len(engines)
+    for e in engines[k:] + engines[:k]:
+        ms = once(e, e["name"] == "berth" and rnd >= 2)
+        if rnd >= 2:
+            times[e["name"]].append(ms)
+med = {n: statistics.median(v) for n, v in times.items()}
+print(f"run --rm busybox true: median of {runs} interleaved rounds (p10..p90)")
+for n, v in times.items():
+    q = statistics.quantiles(v, n=10) if len(v) > 1 else [v[0]] * 9
+    print(f"  {n:14s} {med[n]:7.1f} ms   ({q[0]:.1f}..{q[8]:.1f})")
+b = med["berth"]
+for peer, target in (("crun", "<= 2"), ("runc", None), ("docker", "<= 0.10"), ("podman", None)):
+    if peer in med:
+        t = f" (target {target})" if target else ""
+        print(f"  berth/{peer:8s} = {b / med[peer]:.2f}{t}")
+if "berth bridge" in med:
+    print(f"  bridge adds     {med['berth bridge'] - b:+.1f} ms")
+if "berth unconfined" in med:
+    print(f"  seccomp costs   {b - med['berth unconfined']:+.1f} ms")
+PY
 
-# Memory: five running containers, then the shims' RSS and PSS.
-for i in 1 2 3 4 5; do "$BERTH" run -d --name "mem$i" busybox sleep 300 >/dev/null; done
+if [ -n "$trace_file" ]; then
+  echo
+  echo "where berth's time goes (--network none; median over $RUNS runs of each step, ms):"
+  python3 - "$trace_file" <<'PY'
+import statistics, sys
+ev = [l.split() for l in open(sys.argv[1]) if l.strip()]
+ev = sorted((int(t), pid, cid, ph) for t, pid, cid, ph in ev)
+runs, cur = [], None
+for t, pid, cid, ph in ev:
+    if ph == "cli.begin": cur = [(t, ph)]
+    elif cur is not None:
+        cur.append((t, ph))
+        if ph == "cli.end": runs.append(cur); cur = None
+steps = {}
+order = []
+for r in runs:
+    for (t0, a), (t1, b) in zip(r, r[1:]):
+        k = f"{a} -> {b}"
+        if k not in steps: steps[k] = []; order.append(k)
+        steps[k].append((t1 - t0) / 1e6)
+    steps.setdefault("TOTAL", []).append((r[-1][0] - r[0][0]) / 1e6)
+for k in order:
+    v = steps[k]
+    if len(v) >= len(runs) // 2:
+        print(f"  {statistics.median(v):6.2f}  {k}" + ("" if len(v) == len(runs) else f"  ({len(v)}/{len(runs)} runs)"))
+print(f"  {statistics.median(steps['TOTAL']):6.2f}  total")
+PY
+fi
+
+# Memory: MEM_N running containers per engine, then the RSS and PSS of the process that
+# stays with each (berth's shim; docker's containerd-shim-runc-v2).
+mem_of() { # pids...: prints "n rss_kib pss_kib"
+  local rss=0 pss=0 n=0 p
+  for p in "$@"; do
+    [ -r "/proc/$p/smaps_rollup" ] || continue
+    rss=$((rss + $(awk '/^Rss:/ {print $2}' "/proc/$p/smaps_rollup")))
+    pss=$((pss + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup")))
+    n=$((n + 1))
+  done
+  echo "$n $rss $pss"
+}
+report_mem() { # label n rss pss
+  [ "$2" -gt 0 ] || return 0
+  printf '  %-34s RSS %5s MiB   PSS %5s MiB   (%d processes)\n' "$1" \
+    "$(awk -v v="$3" -v n="$2" 'BEGIN{printf "%.2f", v/n/1024}')" "$(awk -v v="$4" -v n="$2" 'BEGIN{printf "%.2f", v/n/1024}')" "$2"
+}
+echo
+echo "per running container, over $MEM_N running (targets: RSS <= 1.5 MiB, PSS <= 0.3 MiB):"
+for i in $(seq "$MEM_N"); do "$BERTH" run -d --network none --name "mem$i" busybox sleep 300 >/dev/null; done
 sleep 0.5
-rss=0; pss=0; n=0
-for p in $(pgrep -f "berth shim" || true); do
-  grep -q "$work" "/proc/$p/cmdline" 2>/dev/null || continue
-  r=$(awk '/^VmRSS/ {print $2}' "/proc/$p/status")
-  s=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup")
-  rss=$((rss + r)); pss=$((pss + s)); n=$((n + 1))
-done
-if [ "$n" -gt 0 ]; then
-  printf 'shim per running container (%d shims): RSS %s MiB (target <= 1.5), PSS %s MiB (target <= 0.3)\n' "$n" \
-    "$(awk -v v=$rss -v n=$n 'BEGIN{printf "%.2f", v/n/1024}')" "$(awk -v v=$pss -v n=$n 'BEGIN{printf "%.2f", v/n/1024}')"
+# The process that stays with a container is its init's parent (the shim, or the monitor
+# it became).
+ppid_of() { awk '{ sub(/.*\) /, ""); print $2 }' "/proc/$1/stat" 2>/dev/null || true; }
+shims=$(for i in $(seq "$MEM_N"); do ppid_of "$("$BERTH" inspect -f '{{.State.Pid}}' "mem$i")"; done)
+shim_exe=$(for p in $shims; do readlink "/proc/$p/exe"; done | xargs -r -n1 basename | sort | uniq -c | tr '\n' ' ')
+read -r n rss pss <<<"$(mem_of $shims)"
+report_mem "berth shim ($shim_exe)" "$n" "$rss" "$pss"
+daemon_rss_busy=$(awk '/^VmRSS/ {printf "%.1f", $2/1024}' /proc/$daemon_pid/status)
+if [[ " ${engines[*]} " == *" docker "* ]]; then
+  for i in $(seq "$MEM_N"); do $D run -d --network none busybox sleep 300 >/dev/null; done
+  sleep 0.5
+  dshims=$(for p in $(pgrep -f containerd-shim || true); do
+    if tr "\0" " " < "/proc/$p/cmdline" 2>/dev/null | grep -q "$work/containerd.sock"; then echo "$p"; fi; done)
+  read -r n rss pss <<<"$(mem_of $dshims)"
+  report_mem "docker containerd-shim-runc-v2" "$n" "$rss" "$pss"
+  for id in $($D ps -q); do $D rm -f "$id" >/dev/null 2>&1; done
 fi
-for i in 1 2 3 4 5; do "$BERTH" rm -f "mem$i" >/dev/null; done
+for i in $(seq "$MEM_N"); do "$BERTH" rm -f "mem$i" >/dev/null; done
 sleep 1
-printf 'idle daemon: RSS %s MiB (target <= 15)\n' "$(awk '/^VmRSS/ {printf "%.1f", $2/1024}' /proc/$daemon_pid/status)"
+echo
+printf 'berth daemon RSS: %s MiB idle after start (target <= 15), %s MiB with %d running, %s MiB after they were removed (target < 20)\n' \
+  "$daemon_rss_idle" "$daemon_rss_busy" "$MEM_N" "$(awk '/^VmRSS/ {printf "%.1f", $2/1024}' /proc/$daemon_pid/status)"
+[ -n "${docker_version:-}" ] && echo "(docker: dockerd $docker_version with containerd $(containerd --version | awk '{print $3}'))"
+exit 0

@@ -42,6 +42,26 @@ pub fn atomic_write_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> 
     res
 }
 
+/// Like [`atomic_write_mode`] — readers see the old content or all of the new, and a
+/// process killed mid-write leaves no partial file — but without the two fsyncs, so the
+/// file may be lost or empty after a host crash (power loss, kernel panic). For files
+/// that are regenerated on every container start (the OCI bundle, `/etc` files) or that
+/// only matter while the host stays up (a container's exit record: a host crash ends its
+/// container too). Each fsync costs milliseconds on a busy disk, on the start path.
+pub fn replace_file_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = temp_sibling(path);
+    let res = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode & 0o600).open(&tmp)?;
+        f.set_permissions(Permissions::from_mode(mode))?;
+        f.write_all(data)?;
+        fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
 /// Opens `path` for appending, creating it; the file gets exactly `mode` (an existing file
 /// is brought to it too).
 pub fn open_append_mode(path: &Path, mode: u32) -> io::Result<File> {

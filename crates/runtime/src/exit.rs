@@ -25,11 +25,14 @@ pub fn read(path: &Path) -> Option<ExitInfo> {
     serde_json::from_slice(&data).ok()
 }
 
-/// Writes an exit file atomically, so a reader never sees half a record; root only.
+/// Writes an exit file atomically, so a reader never sees half a record; root only. Not
+/// fsynced: the record outlives the shim and the daemon, which is all it is for (a host
+/// crash ends the container too), and two fsyncs were the slowest step of a `run --rm`.
 pub fn write(path: &Path, info: &ExitInfo) -> Result<(), Error> {
     let data = serde_json::to_vec(info)
         .map_err(|source| Error::Json { context: "failed to encode exit info".into(), source })?;
-    berth_base::fsutil::atomic_write(path, &data).map_err(|e| Error::io("failed to write", path, e))
+    berth_base::fsutil::replace_file_mode(path, &data, berth_base::fsutil::PRIVATE_FILE)
+        .map_err(|e| Error::io("failed to write", path, e))
 }
 
 #[cfg(test)]

@@ -421,6 +421,7 @@ mod tests {
             tty: false,
             open_stdin: false,
             stdin_once: false,
+            monitor: None,
         }
     }
 

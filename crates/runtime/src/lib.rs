@@ -13,6 +13,7 @@ pub mod logs;
 mod proto;
 pub mod shim;
 pub mod spec;
+pub mod trace;
 
 pub use client::{ShimClient, ShimControl, ShimEvent, ShimEvents, StartOutcome, Streams};
 

@@ -153,6 +153,16 @@ impl Decoder {
         Decoder::default()
     }
 
+    /// A decoder holding bytes received before (a monitor's hand-back).
+    pub fn with_pending(buf: Vec<u8>) -> Decoder {
+        Decoder { buf }
+    }
+
+    /// The bytes received and not yet decoded.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Appends received bytes.
     pub fn feed(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);

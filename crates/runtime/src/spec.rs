@@ -473,7 +473,7 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
     if o.seccomp && !o.privileged {
         linux["seccomp"] = match &o.seccomp_profile {
             Some(custom) => seccomp_profile(&parse_seccomp_profile(custom)?, &caps),
-            None => seccomp_profile(&default_seccomp_profile()?, &caps),
+            None => default_seccomp_for(&caps)?,
         };
     }
 
@@ -645,6 +645,35 @@ fn str_list(v: &Value, key: &str) -> Vec<String> {
 fn default_seccomp_profile() -> Result<Value, Error> {
     serde_json::from_str(DEFAULT_PROFILE)
         .map_err(|source| Error::Json { context: "invalid built-in seccomp profile".into(), source })
+}
+
+/// Docker's default profile converted for these capabilities. Parsing and converting the
+/// 20 KB profile for every container was a fixed cost of each start, so both are done once:
+/// the parsed profile for the process, the conversion once per distinct capability set
+/// (a daemon sees few: the default set and a handful of `--cap-add` variants).
+fn default_seccomp_for(caps: &[String]) -> Result<Value, Error> {
+    static PARSED: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    static CONVERTED: std::sync::Mutex<Vec<(Vec<String>, Value)>> = std::sync::Mutex::new(Vec::new());
+    const KEEP: usize = 16;
+    let mut key = caps.to_vec();
+    key.sort();
+    let mut cache = CONVERTED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, v)) = cache.iter().find(|(k, _)| *k == key) {
+        return Ok(v.clone());
+    }
+    let parsed = match PARSED.get() {
+        Some(p) => p,
+        None => {
+            let p = default_seccomp_profile()?;
+            PARSED.get_or_init(|| p)
+        }
+    };
+    let v = seccomp_profile(parsed, caps);
+    if cache.len() >= KEEP {
+        cache.remove(0);
+    }
+    cache.push((key, v.clone()));
+    Ok(v)
 }
 
 /// Parses a custom seccomp profile in Docker's JSON format (what `--security-opt
@@ -972,6 +1001,17 @@ mod tests {
         let v = serde_json::to_value(generate(&p).unwrap()).unwrap();
         assert!(mount_options(&v, "/sys").contains(&"ro".to_owned()));
         assert!(mount_options(&v, "/sys/fs/cgroup").contains(&"ro".to_owned()));
+    }
+
+    #[test]
+    fn default_profile_is_converted_once_per_capability_set() {
+        let chown = vec!["CAP_CHOWN".to_owned()];
+        let a = default_seccomp_for(&chown).unwrap();
+        assert_eq!(a, default_seccomp_for(&chown).unwrap());
+        assert_eq!(a, seccomp_profile(&default_seccomp_profile().unwrap(), &chown));
+        let admin = vec!["CAP_SYS_ADMIN".to_owned()];
+        assert_ne!(a, default_seccomp_for(&admin).unwrap(), "CAP_SYS_ADMIN adds mount and friends");
+        assert_eq!(default_seccomp_for(&admin).unwrap(), seccomp_profile(&default_seccomp_profile().unwrap(), &admin));
     }
 
     #[test]

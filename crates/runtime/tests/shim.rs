@@ -64,6 +64,8 @@ impl Env {
             tty,
             open_stdin,
             stdin_once: open_stdin,
+            // Every test runs through the monitor hand-over once its container runs.
+            monitor: Some(berth_runtime::shim::monitor::install(&self.dir).unwrap()),
         }
     }
 }
@@ -311,6 +313,12 @@ fn shim_memory(env: &mut Env) {
     let s = spawn(&o);
     let mut c = Conn::open(&o, false);
     c.start();
+    // Once the container runs, the shim becomes the monitor (same pid).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_link(format!("/proc/{}/exe", s.shim_pid)).unwrap().file_name().unwrap() != "berth-monitor" {
+        assert!(Instant::now() < deadline, "the shim did not become the monitor");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let status = std::fs::read_to_string(format!("/proc/{}/status", s.shim_pid)).unwrap();
     let rss = status.lines().find(|l| l.starts_with("VmRSS")).unwrap_or("").to_string();
     let pss = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", s.shim_pid))
@@ -319,12 +327,59 @@ fn shim_memory(env: &mut Env) {
             r.lines().filter(|l| l.starts_with("Pss:") || l.starts_with("Anonymous:")).collect::<Vec<_>>().join(" ")
         })
         .unwrap_or_default();
-    println!("  shim memory (test binary as shim): {rss} | {pss}");
+    println!("  monitor memory (one running container): {rss} | {pss}");
     // PID 1 of a namespace ignores SIGTERM without a handler (as under Docker), so kill.
     c.send(Req::Signal(9));
     let (_, code) = c.until_exit();
     assert_eq!(code, Some(137));
     wait_gone(s);
+}
+
+fn monitor_logs_and_streams_like_the_shim(env: &mut Env) {
+    // Output after the hand-over is written by the monitor: the same json-file lines
+    // (escapes, invalid UTF-8, partial lines) and the same frames.
+    let script =
+        "sleep 0.5; printf 'late\\n'; printf 'tab\\there \"q\" back\\\\slash \\001\\377\\n' >&2; printf partial";
+    let o = env.opts(env.spec(&["sh", "-c", script]), false, false);
+    let s = spawn(&o);
+    let mut c = Conn::open(&o, false);
+    c.start();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_link(format!("/proc/{}/exe", s.shim_pid)).unwrap().file_name().unwrap() != "berth-monitor" {
+        assert!(Instant::now() < deadline, "the shim did not become the monitor");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (out, code) = c.until_exit();
+    assert_eq!(code, Some(0));
+    let want_err = "tab\there \"q\" back\\slash \u{1}\u{fffd}\n";
+    // stdout and stderr are separate pipes: their relative order is not kept.
+    assert!(out.contains("late\n") && out.contains("partial") && out.contains(want_err), "{out:?}");
+    wait_gone(s);
+    let log = berth_runtime::logs::read(&o.log_path, 3).unwrap();
+    let text: Vec<(String, &str)> = log
+        .iter()
+        .map(|e| {
+            let st = if e.stream == berth_runtime::logs::Stream::Stdout { "out" } else { "err" };
+            (String::from_utf8_lossy(&e.data).into_owned(), st)
+        })
+        .collect();
+    assert!(text.contains(&("late\n".to_owned(), "out")), "{text:?}");
+    assert!(text.contains(&(want_err.to_owned(), "err")), "{text:?}");
+    assert!(text.contains(&("partial".to_owned(), "out")), "{text:?}");
+    // Every line is exactly what serde_json writes for it.
+    let raw = std::fs::read_to_string(&o.log_path).unwrap();
+    for (line, e) in raw.lines().zip(&log) {
+        #[derive(serde::Serialize)]
+        struct L<'a> {
+            log: &'a str,
+            stream: &'a str,
+            time: String,
+        }
+        let stream = if e.stream == berth_runtime::logs::Stream::Stdout { "stdout" } else { "stderr" };
+        let time = e.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let want = serde_json::to_string(&L { log: &String::from_utf8_lossy(&e.data), stream, time }).unwrap();
+        assert_eq!(line, want);
+    }
 }
 
 /// One root test: gets a fresh rootfs and state dir, cleaned up afterwards.
@@ -343,6 +398,7 @@ fn main() {
     let tests: &[(&str, TestFn)] = &[
         ("echo_reaches_client_and_log", echo_reaches_client_and_log),
         ("stdin_is_piped", stdin_is_piped),
+        ("monitor_logs_and_streams_like_the_shim", monitor_logs_and_streams_like_the_shim),
         ("stdin_once_closes_on_disconnect", stdin_once_closes_on_disconnect),
         ("tty_output_and_resize", tty_output_and_resize),
         ("signal_kills", signal_kills),

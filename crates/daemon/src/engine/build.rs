@@ -77,6 +77,7 @@ impl StepExecutor for ShimExecutor {
             tty: false,
             open_stdin: false,
             stdin_once: false,
+            monitor: None,
         };
         let spawned = berth_runtime::shim::spawn(&self.engine.exe, &shim_opts)?;
         let mut child = spawned.child;

@@ -34,6 +34,7 @@ impl Engine {
         name: Option<String>,
         body: ContainerCreateBody,
     ) -> Result<Created> {
+        berth_runtime::trace::mark("-", "daemon.create_request");
         let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
             Error::InvalidArgument("config cannot be empty in order to create a container".to_owned())
         })?;
@@ -135,6 +136,7 @@ impl Engine {
         let _ = self.store.update(&rec);
         self.emit_container(&rec, "create", &[]);
         self.insert(Container::new(rec));
+        berth_runtime::trace::mark(&id, "daemon.created");
         Ok(Created { id, warnings: Vec::new() })
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::models::RestartPolicyNameEnum;
-use berth_runtime::{ShimClient, ShimEvents, StartOutcome, Streams};
+use berth_runtime::{ShimClient, ShimEvents, StartOutcome, Streams, trace};
 
 use super::{Container, Engine, Events, blocking, now};
 use crate::error::{Error, Result};
@@ -43,6 +43,7 @@ impl Engine {
     /// `POST /containers/{id}/start`.
     pub async fn start_container(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.get(name)?;
+        trace::mark(&c.id, "daemon.start_request");
         let _op = c.op.lock().await;
         let rec = c.snapshot();
         match rec.state.status {
@@ -85,6 +86,7 @@ impl Engine {
             r.ports = net.ports;
         });
         let t_prepare = t0.elapsed();
+        trace::mark(&c.id, "daemon.prepared");
         let launcher = self.launcher.clone();
         blocking(move || {
             launcher.spawn(&shim_opts).map_err(|e| match e {
@@ -95,12 +97,14 @@ impl Engine {
         })
         .await?;
         let t_spawn = t0.elapsed();
+        trace::mark(&c.id, "daemon.shim_ready");
         let _starting = StartingGuard(c);
         let pending = match c.pending.lock() {
             Ok(mut p) => p.take_for_start(),
             Err(p) => p.into_inner().take_for_start(),
         };
         self.connect_pending(c, pending).await;
+        trace::mark(&c.id, "daemon.attached");
         let (shim, started) = match ShimClient::connect_and_start(&self.shim_socket(&c.id), Streams::NONE).await {
             Ok(s) => s,
             Err(e @ berth_runtime::Error::Refused(_)) => return Err(Error::StartFailed { source: e }),
@@ -116,6 +120,7 @@ impl Engine {
                 return Ok(());
             }
         };
+        trace::mark(&c.id, "daemon.started");
         let (control, events) = shim.split();
         tracing::debug!(
             container = %c.id,
@@ -145,6 +150,7 @@ impl Engine {
         let c2 = c.clone();
         tokio::spawn(async move { engine.monitor(c2, events).await });
         self.start_health_monitor(c);
+        trace::mark(&c.id, "daemon.start_done");
         Ok(())
     }
 
@@ -237,8 +243,9 @@ impl Engine {
             opts.init = Some(self.cfg.exec_root.join(berth_runtime::init::FILE_NAME));
         }
         let spec = berth_runtime::spec::generate(&opts)?;
-        let json = serde_json::to_vec_pretty(&spec).map_err(|source| Error::Encode { what: "OCI spec", source })?;
-        berth_base::fsutil::atomic_write(&dir.join("config.json"), &json)
+        let json = serde_json::to_vec(&spec).map_err(|source| Error::Encode { what: "OCI spec", source })?;
+        // Regenerated at every start: no fsync (see `replace_file_mode`).
+        berth_base::fsutil::replace_file_mode(&dir.join("config.json"), &json, berth_base::fsutil::PRIVATE_FILE)
             .map_err(|e| Error::io("write config.json", e))?;
         Ok(berth_runtime::shim::ShimOptions {
             id: rec.id.clone(),
@@ -252,12 +259,14 @@ impl Engine {
             tty: rec.tty(),
             open_stdin: rec.config.open_stdin == Some(true),
             stdin_once: rec.config.stdin_once == Some(true),
+            monitor: Some(self.cfg.exec_root.join(berth_runtime::shim::monitor::FILE_NAME)),
         })
     }
 
     /// Follows the monitor connection until the shim reports the exit.
     async fn monitor(self: Arc<Self>, c: Arc<Container>, mut events: ShimEvents) {
         let code = events.wait().await.ok().flatten();
+        trace::mark(&c.id, "daemon.exit_event");
         self.finish_run(&c, code).await;
     }
 
@@ -277,14 +286,17 @@ impl Engine {
                 None => (255, now(), false, "the container's shim exited without recording an exit status".to_owned()),
             },
         };
+        trace::mark(&c.id, "daemon.exit_read");
         *c.control.lock().await = None;
         let dir = self.container_dir(&c.id);
         let rootfs = self.rootfs.clone();
         if let Err(e) = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await {
             tracing::warn!(container = %c.id, error = %e, "unmount container root");
         }
+        trace::mark(&c.id, "daemon.unmounted");
         self.unmount_volumes(&c.snapshot());
         self.detach_network(c).await;
+        trace::mark(&c.id, "daemon.net_detached");
         c.update(|r| {
             r.state.status = Status::Exited;
             r.state.pid = 0;
@@ -309,6 +321,7 @@ impl Engine {
             e.exit_code = code;
             e.running = false;
         });
+        trace::mark(&c.id, "daemon.exit_recorded");
         if !restarting && c.snapshot().host_config.auto_remove == Some(true) {
             let engine = self.clone();
             let c = c.clone();
@@ -503,6 +516,7 @@ impl Engine {
             }
         }
         c.update(|r| r.state.status = Status::Removing);
+        trace::mark(&c.id, "daemon.remove_begin");
         let dir = self.container_dir(&c.id);
         let rootfs = self.rootfs.clone();
         let launcher = self.launcher.clone();
@@ -527,16 +541,19 @@ impl Engine {
             Ok(errors)
         })
         .await?;
+        trace::mark(&c.id, "daemon.fs_removed");
         if !errors.is_empty() {
             c.update(|r| r.state.status = Status::Dead);
             self.persist(c);
             return Err(Error::Internal(format!("unable to remove filesystem for {}: {}", c.id, errors.join("; "))));
         }
         self.store.delete(&c.id)?;
+        trace::mark(&c.id, "daemon.record_deleted");
         self.forget(&c.id);
         self.release_volumes(&rec, volumes).await;
         self.forget_execs(&c.id);
         c.events.send_modify(|e| e.removed = true);
+        trace::mark(&c.id, "daemon.removed");
         self.emit_container(&rec, "destroy", &[]);
         Ok(())
     }

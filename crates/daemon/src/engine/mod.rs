@@ -180,6 +180,7 @@ impl Engine {
         }
         // The `--init` executable, which containers bind-mount from here.
         berth_runtime::init::install(&cfg.exec_root)?;
+        berth_runtime::shim::monitor::install(&cfg.exec_root)?;
         let lock_path = cfg.data_root.join("lock");
         let lock = FileLock::try_lock(&lock_path)
             .map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?

@@ -463,7 +463,8 @@ fn write_etc_files(s: &SandboxSpec<'_>) -> Result<Vec<BindMount>> {
     let write = |name: &str, data: &str| -> Result<PathBuf> {
         let p = s.bundle.join(name);
         // Any container user reads these (as in Docker); the bundle dir keeps host users out.
-        berth_base::fsutil::atomic_write_mode(&p, data.as_bytes(), berth_base::fsutil::SHARED_FILE)
+        // Rewritten at every start, so not fsynced (`replace_file_mode`).
+        berth_base::fsutil::replace_file_mode(&p, data.as_bytes(), berth_base::fsutil::SHARED_FILE)
             .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
         Ok(p)
     };

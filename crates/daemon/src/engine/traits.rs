@@ -32,16 +32,45 @@ pub struct ShimProcesses {
 impl ShimLauncher for ShimProcesses {
     fn spawn(&self, opts: &ShimOptions) -> Result<u32, berth_runtime::Error> {
         let spawned = berth_runtime::shim::spawn(&self.exe, opts)?;
-        let mut child = spawned.child;
-        // The shim is our child until it exits; reap it so it never lingers as a zombie.
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
+        reap_later(spawned.child);
         Ok(spawned.init_pid)
     }
 
     fn cleanup(&self, state_root: &Path, id: &str) -> Result<(), berth_runtime::Error> {
         berth_runtime::cleanup(state_root, id)
+    }
+}
+
+/// The shim is our child until it exits; reaps it then, so it never lingers as a zombie.
+/// A task waiting on the shim's pidfd, not a thread per shim: a thread's stack and malloc
+/// arena per running container made the daemon grow with every container.
+fn reap_later(mut child: std::process::Child) {
+    let pidfd = rustix::process::Pid::from_raw(child.id() as i32)
+        .and_then(|pid| rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK).ok());
+    match (tokio::runtime::Handle::try_current(), pidfd) {
+        (Ok(rt), Some(fd)) => {
+            rt.spawn(async move {
+                // SAFETY: the AsyncFd owns the pidfd (an OwnedFd), which stays open and the
+                // same descriptor for the AsyncFd's whole life.
+                let registered =
+                    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) };
+                match registered {
+                    Ok(fd) => {
+                        let _ = fd.readable().await;
+                        // Readable: the shim has exited, so this does not block.
+                        let _ = child.wait();
+                    }
+                    Err(_) => {
+                        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+                    }
+                }
+            });
+        }
+        _ => {
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+        }
     }
 }
 

@@ -26,6 +26,7 @@ use crate::proto::{ClientFrame, Decoder, ShimFrame};
 use crate::{Error, ExecFailure, chain};
 
 mod exec;
+pub mod monitor;
 pub use exec::{ExecFailed, ExecSpec};
 
 /// A client whose unsent output passes this is dropped, so a slow reader never stalls the
@@ -58,6 +59,10 @@ pub struct ShimOptions {
     pub open_stdin: bool,
     /// Close stdin when the first stdin client detaches.
     pub stdin_once: bool,
+    /// The container monitor executable ([`monitor::install`]): once the container runs,
+    /// the shim becomes it and stays small. None keeps the whole shim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<PathBuf>,
 }
 
 /// A shim that finished its handshake: the container is created and waits for Start.
@@ -144,10 +149,24 @@ fn guard_signals() {
 /// The shim process's entry point: `args` are the arguments after the executable (a
 /// leading `shim` is skipped). Returns the process exit code.
 pub fn main(args: &[String]) -> i32 {
+    if let Some(fd) = monitor::resume_fd(args) {
+        guard_signals();
+        let _ = std::env::set_current_dir("/");
+        return match monitor::resume(fd) {
+            Ok(mut shim) => {
+                crate::trace::mark(&shim.opts.id, "shim.resumed");
+                shim.serve_handed_back();
+                shim.run();
+                0
+            }
+            Err(_) => 1,
+        };
+    }
     let Some(opts) = args.iter().rev().find_map(|a| serde_json::from_str::<ShimOptions>(a).ok()) else {
         eprintln!("berth shim: missing or invalid options argument");
         return 2;
     };
+    crate::trace::mark(&opts.id, "shim.main");
     guard_signals();
     // Own session: a signal to the daemon's process group or terminal never reaches us.
     let _ = rustix::process::setsid();
@@ -161,6 +180,7 @@ pub fn main(args: &[String]) -> i32 {
     line.push('\n');
     let _ = std::io::stdout().write_all(line.as_bytes());
     let _ = std::io::stdout().flush();
+    crate::trace::mark(&opts.id, "shim.ready");
     detach_stdio();
     // libcontainer's create leaves freed heap behind; give it back so an idle shim stays
     // small (it lives as long as its container).
@@ -255,7 +275,11 @@ struct Client {
 
 struct Shim {
     opts: ShimOptions,
-    container: Container,
+    /// None only when a resumed shim could not load libcontainer's state (it is then
+    /// removed by path at exit).
+    container: Option<Container>,
+    /// The berth executable, kept for the monitor's hand-back.
+    exe: Option<OwnedFd>,
     init_pid: Pid,
     pidfd: OwnedFd,
     listener: UnixListener,
@@ -298,6 +322,7 @@ impl Shim {
             context: format!("failed to load {}", config.display()),
             message: chain(&e),
         })?;
+        crate::trace::mark(&o.id, "shim.spec_loaded");
         let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
         let rootfs = if rootfs.is_absolute() { rootfs } else { o.bundle.join(rootfs) };
         // A first look in the image's root: a command found there but not executable fails
@@ -328,6 +353,7 @@ impl Shim {
         };
         std::fs::create_dir_all(&o.state_root).map_err(|e| Error::io("failed to create", &o.state_root, e))?;
         let listener = bind_unix(&o.socket)?;
+        crate::trace::mark(&o.id, "shim.listening");
 
         let mut builder = ContainerBuilder::new(o.id.clone(), SyscallType::default())
             .with_root_path(&o.state_root)
@@ -362,6 +388,7 @@ impl Shim {
         }
         let built =
             builder.validate_id().and_then(|b| b.as_init(&o.bundle).with_systemd(false).with_detach(true).build());
+        crate::trace::mark(&o.id, "shim.created");
         let container = match built {
             Ok(c) => c,
             Err(e) => {
@@ -402,18 +429,21 @@ impl Shim {
         if let Err(e) = readonly_cgroup_mounts(&spec, init_pid) {
             return Err(fail(container, e));
         }
+        crate::trace::mark(&o.id, "shim.cgroups_ro");
         // The command is looked up as exec will see it: through the init's root, in its
         // finished mount namespace, so a command on a bind mount or volume is found.
         if let Err(e) = check_command(&spec, init_pid) {
             return Err(fail(container, e));
         }
+        crate::trace::mark(&o.id, "shim.command_checked");
         let pidfd = match rustix::process::pidfd_open(init_pid, PidfdFlags::empty()) {
             Ok(fd) => fd,
             Err(e) => return Err(fail(container, Error::io("pidfd_open failed", Path::new("init"), e.into()))),
         };
         Ok(Shim {
             opts: o.clone(),
-            container,
+            container: Some(container),
+            exe: None,
             init_pid,
             pidfd,
             listener,
@@ -444,6 +474,13 @@ impl Shim {
 
     fn run(&mut self) {
         loop {
+            // Idle and running: become the small monitor (returns only if that failed).
+            if self.can_hand_off()
+                && let Err(e) = self.hand_off()
+            {
+                tracing::warn!(id = %self.opts.id, error = %e, "staying a full shim");
+                self.opts.monitor = None;
+            }
             let mut srcs: Vec<(Src, BorrowedFd<'_>, PollFlags)> = vec![
                 (Src::Listener, self.listener.as_fd(), PollFlags::IN),
                 (Src::Pidfd, self.pidfd.as_fd(), PollFlags::IN),
@@ -667,17 +704,31 @@ impl Shim {
                 }
             }
         }
+        self.handle_frames(i) && alive && flush_client(&mut self.clients[i])
+    }
+
+    /// Handles the complete frames connection `i` has received; false = drop it.
+    fn handle_frames(&mut self, i: usize) -> bool {
         loop {
             match self.clients[i].decoder.next_client() {
                 Ok(Some(f)) => self.handle(i, f),
-                Ok(None) => break,
+                Ok(None) => return true,
                 Err(e) => {
                     self.reply(i, ShimFrame::Error(e.to_string()));
                     return false;
                 }
             }
         }
-        alive && flush_client(&mut self.clients[i])
+    }
+
+    /// After a monitor's hand-back: serves the frames it left unread (the reason for the
+    /// hand-back), which no poll would report again.
+    fn serve_handed_back(&mut self) {
+        for i in (0..self.clients.len()).rev() {
+            if !(self.handle_frames(i) && flush_client(&mut self.clients[i])) {
+                self.drop_client(i);
+            }
+        }
     }
 
     fn reply(&mut self, i: usize, f: ShimFrame) {
@@ -700,12 +751,19 @@ impl Shim {
             }
             ClientFrame::Start => {
                 if !self.started {
-                    if let Err(e) = self.container.start() {
+                    crate::trace::mark(&self.opts.id, "shim.start_request");
+                    let Some(container) = self.container.as_mut() else {
+                        self.reply(i, ShimFrame::Error("failed to start container: no container state".into()));
+                        return;
+                    };
+                    if let Err(e) = container.start() {
                         self.reply(i, ShimFrame::Error(format!("failed to start container: {}", chain(&e))));
                         return;
                     }
                     self.started = true;
+                    crate::trace::mark(&self.opts.id, "shim.started");
                     self.settle_after_start();
+                    crate::trace::mark(&self.opts.id, "shim.settled");
                 }
                 let pid = self.init_pid.as_raw_nonzero().get() as u32;
                 self.reply(i, ShimFrame::Started { pid });
@@ -803,6 +861,7 @@ impl Shim {
     }
 
     fn wind_down(&mut self, code: i32) -> bool {
+        crate::trace::mark(&self.opts.id, "shim.exited");
         // Everything written before the exit is still in the pipes or the pty.
         while self.out.is_some() && self.read_output(Stream::Stdout) {
             if !self.has_more(Stream::Stdout) {
@@ -827,11 +886,19 @@ impl Shim {
         self.out = None;
         self.err = None;
         self.stdin = None;
+        crate::trace::mark(&self.opts.id, "shim.drained");
         // Remove the container first, so whoever reacts to the exit can reuse the id.
-        if let Err(e) = self.container.delete(true) {
-            tracing::warn!(id = %self.opts.id, error = %chain(&e), "failed to delete container");
-            let _ = crate::cleanup(&self.opts.state_root, &self.opts.id);
+        match self.container.as_mut().map(|c| c.delete(true)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::warn!(id = %self.opts.id, error = %chain(&e), "failed to delete container");
+                let _ = crate::cleanup(&self.opts.state_root, &self.opts.id);
+            }
+            None => {
+                let _ = crate::cleanup(&self.opts.state_root, &self.opts.id);
+            }
         }
+        crate::trace::mark(&self.opts.id, "shim.deleted");
         let finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let _ = crate::exit::write(&self.opts.exit_file, &ExitInfo { code, finished_at, oom_killed });
         let _ = std::fs::remove_file(&self.opts.socket);
@@ -844,6 +911,7 @@ impl Shim {
             c.out.clear();
         }
         self.clients.clear();
+        crate::trace::mark(&self.opts.id, "shim.exit_sent");
         true
     }
 
