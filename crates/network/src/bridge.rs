@@ -127,7 +127,16 @@ impl Driver for BridgeDriver {
     }
 
     fn setup(&self, net: &NetworkSpec, att: &Attachment, ns: &mut Netlink) -> Result<()> {
-        let br = self.ensure_bridge(net)?;
+        // The network was made ready when first used in this daemon run; a bridge that is
+        // still there needs no more than its index (listing every address of the host and
+        // rewriting its settings at each start costs more than the rest of the attachment).
+        // One someone deleted is made again.
+        let found =
+            self.host().link_index(&net.bridge).map_err(|e| Error::io(format!("look up bridge {}", net.bridge), e))?;
+        let br = match found {
+            Some(i) => i,
+            None => self.ensure_bridge(net)?,
+        };
         let host_if = att.host_ifname();
         let nsfile = std::fs::File::open(&att.netns)
             .map_err(|e| Error::io(format!("open network namespace {}", att.netns.display()), e))?;
@@ -163,7 +172,7 @@ impl Driver for BridgeDriver {
                 ns.add_default_route(IpAddr::V4(net.gateway))
                     .map_err(|e| Error::io(format!("add default route via {}", net.gateway), e))?;
             }
-            self.fw.add_ports(&att.endpoint_id, &att.ports)
+            self.fw.add_ports(&att.ports)
         })();
         if result.is_err() {
             let _ = self.teardown(net, att);
@@ -173,10 +182,7 @@ impl Driver for BridgeDriver {
 
     fn teardown(&self, _net: &NetworkSpec, att: &Attachment) -> Result<()> {
         let mut errs = Vec::new();
-        // Listing the table costs an `nft` run: only endpoints with published ports have rules.
-        if !att.ports.is_empty()
-            && let Err(e) = self.fw.remove_ports(&att.endpoint_id)
-        {
+        if let Err(e) = self.fw.remove_ports(&att.ports) {
             errs.push(e);
         }
         let host_if = att.host_ifname();

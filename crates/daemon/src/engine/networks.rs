@@ -599,13 +599,22 @@ impl Networks {
                 ip,
                 mac: [0; 6],
                 default_route: false,
-                ports: port_rules(&rec.ports, ip),
+                // Published ports go with the primary endpoint only: their map elements are
+                // keyed by host port, and another endpoint's teardown must not take them.
+                ports: if self.is_primary(rec, ep) { port_rules(&rec.ports, ip) } else { Vec::new() },
             };
             if let Err(e) = drv.teardown(&spec, &att) {
                 errs.push(e.into());
             }
         }
         errs
+    }
+
+    /// Whether `ep` is on the network the container's `NetworkMode` names (the endpoint
+    /// that carries its published ports and default route).
+    fn is_primary(&self, rec: &ContainerRecord, ep: &EndpointRecord) -> bool {
+        let Mode::Network(p) = mode_of(rec.host_config.network_mode.as_deref()) else { return false };
+        self.find(&p).is_ok_and(|n| n.id == ep.network_id)
     }
 
     /// Makes a user-defined bridge network (`network create`). Blocking.
@@ -740,8 +749,9 @@ impl Networks {
         }
         self.lock().held.insert(rec.id.clone(), held);
         let drv = self.driver()?;
-        drv.firewall().remove_ports(&primary.endpoint_id)?;
-        drv.firewall().add_ports(&primary.endpoint_id, &rules)?;
+        // The table was made anew at this daemon's first use of it; adding an element
+        // already there with the same value is fine.
+        drv.firewall().add_ports(&rules)?;
         Ok(())
     }
 
