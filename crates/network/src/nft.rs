@@ -204,7 +204,8 @@ impl Firewall {
 
     /// Adds a network's rules: masquerade of what leaves the subnet (not for `internal`),
     /// masquerade of host-local sources (127.0.0.1 reaching a published port) and of hairpin
-    /// traffic, and isolation from every other bridge of ours.
+    /// traffic (a container reaching a published port on the same bridge), and isolation
+    /// from every other bridge of ours.
     pub fn add_network(&self, n: &NetworkRules<'_>) -> Result<()> {
         let tag = format!("net:{}", n.id);
         let br = n.bridge;
@@ -226,12 +227,18 @@ impl Firewall {
             ));
         }
         cmds.push(self.rule("postrouting", &tag, vec![oif("=="), saddr("127.0.0.0".into(), 8), masq.clone()]));
+        // Hairpin: a container reaching a published port (its own included) through an
+        // address of the host comes back out on the bridge; masqueraded, the answer goes
+        // back through the host and is un-NATed. Matched on the source subnet rather than
+        // on the input interface: with `br_netfilter` loaded the DNAT happens on the bridge
+        // path, where postrouting has no input interface, and a packet to the container's
+        // own address from that same address would be dropped by the container.
         cmds.push(self.rule(
             "postrouting",
             &tag,
             vec![
-                iif("=="),
                 oif("=="),
+                saddr(n.subnet.network().to_string(), n.subnet.prefix_len()),
                 json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
                 masq,
             ],

@@ -164,6 +164,11 @@ fn published_port_answers_on_loopback_and_host_address_and_is_cleaned_up() {
         &format!("echo 'GET / HTTP/1.0' | nc -w 5 {gw} {port2} | tail -1"),
     ]));
     assert_eq!(via, "hello from berth\n", "another container, through the published port");
+    // The container itself, through its own published port on the host's address (self
+    // hairpin: masqueraded, whether the host's br_netfilter is loaded or not).
+    let own =
+        ok(&d.berth(&["exec", id2, "sh", "-c", &format!("echo 'GET / HTTP/1.0' | nc -w 5 {gw} {port2} | tail -1")]));
+    assert_eq!(own, "hello from berth\n", "the container itself, through its own published port");
     let direct = ok(&d.berth(&[
         "run",
         "--rm",
