@@ -56,6 +56,19 @@ fn table_rules(d: &Daemon) -> (usize, String) {
     (n, text(&listing.stdout))
 }
 
+/// The veths on the daemon's bridge once it holds `n` of them (a torn-down veth is deleted
+/// in the background: its deletion waits for the kernel), or as they are after 3 seconds.
+fn veths_settled(d: &Daemon, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let v = veths_of(d);
+        if v.len() == n || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn veths_of(d: &Daemon) -> Vec<String> {
     let master = format!("/sys/class/net/{}/brif", d.bridge);
     std::fs::read_dir(master)
@@ -189,7 +202,7 @@ fn published_port_answers_on_loopback_and_host_address_and_is_cleaned_up() {
     let st = ok(&d.berth(&["inspect", "-f", "{{.State.Status}}", "clash"]));
     assert_eq!(st.trim(), "created");
     assert_eq!(table_rules(&d).0, 2, "no rule of the failed start");
-    assert_eq!(veths_of(&d).len(), 2, "no veth of the failed start");
+    assert_eq!(veths_settled(&d, 2).len(), 2, "no veth of the failed start");
     ok(&d.berth(&["rm", "clash"]));
 
     // A daemon restart, and a kill -9, keep the published port answering.
@@ -214,7 +227,7 @@ fn published_port_answers_on_loopback_and_host_address_and_is_cleaned_up() {
     // Removing everything leaves no published port in the maps and no veth.
     ok(&d.berth(&["rm", "-f", id, id2, id3.trim()]));
     assert_eq!(table_rules(&d).0, 0, "{}", table_rules(&d).1);
-    assert!(veths_of(&d).is_empty(), "{:?}", veths_of(&d));
+    assert!(veths_settled(&d, 0).is_empty(), "{:?}", veths_of(&d));
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "the port is closed again");
     // A stopped daemon with nothing running leaves neither its table nor its bridge.
     let table = d.nft_table.clone();
