@@ -45,6 +45,11 @@ cleanup() {
     docker rm -f bnet-sink >/dev/null 2>&1
     kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null
     ip link del "bd$tag" 2>/dev/null
+    # dockerd leaves its iptables rules behind: drop those naming our bridge.
+    for t in nat filter; do
+      iptables -t "$t" -S 2>/dev/null | grep -- "bd$tag" | sed 's/^-A /-D /' |
+        while read -r r; do eval iptables -t "$t" "$r"; done
+    done
   fi
   [ -n "$containerd_pid" ] && { kill "$containerd_pid" 2>/dev/null; wait "$containerd_pid" 2>/dev/null; }
   for i in 0 1; do
