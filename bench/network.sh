@@ -2,12 +2,18 @@
 # Networking cost and throughput, side by side with docker and podman where they answer.
 #
 #   bench/network.sh [RUNS]      (default 20 runs each; run as root)
-#   BERTH_BIN=/path/to/berth bench/network.sh   (skip the release build, e.g. a debug binary)
+#   BERTH_BIN=/path/to/berth bench/network.sh     (skip the release build)
+#   BERTH_BEFORE=/path/to/older/berth bench/network.sh   (also measure an older build, in
+#                                                        the same run, for a before/after)
+#   BENCH_DOCKERD=1 bench/network.sh   (start containerd and dockerd of our own, with their
+#                                       own roots and sockets, when no docker answers)
 #
 # Start latency, median wall time of RUNS runs of `run --rm busybox true`:
 #   none     --network none (a namespace with lo only)
 #   bridge   the default bridge and one published port (-p 127.0.0.1::80)
-# The difference is what networking adds (target, issue 9: <= 5 ms; Docker adds ~60 ms,
+# The two are interleaved run by run (none, bridge, none, bridge, ...), and the engines
+# take turns too, so a change of load on the machine weighs on every figure alike. The
+# difference is what networking adds (target, issue 9: <= 5 ms; Docker adds ~60 ms,
 # Podman ~170 ms on this kind of machine).
 # Throughput of a 1 GiB bulk TCP transfer from the host into a container (busybox nc):
 #   direct     host -> container address on the bridge
@@ -19,47 +25,119 @@ RUNS=${1:-20}
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 if [ -z "${BERTH_BIN:-}" ]; then
   cargo build --release -p berth >&2
-  BERTH_BIN=$PWD/target/release/berth
+  BERTH_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 fi
-BERTH=$BERTH_BIN
 
 work=$(mktemp -d /tmp/bnet.XXXXXX)
 tag=$(basename "$work" | tr -dc 'a-zA-Z0-9' | tail -c 6)
-daemon_pid=
+daemons=()      # "pid:binary:socket" of each berth daemon
+dockerd_pid=; containerd_pid=
 cleanup() {
   set +e
-  if [ -n "$daemon_pid" ]; then
-    for id in $("$BERTH" ps -aq 2>/dev/null); do "$BERTH" rm -f "$id" >/dev/null 2>&1; done
-    kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null
+  for d in "${daemons[@]}"; do
+    IFS=: read -r pid bin sock <<<"$d"
+    for id in $(BERTH_HOST=unix://$sock "$bin" ps -aq 2>/dev/null); do
+      BERTH_HOST=unix://$sock "$bin" rm -f "$id" >/dev/null 2>&1
+    done
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  done
+  if [ -n "$dockerd_pid" ]; then
+    docker rm -f bnet-sink >/dev/null 2>&1
+    kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null
+    ip link del "bd$tag" 2>/dev/null
+    # dockerd leaves its iptables rules behind: drop those naming our bridge.
+    for t in nat filter; do
+      iptables -t "$t" -S 2>/dev/null | grep -- "bd$tag" | sed 's/^-A /-D /' |
+        while read -r r; do eval iptables -t "$t" "$r"; done
+    done
   fi
-  nft delete table inet "bench_$tag" 2>/dev/null
-  ip link del "bn$tag" 2>/dev/null
+  [ -n "$containerd_pid" ] && { kill "$containerd_pid" 2>/dev/null; wait "$containerd_pid" 2>/dev/null; }
+  for i in 0 1; do
+    nft delete table inet "bench_${tag}_$i" 2>/dev/null
+    ip link del "bn${tag}$i" 2>/dev/null
+  done
   for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-export BERTH_HOST=unix://$work/api.sock BERTH_NO_AUTOSTART=1
-echo '{}' > "$work/daemon.json"
-"$BERTH" daemon -H "$BERTH_HOST" --data-root "$work/data" --exec-root "$work/run" \
-  --config-file "$work/daemon.json" --bridge "bn$tag" --nft-table "bench_$tag" >"$work/daemon.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 100); do "$BERTH" version >/dev/null 2>&1 && break; sleep 0.1; done
 scripts/mkbusybox > "$work/busybox.tar"
-"$BERTH" import "$work/busybox.tar" busybox:latest >/dev/null
-
-median_ms() {
-  local t0 t1 times=()
-  "$@" >/dev/null 2>&1 || return 1
-  "$@" >/dev/null 2>&1 || return 1
-  for _ in $(seq "$RUNS"); do
-    t0=$(date +%s%N); "$@" >/dev/null 2>&1 || return 1; t1=$(date +%s%N)
-    times+=($(( (t1 - t0) / 1000 )))
-  done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f\n", m/1000}'
+export BERTH_NO_AUTOSTART=1
+# start_berth N BINARY: a daemon of BINARY with its own socket, roots, bridge and table.
+start_berth() {
+  local n=$1 bin=$2 dir=$work/berth$1
+  mkdir -p "$dir"; echo '{}' > "$dir/daemon.json"
+  "$bin" daemon -H "unix://$dir/api.sock" --data-root "$dir/data" --exec-root "$dir/run" \
+    --config-file "$dir/daemon.json" --bridge "bn${tag}$n" --nft-table "bench_${tag}_$n" >"$dir/daemon.log" 2>&1 &
+  daemons+=("$!:$bin:$dir/api.sock")
+  for _ in $(seq 100); do BERTH_HOST=unix://$dir/api.sock "$bin" version >/dev/null 2>&1 && break; sleep 0.1; done
+  BERTH_HOST=unix://$dir/api.sock "$bin" import "$work/busybox.tar" busybox:latest >/dev/null
 }
-diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", a - b }'; }
+
+engines=(); clis=()
+start_berth 0 "$BERTH_BIN"
+engines+=(berth); clis+=("env BERTH_HOST=unix://$work/berth0/api.sock $BERTH_BIN")
+if [ -n "${BERTH_BEFORE:-}" ]; then
+  start_berth 1 "$BERTH_BEFORE"
+  engines+=(before); clis+=("env BERTH_HOST=unix://$work/berth1/api.sock $BERTH_BEFORE")
+fi
+
+if ! { command -v docker >/dev/null && docker info >/dev/null 2>&1; } && [ -n "${BENCH_DOCKERD:-}" ] \
+   && command -v dockerd >/dev/null && command -v containerd >/dev/null; then
+  mkdir -p "$work/containerd" "$work/docker"
+  containerd --root "$work/containerd/root" --state "$work/containerd/state" \
+    --address "$work/containerd/sock" >"$work/containerd.log" 2>&1 &
+  containerd_pid=$!
+  for _ in $(seq 100); do [ -S "$work/containerd/sock" ] && break; sleep 0.1; done
+  ip link add "bd$tag" type bridge && ip addr add 10.231.$((RANDOM % 200)).1/24 dev "bd$tag" && ip link set "bd$tag" up
+  dockerd --data-root "$work/docker/root" --exec-root "$work/docker/exec" -H "unix://$work/docker/sock" \
+    --pidfile "$work/docker/pid" --containerd "$work/containerd/sock" --bridge "bd$tag" \
+    >"$work/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  export DOCKER_HOST=unix://$work/docker/sock
+  for _ in $(seq 200); do docker info >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  docker image inspect busybox >/dev/null 2>&1 || docker import "$work/busybox.tar" busybox:latest >/dev/null
+  engines+=(docker); clis+=(docker)
+fi
+if command -v podman >/dev/null; then
+  podman image inspect busybox >/dev/null 2>&1 || podman import "$work/busybox.tar" busybox:latest >/dev/null 2>&1 || true
+  engines+=(podman); clis+=(podman)
+fi
+
+# time_us CMD...: wall time of one run in microseconds (empty when it failed).
+time_us() {
+  local t0 t1
+  t0=$(date +%s%N)
+  "$@" >/dev/null 2>&1 || return 1
+  t1=$(date +%s%N)
+  echo $(( (t1 - t0) / 1000 ))
+}
+median() { sort -n | awk '{a[NR]=$1} END {if (!NR) {print "n/a"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f\n", m/1000}'; }
+diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else printf "%+.1f", a - b }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+echo "start latency, run --rm busybox true, median of $RUNS runs (none and bridge interleaved)"
+for i in "${!engines[@]}"; do
+  : > "$work/none.$i"; : > "$work/bridge.$i"
+  # Two warm-ups each.
+  for _ in 1 2; do
+    ${clis[$i]} run --rm --network none busybox:latest true >/dev/null 2>&1 || true
+    ${clis[$i]} run --rm -p 127.0.0.1::80 busybox:latest true >/dev/null 2>&1 || true
+  done
+done
+for _ in $(seq "$RUNS"); do
+  for i in "${!engines[@]}"; do
+    time_us ${clis[$i]} run --rm --network none busybox:latest true >>"$work/none.$i" || true
+    time_us ${clis[$i]} run --rm -p 127.0.0.1::80 busybox:latest true >>"$work/bridge.$i" || true
+  done
+done
+for i in "${!engines[@]}"; do
+  none=$(median <"$work/none.$i"); bridge=$(median <"$work/bridge.$i")
+  printf '  %-7s none %7s ms   bridge+port %7s ms   networking adds %s ms\n' \
+    "${engines[$i]}" "$none" "$bridge" "$(diff_ms "$bridge" "$none")"
+done
 
 # send_gib HOST PORT: seconds to push 1 GiB to HOST:PORT over one TCP connection.
 send_gib() {
@@ -80,32 +158,18 @@ s.recv(1)
 print("%.3f" % (time.time() - t0))
 PY
 }
-
-echo "start latency, run --rm busybox true, median of $RUNS runs"
-for engine in berth docker podman; do
-  case $engine in
-    berth) cli=("$BERTH") ;;
-    docker) command -v docker >/dev/null && docker info >/dev/null 2>&1 || { echo "  docker: no daemon answers here; not measured"; continue; }
-            docker image inspect busybox >/dev/null 2>&1 || docker import "$work/busybox.tar" busybox:latest >/dev/null
-            cli=(docker) ;;
-    podman) command -v podman >/dev/null || { echo "  podman: not installed; not measured"; continue; }
-            podman image inspect busybox >/dev/null 2>&1 || podman import "$work/busybox.tar" busybox:latest >/dev/null 2>&1 || true
-            cli=(podman) ;;
-  esac
-  none=$(median_ms "${cli[@]}" run --rm --network none busybox:latest true)
-  bridge=$(median_ms "${cli[@]}" run --rm -p 127.0.0.1::80 busybox:latest true)
-  printf '  %-7s none %7s ms   bridge+port %7s ms   networking adds %s ms\n' "$engine" "$none" "$bridge" "$(diff_ms "$bridge" "$none")"
-done
+mb() { awk -v s="$1" 'BEGIN { printf "%.0f", 1024 / s }'; }
 
 echo "throughput, 1 GiB host -> container (busybox nc -l)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BERTH" run -d --name sink -p "127.0.0.1:$port:80" busybox:latest \
+B=${clis[0]}
+$B run -d --name sink -p "127.0.0.1:$port:80" busybox:latest \
   sh -c 'while true; do nc -l -p 80 > /dev/null; done' >/dev/null
-ip=$("$BERTH" inspect -f '{{.NetworkSettings.IPAddress}}' sink)
+ip=$($B inspect -f '{{.NetworkSettings.IPAddress}}' sink)
 sleep 0.3
 direct=$(send_gib "$ip" 80)
 published=$(send_gib 127.0.0.1 "$port")
-mb() { awk -v s="$1" 'BEGIN { printf "%.0f", 1024 / s }'; }
+$B rm -f sink >/dev/null
 printf '  berth   direct %6s MiB/s   published %6s MiB/s   published/direct = %s (target >= 0.8)\n' \
   "$(mb "$direct")" "$(mb "$published")" "$(ratio "$direct" "$published")"
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then

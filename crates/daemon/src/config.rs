@@ -545,7 +545,16 @@ impl NetworkOptions {
                 }
                 self.bridge = b;
             }
-            "bip" => self.bip = Some(cidr(&s()?)?),
+            "bip" => {
+                let bip = cidr(&s()?)?;
+                if bip.prefix_len() > 30 {
+                    return Err(format!(
+                        "invalid bip {bip}: a /{} subnet has no address for containers",
+                        bip.prefix_len()
+                    ));
+                }
+                self.bip = Some(bip);
+            }
             "fixed-cidr" => self.fixed_cidr = Some(cidr(&s()?)?.trunc()),
             "nft-table" => {
                 let t = s()?;

@@ -65,8 +65,8 @@ pub trait Driver: Send + Sync {
     /// Connects a namespace to the network. `ns` is a netlink socket inside the
     /// namespace. On failure nothing of the attachment is left.
     fn setup(&self, net: &NetworkSpec, att: &Attachment, ns: &mut Netlink) -> Result<()>;
-    /// Disconnects it again; what is already gone is fine. Port rules are removed when
-    /// `att.ports` is not empty.
+    /// Disconnects it again; what is already gone is fine. Its published ports (`att.ports`)
+    /// leave the port maps.
     fn teardown(&self, net: &NetworkSpec, att: &Attachment) -> Result<()>;
 }
 

@@ -9,6 +9,7 @@ mod error;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
+pub mod nfnl;
 pub mod nft;
 pub mod portmap;
 

@@ -2,7 +2,9 @@
 //! default). Nothing outside that table is ever listed for change, flushed or edited: the
 //! host's, Docker's and Podman's rules stay as they are. Rules are sent as JSON batches
 //! through the `nftables` crate (`nft -j -f -`); each rule carries a comment naming what it
-//! belongs to (`net:<id>` or `ep:<id>`), so removal deletes exactly those rules.
+//! belongs to (`net:<id>`), so removal deletes exactly those rules. Published ports are
+//! not rules but elements of four maps that two fixed rules look up; containers add and
+//! remove elements over netlink (`nfnl`), never through an `nft` run.
 
 use std::net::Ipv4Addr;
 
@@ -80,6 +82,41 @@ pub struct Firewall {
 }
 
 const BRIDGES_SET: &str = "bridges";
+/// Published ports bound on one host address: `ip daddr . l4proto . dport` → the
+/// container's address, and → its port.
+const MAP_IP_ADDR: &str = "ports4_ip_addr";
+const MAP_IP_PORT: &str = "ports4_ip_port";
+/// Published ports bound on every address: `l4proto . dport` → address, → port.
+const MAP_ANY_ADDR: &str = "ports4_any_addr";
+const MAP_ANY_PORT: &str = "ports4_any_port";
+
+fn proto_number(p: Proto) -> u8 {
+    match p {
+        Proto::Tcp => 6,
+        Proto::Udp => 17,
+        Proto::Sctp => 132,
+    }
+}
+
+/// The elements published ports put in the maps, as the kernel stores them: each field of
+/// a concatenated key padded to 4 bytes, numbers in network order.
+fn port_elements(ports: &[PortRule]) -> [(&'static str, Vec<crate::nfnl::Elem>); 4] {
+    use crate::nfnl::Elem;
+    let mut out: [(&'static str, Vec<Elem>); 4] =
+        [(MAP_IP_ADDR, vec![]), (MAP_IP_PORT, vec![]), (MAP_ANY_ADDR, vec![]), (MAP_ANY_PORT, vec![])];
+    for p in ports {
+        let hp = p.host_port.to_be_bytes();
+        let mut key = Vec::with_capacity(12);
+        if let Some(ip) = p.host_ip {
+            key.extend_from_slice(&ip.octets());
+        }
+        key.extend_from_slice(&[proto_number(p.proto), 0, 0, 0, hp[0], hp[1], 0, 0]);
+        let i = if p.host_ip.is_some() { 0 } else { 2 };
+        out[i].1.push(Elem { key: key.clone(), data: Some(p.container_ip.octets().to_vec()) });
+        out[i + 1].1.push(Elem { key, data: Some(p.container_port.to_be_bytes().to_vec()) });
+    }
+    out
+}
 
 impl Firewall {
     /// The table called `table` in the `inet` family.
@@ -107,20 +144,42 @@ impl Firewall {
     }
 
     /// Makes the table anew (dropping any of ours left from an earlier run) with its base
-    /// chains: `ports` holds one DNAT rule per published port and is reached for traffic
-    /// to any local address, from outside (prerouting) and from the host itself (output).
+    /// chains and the maps of published ports. `ports` is reached for traffic to any local
+    /// address, from outside (prerouting) and from the host itself (output); its two rules
+    /// look the destination up in the maps, whose elements each container adds and removes
+    /// (`add_ports`), so the rules never change while containers come and go.
     pub fn reset(&self) -> Result<()> {
         let t = &self.table;
         let local_jump = vec![
             json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}),
             json!({"jump": {"target": "ports"}}),
         ];
+        let l4 = json!({"meta": {"key": "l4proto"}});
+        let dport = json!({"payload": {"protocol": "th", "field": "dport"}});
+        let daddr = json!({"payload": {"protocol": "ip", "field": "daddr"}});
+        let map = |name: &str, key: &[&str], data: &str| json!({"add": {"map": {"family": "inet", "table": t, "name": name, "type": key, "map": data}}});
+        let lookup = |key: Vec<Value>, addr: &str, port: &str| {
+            let k = json!({"concat": key});
+            vec![
+                json!({"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}}),
+                json!({"match": {"op": "==", "left": l4.clone(), "right": {"set": ["tcp", "udp", "sctp"]}}}),
+                json!({"dnat": {"family": "ip",
+                    "addr": {"map": {"key": k.clone(), "data": format!("@{addr}")}},
+                    "port": {"map": {"key": k, "data": format!("@{port}")}}}}),
+            ]
+        };
         let cmds = vec![
             json!({"add": {"table": {"family": "inet", "name": t}}}),
             json!({"delete": {"table": {"family": "inet", "name": t}}}),
             json!({"add": {"table": {"family": "inet", "name": t}}}),
             json!({"add": {"set": {"family": "inet", "table": t, "name": BRIDGES_SET, "type": "ifname"}}}),
+            map(MAP_IP_ADDR, &["ipv4_addr", "inet_proto", "inet_service"], "ipv4_addr"),
+            map(MAP_IP_PORT, &["ipv4_addr", "inet_proto", "inet_service"], "inet_service"),
+            map(MAP_ANY_ADDR, &["inet_proto", "inet_service"], "ipv4_addr"),
+            map(MAP_ANY_PORT, &["inet_proto", "inet_service"], "inet_service"),
             json!({"add": {"chain": {"family": "inet", "table": t, "name": "ports"}}}),
+            self.rule("ports", "ports", lookup(vec![daddr, l4.clone(), dport.clone()], MAP_IP_ADDR, MAP_IP_PORT)),
+            self.rule("ports", "ports", lookup(vec![l4.clone(), dport.clone()], MAP_ANY_ADDR, MAP_ANY_PORT)),
             self.chain("prerouting", "nat", "prerouting", -100),
             self.chain("output", "nat", "output", -100),
             self.chain("postrouting", "nat", "postrouting", 100),
@@ -145,7 +204,8 @@ impl Firewall {
 
     /// Adds a network's rules: masquerade of what leaves the subnet (not for `internal`),
     /// masquerade of host-local sources (127.0.0.1 reaching a published port) and of hairpin
-    /// traffic, and isolation from every other bridge of ours.
+    /// traffic (a container reaching a published port on the same bridge), and isolation
+    /// from every other bridge of ours.
     pub fn add_network(&self, n: &NetworkRules<'_>) -> Result<()> {
         let tag = format!("net:{}", n.id);
         let br = n.bridge;
@@ -167,12 +227,18 @@ impl Firewall {
             ));
         }
         cmds.push(self.rule("postrouting", &tag, vec![oif("=="), saddr("127.0.0.0".into(), 8), masq.clone()]));
+        // Hairpin: a container reaching a published port (its own included) through an
+        // address of the host comes back out on the bridge; masqueraded, the answer goes
+        // back through the host and is un-NATed. Matched on the source subnet rather than
+        // on the input interface: with `br_netfilter` loaded the DNAT happens on the bridge
+        // path, where postrouting has no input interface, and a packet to the container's
+        // own address from that same address would be dropped by the container.
         cmds.push(self.rule(
             "postrouting",
             &tag,
             vec![
-                iif("=="),
                 oif("=="),
+                saddr(n.subnet.network().to_string(), n.subnet.prefix_len()),
                 json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
                 masq,
             ],
@@ -218,30 +284,48 @@ impl Firewall {
         }))
     }
 
-    /// Adds the DNAT rules of one endpoint's published ports, tagged `ep:<endpoint>`.
-    pub fn add_ports(&self, endpoint: &str, ports: &[PortRule]) -> Result<()> {
-        if ports.is_empty() {
-            return Ok(());
-        }
-        let tag = format!("ep:{endpoint}");
-        let cmds = ports
-            .iter()
-            .map(|p| {
-                let mut e = vec![json!({"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv4"}})];
-                if let Some(ip) = p.host_ip {
-                    e.push(json!({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": ip.to_string()}}));
-                }
-                e.push(json!({"match": {"op": "==", "left": {"payload": {"protocol": p.proto.as_str(), "field": "dport"}}, "right": p.host_port}}));
-                e.push(json!({"dnat": {"family": "ip", "addr": p.container_ip.to_string(), "port": p.container_port}}));
-                self.rule("ports", &tag, e)
-            })
-            .collect();
-        self.apply("add port rules", cmds)
+    /// Adds the DNAT map elements of published ports, in one netlink transaction (no
+    /// `nft` run): all of them or none.
+    pub fn add_ports(&self, ports: &[PortRule]) -> Result<()> {
+        crate::nfnl::apply(&self.table, crate::nfnl::Op::Add, &port_elements(ports))
+            .map_err(|e| Error::io(format!("add published ports to table inet {}", self.table), e))
     }
 
-    /// Removes an endpoint's port rules.
-    pub fn remove_ports(&self, endpoint: &str) -> Result<()> {
-        self.remove_tagged(&format!("ep:{endpoint}"))
+    /// Removes the map elements of published ports (those already gone are fine). No
+    /// listing is needed: the keys follow from the ports, which the caller recorded.
+    pub fn remove_ports(&self, ports: &[PortRule]) -> Result<()> {
+        use crate::nfnl::{Op, apply};
+        let what = || format!("remove published ports from table inet {}", self.table);
+        match apply(&self.table, Op::Delete, &port_elements(ports)) {
+            Ok(()) => Ok(()),
+            // One of them was gone (or the whole table): delete one by one, skipping those.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOENT.raw_os_error()) => {
+                for p in ports {
+                    match apply(&self.table, Op::Delete, &port_elements(std::slice::from_ref(p))) {
+                        Ok(()) => {}
+                        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOENT.raw_os_error()) => {}
+                        Err(e) => return Err(Error::io(what(), e)),
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => Err(Error::io(what(), e)),
+        }
+    }
+
+    /// How many published ports the table's maps hold (for checks and tests).
+    pub fn published_count(&self) -> Result<usize> {
+        let objs = match self.list() {
+            Ok(o) => o,
+            Err(_) if !self.exists() => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        Ok(objs
+            .iter()
+            .filter_map(|o| o.get("map"))
+            .filter(|m| m["name"] == MAP_IP_ADDR || m["name"] == MAP_ANY_ADDR)
+            .map(|m| m["elem"].as_array().map_or(0, Vec::len))
+            .sum())
     }
 
     /// Our table as `nft -j` lists it. Read as plain JSON rather than through the crate's

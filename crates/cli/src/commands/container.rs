@@ -277,27 +277,70 @@ pub struct PsArgs {
     pub filter: Vec<String>,
 }
 
+/// The PORTS column as docker 20.10's `ps` prints it (docker-cli's `DisplayablePorts`):
+/// ports sorted by container port, address, host port and protocol; runs of consecutive
+/// ports published on the same port number of the host grouped into ranges
+/// (`0.0.0.0:8000-8002->8000-8002/tcp`), unpublished ones too (`8000-8002/tcp`); a run
+/// that a gap ends is listed at once, the runs still open after all ports in the order
+/// they began, and mappings to another host port last.
 fn ports_string(c: &ContainerSummary) -> String {
-    let mut v: Vec<String> = c
+    struct Row {
+        private: u16,
+        public: u16,
+        ip: String,
+        proto: String,
+    }
+    let mut rows: Vec<Row> = c
         .ports
         .clone()
         .unwrap_or_default()
         .iter()
-        .map(|p| {
-            let proto = p.typ.map(|t| t.to_string()).filter(|t| !t.is_empty()).unwrap_or_else(|| "tcp".to_owned());
-            match p.public_port {
-                Some(pp) if pp != 0 => {
-                    let ip = p.ip.clone().unwrap_or_default();
-                    let ip = if ip.contains(':') { format!("[{ip}]") } else { ip };
-                    format!("{ip}:{pp}->{}/{proto}", p.private_port)
-                }
-                _ => format!("{}/{proto}", p.private_port),
-            }
+        .map(|p| Row {
+            private: p.private_port,
+            public: p.public_port.unwrap_or(0),
+            ip: p.ip.clone().unwrap_or_default(),
+            proto: p.typ.map(|t| t.to_string()).filter(|t| !t.is_empty()).unwrap_or_else(|| "tcp".to_owned()),
         })
         .collect();
-    v.sort();
-    v.dedup();
-    v.join(", ")
+    rows.sort_by(|a, b| (a.private, &a.ip, a.public, &a.proto).cmp(&(b.private, &b.ip, b.public, &b.proto)));
+    let form = |(ip, proto): &(String, String), first: u16, last: u16| {
+        let mut g = first.to_string();
+        if first != last {
+            g = format!("{g}-{last}");
+        }
+        if !ip.is_empty() {
+            g = format!("{ip}:{g}->{g}");
+        }
+        format!("{g}/{proto}")
+    };
+    // Groups in the order their keys first appear; a key's finished runs go out at once.
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut open: Vec<(u16, u16)> = Vec::new();
+    let mut result = Vec::new();
+    let mut mappings = Vec::new();
+    for r in rows {
+        if !r.ip.is_empty() && r.public != r.private {
+            mappings.push(format!("{}:{}->{}/{}", r.ip, r.public, r.private, r.proto));
+            continue;
+        }
+        let key = (r.ip.clone(), r.proto.clone());
+        match keys.iter().position(|k| *k == key) {
+            None => {
+                keys.push(key);
+                open.push((r.private, r.private));
+            }
+            Some(i) if open[i].1.checked_add(1) == Some(r.private) => open[i].1 = r.private,
+            Some(i) => {
+                result.push(form(&keys[i], open[i].0, open[i].1));
+                open[i] = (r.private, r.private);
+            }
+        }
+    }
+    for (k, (first, last)) in keys.iter().zip(open) {
+        result.push(form(k, first, last));
+    }
+    result.extend(mappings);
+    result.join(", ")
 }
 
 /// The fields docker's `ps` formatter exposes, as strings.
@@ -644,6 +687,36 @@ mod tests {
             }]),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn ps_ports_are_grouped_into_ranges_as_docker_prints_them() {
+        let port = |ip: &str, private: u16, public: u16, udp: bool| PortSummary {
+            ip: (!ip.is_empty()).then(|| ip.to_owned()),
+            private_port: private,
+            public_port: (public != 0).then_some(public),
+            typ: Some(if udp { PortSummaryTypeEnum::UDP } else { PortSummaryTypeEnum::TCP }),
+        };
+        let mut c = container();
+        let mut ports = Vec::new();
+        for p in [8002, 8000, 8001] {
+            ports.push(port("0.0.0.0", p, p, false));
+            ports.push(port("::", p, p, false));
+        }
+        c.ports = Some(ports.clone());
+        assert_eq!(ports_string(&c), "0.0.0.0:8000-8002->8000-8002/tcp, :::8000-8002->8000-8002/tcp");
+        ports.push(port("0.0.0.0", 80, 4000, false));
+        ports.push(port("::", 80, 4000, false));
+        ports.push(port("", 9000, 0, true));
+        ports.push(port("", 9001, 0, true));
+        ports.push(port("", 9003, 0, true));
+        c.ports = Some(ports);
+        assert_eq!(
+            ports_string(&c),
+            // As docker-cli does: a run a gap ends is listed at once, the open runs after.
+            "9000-9001/udp, 0.0.0.0:8000-8002->8000-8002/tcp, :::8000-8002->8000-8002/tcp, 9003/udp, \
+             0.0.0.0:4000->80/tcp, :::4000->80/tcp"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use berth_network::bridge::BridgeDriver;
 use berth_network::driver::{Attachment, Driver, NetworkSpec, format_mac, mac_for, parse_mac};
 use berth_network::ipam::{self, Pool};
 use berth_network::nft::{Firewall, PortRule, Proto};
-use berth_network::{netns, portmap};
+use berth_network::{dns, netns, portmap};
 use berth_runtime::spec::Namespace;
 use chrono::{DateTime, Utc};
 use ipnet::Ipv4Net;
@@ -153,8 +153,11 @@ struct Inner {
     table_ready: bool,
     /// Host ports held per container.
     held: HashMap<String, Vec<portmap::Reserved>>,
-    /// Embedded DNS servers of user-defined networks, by network id.
-    dns: HashMap<String, berth_network::dns::Server>,
+    /// Name tables of user-defined networks, by network id.
+    dns: HashMap<String, dns::Table>,
+    /// Embedded resolvers (127.0.0.11 in their namespaces) of containers on user networks,
+    /// by container id.
+    resolvers: HashMap<String, dns::Resolver>,
 }
 
 /// The daemon's networks.
@@ -197,6 +200,7 @@ impl Networks {
                 table_ready: false,
                 held: HashMap::new(),
                 dns: HashMap::new(),
+                resolvers: HashMap::new(),
             }),
         };
         n.ensure_builtin()?;
@@ -320,18 +324,8 @@ impl Networks {
         if !g.ready.contains(&rec.id) {
             drv.create_network(&spec)?;
             g.ready.insert(rec.id.clone());
-            if !rec.builtin() && !g.dns.contains_key(&rec.id) {
-                let upstream = if rec.internal {
-                    Vec::new()
-                } else {
-                    berth_network::dns::upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
-                };
-                match berth_network::dns::Server::start(spec.gateway, upstream) {
-                    Ok(server) => {
-                        g.dns.insert(rec.id.clone(), server);
-                    }
-                    Err(e) => tracing::warn!(network = %rec.name, error = %e, "embedded DNS not started"),
-                }
+            if !rec.builtin() {
+                g.dns.entry(rec.id.clone()).or_default();
             }
         }
         if !g.pools.contains_key(&rec.id) {
@@ -464,7 +458,7 @@ impl Networks {
             for (i, (name, ep)) in order.iter().enumerate() {
                 self.attach_endpoint(rec, &mut ns, i, name, ep, &mut out)?;
             }
-            Ok(())
+            self.refresh_resolver(rec, &out.endpoints, true)
         })();
         if let Err(e) = r {
             let mut undo = rec.clone();
@@ -537,8 +531,69 @@ impl Networks {
             let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.id[..12].to_owned());
             out.hosts.push(format!("{hostname}:{}", att.ip));
             if self.lock().dns.contains_key(&spec.id) {
-                out.nameserver = Some(spec.gateway);
+                out.nameserver = Some(dns::RESOLVER_IP);
             }
+        }
+        Ok(())
+    }
+
+    /// What a container's embedded resolver serves: the name tables of its user networks,
+    /// and where other names go (its `--dns` servers, else the host's resolvers; none when
+    /// all its user networks are internal).
+    fn resolver_view(&self, rec: &ContainerRecord, eps: &BTreeMap<String, EndpointRecord>) -> dns::View {
+        let g = self.lock();
+        let mut networks = Vec::new();
+        let mut all_internal = true;
+        for ep in eps.values() {
+            if let Some(t) = g.dns.get(&ep.network_id) {
+                networks.push((ep.network_id.clone(), t.clone()));
+                all_internal &= g.nets.iter().any(|n| n.id == ep.network_id && n.internal);
+            }
+        }
+        drop(g);
+        let upstream = if networks.is_empty() || all_internal {
+            Vec::new()
+        } else {
+            let own: Vec<std::net::SocketAddr> = rec
+                .host_config
+                .dns
+                .iter()
+                .flatten()
+                .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+                .map(|ip| std::net::SocketAddr::new(ip, 53))
+                .collect();
+            if own.is_empty() {
+                dns::upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+            } else {
+                own
+            }
+        };
+        dns::View { networks, upstream }
+    }
+
+    /// Gives the container's resolver the view of `eps`: starts it (when `start` and the
+    /// container is on a user network), updates it, or stops it when no user network is
+    /// left.
+    fn refresh_resolver(
+        &self,
+        rec: &ContainerRecord,
+        eps: &BTreeMap<String, EndpointRecord>,
+        start: bool,
+    ) -> Result<()> {
+        let view = self.resolver_view(rec, eps);
+        let mut g = self.lock();
+        if view.networks.is_empty() {
+            g.resolvers.remove(&rec.id);
+            return Ok(());
+        }
+        if let Some(r) = g.resolvers.get(&rec.id) {
+            r.update(|v| *v = view);
+            return Ok(());
+        }
+        drop(g);
+        if start {
+            let r = dns::Resolver::start(&self.netns_path(&rec.id), view)?;
+            self.lock().resolvers.insert(rec.id.clone(), r);
         }
         Ok(())
     }
@@ -546,21 +601,21 @@ impl Networks {
     /// Publishes an endpoint's names in its network's DNS.
     fn add_names(&self, rec: &ContainerRecord, net_id: &str, endpoint_id: &str, ep: &EndpointRecord, ip: Ipv4Addr) {
         let g = self.lock();
-        let Some(server) = g.dns.get(net_id) else { return };
+        let Some(table) = g.dns.get(net_id) else { return };
         let mut names = vec![rec.name.clone(), rec.id.chars().take(12).collect()];
         names.extend(ep.aliases.iter().cloned());
         if let Some(h) = rec.config.hostname.clone().filter(|h| !h.is_empty()) {
             names.push(h);
         }
-        if let Ok(mut n) = server.names().write() {
+        if let Ok(mut n) = table.write() {
             n.add(endpoint_id, names, ip);
         }
     }
 
     fn remove_names(&self, net_id: &str, endpoint_id: &str) {
         let g = self.lock();
-        if let Some(server) = g.dns.get(net_id)
-            && let Ok(mut n) = server.names().write()
+        if let Some(table) = g.dns.get(net_id)
+            && let Ok(mut n) = table.write()
         {
             n.remove(endpoint_id);
         }
@@ -571,7 +626,11 @@ impl Networks {
         let mut ns = netns::netlink_in(&self.netns_path(&rec.id))?;
         let i = (0..).find(|i| ns.link_index(&format!("eth{i}")).ok().flatten().is_none()).unwrap_or(0);
         let mut out = Attached::default();
-        let r = self.attach_endpoint(rec, &mut ns, i.max(1), name, ep, &mut out);
+        let r = self.attach_endpoint(rec, &mut ns, i.max(1), name, ep, &mut out).and_then(|()| {
+            let mut eps = rec.networks.clone();
+            eps.extend(out.endpoints.clone());
+            self.refresh_resolver(rec, &eps, true)
+        });
         if let Err(e) = r {
             self.detach_endpoint(rec, out.endpoints.values().next().unwrap_or(ep), i.max(1));
             return Err(e);
@@ -584,6 +643,9 @@ impl Networks {
         let mut errs = Vec::new();
         let Some(ip) = ep.ip else { return errs };
         self.remove_names(&ep.network_id, &ep.endpoint_id);
+        if let Some(r) = self.lock().resolvers.get(&rec.id) {
+            r.update(|v| v.networks.retain(|(id, _)| *id != ep.network_id));
+        }
         let spec = {
             let mut g = self.lock();
             if let Some(p) = g.pools.get_mut(&ep.network_id) {
@@ -599,13 +661,22 @@ impl Networks {
                 ip,
                 mac: [0; 6],
                 default_route: false,
-                ports: port_rules(&rec.ports, ip),
+                // Published ports go with the primary endpoint only: their map elements are
+                // keyed by host port, and another endpoint's teardown must not take them.
+                ports: if self.is_primary(rec, ep) { port_rules(&rec.ports, ip) } else { Vec::new() },
             };
             if let Err(e) = drv.teardown(&spec, &att) {
                 errs.push(e.into());
             }
         }
         errs
+    }
+
+    /// Whether `ep` is on the network the container's `NetworkMode` names (the endpoint
+    /// that carries its published ports and default route).
+    fn is_primary(&self, rec: &ContainerRecord, ep: &EndpointRecord) -> bool {
+        let Mode::Network(p) = mode_of(rec.host_config.network_mode.as_deref()) else { return false };
+        self.find(&p).is_ok_and(|n| n.id == ep.network_id)
     }
 
     /// Makes a user-defined bridge network (`network create`). Blocking.
@@ -702,7 +773,11 @@ impl Networks {
         for (i, ep) in rec.networks.values().enumerate() {
             errs.extend(self.detach_endpoint(rec, ep, i));
         }
-        self.lock().held.remove(&rec.id);
+        {
+            let mut g = self.lock();
+            g.held.remove(&rec.id);
+            g.resolvers.remove(&rec.id);
+        }
         if let Err(e) = netns::remove(&self.netns_path(&rec.id)) {
             errs.push(e.into());
         }
@@ -723,6 +798,10 @@ impl Networks {
             }
             self.add_names(rec, &ep.network_id, &ep.endpoint_id, ep, ip);
         }
+        // The resolver's sockets died with the earlier daemon; its namespace is still there.
+        if let Err(e) = self.refresh_resolver(rec, &rec.networks, true) {
+            tracing::warn!(container = %rec.id, error = %e, "embedded DNS not restored");
+        }
         let Some(primary) = rec.networks.values().find(|e| e.ip.is_some() && !e.endpoint_id.is_empty()) else {
             return Ok(());
         };
@@ -740,8 +819,9 @@ impl Networks {
         }
         self.lock().held.insert(rec.id.clone(), held);
         let drv = self.driver()?;
-        drv.firewall().remove_ports(&primary.endpoint_id)?;
-        drv.firewall().add_ports(&primary.endpoint_id, &rules)?;
+        // The table was made anew at this daemon's first use of it; adding an element
+        // already there with the same value is fine.
+        drv.firewall().add_ports(&rules)?;
         Ok(())
     }
 

@@ -152,7 +152,13 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path, ne
             // The host's own network: its resolver as it is, loopback servers included.
             Namespace::Host => Dns::Host,
             _ => Dns::Container {
-                servers: hc.dns.as_deref().filter(|d| !d.is_empty()).unwrap_or(&net.dns_servers),
+                // On a user network the embedded resolver is the one name server; `--dns`
+                // servers are where it relays other names (as in Docker).
+                servers: if net.dns_servers.is_empty() {
+                    hc.dns.as_deref().unwrap_or(&[])
+                } else {
+                    net.dns_servers.as_slice()
+                },
                 search: hc.dns_search.as_deref().unwrap_or(&[]),
                 options: hc.dns_options.as_deref().unwrap_or(&[]),
             },
@@ -472,7 +478,10 @@ fn write_etc_files(s: &SandboxSpec<'_>) -> Result<Vec<BindMount>> {
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = match s.dns {
         Dns::Host => host_resolv,
-        Dns::Container { servers, search, options } => resolv_conf(&host_resolv, servers, search, options),
+        Dns::Container { servers, search, options } => {
+            let r = resolv_conf(&host_resolv, servers, search, options);
+            if servers.iter().any(|s| s == "127.0.0.11") { with_ndots0(&r) } else { r }
+        }
     };
     let mut out = Vec::new();
     if s.kind == Kind::Container {
@@ -517,6 +526,28 @@ fn hosts_file(kind: Kind, hostname: &str, extra: &[String]) -> Result<String> {
 /// `name=address`, or `name:address` split at the first colon (the address may be IPv6).
 fn split_host_entry(h: &str) -> Option<(&str, &str)> {
     h.split_once('=').or_else(|| h.split_once(':'))
+}
+
+/// Docker's `options ndots:0` for a container whose name server is the embedded resolver
+/// (unless an `ndots` option is already there).
+fn with_ndots0(resolv: &str) -> String {
+    if resolv.lines().any(|l| l.trim().starts_with("options") && l.contains("ndots:")) {
+        return resolv.to_owned();
+    }
+    let mut out = String::new();
+    let mut done = false;
+    for l in resolv.lines() {
+        out.push_str(l);
+        if !done && l.trim().starts_with("options") {
+            out.push_str(" ndots:0");
+            done = true;
+        }
+        out.push('\n');
+    }
+    if !done {
+        out.push_str("options ndots:0\n");
+    }
+    out
 }
 
 /// The host's resolv.conf with loopback name servers removed and `--dns`/`--dns-search`
