@@ -111,6 +111,12 @@ pub struct SpecOptions {
     pub cpu_period: Option<u64>,
     /// Max number of pids.
     pub pids_limit: Option<i64>,
+    /// `--cpuset-cpus`: CPUs the container may run on (`0-3`, `0,1`).
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`: memory nodes the container may use.
+    pub cpuset_mems: Option<String>,
+    /// `--memory-reservation`: the soft memory limit in bytes.
+    pub memory_reservation: Option<i64>,
     /// Apply a seccomp profile (the default one unless `seccomp_profile` names another);
     /// false = unconfined.
     pub seccomp: bool,
@@ -429,6 +435,9 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
     } else if let Some(s) = o.memory_swap {
         memory.insert("swap".into(), json!(s));
     }
+    if let Some(r) = o.memory_reservation.filter(|r| *r > 0) {
+        memory.insert("reservation".into(), json!(r));
+    }
     let mut cpu = serde_json::Map::new();
     if let Some(v) = o.cpu_shares {
         cpu.insert("shares".into(), json!(v));
@@ -438,6 +447,12 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
     }
     if let Some(v) = o.cpu_period {
         cpu.insert("period".into(), json!(v));
+    }
+    if let Some(v) = o.cpuset_cpus.as_deref().filter(|v| !v.is_empty()) {
+        cpu.insert("cpus".into(), json!(v));
+    }
+    if let Some(v) = o.cpuset_mems.as_deref().filter(|v| !v.is_empty()) {
+        cpu.insert("mems".into(), json!(v));
     }
     let mut resources = serde_json::Map::new();
     resources.insert(
@@ -1047,9 +1062,15 @@ mod tests {
         let mut o = opts();
         o.memory = Some(1 << 20);
         o.pids_limit = Some(10);
+        o.cpuset_cpus = Some("0".into());
+        o.cpuset_mems = Some("0".into());
+        o.memory_reservation = Some(1 << 19);
         o.init = Some("/usr/bin/tini".into());
         let v = serde_json::to_value(generate(&o).unwrap()).unwrap();
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 1 << 20);
+        assert_eq!(v["linux"]["resources"]["memory"]["reservation"], 1 << 19);
+        assert_eq!(v["linux"]["resources"]["cpu"]["cpus"], "0");
+        assert_eq!(v["linux"]["resources"]["cpu"]["mems"], "0");
         assert_eq!(v["linux"]["resources"]["memory"]["swap"], 2 << 20);
         assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
         assert_eq!(v["process"]["args"], json!(["/sbin/docker-init", "--", "sh"]));

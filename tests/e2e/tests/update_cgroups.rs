@@ -112,3 +112,74 @@ fn update_applies_blkio_cpuset_and_reservation_live() {
     }
     ok(&d.berth(&["rm", "-f", "live"]));
 }
+
+/// The same limits given to `run` reach the cgroup before the command runs (cpuset and
+/// reservation through the OCI spec, the weight right after start), and a value dockerd
+/// refuses at create is refused at create, leaving no container.
+#[test]
+fn run_applies_cpuset_reservation_shares_and_weight_at_create() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "born",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems",
+        "0",
+        "--memory-reservation",
+        "48m",
+        "--cpu-shares",
+        "512",
+        "--blkio-weight",
+        "250",
+        "busybox",
+        "sleep",
+        "1000",
+    ]));
+    let pid = ok(&d.berth(&["inspect", "-f", "{{.State.Pid}}", "born"])).trim().to_owned();
+    assert_eq!(read(&cgroup_file(&pid, "cpuset", "cpuset.cpus").unwrap()), "0");
+    assert_eq!(read(&cgroup_file(&pid, "cpuset", "cpuset.mems").unwrap()), "0");
+    let reservation = cgroup_file(&pid, "memory", "memory.soft_limit_in_bytes")
+        .or_else(|| cgroup_file(&pid, "memory", "memory.low"))
+        .unwrap();
+    assert_eq!(read(&reservation), (48u64 << 20).to_string());
+    if let Some(shares) = cgroup_file(&pid, "cpu", "cpu.shares") {
+        assert_eq!(read(&shares), "512");
+    }
+    let weight = ["blkio.weight", "blkio.bfq.weight", "io.bfq.weight", "io.weight"]
+        .iter()
+        .find_map(|f| cgroup_file(&pid, if f.starts_with("io.") { "io" } else { "blkio" }, f))
+        .expect("no blkio weight file for the container");
+    if !weight.ends_with("io.weight") {
+        assert_eq!(read(&weight).split_whitespace().last(), Some("250"), "{}", weight.display());
+    }
+    // The first process is already held to CPU 0.
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--cpuset-cpus",
+        "0",
+        "busybox",
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/self/status",
+    ]));
+    assert_eq!(out.split_whitespace().last(), Some("0"), "{out}");
+
+    for (args, want) in [
+        (&["--blkio-weight", "5"][..], "Range of blkio weight is from 10 to 1000"),
+        (&["--cpuset-cpus", "999"][..], "Requested CPUs are not available - requested 999"),
+        (&["--memory-reservation", "1m"][..], "Minimum memory reservation allowed is 6MB"),
+    ] {
+        let mut argv = vec!["run", "-d", "--name", "refused"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["busybox", "true"]);
+        let o = d.berth(&argv);
+        assert_eq!(o.status.code(), Some(125), "{args:?}");
+        assert!(text(&o.stderr).contains(want), "{args:?}: {}", text(&o.stderr));
+        assert!(!d.berth(&["inspect", "refused"]).status.success(), "{args:?} left a container");
+    }
+}

@@ -581,6 +581,9 @@ pub struct UpdateArgs {
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
     /// Memory limit
     #[arg(short = 'm', long = "memory")]
     pub memory: Option<String>,
@@ -622,6 +625,7 @@ pub fn update_body(a: &UpdateArgs) -> Result<berth_api::models::ContainerUpdateB
         cpu_shares: a.cpu_shares,
         nano_cpus: a.cpus.as_deref().map(parse_cpus).transpose()?,
         cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
         memory: bytes(&a.memory)?,
         memory_reservation: bytes(&a.memory_reservation)?,
         memory_swap: bytes(&a.memory_swap)?,

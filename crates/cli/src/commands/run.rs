@@ -110,6 +110,27 @@ pub struct RunArgs {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
     /// GPU devices to add to the container ('all' to pass all GPUs)
     #[arg(long = "gpus")]
     pub gpus: Option<String>,
@@ -371,6 +392,13 @@ pub fn build_create(
         memory: a.memory.as_deref().map(opts::parse_bytes).transpose()?,
         nano_cpus: a.cpus.as_deref().map(opts::parse_cpus).transpose()?,
         pids_limit: a.pids_limit,
+        cpu_shares: a.cpu_shares,
+        cpu_period: a.cpu_period,
+        cpu_quota: a.cpu_quota,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
+        memory_reservation: a.memory_reservation.as_deref().map(opts::parse_bytes).transpose()?,
+        blkio_weight: a.blkio_weight,
         device_requests,
         devices: (!device_mappings.is_empty()).then_some(device_mappings),
         device_cgroup_rules: some_vec(&a.device_cgroup_rule),

@@ -192,6 +192,13 @@ fn check_host_config(hc: &HostConfig) -> Result<()> {
         return Err(Error::InvalidArgument("Minimum memory limit allowed is 6MB".to_owned()));
     }
     super::sandbox::security_opts(hc.security_opt.as_deref().unwrap_or(&[]))?;
+    super::cgroups::check_resources(
+        hc.blkio_weight,
+        hc.cpuset_cpus.as_deref(),
+        hc.cpuset_mems.as_deref(),
+        hc.memory,
+        hc.memory_reservation,
+    )?;
     if let Some(rp) = &hc.restart_policy {
         super::restart::validate(rp)?;
         if hc.auto_remove == Some(true) && super::restart::Policy::of(hc) != super::restart::Policy::No {

@@ -144,6 +144,7 @@ impl Engine {
             }
         });
         self.persist(c);
+        self.apply_blkio_weight(c, pid).await;
         c.events.send_modify(|e| e.running = true);
         self.emit_container(&c.snapshot(), "start", &[]);
         let engine = self.clone();
@@ -152,6 +153,23 @@ impl Engine {
         self.start_health_monitor(c);
         trace::mark(&c.id, "daemon.start_done");
         Ok(())
+    }
+
+    /// `--blkio-weight` goes to the live cgroup once the container runs, through the same
+    /// code as `update`: libcontainer 0.7 writes only `blkio.weight`, which hosts whose
+    /// block layer uses BFQ do not have (they have `blkio.bfq.weight`, which
+    /// `cgroups::Cgroup::apply` picks, as runc does). A weight the kernel refuses is logged;
+    /// it is a relative share, never a limit the container could exceed.
+    async fn apply_blkio_weight(&self, c: &Container, pid: u32) {
+        let Some(weight) = c.snapshot().host_config.blkio_weight.filter(|w| *w != 0) else { return };
+        let limits = super::cgroups::Limits { blkio_weight: Some(weight), ..Default::default() };
+        let applied = blocking(move || {
+            super::cgroups::Cgroup::of_pid(pid).and_then(|cg| cg.apply(&limits)).map_err(|e| Error::io("cgroup", e))
+        })
+        .await;
+        if let Err(e) = applied {
+            tracing::warn!(container = %c.id, error = %e, "cannot set the blkio weight");
+        }
     }
 
     /// Records a failed start the way Docker does: exit code 127 for a missing command,

@@ -208,6 +208,9 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path, ne
             .map(|p| p as u64)
             .or_else(|| hc.nano_cpus.filter(|n| *n > 0).map(|_| 100_000)),
         pids_limit: hc.pids_limit.filter(|p| *p > 0),
+        cpuset_cpus: hc.cpuset_cpus.clone().filter(|s| !s.is_empty()),
+        cpuset_mems: hc.cpuset_mems.clone().filter(|s| !s.is_empty()),
+        memory_reservation: hc.memory_reservation.filter(|r| *r > 0),
         seccomp,
         seccomp_profile,
         no_new_privileges: security.no_new_privileges,
