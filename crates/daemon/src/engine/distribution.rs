@@ -766,6 +766,15 @@ impl Engine {
                             Err(e) if present => {
                                 say(format!("WARNING: pulling {base} failed, using the stored image: {e}\n"))
                             }
+                            // BuildKit's words, so the error names the base even when the
+                            // registry's own message (an unreachable host) does not.
+                            Err(Error::Registry(e)) => {
+                                let name = Reference::parse(base).map_or_else(|_| base.clone(), |r| r.to_string());
+                                return Err(Error::RegistryRefused {
+                                    message: format!("failed to resolve source metadata for {name}: {e}"),
+                                    source: e,
+                                });
+                            }
                             Err(e) => return Err(e),
                         }
                     }
