@@ -165,7 +165,7 @@ impl Engine {
             r.digest().map(|d| d.to_string()).or_else(|| r.tag().map(str::to_owned)).unwrap_or_else(|| "latest".into());
         let mut last = None;
         for ep in opts.endpoints(r) {
-            let s = Arc::new(opts.session(&ep, r.path(), auth, false)?);
+            let s = Arc::new(opts.session(&ep, r.path(), auth, false).await?);
             let res = s.resolve(&want, platform).await.map(|res| (s, res));
             match res {
                 Ok(v) => return Ok(v),
@@ -197,7 +197,7 @@ impl Engine {
             let opts = self.cfg.registry.options();
             let mut last = None;
             for ep in opts.endpoints(&r) {
-                let s = opts.session(&ep, r.path(), &auth, false)?;
+                let s = opts.session(&ep, r.path(), &auth, false).await?;
                 match s.tags().await {
                     Ok(mut tags) => {
                         tags.sort();
@@ -561,7 +561,7 @@ impl Engine {
         .await?;
         let ep = self.registry_endpoint(&repo).ok_or_else(|| Error::Internal("no registry endpoint".into()))?;
         let opts = self.cfg.registry.options();
-        let session = Arc::new(opts.session(&ep, repo.path(), &auth, true)?);
+        let session = Arc::new(opts.session(&ep, repo.path(), &auth, true).await?);
         session.authenticate().await?;
         Ok(PushPlan { repo, items, session })
     }
