@@ -140,6 +140,18 @@ fn check_registry(d: &Daemon, port: u16) {
     assert_eq!(di["Descriptor"]["mediaType"], want["mediaType"]);
     assert_eq!(di["Platforms"][0]["os"], "linux");
 
+    // docker-py's inspect_distribution reads the same answer.
+    if Command::new("python3").args(["-c", "import docker"]).status().is_ok_and(|s| s.success()) {
+        let script = format!(
+            "import docker,json; c=docker.APIClient(base_url='unix://{}'); print(json.dumps(c.inspect_distribution('{name}')))",
+            d.socket.display()
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&Command::new("python3").args(["-c", &script]).output().unwrap())).unwrap();
+        assert_eq!(v["Descriptor"]["digest"], digest_of(&raw));
+        assert_eq!(v["Platforms"][0]["architecture"], di["Platforms"][0]["architecture"]);
+    }
+
     // An OCI index over the pushed manifest, put together here and pushed with curl.
     let index = serde_json::json!({
         "schemaVersion": 2,
@@ -265,4 +277,86 @@ fn manifest_inspect_bad_reference() {
     let out = berth(&d, &["manifest", "inspect", "Not/Valid::ref"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("invalid reference format"), "{}", text(&out.stderr));
+}
+
+/// A TLS registry with a self-signed certificate on a bridge address (not loopback, so not
+/// insecure by default): refused on the certificate, read with `--insecure` as the docker
+/// CLI reads it.
+#[test]
+fn manifest_inspect_insecure_flag() {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let n = std::process::id().wrapping_mul(7919) ^ nanos;
+    let (br, addr) = (format!("bmi{}", n % 100_000), format!("10.251.{}.{}", (n >> 8) % 250 + 1, n % 250 + 1));
+    let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+    ip(&["link", "add", &br, "type", "bridge"]);
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+        }
+    }
+    let _del = Del(br.clone());
+    ip(&["addr", "add", &format!("{addr}/32"), "dev", &br]);
+    ip(&["link", "set", &br, "up"]);
+
+    // Content first, through a plain registry on loopback over the same storage.
+    let root = tempfile::tempdir().unwrap();
+    let d = Daemon::start();
+    let port = free_port();
+    let mut plain = Command::new(berth_bin())
+        .args(["registry", "serve", "--addr", &format!("127.0.0.1:{port}"), "--root"])
+        .arg(root.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port);
+    let local = format!("127.0.0.1:{port}/sec/bb:1");
+    d.import_busybox(&local);
+    ok(&berth(&d, &["push", &local]));
+    let _ = plain.kill();
+    let _ = plain.wait();
+
+    let certs = tempfile::tempdir().unwrap();
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", &format!("/CN={addr}")])
+        .args(["-addext", &format!("subjectAltName=IP:{addr}"), "-keyout", "k.pem", "-out", "c.pem"])
+        .current_dir(certs.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", text(&out.stderr));
+    let tport = TcpListener::bind((addr.as_str(), 0)).unwrap().local_addr().unwrap().port();
+    let _tls = Proc(
+        Command::new(berth_bin())
+            .args(["registry", "serve", "--addr", &format!("{addr}:{tport}"), "--root"])
+            .arg(root.path())
+            .arg("--tls-cert")
+            .arg(certs.path().join("c.pem"))
+            .arg("--tls-key")
+            .arg(certs.path().join("k.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect((addr.as_str(), tport)).is_err() {
+        assert!(Instant::now() < deadline, "the TLS registry did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let name = format!("{addr}:{tport}/sec/bb:1");
+    let refused = berth(&d, &["manifest", "inspect", &name]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).to_ascii_lowercase().contains("certificate"), "{}", text(&refused.stderr));
+    let ours = ok(&berth(&d, &["manifest", "inspect", "--insecure", &name]));
+    assert!(ours.contains("\"schemaVersion\": 2"), "{ours}");
+    if have_docker() {
+        let theirs = Command::new(berth_e2e::docker_bin())
+            .args(["manifest", "inspect", "--insecure", &name])
+            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+            .output()
+            .unwrap();
+        assert_eq!(ours, ok(&theirs));
+    }
 }

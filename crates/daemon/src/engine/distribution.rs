@@ -882,7 +882,7 @@ impl Engine {
             let s = opts.session(&ep, r.path(), auth, false).await?;
             let (body, media_type) = match s.manifest_typed(&want).await {
                 Ok(v) => v,
-                Err(e) if manifest_missing(&e) => {
+                Err(e) if manifest_missing(&e) || ep.mirror => {
                     tracing::debug!(endpoint = %ep.base(), error = %e, "no manifest here; next endpoint");
                     continue;
                 }
