@@ -121,6 +121,9 @@ pub enum Cmd {
     Login(commands::registry::LoginArgs),
     /// Log out from a registry
     Logout(commands::registry::LogoutArgs),
+    /// Manage Docker image manifests and manifest lists
+    #[command(subcommand)]
+    Manifest(commands::registry::ManifestCmd),
     /// Manage berth (disk usage)
     #[command(subcommand)]
     System(system::SystemCmd),
@@ -222,6 +225,7 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::Push(a) => commands::registry::push(&client, a).await,
         Cmd::Login(a) => commands::registry::login(&client, a).await,
         Cmd::Logout(a) => commands::registry::logout(a).await,
+        Cmd::Manifest(m) => commands::registry::manifest(&client, m).await,
         Cmd::System(system::SystemCmd::Df(a)) => system::df(&client, a).await,
         Cmd::System(system::SystemCmd::Check) => system::check(&client).await,
         Cmd::Network(n) => commands::network::network(&client, n).await,

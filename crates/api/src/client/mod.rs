@@ -8,6 +8,7 @@ mod containers;
 pub mod distribution;
 mod exec;
 mod images;
+pub mod manifest;
 mod networks;
 mod system;
 pub mod tls;

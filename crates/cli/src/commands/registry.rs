@@ -1,4 +1,4 @@
-//! Registry commands: pull, push, login, logout. Credentials live where docker keeps them
+//! Registry commands: pull, push, login, logout, `manifest inspect`. Credentials live where docker keeps them
 //! (`$DOCKER_CONFIG/config.json`, default `~/.docker/config.json`: `auths`, or the
 //! `credsStore` / `credHelpers` helpers), and go to the daemon in `X-Registry-Auth`.
 //! Progress is drawn as docker draws it: a line per layer, redrawn in place on a terminal.
@@ -9,9 +9,12 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use berth_api::Client;
+use berth_api::ClientError;
 use berth_api::client::JsonStream;
 use berth_api::client::distribution::AuthConfig;
-use clap::Args;
+use berth_api::client::manifest::RemoteManifest;
+use berth_api::models::OciPlatform;
+use clap::{Args, Subcommand};
 
 use super::Res;
 use crate::CliError;
@@ -447,5 +450,264 @@ mod tests {
         assert_eq!(server_key(None), INDEX_SERVER);
         assert_eq!(server_key(Some("https://index.docker.io/v1/")), INDEX_SERVER);
         assert_eq!(server_key(Some("http://127.0.0.1:5000")), "127.0.0.1:5000");
+    }
+}
+
+/// `manifest` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ManifestCmd {
+    /// Display an image manifest, or manifest list
+    Inspect(ManifestInspectArgs),
+}
+
+/// `manifest inspect`.
+#[derive(Debug, Args)]
+pub struct ManifestInspectArgs {
+    /// Allow communication with an insecure registry
+    #[arg(long = "insecure")]
+    pub insecure: bool,
+    /// Output additional info including layers and platform
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Image reference
+    pub name: String,
+}
+
+/// `manifest …`.
+pub async fn manifest(c: &Client, cmd: ManifestCmd) -> Res {
+    match cmd {
+        ManifestCmd::Inspect(a) => manifest_inspect(c, a).await,
+    }
+}
+
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// `manifest inspect [-v] [--insecure] REF`: the daemon fetches (it holds the registry
+/// settings and credentials flow), this prints as the docker CLI prints.
+async fn manifest_inspect(c: &Client, a: ManifestInspectArgs) -> Res {
+    let r = berth_base::Reference::parse(&a.name)
+        .map_err(|e| CliError::Message(format!("invalid reference format: {e}")))?;
+    let r = if r.digest().is_none() { r.with_default_tag() } else { r };
+    let full = r.to_string();
+    let auth = load_auth(&registry_key(&a.name))?;
+    let m = match c.remote_manifest(&full, a.insecure, &auth).await {
+        Ok(m) => m,
+        // The daemon words it as the docker CLI does (`no such manifest: REF`), which prints
+        // it without the daemon prefix: it is the CLI's own finding there.
+        Err(ClientError::Daemon { status: 404, message }) if message.starts_with("no such manifest") => {
+            return Err(CliError::Message(message));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    out(&render_manifest(&full, &m, a.verbose)?);
+    Ok(())
+}
+
+/// What `docker manifest inspect` prints for `m` (fetched as `full`), newline included.
+pub fn render_manifest(full: &str, m: &RemoteManifest, verbose: bool) -> Result<String, CliError> {
+    if m.media_type != DOCKER_LIST && m.media_type != OCI_INDEX {
+        // Not verbose: the bytes as served, re-indented with tabs (Go's json.Indent).
+        let raw = m.bytes()?;
+        manifest_field(full, m)?;
+        if !verbose {
+            return Ok(go_indent(&raw, "\t") + "\n");
+        }
+        let e = verbose_entry(full, m, &m.platform.clone().unwrap_or_default())?;
+        return Ok(go_indent(e.as_bytes(), "\t") + "\n");
+    }
+    if !verbose {
+        // A manifest list rebuilt from the fetched manifests, as docker/distribution's
+        // manifestlist.FromDescriptors marshals it (three-space indent; an OCI index when
+        // the first manifest is an OCI one).
+        let list_type =
+            if m.manifests.first().is_some_and(|c| c.media_type == OCI_MANIFEST) { OCI_INDEX } else { DOCKER_LIST };
+        let mut entries = Vec::new();
+        for c in &m.manifests {
+            manifest_field(full, c)?;
+            entries.push(format!(
+                "{{\"mediaType\":{},\"size\":{},\"digest\":{},\"platform\":{}}}",
+                js(&c.media_type),
+                c.size,
+                js(&c.digest),
+                platform_json(&c.platform.clone().unwrap_or_default())
+            ));
+        }
+        let doc =
+            format!("{{\"schemaVersion\":2,\"mediaType\":{},\"manifests\":[{}]}}", js(list_type), entries.join(","));
+        return Ok(go_indent(doc.as_bytes(), "   ") + "\n");
+    }
+    let base = full.split_once('@').map(|(n, _)| n).unwrap_or(full);
+    let mut entries = Vec::new();
+    for c in &m.manifests {
+        entries.push(verbose_entry(&format!("{base}@{}", c.digest), c, &c.platform.clone().unwrap_or_default())?);
+    }
+    Ok(go_indent(format!("[{}]", entries.join(",")).as_bytes(), "\t") + "\n")
+}
+
+/// `SchemaV2Manifest` or `OCIManifest`: the field docker's `ImageManifest` holds `m` in.
+fn manifest_field(full: &str, m: &RemoteManifest) -> Result<&'static str, CliError> {
+    match m.media_type.as_str() {
+        DOCKER_MANIFEST => Ok("SchemaV2Manifest"),
+        OCI_MANIFEST => Ok("OCIManifest"),
+        DOCKER_LIST | OCI_INDEX => Err(CliError::Message(format!("{full} is a manifest list"))),
+        other => Err(CliError::Message(format!("unsupported manifest type: {other}"))),
+    }
+}
+
+/// One docker `ImageManifest` (`Ref`, `Descriptor`, `Raw` (the bytes, base64), the
+/// manifest), compact.
+fn verbose_entry(reference: &str, m: &RemoteManifest, p: &OciPlatform) -> Result<String, CliError> {
+    let field = manifest_field(reference, m)?;
+    let raw = String::from_utf8(m.bytes()?).map_err(|e| CliError::Message(format!("manifest is not UTF-8: {e}")))?;
+    Ok(format!(
+        "{{\"Ref\":{},\"Descriptor\":{{\"mediaType\":{},\"digest\":{},\"size\":{},\"platform\":{}}},\"Raw\":{},\"{field}\":{}}}",
+        js(reference),
+        js(&m.media_type),
+        js(&m.digest),
+        m.size,
+        platform_json(p),
+        js(&m.raw),
+        raw.trim()
+    ))
+}
+
+/// A platform as Go marshals it: `architecture` and `os` always, the rest when set.
+fn platform_json(p: &OciPlatform) -> String {
+    let mut s = format!(
+        "{{\"architecture\":{},\"os\":{}",
+        js(p.architecture.as_deref().unwrap_or_default()),
+        js(p.os.as_deref().unwrap_or_default())
+    );
+    if let Some(v) = p.os_version.as_deref().filter(|v| !v.is_empty()) {
+        s.push_str(&format!(",\"os.version\":{}", js(v)));
+    }
+    if let Some(f) = p.os_features.as_ref().filter(|f| !f.is_empty()) {
+        s.push_str(&format!(",\"os.features\":{}", serde_json::to_string(f).unwrap_or_default()));
+    }
+    if let Some(v) = p.variant.as_deref().filter(|v| !v.is_empty()) {
+        s.push_str(&format!(",\"variant\":{}", js(v)));
+    }
+    s.push('}');
+    s
+}
+
+fn js(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// Re-indents JSON text token by token as Go's `json.Indent` does: insignificant space
+/// dropped, a newline and `indent` per level after `{`, `[` and `,`, `": "` after keys,
+/// `{}` and `[]` kept compact, whitespace after the value kept. Hand-written because the
+/// output must keep the registry's bytes (key order, number spelling, escapes) exactly,
+/// which re-serializing through serde_json would not.
+pub fn go_indent(src: &[u8], indent: &str) -> String {
+    let end = src.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    let mut out: Vec<u8> = Vec::with_capacity(src.len() * 2);
+    let newline = |out: &mut Vec<u8>, depth: usize| {
+        out.push(b'\n');
+        for _ in 0..depth {
+            out.extend_from_slice(indent.as_bytes());
+        }
+    };
+    let (mut depth, mut in_str, mut esc, mut opened) = (0usize, false, false, false);
+    for &c in &src[..end] {
+        if in_str {
+            out.push(c);
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        if c.is_ascii_whitespace() {
+            continue;
+        }
+        if opened && c != b'}' && c != b']' {
+            opened = false;
+            depth += 1;
+            newline(&mut out, depth);
+        }
+        match c {
+            b'"' => {
+                in_str = true;
+                out.push(c);
+            }
+            b'{' | b'[' => {
+                out.push(c);
+                opened = true;
+            }
+            b',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            b':' => out.extend_from_slice(b": "),
+            b'}' | b']' => {
+                if opened {
+                    opened = false;
+                } else {
+                    depth = depth.saturating_sub(1);
+                    newline(&mut out, depth);
+                }
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out.extend_from_slice(&src[end..]);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod manifest_tests {
+    use super::*;
+
+    #[test]
+    fn indents_as_go_does() {
+        let src = br#"{"a":[],"b":{},"c":[1,{"d":"x,\"y:{"}], "e" : 1.50e3}"#;
+        assert_eq!(
+            go_indent(src, "\t"),
+            "{\n\t\"a\": [],\n\t\"b\": {},\n\t\"c\": [\n\t\t1,\n\t\t{\n\t\t\t\"d\": \"x,\\\"y:{\"\n\t\t}\n\t],\n\t\"e\": 1.50e3\n}"
+        );
+        assert_eq!(go_indent(b"  {\"a\":1}\n", "  "), "{\n  \"a\": 1\n}\n");
+    }
+
+    #[test]
+    fn lists_are_rebuilt_with_three_spaces() {
+        use base64::Engine as _;
+        let child = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+        let m = RemoteManifest {
+            media_type: OCI_INDEX.into(),
+            digest: "sha256:aa".into(),
+            size: 10,
+            raw: String::new(),
+            platform: None,
+            manifests: vec![RemoteManifest {
+                media_type: OCI_MANIFEST.into(),
+                digest: "sha256:bb".into(),
+                size: child.len() as i64,
+                raw: base64::engine::general_purpose::STANDARD.encode(child),
+                platform: Some(OciPlatform {
+                    architecture: Some("arm".into()),
+                    os: Some("linux".into()),
+                    variant: Some("v7".into()),
+                    ..Default::default()
+                }),
+                manifests: vec![],
+            }],
+        };
+        let s = render_manifest("r.example/a:1", &m, false).unwrap();
+        assert!(s.starts_with("{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"application/vnd.oci.image.index.v1+json\",\n   \"manifests\": [\n      {\n         \"mediaType\""), "{s}");
+        assert!(s.contains("\"platform\": {\n            \"architecture\": \"arm\",\n            \"os\": \"linux\",\n            \"variant\": \"v7\"\n"), "{s}");
+        let v = render_manifest("r.example/a:1", &m, true).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&v).unwrap();
+        assert_eq!(parsed[0]["Ref"], "r.example/a:1@sha256:bb");
+        assert_eq!(parsed[0]["OCIManifest"]["schemaVersion"], 2);
+        assert!(v.starts_with("[\n\t{\n\t\t\"Ref\": "), "{v}");
     }
 }

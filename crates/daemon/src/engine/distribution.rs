@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use berth_api::client::manifest::RemoteManifest;
+use berth_api::models::{DistributionInspect, OciDescriptor, OciPlatform};
 use berth_api::{JsonMessage, ProgressDetail};
 use berth_base::{Digest, ErrorKind, Reference};
 use berth_image::{Image, Layer, LayerSource};
@@ -165,7 +167,7 @@ impl Engine {
             r.digest().map(|d| d.to_string()).or_else(|| r.tag().map(str::to_owned)).unwrap_or_else(|| "latest".into());
         let mut last = None;
         for ep in opts.endpoints(r) {
-            let s = Arc::new(opts.session(&ep, r.path(), auth, false)?);
+            let s = Arc::new(opts.session(&ep, r.path(), auth, false).await?);
             let res = s.resolve(&want, platform).await.map(|res| (s, res));
             match res {
                 Ok(v) => return Ok(v),
@@ -197,7 +199,7 @@ impl Engine {
             let opts = self.cfg.registry.options();
             let mut last = None;
             for ep in opts.endpoints(&r) {
-                let s = opts.session(&ep, r.path(), &auth, false)?;
+                let s = opts.session(&ep, r.path(), &auth, false).await?;
                 match s.tags().await {
                     Ok(mut tags) => {
                         tags.sort();
@@ -561,7 +563,7 @@ impl Engine {
         .await?;
         let ep = self.registry_endpoint(&repo).ok_or_else(|| Error::Internal("no registry endpoint".into()))?;
         let opts = self.cfg.registry.options();
-        let session = Arc::new(opts.session(&ep, repo.path(), &auth, true)?);
+        let session = Arc::new(opts.session(&ep, repo.path(), &auth, true).await?);
         session.authenticate().await?;
         Ok(PushPlan { repo, items, session })
     }
@@ -785,6 +787,172 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Media types of image indexes (Docker's manifest list, OCI's index).
+const INDEX_TYPES: [&str; 2] =
+    ["application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json"];
+
+/// The registry errors after which the docker CLI tries the next endpoint and, with none
+/// left, says `no such manifest`.
+fn manifest_missing(e: &berth_registry::Error) -> bool {
+    matches!(e.registry_code(), Some("MANIFEST_UNKNOWN" | "NAME_UNKNOWN" | "UNAUTHORIZED" | "NOT_FOUND"))
+        || matches!(e, berth_registry::Error::Unauthorized(_))
+}
+
+/// An image config's platform fields, as Go reads them into an OCI platform.
+fn config_platform(config: &[u8]) -> Option<OciPlatform> {
+    #[derive(serde::Deserialize)]
+    struct P {
+        #[serde(default)]
+        architecture: String,
+        #[serde(default)]
+        os: String,
+        #[serde(default, rename = "os.version")]
+        os_version: String,
+        #[serde(default, rename = "os.features")]
+        os_features: Vec<String>,
+        #[serde(default)]
+        variant: String,
+    }
+    let p: P = serde_json::from_slice(config).ok()?;
+    let some = |s: String| (!s.is_empty()).then_some(s);
+    Some(OciPlatform {
+        architecture: Some(p.architecture),
+        os: Some(p.os),
+        os_version: some(p.os_version),
+        os_features: (!p.os_features.is_empty()).then_some(p.os_features),
+        variant: some(p.variant),
+    })
+}
+
+/// An index entry's platform (architecture and os always present, as Docker's
+/// `PlatformSpec` marshals them).
+fn entry_platform(v: &serde_json::Value) -> OciPlatform {
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    let features: Vec<String> = v
+        .get("os.features")
+        .and_then(|x| x.as_array())
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    OciPlatform {
+        architecture: Some(s("architecture").unwrap_or_default()),
+        os: Some(s("os").unwrap_or_default()),
+        os_version: s("os.version").filter(|x| !x.is_empty()),
+        os_features: (!features.is_empty()).then_some(features),
+        variant: s("variant").filter(|x| !x.is_empty()),
+    }
+}
+
+/// A manifest's bytes as a [`RemoteManifest`] (without children or platform yet).
+fn remote(body: &[u8], media_type: String) -> Result<(RemoteManifest, serde_json::Value)> {
+    use base64::Engine as _;
+    let doc: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Error::Registry(berth_registry::Error::Protocol(format!("malformed manifest: {e}"))))?;
+    let media_type = if media_type.is_empty() || media_type == "application/json" {
+        doc.get("mediaType").and_then(|m| m.as_str()).unwrap_or_default().to_owned()
+    } else {
+        media_type
+    };
+    let m = RemoteManifest {
+        media_type,
+        digest: Digest::of(body).to_string(),
+        size: body.len() as i64,
+        raw: base64::engine::general_purpose::STANDARD.encode(body),
+        platform: None,
+        manifests: Vec::new(),
+    };
+    Ok((m, doc))
+}
+
+impl Engine {
+    /// The manifest `name` names at its registry, as `manifest inspect` and
+    /// `GET /distribution/{name}/json` want it: an image manifest with its config's platform,
+    /// or an index with (`children`) each of its manifests fetched. `insecure` treats the
+    /// registry as an insecure one (`manifest inspect --insecure`). A reference no endpoint
+    /// serves is `no such manifest: REF` (the docker CLI's words), a NotFound.
+    pub async fn remote_manifest(
+        &self,
+        name: &str,
+        auth: &AuthConfig,
+        insecure: bool,
+        children: bool,
+    ) -> Result<RemoteManifest> {
+        let r = Reference::parse(name).map_err(|e| Error::InvalidArgument(format!("invalid reference format: {e}")))?;
+        let r = if r.digest().is_none() { r.with_default_tag() } else { r };
+        let mut opts = self.cfg.registry.options();
+        if insecure {
+            opts.insecure.push(r.domain().to_owned());
+        }
+        let want =
+            r.digest().map(|d| d.to_string()).or_else(|| r.tag().map(str::to_owned)).unwrap_or_else(|| "latest".into());
+        for ep in opts.endpoints(&r) {
+            let s = opts.session(&ep, r.path(), auth, false).await?;
+            let (body, media_type) = match s.manifest_typed(&want).await {
+                Ok(v) => v,
+                Err(e) if manifest_missing(&e) || ep.mirror => {
+                    tracing::debug!(endpoint = %ep.base(), error = %e, "no manifest here; next endpoint");
+                    continue;
+                }
+                Err(e) => return Err(Error::Registry(e)),
+            };
+            let (mut m, doc) = remote(&body, media_type)?;
+            if INDEX_TYPES.contains(&m.media_type.as_str()) {
+                let entries = doc.get("manifests").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+                for entry in entries.iter().filter(|_| children) {
+                    let digest = entry.get("digest").and_then(|d| d.as_str()).unwrap_or_default();
+                    let (b, t) = s.manifest_typed(digest).await.map_err(Error::Registry)?;
+                    let (mut child, _) = remote(&b, t)?;
+                    child.platform = Some(entry_platform(entry.get("platform").unwrap_or(&serde_json::Value::Null)));
+                    m.manifests.push(child);
+                }
+                if !children {
+                    // The Engine API's answer needs only the entries' platforms.
+                    m.manifests = entries
+                        .iter()
+                        .map(|e| RemoteManifest {
+                            platform: Some(entry_platform(e.get("platform").unwrap_or(&serde_json::Value::Null))),
+                            ..Default::default()
+                        })
+                        .collect();
+                }
+            } else if let Some(config) = doc.get("config") {
+                let config: Descriptor = serde_json::from_value(config.clone()).map_err(|e| {
+                    Error::Registry(berth_registry::Error::Protocol(format!("malformed manifest config: {e}")))
+                })?;
+                let bytes = s.small_blob(&config).await.map_err(Error::Registry)?;
+                m.platform = config_platform(&bytes);
+            }
+            return Ok(m);
+        }
+        Err(Error::NotFound(format!("no such manifest: {r}")))
+    }
+
+    /// `GET /distribution/{name}/json`: the descriptor of what `name` names and the
+    /// platforms it serves (an index's entries, or the image config's platform).
+    pub async fn distribution_inspect(&self, name: &str, auth: &AuthConfig) -> Result<DistributionInspect> {
+        let m = self.remote_manifest(name, auth, false, false).await?;
+        let platforms = if m.manifests.is_empty() {
+            m.platform
+                .into_iter()
+                .filter(|p| {
+                    p.os.as_deref().is_some_and(|s| !s.is_empty())
+                        || p.architecture.as_deref().is_some_and(|s| !s.is_empty())
+                })
+                .collect()
+        } else {
+            m.manifests.into_iter().filter_map(|c| c.platform).collect()
+        };
+        Ok(DistributionInspect {
+            descriptor: OciDescriptor {
+                media_type: Some(m.media_type),
+                digest: Some(m.digest),
+                size: Some(m.size),
+                ..Default::default()
+            },
+            platforms,
+        })
     }
 }
 

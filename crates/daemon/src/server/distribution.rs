@@ -1,5 +1,6 @@
-//! Registry endpoints: the pull branch of `POST /images/create`, `POST /images/{name}/push`
-//! and `POST /auth`. Credentials arrive in `X-Registry-Auth` (or the `/auth` body); progress
+//! Registry endpoints: the pull branch of `POST /images/create`, `POST /images/{name}/push`,
+//! `POST /auth`, `GET /distribution/{name}/json`, and berth's own
+//! `GET /berth/distribution/{name}/manifest` (the manifest bytes `manifest inspect` prints). Credentials arrive in `X-Registry-Auth` (or the `/auth` body); progress
 //! goes out as Docker's JSON lines, chunk by chunk as it happens. An error before the stream
 //! starts is an HTTP status; one after it is an `errorDetail` line, as dockerd sends it.
 
@@ -7,10 +8,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Path;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use berth_api::{ErrorBody, JsonMessage, query};
 use berth_registry::client::AuthConfig;
 use bytes::Bytes;
@@ -24,7 +26,35 @@ use crate::error::{Error, Result};
 /// The routes of this resource (`/images/create` and `/images/{name}/push` are routed by
 /// images.rs, which hands over here).
 pub fn routes() -> Router<Arc<Engine>> {
-    Router::new().route("/auth", post(auth))
+    Router::new()
+        .route("/auth", post(auth))
+        .route("/distribution/{*rest}", get(distribution_inspect))
+        .route(&format!("{}{{*rest}}", berth_api::client::manifest::BERTH_MANIFEST_PREFIX), get(remote_manifest))
+}
+
+/// `GET /distribution/{name}/json`: the Engine API's descriptor and platforms.
+async fn distribution_inspect(
+    State(e): State<Arc<Engine>>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let name = rest.strip_suffix("/json").filter(|n| !n.is_empty()).ok_or(Error::PageNotFound)?;
+    let auth = registry_auth(&headers)?;
+    Ok(json(StatusCode::OK, &e.distribution_inspect(name, &auth).await?))
+}
+
+/// `GET /berth/distribution/{name}/manifest[?insecure=1]`.
+async fn remote_manifest(State(e): State<Arc<Engine>>, Path(rest): Path<String>, req: Request) -> ApiResult<Response> {
+    #[derive(serde::Deserialize, Default)]
+    struct Q {
+        #[serde(default)]
+        insecure: Option<String>,
+    }
+    let name = rest.strip_suffix("/manifest").filter(|n| !n.is_empty()).ok_or(Error::PageNotFound)?;
+    let q: Q = reply::query(req.uri().query())?;
+    let insecure = q.insecure.as_deref().is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let auth = registry_auth(req.headers())?;
+    Ok(json(StatusCode::OK, &e.remote_manifest(name, &auth, insecure, true).await?))
 }
 
 /// The credentials a request carries in `X-Registry-Auth` (anonymous when absent).

@@ -1,5 +1,5 @@
 //! The distribution client: which endpoint serves a reference (mirrors for Docker Hub names,
-//! plain HTTP for insecure registries, CAs and client certificates from `certs.d`), a session
+//! HTTPS-then-HTTP for insecure registries, CAs and client certificates from `certs.d`), a session
 //! per registry and repository (`transport.rs`: the token flow and the requests), and the
 //! pull and push steps the daemon drives. Everything here is async and HTTP-only: storing what arrives is the
 //! image crate's business.
@@ -48,6 +48,9 @@ pub struct Endpoint {
     pub scheme: &'static str,
     /// True for a Docker Hub mirror (a failure there falls through to the next endpoint).
     pub mirror: bool,
+    /// An insecure registry (loopback, `insecure-registries`): HTTPS is tried first without
+    /// verifying the certificate, then plain HTTP, as dockerd does.
+    pub insecure: bool,
 }
 
 impl Endpoint {
@@ -89,14 +92,14 @@ impl RegistryOptions {
                     None => ("https", m.as_str()),
                 };
                 let host = host.trim_end_matches('/').to_owned();
-                let scheme = if self.is_insecure(&host) { "http" } else { scheme };
-                out.push(Endpoint { host, scheme, mirror: true });
+                let insecure = scheme == "https" && self.is_insecure(&host);
+                out.push(Endpoint { host, scheme, mirror: true, insecure });
             }
-            out.push(Endpoint { host: DOCKER_HUB_HOST.to_owned(), scheme: "https", mirror: false });
+            out.push(Endpoint { host: DOCKER_HUB_HOST.to_owned(), scheme: "https", mirror: false, insecure: false });
         } else {
             let host = r.domain().to_owned();
-            let scheme = if self.is_insecure(&host) { "http" } else { "https" };
-            out.push(Endpoint { host, scheme, mirror: false });
+            let insecure = self.is_insecure(&host);
+            out.push(Endpoint { host, scheme: "https", mirror: false, insecure });
         }
         out
     }
@@ -108,10 +111,12 @@ impl RegistryOptions {
         let host = s.trim_start_matches("https://").trim_start_matches("http://");
         let host = host.split('/').next().unwrap_or_default();
         if host.is_empty() || host == "index.docker.io" || host == "docker.io" || host == DOCKER_HUB_HOST {
-            return Endpoint { host: DOCKER_HUB_HOST.to_owned(), scheme: "https", mirror: false };
+            return Endpoint { host: DOCKER_HUB_HOST.to_owned(), scheme: "https", mirror: false, insecure: false };
         }
-        let scheme = if self.is_insecure(host) || s.starts_with("http://") { "http" } else { "https" };
-        Endpoint { host: host.to_owned(), scheme, mirror: false }
+        if s.starts_with("http://") {
+            return Endpoint { host: host.to_owned(), scheme: "http", mirror: false, insecure: false };
+        }
+        Endpoint { host: host.to_owned(), scheme: "https", mirror: false, insecure: self.is_insecure(host) }
     }
 
     /// What `certs.d/HOST[:PORT]/` holds for `host`, read as dockerd reads it: every `*.crt`
@@ -169,14 +174,17 @@ impl RegistryOptions {
     }
 
     /// An HTTP client for `endpoint`, trusting its `certs.d` CAs and presenting its client
-    /// certificate (for TLS endpoints: dockerd reads `certs.d` only for secure registries).
+    /// certificate (for TLS endpoints: dockerd reads `certs.d` only for secure registries;
+    /// an insecure registry's certificate is not verified at all).
     pub fn http_client(&self, endpoint: &Endpoint) -> Result<reqwest::Client, Error> {
         install_crypto();
         let mut b = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(60));
-        if endpoint.scheme == "https" {
+        if endpoint.scheme == "https" && endpoint.insecure {
+            b = b.tls_danger_accept_invalid_certs(true);
+        } else if endpoint.scheme == "https" {
             let (cas, identity) = self.certificates(&endpoint.host)?;
             if !cas.is_empty() {
                 b = b.tls_certs_merge(cas);
@@ -190,23 +198,48 @@ impl RegistryOptions {
 
     /// Checks credentials against a registry as `docker login` does.
     pub async fn login(&self, auth: &AuthConfig) -> Result<LoginOutcome, Error> {
-        let ep = self.login_endpoint(&auth.server_address);
+        let ep = self.negotiate(&self.login_endpoint(&auth.server_address)).await;
         let http = self.http_client(&ep)?;
         auth::login(&http, &ep.base(), auth).await
     }
 
+    /// The endpoint to talk to for `endpoint`: itself, except that an insecure registry is
+    /// asked over HTTPS (certificate unchecked) first and reached over plain HTTP when that
+    /// fails below HTTP (no TLS there), as dockerd falls back from its HTTPS endpoint.
+    pub async fn negotiate(&self, endpoint: &Endpoint) -> Endpoint {
+        if !(endpoint.insecure && endpoint.scheme == "https") {
+            return endpoint.clone();
+        }
+        let url = format!("{}/v2/", endpoint.base());
+        let probe = match self.http_client(endpoint) {
+            Ok(http) => {
+                http.get(&url).timeout(Duration::from_secs(15)).send().await.map(|_| ()).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match probe {
+            Ok(()) => endpoint.clone(),
+            Err(e) => {
+                tracing::debug!(%url, error = %e, "no TLS on an insecure registry; falling back to plain HTTP");
+                Endpoint { scheme: "http", ..endpoint.clone() }
+            }
+        }
+    }
+
     /// A session on `repository` at `endpoint` with `auth`, for pulling or (`push`) pushing:
-    /// its token, when the registry wants one, is scoped to that.
-    pub fn session(
+    /// its token, when the registry wants one, is scoped to that. An insecure registry's
+    /// scheme is settled here ([`RegistryOptions::negotiate`]).
+    pub async fn session(
         &self,
         endpoint: &Endpoint,
         repository: &str,
         auth: &AuthConfig,
         push: bool,
     ) -> Result<Session, Error> {
+        let endpoint = self.negotiate(endpoint).await;
         Ok(Session {
-            http: self.http_client(endpoint)?,
-            endpoint: endpoint.clone(),
+            http: self.http_client(&endpoint)?,
+            endpoint,
             repository: repository.to_owned(),
             creds: auth.clone(),
             push,
@@ -304,12 +337,19 @@ mod tests {
         let o = RegistryOptions { mirrors: vec!["http://127.0.0.1:5001/".into()], ..Default::default() };
         let eps = o.endpoints(&Reference::parse("busybox").unwrap());
         assert_eq!(eps.len(), 2);
-        assert_eq!((eps[0].base(), eps[0].mirror), ("http://127.0.0.1:5001".to_owned(), true));
+        assert_eq!((eps[0].base(), eps[0].mirror, eps[0].insecure), ("http://127.0.0.1:5001".to_owned(), true, false));
         assert_eq!(eps[1].host, DOCKER_HUB_HOST);
         let eps = o.endpoints(&Reference::parse("127.0.0.1:5000/a/b:1").unwrap());
-        assert_eq!(eps, vec![Endpoint { host: "127.0.0.1:5000".into(), scheme: "http", mirror: false }]);
+        assert_eq!(
+            eps,
+            vec![Endpoint { host: "127.0.0.1:5000".into(), scheme: "https", mirror: false, insecure: true }]
+        );
+        let eps = o.endpoints(&Reference::parse("reg.example:5000/a/b:1").unwrap());
+        assert!(!eps[0].insecure);
         assert_eq!(o.login_endpoint("").host, DOCKER_HUB_HOST);
         assert_eq!(o.login_endpoint("https://index.docker.io/v1/").host, DOCKER_HUB_HOST);
-        assert_eq!(o.login_endpoint("127.0.0.1:5000").base(), "http://127.0.0.1:5000");
+        let ep = o.login_endpoint("127.0.0.1:5000");
+        assert_eq!((ep.base(), ep.insecure), ("https://127.0.0.1:5000".to_owned(), true));
+        assert_eq!(o.login_endpoint("http://127.0.0.1:5000").base(), "http://127.0.0.1:5000");
     }
 }

@@ -137,8 +137,12 @@ pub async fn serve(config: Config) -> Result<Handle, Error> {
         .await
         .map_err(|e| Error::Io { path: config.root.clone(), source: std::io::Error::other(e) })??;
     let addr = listener.local_addr().map_err(|source| Error::Listen { addr: config.addr.clone(), source })?;
-    if !addr.ip().is_loopback() && (tls.is_none() || auth.is_none()) {
+    if !addr.ip().is_loopback() && tls.is_none() && auth.is_none() {
         tracing::warn!(%addr, "listening beyond loopback without TLS and authentication: anyone who can reach it can read (and push)");
+    } else if !addr.ip().is_loopback() && auth.is_none() {
+        tracing::warn!(%addr, "listening beyond loopback without authentication: anyone who can reach it can read (and push)");
+    } else if !addr.ip().is_loopback() && tls.is_none() {
+        tracing::warn!(%addr, "listening beyond loopback without TLS: passwords cross the network in the clear");
     }
     let storage = Arc::new(storage);
     let app = Arc::new(App { storage: storage.clone(), auth, read_only: config.read_only });
