@@ -109,6 +109,19 @@ pub fn start(proto: Proto, ip: Ipv6Addr, port: u16, target: SocketAddrV4) -> io:
     Ok(Proxy { proto, ip, port: bound, task })
 }
 
+/// Docker's wording for an IPv6 side that cannot be bound (its proxy's `listen` error).
+pub fn start_error(endpoint: &str, ip: Ipv6Addr, port: u16, proto: Proto, e: io::Error) -> crate::Error {
+    let why = match e.kind() {
+        io::ErrorKind::AddrInUse => "bind: address already in use".to_owned(),
+        io::ErrorKind::AddrNotAvailable => "bind: cannot assign requested address".to_owned(),
+        _ => e.to_string(),
+    };
+    crate::Error::InUse(format!(
+        "driver failed programming external connectivity on endpoint {endpoint}: Error starting userland proxy: listen {}6 [{ip}]:{port}: {why}",
+        proto.as_str()
+    ))
+}
+
 async fn tcp(l: TcpListener, target: SocketAddrV4) {
     let mut conns = JoinSet::new();
     loop {
