@@ -176,7 +176,7 @@ printf '  berth   direct %6s MiB/s   published %6s MiB/s   published/direct = %s
 # The IPv6 side of a published port goes through berth's userland proxy (kernel NAT
 # cannot turn v6 into v4); only when the host has IPv6.
 free6() { python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0)); print(s.getsockname()[1])'; }
-has_v6() { [ -s /proc/net/if_inet6 ] && [ "$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6)" != 1 ]; }
+has_v6() { grep -q . /proc/net/if_inet6 2>/dev/null && [ "$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6)" != 1 ]; }
 if has_v6; then
   port6=$(free6)
   $B run -d --name sink6 -p "[::1]:$port6:80" busybox:latest \
