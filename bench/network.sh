@@ -18,6 +18,7 @@
 # Throughput of a 1 GiB bulk TCP transfer from the host into a container (busybox nc):
 #   direct     host -> container address on the bridge
 #   published  host -> 127.0.0.1:published port -> (DNAT) container
+#   v6         host -> [::1]:published port -> (in-daemon proxy) container's IPv4 address
 # (target: published >= 0.8x direct; Docker's userland proxy is the figure to beat).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -172,6 +173,21 @@ published=$(send_gib 127.0.0.1 "$port")
 $B rm -f sink >/dev/null
 printf '  berth   direct %6s MiB/s   published %6s MiB/s   published/direct = %s (target >= 0.8)\n' \
   "$(mb "$direct")" "$(mb "$published")" "$(ratio "$direct" "$published")"
+# The IPv6 side of a published port goes through berth's userland proxy (kernel NAT
+# cannot turn v6 into v4); only when the host has IPv6.
+free6() { python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0)); print(s.getsockname()[1])'; }
+has_v6() { grep -q . /proc/net/if_inet6 2>/dev/null && [ "$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6)" != 1 ]; }
+if has_v6; then
+  port6=$(free6)
+  $B run -d --name sink6 -p "[::1]:$port6:80" busybox:latest \
+    sh -c 'while true; do nc -l -p 80 > /dev/null; done' >/dev/null
+  sleep 0.3
+  v6=$(send_gib ::1 "$port6")
+  $B rm -f sink6 >/dev/null
+  printf '  berth   v6 via proxy %6s MiB/s   v6/published-v4 = %s\n' "$(mb "$v6")" "$(ratio "$published" "$v6")"
+else
+  echo "  v6: the host has no IPv6; not measured"
+fi
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   docker run -d --name bnet-sink -p "127.0.0.1:$port:80" busybox:latest sh -c 'while true; do nc -l -p 80 > /dev/null; done' >/dev/null
   dip=$(docker inspect -f '{{.NetworkSettings.IPAddress}}' bnet-sink); sleep 0.3
@@ -179,6 +195,13 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   docker rm -f bnet-sink >/dev/null
   printf '  docker  direct %6s MiB/s   published %6s MiB/s   published/direct = %s\n' \
     "$(mb "$ddirect")" "$(mb "$dpub")" "$(ratio "$ddirect" "$dpub")"
+  if has_v6 && docker run -d --name bnet-sink6 -p "[::1]:$port6:80" busybox:latest \
+      sh -c 'while true; do nc -l -p 80 > /dev/null; done' >/dev/null 2>&1; then
+    sleep 0.3
+    dv6=$(send_gib ::1 "$port6")
+    printf '  docker  v6 via docker-proxy %6s MiB/s\n' "$(mb "$dv6")"
+  fi
+  docker rm -f bnet-sink6 >/dev/null 2>&1 || true
 else
   echo "  docker: no daemon answers here; not measured"
 fi

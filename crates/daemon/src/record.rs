@@ -222,8 +222,9 @@ pub struct PublishedPort {
     pub proto: String,
     /// The container's port.
     pub container_port: u16,
-    /// The host address (`0.0.0.0` for all).
-    pub host_ip: std::net::Ipv4Addr,
+    /// The host address (`0.0.0.0` for all IPv4, `::` for all IPv6; the IPv6 side is
+    /// served by `berth_network::proxy`). Older records hold IPv4 strings, read the same.
+    pub host_ip: std::net::IpAddr,
     /// The host port bound.
     pub host_port: u16,
 }

@@ -12,5 +12,6 @@ pub mod netns;
 pub mod nfnl;
 pub mod nft;
 pub mod portmap;
+pub mod proxy;
 
 pub use error::{Error, Result};

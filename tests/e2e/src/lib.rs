@@ -306,3 +306,12 @@ pub fn docker_bin() -> &'static str {
 pub fn have_docker() -> bool {
     Path::new(docker_bin()).exists()
 }
+
+/// Whether this host has IPv6 (an address and not disabled), as the daemon decides whether
+/// to publish ports on `::` too.
+pub fn host_has_ipv6() -> bool {
+    let disabled =
+        std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6").map_or(true, |s| s.trim() == "1");
+    let addrs = std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|s| !s.trim().is_empty());
+    addrs && !disabled
+}

@@ -23,7 +23,8 @@ pub async fn port(c: &Client, a: PortArgs) -> Res {
         let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
         (p.parse::<u32>().unwrap_or(0), proto.to_owned())
     });
-    let addr = |ip: &str, port: &str| if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
+    // docker 20.10's shape, as `ps` prints it: `:::8080` for `::` (newer CLIs bracket it).
+    let addr = |ip: &str, port: &str| format!("{ip}:{port}");
     match &a.port {
         Some(want) => {
             let (p, proto) = want.split_once('/').unwrap_or((want, "tcp"));

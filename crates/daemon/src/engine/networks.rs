@@ -9,7 +9,7 @@
 //! still running; at shutdown with nothing running both are removed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -17,7 +17,7 @@ use berth_network::bridge::BridgeDriver;
 use berth_network::driver::{Attachment, Driver, NetworkSpec, format_mac, mac_for, parse_mac};
 use berth_network::ipam::{self, Pool};
 use berth_network::nft::{Firewall, PortRule, Proto};
-use berth_network::{dns, netns, portmap};
+use berth_network::{dns, netns, portmap, proxy};
 use berth_runtime::spec::Namespace;
 use chrono::{DateTime, Utc};
 use ipnet::Ipv4Net;
@@ -153,6 +153,8 @@ struct Inner {
     table_ready: bool,
     /// Host ports held per container.
     held: HashMap<String, Vec<portmap::Reserved>>,
+    /// IPv6 proxies of published ports per container (they hold their ports too).
+    proxies: HashMap<String, Vec<proxy::Proxy>>,
     /// Name tables of user-defined networks, by network id.
     dns: HashMap<String, dns::Table>,
     /// Embedded resolvers (127.0.0.11 in their namespaces) of containers on user networks,
@@ -199,6 +201,7 @@ impl Networks {
                 ready: HashSet::new(),
                 table_ready: false,
                 held: HashMap::new(),
+                proxies: HashMap::new(),
                 dns: HashMap::new(),
                 resolvers: HashMap::new(),
             }),
@@ -492,7 +495,7 @@ impl Networks {
             let ip = pool.allocate(ep.ipv4_request, &spec.name)?;
             let mac = ep.mac_request.as_deref().and_then(parse_mac).unwrap_or_else(|| mac_for(ip));
             let endpoint_id = berth_base::new_id();
-            let (ports, rules, held) = if i == 0 {
+            let (ports, rules, (held, proxies)) = if i == 0 {
                 match publish(rec, &endpoint_id, ip) {
                     Ok(x) => x,
                     Err(e) => {
@@ -520,11 +523,16 @@ impl Networks {
                 default_route: i == 0,
                 ports: rules,
             };
-            (spec, att, held)
+            (spec, att, (held, proxies))
         };
         // Recorded before the kernel work, so a failure below is undone by detach.
         out.endpoints.insert(name.to_owned(), done);
-        self.lock().held.entry(rec.id.clone()).or_default().extend(held);
+        {
+            let (held, proxies) = held;
+            let mut g = self.lock();
+            g.held.entry(rec.id.clone()).or_default().extend(held);
+            g.proxies.entry(rec.id.clone()).or_default().extend(proxies);
+        }
         self.driver()?.setup(&spec, &att, ns)?;
         self.add_names(rec, &spec.id, &att.endpoint_id, ep, att.ip);
         if i == 0 {
@@ -776,6 +784,7 @@ impl Networks {
         {
             let mut g = self.lock();
             g.held.remove(&rec.id);
+            g.proxies.remove(&rec.id);
             g.resolvers.remove(&rec.id);
         }
         if let Err(e) = netns::remove(&self.netns_path(&rec.id)) {
@@ -808,16 +817,24 @@ impl Networks {
         let cip = primary.ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         let rules = port_rules(&rec.ports, cip);
         let mut held = Vec::new();
+        let mut proxies = Vec::new();
         for p in &rec.ports {
             let proto = Proto::parse(&p.proto).unwrap_or(Proto::Tcp);
-            match portmap::reserve(proto, p.host_ip, p.host_port) {
-                Ok(r) => held.push(r),
-                Err(e) => {
-                    tracing::warn!(container = %rec.id, port = p.host_port, error = %e, "could not hold a published port again")
-                }
+            let r = match p.host_ip {
+                IpAddr::V4(ip) => portmap::reserve(proto, ip, p.host_port).map(|r| held.push(r)),
+                // The proxy died with the earlier daemon; the container did not.
+                IpAddr::V6(ip) => proxy::start(proto, ip, p.host_port, SocketAddrV4::new(cip, p.container_port))
+                    .map(|x| proxies.push(x)),
+            };
+            if let Err(e) = r {
+                tracing::warn!(container = %rec.id, port = p.host_port, error = %e, "could not hold a published port again")
             }
         }
-        self.lock().held.insert(rec.id.clone(), held);
+        {
+            let mut g = self.lock();
+            g.held.insert(rec.id.clone(), held);
+            g.proxies.insert(rec.id.clone(), proxies);
+        }
         let drv = self.driver()?;
         // The table was made anew at this daemon's first use of it; adding an element
         // already there with the same value is fine.
@@ -897,7 +914,9 @@ impl Drop for SubnetLock {
 pub(crate) struct Binding {
     pub proto: Proto,
     pub container_port: u16,
-    pub host_ip: Ipv4Addr,
+    /// `None` when no address was given: `0.0.0.0` and, on a host with IPv6, `::` (as
+    /// Docker 20.10 does; an explicit `0.0.0.0` is IPv4 only, `::` or `::1` IPv6 only).
+    pub host_ip: Option<IpAddr>,
     /// Inclusive range; `(0, 0)` for an ephemeral port.
     pub host_ports: (u16, u16),
 }
@@ -915,14 +934,9 @@ pub(crate) fn requested_bindings(rec: &ContainerRecord) -> Result<Vec<Binding>> 
         for b in list.iter().flatten() {
             let ip = b.host_ip.as_deref().unwrap_or("");
             let host_ip = match ip {
-                "" | "0.0.0.0" => Ipv4Addr::UNSPECIFIED,
-                s => match s.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
-                    Ok(std::net::IpAddr::V4(v4)) => v4,
-                    Ok(std::net::IpAddr::V6(_)) => {
-                        return Err(Error::NotImplemented(format!(
-                            "publishing on the IPv6 address {s} is not supported: berth's networks are IPv4 only"
-                        )));
-                    }
+                "" => None,
+                s => match s.trim_matches(['[', ']']).parse::<IpAddr>() {
+                    Ok(a) => Some(a),
                     Err(_) => return Err(Error::InvalidArgument(format!("invalid host IP address: {s}"))),
                 },
             };
@@ -953,7 +967,7 @@ pub(crate) fn requested_bindings(rec: &ContainerRecord) -> Result<Vec<Binding>> 
         for key in exposed {
             let (port, proto) = parse_port_key(key)?;
             if !out.iter().any(|b| b.container_port == port && b.proto == proto) {
-                out.push(Binding { proto, container_port: port, host_ip: Ipv4Addr::UNSPECIFIED, host_ports: (0, 0) });
+                out.push(Binding { proto, container_port: port, host_ip: None, host_ports: (0, 0) });
             }
         }
     }
@@ -972,15 +986,20 @@ pub(crate) fn parse_port_key(key: &str) -> Result<(u16, Proto)> {
     Ok((port, proto))
 }
 
-type Published = (Vec<PublishedPort>, Vec<PortRule>, Vec<portmap::Reserved>);
+type Published = (Vec<PublishedPort>, Vec<PortRule>, (Vec<portmap::Reserved>, Vec<proxy::Proxy>));
 
 /// The DNAT rules of recorded published ports towards `cip`.
 fn port_rules(ports: &[PublishedPort], cip: Ipv4Addr) -> Vec<PortRule> {
     ports
         .iter()
-        .map(|p| PortRule {
+        .filter_map(|p| match p.host_ip {
+            IpAddr::V4(ip) => Some((p, ip)),
+            // The IPv6 side goes through the proxy, not the kernel's DNAT.
+            IpAddr::V6(_) => None,
+        })
+        .map(|(p, ip)| PortRule {
             proto: Proto::parse(&p.proto).unwrap_or(Proto::Tcp),
-            host_ip: (!p.host_ip.is_unspecified()).then_some(p.host_ip),
+            host_ip: (!ip.is_unspecified()).then_some(ip),
             host_port: p.host_port,
             container_ip: cip,
             container_port: p.container_port,
@@ -988,48 +1007,99 @@ fn port_rules(ports: &[PublishedPort], cip: Ipv4Addr) -> Vec<PortRule> {
         .collect()
 }
 
-/// Binds the host ports of a container's published ports (all or none).
+/// Tries for an ephemeral port whose IPv4 and IPv6 sides are both free.
+const EPHEMERAL_TRIES: usize = 16;
+
+/// Binds the host ports of a container's published ports (all or none). A binding without
+/// an address gets both families on the same port number (IPv6 only when the host has it);
+/// the IPv6 side is a [`proxy::Proxy`] to the container's IPv4 address.
 fn publish(rec: &ContainerRecord, endpoint_id: &str, cip: Ipv4Addr) -> Result<Published> {
     let mut ports = Vec::new();
     let mut rules = Vec::new();
     let mut held = Vec::new();
+    let mut proxies = Vec::new();
+    let host_v6 = proxy::host_has_ipv6();
+    let ep = format!("{} ({})", rec.name, endpoint_id);
     for b in requested_bindings(rec)? {
-        let (lo, hi) = b.host_ports;
+        let (want4, want6) = match b.host_ip {
+            None => (Some(Ipv4Addr::UNSPECIFIED), (host_v6 && b.proto != Proto::Sctp).then_some(Ipv6Addr::UNSPECIFIED)),
+            Some(IpAddr::V4(a)) => (Some(a), None),
+            Some(IpAddr::V6(a)) => (None, Some(a)),
+        };
+        let target = SocketAddrV4::new(cip, b.container_port);
+        let candidates: Vec<u16> = match b.host_ports {
+            (0, 0) => vec![0; EPHEMERAL_TRIES],
+            (lo, hi) => (lo..=hi).collect(),
+        };
         let mut last_err = None;
         let mut got = None;
-        for port in lo..=hi {
-            match portmap::reserve(b.proto, b.host_ip, port) {
-                Ok(r) => {
-                    got = Some(r);
-                    break;
-                }
-                Err(e) => last_err = Some((port, e)),
-            }
+        for port in candidates {
+            let r4 = match want4 {
+                Some(ip) => match portmap::reserve(b.proto, ip, port) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        last_err = Some(portmap::bind_error(&ep, ip, port, cip, b.container_port, b.proto, e));
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let port = r4.as_ref().map_or(port, |r| r.port);
+            // Dropping `r4` on a failure here frees the IPv4 side: nothing half-bound.
+            let r6 = match want6 {
+                Some(ip) => match proxy::start(b.proto, ip, port, target) {
+                    Ok(x) => Some(x),
+                    Err(e) => {
+                        last_err = Some(proxy::start_error(&ep, ip, port, b.proto, e));
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            got = Some((r4, r6));
+            break;
         }
-        let r = match got {
-            Some(r) => r,
-            None => {
-                let (port, e) = last_err.unwrap_or((lo, std::io::ErrorKind::AddrInUse.into()));
-                let ep = format!("{} ({})", rec.name, endpoint_id);
-                return Err(portmap::bind_error(&ep, b.host_ip, port, cip, b.container_port, b.proto, e).into());
-            }
+        let Some((r4, r6)) = got else {
+            let e = last_err.unwrap_or_else(|| {
+                portmap::bind_error(
+                    &ep,
+                    Ipv4Addr::UNSPECIFIED,
+                    b.host_ports.0,
+                    cip,
+                    b.container_port,
+                    b.proto,
+                    std::io::ErrorKind::AddrInUse.into(),
+                )
+            });
+            return Err(e.into());
         };
-        ports.push(PublishedPort {
-            proto: b.proto.as_str().to_owned(),
-            container_port: b.container_port,
-            host_ip: b.host_ip,
-            host_port: r.port,
-        });
-        rules.push(PortRule {
-            proto: b.proto,
-            host_ip: (!b.host_ip.is_unspecified()).then_some(b.host_ip),
-            host_port: r.port,
-            container_ip: cip,
-            container_port: b.container_port,
-        });
-        held.push(r);
+        if let Some(r) = r4 {
+            ports.push(PublishedPort {
+                proto: b.proto.as_str().to_owned(),
+                container_port: b.container_port,
+                host_ip: IpAddr::V4(r.ip),
+                host_port: r.port,
+            });
+            rules.push(PortRule {
+                proto: b.proto,
+                host_ip: (!r.ip.is_unspecified()).then_some(r.ip),
+                host_port: r.port,
+                container_ip: cip,
+                container_port: b.container_port,
+            });
+            held.push(r);
+        }
+        if let Some(x) = r6 {
+            ports.push(PublishedPort {
+                proto: b.proto.as_str().to_owned(),
+                container_port: b.container_port,
+                host_ip: IpAddr::V6(x.ip),
+                host_port: x.port,
+            });
+            proxies.push(x);
+        }
     }
-    Ok((ports, rules, held))
+    Ok((ports, rules, (held, proxies)))
 }
 
 impl Engine {
