@@ -29,10 +29,20 @@ pub fn open_tar_context(
     work_dir: &Path,
     dockerfile: &str,
 ) -> Result<(Context, String, String), Error> {
-    let ctx = Context::from_tar(reader, work_dir, dockerfile).map_err(|e| Error::PrepareContext(Box::new(e)))?;
+    let ctx = Context::from_tar(&mut *reader, work_dir, dockerfile).map_err(|e| Error::PrepareContext(Box::new(e)))?;
+    // The tar reader stops at the archive's end marker, but clients send padding after it
+    // (a second zero block, a record's worth). Read that too, as dockerd does, or a build
+    // that needs nothing more (every step cached) answers and closes while the client is
+    // still writing, and the client sees a broken pipe. Bounded: a client that keeps
+    // sending after the archive ended is not waited for.
+    let _ = std::io::copy(&mut std::io::Read::take(&mut *reader, TRAILER_LIMIT), &mut std::io::sink());
     let text = read_dockerfile(&ctx, dockerfile)?;
     Ok((ctx, text, dockerfile_name(dockerfile)))
 }
+
+/// How much a build upload may carry after its tar archive ends (padding) that is still
+/// read before the build answers.
+const TRAILER_LIMIT: u64 = 1 << 20;
 
 fn dockerfile_name(dockerfile: &str) -> String {
     Path::new(dockerfile).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "Dockerfile".into())
