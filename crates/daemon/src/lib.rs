@@ -5,6 +5,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 mod hello;
+pub mod memory;
 mod names;
 pub mod record;
 pub mod server;
@@ -43,6 +44,7 @@ pub fn main(args: Vec<String>) -> i32 {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
+    memory::limit_arenas();
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -72,6 +74,12 @@ pub async fn run(cfg: config::Config) -> Result<()> {
         _ => None,
     };
     let engine = engine::Engine::open(cfg).await?;
+    // Installing the embedded init and monitor read them once; the daemon never reads
+    // them again. Opening the engine (image gc, restore) freed its scratch memory.
+    memory::release_static(berth_runtime::init::BINARY);
+    memory::release_static(berth_runtime::shim::monitor::BINARY);
+    memory::trim();
+    let trimmer = tokio::spawn(memory::trimmer());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for s in sockets {
@@ -114,6 +122,7 @@ pub async fn run(cfg: config::Config) -> Result<()> {
             tracing::error!(error = %e, "serving failed");
         }
     }
+    trimmer.abort();
     engine.shutdown_networks().await;
     result
 }

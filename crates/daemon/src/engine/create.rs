@@ -64,8 +64,8 @@ impl Engine {
         let name_generated = name.is_none();
         let name = match name {
             Some(n) => {
-                if let Some(other) = self.all().iter().find(|c| c.snapshot().name == n) {
-                    return Err(crate::store::name_conflict(&n, &other.id));
+                if let Some(other) = self.name_owner(&n) {
+                    return Err(crate::store::name_conflict(&n, &other));
                 }
                 n
             }
@@ -143,10 +143,10 @@ impl Engine {
     /// A generated name no known container has, drawn with Docker's retry counter from
     /// `draw` on (later draws carry a digit).
     fn unique_name(&self, draw: u32) -> String {
-        let taken: Vec<String> = self.all().iter().map(|c| c.snapshot().name).collect();
+        let table = self.table();
         for retry in draw..draw + 20 {
             let n = names::generate(retry);
-            if !taken.contains(&n) {
+            if table.name_owner(&n).is_none() {
                 return n;
             }
         }

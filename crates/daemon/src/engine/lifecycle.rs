@@ -567,7 +567,8 @@ impl Engine {
         }
         self.store.delete(&c.id)?;
         trace::mark(&c.id, "daemon.record_deleted");
-        self.forget(&c.id);
+        self.forget(c);
+        crate::memory::note_freed();
         self.release_volumes(&rec, volumes).await;
         self.forget_execs(&c.id);
         c.events.send_modify(|e| e.removed = true);
@@ -726,8 +727,10 @@ impl Engine {
             )));
         }
         let taken = |other: &str| Error::Conflict(format!("{ALLOCATING}{}", crate::store::name_conflict(new, other)));
-        if let Some(other) = self.all().iter().find(|o| o.id != c.id && o.snapshot().name == new) {
-            return Err(taken(&other.id));
+        // The name index is the reservation: a create or rename racing for `new` sees it
+        // taken from here on.
+        if let Err(other) = self.table_mut().rename(&c.id, &old, new) {
+            return Err(taken(&other));
         }
         c.update(|r| r.name = new.to_owned());
         let rec = c.snapshot();
@@ -735,10 +738,11 @@ impl Engine {
         let stored = blocking(move || engine.store.update(&rec)).await;
         if let Err(e) = stored {
             c.update(|r| r.name = old.clone());
+            let _ = self.table_mut().rename(&c.id, new, &old);
             // The store's unique name is the final word when two renames race.
             return Err(match e {
-                Error::Db(_) => match self.all().iter().find(|o| o.id != c.id && o.snapshot().name == new) {
-                    Some(other) => taken(&other.id),
+                Error::Db(_) => match self.name_owner(new).filter(|o| *o != c.id) {
+                    Some(other) => taken(&other),
                     None => e,
                 },
                 e => e,

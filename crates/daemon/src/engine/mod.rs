@@ -21,6 +21,7 @@ mod prune;
 mod restart;
 mod sandbox;
 mod stats;
+mod table;
 #[cfg(test)]
 mod tests;
 pub mod traits;
@@ -115,6 +116,11 @@ impl Container {
         }
     }
 
+    /// The container's name (without the leading `/`).
+    pub fn name(&self) -> String {
+        self.update(|r| r.name.clone())
+    }
+
     /// Subscribes to state changes.
     pub fn subscribe(&self) -> watch::Receiver<Events> {
         self.events.subscribe()
@@ -135,7 +141,7 @@ pub struct Engine {
     /// The image store.
     pub images: Arc<ImageStore>,
     store: Store,
-    containers: RwLock<HashMap<String, Arc<Container>>>,
+    containers: RwLock<table::Table<Container>>,
     /// Exec instances by id.
     execs: RwLock<HashMap<String, Arc<ExecSession>>>,
     /// Starts container shims.
@@ -213,7 +219,7 @@ impl Engine {
             cfg,
             images,
             store,
-            containers: RwLock::new(HashMap::new()),
+            containers: RwLock::new(table::Table::default()),
             execs: RwLock::new(HashMap::new()),
             launcher,
             rootfs,
@@ -291,45 +297,45 @@ impl Engine {
         self.container_dir(id).join("exit.json")
     }
 
+    fn table(&self) -> std::sync::RwLockReadGuard<'_, table::Table<Container>> {
+        self.containers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn table_mut(&self) -> std::sync::RwLockWriteGuard<'_, table::Table<Container>> {
+        self.containers.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn all(&self) -> Vec<Arc<Container>> {
-        match self.containers.read() {
-            Ok(m) => m.values().cloned().collect(),
-            Err(p) => p.into_inner().values().cloned().collect(),
-        }
+        self.table().all()
     }
 
     fn insert(&self, c: Arc<Container>) {
-        match self.containers.write() {
-            Ok(mut m) => m.insert(c.id.clone(), c),
-            Err(p) => p.into_inner().insert(c.id.clone(), c),
-        };
+        let name = c.name();
+        self.table_mut().insert(&c.id.clone(), &name, c);
     }
 
-    fn forget(&self, id: &str) {
-        match self.containers.write() {
-            Ok(mut m) => m.remove(id),
-            Err(p) => p.into_inner().remove(id),
-        };
+    fn forget(&self, c: &Container) {
+        let name = c.name();
+        self.table_mut().remove(&c.id, &name);
+    }
+
+    /// The id of the container named `name`, if any.
+    fn name_owner(&self, name: &str) -> Option<String> {
+        self.table().name_owner(name).map(str::to_owned)
     }
 
     /// Finds a container by full id, name (with or without `/`) or unique id prefix.
     pub fn get(&self, name_or_id: &str) -> Result<Arc<Container>> {
-        let all = self.all();
         let key = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
         if key.is_empty() {
             return Err(Error::NoSuchContainer(name_or_id.to_owned()));
         }
-        if let Some(c) = all.iter().find(|c| c.id == key) {
-            return Ok(c.clone());
-        }
-        if let Some(c) = all.iter().find(|c| c.snapshot().name == key) {
-            return Ok(c.clone());
-        }
-        let matches: Vec<_> = all.iter().filter(|c| c.id.starts_with(key)).collect();
-        match matches.len() {
-            1 => Ok(matches[0].clone()),
-            0 => Err(Error::NoSuchContainer(name_or_id.to_owned())),
-            _ => Err(Error::InvalidArgument(format!("multiple IDs found with provided prefix: {key}"))),
+        match self.table().find(key) {
+            table::Found::One(c) => Ok(c),
+            table::Found::None => Err(Error::NoSuchContainer(name_or_id.to_owned())),
+            table::Found::Ambiguous => {
+                Err(Error::InvalidArgument(format!("multiple IDs found with provided prefix: {key}")))
+            }
         }
     }
 

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Flat with load: do per-request latencies and the daemon's memory stay flat as the number
+# of running containers grows? One berth daemon of its own; all containers on `--network none`.
+#
+#   bench/load_flat.sh [N]          (default 200; run as root)
+#   BERTH=<path> bench/load_flat.sh (measure a binary already built; skips the release build)
+#   R=<rounds>                      (default 20)
+#
+# Prints, with 1 and with N+1 containers running: the median of R runs of
+# `run --rm busybox true`, `exec true`, `ps`, `inspect`, and the ratio N/1; the daemon's RSS
+# idle after start, with N running, and after all were removed (and again after 5 s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200}
+R=${R:-20}
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+if [ -z "${BERTH:-}" ]; then
+  cargo build --release -p berth >&2
+  TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  BERTH=$TARGET/release/berth
+fi
+
+work=$(mktemp -d /tmp/bflat.XXXXXX)
+daemon_pid=
+cleanup() {
+  set +e
+  for id in $("$BERTH" ps -aq 2>/dev/null); do "$BERTH" rm -f "$id" >/dev/null 2>&1; done
+  [ -n "$daemon_pid" ] && { kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; }
+  for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+scripts/mkbusybox > "$work/busybox.tar"
+
+now_us() { echo $(( $(date +%s%N) / 1000 )); }
+# median_ms CMD...: median wall time of R runs (after one warm-up), in ms.
+median_ms() {
+  local t0 times=()
+  "$@" >/dev/null 2>&1 || { echo "failed"; return 0; }
+  for _ in $(seq "$R"); do
+    t0=$(now_us); "$@" >/dev/null 2>&1 || { echo "failed"; return 0; }
+    times+=($(( $(now_us) - t0 )))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {
+    m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; printf "%.1f\n", m/1000 }'
+}
+rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+threads() { awk '/^Threads/ {print $2}' "/proc/$1/status"; }
+
+export BERTH_HOST=unix://$work/api.sock BERTH_NO_AUTOSTART=1
+echo '{}' > "$work/daemon.json"
+"$BERTH" daemon -H "$BERTH_HOST" --data-root "$work/data" --exec-root "$work/run" \
+  --config-file "$work/daemon.json" >"$work/daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do "$BERTH" version >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 1
+idle=$(rss_mib "$daemon_pid"); idle_threads=$(threads "$daemon_pid")
+"$BERTH" import "$work/busybox.tar" busybox:latest >/dev/null
+
+measure() { # prints "runrm exec ps inspect"
+  echo "$(median_ms "$BERTH" run --rm --network none busybox true)" \
+    "$(median_ms "$BERTH" exec probe true)" "$(median_ms "$BERTH" ps)" "$(median_ms "$BERTH" inspect probe)"
+}
+"$BERTH" run -d --network none --name probe busybox sleep 100000 >/dev/null
+read -r a_run a_exec a_ps a_insp < <(measure)
+t0=$(now_us)
+for i in $(seq "$N"); do "$BERTH" run -d --network none --name "l$i" busybox sleep 100000 >/dev/null; done
+start_ms=$(( ($(now_us) - t0) / 1000 ))
+sleep 1
+loaded=$(rss_mib "$daemon_pid"); loaded_threads=$(threads "$daemon_pid")
+read -r b_run b_exec b_ps b_insp < <(measure)
+t0=$(now_us)
+for i in $(seq "$N"); do "$BERTH" rm -f "l$i" >/dev/null; done
+rm_ms=$(( ($(now_us) - t0) / 1000 ))
+"$BERTH" rm -f probe >/dev/null
+sleep 1
+after=$(rss_mib "$daemon_pid")
+sleep 5
+after5=$(rss_mib "$daemon_pid")
+
+echo "== berth: load N=$N (network none; median of $R, ms)"
+printf '  %-16s %10s %10s %8s\n' "" "1 running" "N+1" "ratio"
+row() { printf '  %-16s %10s %10s %8s\n' "$1" "$2" "$3" "$(awk -v a="$2" -v b="$3" 'BEGIN{ if (a>0) printf "%.2fx", b/a; else print "-" }')"; }
+row "run --rm true" "$a_run" "$b_run"
+row "exec true" "$a_exec" "$b_exec"
+row "ps" "$a_ps" "$b_ps"
+row "inspect" "$a_insp" "$b_insp"
+printf '  start of N: %s ms (%s ms each); rm -f of N: %s ms (%s ms each)\n' \
+  "$start_ms" "$((start_ms / N))" "$rm_ms" "$((rm_ms / N))"
+printf '  daemon RSS: idle %s MiB (%s threads), N running %s MiB (%s threads), after rm %s MiB, 5 s later %s MiB\n' \
+  "$idle" "$idle_threads" "$loaded" "$loaded_threads" "$after" "$after5"

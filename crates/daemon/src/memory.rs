@@ -1,0 +1,107 @@
+//! The daemon's own memory: what it keeps resident when idle and what it gives back after
+//! a burst of work. glibc's malloc hands each thread that allocates an arena of its own
+//! (up to eight per core) and keeps freed memory in them; a daemon that served a burst
+//! of requests on its blocking pool kept several MiB it no longer used. Here the arenas
+//! are capped, freed memory is returned to the kernel once a burst is over, and the
+//! pages of the executables embedded in the binary (read once, to install them) are
+//! dropped from the daemon's resident set. None of this changes what the daemon does.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Arenas glibc may create: the main one and one more, shared by the tokio workers and
+/// the blocking pool. The daemon's allocations are small and short-lived (request
+/// bodies, records, JSON), so contention on two arenas costs nothing measurable.
+const ARENA_MAX: i32 = 2;
+
+/// How often the trimmer looks whether memory was freed since it last ran.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
+
+/// Set when a large share of the daemon's memory may have become free (a container
+/// removed, a build finished); the trimmer clears it.
+static FREED: AtomicBool = AtomicBool::new(false);
+
+/// Caps malloc's arenas. Call before any thread is started (arenas are made per thread on
+/// first use).
+pub fn limit_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets a malloc tunable (under malloc's own lock); no pointer is
+    // passed.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, ARENA_MAX);
+    }
+}
+
+/// Notes that memory was freed in bulk: the trimmer returns it to the kernel soon.
+pub fn note_freed() {
+    FREED.store(true, Ordering::Relaxed);
+}
+
+/// Returns free heap memory to the kernel now.
+pub fn trim() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim takes malloc's own locks; it is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Runs forever on the current runtime: after each period in which memory was freed in
+/// bulk, trims the heap (on the blocking pool: it walks every arena under its lock).
+pub async fn trimmer() {
+    let mut tick = tokio::time::interval(TRIM_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if FREED.swap(false, Ordering::Relaxed) {
+            let _ = tokio::task::spawn_blocking(trim).await;
+        }
+    }
+}
+
+/// Drops the daemon's resident pages of `bytes`, a part of the executable's read-only
+/// data (an embedded binary) that was read once and is not needed again. The pages stay
+/// in the page cache; touching `bytes` later reads them back in.
+pub fn release_static(bytes: &'static [u8]) {
+    const PAGE: usize = 4096;
+    let start = (bytes.as_ptr() as usize).div_ceil(PAGE) * PAGE;
+    let end = (bytes.as_ptr() as usize + bytes.len()) / PAGE * PAGE;
+    if end <= start {
+        return;
+    }
+    // SAFETY: [start, end) lies within `bytes`, which is in the executable's read-only,
+    // file-backed private mapping; nothing writes to it (it is never copied on write), so
+    // MADV_DONTNEED only unmaps pages that a later access faults back in from the file,
+    // with the same contents. No reference observes a change.
+    let r = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    if r != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "madvise of embedded binary");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static DATA: [u8; 5 * 4096] = [7; 5 * 4096];
+
+    #[test]
+    fn released_static_data_reads_back_unchanged() {
+        let bytes: &'static [u8] = &DATA;
+        assert!(bytes.iter().all(|b| *b == 7));
+        release_static(bytes);
+        assert!(bytes.iter().all(|b| *b == 7));
+        release_static(&bytes[1..10]);
+        assert_eq!(bytes.len(), 5 * 4096);
+    }
+
+    #[test]
+    fn trim_runs_and_clears_the_mark() {
+        limit_arenas();
+        note_freed();
+        assert!(FREED.swap(false, Ordering::Relaxed));
+        let v: Vec<Vec<u8>> = (0..100).map(|_| vec![1u8; 64 * 1024]).collect();
+        drop(v);
+        trim();
+    }
+}
