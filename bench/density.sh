@@ -75,12 +75,14 @@ median_ms() {
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 
-# shim_mem PATTERN: "count rss_mib_per pss_mib_per" over processes whose cmdline
-# contains both the shim name and PATTERN.
+# shim_mem NAME PATTERN: "count rss_mib_per pss_mib_per" over processes whose cmdline
+# matches NAME (a pgrep regex) and whose cmdline or executable path contains PATTERN.
+# (berth's shim becomes `berth-monitor <fd>` once its container runs: the monitor is
+# installed in the daemon's exec root, so its executable path names the daemon.)
 shim_mem() {
   local name=$1 pat=$2 r=0 s=0 n=0 p
   for p in $(pgrep -f "$name" || true); do
-    tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q -- "$pat" || continue
+    { tr '\0' ' ' < "/proc/$p/cmdline"; readlink "/proc/$p/exe"; } 2>/dev/null | grep -q -- "$pat" || continue
     r=$((r + $(rss_kb "$p"))); s=$((s + $(pss_kb "$p"))); n=$((n + 1))
   done
   awk -v r=$r -v s=$s -v n=$n 'BEGIN { if (n) printf "%d %.2f %.2f", n, r/n/1024, s/n/1024; else print "0 - -" }'
@@ -160,7 +162,7 @@ pids_to_stop+=("$berth_pid")
 for _ in $(seq 100); do "$BERTH" version >/dev/null 2>&1 && break; sleep 0.1; done
 "$BERTH" import "$work/busybox.tar" busybox:latest >/dev/null
 berth_cli() { "$BERTH" "$@"; }
-bench "berth $("$BERTH" --version 2>/dev/null | head -1)" berth_cli "$N" "$berth_pid" "berth shim" "$work/b"
+bench "berth $("$BERTH" --version 2>/dev/null | head -1)" berth_cli "$N" "$berth_pid" "berth-monitor|berth shim" "$work/b"
 
 # ---- docker peer ------------------------------------------------------------------------
 
