@@ -17,6 +17,8 @@ use std::process::Command;
 fn main() {
     build("init/init.rs", "berth_init", "berth-init");
     build("monitor/monitor.rs", "berth_monitor", "berth-monitor");
+    // The monitor's module, also compiled into the shim.
+    println!("cargo:rerun-if-changed=monitor/handover.rs");
 }
 
 fn build(source: &str, crate_name: &str, file: &str) {

@@ -17,6 +17,9 @@
 //! build.rs with plain rustc like the `--init`, costs a few hundred kilobytes, most of
 //! them shared. It uses no crates, so the few libc calls it needs are declared here.
 
+mod handover;
+use handover::{hex, unhex};
+
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
@@ -115,27 +118,7 @@ struct State {
     clients: Vec<Client>,
 }
 
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(char::from(b"0123456789abcdef"[usize::from(x >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(x & 15)]));
-    }
-    s
-}
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    if b.len() % 2 != 0 {
-        return None;
-    }
-    let d = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    b.chunks(2).map(|p| Some(d(p[0])? << 4 | d(p[1])?)).collect()
-}
 
 fn fd_file(fd: i64) -> Option<File> {
     // SAFETY: the shim handed this descriptor over for this process to own.
@@ -422,18 +405,7 @@ fn frame(t: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Writes what the socket takes; false when the client is gone.
 fn flush_client(c: &mut Client) -> bool {
-    while !c.out.is_empty() {
-        match (&c.sock).write(&c.out) {
-            Ok(0) => return false,
-            Ok(n) => {
-                c.out.drain(..n);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    true
+    handover::flush(&c.sock, &mut c.out)
 }
 
 struct Monitor {

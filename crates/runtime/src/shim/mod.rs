@@ -1139,18 +1139,7 @@ fn check_command(spec: &oci_spec::runtime::Spec, init: Pid) -> Result<(), Error>
 
 /// Writes as much buffered output as the socket takes; false when the client is gone.
 fn flush_client(c: &mut Client) -> bool {
-    while !c.out.is_empty() {
-        match (&c.sock).write(&c.out) {
-            Ok(0) => return false,
-            Ok(n) => {
-                c.out.drain(..n);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    true
+    monitor::handover::flush(&c.sock, &mut c.out)
 }
 
 /// Drops the file pages that setup touched (argument parsing, libcontainer, serde) from

@@ -14,6 +14,10 @@
 //! shim serves it exactly as it does without a monitor. The socket protocol itself does
 //! not change: a daemon sees the same bytes from either form.
 
+/// The hand-over codec and socket flush, shared with the monitor program itself.
+#[path = "../../monitor/handover.rs"]
+pub(super) mod handover;
+
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -26,6 +30,7 @@ use super::{Client, Shim, ShimOptions};
 use crate::Error;
 use crate::logs::LogWriter;
 use crate::proto::Decoder;
+use handover::{hex, unhex};
 
 /// The monitor executable.
 pub const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-monitor"));
@@ -43,28 +48,6 @@ pub fn install(dir: &Path) -> Result<PathBuf, Error> {
     }
     berth_base::fsutil::atomic_write_mode(&path, BINARY, 0o755).map_err(|e| Error::io("failed to write", &path, e))?;
     Ok(path)
-}
-
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(char::from(b"0123456789abcdef"[usize::from(x >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(x & 15)]));
-    }
-    s
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    if b.len() % 2 != 0 {
-        return None;
-    }
-    let d = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    b.chunks(2).map(|p| Some((d(p[0])? << 4) | d(p[1])?)).collect()
 }
 
 fn inheritable(fd: impl AsFd) -> std::io::Result<()> {
