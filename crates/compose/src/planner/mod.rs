@@ -1,0 +1,3 @@
+//! The planner: turns a loaded project into Engine API calls (networks, volumes, builds,
+//! containers with docker compose's names and labels) and converges what runs to what the
+//! project says.
