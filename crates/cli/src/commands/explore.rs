@@ -80,7 +80,8 @@ pub fn render(r: &ImageExplore, no_trunc: bool) -> String {
     o.push_str(&align(&lines));
 
     for (title, kind) in [("Biggest files", "file"), ("Biggest directories", "dir")] {
-        let items: Vec<_> = r.biggest.iter().filter(|b| b.kind == kind).collect();
+        // Empty files and directories say nothing about where the bytes are.
+        let items: Vec<_> = r.biggest.iter().filter(|b| b.kind == kind && b.size > 0).collect();
         if items.is_empty() {
             continue;
         }
