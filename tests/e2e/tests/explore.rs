@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::process::Command;
 
+use berth_e2e::registry::Registry;
 use berth_e2e::{Daemon, ok, text};
 use serde_json::Value;
 
@@ -91,13 +92,18 @@ fn read_layer(bytes: &[u8]) -> LayerTar {
     l
 }
 
+/// Builds the wasteful image as `tag`.
+fn build_waste(d: &Daemon, tag: &str) {
+    d.import_busybox("explore-base");
+    let dir = d.dir_with("waste", DOCKERFILE);
+    let b = d.build_plain(&dir, &["-t", tag, "."]);
+    assert!(b.status.success(), "build: {}{}", text(&b.stdout), text(&b.stderr));
+}
+
 #[test]
 fn explore_agrees_with_the_layer_tars_and_names_the_causes() {
     let d = Daemon::start();
-    d.import_busybox("explore-base");
-    let dir = d.dir_with("waste", DOCKERFILE);
-    let b = d.build_plain(&dir, &["-t", "waste:1", "."]);
-    assert!(b.status.success(), "build: {}{}", text(&b.stdout), text(&b.stderr));
+    build_waste(&d, "waste:1");
 
     let out = ok(&d.berth(&["image", "explore", "--json", "waste:1"]));
     let j: Value = serde_json::from_str(&out).expect("explore --json is JSON");
@@ -275,4 +281,28 @@ fn a_missing_image_is_dockers_error() {
     assert_eq!((code, String::from_utf8_lossy(&body).as_ref()), (404, r#"{"message":"No such image: nosuch:latest"}"#));
     let (code, body) = get(&d, "/berth/images/nosuch/other");
     assert_eq!((code, String::from_utf8_lossy(&body).as_ref()), (404, r#"{"message":"page not found"}"#));
+}
+
+#[test]
+fn a_pulled_image_is_read_through_its_compressed_layers() {
+    // Built here, its layers are stored as plain tars; pushed, they travel gzip-compressed,
+    // and a daemon that pulls them keeps them so: the analysis must not change.
+    let reg = Registry::start(&[]);
+    let a = Daemon::start();
+    let name = format!("{}/e2e/waste:1", reg.host());
+    build_waste(&a, &name);
+    ok(&a.berth(&["push", &name]));
+    let built: Value = serde_json::from_str(&ok(&a.berth(&["image", "explore", "--json", &name]))).unwrap();
+
+    let b = Daemon::start();
+    ok(&b.berth(&["pull", &name]));
+    let blobs = b.data_root.join("content/blobs/sha256");
+    let gzipped = std::fs::read_dir(&blobs)
+        .unwrap()
+        .filter(|e| std::fs::read(e.as_ref().unwrap().path()).unwrap().starts_with(&[0x1f, 0x8b]))
+        .count();
+    assert!(gzipped >= 2, "the pulled layers are stored compressed ({gzipped} gzip blobs)");
+    let pulled: Value = serde_json::from_str(&ok(&b.berth(&["image", "explore", "--json", &name]))).unwrap();
+    assert_eq!(pulled, built);
+    assert!(pulled["WastedBytes"].as_u64().unwrap() >= 590_000, "{}", pulled["WastedBytes"]);
 }
