@@ -7,7 +7,8 @@
 //! decompressed as the store's other readers do), and memory grows with the number of paths
 //! in the image (one compact node per path), not with its bytes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{self, Read};
 
 use berth_base::Digest;
@@ -298,11 +299,65 @@ pub struct Analysis {
     waste: HashMap<WasteKey, WasteSum>,
 }
 
-/// One entry read from a layer's tar.
-struct Entry {
-    path: Box<str>,
-    size: u64,
-    kind: Kind,
+/// A layer's largest entries, kept as they stream by: largest first, then by path. Only
+/// an entry that makes the cut is copied.
+struct TopFiles {
+    cap: usize,
+    heap: BinaryHeap<Reverse<Ranked>>,
+}
+
+/// A [`FileChange`] ordered by rank: a bigger size, then a smaller path, ranks higher.
+struct Ranked(FileChange);
+
+impl Ranked {
+    fn key(&self) -> (u64, Reverse<&str>) {
+        (self.0.size, Reverse(self.0.path.as_str()))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, o: &Self) -> bool {
+        self.key() == o.key()
+    }
+}
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&o.key())
+    }
+}
+
+impl TopFiles {
+    fn new(cap: usize) -> TopFiles {
+        TopFiles { cap, heap: BinaryHeap::new() }
+    }
+
+    fn offer(&mut self, path: &str, size: u64, change: Change, kind: Kind) {
+        if self.cap == 0 {
+            return;
+        }
+        if self.heap.len() >= self.cap {
+            let Some(Reverse(worst)) = self.heap.peek() else { return };
+            if (size, Reverse(path)) <= worst.key() {
+                return;
+            }
+            self.heap.pop();
+        }
+        self.heap.push(Reverse(Ranked(FileChange { path: path.to_owned(), size, change, kind })));
+    }
+
+    fn into_sorted(self) -> Vec<FileChange> {
+        // Ascending order of `Reverse` is descending rank.
+        self.heap.into_sorted_vec().into_iter().map(|Reverse(r)| r.0).collect()
+    }
 }
 
 impl Analysis {
@@ -331,10 +386,15 @@ impl Analysis {
     /// of the layers before it. Layers must come bottom first.
     pub fn add_layer(&mut self, index: usize, tar: &mut dyn Read) -> io::Result<()> {
         let this = index as u32;
-        let mut entries: Vec<Entry> = Vec::new();
         let mut whiteouts: Vec<Box<str>> = Vec::new();
         let mut opaque: Vec<Box<str>> = Vec::new();
         let mut layer_size = 0u64;
+        let mut files = TopFiles::new(MAX_LAYER_FILES);
+        let (mut added, mut modified, mut deleted) = (0u64, 0u64, 0u64);
+        // Entries as they stream by, against the lower view (a duplicate within the layer
+        // replaces its earlier copy, as extraction does); whiteouts after the whole tar,
+        // skipping this layer's paths, since a layer's whiteouts hide only what is below it
+        // wherever they sit in the tar.
         let mut archive = tar::Archive::new(tar);
         for entry in archive.entries()? {
             let entry = entry?;
@@ -355,36 +415,27 @@ impl Analysis {
             let kind = Kind::of(entry.header().entry_type());
             let size = if kind == Kind::File { entry.size() } else { 0 };
             layer_size += size;
-            entries.push(Entry { path: path.into(), size, kind });
-        }
-
-        let mut files: Vec<FileChange> = Vec::new();
-        let (mut added, mut modified, mut deleted) = (0u64, 0u64, 0u64);
-        // Entries first, against the lower view (a duplicate within the layer replaces its
-        // earlier copy, as extraction does); whiteouts after, skipping this layer's paths,
-        // since a layer's whiteouts hide only what is below it.
-        for e in entries {
-            let node = Node { size: e.size, layer: this, kind: e.kind };
-            let change = match self.merged.get(&e.path).copied() {
-                None => Change::Added,
+            let change = match self.merged.get(path.as_str()).copied() {
+                None => Some(Change::Added),
                 Some(old) => {
                     if old.kind == Kind::File && old.size > 0 {
-                        let same = e.kind == Kind::File && e.size == old.size;
-                        self.add_waste(&e.path, &e.path, old.layer, this, How::Overwritten, old.size, same);
+                        let same = kind == Kind::File && size == old.size;
+                        self.add_waste(&path, &path, old.layer, this, How::Overwritten, old.size, same);
                     }
-                    if old.kind == Kind::Dir && e.kind != Kind::Dir {
-                        self.remove_under(&e.path, this, How::Overwritten, Some(&e.path), None);
+                    if old.kind == Kind::Dir && kind != Kind::Dir {
+                        self.remove_under(&path, this, How::Overwritten, Some(&path), None);
                     }
-                    if old.layer == this { Change::Added } else { Change::Modified }
+                    // A second copy in the same layer was counted with the first.
+                    (old.layer != this).then_some(Change::Modified)
                 }
             };
-            if change == Change::Modified {
-                modified += 1;
-            } else {
-                added += 1;
+            match change {
+                Some(Change::Modified) => modified += 1,
+                Some(_) => added += 1,
+                None => {}
             }
-            files.push(FileChange { path: e.path.to_string(), size: e.size, change, kind: e.kind });
-            self.merged.insert(e.path, node);
+            files.offer(&path, size, change.unwrap_or(Change::Added), kind);
+            self.merged.insert(path.into(), Node { size, layer: this, kind });
         }
         for w in whiteouts {
             let own = self.merged.get(&w).copied();
@@ -409,7 +460,7 @@ impl Analysis {
                     Some(o) if o.layer != this => o.kind,
                     _ => Kind::Dir,
                 };
-                files.push(FileChange { path: w.to_string(), size: removed, change: Change::Deleted, kind });
+                files.offer(&w, removed, Change::Deleted, kind);
             }
         }
         for dir in opaque {
@@ -421,17 +472,15 @@ impl Analysis {
                     continue;
                 }
                 deleted += 1;
-                files.push(FileChange { path: path.into(), size, change: Change::Deleted, kind });
+                files.offer(&path, size, Change::Deleted, kind);
             }
         }
-        files.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
-        files.truncate(MAX_LAYER_FILES);
         if let Some(l) = self.layers.get_mut(index) {
             l.size = layer_size;
             l.added = added;
             l.modified = modified;
             l.deleted = deleted;
-            l.files = files;
+            l.files = files.into_sorted();
         }
         Ok(())
     }
@@ -908,7 +957,7 @@ mod tests {
         let l = &r.layers[0];
         assert_eq!(file(l, "/bin/sh").kind, Kind::Hardlink);
         assert_eq!(file(l, "/bin/ls").kind, Kind::Symlink);
-        assert_eq!(l.added, 5, "a path written twice is still new to the image");
+        assert_eq!(l.added, 4, "a path written twice in one layer counts once");
         assert_eq!((r.wasted[0].path.as_str(), r.wasted[0].size, r.wasted[0].by), ("/f", 4, 0));
     }
 
@@ -979,6 +1028,21 @@ mod tests {
         assert_eq!(instruction("RUN apt-get update"), "RUN apt-get update");
         assert_eq!(instruction("WORKDIR /app"), "WORKDIR /app");
         assert_eq!(instruction(""), "");
+    }
+
+    #[test]
+    fn a_layer_lists_its_largest_entries_only() {
+        let names: Vec<String> = (0..MAX_LAYER_FILES + 20).map(|i| format!("d/f{i:04}")).collect();
+        let entries: Vec<E<'_>> = names.iter().enumerate().map(|(i, n)| E::File(n, i % 7)).collect();
+        let r = run(&[("RUN x", tar_of(&entries))]);
+        let l = &r.layers[0];
+        assert_eq!(l.files.len(), MAX_LAYER_FILES);
+        assert_eq!(l.added, MAX_LAYER_FILES as u64 + 20);
+        let mut want: Vec<(u64, &str)> = names.iter().enumerate().map(|(i, n)| ((i % 7) as u64, n.as_str())).collect();
+        want.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        let got: Vec<(u64, String)> = l.files.iter().map(|f| (f.size, f.path.clone())).collect();
+        let want: Vec<(u64, String)> = want.iter().take(MAX_LAYER_FILES).map(|(s, p)| (*s, format!("/{p}"))).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
