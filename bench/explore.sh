@@ -17,7 +17,8 @@
 #   100k files (966 MB archive): berth 3.5 s, daemon peak +20 MiB;  dive 0.13.1 67.5 s, 242 MiB
 # The wasted figures differ by definition: berth counts the bytes a later layer hides
 # (overwritten or deleted, whiteouts of whole directories included); dive's 82 MB on the
-# 50k image is twice the 41 MB of rewritten files, and leaves out the deleted packages.
+# 50k image is both copies of each rewritten file (2 × 41 MB: its listing counts 2 per
+# path), and leaves out what whiteouts removed (the deleted packages, the 20 MB pip cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }

@@ -1019,6 +1019,15 @@ mod tests {
     }
 
     #[test]
+    fn an_image_without_layers_is_fully_efficient() {
+        let steps = vec![Step { created_by: "ENV A=1".into(), diff_id: None }];
+        let r = Analysis::new(&steps).finish("sha256:x".into(), vec![]);
+        assert_eq!((r.size, r.layers_size, r.wasted_bytes, r.efficiency), (0, 0, 0, 1.0));
+        assert!(r.biggest.is_empty() && r.wasted.is_empty());
+        assert!(r.layers[0].empty_layer);
+    }
+
+    #[test]
     fn instructions_read_as_docker_history_shows_them() {
         assert_eq!(instruction("/bin/sh -c apt-get update"), "RUN apt-get update");
         assert_eq!(instruction("|2 A=1 B=x y /bin/sh -c make"), "RUN make");
