@@ -252,6 +252,12 @@ fn explore_agrees_with_the_layer_tars_and_names_the_causes() {
     let id = j["Id"].as_str().unwrap();
     let by_id: Value = serde_json::from_str(&ok(&d.berth(&["image", "explore", "--json", &id[7..19]]))).unwrap();
     assert_eq!(by_id, j);
+    // A new tag shows at once in a report the daemon kept; nothing else changes.
+    ok(&d.berth(&["tag", "waste:1", "waste:again"]));
+    let mut again: Value = serde_json::from_str(&ok(&d.berth(&["image", "explore", "--json", "waste:again"]))).unwrap();
+    assert_eq!(again["RepoTags"], serde_json::json!(["waste:1", "waste:again"]));
+    again["RepoTags"] = j["RepoTags"].clone();
+    assert_eq!(again, j);
 }
 
 /// Removes `p` (unless `subtree_only`) and everything under it from `view`; the bytes removed.
