@@ -68,7 +68,11 @@ function Logs({ id, running }) {
   </div>`;
 }
 
-function TerminalPane({ id, running }) {
+/**
+ * A terminal: `mode` "exec" runs a new process with a tty (POST /containers/{id}/exec, then
+ * the exec websocket); "attach" joins the container's own stdio (the attach websocket).
+ */
+function TerminalPane({ id, running, mode, tty }) {
   const host = useRef();
   const [shell, setShell] = useState("sh");
   const [session, setSession] = useState(0);
@@ -91,21 +95,30 @@ function TerminalPane({ id, running }) {
     (async () => {
       try {
         setStatus("starting");
-        const ex = await post(`/containers/${encodeURIComponent(id)}/exec`, null, {
-          AttachStdin: true,
-          AttachStdout: true,
-          AttachStderr: true,
-          Tty: true,
-          Cmd: [shell],
-          Env: ["TERM=xterm-256color"],
-        });
-        if (closed) return;
-        ws = socket("exec", ex.Id, { cols: String(term.cols), rows: String(term.rows) });
+        const size = { cols: String(term.cols), rows: String(term.rows) };
+        if (mode === "attach") {
+          ws = socket("attach", id, size);
+        } else {
+          const ex = await post(`/containers/${encodeURIComponent(id)}/exec`, null, {
+            AttachStdin: true,
+            AttachStdout: true,
+            AttachStderr: true,
+            Tty: true,
+            Cmd: shell.trim().split(/\s+/),
+            Env: ["TERM=xterm-256color"],
+          });
+          if (closed) return;
+          ws = socket("exec", ex.Id, size);
+        }
         ws.onopen = () => {
           setStatus("connected");
           term.focus();
         };
-        ws.onmessage = (m) => term.write(typeof m.data === "string" ? m.data : new Uint8Array(m.data));
+        // Without a tty, output has bare newlines: the terminal needs carriage returns too.
+        const fix = (d) => (tty === false ? d.replace(/\r?\n/g, "\r\n") : d);
+        const dec = new TextDecoder();
+        ws.onmessage = (m) =>
+          term.write(typeof m.data === "string" ? m.data : tty === false ? fix(dec.decode(m.data, { stream: true })) : new Uint8Array(m.data));
         ws.onclose = () => {
           setStatus("ended");
           term.write("\r\n[session ended]\r\n");
@@ -131,9 +144,12 @@ function TerminalPane({ id, running }) {
       e.preventDefault();
       setSession((s) => s + 1);
     }}>
-      <label for="shell">Command</label>
-      <input id="shell" value=${shell} onInput=${(e) => setShell(e.target.value)} size="12" />
-      <button type="submit" disabled=${!running}>${session ? "New session" : "Open terminal"}</button>
+      ${mode === "attach"
+        ? html`<span>The container's own input and output${tty ? "" : " (no tty: output only as it is written)"}.</span>
+            <button type="submit" disabled=${!running}>${session ? "Attach again" : "Attach"}</button>`
+        : html`<label for="shell">Command</label>
+            <input id="shell" value=${shell} onInput=${(e) => setShell(e.target.value)} size="12" />
+            <button type="submit" disabled=${!running}>${session ? "New session" : "Open terminal"}</button>`}
       <span class="muted" aria-live="polite">${running ? status : "The container is not running."}</span>
     </form>
     <div class="xterm-host" ref=${host} role="region" aria-label="Terminal"></div>
@@ -189,6 +205,7 @@ export function ContainerView({ id }) {
   const tabs = [
     ["logs", "Logs"],
     ["terminal", "Terminal"],
+    ["attach", "Attach"],
     ["details", "Details"],
   ];
   return html`<section aria-labelledby="h-container">
@@ -224,7 +241,8 @@ export function ContainerView({ id }) {
     </div>
     <div role="tabpanel" id=${"panel-" + tab} aria-labelledby=${"tab-" + tab}>
       ${tab === "logs" ? html`<${Logs} id=${id} running=${running} />` : null}
-      ${tab === "terminal" ? html`<${TerminalPane} id=${id} running=${running} />` : null}
+      ${tab === "terminal" ? html`<${TerminalPane} id=${id} running=${running} mode="exec" />` : null}
+      ${tab === "attach" ? html`<${TerminalPane} key="attach" id=${id} running=${running} mode="attach" tty=${info?.Config?.Tty ?? false} />` : null}
       ${tab === "details" ? html`<${Details} info=${info} />` : null}
     </div>
   </section>`;
