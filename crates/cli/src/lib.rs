@@ -141,7 +141,7 @@ pub enum Cmd {
     /// Manage containers (prune, commit)
     #[command(subcommand)]
     Container(commands::prune::ContainerCmd),
-    /// Manage images (prune)
+    /// Manage images (prune, explore)
     #[command(subcommand)]
     Image(commands::prune::ImageCmd),
 }
@@ -245,6 +245,7 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
         Cmd::Container(commands::prune::ContainerCmd::Commit(a)) => commands::prune::commit(&client, a).await,
         Cmd::Container(commands::prune::ContainerCmd::Prune(a)) => commands::prune::container_prune(&client, a).await,
         Cmd::Image(commands::prune::ImageCmd::Prune(a)) => commands::prune::image_prune(&client, a).await,
+        Cmd::Image(commands::prune::ImageCmd::Explore(a)) => commands::explore::explore(&client, a).await,
     };
     match res {
         Ok(()) => 0,

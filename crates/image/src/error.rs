@@ -44,6 +44,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A stored layer's tar could not be read to the end (`image explore`).
+    #[error("reading layer {diff_id}: {source}")]
+    ReadLayer {
+        /// The layer's diff id.
+        diff_id: String,
+        /// The read or tar error.
+        #[source]
+        source: io::Error,
+    },
     /// Content did not match the digest it was announced with.
     #[error("digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {
@@ -111,6 +120,7 @@ impl Error {
             | Error::Json { .. }
             | Error::Corrupt(_)
             | Error::StoredDigest { .. }
+            | Error::ReadLayer { .. }
             | Error::Spec(_) => ErrorKind::Internal,
         }
     }

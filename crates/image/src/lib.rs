@@ -9,6 +9,7 @@ mod compress;
 pub mod content;
 mod diff;
 mod error;
+pub mod explore;
 pub mod extras;
 mod ingest;
 mod mount;

@@ -7,6 +7,7 @@ mod build;
 mod containers;
 pub mod distribution;
 mod exec;
+pub mod explore;
 mod images;
 pub mod manifest;
 mod networks;

@@ -7,6 +7,7 @@ pub mod container;
 pub mod cp;
 pub mod events;
 pub mod exec;
+pub mod explore;
 pub mod health;
 pub mod image;
 pub mod network;

@@ -49,6 +49,8 @@ pub enum ContainerCmd {
 pub enum ImageCmd {
     /// Remove unused images
     Prune(ImagePruneArgs),
+    /// Show where an image's size comes from: layers, biggest files, wasted bytes
+    Explore(super::explore::ExploreArgs),
 }
 
 /// `container prune`.

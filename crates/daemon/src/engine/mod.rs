@@ -12,6 +12,7 @@ mod devices;
 pub mod distribution;
 pub mod events;
 mod exec;
+pub mod explore;
 mod health;
 mod images;
 mod io;

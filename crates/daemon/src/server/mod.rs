@@ -16,6 +16,7 @@ pub mod containers;
 pub mod distribution;
 pub mod events;
 pub mod exec;
+pub mod explore;
 pub mod images;
 pub mod networks;
 pub mod prune;
@@ -51,6 +52,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(archive::routes())
         .merge(events::routes())
         .merge(networks::routes())
+        .merge(explore::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)
         .layer(axum::Extension(buildkit::Sessions::default()))
