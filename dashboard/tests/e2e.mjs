@@ -3,6 +3,7 @@
 // `berth dashboard`, and passes what to look for in the environment:
 //   DASHBOARD_URL  the URL `berth dashboard` printed (with its token)
 //   CONTAINER      a running busybox container that serves APP_TEXT on APP_PORT and logs tick-N lines
+//   VOLUME         a named volume it mounts, holding greeting.txt; it is in compose project demo, service web
 //   IMAGE          an image built to waste bytes (one layer's file deleted by a later one)
 //   WASTED         its wasted bytes as the test computed them from the layer tars
 //   ARTIFACTS      where screenshots go
@@ -23,6 +24,7 @@ const CONTAINER = env("CONTAINER");
 const APP_PORT = env("APP_PORT");
 const APP_TEXT = env("APP_TEXT");
 const IMAGE = env("IMAGE");
+const VOLUME = env("VOLUME");
 const WASTED = Number(env("WASTED"));
 const ARTIFACTS = env("ARTIFACTS");
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -120,6 +122,60 @@ try {
     await shot("04-terminal");
   });
 
+  await step("attach to its output", async () => {
+    await page.getByRole("tab", { name: "Attach" }).click();
+    await page.getByRole("button", { name: "Attach", exact: true }).click();
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll(".xterm-rows > div")].some((r) => /tick-\d+/.test(r.textContent)),
+    );
+  });
+
+  await step("see it in its compose project", async () => {
+    await page.getByRole("link", { name: "Compose projects" }).click();
+    const proj = page.getByRole("region", { name: /^demo\b/ });
+    await proj.getByRole("heading", { name: "web", level: 3 }).waitFor();
+    await proj.locator(`tr[data-name="${CONTAINER}"]`).waitFor();
+  });
+
+  await axe("compose projects");
+
+  await step("browse the files of its volume", async () => {
+    await page.getByRole("link", { name: "Volumes" }).click();
+    const vrow = page.getByRole("row", { name: new RegExp(VOLUME) });
+    await vrow.getByRole("link", { name: CONTAINER }).waitFor();
+    await vrow.getByRole("button", { name: "Browse files" }).click();
+    const dlg = page.getByRole("dialog", { name: `Files of volume ${VOLUME}` });
+    await dlg.getByRole("cell", { name: "greeting.txt" }).waitFor();
+    await shot("06-volume");
+    await dlg.getByRole("button", { name: "Close" }).click();
+  });
+
+  await step("see Docker's refusal to remove an image in use", async () => {
+    await page.getByRole("link", { name: "Images", exact: true }).click();
+    const irow = page.getByRole("row", { name: /busybox:latest/ });
+    await irow.getByRole("link", { name: CONTAINER }).waitFor();
+    await irow.getByRole("button", { name: "Remove" }).click();
+    const dlg = page.getByRole("dialog", { name: "Remove image busybox:latest?" });
+    await dlg.getByRole("button", { name: "Remove" }).click();
+    await dlg.getByRole("alert").getByText(/conflict|being used|must force/i).waitFor();
+    await shot("07-refusal");
+    await axe("images with a dialog");
+    await dlg.getByRole("button", { name: "Cancel" }).click();
+  });
+
+  await step("run a container from the image's form", async () => {
+    const irow = page.getByRole("row", { name: /busybox:latest/ });
+    await irow.getByRole("button", { name: "Run" }).click();
+    const dlg = page.getByRole("dialog", { name: "Run busybox:latest" });
+    await dlg.getByLabel("Name").fill("dash-run");
+    await dlg.getByLabel("Environment").fill("GREETING=from-the-form");
+    await dlg.getByLabel("Command").fill("echo $GREETING; exec sleep 300");
+    await dlg.getByRole("button", { name: "Run" }).click();
+    await page.getByRole("heading", { name: "dash-run", level: 1 }).waitFor();
+    await page.getByLabel("Container logs").getByText("from-the-form").waitFor();
+    await page.getByRole("link", { name: "Containers" }).first().click();
+  });
+
   await step("stop it and watch the state change without a reload", async () => {
     await page.getByRole("link", { name: "Containers" }).first().click();
     await row.getByText("running", { exact: true }).waitFor();
@@ -149,7 +205,7 @@ try {
     if (wasted !== want) throw new Error(`wasted shows ${wasted}, the layer tars say ${want} (${WASTED} bytes)`);
     await page.locator("table.wasted .hint").first().waitFor();
     await page.locator("ol.layers summary").nth(1).click();
-    await shot("06-image");
+    await shot("08-image");
   });
 
   await axe("image");
