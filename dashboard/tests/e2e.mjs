@@ -4,6 +4,7 @@
 //   DASHBOARD_URL  the URL `berth dashboard` printed (with its token)
 //   CONTAINER      a running busybox container that serves APP_TEXT on APP_PORT and logs tick-N lines
 //   VOLUME         a named volume it mounts, holding greeting.txt; it is in compose project demo, service web
+//   PUSH_TAG       a name in a registry on 127.0.0.1 to tag busybox:latest as and push
 //   IMAGE          an image built to waste bytes (one layer's file deleted by a later one)
 //   WASTED         its wasted bytes as the test computed them from the layer tars
 //   ARTIFACTS      where screenshots go
@@ -25,6 +26,7 @@ const APP_PORT = env("APP_PORT");
 const APP_TEXT = env("APP_TEXT");
 const IMAGE = env("IMAGE");
 const VOLUME = env("VOLUME");
+const PUSH_TAG = env("PUSH_TAG");
 const WASTED = Number(env("WASTED"));
 const ARTIFACTS = env("ARTIFACTS");
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -150,6 +152,24 @@ try {
     await dlg.getByRole("button", { name: "Close" }).click();
   });
 
+  await step("create and remove a network", async () => {
+    await page.getByRole("link", { name: "Networks" }).click();
+    await page.getByLabel("New bridge network").fill("dash-net");
+    await page.getByRole("button", { name: "Create" }).click();
+    const nrow = page.getByRole("row", { name: /dash-net/ });
+    await nrow.waitFor();
+    await axe("networks");
+    await nrow.getByRole("button", { name: "Remove" }).click();
+    await page.getByRole("dialog", { name: "Remove network dash-net?" }).getByRole("button", { name: "Remove" }).click();
+    await nrow.waitFor({ state: "detached" });
+  });
+
+  await step("see what the API says of builds", async () => {
+    await page.getByRole("link", { name: "Builds" }).click();
+    await page.getByRole("heading", { name: "Builds", level: 1 }).waitFor();
+    await page.getByText(/The Engine API does not\s+offer it/).waitFor();
+  });
+
   await step("see Docker's refusal to remove an image in use", async () => {
     await page.getByRole("link", { name: "Images", exact: true }).click();
     const irow = page.getByRole("row", { name: /busybox:latest/ });
@@ -161,6 +181,21 @@ try {
     await shot("07-refusal");
     await axe("images with a dialog");
     await dlg.getByRole("button", { name: "Cancel" }).click();
+  });
+
+  await step("tag the image for a registry and push it", async () => {
+    const irow = page.getByRole("row", { name: /busybox:latest/ });
+    await irow.getByRole("button", { name: "Tag" }).click();
+    const tag = page.getByRole("dialog", { name: "Tag busybox:latest" });
+    await tag.getByLabel("New name").fill(PUSH_TAG);
+    await tag.getByRole("button", { name: "Tag" }).click();
+    await irow.getByText(PUSH_TAG).waitFor();
+    await irow.getByRole("button", { name: "Push" }).click();
+    const push = page.getByRole("dialog", { name: "Push an image" });
+    await push.getByLabel("Name to push").selectOption(PUSH_TAG);
+    await push.getByRole("button", { name: "Push" }).click();
+    await page.getByRole("status").getByText(`Pushed ${PUSH_TAG}`).waitFor({ timeout: 30000 });
+    await push.getByRole("button", { name: "Close" }).click();
   });
 
   await step("run a container from the image's form", async () => {

@@ -2,8 +2,10 @@
 //! and an image built to waste bytes; then the dashboard on loopback, its refusals checked
 //! over raw HTTP (no token, a foreign Host, a cross-site Origin, a path off the allow-list),
 //! and a person's session replayed in Chromium by Playwright (dashboard/tests/e2e.mjs):
-//! open, see, click the port, read live logs, `echo hi` in the terminal, stop, remove,
-//! the image's layers and wasted bytes, and axe's accessibility check. Screenshots land in
+//! open, see, click the port, read live logs, `echo hi` in the terminal, attach, the compose
+//! project, a volume's files, Docker's refusal to remove an image in use, tag and push to a
+//! registry on 127.0.0.1, the run form, stop, remove, the image's layers and wasted bytes,
+//! and axe's accessibility check. Screenshots land in
 //! target/test-artifacts/dashboard/.
 
 use std::collections::BTreeMap;
@@ -206,6 +208,9 @@ fn dashboard_end_to_end_in_a_browser() {
         "trap 'exit 0' TERM; echo hello > /data/greeting.txt; httpd -p 80 -h /www; i=0; while true; do i=$((i+1)); echo tick-$i; sleep 1; done",
     ]));
 
+    let registry = berth_e2e::registry::Registry::start(&[]);
+    let push_tag = format!("{}/dash/busybox:1", registry.host());
+
     let dash = start_dashboard(&d, &["--addr", "127.0.0.1:0"], &d.dir.path().join("dashboard.err"));
     assert!(dash.url.starts_with("http://127.0.0.1:"), "{}", dash.url);
     let host = format!("127.0.0.1:{}", dash.port);
@@ -252,6 +257,7 @@ fn dashboard_end_to_end_in_a_browser() {
         .env("APP_TEXT", "hello from the dashboard's app")
         .env("IMAGE", "waste:1")
         .env("VOLUME", "dash-vol")
+        .env("PUSH_TAG", &push_tag)
         .env("WASTED", wasted.to_string())
         .env("ARTIFACTS", &artifacts)
         .output()
@@ -264,6 +270,11 @@ fn dashboard_end_to_end_in_a_browser() {
     // What the page did, the daemon did.
     let ps = ok(&d.berth(&["ps", "-a", "--format", "{{.Names}}"]));
     assert!(!ps.lines().any(|l| l == name), "removed from the page, still listed: {ps}");
+    let tags = Command::new("curl")
+        .args(["-s", &format!("http://{}/v2/dash/busybox/tags/list", registry.host())])
+        .output()
+        .expect("curl");
+    assert!(text(&tags.stdout).contains("\"1\""), "pushed from the page: {}", text(&tags.stdout));
     println!("dashboard test took {:?}", t0.elapsed());
 }
 
