@@ -24,7 +24,10 @@ fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let dist = manifest.join("../../dashboard/dist");
-    println!("cargo:rerun-if-changed={}", dist.display());
+    // A path that does not exist would rerun this script (and relink berth) on every build:
+    // until dist/ is built, watch the folder it will appear in.
+    let watch = if dist.exists() { dist.clone() } else { manifest.join("../../dashboard") };
+    println!("cargo:rerun-if-changed={}", watch.display());
     println!("cargo:rerun-if-changed=build.rs");
     let mut files = Vec::new();
     if let Ok(dist) = dist.canonicalize() {

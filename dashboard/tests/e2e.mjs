@@ -2,7 +2,7 @@
 // Run by tests/e2e/tests/dashboard.rs, which starts the daemon, the container and
 // `berth dashboard`, and passes what to look for in the environment:
 //   DASHBOARD_URL  the URL `berth dashboard` printed (with its token)
-//   CONTAINER      a running busybox container that serves APP_TEXT on APP_PORT and logs tick-N lines
+//   CONTAINER      a running, healthy busybox container that serves APP_TEXT on APP_PORT and logs tick-N lines
 //   VOLUME         a named volume it mounts, holding greeting.txt; it is in compose project demo, service web
 //   PUSH_TAG       a name in a registry on 127.0.0.1 to tag busybox:latest as and push
 //   IMAGE          an image built to waste bytes (one layer's file deleted by a later one)
@@ -75,6 +75,7 @@ try {
   const row = page.locator(`tr[data-name="${CONTAINER}"]`);
   await step("see the running container", async () => {
     await row.getByText("running", { exact: true }).waitFor();
+    await row.getByText("healthy", { exact: true }).waitFor();
     await row.getByRole("img", { name: /^CPU: / }).waitFor();
     await shot("01-containers");
   });

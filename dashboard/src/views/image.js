@@ -75,7 +75,7 @@ function Wasted({ x }) {
             (w) => html`<tr>
               <td class="path">${w.Path}</td>
               <td class="num">${bytes(w.Size)}</td>
-              <td>#${w.Layer} <code class="small">${x.Layers[w.Layer]?.Instruction || ""}</code></td>
+              <td>#${w.Layer} <code class="small instr-cell" title=${x.Layers[w.Layer]?.Instruction || ""}>${x.Layers[w.Layer]?.Instruction || ""}</code></td>
               <td>${w.How} by #${w.By}</td>
               <td class="hint">${w.Hint}</td>
             </tr>`,
