@@ -140,10 +140,13 @@ async fn serve(a: Args, client: Client) -> Result<(), Error> {
         open_browser(&url);
     }
     let app = router(client, guard::Guard::new(token, bound.port(), remote_ok));
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(Error::Serve)
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>());
+    // Not axum's graceful shutdown: it would wait for the page's event stream and
+    // websockets, which never end by themselves. Dropping the runtime closes them.
+    tokio::select! {
+        r = server => r.map_err(Error::Serve),
+        () = shutdown() => Ok(()),
+    }
 }
 
 async fn shutdown() {
