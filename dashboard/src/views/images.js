@@ -6,12 +6,24 @@ import { ConfirmButton, Dialog, Empty, Field, html, notify } from "../components
 import { ago, bytes, del, post, seg, short, streamJson } from "../api.js";
 import { useStore } from "../store.js";
 
-/** Parses `-p` forms: "8080:80", "127.0.0.1:8080:80", "80", "53:53/udp". */
+/** Parses `-p` forms: "8080:80", "127.0.0.1:8080:80", "[::1]::80", "80", "53:53/udp". */
 export function parsePort(spec) {
-  const m = /^(?:(\[?[0-9a-fA-F:.]+\]?):)??(?:(\d*):)?(\d+)(?:\/(tcp|udp|sctp))?$/.exec(spec.trim());
-  if (!m) throw new Error(`invalid port "${spec}": use HOST:CONTAINER, e.g. 8080:80`);
-  const [, ip, host, container, proto] = m;
-  return { key: `${container}/${proto || "tcp"}`, binding: { HostIp: (ip || "").replace(/^\[|\]$/g, ""), HostPort: host || "" } };
+  const bad = () => new Error(`invalid port "${spec}": use [IP:]HOST:CONTAINER[/PROTO], e.g. 8080:80`);
+  const [addr, proto = "tcp", extra] = spec.trim().split("/");
+  if (extra !== undefined || !["tcp", "udp", "sctp"].includes(proto)) throw bad();
+  const i = addr.lastIndexOf(":");
+  const container = addr.slice(i + 1);
+  let ip = "";
+  let host = "";
+  if (i >= 0) {
+    const rest = addr.slice(0, i);
+    const j = rest.lastIndexOf(":");
+    host = rest.slice(j + 1);
+    ip = j >= 0 ? rest.slice(0, j).replace(/^\[(.*)\]$/, "$1") : "";
+    if (j >= 0 && !ip) throw bad();
+  }
+  if (!/^\d+$/.test(container) || !/^\d*$/.test(host) || /[\[\]]/.test(ip)) throw bad();
+  return { key: `${container}/${proto}`, binding: { HostIp: ip, HostPort: host } };
 }
 
 const lines = (s) => s.split("\n").map((l) => l.trim()).filter(Boolean);
