@@ -235,6 +235,24 @@ fn dashboard_end_to_end_in_a_browser() {
     assert_eq!(code, 403, "cross-site Origin");
     let (code, body) = get(dash.port, "/api/_ping", &[("Host", &host), ("X-Berth-Token", tok)]);
     assert_eq!((code, body.as_str()), (200, "OK"), "ping through the forwarder");
+    let cookie = format!("berth_dashboard_{}={tok}", dash.port);
+    // A websocket handshake; only the status line is read (a 101 stays open).
+    let ws = |origin: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", dash.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET /ws/logs/{name} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nOrigin: {origin}\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        line.split(' ').nth(1).and_then(|c| c.parse::<u16>().ok()).unwrap_or(0)
+    };
+    assert_eq!(ws("http://evil.example"), 403, "cross-site websocket");
+    assert_eq!(ws(&format!("http://{host}")), 101, "the page's own websocket");
     let req = format!(
         "POST /api/build HTTP/1.1\r\nHost: {host}\r\nX-Berth-Token: {tok}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
