@@ -133,6 +133,13 @@ try {
     );
   });
 
+  await step("read its details", async () => {
+    await page.getByRole("tab", { name: "Details" }).click();
+    const details = page.getByRole("tabpanel");
+    await details.getByText("dash-vol → /data").waitFor();
+    await details.getByText("healthy", { exact: true }).waitFor();
+  });
+
   await step("see it in its compose project", async () => {
     await page.getByRole("link", { name: "Compose projects" }).click();
     const proj = page.getByRole("region", { name: /^demo\b/ });

@@ -182,18 +182,22 @@ export function ContainerView({ id }) {
     () => store.containers.find((c) => nameOf(c) === id || c.Id === id || c.Id.startsWith(id)),
     [store.tick, id],
   );
+  const fullId = useRef(null);
   const load = () =>
     get(`/containers/${encodeURIComponent(id)}/json`).then(
       (i) => {
+        fullId.current = i.Id;
         setInfo(i);
         setError(null);
       },
       (e) => setError(e.message),
     );
   useEffect(() => {
+    fullId.current = null;
     load();
     return onEvent((ev) => {
-      if (ev.Type === "container" && (ev.Actor?.Attributes?.name === id || ev.id === info?.Id)) load();
+      const about = ev.Actor?.ID || ev.id;
+      if (ev.Type === "container" && (ev.Actor?.Attributes?.name === id || (about && about === fullId.current))) load();
     });
   }, [id]);
   const running = summary?.State === "running";
