@@ -40,7 +40,8 @@ pub fn expand_management(args: &[String]) -> Vec<String> {
     args[..i].iter().cloned().chain(repl.iter().map(|s| s.to_string())).chain(args[i + 2..].iter().cloned()).collect()
 }
 
-fn subcommand_index(args: &[String]) -> Option<usize> {
+/// Where the subcommand is in `args` (after the global flags), if any.
+pub fn subcommand_index(args: &[String]) -> Option<usize> {
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];

@@ -146,6 +146,15 @@ pub enum Cmd {
     Image(commands::prune::ImageCmd),
 }
 
+/// The daemon client that the global flags before a subcommand served outside this crate
+/// (`berth dashboard`) name, with `BERTH_HOST`/`DOCKER_HOST` and the TLS settings applied as
+/// for any command.
+pub fn client_for_globals(globals: &[String]) -> Result<Client, error::CliError> {
+    let argv = std::iter::once("berth".to_owned()).chain(globals.iter().cloned());
+    let cli = Cli::try_parse_from(argv).map_err(|e| error::CliError::Opt(e.to_string()))?;
+    Ok(connect::client(&cli.conn)?)
+}
+
 /// Runs the CLI with `args` (without the program name) and returns the exit code.
 pub fn main(args: Vec<String>) -> i32 {
     let args = expand_management(&args);

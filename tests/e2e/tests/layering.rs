@@ -36,7 +36,8 @@ fn crates_depend_only_downward() {
                 "berth-build",
             ][..],
         ),
-        ("berth", &["berth-cli", "berth-daemon", "berth-runtime", "berth-registry"][..]),
+        ("berth-dashboard", &["berth-base", "berth-api"][..]),
+        ("berth", &["berth-cli", "berth-daemon", "berth-runtime", "berth-registry", "berth-dashboard"][..]),
         ("berth-e2e", &[][..]),
     ]
     .into_iter()
@@ -54,7 +55,8 @@ fn crates_depend_only_downward() {
                 assert!(ok.contains(&dn), "{name} must not depend on {dn}");
             }
             // The registry's server is the distribution protocol itself (docs/ARCHITECTURE.md).
-            if name != "berth-daemon" && name != "berth-registry" {
+            // The dashboard is a client of the Engine API that serves its page on loopback.
+            if name != "berth-daemon" && name != "berth-registry" && name != "berth-dashboard" {
                 assert!(!server_crates.contains(&dn), "{name} must not depend on HTTP server code ({dn})");
                 if dn == "hyper" {
                     let feats: Vec<&str> =
