@@ -1,2 +1,33 @@
 //! The compose model: files found and loaded, merged in order, interpolated, validated
 //! against the Compose Specification's schema, and normalised into typed structs.
+
+mod project;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use types::*;
+
+/// What to load, as `docker compose` takes it from its flags and environment.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The directory to resolve relative paths against (`--project-directory`, or the
+    /// current directory).
+    pub working_dir: PathBuf,
+    /// `-f` files in order; empty = `COMPOSE_FILE`, else discover `compose.yaml`,
+    /// `compose.yml`, `docker-compose.yml`, `docker-compose.yaml` (and the matching
+    /// `*.override.*`) in `working_dir` and its parents.
+    pub files: Vec<PathBuf>,
+    /// `-p`.
+    pub project_name: Option<String>,
+    /// `--env-file` files; empty = `<project dir>/.env` when it exists.
+    pub env_files: Vec<PathBuf>,
+    /// `--profile`; empty = `COMPOSE_PROFILES`.
+    pub profiles: Vec<String>,
+    /// The process environment (`COMPOSE_FILE`, `COMPOSE_PROJECT_NAME`, `COMPOSE_PROFILES`,
+    /// `COMPOSE_PATH_SEPARATOR` are read from it). It wins over the env files.
+    pub environment: BTreeMap<String, String>,
+    /// Resolve relative paths (bind sources, build contexts, env files) to absolute ones.
+    pub resolve_paths: bool,
+}
