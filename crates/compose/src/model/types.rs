@@ -36,6 +36,9 @@ pub struct Project {
     /// Active profiles (`--profile`, `COMPOSE_PROFILES`).
     #[serde(skip)]
     pub profiles: Vec<String>,
+    /// What compose would warn about while loading (unset variables, …), in order.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     /// Every service in file order, active or not (see `Project::active_services`).
     #[serde(serialize_with = "ser_sorted", deserialize_with = "de_services", default)]
     pub services: IndexMap<String, Service>,
