@@ -98,7 +98,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
     }
 
     let name = project_name(opts, &environment, &model, &project_dir)?;
-    loader.finish(&mut model, &name, &environment)?;
+    loader.finish(&mut model, &name, &environment, &project_dir)?;
 
     let mut project = loader.type_project(model)?;
     project.name = name;
@@ -521,6 +521,7 @@ impl Loader<'_> {
         model: &mut Value,
         name: &str,
         environment: &BTreeMap<String, String>,
+        project_dir: &Path,
     ) -> Result<(), ComposeError> {
         let Some(root) = model.as_mapping_mut() else { return Ok(()) };
         root.insert(Value::String("name".into()), Value::String(name.to_string()));
@@ -538,7 +539,7 @@ impl Loader<'_> {
             let Some(Value::Mapping(svc)) = root.get_mut("services").and_then(|s| s.get_mut(sname.as_str())) else {
                 continue;
             };
-            self.service_env(svc, &p, environment)?;
+            self.service_env(svc, &p, environment, project_dir)?;
             if !svc.contains_key("network_mode") {
                 let empty = match svc.get("networks") {
                     None | Some(Value::Null) => true,
@@ -603,6 +604,7 @@ impl Loader<'_> {
         svc: &mut Mapping,
         path: &[Seg],
         environment: &BTreeMap<String, String>,
+        project_dir: &Path,
     ) -> Result<(), ComposeError> {
         let mut from_files: Mapping = Mapping::new();
         if let Some(Value::Sequence(files)) = svc.get("env_file") {
@@ -612,7 +614,8 @@ impl Loader<'_> {
                 let raw = f.get("format").and_then(Value::as_str) == Some("raw");
                 let mut at = path.to_vec();
                 at.extend([Seg::Key("env_file".into()), Seg::Index(i)]);
-                let text = match std::fs::read_to_string(&p) {
+                // Kept relative when paths are not resolved; read from the project directory.
+                let text = match std::fs::read_to_string(project_dir.join(&p)) {
                     Ok(t) => t,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         if required {

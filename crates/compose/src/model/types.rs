@@ -138,8 +138,9 @@ pub struct Service {
     /// Windows credential spec, passed through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_spec: Option<Value>,
-    /// Services this one depends on, with the condition to wait for.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    /// Services this one depends on, with the condition to wait for (file order kept;
+    /// printed sorted, as compose prints it).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty", serialize_with = "ser_sorted")]
     pub depends_on: IndexMap<String, Dependency>,
     /// Deployment (replicas, resources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
