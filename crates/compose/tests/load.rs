@@ -204,6 +204,25 @@ fn unset_variables_warn_and_go_blank() {
 }
 
 #[test]
+fn obsolete_version_warns_and_empty_services_load() {
+    let dir = project(&[("compose.yaml", "version: '3.8'\nservices:\n  a:\n    image: busybox\n  b:\n")]);
+    let e = model::load(&opts(dir.path())).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "compose.yaml: line 5: services.b: service \"b\" has neither an image nor a build context specified: invalid compose project"
+    );
+    let dir = project(&[("compose.yaml", "version: '3.8'\nservices:\n  a:\n    image: busybox\n")]);
+    let p = model::load(&opts(dir.path())).unwrap();
+    assert_eq!(
+        p.warnings,
+        [
+            "compose.yaml: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
+        ]
+    );
+    assert!(!p.to_yaml().unwrap().contains("version"));
+}
+
+#[test]
 fn dot_env_env_file_and_process_env() {
     let files = [
         (

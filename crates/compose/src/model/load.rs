@@ -250,6 +250,23 @@ impl Loader<'_> {
             }
         }
 
+        // `services: {name: }` is an empty service to compose, not a schema error.
+        if let Some(Value::Mapping(services)) = value.get_mut("services") {
+            for (_, svc) in services.iter_mut() {
+                if svc.is_null() {
+                    *svc = Value::Mapping(Mapping::new());
+                }
+            }
+        }
+        if value.get("version").is_some() {
+            let w = format!(
+                "{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion",
+                src.display
+            );
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
+            }
+        }
         schema::validate(&value).map_err(|f| {
             let mut at = src.locate(&f.line_path);
             at.key = if f.path.is_empty() { "(root)".into() } else { dotted(&f.path) };
