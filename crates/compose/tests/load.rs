@@ -238,6 +238,8 @@ fn dot_env_env_file_and_process_env() {
     assert_eq!(a.image.as_deref(), Some("busybox:dotenv"));
     assert_eq!(a.environment["WHO"].as_deref(), Some("dotenv"));
     assert_eq!(a.environment["BOTH"].as_deref(), Some("$literal-process"), "process env wins, $$ is a dollar");
+    assert!(p.to_yaml().unwrap().contains("BOTH: $$literal-process"), "config prints a dollar as $$");
+    round_trip(&p, &LoadOptions { environment: env(&[("BOTH", "process")]), ..opts(dir.path()) });
     assert_eq!(p.name, "fromdotenv");
     // --env-file replaces .env.
     let p = model::load(&LoadOptions { env_files: vec!["other.env".into()], ..opts(dir.path()) }).unwrap();

@@ -138,11 +138,27 @@ impl Project {
         Ok(())
     }
 
-    /// The `config` output: the active services and what they use, as YAML.
+    /// The `config` output: the active services and what they use, as YAML. A literal `$`
+    /// in a value is printed `$$`, as compose prints it, so that the output loads again
+    /// to the same project.
     pub fn to_yaml(&self) -> Result<String, ComposeError> {
         let mut shown = self.clone();
         shown.services.retain(|_, s| self.is_active(s));
-        serde_norway::to_string(&shown).map_err(|source| ComposeError::Print { source })
+        let mut value = serde_norway::to_value(&shown).map_err(|source| ComposeError::Print { source })?;
+        escape_dollars(&mut value);
+        serde_norway::to_string(&value).map_err(|source| ComposeError::Print { source })
+    }
+}
+
+/// `$` → `$$` in every string value (keys are never interpolated, so stay as they are).
+fn escape_dollars(v: &mut serde_norway::Value) {
+    use serde_norway::Value;
+    match v {
+        Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Value::Sequence(items) => items.iter_mut().for_each(escape_dollars),
+        Value::Mapping(m) => m.iter_mut().for_each(|(_, v)| escape_dollars(v)),
+        Value::Tagged(t) => escape_dollars(&mut t.value),
+        _ => {}
     }
 }
 
