@@ -416,23 +416,46 @@ fn include_loads_a_sub_project() {
 
 #[test]
 fn profiles() {
-    let text = "services:\n  web:\n    image: x\n  debug:\n    image: x\n    profiles: [debug]\n  tools:\n    image: x\n    profiles: [tools, debug]\n    depends_on: [helper]\n  helper:\n    image: x\n    profiles: [helper]\n";
+    // The Compose Specification's illustrative example, case by case.
+    let text = "services:\n  foo:\n    image: foo\n  bar:\n    image: bar\n    profiles: [test]\n  baz:\n    image: baz\n    depends_on: [bar]\n    profiles: [test]\n  zot:\n    image: zot\n    depends_on: [bar]\n    profiles: [debug]\n";
     let dir = project(&[("compose.yaml", text)]);
+    let with = |profiles: &[&str]| LoadOptions {
+        profiles: profiles.iter().map(|p| p.to_string()).collect(),
+        ..opts(dir.path())
+    };
     let names = |p: &Project| p.active_services().iter().map(|s| s.name.clone()).collect::<Vec<_>>();
-    let p = model::load(&opts(dir.path())).unwrap();
-    assert_eq!(names(&p), ["web"]);
-    assert!(!p.to_yaml().unwrap().contains("debug:"), "config shows active services only");
-    let p = model::load(&LoadOptions { profiles: vec!["debug".into()], ..opts(dir.path()) }).unwrap();
-    assert_eq!(names(&p), ["web", "debug", "tools"]);
-    let p = model::load(&LoadOptions { environment: env(&[("COMPOSE_PROFILES", "tools,helper")]), ..opts(dir.path()) })
+    let undefined = "service \"zot\" depends on undefined service \"bar\"";
+
+    let none = model::load(&with(&[])).unwrap();
+    assert_eq!(names(&none), ["foo"]);
+    assert!(!none.to_yaml().unwrap().contains("bar:"), "config shows enabled services only");
+    assert_eq!(names(&model::load(&with(&["test"])).unwrap()), ["foo", "bar", "baz"]);
+    let e = model::load(&with(&["debug"])).unwrap_err().to_string();
+    assert_eq!(e, format!("compose.yaml: line 13: services.zot.depends_on.bar: {undefined}: invalid compose project"));
+    assert_eq!(names(&model::load(&with(&["debug", "test"])).unwrap()), ["foo", "bar", "baz", "zot"]);
+    assert_eq!(names(&model::load(&with(&["*"])).unwrap()), ["foo", "bar", "baz", "zot"]);
+    // Naming a service enables its profiles; what it needs comes along when enabled.
+    assert_eq!(none.dependency_order(&["bar".into()], true).unwrap(), ["bar"]);
+    assert_eq!(none.dependency_order(&["baz".into()], true).unwrap(), ["bar", "baz"]);
+    let e = none.dependency_order(&["zot".into()], true).unwrap_err().to_string();
+    assert!(e.starts_with(undefined), "{e}");
+    let test = model::load(&with(&["test"])).unwrap();
+    assert_eq!(test.dependency_order(&["zot".into()], true).unwrap(), ["bar", "zot"]);
+    assert_eq!(test.dependency_order(&["zot".into()], false).unwrap(), ["zot"], "--no-deps");
+    assert_eq!(test.dependency_order(&[], true).unwrap(), ["foo", "bar", "baz"]);
+    // COMPOSE_PROFILES when no --profile.
+    let p = model::load(&LoadOptions { environment: env(&[("COMPOSE_PROFILES", "debug, test")]), ..opts(dir.path()) })
         .unwrap();
-    assert_eq!(names(&p), ["web", "tools", "helper"]);
-    assert_eq!(p.profiles, ["tools", "helper"]);
-    // Naming a service with its dependencies brings them even when their profile is off.
-    let p = model::load(&opts(dir.path())).unwrap();
-    assert_eq!(p.dependency_order(&["tools".into()], true).unwrap(), ["helper", "tools"]);
-    assert_eq!(p.dependency_order(&["tools".into()], false).unwrap(), ["tools"]);
+    assert_eq!(p.profiles, ["debug", "test"]);
+    assert_eq!(names(&p), ["foo", "bar", "baz", "zot"]);
     assert!(matches!(p.dependency_order(&["nope".into()], true), Err(ComposeError::NoSuchService { .. })));
+    // required: false on a disabled service is skipped.
+    let dir = project(&[(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    depends_on:\n      b: {condition: service_started, required: false}\n  b:\n    image: x\n    profiles: [off]\n",
+    )]);
+    let p = model::load(&opts(dir.path())).unwrap();
+    assert_eq!(p.dependency_order(&[], true).unwrap(), ["a"]);
 }
 
 #[test]

@@ -106,7 +106,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
     project.config_files = files;
     project.environment = environment;
     project.profiles = profiles;
-    if let Err(e) = project.check_cycles() {
+    if let Err(e) = project.check_dependencies() {
         return Err(loader.relocate(e, &project));
     }
     project.warnings = std::mem::take(&mut loader.warnings);
