@@ -170,7 +170,14 @@ fn full_example_covers_every_key() {
     assert_eq!(inline.gpus[0].count, Some(DeviceCount::All));
     assert!(inline.build.as_ref().unwrap().dockerfile_inline.as_deref().unwrap().starts_with("FROM busybox"));
     assert_eq!(inline.networks.keys().collect::<Vec<_>>(), ["default"], "no networks: the default one");
-    assert_eq!(p.service("cache").unwrap().network_mode.as_deref(), Some("service:db"));
+    let cache = p.service("cache").unwrap();
+    assert_eq!(cache.network_mode.as_deref(), Some("service:db"));
+    assert!(cache.depends_on["db"].restart, "network_mode: service:db is a dependency, as compose writes it");
+    assert_eq!(inline.build.as_ref().unwrap().dockerfile, None, "dockerfile_inline: no default Dockerfile");
+    assert_eq!(p.service("migrate").unwrap().volumes_from, ["db:ro"]);
+    assert!(!p.service("migrate").unwrap().depends_on["db"].restart);
+    assert!(p.service("migrate").unwrap().extensions.contains_key("x-note"));
+    assert_eq!(p.secrets["db_password"].name.as_deref(), Some("fullproject_db_password"));
 
     assert_eq!(p.networks["default"].name, "fullproject_default");
     assert_eq!(p.networks["front"].name, "fullproject_front");

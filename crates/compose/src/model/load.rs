@@ -171,6 +171,58 @@ fn find_files(
     Err(ComposeError::NoComposeFile { dir: working_dir.to_path_buf() })
 }
 
+/// What compose-go's normalisation adds to a service: the default Dockerfile name,
+/// `if_not_present` spelt `missing`, clean mount targets, and a `depends_on` entry for every
+/// service reached through `links`, `network_mode`/`ipc`/`pid`/`uts`/`cgroup: service:X` or
+/// `volumes_from` (so that `config` shows every dependency in one place).
+fn implicit_defaults(svc: &mut Mapping) {
+    if let Some(Value::Mapping(b)) = svc.get_mut("build") {
+        if !b.contains_key("dockerfile") && !b.contains_key("dockerfile_inline") {
+            b.insert(Value::String("dockerfile".into()), Value::String("Dockerfile".into()));
+        }
+    }
+    if svc.get("pull_policy").and_then(Value::as_str) == Some("if_not_present") {
+        svc.insert(Value::String("pull_policy".into()), Value::String("missing".into()));
+    }
+    if let Some(Value::Sequence(vols)) = svc.get_mut("volumes") {
+        for v in vols.iter_mut() {
+            if let Some(Value::String(t)) = v.get_mut("target") {
+                *t = clean(Path::new(t.as_str())).to_string_lossy().into_owned();
+            }
+        }
+    }
+    let mut implied: Vec<(String, bool)> = Vec::new();
+    for link in svc.get("links").and_then(Value::as_sequence).into_iter().flatten() {
+        if let Some(l) = link.as_str() {
+            implied.push((l.split(':').next().unwrap_or(l).to_string(), true));
+        }
+    }
+    for ns in ["network_mode", "ipc", "pid", "uts", "cgroup"] {
+        if let Some(dep) = svc.get(ns).and_then(Value::as_str).and_then(|m| m.strip_prefix("service:")) {
+            implied.push((dep.to_string(), true));
+        }
+    }
+    for from in svc.get("volumes_from").and_then(Value::as_sequence).into_iter().flatten() {
+        if let Some(f) = from.as_str().filter(|f| !f.starts_with("container:")) {
+            implied.push((f.split(':').next().unwrap_or(f).to_string(), false));
+        }
+    }
+    if implied.is_empty() {
+        return;
+    }
+    let deps = svc.entry(Value::String("depends_on".into())).or_insert_with(|| Value::Mapping(Mapping::new()));
+    let Value::Mapping(deps) = deps else { return };
+    for (name, restart) in implied {
+        deps.entry(Value::String(name)).or_insert_with(|| {
+            let mut d = Mapping::new();
+            d.insert(Value::String("condition".into()), Value::String("service_started".into()));
+            d.insert(Value::String("restart".into()), Value::Bool(restart));
+            d.insert(Value::String("required".into()), Value::Bool(true));
+            Value::Mapping(d)
+        });
+    }
+}
+
 /// Lower-case letters, digits, `_` and `-`, not starting with `_` or `-`.
 pub fn normalize_project_name(s: &str) -> String {
     let kept: String = s
@@ -557,7 +609,8 @@ impl Loader<'_> {
                 continue;
             };
             self.service_env(svc, &p, environment, project_dir)?;
-            if !svc.contains_key("network_mode") {
+            implicit_defaults(svc);
+            if !svc.contains_key("network_mode") && !svc.contains_key("provider") {
                 let empty = match svc.get("networks") {
                     None | Some(Value::Null) => true,
                     Some(Value::Mapping(m)) => m.is_empty(),
@@ -594,8 +647,8 @@ impl Loader<'_> {
                 n.entry(Value::String("default".into())).or_insert_with(|| Value::Mapping(Mapping::new()));
             }
         }
-        // Engine names of networks and volumes.
-        for section in ["networks", "volumes"] {
+        // Engine names of networks, volumes, configs and secrets.
+        for section in ["networks", "volumes", "configs", "secrets"] {
             if let Some(Value::Mapping(items)) = root.get_mut(section) {
                 for (k, v) in items.iter_mut() {
                     let key = k.as_str().unwrap_or_default().to_string();

@@ -382,21 +382,6 @@ fn service(m: &mut Mapping, path: &[Seg], ctx: &Ctx<'_>) -> Result<(), ComposeEr
             set(m, k, Value::Sequence(l));
         }
     }
-    if let Some(Value::Sequence(vf)) = m.get("volumes_from").cloned() {
-        // `name` alone means a service; compose prints it `service:name`.
-        let vf = vf
-            .into_iter()
-            .map(|v| {
-                let s = v.as_str().unwrap_or_default().to_string();
-                if s.starts_with("container:") || s.starts_with("service:") {
-                    Value::String(s)
-                } else {
-                    Value::String(format!("service:{s}"))
-                }
-            })
-            .collect();
-        set(m, "volumes_from", Value::Sequence(vf));
-    }
     if let Some(h) = m.get("extra_hosts").cloned() {
         set(m, "extra_hosts", Value::Mapping(extra_hosts(&h, &with(path, &["extra_hosts"]), ctx)?));
     }

@@ -29,7 +29,7 @@ impl Project {
     /// are added, transitively, and each must be enabled by the profiles then active, else
     /// `service "a" depends on undefined service "b"` (a `depends_on` entry with
     /// `required: false` is skipped instead). A service needs those named in `depends_on`,
-    /// `links`, `network_mode: service:X` and `volumes_from: [service:X]`. Ties keep file
+    /// `links`, `network_mode`/`ipc`/`pid`/`uts`/`cgroup: service:X` and `volumes_from`. Ties keep file
     /// order. Other errors: an unknown selected service, a cycle (`dependency cycle
     /// detected: a -> b -> a`).
     pub fn dependency_order(&self, selected: &[String], with_deps: bool) -> Result<Vec<&str>, ComposeError> {
@@ -131,12 +131,15 @@ impl Project {
         for link in &svc.links {
             push(link.split(':').next().unwrap_or(link), true)?;
         }
-        if let Some(dep) = svc.network_mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
-            push(dep, true)?;
+        for ns in [&svc.network_mode, &svc.ipc, &svc.pid, &svc.uts, &svc.cgroup] {
+            if let Some(dep) = ns.as_deref().and_then(|m| m.strip_prefix("service:")) {
+                push(dep, true)?;
+            }
         }
+        // `name[:ro]` is a service; `container:name[:rw]` is not.
         for from in &svc.volumes_from {
-            if let Some(rest) = from.strip_prefix("service:") {
-                push(rest.split(':').next().unwrap_or(rest), true)?;
+            if !from.starts_with("container:") {
+                push(from.split(':').next().unwrap_or(from), true)?;
             }
         }
         Ok(out)

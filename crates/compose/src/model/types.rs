@@ -338,8 +338,8 @@ pub struct Service {
     /// Mounts, long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<ServiceVolume>,
-    /// Mount all volumes of another service (`service:NAME[:ro]`, `container:NAME[:rw]`),
-    /// normalised with its prefix.
+    /// Mount all volumes of another service (`NAME[:ro]`) or container
+    /// (`container:NAME[:rw]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_from: Vec<String>,
     /// Working directory inside the container.
@@ -945,7 +945,8 @@ pub struct Volume {
 /// ones; external ones are kept for `config`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FileObject {
-    /// Name (defaults to `<project>_<key>`).
+    /// Name: set by the loader to `<project>_<key>` unless written (or the key itself when
+    /// external).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Absolute path of the file holding the value.
