@@ -58,10 +58,12 @@ fn round_trip(p: &Project, o: &LoadOptions) {
         p.active_services().into_iter().map(|s| (s.name.clone(), s.clone())).collect()
     };
     assert_eq!(active(&again), active(p));
-    assert_eq!(again.networks, p.networks);
-    assert_eq!(again.volumes, p.volumes);
-    assert_eq!(again.secrets, p.secrets);
-    assert_eq!(again.configs, p.configs);
+    // config shows only what the services use, as compose does.
+    let used = p.without_unused_resources();
+    assert_eq!(again.networks, used.networks);
+    assert_eq!(again.volumes, used.volumes);
+    assert_eq!(again.secrets, used.secrets);
+    assert_eq!(again.configs, used.configs);
     assert_eq!(again.extensions, p.extensions);
     assert_eq!(again.name, p.name);
 }
@@ -87,7 +89,7 @@ fn full_example_covers_every_key() {
     assert_eq!(b.context, dir.join("app").to_string_lossy());
     assert_eq!(b.dockerfile.as_deref(), Some("Dockerfile"));
     assert_eq!(b.args.get("VERSION"), Some(&Some("1.0".into())));
-    assert_eq!(b.args.get("EMPTY_ARG"), Some(&None));
+    assert_eq!(b.args.get("EMPTY_ARG"), None, "no value, none in the environment: left out");
     assert_eq!(b.target.as_deref(), Some("runtime"));
     assert_eq!(b.ssh, ["default"]);
     assert_eq!(b.secrets[0].source, "build_token");
@@ -98,8 +100,7 @@ fn full_example_covers_every_key() {
     assert_eq!(web.environment["MODE"].as_deref(), Some("production"));
     assert_eq!(web.environment["FILE_ONLY"].as_deref(), Some("only in the file"));
     assert_eq!(web.environment["FROM_SHELL"].as_deref(), Some("shell value"));
-    assert_eq!(web.env_file.len(), 2);
-    assert!(!web.env_file[1].required);
+    assert!(web.env_file.is_empty(), "merged into environment, then dropped as compose does");
     // Ports: one entry per port, ranges expanded.
     type PortRow<'a> = (Option<&'a str>, u16, Option<&'a str>, &'a str, &'a str);
     let ports: Vec<PortRow> = web
@@ -487,7 +488,7 @@ fn relative_paths_resolve_against_the_project_directory() {
     assert_eq!(a.build.as_ref().unwrap().context, s(root.to_path_buf()));
     let sources: Vec<_> = a.volumes.iter().map(|v| v.source.clone().unwrap()).collect();
     assert_eq!(sources, [s(root.join("x")), s(root.parent().unwrap().join("up")), s(root.join("y"))]);
-    assert_eq!(a.env_file[0].path, s(root.join("conf/a.env")));
+    assert_eq!(a.environment["A"].as_deref(), Some("1"));
     assert_eq!(p.secrets["s"].file.as_deref(), Some(&*s(root.join("conf/s.txt"))));
     // --project-directory moves the base.
     let elsewhere = tempfile::tempdir().unwrap();

@@ -708,6 +708,8 @@ impl Loader<'_> {
                 }
             }
         }
+        // Consumed: compose does not print them once merged.
+        svc.remove("env_file");
         let declared = svc.get("environment").and_then(Value::as_mapping).cloned().unwrap_or_default();
         if !from_files.is_empty() || !declared.is_empty() {
             let mut env = from_files;
@@ -741,6 +743,35 @@ impl Loader<'_> {
                 }
             }
             svc.insert(Value::String("labels".into()), Value::Mapping(labels));
+            svc.remove("label_file");
+        }
+        // Build args without a value come from the environment, or are left out.
+        if let Some(Value::Mapping(args)) = svc.get_mut("build").and_then(|b| b.get_mut("args")) {
+            let mut resolved = Mapping::new();
+            for (k, v) in std::mem::take(args) {
+                match v {
+                    Value::Null => {
+                        if let Some(val) = k.as_str().and_then(|k| environment.get(k)) {
+                            resolved.insert(k, Value::String(val.clone()));
+                        }
+                    }
+                    other => {
+                        resolved.insert(k, other);
+                    }
+                }
+            }
+            *args = resolved;
+        }
+        // A service secret lands in /run/secrets/<source> unless told otherwise.
+        if let Some(Value::Sequence(secrets)) = svc.get_mut("secrets") {
+            for s in secrets.iter_mut() {
+                if let Value::Mapping(m) = s {
+                    if !m.contains_key("target") {
+                        let src = m.get("source").and_then(Value::as_str).unwrap_or_default().to_string();
+                        m.insert(Value::String("target".into()), Value::String(format!("/run/secrets/{src}")));
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -184,12 +184,40 @@ impl Project {
         Ok(())
     }
 
+    /// The project with only the networks, volumes, secrets and configs that its services
+    /// use (what compose prints and creates).
+    pub fn without_unused_resources(&self) -> Project {
+        let mut p = self.clone();
+        let mut networks = BTreeSet::new();
+        let mut volumes = BTreeSet::new();
+        let mut secrets = BTreeSet::new();
+        let mut configs = BTreeSet::new();
+        for s in self.services.values() {
+            networks.extend(s.networks.keys().cloned());
+            volumes.extend(
+                s.volumes
+                    .iter()
+                    .filter(|v| v.kind == crate::model::types::VolumeType::Volume)
+                    .filter_map(|v| v.source.clone()),
+            );
+            secrets.extend(s.secrets.iter().map(|r| r.source.clone()));
+            secrets.extend(s.build.iter().flat_map(|b| b.secrets.iter().map(|r| r.source.clone())));
+            configs.extend(s.configs.iter().map(|r| r.source.clone()));
+        }
+        p.networks.retain(|k, _| networks.contains(k));
+        p.volumes.retain(|k, _| volumes.contains(k));
+        p.secrets.retain(|k, _| secrets.contains(k));
+        p.configs.retain(|k, _| configs.contains(k));
+        p
+    }
+
     /// The `config` output: the active services and what they use, as YAML. A literal `$`
     /// in a value is printed `$$`, as compose prints it, so that the output loads again
     /// to the same project.
     pub fn to_yaml(&self) -> Result<String, ComposeError> {
         let mut shown = self.clone();
         shown.services.retain(|_, s| self.is_active(s));
+        let shown = shown.without_unused_resources();
         let mut value = serde_norway::to_value(&shown).map_err(|source| ComposeError::Print { source })?;
         escape_dollars(&mut value);
         serde_norway::to_string(&value).map_err(|source| ComposeError::Print { source })

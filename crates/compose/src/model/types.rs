@@ -758,7 +758,8 @@ pub enum DeviceCount {
 impl Serialize for DeviceCount {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            DeviceCount::All => s.serialize_str("all"),
+            // compose prints `all` as -1.
+            DeviceCount::All => s.serialize_i64(-1),
             DeviceCount::N(n) => s.serialize_u64(*n),
         }
     }
@@ -816,13 +817,41 @@ pub struct Logging {
     pub options: BTreeMap<String, String>,
 }
 
-/// One ulimit (`single` was expanded to equal soft and hard).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One ulimit (a single number was read as equal soft and hard limits, and is printed
+/// back as one number, as compose prints it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ulimit {
     /// Soft limit.
     pub soft: i64,
     /// Hard limit.
     pub hard: i64,
+}
+
+impl Serialize for Ulimit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.soft == self.hard {
+            return s.serialize_i64(self.soft);
+        }
+        let mut m = BTreeMap::new();
+        m.insert("hard", self.hard);
+        m.insert("soft", self.soft);
+        m.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ulimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Single(i64),
+            Pair { soft: i64, hard: i64 },
+        }
+        Ok(match Form::deserialize(d)? {
+            Form::Single(n) => Ulimit { soft: n, hard: n },
+            Form::Pair { soft, hard } => Ulimit { soft, hard },
+        })
+    }
 }
 
 /// A service's reference to a secret or config.
@@ -839,9 +868,38 @@ pub struct ServiceFileRef {
     /// Owner gid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
-    /// File mode.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// File mode (printed in octal, `"0440"`, as compose prints it).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "octal_mode")]
     pub mode: Option<u32>,
+}
+
+/// A file mode printed as compose prints it (`"0440"`) and read from that or a number.
+mod octal_mode {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Value;
+
+    pub fn serialize<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match mode {
+            Some(m) => s.serialize_str(&format!("0{m:o}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        match Option::<Value>::deserialize(d)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid file mode {n}"))),
+            Some(Value::String(t)) => u32::from_str_radix(t.trim_start_matches("0o"), 8)
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("invalid file mode {t:?}"))),
+            Some(other) => Err(serde::de::Error::custom(format!("invalid file mode {other:?}"))),
+        }
+    }
 }
 
 /// A top-level network.
