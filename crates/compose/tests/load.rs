@@ -530,9 +530,12 @@ fn bad_interpolation() {
         "compose.yaml: line 5: services.web.environment.X: required variable VAR is missing a value: must be set"
     );
     let e = load_err(&[("compose.yaml", "services:\n  web:\n    image: \"busybox:${TAG\"\n")]);
-    assert_eq!(e, "compose.yaml: line 3: services.web.image: Invalid template: \"busybox:${TAG\"");
+    assert_eq!(
+        e,
+        "compose.yaml: line 3: services.web.image: invalid interpolation format \"busybox:${TAG\": you may need to escape any $ with another $"
+    );
     let e = load_err(&[("compose.yaml", "services:\n  web:\n    image: busybox\n    tty: ${TTY:-maybe}\n")]);
-    assert_eq!(e, "compose.yaml: line 4: services.web.tty: invalid boolean: maybe");
+    assert_eq!(e, "compose.yaml: line 4: services.web.tty: failed to cast to expected type: invalid boolean: maybe");
 }
 
 #[test]
@@ -596,7 +599,7 @@ fn other_bad_input() {
         ),
         (
             "services:\n  web:\n    image: x\n    mem_limit: lots\n",
-            "compose.yaml: line 4: services.web.mem_limit: invalid size: lots",
+            "compose.yaml: line 4: services.web.mem_limit: invalid size: 'lots'",
         ),
         (
             "services:\n  web:\n    image: x\n    ports:\n      - target: 80\n        publised: 8080\n",

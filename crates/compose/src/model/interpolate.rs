@@ -16,8 +16,8 @@ use crate::model::source::{KeyPath, Seg};
 /// Why a template could not be substituted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
-    /// A `${` without a valid name or closing brace.
-    #[error("Invalid template: {template:?}")]
+    /// A `${` without a valid name or closing brace (compose's wording).
+    #[error("invalid interpolation format {template:?}: you may need to escape any $ with another $")]
     Invalid {
         /// The whole string.
         template: String,
@@ -249,14 +249,21 @@ fn cast_for(path: &[Seg]) -> Option<Cast> {
         })
         .collect();
     let to_int: Cast = |s| {
-        s.trim().parse::<i64>().map(|n| Value::Number(Number::from(n))).map_err(|_| format!("invalid integer: {s}"))
+        s.trim()
+            .parse::<i64>()
+            .map(|n| Value::Number(Number::from(n)))
+            .map_err(|_| format!("failed to cast to expected type: invalid integer: {s}"))
     };
-    let to_float: Cast =
-        |s| s.trim().parse::<f64>().map(|n| Value::Number(Number::from(n))).map_err(|_| format!("invalid float: {s}"));
+    let to_float: Cast = |s| {
+        s.trim()
+            .parse::<f64>()
+            .map(|n| Value::Number(Number::from(n)))
+            .map_err(|_| format!("failed to cast to expected type: invalid float: {s}"))
+    };
     let to_bool: Cast = |s| match s.to_ascii_lowercase().as_str() {
         "true" | "y" | "yes" | "on" => Ok(Value::Bool(true)),
         "false" | "n" | "no" | "off" => Ok(Value::Bool(false)),
-        _ => Err(format!("invalid boolean: {s}")),
+        _ => Err(format!("failed to cast to expected type: invalid boolean: {s}")),
     };
     match k.as_slice() {
         ["services", _, rest @ ..] => match rest {
@@ -387,7 +394,10 @@ mod tests {
         for t in ["${}", "${ FOO}", "${FOO", "${FOO/a/b}", "${FOO:1}", "x ${-a}"] {
             let e = sub(t).unwrap_err();
             assert_eq!(e, TemplateError::Invalid { template: t.to_string() }, "{t}");
-            assert_eq!(e.to_string(), format!("Invalid template: {t:?}"));
+            assert_eq!(
+                e.to_string(),
+                format!("invalid interpolation format {t:?}: you may need to escape any $ with another $")
+            );
         }
     }
 
@@ -408,6 +418,8 @@ mod tests {
         assert_eq!(svc["labels"]["$FOO"], "x");
         let mut bad: Value = serde_norway::from_str("services:\n  a:\n    tty: ${T:-maybe}\n").unwrap();
         let err = interpolate_tree(&mut bad, &mut vars).unwrap_err();
-        assert!(matches!(err.kind, TreeErrorKind::Cast(ref m) if m == "invalid boolean: maybe"));
+        assert!(
+            matches!(err.kind, TreeErrorKind::Cast(ref m) if m == "failed to cast to expected type: invalid boolean: maybe")
+        );
     }
 }

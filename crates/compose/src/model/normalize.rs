@@ -558,7 +558,7 @@ fn service(m: &mut Mapping, path: &[Seg], ctx: &Ctx<'_>) -> Result<(), ComposeEr
     for k in ["mem_limit", "mem_reservation", "memswap_limit", "shm_size"] {
         if let Some(v) = m.get(k) {
             if crate::model::types::Bytes::parse(&scalar(v).unwrap_or_default()).is_none() {
-                return Err(ctx.err(&with(path, &[k]), format!("invalid size: {}", scalar(v).unwrap_or_default())));
+                return Err(ctx.err(&with(path, &[k]), format!("invalid size: '{}'", scalar(v).unwrap_or_default())));
             }
         }
     }
@@ -825,8 +825,10 @@ fn deploy(d: &mut Mapping, path: &[Seg], ctx: &Ctx<'_>) -> Result<(), ComposeErr
                 coerce(&mut r, &rp, ctx, &[], &["pids"], &["cpus"])?;
                 if let Some(v) = r.get("memory") {
                     if crate::model::types::Bytes::parse(&scalar(v).unwrap_or_default()).is_none() {
-                        return Err(ctx
-                            .err(&with(&rp, &["memory"]), format!("invalid size: {}", scalar(v).unwrap_or_default())));
+                        return Err(ctx.err(
+                            &with(&rp, &["memory"]),
+                            format!("invalid size: '{}'", scalar(v).unwrap_or_default()),
+                        ));
                     }
                 }
                 if let Some(Value::Sequence(devs)) = r.get("devices").cloned() {
@@ -990,7 +992,7 @@ fn volume(v: &Value, path: &[Seg], ctx: &Ctx<'_>) -> Result<Value, ComposeError>
                 if crate::model::types::Bytes::parse(&scalar(sz).unwrap_or_default()).is_none() {
                     return Err(ctx.err(
                         &with(path, &["tmpfs", "size"]),
-                        format!("invalid size: {}", scalar(sz).unwrap_or_default()),
+                        format!("invalid size: '{}'", scalar(sz).unwrap_or_default()),
                     ));
                 }
             }
