@@ -25,6 +25,22 @@ fn compose_v2() -> Option<PathBuf> {
     None
 }
 
+/// Where compose prints an SSH key `id: path`, berth keeps the docker CLI's `id=path`
+/// (what `docker build --ssh` takes, and what loads back).
+fn compose_ssh_spelling(v: &mut Value) {
+    if let Some(Value::Mapping(services)) = v.get_mut("services") {
+        for (_, svc) in services.iter_mut() {
+            if let Some(Value::Sequence(keys)) = svc.get_mut("build").and_then(|b| b.get_mut("ssh")) {
+                for k in keys.iter_mut() {
+                    if let Value::String(s) = k {
+                        *s = s.replacen(": ", "=", 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// What berth prints that compose leaves out: `create_host_path: false` on a long-syntax
 /// bind (compose drops the false value of this opt-out flag, which hides it).
 fn known_differences(v: &mut Value) {
@@ -62,7 +78,8 @@ fn compare(bin: &Path, dir: &Path, files: &[&str], profiles: &[&str], env: &[(&s
         dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let theirs: Value = serde_norway::from_slice(&out.stdout).unwrap();
+    let mut theirs: Value = serde_norway::from_slice(&out.stdout).unwrap();
+    compose_ssh_spelling(&mut theirs);
 
     let o = LoadOptions {
         working_dir: dir.to_path_buf(),
@@ -125,4 +142,64 @@ fn examples_match_docker_compose() {
             compare(&bin, &dir, &[], &[], &[]);
         }
     }
+}
+
+/// One project written to a temp dir and compared.
+fn compare_files(bin: &Path, files: &[(&str, &str)], profiles: &[&str], env: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    compare(bin, dir.path(), &[], profiles, env);
+}
+
+#[test]
+fn short_syntaxes_match_docker_compose() {
+    let Some(bin) = compose_v2() else { return };
+    let cases: &[&str] = &[
+        // ports, expose
+        "services:\n  a:\n    image: x\n    ports: ['80', '8080:80', '127.0.0.1:81:81/udp', '[::1]:53:53', '7000-7001:70-71', 3000]\n    expose: ['3000-3002/udp', 4000]\n",
+        // environment, labels, command, entrypoint
+        "services:\n  a:\n    image: x\n    environment: ['A=1=2', 'B=', C]\n    labels: ['k=v', 'empty']\n    command: sh -c 'echo \"hi there\"'\n    entrypoint: /bin/sh\n",
+        // volumes, tmpfs, devices, dns
+        "services:\n  a:\n    image: x\n    volumes: ['./d:/d:ro,z', 'vol:/v:nocopy', '/anon', '~/h:/h']\n    tmpfs: /run\n    devices: ['/dev/null:/dev/nul2:rwm']\n    dns: 1.1.1.1\nvolumes:\n  vol:\n",
+        // build forms
+        "services:\n  a:\n    build:\n      context: .\n      ssh: [default, key=/k]\n      additional_contexts: {extra: ./ctx, img: docker-image://busybox}\n      extra_hosts: ['h:1.2.3.4']\n      args: {A: 1}\n  b:\n    build: .\n    extra_hosts: {h2: [5.6.7.8, 9.9.9.9]}\n",
+        // healthcheck, deploy, logging, ulimits, secrets
+        "services:\n  a:\n    image: x\n    healthcheck: {test: 'true', interval: 90s, disable: false}\n    deploy: {replicas: 3, resources: {limits: {cpus: '1.5', memory: 1g}}}\n    logging: {driver: syslog, options: {tag: x}}\n    ulimits: {nofile: {soft: 1, hard: 2}, core: 0}\n    secrets: [{source: s, mode: 0400}]\n    network_mode: host\nsecrets:\n  s: {file: ./s.txt}\n",
+        // anchors, merge keys, x- extensions, depends_on, links
+        "x-env: &env {A: 1}\nx-svc: &svc\n  image: x\n  environment: *env\nservices:\n  a:\n    <<: *svc\n    links: [b:bee]\n  b:\n    <<: *svc\n    depends_on: {c: {condition: service_healthy}}\n  c:\n    image: x\n",
+        // profiles and networks
+        "services:\n  a:\n    image: x\n    networks: {front: {aliases: [w]}, back: null}\n  b:\n    image: x\n    profiles: [p]\nnetworks:\n  front:\n    ipam: {config: [{subnet: 10.5.0.0/16}]}\n  back:\n    external: true\n",
+    ];
+    for text in cases {
+        compare_files(
+            &bin,
+            &[("compose.yaml", text), ("Dockerfile", "FROM busybox\n"), ("s.txt", "x\n")],
+            &[],
+            &[("HOME", "/home/u")],
+        );
+    }
+}
+
+#[test]
+fn include_and_extends_files_match_docker_compose() {
+    let Some(bin) = compose_v2() else { return };
+    compare_files(
+        &bin,
+        &[
+            (
+                "compose.yaml",
+                "include:\n  - path: sub/compose.yaml\n    env_file: sub/vars.env\nservices:\n  web:\n    extends: {file: lib/base.yaml, service: base}\n    depends_on: [db]\n",
+            ),
+            ("sub/compose.yaml", "services:\n  db:\n    image: ${DB_IMAGE}\n    volumes: ['./data:/data']\n"),
+            ("sub/vars.env", "DB_IMAGE=postgres:sub\n"),
+            ("lib/base.yaml", "services:\n  base:\n    build: ./ctx\n    volumes: ['./x:/x']\n"),
+            ("lib/ctx/Dockerfile", "FROM busybox\n"),
+        ],
+        &[],
+        &[],
+    );
 }

@@ -179,8 +179,9 @@ pub struct Service {
     /// Links to containers outside the project.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external_links: Vec<String>,
-    /// Extra `/etc/hosts` entries: host name -> addresses.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    /// Extra `/etc/hosts` entries: host name -> addresses (printed `host=address`, one a
+    /// line, as compose prints them).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty", serialize_with = "ser_hosts")]
     pub extra_hosts: IndexMap<String, Vec<String>>,
     /// Supplementary groups.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -397,8 +398,8 @@ pub struct Build {
     /// Always pull base images.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pull: bool,
-    /// Extra `/etc/hosts` entries during the build.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    /// Extra `/etc/hosts` entries during the build (printed as for a service).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty", serialize_with = "ser_hosts")]
     pub extra_hosts: IndexMap<String, Vec<String>>,
     /// Isolation (Windows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -829,13 +830,15 @@ pub struct Ulimit {
 
 impl Serialize for Ulimit {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.soft == self.hard {
+        // compose prints a single non-zero number for equal limits.
+        if self.soft == self.hard && self.soft != 0 {
             return s.serialize_i64(self.soft);
         }
-        let mut m = BTreeMap::new();
-        m.insert("hard", self.hard);
-        m.insert("soft", self.soft);
-        m.serialize(s)
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Ulimit", 2)?;
+        st.serialize_field("soft", &self.soft)?;
+        st.serialize_field("hard", &self.hard)?;
+        st.end()
     }
 }
 
@@ -1197,6 +1200,12 @@ impl<'de> Deserialize<'de> for Duration {
 fn ser_sorted<S: Serializer, V: Serialize>(map: &IndexMap<String, V>, s: S) -> Result<S::Ok, S::Error> {
     let sorted: BTreeMap<&String, &V> = map.iter().collect();
     sorted.serialize(s)
+}
+
+/// `extra_hosts` as compose prints it: `host=address` strings.
+fn ser_hosts<S: Serializer>(hosts: &IndexMap<String, Vec<String>>, s: S) -> Result<S::Ok, S::Error> {
+    let lines: Vec<String> = hosts.iter().flat_map(|(h, ips)| ips.iter().map(move |ip| format!("{h}={ip}"))).collect();
+    lines.serialize(s)
 }
 
 /// Reads `services:` and fills each `Service::name` from its key.
