@@ -26,8 +26,9 @@ fn compose_v2() -> Option<PathBuf> {
 }
 
 /// Where compose prints an SSH key `id: path`, berth keeps the docker CLI's `id=path`
-/// (what `docker build --ssh` takes, and what loads back).
-fn compose_ssh_spelling(v: &mut Value) {
+/// (what `docker build --ssh` takes, and what loads back); compose's order of them varies
+/// from run to run (a Go map), so both sides are sorted.
+fn ssh_keys_compared_as_sets(v: &mut Value) {
     if let Some(Value::Mapping(services)) = v.get_mut("services") {
         for (_, svc) in services.iter_mut() {
             if let Some(Value::Sequence(keys)) = svc.get_mut("build").and_then(|b| b.get_mut("ssh")) {
@@ -36,6 +37,7 @@ fn compose_ssh_spelling(v: &mut Value) {
                         *s = s.replacen(": ", "=", 1);
                     }
                 }
+                keys.sort_by_key(|k| k.as_str().unwrap_or_default().to_string());
             }
         }
     }
@@ -79,7 +81,7 @@ fn compare(bin: &Path, dir: &Path, files: &[&str], profiles: &[&str], env: &[(&s
         String::from_utf8_lossy(&out.stderr)
     );
     let mut theirs: Value = serde_norway::from_slice(&out.stdout).unwrap();
-    compose_ssh_spelling(&mut theirs);
+    ssh_keys_compared_as_sets(&mut theirs);
 
     let o = LoadOptions {
         working_dir: dir.to_path_buf(),
@@ -92,6 +94,7 @@ fn compare(bin: &Path, dir: &Path, files: &[&str], profiles: &[&str], env: &[(&s
     let yaml = model::load(&o).unwrap().to_yaml().unwrap();
     let mut ours: Value = serde_norway::from_str(&yaml).unwrap();
     known_differences(&mut ours);
+    ssh_keys_compared_as_sets(&mut ours);
     assert_eq!(
         ours,
         theirs,
