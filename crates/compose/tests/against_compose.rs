@@ -206,3 +206,27 @@ fn include_and_extends_files_match_docker_compose() {
         &[],
     );
 }
+
+#[test]
+fn dot_env_settings_and_override_paths_match_docker_compose() {
+    let Some(bin) = compose_v2() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "compose.yaml",
+            "services:\n  a:\n    image: busybox:${TAG:-${FALLBACK:-latest}}\n    volumes: ['./x:/x']\n    environment:\n      FROM_DOTENV: ${FROM_DOTENV}\n      BOTH: ${BOTH}\n      LITERAL: $$HOME\n  b:\n    image: busybox\n    profiles: [extra]\n",
+        ),
+        ("over/o.yaml", "services:\n  a:\n    volumes: ['./y:/y']\n    env_file: ./a.env\n"),
+        ("a.env", "IN_ENV_FILE=${FROM_DOTENV}-x\n"),
+        (
+            ".env",
+            "COMPOSE_PROFILES=extra\nCOMPOSE_PROJECT_NAME=fromdotenv\nFROM_DOTENV=dotenv\nBOTH=dotenv\nFALLBACK=fb\n",
+        ),
+    ];
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    compare(&bin, dir.path(), &["compose.yaml", "over/o.yaml"], &[], &[("BOTH", "process")]);
+}
