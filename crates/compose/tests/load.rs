@@ -573,6 +573,17 @@ fn missing_build_context_fails_at_load() {
 fn other_bad_input() {
     let cases: &[(&str, &str)] = &[
         ("services:\n  web:\n    image: [x\n", "compose.yaml: line 4: did not find expected ',' or ']'"),
+        ("# nothing but a comment\n", "compose.yaml: empty compose file"),
+        ("services:\n", "compose.yaml: line 1: services: must be a mapping"),
+        ("- a\n- b\n", "compose.yaml: line 1: top-level object must be a mapping"),
+        (
+            "services:\n  \"bad name\":\n    image: x\n",
+            "compose.yaml: line 2: services: additional properties 'bad name' not allowed",
+        ),
+        (
+            "services:\n  a:\n    image: x\n    depends_on:\n      b:\n        condition: service_bogus\n  b:\n    image: x\n",
+            "compose.yaml: line 6: services.a.depends_on.b.condition: value must be one of 'service_started', 'service_healthy', 'service_completed_successfully'",
+        ),
         (
             "services:\n  web:\n    image: x\n    ports: ['80:http']\n",
             "compose.yaml: line 4: services.web.ports.0: invalid port \"80:http\": invalid containerPort: http",
