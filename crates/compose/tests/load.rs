@@ -155,6 +155,7 @@ fn full_example_covers_every_key() {
     assert_eq!(web.secrets[1].target.as_deref(), Some("/run/secrets/api"));
     let d = web.deploy.as_ref().unwrap();
     assert_eq!(d.replicas, Some(2));
+    assert_eq!((web.replicas(), p.service("db").unwrap().replicas()), (2, 1));
     let limits = d.resources.limits.as_ref().unwrap();
     assert_eq!((limits.cpus, limits.memory, limits.pids), (Some(0.5), Some(model::Bytes(512 << 20)), Some(100)));
     let dev = &d.resources.reservations.as_ref().unwrap().devices[0];

@@ -224,6 +224,14 @@ impl Project {
     }
 }
 
+impl Service {
+    /// How many containers the service runs: `deploy.replicas`, else `scale`, else 1
+    /// (the loader has checked that the two agree when both are set).
+    pub fn replicas(&self) -> u32 {
+        self.deploy.as_ref().and_then(|d| d.replicas).or(self.scale).unwrap_or(1)
+    }
+}
+
 /// Whether `service` is enabled by `profiles`.
 fn active_with(service: &Service, profiles: &[String]) -> bool {
     service.profiles.is_empty() || profiles.iter().any(|p| p == "*" || service.profiles.contains(p))
