@@ -330,6 +330,29 @@ fn discovery_override_files_and_f_order() {
 }
 
 #[test]
+fn stdin_file_and_json_output() {
+    let dir = project(&[("x.txt", "data\n")]);
+    let o = LoadOptions {
+        files: vec!["-".into()],
+        stdin: Some(
+            "services:\n  a:\n    image: busybox\n    volumes: ['./x.txt:/x']\n    command: echo $$HOME\n".into(),
+        ),
+        ..opts(dir.path())
+    };
+    let p = model::load(&o).unwrap();
+    assert_eq!(p.working_dir, dir.path(), "stdin: the working directory is the project's");
+    assert_eq!(
+        p.service("a").unwrap().volumes[0].source.as_deref(),
+        Some(&*dir.path().join("x.txt").to_string_lossy())
+    );
+    let json: serde_json::Value = serde_json::from_str(&p.to_json().unwrap()).unwrap();
+    assert_eq!(json["services"]["a"]["command"], serde_json::json!(["echo", "$$HOME"]));
+    assert_eq!(json["name"], p.name.as_str());
+    let e = model::load(&LoadOptions { stdin: Some("services:\n  a:\n    imgae: x\n".into()), ..o }).unwrap_err();
+    assert_eq!(e.to_string(), "-: line 3: services.a: additional properties 'imgae' not allowed");
+}
+
+#[test]
 fn reset_and_override_tags() {
     let files = [
         (

@@ -60,6 +60,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
     let files = find_files(opts, &working_dir, &setting)?;
     let project_dir = match &opts.project_directory {
         Some(d) => absolute(&working_dir, d),
+        // With `-f -` first, the working directory is the project directory.
+        None if files[0].file_name().is_some_and(|n| n == "-") => working_dir.clone(),
         None => files[0].parent().map_or_else(|| working_dir.clone(), Path::to_path_buf),
     };
 
@@ -283,7 +285,11 @@ impl Loader<'_> {
         if let Some(l) = self.cache.get(path) {
             return Ok(l.clone());
         }
-        let src = Source::read(path, display_name(path, self.opts))?;
+        // `-f -`: the file given on standard input, named as compose names it.
+        let src = match (&self.opts.stdin, path.file_name()) {
+            (Some(text), Some(name)) if name == "-" && !path.exists() => Source::parse(path, "-".into(), text)?,
+            _ => Source::read(path, display_name(path, self.opts))?,
+        };
         let idx = self.sources.len();
         self.sources.push(src);
         let src = &self.sources[idx];

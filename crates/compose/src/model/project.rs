@@ -215,12 +215,27 @@ impl Project {
     /// in a value is printed `$$`, as compose prints it, so that the output loads again
     /// to the same project.
     pub fn to_yaml(&self) -> Result<String, ComposeError> {
+        serde_norway::to_string(&self.config_value()?).map_err(|source| ComposeError::Print { source })
+    }
+
+    /// The `config --format json` output: the same model as `to_yaml` (`$` printed `$$`,
+    /// as compose does), as indented JSON. Compose's JSON also carries empty
+    /// `ipam`/`placement` objects and `"entrypoint": null`; these carry no meaning and are
+    /// left out here.
+    pub fn to_json(&self) -> Result<String, ComposeError> {
+        let json = crate::model::schema::to_json(&self.config_value()?);
+        // A JSON value always prints; the fallback is unreachable in practice.
+        Ok(serde_json::to_string_pretty(&json).unwrap_or_default())
+    }
+
+    /// The model `config` prints, as a YAML value.
+    fn config_value(&self) -> Result<serde_norway::Value, ComposeError> {
         let mut shown = self.clone();
         shown.services.retain(|_, s| self.is_active(s));
         let shown = shown.without_unused_resources();
         let mut value = serde_norway::to_value(&shown).map_err(|source| ComposeError::Print { source })?;
         escape_dollars(&mut value);
-        serde_norway::to_string(&value).map_err(|source| ComposeError::Print { source })
+        Ok(value)
     }
 }
 
