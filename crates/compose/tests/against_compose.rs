@@ -190,6 +190,16 @@ fn short_syntaxes_match_docker_compose() {
 #[test]
 fn include_and_extends_files_match_docker_compose() {
     let Some(bin) = compose_v2() else { return };
+    // !reset in a service that extends another drops what it inherits.
+    compare_files(
+        &bin,
+        &[(
+            "compose.yaml",
+            "services:\n  init:\n    image: alpine\n    command: sleep infinity\n    ports: ['80:80']\n  base:\n    extends: {service: init}\n    command: !reset\n    ports: !override ['81:81']\n",
+        )],
+        &[],
+        &[],
+    );
     compare_files(
         &bin,
         &[

@@ -213,13 +213,10 @@ fn unset_variables_warn_and_go_blank() {
 }
 
 #[test]
-fn obsolete_version_warns_and_empty_services_load() {
+fn obsolete_version_warns_and_a_service_without_body_fails() {
     let dir = project(&[("compose.yaml", "version: '3.8'\nservices:\n  a:\n    image: busybox\n  b:\n")]);
     let e = model::load(&opts(dir.path())).unwrap_err().to_string();
-    assert_eq!(
-        e,
-        "compose.yaml: line 5: services.b: service \"b\" has neither an image nor a build context specified: invalid compose project"
-    );
+    assert_eq!(e, "compose.yaml: line 5: services.b: must be a mapping");
     let dir = project(&[("compose.yaml", "version: '3.8'\nservices:\n  a:\n    image: busybox\n")]);
     let p = model::load(&opts(dir.path())).unwrap();
     assert_eq!(
@@ -357,11 +354,11 @@ fn reset_and_override_tags() {
     let files = [
         (
             "compose.yaml",
-            "services:\n  app:\n    image: myapp\n    ports: ['8080:80']\n    environment:\n      FOO: BAR\n      KEEP: x\n    labels: {a: b}\n",
+            "services:\n  app:\n    image: myapp\n    ports: ['8080:80']\n    environment:\n      FOO: BAR\n      KEEP: x\n    labels: {a: b}\n    command: [sleep, '1']\n",
         ),
         (
             "compose.override.yaml",
-            "services:\n  app:\n    image: myapp\n    ports: !reset []\n    environment:\n      FOO: !reset null\n    labels: !override {c: d}\n",
+            "services:\n  app:\n    image: myapp\n    ports: !reset []\n    environment:\n      FOO: !reset null\n    labels: !override {c: d}\n    command: !reset\n",
         ),
     ];
     let dir = project(&files);
@@ -370,6 +367,7 @@ fn reset_and_override_tags() {
     assert!(app.ports.is_empty());
     assert_eq!(app.environment.keys().collect::<Vec<_>>(), ["KEEP"]);
     assert_eq!(app.labels, BTreeMap::from([("c".to_string(), "d".to_string())]));
+    assert_eq!(app.command, None);
     // !reset in the same file drops what an anchor merged in.
     let dir = project(&[(
         "compose.yaml",

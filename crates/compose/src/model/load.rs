@@ -308,14 +308,6 @@ impl Loader<'_> {
             }
         }
 
-        // `services: {name: }` is an empty service to compose, not a schema error.
-        if let Some(Value::Mapping(services)) = value.get_mut("services") {
-            for (_, svc) in services.iter_mut() {
-                if svc.is_null() {
-                    *svc = Value::Mapping(Mapping::new());
-                }
-            }
-        }
         if value.get("version").is_some() {
             let w = format!(
                 "{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion",
