@@ -201,6 +201,7 @@ fn full_example_covers_every_key() {
             && pos("db") < pos("cache")
             && pos("cache") < pos("web")
     );
+    assert!(p.to_yaml().unwrap().contains("restart: \"no\""), "quoted for YAML 1.1 readers, as compose does");
     round_trip(&p, &o);
 }
 
