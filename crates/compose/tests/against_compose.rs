@@ -105,10 +105,13 @@ fn compare(bin: &Path, dir: &Path, files: &[&str], profiles: &[&str], env: &[(&s
 }
 
 #[test]
-fn full_example_matches_docker_compose() {
+fn data_projects_match_docker_compose() {
     let Some(bin) = compose_v2() else { return };
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/full");
-    compare(&bin, &dir, &[], &["cache"], &[("FROM_SHELL", "shell value"), ("API_KEY", "k")]);
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    compare(&bin, &data.join("full"), &[], &["cache"], &[("FROM_SHELL", "shell value"), ("API_KEY", "k")]);
+    compare(&bin, &data.join("tutorial"), &[], &[], &[]);
+    compare(&bin, &data.join("layered"), &[], &[], &[("API_PORT", "1234")]);
+    compare(&bin, &data.join("layered"), &[], &["debug"], &[("LOG_LEVEL", "warn")]);
 }
 
 #[test]

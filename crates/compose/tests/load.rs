@@ -206,6 +206,59 @@ fn full_example_covers_every_key() {
 }
 
 #[test]
+fn every_data_project_loads_and_round_trips() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&root).unwrap().flatten() {
+        let o = LoadOptions {
+            environment: env(&[("FROM_SHELL", "shell value"), ("API_KEY", "k")]),
+            profiles: vec!["*".into()],
+            ..opts(&entry.path())
+        };
+        let p = model::load(&o).unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+        round_trip(&p, &o);
+        seen += 1;
+    }
+    assert!(seen >= 3);
+}
+
+#[test]
+fn layered_project() {
+    let dir = data("layered");
+    let p = model::load(&LoadOptions { environment: env(&[("API_PORT", "1234")]), ..opts(&dir) }).unwrap();
+    assert_eq!(p.config_files, [dir.join("compose.yaml"), dir.join("compose.override.yaml")]);
+    let api = p.service("api").unwrap();
+    // From the library file, its paths relative to it.
+    assert_eq!(api.build.as_ref().unwrap().context, dir.join("lib/py").to_string_lossy());
+    assert_eq!(api.working_dir.as_deref(), Some("/app"));
+    let sources: Vec<_> = api.volumes.iter().map(|v| v.source.clone().unwrap()).collect();
+    assert_eq!(sources, [dir.join("lib/cache").to_string_lossy(), dir.join("src").to_string_lossy()]);
+    // The anchor, then the override file.
+    assert_eq!(api.restart.as_deref(), Some("on-failure"));
+    assert_eq!(api.environment["LOG_LEVEL"].as_deref(), Some("debug"));
+    assert_eq!(api.ports.len(), 1, "!override replaced the ports");
+    assert_eq!(api.ports[0].published.as_deref(), Some("9090"));
+    // The included sub-project.
+    assert!(p.service("worker").is_some());
+    assert_eq!(p.volumes["jobs"].name, "layered_jobs");
+    assert_eq!(p.dependency_order(&[], true).unwrap(), ["worker", "api"]);
+    assert_eq!(p.dependency_order(&["debug".into()], true).unwrap(), ["worker", "api", "debug"]);
+}
+
+#[test]
+fn tutorial_project() {
+    let dir = data("tutorial");
+    let p = model::load(&opts(&dir)).unwrap();
+    assert_eq!(p.name, "tutorial");
+    let m = p.service("mymodel").unwrap();
+    assert_eq!(m.build.as_ref().unwrap().context, dir.to_string_lossy());
+    assert_eq!(m.volumes[0].kind, VolumeType::Bind);
+    assert_eq!(m.volumes[0].source.as_deref(), Some("/home/user/modelDir"));
+    assert_eq!(m.environment["JUPYTER_ENABLE_LAB"].as_deref(), Some("yes"));
+    assert!(p.to_yaml().unwrap().contains("JUPYTER_ENABLE_LAB: \"yes\""));
+}
+
+#[test]
 fn unset_variables_warn_and_go_blank() {
     let dir = project(&[("compose.yaml", "services:\n  a:\n    image: busybox:${TAG}\n")]);
     let p = model::load(&opts(dir.path())).unwrap();
