@@ -177,6 +177,8 @@ fn short_syntaxes_match_docker_compose() {
         "services:\n  a:\n    image: x\n    healthcheck: {test: 'true', interval: 90s, disable: false}\n    deploy: {replicas: 3, resources: {limits: {cpus: '1.5', memory: 1g}}}\n    logging: {driver: syslog, options: {tag: x}}\n    ulimits: {nofile: {soft: 1, hard: 2}, core: 0}\n    secrets: [{source: s, mode: 0400}]\n    network_mode: host\nsecrets:\n  s: {file: ./s.txt}\n",
         // anchors, merge keys, x- extensions, depends_on, links
         "x-env: &env {A: 1}\nx-svc: &svc\n  image: x\n  environment: *env\nservices:\n  a:\n    <<: *svc\n    links: [b:bee]\n  b:\n    <<: *svc\n    depends_on: {c: {condition: service_healthy}}\n  c:\n    image: x\n",
+        // the project name, known to the file's variables
+        "name: ${N:-From-Var}\nservices:\n  a:\n    image: x\n    container_name: c-${COMPOSE_PROJECT_NAME}\n",
         // profiles and networks
         "services:\n  a:\n    image: x\n    networks: {front: {aliases: [w]}, back: null}\n  b:\n    image: x\n    profiles: [p]\nnetworks:\n  front:\n    ipam: {config: [{subnet: 10.5.0.0/16}]}\n  back:\n    external: true\n",
     ];

@@ -323,6 +323,14 @@ fn project_name_rules() {
     assert_eq!(model::load(&o).unwrap().name, "envname");
     let o = LoadOptions { project_name: Some("flag".into()), ..o };
     assert_eq!(model::load(&o).unwrap().name, "flag");
+    // The name is known to the files' own variables.
+    std::fs::write(
+        sub.join("compose.yaml"),
+        "name: ${N:-From-Var}\nservices:\n  a:\n    image: busybox\n    container_name: c-${COMPOSE_PROJECT_NAME}\n",
+    )
+    .unwrap();
+    let p = model::load(&opts(&sub)).unwrap();
+    assert_eq!((p.name.as_str(), p.service("a").unwrap().container_name.as_deref()), ("from-var", Some("c-from-var")));
     let o = LoadOptions { project_name: Some("Bad Name".into()), ..opts(&sub) };
     assert_eq!(
         model::load(&o).unwrap_err().to_string(),
