@@ -138,6 +138,29 @@ fn merges_extends_and_env_files_match_docker_compose() {
 }
 
 #[test]
+fn cross_form_merges_match_docker_compose() {
+    let Some(bin) = compose_v2() else { return };
+    compare_files(
+        &bin,
+        &[
+            (
+                "compose.yaml",
+                "services:\n  a:\n    build: .\n    environment: [A=1, B=2]\n    labels: {l1: a}\n    networks: {n: {aliases: [one]}}\n    ulimits: {nofile: {soft: 1, hard: 2}}\n    logging: {driver: json-file, options: {max-size: 1m}}\n    healthcheck: {test: [CMD, a], interval: 5s}\n    secrets: [s]\n    volumes: ['./a:/data', 'vol:/other']\n    dns: [1.1.1.1]\n    cap_add: [NET_ADMIN]\n    depends_on: [b]\n  b:\n    image: x\nnetworks:\n  n:\nvolumes:\n  vol:\nsecrets:\n  s: {file: ./s.txt}\n",
+            ),
+            (
+                "compose.override.yaml",
+                "services:\n  a:\n    build: {dockerfile: Other.Dockerfile, args: [X=1]}\n    environment: {B: 3, C: 4}\n    labels: [l2=b]\n    networks: {n: {aliases: [two]}}\n    ulimits: {nofile: {soft: 3, hard: 4}}\n    logging: {driver: syslog}\n    healthcheck: {test: [CMD, b]}\n    secrets: [{source: s, mode: 0400}]\n    volumes: ['./b:/data']\n    dns: 8.8.8.8\n    cap_add: [NET_ADMIN, SYS_TIME]\n    depends_on: {b: {condition: service_healthy}}\n",
+            ),
+            ("Dockerfile", "FROM busybox\n"),
+            ("Other.Dockerfile", "FROM busybox\n"),
+            ("s.txt", "x\n"),
+        ],
+        &[],
+        &[],
+    );
+}
+
+#[test]
 fn examples_match_docker_compose() {
     let Some(bin) = compose_v2() else { return };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/compose");
