@@ -715,6 +715,15 @@ fn errors_name_the_right_file_among_several() {
     ];
     let e = load_err(&files);
     assert_eq!(e, "compose.override.yaml: line 5: services.web: additional properties 'imgae' not allowed");
+    // A check of the merged project points at the file that wrote the key.
+    let e = load_err(&[
+        ("compose.yaml", "services:\n  web:\n    image: x\n    networks: [front]\nnetworks:\n  front:\n"),
+        ("compose.override.yaml", "services:\n  web:\n    volumes:\n      - ./a:/a\n      - cache:/cache\n"),
+    ]);
+    assert_eq!(
+        e,
+        "compose.override.yaml: line 5: services.web.volumes.1: service \"web\" refers to undefined volume cache: invalid compose project"
+    );
 }
 
 #[test]
