@@ -573,7 +573,7 @@ pub fn image_inspect(img: &Image) -> ImageInspect {
             typ: "layers".to_owned(),
             layers: Some(img.diff_ids.iter().map(|d| d.to_string()).collect()),
         }),
-        metadata: Some(ImageInspectMetadata { last_tag_time: None }),
+        metadata: Some(ImageInspectMetadata { last_tag_time: img.last_tag_time.as_ref().map(rfc3339) }),
         ..Default::default()
     }
 }
