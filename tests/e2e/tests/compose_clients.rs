@@ -599,18 +599,36 @@ fn dns(d: &Daemon, c: &Client) {
         assert!(logs.is_some(), "{svc} never reached server by name and {alias}: {}", p.ok(&["logs", "--no-color"]));
     }
     let server = p.ids()["server"].clone();
+    let server_name = c.container_name(&p.name, "server", 1);
     let ip_on = |net: &str| {
         let fmt = format!("{{{{(index .NetworkSettings.Networks \"{}_{net}\").IPAddress}}}}", p.name);
         text(&d.docker(&["inspect", "--format", &fmt, &server]).stdout).trim().to_owned()
     };
     let (backend_ip, front_ip) = (ip_on("backend"), ip_on("front"));
+    // Inspect lists the aliases the client asked for and, as moby below API 1.45 does, the
+    // short id (docker-compose 1.29 reconnects a container whose aliases lack it).
+    let fmt = format!("{{{{json (index .NetworkSettings.Networks \"{}_backend\").Aliases}}}}", p.name);
+    let aliases: Vec<String> =
+        serde_json::from_str(&text(&d.docker(&["inspect", "--format", &fmt, &server]).stdout)).expect("aliases");
+    for want in ["server", "api", &server[..12]] {
+        assert!(aliases.iter().any(|a| a == want), "backend aliases {aliases:?} lack {want}");
+    }
+    // DNSNames: the name, the aliases, the short id, each once (v2 passes the container
+    // name as an alias too).
+    let fmt = format!("{{{{json (index .NetworkSettings.Networks \"{}_backend\").DNSNames}}}}", p.name);
+    let names: Vec<String> =
+        serde_json::from_str(&text(&d.docker(&["inspect", "--format", &fmt, &server]).stdout)).expect("DNSNames");
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "DNSNames repeats a name: {names:?}");
+    assert_eq!(names.first(), Some(&server_name), "DNSNames starts with the container's name: {names:?}");
     assert!(!backend_ip.is_empty() && !front_ip.is_empty() && backend_ip != front_ip, "{backend_ip} {front_ip}");
     let resolves = |from: &str, name: &str| {
         let out = p.exec(from, &["nslookup", name, "127.0.0.11"]);
         let o = text(&out.stdout);
         o.lines().filter_map(|l| l.strip_prefix("Address: ")).map(str::to_owned).collect::<Vec<_>>()
     };
-    let server_name = c.container_name(&p.name, "server", 1);
     for name in ["server", "api", server_name.as_str()] {
         assert_eq!(resolves("client", name), std::slice::from_ref(&backend_ip), "client: nslookup {name}");
     }
