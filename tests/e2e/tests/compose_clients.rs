@@ -659,7 +659,18 @@ fn job(d: &Daemon, c: &Client) {
     assert!(err.contains("check: nope: no such file"), "{err}");
     p.assert_no_oneoff();
     assert!(p.containers().is_empty(), "run --rm left containers: {:?}", p.containers());
-    // `up` runs it once as the service's container, which stays (exited 0).
+    // `up` runs it once as the service's container, which stays (exited 0); `events`
+    // (the daemon's /events filtered by the project's label) sees it come and go.
+    let events_before = d.log().matches("uri=/events").count();
+    let events = p
+        .cmd(&["events", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start compose events");
+    // Subscribed once the daemon has seen its request.
+    let subscribed = wait_for(30, || (d.log().matches("uri=/events").count() > events_before).then_some(()));
+    assert!(subscribed.is_some(), "compose events never asked the daemon for events");
     let up = p.ok(&["up"]);
     assert!(up.contains("check: 3 rows, 0 bad"), "{up}");
     let cs = p.containers();
@@ -667,6 +678,19 @@ fn job(d: &Daemon, c: &Client) {
     assert_eq!(cs[0].state, "exited");
     let code = text(&d.docker(&["inspect", "--format", "{{.State.ExitCode}}", &cs[0].id]).stdout);
     assert_eq!(code.trim(), "0");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut events = events;
+    let _ = events.kill();
+    let out = events.wait_with_output().expect("compose events output");
+    let actions: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["service"] == "job" && e["id"] == cs[0].id.as_str())
+        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .collect();
+    for want in ["create", "start", "die"] {
+        assert!(actions.iter().any(|a| a == want), "compose events: no {want} in {actions:?}");
+    }
     p.down_clean();
 }
 
