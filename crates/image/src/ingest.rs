@@ -200,7 +200,7 @@ impl ImageStore {
         let id = self.content().write(config)?;
         let manifest_digest = self.content().write(manifest)?;
         let mut db = self.db();
-        let tx = db.transaction()?;
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         insert_image_rows(&tx, &id, &manifest_digest, layers)?;
         for t in &targets {
             set_ref(&tx, t, &id)?;

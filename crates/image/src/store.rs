@@ -407,7 +407,11 @@ impl ImageStore {
         let manifest_digest = self.content.write(&manifest_bytes)?;
 
         let mut db = self.db();
-        let tx = db.transaction()?;
+        // IMMEDIATE: the write lock is taken at BEGIN, where busy_timeout waits for it. A
+        // deferred transaction that reads first cannot wait when it comes to write after
+        // another connection to state.db (build cache, containers) wrote: SQLite answers
+        // "database is locked" at once, which failed concurrent builds.
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         insert_image_rows(&tx, &id, &manifest_digest, layers)?;
         for t in targets {
             set_ref(&tx, t, &id)?;
@@ -552,7 +556,7 @@ impl ImageStore {
         let manifest: String =
             db.query_row("SELECT manifest_digest FROM image_images WHERE id = ?1", [id.to_string()], |r| r.get(0))?;
         let layers = layers_of(db, id)?;
-        let tx = db.transaction()?;
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM image_refs WHERE image_id = ?1", [id.to_string()])?;
         tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id.to_string()])?;
         tx.execute("DELETE FROM image_images WHERE id = ?1", [id.to_string()])?;

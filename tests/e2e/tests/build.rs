@@ -1,6 +1,6 @@
-//! The builder end to end: the example training project built with our CLI and with the
-//! docker CLI (legacy builder API), the layer cache on rebuilds, multi-stage builds,
-//! build args, .dockerignore, secrets, and broken input.
+//! The builder end to end: a small busybox project (tests/e2e/fixtures/csvstats) built with
+//! our CLI and with the docker CLI (legacy builder API), the layer cache on rebuilds,
+//! multi-stage builds, build args, .dockerignore, secrets, and broken input.
 
 use std::path::{Path, PathBuf};
 
@@ -19,10 +19,10 @@ fn copy_dir(src: &Path, dst: &Path) {
     }
 }
 
-/// A fresh copy of examples/iris, so tests can edit it.
+/// A fresh copy of the csvstats fixture, so tests can edit it.
 fn project(d: &Daemon, name: &str) -> PathBuf {
     let p = d.dir.path().join(name);
-    copy_dir(&repo_root().join("examples/iris"), &p);
+    copy_dir(&repo_root().join("tests/e2e/fixtures/csvstats"), &p);
     p
 }
 
@@ -40,58 +40,58 @@ fn image_id(d: &Daemon, name: &str) -> String {
 fn example_project_builds_runs_and_rebuilds_from_cache() {
     let d = Daemon::start();
     d.import_busybox("busybox:latest");
-    let p = project(&d, "iris");
-    let out = build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.0", "."]);
+    let p = project(&d, "csvstats");
+    let out = build_in(&d, &p, &["-f", "stats.dockerfile", "-t", "csvstats:1.0.0", "."]);
     let log = ok(&out);
-    assert!(log.contains("installing numpy==2.1.0"), "RUN output is shown: {log}");
-    assert!(log.contains("Successfully tagged iris-train:1.0.0"), "{log}");
-    let first = image_id(&d, "iris-train:1.0.0");
+    assert!(log.contains("indexed 3 species"), "RUN output is shown: {log}");
+    assert!(log.contains("Successfully tagged csvstats:1.0.0"), "{log}");
+    let first = image_id(&d, "csvstats:1.0.0");
 
-    std::fs::create_dir_all(p.join("artifacts")).unwrap();
-    let vol = format!("{}:/app/artifacts", p.join("artifacts").display());
-    let out = d.berth(&["run", "--rm", "-v", &vol, "--user", "0:0", "iris-train:1.0.0", "--epochs", "2"]);
+    std::fs::create_dir_all(p.join("out")).unwrap();
+    let vol = format!("{}:/app/out", p.join("out").display());
+    let out = d.berth(&["run", "--rm", "-v", &vol, "--user", "0:0", "csvstats:1.0.0", "--column", "2"]);
     let run = ok(&out);
-    assert!(run.contains("training on 6 samples as root, 3 packages installed"), "{run}");
-    assert!(run.contains("epoch 2/2: loss=0.250"), "{run}");
-    assert_eq!(std::fs::read_to_string(p.join("artifacts/model.txt")).unwrap(), "model: 6 samples, 2 epochs\n");
-    let out = d.berth(&["run", "--rm", "--entrypoint", "id", "iris-train:1.0.0", "-un"]);
+    assert!(run.contains("summarising 6 rows as root, 3 species indexed"), "{run}");
+    assert!(run.contains("sepal_width: mean 3.15 over 6 rows"), "{run}");
+    assert_eq!(std::fs::read_to_string(p.join("out/summary.txt")).unwrap(), "sepal_width: mean 3.15 over 6 rows\n");
+    let out = d.berth(&["run", "--rm", "--entrypoint", "id", "csvstats:1.0.0", "-un"]);
     assert_eq!(ok(&out).trim(), "app", "USER app is the default user");
     let cfg = ok(&d.berth(&[
         "inspect",
         "--format",
         "{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{.Config.WorkingDir}}",
-        "iris-train:1.0.0",
+        "csvstats:1.0.0",
     ]));
-    assert_eq!(cfg.trim(), r#"["sh","/app/src/train.sh"] ["--epochs","3"] /app"#);
+    assert_eq!(cfg.trim(), r#"["sh","/app/src/stats.sh"] ["--column","1"] /app"#);
 
     // No change: every step from the cache, the same image.
-    let log = ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.0", "."]));
+    let log = ok(&build_in(&d, &p, &["-f", "stats.dockerfile", "-t", "csvstats:1.0.0", "."]));
     let is_step = |l: &str| l.starts_with('#') && l.split_once(' ').is_some_and(|(_, r)| r.starts_with('['));
     let steps = log.lines().filter(|l| is_step(l)).count();
     let cached = log.lines().filter(|l| l.ends_with(" CACHED")).count();
     assert_eq!(cached, steps - 1, "all but FROM cached: {log}");
-    assert_eq!(image_id(&d, "iris-train:1.0.0"), first);
+    assert_eq!(image_id(&d, "csvstats:1.0.0"), first);
 
     // Touching a file's mtime changes nothing; changing its content rebuilds from its COPY on.
-    let script = p.join("src/train.sh");
+    let script = p.join("src/stats.sh");
     let body = std::fs::read_to_string(&script).unwrap();
     std::fs::write(&script, &body).unwrap();
-    let log = ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.0", "."]));
+    let log = ok(&build_in(&d, &p, &["-f", "stats.dockerfile", "-t", "csvstats:1.0.0", "."]));
     assert_eq!(log.lines().filter(|l| l.ends_with(" CACHED")).count(), steps - 1, "{log}");
     std::fs::write(&script, body.replace("saved ", "stored ")).unwrap();
-    let log = ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.0", "."]));
-    assert!(!log.contains("installing numpy"), "the pip step stayed cached: {log}");
+    let log = ok(&build_in(&d, &p, &["-f", "stats.dockerfile", "-t", "csvstats:1.0.0", "."]));
+    assert!(!log.contains("indexed 3 species"), "the index step stayed cached: {log}");
     let step_of = |needle: &str| log.lines().position(|l| is_step(l) && l.contains(needle)).unwrap();
     let after_copy_src = &log.lines().skip(step_of("COPY src/")).collect::<Vec<_>>().join("\n");
     assert!(!after_copy_src.contains(" CACHED"), "{log}");
     assert!(log.lines().any(|l| l.starts_with("#4 CACHED")), "BuildKit-style progress: {log}");
     assert!(log.lines().any(|l| l.contains(" DONE ")), "steps report their time: {log}");
-    assert_ne!(image_id(&d, "iris-train:1.0.0"), first);
+    assert_ne!(image_id(&d, "csvstats:1.0.0"), first);
 
     // Ignored files never reach the image.
     std::fs::write(p.join("src/debug.log"), "secret-ish").unwrap();
-    ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.1", "."]));
-    let out = d.berth(&["run", "--rm", "--entrypoint", "ls", "iris-train:1.0.1", "/app/src"]);
+    ok(&build_in(&d, &p, &["-f", "stats.dockerfile", "-t", "csvstats:1.0.1", "."]));
+    let out = d.berth(&["run", "--rm", "--entrypoint", "ls", "csvstats:1.0.1", "/app/src"]);
     assert!(!ok(&out).contains("debug.log"));
 
     // The cache is visible in `system df` and `builder prune -af` really empties it.
@@ -99,7 +99,7 @@ fn example_project_builds_runs_and_rebuilds_from_cache() {
     let cache_row = df.lines().find(|l| l.starts_with("Build Cache")).unwrap_or_else(|| panic!("{df}"));
     assert!(cache_row.split_whitespace().nth(2).and_then(|n| n.parse::<u32>().ok()).unwrap_or(0) > 0, "{df}");
     ok(&d.berth(&["builder", "prune", "-af"]));
-    let log = ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:1.0.1", "."]));
+    let log = ok(&build_in(&d, &p, &["-f", "stats.dockerfile", "-t", "csvstats:1.0.1", "."]));
     assert!(!log.contains(" CACHED"), "nothing cached after prune: {log}");
 }
 
@@ -111,21 +111,21 @@ fn docker_cli_builds_through_the_legacy_api() {
     }
     let d = Daemon::start();
     d.import_busybox("busybox:latest");
-    let p = project(&d, "iris");
+    let p = project(&d, "csvstats");
     let out = d
-        .docker_cmd(&["build", "-f", "train.dockerfile", "-t", "iris-train:docker", "."])
+        .docker_cmd(&["build", "-f", "stats.dockerfile", "-t", "csvstats:docker", "."])
         .env("DOCKER_BUILDKIT", "0")
         .current_dir(&p)
         .output()
         .unwrap();
     let log = ok(&out);
-    assert!(log.contains("Successfully tagged iris-train:docker"), "{log}\n{}", text(&out.stderr));
-    let run = ok(&d.docker(&["run", "--rm", "--user", "0:0", "iris-train:docker"]));
-    assert!(run.contains("epoch 3/3"), "{run}");
+    assert!(log.contains("Successfully tagged csvstats:docker"), "{log}\n{}", text(&out.stderr));
+    let run = ok(&d.docker(&["run", "--rm", "--user", "0:0", "csvstats:docker"]));
+    assert!(run.contains("sepal_length: mean 5.92 over 6 rows"), "{run}");
     assert!(ok(&d.docker(&["system", "df"])).contains("Build Cache"));
     // Same context through the tar path and through our CLI's directory path: same image.
-    ok(&build_in(&d, &p, &["-f", "train.dockerfile", "-t", "iris-train:berth", "."]));
-    assert_eq!(image_id(&d, "iris-train:docker"), image_id(&d, "iris-train:berth"));
+    ok(&build_in(&d, &p, &["-f", "stats.dockerfile", "-t", "csvstats:berth", "."]));
+    assert_eq!(image_id(&d, "csvstats:docker"), image_id(&d, "csvstats:berth"));
 }
 
 #[test]
