@@ -207,3 +207,31 @@ fn ssh_agent_sockets_are_forwarded_to_run_steps() {
     let out = d.build_plain(&p, &["-t", "ssh:2", "--ssh", &format!("default={}", key.display()), "."]);
     assert!(text(&out.stderr).contains("is not an agent socket"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn workdir_made_under_a_user_belongs_to_that_user() {
+    // BuildKit makes a WORKDIR (and its missing parents) as the stage's USER, so the user
+    // can write there; directories that already existed keep their owner.
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let dir = d.dir_with(
+        "wd",
+        "FROM busybox\nRUN echo 'app:x:1000:1001::/home/app:/bin/sh' >> /etc/passwd\nUSER app\n\
+         WORKDIR /w/x\nRUN touch mine\nUSER 2000:3000\nWORKDIR /w/x/y\nUSER root\nWORKDIR /root/z\n",
+    );
+    build_in(&d, &dir, &["-t", "wd:1", "."]);
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "wd:1",
+        "stat",
+        "-c",
+        "%n %u:%g",
+        "/w",
+        "/w/x",
+        "/w/x/mine",
+        "/w/x/y",
+        "/root/z",
+    ]));
+    assert_eq!(out, "/w 1000:1001\n/w/x 1000:1001\n/w/x/mine 1000:1001\n/w/x/y 2000:3000\n/root/z 0:0\n");
+}

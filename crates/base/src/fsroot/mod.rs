@@ -65,6 +65,12 @@ pub fn read_in_root(root: &Path, path: &str) -> io::Result<Vec<u8>> {
 /// `mkdir -p` inside `root`: each missing component is created (mode 0755, owned by the
 /// caller), symlinks along the way are followed but stay inside the root.
 pub fn mkdir_all_in_root(root: &Path, path: &str) -> io::Result<()> {
+    mkdir_all_in_root_owned(root, path, None)
+}
+
+/// `mkdir -p` inside `root` whose newly made components belong to `owner` (uid, gid), as
+/// BuildKit makes a `WORKDIR` under a `USER`; components that already exist keep theirs.
+pub fn mkdir_all_in_root_owned(root: &Path, path: &str, owner: Option<(u32, u32)>) -> io::Result<()> {
     let r = open_root(root)?;
     let mut cur = String::new();
     for comp in Path::new(path).components() {
@@ -83,7 +89,20 @@ pub fn mkdir_all_in_root(root: &Path, path: &str) -> io::Result<()> {
         };
         let parent = open_in_root(&r, &cur, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
         match rustix::fs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Ok(()) => {
+                if let Some((uid, gid)) = owner {
+                    // The entry was just made by us under an O_PATH parent inside the root:
+                    // no symlink can stand there, and NOFOLLOW keeps it so.
+                    rustix::fs::chownat(
+                        &parent,
+                        name.as_str(),
+                        Some(rustix::fs::Uid::from_raw(uid)),
+                        Some(rustix::fs::Gid::from_raw(gid)),
+                        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                    )?;
+                }
+            }
+            Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(e.into()),
         }
         if !cur.is_empty() {
@@ -118,6 +137,14 @@ mod tests {
         assert!(!dir.join("app").exists());
         std::fs::write(root.join("file"), b"x").unwrap();
         assert!(mkdir_all_in_root(&root, "/file/sub").is_err());
+        // Only the components made now take the owner.
+        mkdir_all_in_root_owned(&root, "/app/owned/deep", Some((1234, 5678))).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        for p in ["app/owned", "app/owned/deep"] {
+            let m = std::fs::metadata(root.join(p)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (1234, 5678), "{p}");
+        }
+        assert_eq!(std::fs::metadata(root.join("app")).unwrap().uid(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

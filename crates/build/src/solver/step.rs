@@ -376,8 +376,11 @@ impl Solver<'_> {
         let mut cfg = st.config.config().clone().unwrap_or_default();
         let w = cx.ctx.plan.lowering.expand_word(w, &env)?;
         let abs = workdir_path(cfg.working_dir().as_deref(), &w);
+        // As BuildKit does, directories made under a USER belong to that user.
+        let user = cfg.user().clone().filter(|u| !u.is_empty() && u != "root" && u != "0" && u != "0:0");
         let layer = crate::rootfs::with_root(self.images, &self.work_root, &st.layers, |_dir, rootfs| {
-            berth_base::fsroot::mkdir_all_in_root(rootfs, &abs).map_err(|e| Error::io("create", &abs, e))
+            let owner = user.as_deref().map(|u| crate::copy::resolve_owner(rootfs, u)).transpose()?;
+            berth_base::fsroot::mkdir_all_in_root_owned(rootfs, &abs, owner).map_err(|e| Error::io("create", &abs, e))
         })?;
         cfg.set_working_dir(Some(abs));
         self.commit(st, cfg, layer, text, key)
