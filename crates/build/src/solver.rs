@@ -119,6 +119,9 @@ struct State {
     args: Vec<(String, String)>,
     /// Healthcheck, SHELL and ONBUILD triggers (the OCI config has no fields for them).
     extras: ConfigExtras,
+    /// Keeps the base image's layers and those of reused cache entries from an `rmi` that
+    /// runs while this build does.
+    leases: Vec<berth_image::LayerLease>,
 }
 
 impl State {

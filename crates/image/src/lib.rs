@@ -21,6 +21,6 @@ pub use error::Error;
 pub use extras::{ConfigExtras, HealthConfig};
 pub use ingest::LayerSource;
 pub use store::{
-    ContainerUse, DeleteItem, HistoryEntry, Image, ImageStore, ImportOptions, Layer, MEDIA_TYPE_CONFIG,
+    ContainerUse, DeleteItem, HistoryEntry, Image, ImageStore, ImportOptions, Layer, LayerLease, MEDIA_TYPE_CONFIG,
     MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST, chain_ids,
 };

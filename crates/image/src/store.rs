@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_base::{Digest, Reference, fsutil, short_id};
 use chrono::{DateTime, Utc};
@@ -162,6 +162,9 @@ pub struct ImageStore {
     pub(crate) snapshots: PathBuf,
     /// Layers added since open that no image references yet: delete must not remove them.
     pending: Mutex<HashSet<Digest>>,
+    /// Layers a build is using (a base image's, or a cached step's) with how many builds
+    /// use each: delete and gc leave them until the last lease ends.
+    leases: Arc<Mutex<HashMap<Digest, usize>>>,
     /// The most a layer's files may add up to when unpacked (see [`ImageStore::with_max_layer_size`]).
     pub(crate) max_layer_size: Option<u64>,
 }
@@ -217,6 +220,7 @@ impl ImageStore {
             content,
             snapshots,
             pending: Mutex::new(HashSet::new()),
+            leases: Arc::new(Mutex::new(HashMap::new())),
             max_layer_size: None,
         })
     }
@@ -241,6 +245,26 @@ impl ImageStore {
 
     pub(crate) fn pending(&self) -> MutexGuard<'_, HashSet<Digest>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn leases(&self) -> MutexGuard<'_, HashMap<Digest, usize>> {
+        lock_leases(&self.leases)
+    }
+
+    /// Keeps `layers` (their snapshots and blobs) from being removed by an image delete or
+    /// gc until the returned lease is dropped: a build takes one on its base image and on
+    /// each cached step it reuses, so `rmi` of the image they came from cannot pull them
+    /// from under it. Check [`ImageStore::has_layer`] after leasing: a delete that ran
+    /// before may already have removed them.
+    pub fn lease(&self, layers: &[Layer]) -> LayerLease {
+        let mut digests = Vec::with_capacity(layers.len() * 2);
+        for l in layers {
+            digests.push(l.diff_id.clone());
+            if l.blob != l.diff_id {
+                digests.push(l.blob.clone());
+            }
+        }
+        LayerLease::take(self.leases.clone(), digests)
     }
 
     /// The directory holding the unpacked layer `diff_id`.
@@ -568,7 +592,10 @@ impl ImageStore {
                 errors.push(e);
             }
         }
-        let pending = self.pending().clone();
+        let mut pending = self.pending().clone();
+        // Held until the loop ends, so a lease taken meanwhile waits and then sees what is left.
+        let leases = self.leases();
+        pending.extend(leases.keys().cloned());
         let chain = chain_ids(&layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>());
         let mut removed = Vec::new();
         let mut seen = HashSet::new();
@@ -831,7 +858,8 @@ impl ImageStore {
 
     /// The blobs and snapshots records own, as `sha256:<hex>` strings.
     fn owned(&self, db: &Connection) -> Result<(HashSet<String>, HashSet<String>), Error> {
-        let pending = self.pending().clone();
+        let mut pending = self.pending().clone();
+        pending.extend(self.leases().keys().cloned());
         let mut keep_blobs: HashSet<String> = HashSet::new();
         let mut keep_snaps: HashSet<String> = HashSet::new();
         let mut st = db.prepare("SELECT id, manifest_digest FROM image_images")?;
@@ -1141,5 +1169,50 @@ mod tests {
         assert!(!is_single_reference(&[row("x:1", "x", false), row("x:2", "x", false)]));
         assert!(is_single_reference(&[row("x:1", "x", false), row("x@d", "x", true)]));
         assert!(!is_single_reference(&[row("x:1", "x", false), row("y@d", "y", true)]));
+    }
+}
+
+fn lock_leases(m: &Mutex<HashMap<Digest, usize>>) -> MutexGuard<'_, HashMap<Digest, usize>> {
+    // The map is whole after any panic (one insert or remove at a time).
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Layers kept from removal while it lives (see [`ImageStore::lease`]). Cloning takes the
+/// layers again; dropping gives them back.
+#[derive(Debug)]
+pub struct LayerLease {
+    leases: Arc<Mutex<HashMap<Digest, usize>>>,
+    digests: Vec<Digest>,
+}
+
+impl LayerLease {
+    fn take(leases: Arc<Mutex<HashMap<Digest, usize>>>, digests: Vec<Digest>) -> LayerLease {
+        {
+            let mut m = lock_leases(&leases);
+            for d in &digests {
+                *m.entry(d.clone()).or_insert(0) += 1;
+            }
+        }
+        LayerLease { leases, digests }
+    }
+}
+
+impl Clone for LayerLease {
+    fn clone(&self) -> LayerLease {
+        LayerLease::take(self.leases.clone(), self.digests.clone())
+    }
+}
+
+impl Drop for LayerLease {
+    fn drop(&mut self) {
+        let mut m = lock_leases(&self.leases);
+        for d in &self.digests {
+            if let Some(n) = m.get_mut(d) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(d);
+                }
+            }
+        }
     }
 }

@@ -235,3 +235,47 @@ fn workdir_made_under_a_user_belongs_to_that_user() {
     ]));
     assert_eq!(out, "/w 1000:1001\n/w/x 1000:1001\n/w/x/mine 1000:1001\n/w/x/y 2000:3000\n/root/z 0:0\n");
 }
+
+#[test]
+fn rmi_during_a_build_leaves_the_layers_the_build_reuses() {
+    // A build that reused a cached step of image `x` (and stands on busybox) keeps those
+    // layers while it runs, even when `x` and busybox are removed under it.
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let x = d.dir_with("x", "FROM busybox\nWORKDIR /app\nRUN echo a > a\n");
+    build_in(&d, &x, &["-t", "x:1", "."]);
+    let marker = d.dir_with("y", "FROM busybox\nWORKDIR /app\nRUN touch /started && sleep 3\nRUN echo b > b\n");
+    let mut child = d
+        .berth_cmd(&["build", "--progress", "plain", "-t", "y:1", "."])
+        .current_dir(&marker)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the sleeping step to start, then remove the images whose layers it stands on.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("RUN touch /started") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the RUN step started");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    ok(&d.berth(&["rmi", "x:1"]));
+    ok(&d.berth(&["rmi", "busybox:latest"]));
+    let status = child.wait().unwrap();
+    let log = reader.join().unwrap();
+    assert!(status.success(), "{log}");
+    assert_eq!(ok(&d.berth(&["run", "--rm", "y:1", "cat", "/app/b"])), "b\n");
+    // Once the build is over nothing holds the layers: removing y frees them all.
+    ok(&d.berth(&["rmi", "y:1"]));
+    assert_eq!(ok(&d.berth(&["images", "-q"])).trim(), "");
+}

@@ -86,6 +86,7 @@ impl Solver<'_> {
                 key: chain(&Digest::of(b"scratch"), &[&want.to_string()]),
                 args: Vec::new(),
                 extras: ConfigExtras::default(),
+                leases: Vec::new(),
             }
         } else {
             let img = self.images.resolve(&base).map_err(|source| Error::BaseImage { name: base.clone(), source })?;
@@ -97,12 +98,22 @@ impl Solver<'_> {
                     actual: have.to_string(),
                 });
             }
+            let layers = self.images.image_layers(&img.id)?;
+            let lease = self.images.lease(&layers);
+            if let Some(gone) = layers.iter().find(|l| !self.images.has_layer(l)) {
+                // Removed between the lookup and the lease (an `rmi` right now).
+                return Err(Error::BaseImage {
+                    name: base.clone(),
+                    source: berth_image::Error::LayerNotFound(gone.diff_id.to_string()),
+                });
+            }
             State {
-                layers: self.images.image_layers(&img.id)?,
+                layers,
                 config: img.config.clone(),
                 key: chain(&img.id, &["FROM"]),
                 args: Vec::new(),
                 extras: img.extras.clone(),
+                leases: vec![lease],
             }
         };
         ensure_default_path(&mut st.config);
@@ -414,6 +425,8 @@ impl Solver<'_> {
             return false;
         }
         let Some(hit) = self.cache.get(key) else { return false };
+        // Leased before the check: an `rmi` after it cannot take the layers away.
+        let lease = self.images.lease(&hit.layers);
         if !hit.layers.iter().all(|l| self.images.has_layer(l)) {
             return false;
         }
@@ -426,6 +439,7 @@ impl Solver<'_> {
         }
         let Ok(config) = serde_json::from_value::<ImageConfiguration>(hit.config.clone()) else { return false };
         st.layers = hit.layers;
+        st.leases.push(lease);
         st.config = config;
         st.extras = ConfigExtras::from_config_json(&hit.config);
         st.key = key.clone();
@@ -1050,6 +1064,7 @@ mod tests {
             key: Digest::of(b"k"),
             args: vec![("A".into(), "1".into())],
             extras: ConfigExtras::default(),
+            leases: Vec::new(),
         };
         let run = RunStep { cmd, mounts, network: *network, insecure: *insecure };
         let (spec, _scratch) = solver.run_spec(&cx, &st, &run, &solver.env_of(&st)).unwrap();
@@ -1100,6 +1115,7 @@ mod tests {
             key: Digest::of(b"parent"),
             args: Vec::new(),
             extras: ConfigExtras::default(),
+            leases: Vec::new(),
         };
         let env = |v: &str| vec![("FOO".to_owned(), v.to_owned()), ("BAR".to_owned(), "x".to_owned())];
         let k = |text: &str, a: &str| step_key(&st, text, Vec::new(), &env(a));
