@@ -15,6 +15,86 @@ pub enum ComposeError {
         source: std::io::Error,
     },
 
+    /// A compose file is not valid YAML.
+    #[error("{file}{}: {message}", line.map(|l| format!(": line {l}")).unwrap_or_default())]
+    Yaml {
+        /// The file.
+        file: String,
+        /// 1-based line, when the parser knows it.
+        line: Option<usize>,
+        /// The parser's message.
+        message: String,
+    },
+
+    /// A compose file breaks the Compose Specification's schema (compose's wording).
+    #[error("{at}: {message}")]
+    Schema {
+        /// File, line and key.
+        at: crate::model::Location,
+        /// What is wrong (`additional properties 'imgae' not allowed`).
+        message: String,
+    },
+
+    /// A variable could not be substituted.
+    #[error("{at}: {source}")]
+    Interpolation {
+        /// File, line and key.
+        at: crate::model::Location,
+        /// Why.
+        #[source]
+        source: crate::model::interpolate::TemplateError,
+    },
+
+    /// A value means nothing to compose once written out (a port or volume spec that
+    /// does not parse, a reference to an undefined network, a missing build context…);
+    /// the message says which, in compose's words where it has some.
+    #[error("{at}: {message}")]
+    Invalid {
+        /// File, line and key.
+        at: crate::model::Location,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// An env file (`.env`, `--env-file`, `env_file:`) does not parse.
+    #[error("failed to read {path}: {source}")]
+    EnvFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: crate::model::env::EnvFileError,
+    },
+
+    /// No compose file was given and none was found.
+    #[error("no configuration file provided: not found")]
+    NoComposeFile {
+        /// Where we looked (and its parents).
+        dir: std::path::PathBuf,
+    },
+
+    /// `-p` or `COMPOSE_PROJECT_NAME` is not a valid project name.
+    #[error(
+        "invalid project name {name:?}: must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number"
+    )]
+    ProjectName {
+        /// The name given.
+        name: String,
+    },
+
+    /// No name could be derived for the project.
+    #[error("project name must not be empty")]
+    EmptyProjectName,
+
+    /// `extends` or `include` loops back on itself.
+    #[error("{kind} cycle detected: {}", chain.join(" -> "))]
+    ReferenceCycle {
+        /// `extends` or `include`.
+        kind: &'static str,
+        /// The chain, the first repeated at the end.
+        chain: Vec<String>,
+    },
+
     /// The project has no service by this name.
     #[error("no such service: {name}")]
     NoSuchService {

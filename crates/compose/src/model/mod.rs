@@ -1,20 +1,33 @@
 //! The compose model: files found and loaded, merged in order, interpolated, validated
 //! against the Compose Specification's schema, and normalised into typed structs.
 
+pub mod env;
+pub mod interpolate;
+mod load;
+pub mod merge;
+pub mod normalize;
 mod project;
+pub mod schema;
+pub mod source;
 pub mod types;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use load::{DEFAULT_FILES, OVERRIDE_FILES, load, normalize_project_name};
+pub use source::Location;
 pub use types::*;
 
 /// What to load, as `docker compose` takes it from its flags and environment.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// The directory to resolve relative paths against (`--project-directory`, or the
-    /// current directory).
+    /// The caller's current directory: relative `-f` and `--env-file` paths are relative
+    /// to it, discovery starts in it, errors name files relative to it. Empty = the
+    /// process's current directory.
     pub working_dir: PathBuf,
+    /// `--project-directory`: what relative paths in the files are relative to. `None` =
+    /// the directory of the first compose file.
+    pub project_directory: Option<PathBuf>,
     /// `-f` files in order; empty = `COMPOSE_FILE`, else discover `compose.yaml`,
     /// `compose.yml`, `docker-compose.yml`, `docker-compose.yaml` (and the matching
     /// `*.override.*`) in `working_dir` and its parents.

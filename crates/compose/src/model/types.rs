@@ -36,6 +36,9 @@ pub struct Project {
     /// Active profiles (`--profile`, `COMPOSE_PROFILES`).
     #[serde(skip)]
     pub profiles: Vec<String>,
+    /// What compose would warn about while loading (unset variables, …), in order.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     /// Every service in file order, active or not (see `Project::active_services`).
     #[serde(serialize_with = "ser_sorted", deserialize_with = "de_services", default)]
     pub services: IndexMap<String, Service>,
@@ -135,8 +138,9 @@ pub struct Service {
     /// Windows credential spec, passed through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_spec: Option<Value>,
-    /// Services this one depends on, with the condition to wait for.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    /// Services this one depends on, with the condition to wait for (file order kept;
+    /// printed sorted, as compose prints it).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty", serialize_with = "ser_sorted")]
     pub depends_on: IndexMap<String, Dependency>,
     /// Deployment (replicas, resources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,8 +179,9 @@ pub struct Service {
     /// Links to containers outside the project.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external_links: Vec<String>,
-    /// Extra `/etc/hosts` entries: host name -> addresses.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    /// Extra `/etc/hosts` entries: host name -> addresses (printed `host=address`, one a
+    /// line, as compose prints them).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty", serialize_with = "ser_hosts")]
     pub extra_hosts: IndexMap<String, Vec<String>>,
     /// Supplementary groups.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -334,8 +339,8 @@ pub struct Service {
     /// Mounts, long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<ServiceVolume>,
-    /// Mount all volumes of another service (`service:NAME[:ro]`, `container:NAME[:rw]`),
-    /// normalised with its prefix.
+    /// Mount all volumes of another service (`NAME[:ro]`) or container
+    /// (`container:NAME[:rw]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_from: Vec<String>,
     /// Working directory inside the container.
@@ -393,8 +398,8 @@ pub struct Build {
     /// Always pull base images.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pull: bool,
-    /// Extra `/etc/hosts` entries during the build.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    /// Extra `/etc/hosts` entries during the build (printed as for a service).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty", serialize_with = "ser_hosts")]
     pub extra_hosts: IndexMap<String, Vec<String>>,
     /// Isolation (Windows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -754,7 +759,8 @@ pub enum DeviceCount {
 impl Serialize for DeviceCount {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            DeviceCount::All => s.serialize_str("all"),
+            // compose prints `all` as -1.
+            DeviceCount::All => s.serialize_i64(-1),
             DeviceCount::N(n) => s.serialize_u64(*n),
         }
     }
@@ -812,13 +818,43 @@ pub struct Logging {
     pub options: BTreeMap<String, String>,
 }
 
-/// One ulimit (`single` was expanded to equal soft and hard).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One ulimit (a single number was read as equal soft and hard limits, and is printed
+/// back as one number, as compose prints it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ulimit {
     /// Soft limit.
     pub soft: i64,
     /// Hard limit.
     pub hard: i64,
+}
+
+impl Serialize for Ulimit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // compose prints a single non-zero number for equal limits.
+        if self.soft == self.hard && self.soft != 0 {
+            return s.serialize_i64(self.soft);
+        }
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Ulimit", 2)?;
+        st.serialize_field("soft", &self.soft)?;
+        st.serialize_field("hard", &self.hard)?;
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Ulimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Single(i64),
+            Pair { soft: i64, hard: i64 },
+        }
+        Ok(match Form::deserialize(d)? {
+            Form::Single(n) => Ulimit { soft: n, hard: n },
+            Form::Pair { soft, hard } => Ulimit { soft, hard },
+        })
+    }
 }
 
 /// A service's reference to a secret or config.
@@ -835,9 +871,38 @@ pub struct ServiceFileRef {
     /// Owner gid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
-    /// File mode.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// File mode (printed in octal, `"0440"`, as compose prints it).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "octal_mode")]
     pub mode: Option<u32>,
+}
+
+/// A file mode printed as compose prints it (`"0440"`) and read from that or a number.
+mod octal_mode {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Value;
+
+    pub fn serialize<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match mode {
+            Some(m) => s.serialize_str(&format!("0{m:o}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        match Option::<Value>::deserialize(d)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid file mode {n}"))),
+            Some(Value::String(t)) => u32::from_str_radix(t.trim_start_matches("0o"), 8)
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("invalid file mode {t:?}"))),
+            Some(other) => Err(serde::de::Error::custom(format!("invalid file mode {other:?}"))),
+        }
+    }
 }
 
 /// A top-level network.
@@ -941,7 +1006,8 @@ pub struct Volume {
 /// ones; external ones are kept for `config`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FileObject {
-    /// Name (defaults to `<project>_<key>`).
+    /// Name: set by the loader to `<project>_<key>` unless written (or the key itself when
+    /// external).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Absolute path of the file holding the value.
@@ -1134,6 +1200,12 @@ impl<'de> Deserialize<'de> for Duration {
 fn ser_sorted<S: Serializer, V: Serialize>(map: &IndexMap<String, V>, s: S) -> Result<S::Ok, S::Error> {
     let sorted: BTreeMap<&String, &V> = map.iter().collect();
     sorted.serialize(s)
+}
+
+/// `extra_hosts` as compose prints it: `host=address` strings.
+fn ser_hosts<S: Serializer>(hosts: &IndexMap<String, Vec<String>>, s: S) -> Result<S::Ok, S::Error> {
+    let lines: Vec<String> = hosts.iter().flat_map(|(h, ips)| ips.iter().map(move |ip| format!("{h}={ip}"))).collect();
+    lines.serialize(s)
 }
 
 /// Reads `services:` and fills each `Service::name` from its key.

@@ -114,7 +114,10 @@ async fn create(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Respons
 
 async fn image_call(State(e): State<Arc<Engine>>, Path(rest): Path<String>, req: Request) -> ApiResult<Response> {
     match ImageCall::decode(req.method(), &rest, req.uri().query())? {
-        ImageCall::Inspect(name) => Ok(json(StatusCode::OK, &views::image_inspect(&e.image(&name).await?))),
+        ImageCall::Inspect(name) => {
+            let inspect = views::image_inspect(&e.image(&name).await?);
+            Ok(json(StatusCode::OK, &with_legacy_fields(inspect, &super::RequestVersion::of(&req))))
+        }
         ImageCall::History(name) => {
             let h: Vec<_> = e.image_history(&name).await?.iter().map(views::history_item).collect();
             Ok(json(StatusCode::OK, &h))
@@ -142,10 +145,53 @@ async fn image_call(State(e): State<Arc<Engine>>, Path(rest): Path<String>, req:
     }
 }
 
+/// Image inspect as the API version asked reads it: moby adds `VirtualSize` below 1.44 and
+/// `Container` and `ContainerConfig` below 1.45 (docker-compose 1.29 reads
+/// `ContainerConfig.Volumes` of every service image when it recreates a container).
+/// berth records no build container, so both are what Docker shows for an image BuildKit
+/// made: an empty id and an empty container config.
+fn with_legacy_fields(inspect: berth_api::models::ImageInspect, version: &super::RequestVersion) -> serde_json::Value {
+    let mut v = serde_json::to_value(&inspect).unwrap_or_default();
+    let Some(obj) = v.as_object_mut() else { return v };
+    if version.before("1.44") {
+        obj.insert("VirtualSize".into(), inspect.size.unwrap_or_default().into());
+    }
+    if version.before("1.45") {
+        obj.insert("Container".into(), "".into());
+        obj.insert(
+            "ContainerConfig".into(),
+            serde_json::json!({
+                "Hostname": "", "Domainname": "", "User": "",
+                "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
+                "Tty": false, "OpenStdin": false, "StdinOnce": false,
+                "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "",
+                "Entrypoint": null, "OnBuild": null, "Labels": null
+            }),
+        );
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use berth_base::ErrorKind;
+
+    #[test]
+    fn old_api_versions_get_moby_legacy_image_fields() {
+        let inspect = berth_api::models::ImageInspect { size: Some(42), ..Default::default() };
+        let v = with_legacy_fields(inspect.clone(), &super::super::RequestVersion("1.41".into()));
+        assert_eq!(v["VirtualSize"], 42);
+        assert_eq!(v["Container"], "");
+        assert!(v["ContainerConfig"].is_object());
+        assert!(v["ContainerConfig"]["Volumes"].is_null());
+        let v = with_legacy_fields(inspect.clone(), &super::super::RequestVersion("1.44".into()));
+        assert!(v.get("VirtualSize").is_none());
+        assert!(v["ContainerConfig"].is_object());
+        let v = with_legacy_fields(inspect, &super::super::RequestVersion("1.45".into()));
+        assert!(v.get("ContainerConfig").is_none() && v.get("Container").is_none());
+        assert_eq!(v["Size"], 42);
+    }
 
     #[test]
     fn create_is_a_pull_or_an_import() {
