@@ -144,6 +144,8 @@ pub enum Cmd {
     /// Manage images (prune)
     #[command(subcommand)]
     Image(commands::prune::ImageCmd),
+    /// Define and run multi-container applications with Docker
+    Compose(commands::compose::ComposeArgs),
 }
 
 /// Runs the CLI with `args` (without the program name) and returns the exit code.
@@ -188,6 +190,7 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
     connect::autostart(&client).await;
     let res = match cmd {
         Cmd::Run(a) => return run::run(&client, a, false).await,
+        Cmd::Compose(a) => return commands::compose::compose(&client, a).await,
         Cmd::Create(a) => return run::run(&client, a, true).await,
         Cmd::Build(a) => build::build(&client, a).await,
         Cmd::Start(a) => commands::container::start(&client, a).await,

@@ -179,9 +179,9 @@ pub enum ComposeError {
     /// `--wait` or a dependency wait ran out of time.
     #[error("{0}")]
     Timeout(String),
-    /// A command-line value the planner was given is malformed.
+    /// A request the planner refuses (a malformed `-p`, a missing external network).
     #[error("{0}")]
-    Invalid(String),
+    Refused(String),
     /// The daemon refused or failed a call.
     #[error(transparent)]
     Api(#[from] berth_api::client::ClientError),

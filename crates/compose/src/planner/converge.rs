@@ -213,7 +213,7 @@ impl<'a> Planner<'a> {
                 Err(e) => return Err(e.into()),
             }
             if def.external {
-                return Err(ComposeError::Invalid(format!(
+                return Err(ComposeError::Refused(format!(
                     "network {name} declared as external, but could not be found"
                 )));
             }
@@ -267,7 +267,7 @@ impl<'a> Planner<'a> {
                 Err(e) => return Err(e.into()),
             }
             if v.external {
-                return Err(ComposeError::Invalid(format!("external volume \"{name}\" not found")));
+                return Err(ComposeError::Refused(format!("external volume \"{name}\" not found")));
             }
             let mut labels = v.labels.clone();
             labels.extend(names::project_labels(&self.project.name));
@@ -317,7 +317,7 @@ impl<'a> Planner<'a> {
                     continue;
                 }
                 if have.is_none() && o.build == BuildPolicy::Never {
-                    return Err(ComposeError::Invalid(format!(
+                    return Err(ComposeError::Refused(format!(
                         "service \"{}\" has no image to run and --no-build was given: build it first",
                         svc.name
                     )));
@@ -329,7 +329,7 @@ impl<'a> Planner<'a> {
                 "always" => true,
                 "never" => {
                     if have.is_none() {
-                        return Err(ComposeError::Invalid(format!(
+                        return Err(ComposeError::Refused(format!(
                             "No such image: {image} (service \"{}\" has pull_policy: never)",
                             svc.name
                         )));
@@ -819,5 +819,167 @@ impl<'a> Planner<'a> {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+}
+
+/// What `run` changes of a service for its one-off container.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The command (`run svc CMD…`).
+    pub command: Option<Vec<String>>,
+    /// `--entrypoint` (split as a shell would).
+    pub entrypoint: Option<Vec<String>>,
+    /// `-e K=V` / `-e K` (taken from the environment), over the service's.
+    pub env: Vec<(String, Option<String>)>,
+    /// `-l K=V`.
+    pub labels: Vec<(String, String)>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `-w`.
+    pub workdir: Option<String>,
+    /// `-v` binds (`src:dst[:mode]`; a relative source is taken against the project dir).
+    pub volumes: Vec<String>,
+    /// `-p` publications (`[ip:]host:container[/proto]` or `container`).
+    pub publish: Vec<String>,
+    /// `--service-ports`: keep the service's published ports.
+    pub service_ports: bool,
+    /// `--use-aliases`: keep the service's network aliases.
+    pub use_aliases: bool,
+    /// Allocate a tty.
+    pub tty: bool,
+    /// Keep stdin open and attach it.
+    pub interactive: bool,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--no-deps`.
+    pub no_deps: bool,
+    /// When to build.
+    pub build: BuildPolicy,
+    /// `--pull`.
+    pub pull: String,
+}
+
+impl Planner<'_> {
+    /// `run`: brings up the service's dependencies (unless `no_deps`), makes sure its
+    /// networks, volumes and image exist, and creates its one-off container (not started).
+    /// Returns the container's id and name.
+    pub async fn create_oneoff(&self, service: &str, r: &RunOptions) -> Result<(String, String), ComposeError> {
+        let svc = self.svc(service)?;
+        let deps: Vec<String> = if r.no_deps {
+            Vec::new()
+        } else {
+            let all = self.ordered(&[service.to_owned()], true)?;
+            all.into_iter().filter(|s| s != service).collect()
+        };
+        let up = UpOptions { pull: r.pull.clone(), build: r.build, start: true, ..Default::default() };
+        if !deps.is_empty() {
+            self.up(&UpOptions { services: deps.clone(), ..up.clone() }).await?;
+        }
+        let mut created = Created::default();
+        let prepared = async {
+            self.ensure_networks(&[svc], &mut created).await?;
+            self.ensure_volumes(&mut created).await?;
+            self.ensure_images(&[svc], &up).await
+        }
+        .await;
+        let ids = match prepared {
+            Ok(ids) => ids,
+            Err(e) => {
+                self.rollback(created).await;
+                return Err(e);
+            }
+        };
+        self.wait_dependencies(svc, &deps, None).await?;
+        let mut s = svc.clone();
+        if let Some(c) = &r.command {
+            s.command = Some(c.clone());
+        }
+        if let Some(e) = &r.entrypoint {
+            s.entrypoint = Some(e.clone());
+        }
+        for (k, v) in &r.env {
+            s.environment.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &r.labels {
+            s.labels.insert(k.clone(), v.clone());
+        }
+        if r.user.is_some() {
+            s.user = r.user.clone();
+        }
+        if r.workdir.is_some() {
+            s.working_dir = r.workdir.clone();
+        }
+        if !r.service_ports {
+            s.ports.clear();
+        }
+        s.tty = Some(r.tty);
+        s.stdin_open = Some(r.interactive);
+        // A one-off container never takes the service's fixed name nor restarts.
+        s.container_name = None;
+        s.restart = None;
+        let slug = names::new_slug();
+        let name = r.name.clone().unwrap_or_else(|| names::oneoff_name(&self.project.name, service, &slug));
+        let inst = Instance {
+            name: name.clone(),
+            number: 1,
+            slug: Some(slug),
+            image: image_of(self.project, svc),
+            image_id: ids.get(service).cloned(),
+            hash: config_hash(&s),
+        };
+        let mut body = create_body(self.project, &s, &inst)?;
+        body.attach_stdin = Some(r.interactive);
+        body.stdin_once = Some(r.interactive);
+        let hc = body.host_config.get_or_insert_with(Default::default);
+        for v in &r.volumes {
+            let bind = match v.split_once(':') {
+                Some((src, rest)) if src.starts_with('.') => {
+                    format!("{}:{rest}", self.project.working_dir.join(src).display())
+                }
+                _ => v.clone(),
+            };
+            hc.binds.get_or_insert_with(Vec::new).push(bind);
+        }
+        for p in &r.publish {
+            let (spec, proto) = p.rsplit_once('/').map_or((p.as_str(), "tcp"), |(a, b)| (a, b));
+            let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+            let (target, host_port, host_ip) = match parts.as_slice() {
+                [t] => (*t, "", ""),
+                [t, h] => (*t, *h, ""),
+                [t, h, ip] => (*t, *h, *ip),
+                _ => return Err(ComposeError::Refused(format!("invalid port specification: {p:?}"))),
+            };
+            if target.parse::<u16>().is_err() {
+                return Err(ComposeError::Refused(format!("invalid port specification: {p:?}")));
+            }
+            let key = format!("{target}/{proto}");
+            body.exposed_ports.get_or_insert_with(Vec::new).push(key.clone());
+            let binding = berth_api::models::PortBinding {
+                host_ip: Some(host_ip.to_owned()),
+                host_port: Some(host_port.to_owned()),
+            };
+            let hc = body.host_config.get_or_insert_with(Default::default);
+            hc.port_bindings
+                .get_or_insert_with(Default::default)
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(binding);
+        }
+        if r.use_aliases
+            && let Some(eps) = body.networking_config.as_mut().and_then(|n| n.endpoints_config.as_mut())
+        {
+            for ep in eps.values_mut() {
+                let mut a = vec![svc.name.clone()];
+                if let Some((_, Some(n))) = service_networks(svc).first() {
+                    a.extend(n.aliases.iter().cloned());
+                }
+                ep.aliases = Some(a);
+            }
+        }
+        self.progress.working(Resource::Container, &name, "Creating");
+        let id = self.create_with_body(&s, &inst, &body).await?;
+        self.progress.done(Resource::Container, &name, "Created");
+        Ok((id, name))
     }
 }

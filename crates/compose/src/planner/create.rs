@@ -512,3 +512,137 @@ pub fn endpoint(svc: &Service, inst: &Instance, n: Option<&crate::model::Service
     }
     e
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> Project {
+        let yaml = r#"
+name: demo
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "exit 0"]
+    environment:
+      A: "1"
+      UNSET: null
+    ports:
+      - target: 80
+        published: "8080"
+        host_ip: 127.0.0.1
+        protocol: tcp
+        mode: ingress
+    volumes:
+      - type: bind
+        source: /srv/site
+        target: /site
+        read_only: true
+      - type: volume
+        source: data
+        target: /data
+      - type: tmpfs
+        target: /tmp/x
+    depends_on:
+      db:
+        condition: service_healthy
+        required: true
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+      retries: 3
+    networks:
+      back:
+        aliases: [api]
+        ipv4_address: 10.9.0.5
+    restart: on-failure:2
+    init: true
+    deploy:
+      resources:
+        limits:
+          memory: "67108864"
+          cpus: 0.5
+  db:
+    image: busybox
+networks:
+  back:
+    name: demo_back
+volumes:
+  data:
+    name: demo_data
+"#;
+        let mut p: Project = serde_norway::from_str(yaml).unwrap();
+        for (k, s) in p.services.iter_mut() {
+            s.name = k.clone();
+        }
+        p.working_dir = "/w".into();
+        p.config_files = vec!["/w/compose.yaml".into()];
+        p
+    }
+
+    #[test]
+    fn create_body_has_compose_shape() {
+        let p = project();
+        let svc = &p.services["web"];
+        let inst = Instance {
+            name: "demo-web-1".into(),
+            number: 1,
+            slug: None,
+            image: "busybox".into(),
+            image_id: Some("sha256:abc".into()),
+            hash: config_hash(svc),
+        };
+        let b = serde_json::to_value(create_body(&p, svc, &inst).unwrap()).unwrap();
+        assert_eq!(b["Image"], "busybox");
+        assert_eq!(b["Env"], json!(["A=1"]));
+        assert_eq!(b["ExposedPorts"], json!({"80/tcp": {}}));
+        let hc = &b["HostConfig"];
+        assert_eq!(hc["PortBindings"]["80/tcp"], json!([{"HostIp": "127.0.0.1", "HostPort": "8080"}]));
+        assert_eq!(hc["Binds"], json!(["/srv/site:/site:ro"]));
+        assert_eq!(hc["Mounts"][0]["Source"], "demo_data");
+        assert_eq!(hc["Mounts"][1]["Type"], "tmpfs");
+        assert_eq!(hc["RestartPolicy"], json!({"Name": "on-failure", "MaximumRetryCount": 2}));
+        assert_eq!(hc["NetworkMode"], "demo_back");
+        assert_eq!(hc["Memory"], 64 << 20);
+        assert_eq!(hc["NanoCpus"], 500_000_000);
+        assert_eq!(hc["Init"], true);
+        let ep = &b["NetworkingConfig"]["EndpointsConfig"]["demo_back"];
+        assert_eq!(ep["Aliases"], json!(["demo-web-1", "web", "api"]));
+        assert_eq!(ep["IPAMConfig"]["IPv4Address"], "10.9.0.5");
+        assert_eq!(b["Healthcheck"]["Interval"], 1_000_000_000i64);
+        let l = &b["Labels"];
+        assert_eq!(l[names::PROJECT], "demo");
+        assert_eq!(l[names::SERVICE], "web");
+        assert_eq!(l[names::CONTAINER_NUMBER], "1");
+        assert_eq!(l[names::ONEOFF], "False");
+        assert_eq!(l[names::DEPENDS_ON], "db:service_healthy:false");
+        assert_eq!(l[names::CONFIG_FILES], "/w/compose.yaml");
+        assert_eq!(l[names::IMAGE], "sha256:abc");
+    }
+
+    #[test]
+    fn config_hash_ignores_what_needs_no_new_container() {
+        let p = project();
+        let web = p.services["web"].clone();
+        let h = config_hash(&web);
+        let mut other = web.clone();
+        other.depends_on.clear();
+        other.pull_policy = Some("always".into());
+        assert_eq!(config_hash(&other), h);
+        other.command = Some(vec!["true".into()]);
+        assert_ne!(config_hash(&other), h);
+        assert_eq!(h.len(), 64);
+    }
+
+    #[test]
+    fn one_off_containers_have_no_aliases() {
+        let p = project();
+        let svc = &p.services["db"];
+        let inst = Instance { name: "demo-db-run-0123".into(), slug: Some("0123".into()), ..Default::default() };
+        let b = serde_json::to_value(create_body(&p, svc, &inst).unwrap()).unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "demo_default");
+        assert_eq!(b["NetworkingConfig"]["EndpointsConfig"]["demo_default"]["Aliases"], json!([]));
+        assert_eq!(b["Labels"][names::ONEOFF], "True");
+        assert_eq!(b["Labels"][names::SLUG], "0123");
+    }
+}

@@ -1,0 +1,319 @@
+//! `berth compose` end to end against a real daemon: build, `up -d` (healthcheck ordering,
+//! a published port answering on 127.0.0.1, service names resolving from inside, a named
+//! volume shared by two services), `ps`, `logs`, `exec`, `run --rm`, `up` again (nothing
+//! recreated), an edited service (only it recreated), `down -v` (nothing left, our nft
+//! table clean), an attached `up`, and bad input that must leave nothing behind.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use berth_e2e::{Daemon, ok, text};
+
+/// A /24 for this test process that no other test daemon picks.
+fn subnet() -> String {
+    format!("10.213.{}.0/24", std::process::id() % 250)
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `berth compose ARGS` run in `dir`.
+fn compose(d: &Daemon, dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["compose", "--progress", "plain"];
+    all.extend_from_slice(args);
+    d.berth_cmd(&all).current_dir(dir).output().expect("run berth compose")
+}
+
+/// The ids of the project's containers of `service` (all states).
+fn ids(d: &Daemon, project: &str, service: &str) -> Vec<String> {
+    let out = ok(&d.berth(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--filter",
+        &format!("label=com.docker.compose.service={service}"),
+    ]));
+    out.lines().map(str::to_owned).collect()
+}
+
+/// Everything labelled with the project: containers, networks, volumes.
+fn leftovers(d: &Daemon, project: &str) -> String {
+    let label = format!("label=com.docker.compose.project={project}");
+    let mut s = ok(&d.berth(&["ps", "-aq", "--filter", &label]));
+    s.push_str(&ok(&d.berth(&["network", "ls", "-q", "--filter", &label])));
+    s.push_str(&ok(&d.berth(&["volume", "ls", "-q", "--filter", &label])));
+    s
+}
+
+fn http_get(port: u16) -> String {
+    for _ in 0..50 {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+            let mut body = String::new();
+            let _ = s.read_to_string(&mut body);
+            if !body.is_empty() {
+                return body;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing answered on 127.0.0.1:{port}");
+}
+
+fn write(dir: &Path, name: &str, content: &str) {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, content).unwrap();
+}
+
+fn project_dir(d: &Daemon, name: &str) -> PathBuf {
+    let p = d.dir.path().join(name);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+const WEB_APP: &str = r#"
+name: webapp
+services:
+  db:
+    init: true
+    image: busybox
+    command: ["sh", "-c", "echo db-started; sleep 2; echo ready > /data/ready; exec httpd -f -p 5432 -h /data"]
+    volumes:
+      - data:/data
+    healthcheck:
+      test: ["CMD", "test", "-f", "/data/ready"]
+      interval: 500ms
+      retries: 20
+  web:
+    init: true
+    build: ./web
+    depends_on:
+      db:
+        condition: service_healthy
+    environment:
+      GREETING: hello-from-web
+    ports:
+      - "127.0.0.1:${WEB_PORT}:8080"
+    volumes:
+      - data:/shared:ro
+      - ./site:/site
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: ${SUBNET}
+volumes:
+  data: {}
+"#;
+
+const WEB_DOCKERFILE: &str = "FROM busybox\nRUN mkdir -p /www\nCMD [\"sh\", \"-c\", \"echo $GREETING > /www/index.html; echo web-started; exec httpd -f -p 8080 -h /www\"]\n";
+
+#[test]
+fn web_and_database_project_lifecycle() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let dir = project_dir(&d, "webapp");
+    let port = free_port();
+    write(&dir, "compose.yaml", WEB_APP);
+    write(&dir, "web/Dockerfile", WEB_DOCKERFILE);
+    write(&dir, "site/page.txt", "from-the-host\n");
+    write(&dir, ".env", &format!("WEB_PORT={port}\nSUBNET={}\n", subnet()));
+
+    // config: the normalised model, service names.
+    let services = ok(&compose(&d, &dir, &["config", "--services"]));
+    assert_eq!(services.lines().collect::<Vec<_>>(), ["db", "web"], "{services}");
+
+    // build: the built service's image, named after the project.
+    ok(&compose(&d, &dir, &["build"]));
+    ok(&d.berth(&["image", "inspect", "webapp-web"]));
+
+    // up -d: the database is healthy before web starts.
+    let up = compose(&d, &dir, &["up", "-d"]);
+    let progress = text(&up.stderr);
+    ok(&up);
+    let healthy = progress.find("Container webapp-db-1  Healthy").expect(&progress);
+    let web_start = progress.find("Container webapp-web-1  Starting").expect(&progress);
+    assert!(healthy < web_start, "web started before db was healthy:\n{progress}");
+    for want in
+        ["Network webapp_default  Created", "Volume \"webapp_data\"  Created", "Container webapp-web-1  Started"]
+    {
+        assert!(progress.contains(want), "missing {want:?} in:\n{progress}");
+    }
+
+    // The port answers; names resolve from inside; the named volume is shared; the bind works.
+    assert!(http_get(port).contains("hello-from-web"));
+    let dns = ok(&compose(&d, &dir, &["exec", "-T", "web", "nslookup", "db"]));
+    assert!(dns.contains("10.213."), "{dns}");
+    let shared = ok(&compose(&d, &dir, &["exec", "-T", "web", "cat", "/shared/ready", "/site/page.txt"]));
+    assert_eq!(shared, "ready\nfrom-the-host\n");
+    let from_db = ok(&compose(&d, &dir, &["exec", "-T", "db", "wget", "-qO-", "http://web:8080/"]));
+    assert_eq!(from_db.trim(), "hello-from-web");
+    let code = compose(&d, &dir, &["exec", "-T", "db", "sh", "-c", "exit 4"]);
+    assert_eq!(code.status.code(), Some(4));
+
+    // ps: both running, docker compose's columns; -q; --services.
+    let ps = ok(&compose(&d, &dir, &["ps"]));
+    let header = ps.lines().next().unwrap();
+    for col in ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"] {
+        assert!(header.contains(col), "{ps}");
+    }
+    assert!(ps.contains("webapp-db-1") && ps.contains("webapp-web-1"), "{ps}");
+    assert!(ps.contains(&format!("127.0.0.1:{port}->8080/tcp")), "{ps}");
+    assert_eq!(ok(&compose(&d, &dir, &["ps", "-q"])).lines().count(), 2);
+    assert_eq!(ok(&compose(&d, &dir, &["ps", "--services"])), "db\nweb\n");
+
+    // The labels docker compose writes.
+    let labels = ok(&d.berth(&["inspect", "-f", "{{json .Config.Labels}}", "webapp-web-1"]));
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["com.docker.compose.project"], "webapp");
+    assert_eq!(labels["com.docker.compose.service"], "web");
+    assert_eq!(labels["com.docker.compose.container-number"], "1");
+    assert_eq!(labels["com.docker.compose.oneoff"], "False");
+    assert_eq!(labels["com.docker.compose.depends_on"], "db:service_healthy:false");
+    assert_eq!(labels["com.docker.compose.project.working_dir"], dir.display().to_string());
+    assert!(labels["com.docker.compose.config-hash"].as_str().is_some_and(|h| h.len() == 64));
+
+    // logs: prefixed per container.
+    let logs = ok(&compose(&d, &dir, &["logs", "--no-color"]));
+    assert!(logs.lines().any(|l| l.starts_with("db-1") && l.ends_with("| db-started")), "{logs}");
+    assert!(logs.lines().any(|l| l.starts_with("web-1") && l.ends_with("| web-started")), "{logs}");
+    let tail = ok(&compose(&d, &dir, &["logs", "--no-log-prefix", "web"]));
+    assert_eq!(tail, "web-started\n");
+
+    // run --rm: output, exit code, nothing left.
+    let run = compose(&d, &dir, &["run", "--rm", "-T", "web", "sh", "-c", "echo one-off $GREETING; exit 3"]);
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
+    assert!(text(&run.stdout).contains("one-off hello-from-web"), "{}", text(&run.stdout));
+    let oneoffs = ok(&d.berth(&["ps", "-aq", "--filter", "label=com.docker.compose.oneoff=True"]));
+    assert!(oneoffs.is_empty(), "one-off container left behind: {oneoffs}");
+
+    // up again: nothing recreated.
+    let (db1, web1) = (ids(&d, "webapp", "db"), ids(&d, "webapp", "web"));
+    let again = compose(&d, &dir, &["up", "-d"]);
+    ok(&again);
+    assert_eq!((ids(&d, "webapp", "db"), ids(&d, "webapp", "web")), (db1.clone(), web1.clone()));
+    assert!(!text(&again.stderr).contains("Recreate"), "{}", text(&again.stderr));
+
+    // Edit web: only web is recreated.
+    write(&dir, "compose.yaml", &WEB_APP.replace("hello-from-web", "hello-again"));
+    let edited = compose(&d, &dir, &["up", "-d"]);
+    ok(&edited);
+    assert_eq!(ids(&d, "webapp", "db"), db1);
+    let web2 = ids(&d, "webapp", "web");
+    assert_eq!(web2.len(), 1);
+    assert_ne!(web2, web1, "web was not recreated:\n{}", text(&edited.stderr));
+    assert!(http_get(port).contains("hello-again"));
+
+    // down -v: containers, network and volume gone; nothing of ours in the nft table.
+    let down = compose(&d, &dir, &["down", "-v"]);
+    ok(&down);
+    assert_eq!(leftovers(&d, "webapp"), "", "{}", text(&down.stderr));
+    let nft = std::process::Command::new("nft").args(["list", "table", "inet", &d.nft_table]).output().unwrap();
+    let rules = text(&nft.stdout);
+    assert!(!rules.contains(&port.to_string()), "port {port} still in {}:\n{rules}", d.nft_table);
+    assert!(!rules.contains("10.213."), "the project's subnet still in {}:\n{rules}", d.nft_table);
+}
+
+#[test]
+fn attached_up_and_one_off_jobs() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let dir = project_dir(&d, "jobs");
+    write(
+        &dir,
+        "docker-compose.yml",
+        r#"
+services:
+  prep:
+    image: busybox
+    command: ["sh", "-c", "echo prepared > /work/state"]
+    volumes: [work:/work]
+  job:
+    image: busybox
+    depends_on:
+      prep:
+        condition: service_completed_successfully
+    command: ["sh", "-c", "cat /work/state; echo job-done; exit 5"]
+    volumes: [work:/work]
+volumes:
+  work:
+"#,
+    );
+    // The directory names the project.
+    let up = compose(&d, &dir, &["up", "--no-color", "--exit-code-from", "job"]);
+    let out = text(&up.stdout);
+    assert_eq!(up.status.code(), Some(5), "{out}\n{}", text(&up.stderr));
+    assert!(out.contains("job-1  | prepared") || out.contains("job-1 | prepared"), "{out}");
+    assert!(out.contains("job-done"), "{out}");
+    assert!(out.contains("job-1 exited with code 5"), "{out}");
+    assert_eq!(ids(&d, "jobs", "prep").len(), 1);
+
+    // A one-off job with -d, then run without --rm leaves its container (docker's rule).
+    let run = compose(&d, &dir, &["run", "-T", "--no-deps", "job", "echo", "hi"]);
+    assert_eq!(text(&run.stdout), "hi\n", "{}", text(&run.stderr));
+    let oneoff =
+        ok(&d.berth(&["ps", "-a", "--format", "{{.Names}}", "--filter", "label=com.docker.compose.oneoff=True"]));
+    assert!(oneoff.trim().starts_with("jobs-job-run-"), "{oneoff}");
+    let ls = ok(&compose(&d, &dir, &["ls", "-a"]));
+    assert!(ls.contains("jobs") && ls.contains("exited("), "{ls}");
+
+    ok(&compose(&d, &dir, &["down", "-v"]));
+    assert_eq!(leftovers(&d, "jobs"), "");
+}
+
+#[test]
+fn bad_input_leaves_nothing() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+
+    // An unknown key: refused at load, naming it.
+    let dir = project_dir(&d, "typo");
+    write(&dir, "compose.yaml", "services:\n  web:\n    imgae: busybox\n");
+    let out = compose(&d, &dir, &["up", "-d"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("imgae"), "{}", text(&out.stderr));
+    assert_eq!(leftovers(&d, "typo"), "");
+
+    // A depends_on cycle.
+    let dir = project_dir(&d, "cycle");
+    write(
+        &dir,
+        "compose.yaml",
+        "services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n    depends_on: [a]\n",
+    );
+    let out = compose(&d, &dir, &["up", "-d"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("cycle"), "{}", text(&out.stderr));
+    assert_eq!(leftovers(&d, "cycle"), "");
+
+    // A port already in use: the error, and nothing of this up left behind.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = project_dir(&d, "busy");
+    write(
+        &dir,
+        "compose.yaml",
+        &format!(
+            "services:\n  first:\n    init: true\n    image: busybox\n    command: [sleep, \"60\"]\n  second:\n    init: true\n    image: busybox\n    command: [sleep, \"60\"]\n    depends_on: [first]\n    ports: [\"127.0.0.1:{port}:80\"]\n"
+        ),
+    );
+    let out = compose(&d, &dir, &["up", "-d"]);
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&port.to_string()), "{}", text(&out.stderr));
+    assert_eq!(leftovers(&d, "busy"), "", "{}", text(&out.stderr));
+
+    // An unknown service on the command line.
+    let out = compose(&d, &dir, &["up", "-d", "nope"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no such service: nope"), "{}", text(&out.stderr));
+    drop(taken);
+}
