@@ -402,9 +402,10 @@ fn endpoint_settings(rec: &ContainerRecord) -> HashMap<String, berth_api::models
             dns_names.push(rec.name.clone());
             dns_names.extend(ep.aliases.iter().cloned());
             dns_names.push(rec.id.chars().take(12).collect());
-            if hostname != dns_names[dns_names.len() - 1] {
-                dns_names.push(hostname);
-            }
+            dns_names.push(hostname);
+            // moby dedups (an alias equal to the container's name appears once).
+            let mut seen = std::collections::HashSet::new();
+            dns_names.retain(|n| seen.insert(n.clone()));
         }
         out.insert(
             name.clone(),
@@ -573,7 +574,7 @@ pub fn image_inspect(img: &Image) -> ImageInspect {
             typ: "layers".to_owned(),
             layers: Some(img.diff_ids.iter().map(|d| d.to_string()).collect()),
         }),
-        metadata: Some(ImageInspectMetadata { last_tag_time: None }),
+        metadata: Some(ImageInspectMetadata { last_tag_time: img.last_tag_time.as_ref().map(rfc3339) }),
         ..Default::default()
     }
 }

@@ -45,6 +45,9 @@ pub struct Image {
     pub diff_ids: Vec<Digest>,
     /// Digest of the image's manifest blob.
     pub manifest_digest: Digest,
+    /// When one of its tags was last set (Docker's `Metadata.LastTagTime`); `None` for an
+    /// image never tagged since the store began recording it.
+    pub last_tag_time: Option<DateTime<Utc>>,
 }
 
 /// A layer in the store.
@@ -208,6 +211,7 @@ impl ImageStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        add_tagged_at(&conn)?;
         Ok(ImageStore {
             db: Mutex::new(conn),
             content,
@@ -880,13 +884,39 @@ pub(crate) fn tag_target(t: &Reference) -> Result<Reference, Error> {
     Ok(t.clone().with_default_tag())
 }
 
+/// Adds `image_refs.tagged_at` (when a tag was last set) to a database made before it.
+fn add_tagged_at(db: &Connection) -> Result<(), Error> {
+    let has: bool = db
+        .query_row("SELECT COUNT(*) FROM pragma_table_info('image_refs') WHERE name = 'tagged_at'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|n| n > 0)?;
+    if !has {
+        db.execute_batch("ALTER TABLE image_refs ADD COLUMN tagged_at TEXT")?;
+    }
+    Ok(())
+}
+
+/// Points `r` at `id`; a tag (not a digest) records the time, as Docker's `LastTagTime`.
 pub(crate) fn set_ref(db: &Connection, r: &Reference, id: &Digest) -> Result<(), Error> {
+    let is_digest = r.digest().is_some();
+    let now = (!is_digest).then(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
     db.execute(
-        "INSERT INTO image_refs (ref, repo, is_digest, image_id) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id",
-        params![r.to_string(), r.name(), r.digest().is_some(), id.to_string()],
+        "INSERT INTO image_refs (ref, repo, is_digest, image_id, tagged_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id, tagged_at = excluded.tagged_at",
+        params![r.to_string(), r.name(), is_digest, id.to_string(), now],
     )?;
     Ok(())
+}
+
+/// The latest time one of `id`'s tags was set.
+fn last_tag_time(db: &Connection, id: &Digest) -> Result<Option<DateTime<Utc>>, Error> {
+    let t: Option<String> = db.query_row(
+        "SELECT MAX(tagged_at) FROM image_refs WHERE image_id = ?1 AND is_digest = 0",
+        [id.to_string()],
+        |r| r.get(0),
+    )?;
+    Ok(t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc)))
 }
 
 fn refs_of(db: &Connection, id: &Digest) -> Result<Vec<RefRow>, Error> {
@@ -997,6 +1027,7 @@ pub(crate) fn load_image(db: &Connection, content: &ContentStore, id: &Digest) -
         extras,
         diff_ids,
         manifest_digest: parse_digest(&manifest)?,
+        last_tag_time: last_tag_time(db, id)?,
     })
 }
 

@@ -112,7 +112,10 @@ fn import_resolve_tag_delete_and_reopen() {
     // Restart: everything is still there.
     drop(store);
     let store = ImageStore::open(dir.path()).unwrap();
-    assert_eq!(store.resolve("busybox").unwrap(), img_without(&img, "localhost:5000/app:1"));
+    let mut reopened = store.resolve("busybox").unwrap();
+    assert!(reopened.last_tag_time.is_some() && reopened.last_tag_time <= img.last_tag_time);
+    reopened.last_tag_time = img.last_tag_time;
+    assert_eq!(reopened, img_without(&img, "localhost:5000/app:1"));
     assert_eq!(store.list().unwrap().len(), 1);
     assert_eq!(store.gc().unwrap(), 0, "nothing to collect");
 
@@ -123,6 +126,32 @@ fn import_resolve_tag_delete_and_reopen() {
     assert_eq!(out[2], DeleteItem::Deleted(img.diff_ids[0].to_string()));
     assert!(store.list().unwrap().is_empty());
     assert_empty_store(dir.path());
+}
+
+#[test]
+fn tags_record_when_they_were_set() {
+    let dir = tempfile::tempdir().unwrap();
+    // A database from before `tagged_at`: the store adds the column when it opens it.
+    let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE image_refs (ref TEXT PRIMARY KEY, repo TEXT NOT NULL, is_digest INTEGER NOT NULL, image_id TEXT NOT NULL);",
+    )
+    .unwrap();
+    drop(db);
+    let store = ImageStore::open(dir.path()).unwrap();
+    let untagged = store.import(&mut &rootfs_tar()[..], &opts(None)).unwrap();
+    assert_eq!(untagged.last_tag_time, None, "never tagged");
+    let before = chrono::Utc::now();
+    store.tag(&untagged.id.to_string(), &Reference::parse("app:1").unwrap()).unwrap();
+    let first = store.resolve("app:1").unwrap().last_tag_time.expect("tagged");
+    assert!(first >= before && first <= chrono::Utc::now(), "{first} after {before}");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    store.tag("app:1", &Reference::parse("app:2").unwrap()).unwrap();
+    let second = store.resolve("app:1").unwrap().last_tag_time.expect("tagged");
+    assert!(second > first, "the newest tag counts: {second} after {first}");
+    drop(store);
+    let store = ImageStore::open(dir.path()).unwrap();
+    assert_eq!(store.resolve("app:2").unwrap().last_tag_time, Some(second), "kept across reopening");
 }
 
 fn img_without(img: &berth_image::Image, tag: &str) -> berth_image::Image {

@@ -477,8 +477,54 @@ fn webdb(d: &Daemon, c: &Client) {
     p.converge("compose.yaml", "web", "DB_URL: http://db:5000", "DB_URL: http://db:5000\n      EDITED: \"1\"");
     let page = wait_for(20, || http_get(port, "/cgi-bin/index").filter(|b| b.contains("- pear")));
     assert!(page.is_some(), "the recreated web serves db's data");
+    lifecycle(&p, port);
     p.down_clean();
     assert!(http_get(port, "/").is_none(), "port {port} still answers after down");
+}
+
+/// The other commands on a running project (webdb's): port, top, images, pause/unpause,
+/// stop/start, restart, kill, and (v2) cp and ls.
+fn lifecycle(p: &Project, port: u16) {
+    let c = p.client;
+    let state = |svc: &str| {
+        let id = p.ids()[svc].clone();
+        text(&p.d.docker(&["inspect", "--format", "{{.State.Status}}", &id]).stdout).trim().to_owned()
+    };
+    let serves = || wait_for(20, || http_get(port, "/cgi-bin/index").filter(|b| b.contains("- pear"))).is_some();
+    assert_eq!(p.ok(&["port", "web", "80"]).trim(), format!("0.0.0.0:{port}"));
+    let top = p.ok(&["top"]);
+    assert!(top.contains("httpd -f -v -p 80") && top.contains("httpd -f -v -p 5000"), "top: {top}");
+    let images = p.ok(&["images"]);
+    let sep = if c.flavour == Flavour::V2 { "-" } else { "_" };
+    for svc in ["db", "web"] {
+        assert!(images.contains(&format!("{}{sep}{svc}", p.name)), "images: {images}");
+    }
+    assert!(!images.contains("years ago"), "images shows a created time: {images}");
+    p.ok(&["pause", "web"]);
+    assert_eq!(state("web"), "paused");
+    p.ok(&["unpause", "web"]);
+    assert_eq!(state("web"), "running");
+    p.ok(&["stop", "web"]);
+    assert_eq!(state("web"), "exited");
+    assert!(http_get(port, "/cgi-bin/index").is_none(), "a stopped web still answers");
+    p.ok(&["start", "web"]);
+    assert!(serves(), "web after start");
+    p.ok(&["restart", "db"]);
+    assert_eq!(state("db"), "running");
+    assert!(serves(), "web after db's restart");
+    p.ok(&["kill", "web"]);
+    assert_eq!(state("web"), "exited");
+    let before = p.ids();
+    p.ok(&["up", "-d"]);
+    assert_eq!(p.ids(), before, "up after kill recreated containers");
+    assert!(serves(), "web after kill and up");
+    if c.flavour == Flavour::V2 {
+        let to = p.dir.join("items-copy.txt");
+        p.ok(&["cp", "db:/data/items.txt", &to.display().to_string()]);
+        assert_eq!(std::fs::read_to_string(&to).expect("copied file"), "apple\nbread\ncheese\npear\n");
+        let ls = p.ok(&["ls"]);
+        assert!(ls.lines().any(|l| l.starts_with(&p.name) && l.contains("running(2)")), "ls: {ls}");
+    }
 }
 
 /// A built service beside one from an image; the image one reaches the built one by name.
@@ -538,36 +584,60 @@ fn shared_volume(d: &Daemon, c: &Client) {
     p.down_clean();
 }
 
-/// Service names and an alias resolve through the embedded DNS on a project network.
+/// Service names and aliases resolve through the embedded DNS on two project networks,
+/// each alias only on its own network.
 fn dns(d: &Daemon, c: &Client) {
     let p = Project::new(d, c, "dns");
     p.ok(&["up", "-d"]);
-    p.assert_running(&["client", "server"]);
-    let logs = wait_for(20, || {
-        let l = p.ok(&["logs", "--no-color", "client"]);
-        (l.contains("client: server -> pong from") && l.contains("client: api -> pong from")).then_some(l)
-    });
-    assert!(logs.is_some(), "client never reached server by name and alias: {}", p.ok(&["logs", "--no-color"]));
-    let server_ip = text(
-        &d.docker(&[
-            "inspect",
-            "--format",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            &p.ids()["server"],
-        ])
-        .stdout,
-    )
-    .trim()
-    .to_owned();
-    for name in ["server", "api", &c.container_name(&p.name, "server", 1)] {
-        let out = p.exec("client", &["nslookup", name, "127.0.0.11"]);
-        assert!(
-            text(&out.stdout).contains(&format!("Address: {server_ip}")),
-            "nslookup {name}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
+    p.assert_running(&["client", "server", "visitor"]);
+    for (svc, alias) in [("client", "api"), ("visitor", "www")] {
+        let logs = wait_for(20, || {
+            let l = p.ok(&["logs", "--no-color", svc]);
+            (l.contains(&format!("{svc}: server -> pong from")) && l.contains(&format!("{svc}: {alias} -> pong from")))
+                .then_some(l)
+        });
+        assert!(logs.is_some(), "{svc} never reached server by name and {alias}: {}", p.ok(&["logs", "--no-color"]));
     }
+    let server = p.ids()["server"].clone();
+    let server_name = c.container_name(&p.name, "server", 1);
+    let ip_on = |net: &str| {
+        let fmt = format!("{{{{(index .NetworkSettings.Networks \"{}_{net}\").IPAddress}}}}", p.name);
+        text(&d.docker(&["inspect", "--format", &fmt, &server]).stdout).trim().to_owned()
+    };
+    let (backend_ip, front_ip) = (ip_on("backend"), ip_on("front"));
+    // Inspect lists the aliases the client asked for and, as moby below API 1.45 does, the
+    // short id (docker-compose 1.29 reconnects a container whose aliases lack it).
+    let fmt = format!("{{{{json (index .NetworkSettings.Networks \"{}_backend\").Aliases}}}}", p.name);
+    let aliases: Vec<String> =
+        serde_json::from_str(&text(&d.docker(&["inspect", "--format", &fmt, &server]).stdout)).expect("aliases");
+    for want in ["server", "api", &server[..12]] {
+        assert!(aliases.iter().any(|a| a == want), "backend aliases {aliases:?} lack {want}");
+    }
+    // DNSNames: the name, the aliases, the short id, each once (v2 passes the container
+    // name as an alias too).
+    let fmt = format!("{{{{json (index .NetworkSettings.Networks \"{}_backend\").DNSNames}}}}", p.name);
+    let names: Vec<String> =
+        serde_json::from_str(&text(&d.docker(&["inspect", "--format", &fmt, &server]).stdout)).expect("DNSNames");
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "DNSNames repeats a name: {names:?}");
+    assert_eq!(names.first(), Some(&server_name), "DNSNames starts with the container's name: {names:?}");
+    assert!(!backend_ip.is_empty() && !front_ip.is_empty() && backend_ip != front_ip, "{backend_ip} {front_ip}");
+    let resolves = |from: &str, name: &str| {
+        let out = p.exec(from, &["nslookup", name, "127.0.0.11"]);
+        let o = text(&out.stdout);
+        o.lines().filter_map(|l| l.strip_prefix("Address: ")).map(str::to_owned).collect::<Vec<_>>()
+    };
+    for name in ["server", "api", server_name.as_str()] {
+        assert_eq!(resolves("client", name), std::slice::from_ref(&backend_ip), "client: nslookup {name}");
+    }
+    for name in ["server", "www", server_name.as_str()] {
+        assert_eq!(resolves("visitor", name), std::slice::from_ref(&front_ip), "visitor: nslookup {name}");
+    }
+    // Each alias lives on its own network only; unknown names are not answered.
+    assert!(resolves("visitor", "api").is_empty(), "visitor resolved backend's alias api");
+    assert!(resolves("client", "www").is_empty(), "client resolved front's alias www");
     let out = p.exec("client", &["nslookup", "nosuchservice", "127.0.0.11"]);
     assert!(!out.status.success(), "an unknown name resolved: {}", text(&out.stdout));
     let (out, _) = p.exits(0, &["run", "--rm", "-T", "--no-deps", "client", "wget", "-q", "-O", "-", "http://api/"]);
@@ -589,7 +659,18 @@ fn job(d: &Daemon, c: &Client) {
     assert!(err.contains("check: nope: no such file"), "{err}");
     p.assert_no_oneoff();
     assert!(p.containers().is_empty(), "run --rm left containers: {:?}", p.containers());
-    // `up` runs it once as the service's container, which stays (exited 0).
+    // `up` runs it once as the service's container, which stays (exited 0); `events`
+    // (the daemon's /events filtered by the project's label) sees it come and go.
+    let events_before = d.log().matches("uri=/events").count();
+    let events = p
+        .cmd(&["events", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start compose events");
+    // Subscribed once the daemon has seen its request.
+    let subscribed = wait_for(30, || (d.log().matches("uri=/events").count() > events_before).then_some(()));
+    assert!(subscribed.is_some(), "compose events never asked the daemon for events");
     let up = p.ok(&["up"]);
     assert!(up.contains("check: 3 rows, 0 bad"), "{up}");
     let cs = p.containers();
@@ -597,6 +678,19 @@ fn job(d: &Daemon, c: &Client) {
     assert_eq!(cs[0].state, "exited");
     let code = text(&d.docker(&["inspect", "--format", "{{.State.ExitCode}}", &cs[0].id]).stdout);
     assert_eq!(code.trim(), "0");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut events = events;
+    let _ = events.kill();
+    let out = events.wait_with_output().expect("compose events output");
+    let actions: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["service"] == "job" && e["id"] == cs[0].id.as_str())
+        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .collect();
+    for want in ["create", "start", "die"] {
+        assert!(actions.iter().any(|a| a == want), "compose events: no {want} in {actions:?}");
+    }
     p.down_clean();
 }
 

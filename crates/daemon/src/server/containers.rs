@@ -147,7 +147,11 @@ async fn list(State(e): State<Arc<Engine>>, Query(q): Query<query::ListContainer
     Ok(json(StatusCode::OK, &rows))
 }
 
-async fn inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn inspect(
+    State(e): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    version: Option<axum::Extension<super::RequestVersion>>,
+) -> ApiResult<Response> {
     let rec = e.get(&id)?.snapshot();
     let mut v = views::container_inspect(&rec, &e.paths(&rec.id));
     let execs = e.exec_ids(&rec.id);
@@ -162,7 +166,35 @@ async fn inspect(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiRes
     {
         ns.extend(extra);
     }
+    let version = version.map_or_else(|| super::RequestVersion(berth_api::API_VERSION.to_owned()), |v| v.0);
+    if version.before("1.45") {
+        legacy_aliases(&mut v, &rec);
+    }
     Ok(json(StatusCode::OK, &v))
+}
+
+/// Below API 1.45 moby lists the container's short id and hostname among its aliases on
+/// every user-defined network (docker-compose 1.29 and docker 20.10 clients read them so).
+fn legacy_aliases(v: &mut serde_json::Value, rec: &crate::record::ContainerRecord) {
+    let short: String = rec.id.chars().take(12).collect();
+    let hostname = rec.config.hostname.clone().unwrap_or_else(|| short.clone());
+    let Some(nets) = v.pointer_mut("/NetworkSettings/Networks").and_then(|n| n.as_object_mut()) else { return };
+    for (name, ep) in nets.iter_mut() {
+        if matches!(name.as_str(), "bridge" | "host" | "none") || name.starts_with("container:") {
+            continue;
+        }
+        let mut aliases: Vec<String> = ep
+            .get("Aliases")
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        for extra in [&short, &hostname] {
+            if !aliases.contains(extra) {
+                aliases.push(extra.clone());
+            }
+        }
+        ep["Aliases"] = aliases.into();
+    }
 }
 
 async fn start(State(e): State<Arc<Engine>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
