@@ -53,10 +53,14 @@ fn leftovers(d: &Daemon, project: &str) -> String {
 }
 
 fn http_get(port: u16) -> String {
+    http_path(port, "/")
+}
+
+fn http_path(port: u16, path: &str) -> String {
     for _ in 0..50 {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+            let _ = s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes());
             let mut body = String::new();
             let _ = s.read_to_string(&mut body);
             if !body.is_empty() {
@@ -316,4 +320,168 @@ fn bad_input_leaves_nothing() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no such service: nope"), "{}", text(&out.stderr));
     drop(taken);
+}
+
+/// Copies examples/compose/`name` into the test's directory (scripts keep their mode).
+fn example(d: &Daemon, name: &str) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let (f, t) = (e.path(), to.join(e.file_name()));
+            if f.is_dir() { copy(&f, &t) } else { std::fs::copy(&f, &t).map(|_| ()).unwrap() }
+        }
+    }
+    let to = d.dir.path().join("examples").join(name);
+    copy(&berth_e2e::repo_root().join("examples/compose").join(name), &to);
+    to
+}
+
+/// Retries `f` for up to `secs` seconds.
+fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `up -d` again changes nothing; editing one service recreates only it.
+#[track_caller]
+fn converges(d: &Daemon, dir: &Path, project: &str, services: &[&str], edited: &str, from: &str, to: &str) {
+    let before: Vec<Vec<String>> = services.iter().map(|s| ids(d, project, s)).collect();
+    ok(&compose(d, dir, &["up", "-d"]));
+    let again: Vec<Vec<String>> = services.iter().map(|s| ids(d, project, s)).collect();
+    assert_eq!(again, before, "{project}: a second up -d recreated containers");
+    let f = dir.join("compose.yaml");
+    let s = std::fs::read_to_string(&f).unwrap();
+    assert!(s.contains(from), "{project}: no {from:?} to edit");
+    std::fs::write(&f, s.replacen(from, to, 1)).unwrap();
+    ok(&compose(d, dir, &["up", "-d"]));
+    for (svc, was) in services.iter().zip(before) {
+        let now = ids(d, project, svc);
+        if *svc == edited {
+            assert_ne!(now, was, "{project}: edited {svc} was not recreated");
+        } else {
+            assert_eq!(now, was, "{project}: unedited {svc} was recreated");
+        }
+    }
+}
+
+#[test]
+fn every_example_project() {
+    let mut d = Daemon::start();
+    let pools = r#"{"default-address-pools": [{"base": "10.216.0.0/16", "size": 24}]}"#;
+    std::fs::write(d.dir.path().join("daemon.json"), pools).unwrap();
+    d.restart(false);
+    d.import_busybox("busybox:latest");
+
+    // The tutorial's model: build, an attached up that writes through the bind mount,
+    // run --rm with its output and exit codes.
+    let dir = example(&d, "model");
+    ok(&compose(&d, &dir, &["build"]));
+    let up = ok(&compose(&d, &dir, &["up"]));
+    assert!(up.contains("train: fitted a=1.9900 b=1.0500 n=5"), "{up}");
+    assert!(up.contains("mymodel-1 exited with code 0"), "{up}");
+    assert_eq!(std::fs::read_to_string(dir.join("model/model.txt")).unwrap(), "a=1.9900\nb=1.0500\nn=5\n");
+    let run = compose(&d, &dir, &["run", "--rm", "-T", "mymodel", "train", "/nonexistent"]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(text(&run.stderr).contains("train: no training data at /nonexistent"), "{}", text(&run.stderr));
+    ok(&compose(&d, &dir, &["down", "-v"]));
+    assert_eq!(leftovers(&d, "model"), "");
+
+    // web + db: healthcheck ordering, the page over service DNS, exec, convergence.
+    let dir = example(&d, "webdb");
+    let port = free_port();
+    let env = |c: &mut std::process::Command| {
+        c.env("WEB_PORT", port.to_string());
+    };
+    let run_env = |args: &[&str]| {
+        let mut all = vec!["compose", "--progress", "plain"];
+        all.extend_from_slice(args);
+        let mut c = d.berth_cmd(&all);
+        c.current_dir(&dir);
+        env(&mut c);
+        c.output().unwrap()
+    };
+    ok(&run_env(&["up", "-d", "--wait"]));
+    let health = ok(&d.berth(&["inspect", "-f", "{{.State.Health.Status}}", "webdb-db-1"]));
+    assert_eq!(health.trim(), "healthy");
+    let page = wait_for(20, || {
+        let p = http_path(port, "/cgi-bin/index");
+        p.contains("- cheese").then_some(p)
+    });
+    assert!(page.is_some(), "web never served db's items");
+    let out = run_env(&["exec", "-T", "db", "sh", "-c", "cat /data/items.txt; exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(text(&out.stdout), "apple\nbread\ncheese\n");
+    let ps = ok(&run_env(&["ps"]));
+    assert!(ps.contains("(healthy)") && ps.contains(&format!("{port}->80/tcp")), "{ps}");
+    assert_eq!(ok(&run_env(&["port", "web", "80"])).trim(), format!("0.0.0.0:{port}"));
+    ok(&run_env(&["stop", "web"]));
+    ok(&run_env(&["start", "web"]));
+    ok(&run_env(&["down", "-v"]));
+    assert_eq!(leftovers(&d, "webdb"), "");
+
+    // A built service beside an image one; convergence when one is edited.
+    let dir = example(&d, "mixed");
+    let port = free_port();
+    let mut up = d.berth_cmd(&["compose", "--progress", "plain", "up", "-d"]);
+    up.current_dir(&dir).env("APP_PORT", port.to_string());
+    ok(&up.output().unwrap());
+    let body = wait_for(20, || {
+        let b = http_get(port);
+        b.contains("hello from the built app").then_some(b)
+    });
+    assert!(body.is_some());
+    let out = ok(&compose(&d, &dir, &["exec", "-T", "poller", "wget", "-q", "-O", "-", "http://app/"]));
+    assert_eq!(out, "hello from the built app\n");
+    ok(&compose(&d, &dir, &["down", "-v"]));
+    assert_eq!(leftovers(&d, "mixed"), "");
+
+    // A named volume shared by two services; read-only in one.
+    let dir = example(&d, "shared-volume");
+    ok(&compose(&d, &dir, &["up", "-d"]));
+    let logs = wait_for(20, || {
+        let l = ok(&compose(&d, &dir, &["logs", "--no-color", "reader"]));
+        l.contains("line 2 from").then_some(l)
+    });
+    assert!(logs.is_some(), "reader never followed writer's lines");
+    let out = compose(&d, &dir, &["exec", "-T", "reader", "touch", "/data/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    converges(&d, &dir, "shared-volume", &["reader", "writer"], "reader", "sleep 0.2", "sleep 0.3");
+    ok(&compose(&d, &dir, &["down", "-v"]));
+    assert_eq!(leftovers(&d, "shared-volume"), "");
+
+    // Service names and aliases on two networks, each alias only on its own.
+    let dir = example(&d, "dns");
+    ok(&compose(&d, &dir, &["up", "-d"]));
+    let resolves = |from: &str, name: &str| {
+        let out = compose(&d, &dir, &["exec", "-T", from, "nslookup", name, "127.0.0.11"]);
+        text(&out.stdout).lines().any(|l| l.starts_with("Address: ") && !l.contains("127.0.0.11"))
+    };
+    assert!(resolves("client", "server") && resolves("client", "api"));
+    assert!(resolves("visitor", "server") && resolves("visitor", "www"));
+    assert!(!resolves("visitor", "api") && !resolves("client", "www"));
+    converges(&d, &dir, "dns", &["client", "server", "visitor"], "client", "sleep 2;", "sleep 1;");
+    let down = compose(&d, &dir, &["down"]);
+    ok(&down);
+    assert_eq!(leftovers(&d, "dns"), "", "{}\n{}", text(&down.stderr), ok(&d.berth(&["network", "ls"])));
+
+    // A one-off job: exit codes through run --rm, nothing left.
+    let dir = example(&d, "job");
+    let out = compose(&d, &dir, &["run", "--rm", "-T", "job"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("check: 3 rows, 0 bad"));
+    let out = compose(&d, &dir, &["run", "--rm", "-T", "-e", "INPUT=bad.csv", "job"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("check: line 3 is bad: bread,one"), "{}", text(&out.stderr));
+    let label = "label=com.docker.compose.project=job";
+    assert_eq!(ok(&d.berth(&["ps", "-aq", "--filter", label])), "", "run --rm left a container");
+    ok(&compose(&d, &dir, &["down"]));
+    assert_eq!(leftovers(&d, "job"), "");
 }
