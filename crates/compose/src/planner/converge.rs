@@ -697,6 +697,49 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// Groups containers into stop waves: a service's containers come after those of every
+    /// service that depends on it (dependants stop first); unknown services go first.
+    fn stop_waves<'c>(&self, victims: &[&'c Existing]) -> Vec<Vec<&'c Existing>> {
+        let services: BTreeSet<&str> = victims.iter().map(|c| c.service.as_str()).collect();
+        // A service's depth: 0 when nothing present depends on it, else 1 + its dependants' max.
+        let mut depth: BTreeMap<&str, usize> = BTreeMap::new();
+        let dependants = |s: &str| -> Vec<&str> {
+            self.project
+                .services
+                .values()
+                .filter(|d| d.depends_on.contains_key(s) && services.contains(d.name.as_str()))
+                .map(|d| d.name.as_str())
+                .collect()
+        };
+        fn depth_of<'s>(
+            s: &'s str,
+            dependants: &dyn Fn(&str) -> Vec<&'s str>,
+            memo: &mut BTreeMap<&'s str, usize>,
+            guard: usize,
+        ) -> usize {
+            if let Some(d) = memo.get(s) {
+                return *d;
+            }
+            // A cycle cannot be loaded; the guard only bounds a malformed project.
+            let d = if guard > 64 {
+                0
+            } else {
+                dependants(s).into_iter().map(|x| 1 + depth_of(x, dependants, memo, guard + 1)).max().unwrap_or(0)
+            };
+            memo.insert(s, d);
+            d
+        }
+        for s in &services {
+            depth_of(s, &dependants, &mut depth, 0);
+        }
+        let max = depth.values().copied().max().unwrap_or(0);
+        let mut waves: Vec<Vec<&Existing>> = vec![Vec::new(); max + 1];
+        for c in victims {
+            waves[depth.get(c.service.as_str()).copied().unwrap_or(0)].push(c);
+        }
+        waves
+    }
+
     /// `down`: stops and removes the project's containers (dependants first), then its
     /// networks, and with `-v` its volumes; `--rmi` removes images too. Keeps going after a
     /// failure and returns the first error at the end.
@@ -728,30 +771,52 @@ impl<'a> Planner<'a> {
             .collect();
         victims.sort_by_key(|c| (rank(&c.service), c.number));
         let mut first: Option<ComposeError> = None;
-        // Stop in dependency order, a service's replicas together.
-        for c in &victims {
-            if c.is_running() {
+        // Stop in waves: a service once every service that depends on it has stopped;
+        // everything in one wave (replicas and independent services) at the same time.
+        let waves = self.stop_waves(&victims);
+        for wave in waves {
+            let futs = wave.iter().filter(|c| c.is_running()).map(|c| async move {
                 self.progress.working(Resource::Container, &c.name, "Stopping");
-                match self.client.stop_container(&c.id, &StopContainer { t: o.timeout, ..Default::default() }).await {
-                    Ok(()) => self.progress.done(Resource::Container, &c.name, "Stopped"),
-                    Err(e) if e.status() == Some(404) => {}
+                let r = self.client.stop_container(&c.id, &StopContainer { t: o.timeout, ..Default::default() }).await;
+                match r {
+                    Ok(()) => {
+                        self.progress.done(Resource::Container, &c.name, "Stopped");
+                        Ok(())
+                    }
+                    Err(e) if e.status() == Some(404) => Ok(()),
                     Err(e) => {
                         self.progress.failed(Resource::Container, &c.name, "Error");
-                        first.get_or_insert(e.into());
+                        Err(ComposeError::from(e))
                     }
+                }
+            });
+            for r in futures_util::future::join_all(futs).await {
+                if let Err(e) = r {
+                    first.get_or_insert(e);
                 }
             }
         }
-        for c in &victims {
+        let futs = victims.iter().map(|c| async move {
             self.progress.working(Resource::Container, &c.name, "Removing");
             let q = RemoveContainer { force: true, v: o.volumes, ..Default::default() };
             match self.client.remove_container(&c.id, &q).await {
-                Ok(()) => self.progress.done(Resource::Container, &c.name, "Removed"),
-                Err(e) if e.status() == Some(404) => self.progress.done(Resource::Container, &c.name, "Removed"),
+                Ok(()) => {
+                    self.progress.done(Resource::Container, &c.name, "Removed");
+                    Ok(())
+                }
+                Err(e) if e.status() == Some(404) => {
+                    self.progress.done(Resource::Container, &c.name, "Removed");
+                    Ok(())
+                }
                 Err(e) => {
                     self.progress.failed(Resource::Container, &c.name, "Error");
-                    first.get_or_insert(e.into());
+                    Err(ComposeError::from(e))
                 }
+            }
+        });
+        for r in futures_util::future::join_all(futs).await {
+            if let Err(e) = r {
+                first.get_or_insert(e);
             }
         }
         if scoped {
@@ -981,5 +1046,46 @@ impl Planner<'_> {
         let id = self.create_with_body(&s, &inst, &body).await?;
         self.progress.done(Resource::Container, &name, "Created");
         Ok((id, name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn existing(service: &str) -> Existing {
+        Existing {
+            id: format!("id-{service}"),
+            name: format!("p-{service}-1"),
+            service: service.to_owned(),
+            number: 1,
+            oneoff: false,
+            state: "running".into(),
+            status: String::new(),
+            hash: String::new(),
+            labels: BTreeMap::new(),
+            summary: Default::default(),
+        }
+    }
+
+    #[test]
+    fn dependants_stop_first_independents_together() {
+        let yaml = "name: p\nservices:\n  db: {image: x}\n  cache: {image: x}\n  web:\n    image: x\n    depends_on: {db: {condition: service_started}}\n  proxy:\n    image: x\n    depends_on: {web: {condition: service_started}}\n";
+        let mut project: Project = serde_norway::from_str(yaml).unwrap();
+        for (k, s) in project.services.iter_mut() {
+            s.name = k.clone();
+        }
+        let client = Client::new("unix:///nonexistent.sock").unwrap();
+        let p = Planner {
+            client: &client,
+            project: &project,
+            progress: &super::super::progress::Quiet,
+            creds: &super::super::images::Anonymous,
+        };
+        let all: Vec<Existing> = ["db", "cache", "web", "proxy"].iter().map(|s| existing(s)).collect();
+        let refs: Vec<&Existing> = all.iter().collect();
+        let waves: Vec<Vec<&str>> =
+            p.stop_waves(&refs).iter().map(|w| w.iter().map(|c| c.service.as_str()).collect()).collect();
+        assert_eq!(waves, vec![vec!["cache", "proxy"], vec!["web"], vec!["db"]]);
     }
 }
