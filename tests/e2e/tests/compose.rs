@@ -485,3 +485,70 @@ fn every_example_project() {
     ok(&compose(&d, &dir, &["down"]));
     assert_eq!(leftovers(&d, "job"), "");
 }
+
+#[test]
+fn scale_lifecycle_commands_and_ctrl_c() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let dir = project_dir(&d, "scaled");
+    write(
+        &dir,
+        "compose.yaml",
+        "services:\n  w:\n    init: true\n    image: busybox\n    command: [\"sh\", \"-c\", \"echo up-$$HOSTNAME; exec sleep 300\"]\n",
+    );
+    ok(&compose(&d, &dir, &["up", "-d", "--scale", "w=3"]));
+    let names = ok(&compose(&d, &dir, &["ps", "--format", "{{.Name}}"]));
+    assert_eq!(names, "scaled-w-1\nscaled-w-2\nscaled-w-3\n");
+    ok(&compose(&d, &dir, &["up", "-d", "--scale", "w=1"]));
+    assert_eq!(ids(&d, "scaled", "w").len(), 1);
+
+    // top, images, cp, pause/unpause, stop/start, kill, rm.
+    let top = ok(&compose(&d, &dir, &["top"]));
+    assert!(top.starts_with("scaled-w-1\n") && top.contains("sleep 300"), "{top}");
+    let images = ok(&compose(&d, &dir, &["images"]));
+    assert!(images.contains("CONTAINER") && images.contains("scaled-w-1") && images.contains("busybox"), "{images}");
+    let copied = dir.join("passwd");
+    ok(&compose(&d, &dir, &["cp", "w:/etc/passwd", &copied.display().to_string()]));
+    assert!(std::fs::read_to_string(&copied).unwrap().starts_with("root:"));
+    let state = || ok(&d.berth(&["inspect", "-f", "{{.State.Status}}", "scaled-w-1"])).trim().to_owned();
+    ok(&compose(&d, &dir, &["pause", "w"]));
+    assert_eq!(state(), "paused");
+    ok(&compose(&d, &dir, &["unpause"]));
+    assert_eq!(state(), "running");
+    ok(&compose(&d, &dir, &["stop"]));
+    assert_eq!(state(), "exited");
+    ok(&compose(&d, &dir, &["start"]));
+    assert_eq!(state(), "running");
+    ok(&compose(&d, &dir, &["kill", "w"]));
+    assert_eq!(state(), "exited");
+    ok(&compose(&d, &dir, &["rm", "-f"]));
+    assert!(ids(&d, "scaled", "w").is_empty());
+
+    // An attached up stops everything on ctrl-c.
+    let mut child = d
+        .berth_cmd(&["compose", "--progress", "plain", "up", "--no-color"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = wait_for(30, || (state_of(&d, "scaled-w-1") == "running").then_some(()));
+    assert!(running.is_some(), "the attached up never started w");
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(text(&out.stderr).contains("Gracefully stopping..."), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("w-1  | up-") || text(&out.stdout).contains("w-1 | up-"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(state_of(&d, "scaled-w-1"), "exited");
+    ok(&compose(&d, &dir, &["down"]));
+    assert_eq!(leftovers(&d, "scaled"), "");
+}
+
+fn state_of(d: &Daemon, name: &str) -> String {
+    text(&d.berth(&["inspect", "-f", "{{.State.Status}}", name]).stdout).trim().to_owned()
+}
