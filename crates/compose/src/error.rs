@@ -164,6 +164,14 @@ pub enum ComposeError {
         /// The registry's or daemon's error.
         message: String,
     },
+    /// Pushing an image failed.
+    #[error("failed to push {image}: {message}")]
+    Push {
+        /// The image.
+        image: String,
+        /// The registry's or daemon's error.
+        message: String,
+    },
     /// A build context could not be read or packed.
     #[error("failed to read the build context of service {service:?}: {source}")]
     Context {

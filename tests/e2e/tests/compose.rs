@@ -552,3 +552,30 @@ fn scale_lifecycle_commands_and_ctrl_c() {
 fn state_of(d: &Daemon, name: &str) -> String {
     text(&d.berth(&["inspect", "-f", "{{.State.Status}}", name]).stdout).trim().to_owned()
 }
+
+#[test]
+fn push_and_pull_through_a_local_registry() {
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let reg = berth_e2e::registry::Registry::start(&[]);
+    let dir = project_dir(&d, "shipped");
+    let image = format!("{}/shipped/app:1", reg.host());
+    write(&dir, "app/Dockerfile", "FROM busybox\nRUN echo shipped > /marker\n");
+    write(
+        &dir,
+        "compose.yaml",
+        &format!("services:\n  app:\n    build: ./app\n    image: {image}\n    command: [cat, /marker]\n"),
+    );
+    ok(&compose(&d, &dir, &["build"]));
+    let push = compose(&d, &dir, &["push"]);
+    ok(&push);
+    assert!(text(&push.stderr).contains(&format!("Image {image}  Pushed")), "{}", text(&push.stderr));
+    ok(&d.berth(&["rmi", &image]));
+    let pull = compose(&d, &dir, &["pull"]);
+    ok(&pull);
+    assert!(text(&pull.stderr).contains(&format!("Image {image}  Pulled")), "{}", text(&pull.stderr));
+    let run = compose(&d, &dir, &["run", "--rm", "-T", "app"]);
+    assert_eq!(ok(&run), "shipped\n");
+    ok(&compose(&d, &dir, &["down", "--rmi", "all"]));
+    assert!(!d.berth(&["image", "inspect", &image]).status.success(), "down --rmi all kept {image}");
+}

@@ -335,7 +335,7 @@ pub async fn push(
         let m = m?;
         if let Some(e) = m.error.or(m.error_detail.map(|d| d.message)) {
             progress.failed(Resource::Image, image, "Error");
-            return Err(ComposeError::Pull { image: image.to_owned(), message: e });
+            return Err(ComposeError::Push { image: image.to_owned(), message: e });
         }
     }
     progress.done(Resource::Image, image, "Pushed");
