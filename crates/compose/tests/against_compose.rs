@@ -105,10 +105,13 @@ fn compare(bin: &Path, dir: &Path, files: &[&str], profiles: &[&str], env: &[(&s
 }
 
 #[test]
-fn full_example_matches_docker_compose() {
+fn data_projects_match_docker_compose() {
     let Some(bin) = compose_v2() else { return };
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/full");
-    compare(&bin, &dir, &[], &["cache"], &[("FROM_SHELL", "shell value"), ("API_KEY", "k")]);
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    compare(&bin, &data.join("full"), &[], &["cache"], &[("FROM_SHELL", "shell value"), ("API_KEY", "k")]);
+    compare(&bin, &data.join("tutorial"), &[], &[], &[]);
+    compare(&bin, &data.join("layered"), &[], &[], &[("API_PORT", "1234")]);
+    compare(&bin, &data.join("layered"), &[], &["debug"], &[("LOG_LEVEL", "warn")]);
 }
 
 #[test]
@@ -132,6 +135,29 @@ fn merges_extends_and_env_files_match_docker_compose() {
     }
     compare(&bin, dir.path(), &[], &[], &[]);
     compare(&bin, dir.path(), &["compose.yaml"], &[], &[("EXTRA", "from-process")]);
+}
+
+#[test]
+fn cross_form_merges_match_docker_compose() {
+    let Some(bin) = compose_v2() else { return };
+    compare_files(
+        &bin,
+        &[
+            (
+                "compose.yaml",
+                "services:\n  a:\n    build: .\n    environment: [A=1, B=2]\n    labels: {l1: a}\n    networks: {n: {aliases: [one]}}\n    ulimits: {nofile: {soft: 1, hard: 2}}\n    logging: {driver: json-file, options: {max-size: 1m}}\n    healthcheck: {test: [CMD, a], interval: 5s}\n    secrets: [s]\n    volumes: ['./a:/data', 'vol:/other']\n    dns: [1.1.1.1]\n    cap_add: [NET_ADMIN]\n    depends_on: [b]\n  b:\n    image: x\nnetworks:\n  n:\nvolumes:\n  vol:\nsecrets:\n  s: {file: ./s.txt}\n",
+            ),
+            (
+                "compose.override.yaml",
+                "services:\n  a:\n    build: {dockerfile: Other.Dockerfile, args: [X=1]}\n    environment: {B: 3, C: 4}\n    labels: [l2=b]\n    networks: {n: {aliases: [two]}}\n    ulimits: {nofile: {soft: 3, hard: 4}}\n    logging: {driver: syslog}\n    healthcheck: {test: [CMD, b]}\n    secrets: [{source: s, mode: 0400}]\n    volumes: ['./b:/data']\n    dns: 8.8.8.8\n    cap_add: [NET_ADMIN, SYS_TIME]\n    depends_on: {b: {condition: service_healthy}}\n",
+            ),
+            ("Dockerfile", "FROM busybox\n"),
+            ("Other.Dockerfile", "FROM busybox\n"),
+            ("s.txt", "x\n"),
+        ],
+        &[],
+        &[],
+    );
 }
 
 #[test]
@@ -174,6 +200,8 @@ fn short_syntaxes_match_docker_compose() {
         "services:\n  a:\n    image: x\n    healthcheck: {test: 'true', interval: 90s, disable: false}\n    deploy: {replicas: 3, resources: {limits: {cpus: '1.5', memory: 1g}}}\n    logging: {driver: syslog, options: {tag: x}}\n    ulimits: {nofile: {soft: 1, hard: 2}, core: 0}\n    secrets: [{source: s, mode: 0400}]\n    network_mode: host\nsecrets:\n  s: {file: ./s.txt}\n",
         // anchors, merge keys, x- extensions, depends_on, links
         "x-env: &env {A: 1}\nx-svc: &svc\n  image: x\n  environment: *env\nservices:\n  a:\n    <<: *svc\n    links: [b:bee]\n  b:\n    <<: *svc\n    depends_on: {c: {condition: service_healthy}}\n  c:\n    image: x\n",
+        // the project name, known to the file's variables
+        "name: ${N:-From-Var}\nservices:\n  a:\n    image: x\n    container_name: c-${COMPOSE_PROJECT_NAME}\n",
         // profiles and networks
         "services:\n  a:\n    image: x\n    networks: {front: {aliases: [w]}, back: null}\n  b:\n    image: x\n    profiles: [p]\nnetworks:\n  front:\n    ipam: {config: [{subnet: 10.5.0.0/16}]}\n  back:\n    external: true\n",
     ];
@@ -190,6 +218,16 @@ fn short_syntaxes_match_docker_compose() {
 #[test]
 fn include_and_extends_files_match_docker_compose() {
     let Some(bin) = compose_v2() else { return };
+    // !reset in a service that extends another drops what it inherits.
+    compare_files(
+        &bin,
+        &[(
+            "compose.yaml",
+            "services:\n  init:\n    image: alpine\n    command: sleep infinity\n    ports: ['80:80']\n  base:\n    extends: {service: init}\n    command: !reset\n    ports: !override ['81:81']\n",
+        )],
+        &[],
+        &[],
+    );
     compare_files(
         &bin,
         &[

@@ -155,6 +155,7 @@ fn full_example_covers_every_key() {
     assert_eq!(web.secrets[1].target.as_deref(), Some("/run/secrets/api"));
     let d = web.deploy.as_ref().unwrap();
     assert_eq!(d.replicas, Some(2));
+    assert_eq!((web.replicas(), p.service("db").unwrap().replicas()), (2, 1));
     let limits = d.resources.limits.as_ref().unwrap();
     assert_eq!((limits.cpus, limits.memory, limits.pids), (Some(0.5), Some(model::Bytes(512 << 20)), Some(100)));
     let dev = &d.resources.reservations.as_ref().unwrap().devices[0];
@@ -200,7 +201,61 @@ fn full_example_covers_every_key() {
             && pos("db") < pos("cache")
             && pos("cache") < pos("web")
     );
+    assert!(p.to_yaml().unwrap().contains("restart: \"no\""), "quoted for YAML 1.1 readers, as compose does");
     round_trip(&p, &o);
+}
+
+#[test]
+fn every_data_project_loads_and_round_trips() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&root).unwrap().flatten() {
+        let o = LoadOptions {
+            environment: env(&[("FROM_SHELL", "shell value"), ("API_KEY", "k")]),
+            profiles: vec!["*".into()],
+            ..opts(&entry.path())
+        };
+        let p = model::load(&o).unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+        round_trip(&p, &o);
+        seen += 1;
+    }
+    assert!(seen >= 3);
+}
+
+#[test]
+fn layered_project() {
+    let dir = data("layered");
+    let p = model::load(&LoadOptions { environment: env(&[("API_PORT", "1234")]), ..opts(&dir) }).unwrap();
+    assert_eq!(p.config_files, [dir.join("compose.yaml"), dir.join("compose.override.yaml")]);
+    let api = p.service("api").unwrap();
+    // From the library file, its paths relative to it.
+    assert_eq!(api.build.as_ref().unwrap().context, dir.join("lib/py").to_string_lossy());
+    assert_eq!(api.working_dir.as_deref(), Some("/app"));
+    let sources: Vec<_> = api.volumes.iter().map(|v| v.source.clone().unwrap()).collect();
+    assert_eq!(sources, [dir.join("lib/cache").to_string_lossy(), dir.join("src").to_string_lossy()]);
+    // The anchor, then the override file.
+    assert_eq!(api.restart.as_deref(), Some("on-failure"));
+    assert_eq!(api.environment["LOG_LEVEL"].as_deref(), Some("debug"));
+    assert_eq!(api.ports.len(), 1, "!override replaced the ports");
+    assert_eq!(api.ports[0].published.as_deref(), Some("9090"));
+    // The included sub-project.
+    assert!(p.service("worker").is_some());
+    assert_eq!(p.volumes["jobs"].name, "layered_jobs");
+    assert_eq!(p.dependency_order(&[], true).unwrap(), ["worker", "api"]);
+    assert_eq!(p.dependency_order(&["debug".into()], true).unwrap(), ["worker", "api", "debug"]);
+}
+
+#[test]
+fn tutorial_project() {
+    let dir = data("tutorial");
+    let p = model::load(&opts(&dir)).unwrap();
+    assert_eq!(p.name, "tutorial");
+    let m = p.service("mymodel").unwrap();
+    assert_eq!(m.build.as_ref().unwrap().context, dir.to_string_lossy());
+    assert_eq!(m.volumes[0].kind, VolumeType::Bind);
+    assert_eq!(m.volumes[0].source.as_deref(), Some("/home/user/modelDir"));
+    assert_eq!(m.environment["JUPYTER_ENABLE_LAB"].as_deref(), Some("yes"));
+    assert!(p.to_yaml().unwrap().contains("JUPYTER_ENABLE_LAB: \"yes\""));
 }
 
 #[test]
@@ -212,13 +267,10 @@ fn unset_variables_warn_and_go_blank() {
 }
 
 #[test]
-fn obsolete_version_warns_and_empty_services_load() {
+fn obsolete_version_warns_and_a_service_without_body_fails() {
     let dir = project(&[("compose.yaml", "version: '3.8'\nservices:\n  a:\n    image: busybox\n  b:\n")]);
     let e = model::load(&opts(dir.path())).unwrap_err().to_string();
-    assert_eq!(
-        e,
-        "compose.yaml: line 5: services.b: service \"b\" has neither an image nor a build context specified: invalid compose project"
-    );
+    assert_eq!(e, "compose.yaml: line 5: services.b: must be a mapping");
     let dir = project(&[("compose.yaml", "version: '3.8'\nservices:\n  a:\n    image: busybox\n")]);
     let p = model::load(&opts(dir.path())).unwrap();
     assert_eq!(
@@ -271,6 +323,14 @@ fn project_name_rules() {
     assert_eq!(model::load(&o).unwrap().name, "envname");
     let o = LoadOptions { project_name: Some("flag".into()), ..o };
     assert_eq!(model::load(&o).unwrap().name, "flag");
+    // The name is known to the files' own variables.
+    std::fs::write(
+        sub.join("compose.yaml"),
+        "name: ${N:-From-Var}\nservices:\n  a:\n    image: busybox\n    container_name: c-${COMPOSE_PROJECT_NAME}\n",
+    )
+    .unwrap();
+    let p = model::load(&opts(&sub)).unwrap();
+    assert_eq!((p.name.as_str(), p.service("a").unwrap().container_name.as_deref()), ("from-var", Some("c-from-var")));
     let o = LoadOptions { project_name: Some("Bad Name".into()), ..opts(&sub) };
     assert_eq!(
         model::load(&o).unwrap_err().to_string(),
@@ -329,15 +389,38 @@ fn discovery_override_files_and_f_order() {
 }
 
 #[test]
+fn stdin_file_and_json_output() {
+    let dir = project(&[("x.txt", "data\n")]);
+    let o = LoadOptions {
+        files: vec!["-".into()],
+        stdin: Some(
+            "services:\n  a:\n    image: busybox\n    volumes: ['./x.txt:/x']\n    command: echo $$HOME\n".into(),
+        ),
+        ..opts(dir.path())
+    };
+    let p = model::load(&o).unwrap();
+    assert_eq!(p.working_dir, dir.path(), "stdin: the working directory is the project's");
+    assert_eq!(
+        p.service("a").unwrap().volumes[0].source.as_deref(),
+        Some(&*dir.path().join("x.txt").to_string_lossy())
+    );
+    let json: serde_json::Value = serde_json::from_str(&p.to_json().unwrap()).unwrap();
+    assert_eq!(json["services"]["a"]["command"], serde_json::json!(["echo", "$$HOME"]));
+    assert_eq!(json["name"], p.name.as_str());
+    let e = model::load(&LoadOptions { stdin: Some("services:\n  a:\n    imgae: x\n".into()), ..o }).unwrap_err();
+    assert_eq!(e.to_string(), "-: line 3: services.a: additional properties 'imgae' not allowed");
+}
+
+#[test]
 fn reset_and_override_tags() {
     let files = [
         (
             "compose.yaml",
-            "services:\n  app:\n    image: myapp\n    ports: ['8080:80']\n    environment:\n      FOO: BAR\n      KEEP: x\n    labels: {a: b}\n",
+            "services:\n  app:\n    image: myapp\n    ports: ['8080:80']\n    environment:\n      FOO: BAR\n      KEEP: x\n    labels: {a: b}\n    command: [sleep, '1']\n",
         ),
         (
             "compose.override.yaml",
-            "services:\n  app:\n    image: myapp\n    ports: !reset []\n    environment:\n      FOO: !reset null\n    labels: !override {c: d}\n",
+            "services:\n  app:\n    image: myapp\n    ports: !reset []\n    environment:\n      FOO: !reset null\n    labels: !override {c: d}\n    command: !reset\n",
         ),
     ];
     let dir = project(&files);
@@ -346,6 +429,7 @@ fn reset_and_override_tags() {
     assert!(app.ports.is_empty());
     assert_eq!(app.environment.keys().collect::<Vec<_>>(), ["KEEP"]);
     assert_eq!(app.labels, BTreeMap::from([("c".to_string(), "d".to_string())]));
+    assert_eq!(app.command, None);
     // !reset in the same file drops what an anchor merged in.
     let dir = project(&[(
         "compose.yaml",
@@ -573,6 +657,17 @@ fn missing_build_context_fails_at_load() {
 fn other_bad_input() {
     let cases: &[(&str, &str)] = &[
         ("services:\n  web:\n    image: [x\n", "compose.yaml: line 4: did not find expected ',' or ']'"),
+        ("# nothing but a comment\n", "compose.yaml: empty compose file"),
+        ("services:\n", "compose.yaml: line 1: services: must be a mapping"),
+        ("- a\n- b\n", "compose.yaml: line 1: top-level object must be a mapping"),
+        (
+            "services:\n  \"bad name\":\n    image: x\n",
+            "compose.yaml: line 2: services: additional properties 'bad name' not allowed",
+        ),
+        (
+            "services:\n  a:\n    image: x\n    depends_on:\n      b:\n        condition: service_bogus\n  b:\n    image: x\n",
+            "compose.yaml: line 6: services.a.depends_on.b.condition: value must be one of 'service_started', 'service_healthy', 'service_completed_successfully'",
+        ),
         (
             "services:\n  web:\n    image: x\n    ports: ['80:http']\n",
             "compose.yaml: line 4: services.web.ports.0: invalid port \"80:http\": invalid containerPort: http",
@@ -620,6 +715,15 @@ fn errors_name_the_right_file_among_several() {
     ];
     let e = load_err(&files);
     assert_eq!(e, "compose.override.yaml: line 5: services.web: additional properties 'imgae' not allowed");
+    // A check of the merged project points at the file that wrote the key.
+    let e = load_err(&[
+        ("compose.yaml", "services:\n  web:\n    image: x\n    networks: [front]\nnetworks:\n  front:\n"),
+        ("compose.override.yaml", "services:\n  web:\n    volumes:\n      - ./a:/a\n      - cache:/cache\n"),
+    ]);
+    assert_eq!(
+        e,
+        "compose.override.yaml: line 5: services.web.volumes.1: service \"web\" refers to undefined volume cache: invalid compose project"
+    );
 }
 
 #[test]

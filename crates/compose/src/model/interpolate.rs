@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_norway::{Mapping, Number, Value};
+use serde_norway::{Number, Value};
 
 use crate::model::source::{KeyPath, Seg};
 
@@ -292,11 +292,6 @@ fn cast_for(path: &[Seg]) -> Option<Cast> {
         | ["volumes" | "secrets" | "configs", _, "external"] => Some(to_bool),
         _ => None,
     }
-}
-
-/// An empty mapping (used by callers building trees).
-pub fn empty() -> Value {
-    Value::Mapping(Mapping::new())
 }
 
 #[cfg(test)]

@@ -7,12 +7,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
 use crate::error::ComposeError;
 use crate::model::LoadOptions;
 use crate::model::env;
-use crate::model::interpolate::{TreeErrorKind, Vars, interpolate_tree};
+use crate::model::interpolate::{TreeErrorKind, Vars, interpolate_tree, substitute};
 use crate::model::merge::merge;
 use crate::model::normalize::{Ctx, clean, normalize_file, scalar};
 use crate::model::schema;
@@ -60,6 +61,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
     let files = find_files(opts, &working_dir, &setting)?;
     let project_dir = match &opts.project_directory {
         Some(d) => absolute(&working_dir, d),
+        // With `-f -` first, the working directory is the project directory.
+        None if files[0].file_name().is_some_and(|n| n == "-") => working_dir.clone(),
         None => files[0].parent().map_or_else(|| working_dir.clone(), Path::to_path_buf),
     };
 
@@ -90,6 +93,10 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         opts.profiles.clone()
     };
 
+    // The name first: files may use ${COMPOSE_PROJECT_NAME}, as compose allows.
+    let name = project_name(opts, &environment, &files, &project_dir)?;
+    environment.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
+
     let mut loader = Loader { opts, sources: Vec::new(), cache: HashMap::new(), warnings: Vec::new() };
     let mut model = Value::Mapping(Mapping::new());
     for file in &files {
@@ -97,7 +104,6 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         merge(&mut model, loaded.value, &mut Vec::new(), &loaded.tags);
     }
 
-    let name = project_name(opts, &environment, &model, &project_dir)?;
     loader.finish(&mut model, &name, &environment, &project_dir)?;
 
     let mut project = loader.type_project(model)?;
@@ -233,10 +239,12 @@ pub fn normalize_project_name(s: &str) -> String {
     kept.trim_start_matches(['_', '-']).to_string()
 }
 
+/// `-p`, else `COMPOSE_PROJECT_NAME`, else the last `name:` of the files (interpolated,
+/// normalised), else the project directory's name (normalised).
 fn project_name(
     opts: &LoadOptions,
     environment: &BTreeMap<String, String>,
-    model: &Value,
+    files: &[PathBuf],
     project_dir: &Path,
 ) -> Result<String, ComposeError> {
     // Given imperatively (-p, COMPOSE_PROJECT_NAME): must already be valid.
@@ -247,7 +255,26 @@ fn project_name(
         }
         return Ok(n);
     }
-    let from_file = model.get("name").and_then(scalar).map(|n| normalize_project_name(&n)).filter(|n| !n.is_empty());
+    // A quick look at each file's `name:` only; anything wrong with a file is reported by
+    // the full load that follows.
+    let mut written: Option<String> = None;
+    for f in files {
+        let text = match (&opts.stdin, f.file_name()) {
+            (Some(t), Some(n)) if n == "-" && !f.exists() => t.clone(),
+            _ => std::fs::read_to_string(f).unwrap_or_default(),
+        };
+        for doc in serde_norway::Deserializer::from_str(&text) {
+            let Ok(v) = Value::deserialize(doc) else { break };
+            if let Some(n) = v.get("name").and_then(scalar).filter(|n| !n.is_empty()) {
+                written = Some(n);
+            }
+        }
+    }
+    let lookup = |k: &str| environment.get(k).cloned();
+    let from_file = written
+        .and_then(|n| substitute(&n, &mut Vars::new(&lookup)).ok())
+        .map(|n| normalize_project_name(&n))
+        .filter(|n| !n.is_empty());
     let name = from_file.unwrap_or_else(|| {
         normalize_project_name(&project_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
     });
@@ -283,7 +310,11 @@ impl Loader<'_> {
         if let Some(l) = self.cache.get(path) {
             return Ok(l.clone());
         }
-        let src = Source::read(path, display_name(path, self.opts))?;
+        // `-f -`: the file given on standard input, named as compose names it.
+        let src = match (&self.opts.stdin, path.file_name()) {
+            (Some(text), Some(name)) if name == "-" && !path.exists() => Source::parse(path, "-".into(), text)?,
+            _ => Source::read(path, display_name(path, self.opts))?,
+        };
         let idx = self.sources.len();
         self.sources.push(src);
         let src = &self.sources[idx];
@@ -302,14 +333,6 @@ impl Loader<'_> {
             }
         }
 
-        // `services: {name: }` is an empty service to compose, not a schema error.
-        if let Some(Value::Mapping(services)) = value.get_mut("services") {
-            for (_, svc) in services.iter_mut() {
-                if svc.is_null() {
-                    *svc = Value::Mapping(Mapping::new());
-                }
-            }
-        }
         if value.get("version").is_some() {
             let w = format!(
                 "{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion",

@@ -43,4 +43,6 @@ pub struct LoadOptions {
     pub environment: BTreeMap<String, String>,
     /// Resolve relative paths (bind sources, build contexts, env files) to absolute ones.
     pub resolve_paths: bool,
+    /// What `-f -` reads: the caller passes standard input's content here.
+    pub stdin: Option<String>,
 }

@@ -300,9 +300,8 @@ fn service(m: &mut Mapping, path: &[Seg], ctx: &Ctx<'_>) -> Result<(), ComposeEr
     }
     for k in ["command", "entrypoint"] {
         match m.get(k).cloned() {
-            Some(Value::Null) => {
-                m.remove(k);
-            }
+            // Kept: a `!reset` on it must reach the merge; typed, it is "not set".
+            Some(Value::Null) => {}
             Some(Value::Sequence(items)) => {
                 let items = items.iter().map(|i| Value::String(scalar(i).unwrap_or_default())).collect();
                 set(m, k, Value::Sequence(items));

@@ -215,18 +215,79 @@ impl Project {
     /// in a value is printed `$$`, as compose prints it, so that the output loads again
     /// to the same project.
     pub fn to_yaml(&self) -> Result<String, ComposeError> {
+        let text = serde_norway::to_string(&self.config_value()?).map_err(|source| ComposeError::Print { source })?;
+        Ok(quote_yaml11_words(&text))
+    }
+
+    /// The `config --format json` output: the same model as `to_yaml` (`$` printed `$$`,
+    /// as compose does), as indented JSON. Compose's JSON also carries empty
+    /// `ipam`/`placement` objects and `"entrypoint": null`; these carry no meaning and are
+    /// left out here.
+    pub fn to_json(&self) -> Result<String, ComposeError> {
+        let json = crate::model::schema::to_json(&self.config_value()?);
+        // A JSON value always prints; the fallback is unreachable in practice.
+        Ok(serde_json::to_string_pretty(&json).unwrap_or_default())
+    }
+
+    /// The model `config` prints, as a YAML value.
+    fn config_value(&self) -> Result<serde_norway::Value, ComposeError> {
         let mut shown = self.clone();
         shown.services.retain(|_, s| self.is_active(s));
         let shown = shown.without_unused_resources();
         let mut value = serde_norway::to_value(&shown).map_err(|source| ComposeError::Print { source })?;
         escape_dollars(&mut value);
-        serde_norway::to_string(&value).map_err(|source| ComposeError::Print { source })
+        Ok(value)
+    }
+}
+
+impl Service {
+    /// How many containers the service runs: `deploy.replicas`, else `scale`, else 1
+    /// (the loader has checked that the two agree when both are set).
+    pub fn replicas(&self) -> u32 {
+        self.deploy.as_ref().and_then(|d| d.replicas).or(self.scale).unwrap_or(1)
     }
 }
 
 /// Whether `service` is enabled by `profiles`.
 fn active_with(service: &Service, profiles: &[String]) -> bool {
     service.profiles.is_empty() || profiles.iter().any(|p| p == "*" || service.profiles.contains(p))
+}
+
+/// Words a YAML 1.1 reader (PyYAML, docker-compose 1.29) takes for booleans.
+const YAML11_BOOLS: [&str; 16] =
+    ["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"];
+
+/// Double-quotes the plain scalars that YAML 1.2 reads as strings but YAML 1.1 as
+/// booleans (`restart: no`), as docker compose prints them. serde_norway writes YAML 1.2
+/// and has no switch for this, so the printed text is patched at the positions saphyr's
+/// parser reports.
+fn quote_yaml11_words(text: &str) -> String {
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut parser = saphyr_parser::Parser::new_from_str(text);
+    while let Some(Ok((event, span))) = parser.next() {
+        if let saphyr_parser::Event::Scalar(v, saphyr_parser::ScalarStyle::Plain, ..) = event {
+            if YAML11_BOOLS.contains(&v.as_ref()) {
+                spans.push((span.start.index(), span.end.index()));
+            }
+        }
+    }
+    if spans.is_empty() {
+        return text.to_string();
+    }
+    // saphyr counts characters; map them to byte offsets.
+    let offsets: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+    let mut out = String::with_capacity(text.len() + 2 * spans.len());
+    let mut last = 0;
+    for (start, end) in spans {
+        let (Some(&a), Some(&b)) = (offsets.get(start), offsets.get(end)) else { continue };
+        out.push_str(&text[last..a]);
+        out.push('"');
+        out.push_str(&text[a..b]);
+        out.push('"');
+        last = b;
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// `$` → `$$` in every string value (keys are never interpolated, so stay as they are).
@@ -262,4 +323,18 @@ fn search_cycle<'a>(
     }
     cleared.insert(last);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_yaml11_words;
+
+    #[test]
+    fn yaml11_booleans_are_quoted() {
+        let text = "restart: no\nlabels:\n  'on': yes\n  x: 'no'\n  y: nothing\nlist:\n- off\n- é\n- N\n";
+        assert_eq!(
+            quote_yaml11_words(text),
+            "restart: \"no\"\nlabels:\n  'on': \"yes\"\n  x: 'no'\n  \"y\": nothing\nlist:\n- \"off\"\n- é\n- \"N\"\n"
+        );
+    }
 }

@@ -119,6 +119,9 @@ impl Source {
             })?;
             docs.push(value);
         }
+        if docs.iter().all(Value::is_null) {
+            return Err(ComposeError::Yaml { file: display, line: None, message: "empty compose file".into() });
+        }
         let mut tags = Vec::new();
         let mut merged = Value::Mapping(Mapping::new());
         for doc in docs {
