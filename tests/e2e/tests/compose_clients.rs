@@ -298,6 +298,12 @@ impl<'a> Project<'a> {
         );
         self.edit(file, from, to);
         self.ok(&["up", "-d"]);
+        self.only_recreated(&before, edited);
+    }
+
+    /// Asserts that of the containers in `before`, only `edited`'s was replaced.
+    #[track_caller]
+    fn only_recreated(&self, before: &BTreeMap<String, String>, edited: &str) {
         let after = self.ids();
         assert_eq!(
             after.keys().collect::<Vec<_>>(),
@@ -306,7 +312,7 @@ impl<'a> Project<'a> {
             self.client.flavour,
             self.name
         );
-        for (svc, id) in &before {
+        for (svc, id) in before {
             if svc == edited {
                 assert_ne!(&after[svc], id, "{:?} {}: edited {svc} was not recreated", self.client.flavour, self.name);
             } else {
@@ -557,6 +563,13 @@ fn mixed(d: &Daemon, c: &Client) {
     assert_eq!(out, "hello from the built app\n");
     p.assert_no_oneoff();
     p.converge("compose.yaml", "poller", "sleep 2;", "sleep 1;");
+    // A changed Dockerfile: `up -d --build` rebuilds app and recreates it alone.
+    let before = p.ids();
+    p.edit("app/Dockerfile", "EXPOSE 80", "RUN echo rebuilt >> /www/index.html\nEXPOSE 80");
+    p.ok(&["up", "-d", "--build"]);
+    p.only_recreated(&before, "app");
+    let body = wait_for(20, || http_get(port, "/").filter(|b| b.contains("rebuilt")));
+    assert_eq!(body.as_deref(), Some("hello from the built app\nrebuilt\n"), "the rebuilt app's page");
     p.down_clean();
 }
 
