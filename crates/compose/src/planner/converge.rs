@@ -359,7 +359,7 @@ impl<'a> Planner<'a> {
     }
 
     fn replicas(&self, svc: &Service, o: &UpOptions) -> u32 {
-        o.scale.get(&svc.name).copied().or(svc.scale).or(svc.deploy.as_ref().and_then(|d| d.replicas)).unwrap_or(1)
+        o.scale.get(&svc.name).copied().unwrap_or_else(|| svc.replicas())
     }
 
     /// Converges one service's containers; returns whether any was created or recreated.

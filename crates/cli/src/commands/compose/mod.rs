@@ -183,7 +183,15 @@ pub(crate) fn load(p: &ProjectOpts) -> Result<Project, CliError> {
         profiles: p.profiles.clone(),
         environment: process_env(),
         resolve_paths: true,
+        stdin: None,
     };
+    let mut opts = opts;
+    if p.files.iter().any(|f| f == "-") {
+        use std::io::Read;
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        opts.stdin = Some(text);
+    }
     berth_compose::model::load(&opts).map_err(cerr)
 }
 

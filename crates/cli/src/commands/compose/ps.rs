@@ -377,8 +377,7 @@ pub async fn config(p: &ProjectOpts, a: ConfigArgs) -> Result<(), CliError> {
             .map(|s| format!("{} {}\n", s.name, config_hash(s)))
             .collect()
     } else if a.format == "json" {
-        let v = serde_json::to_value(&project).map_err(|e| CliError::Message(e.to_string()))?;
-        format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+        format!("{}\n", project.to_json().map_err(super::cerr)?)
     } else {
         project.to_yaml().map_err(super::cerr)?
     };
