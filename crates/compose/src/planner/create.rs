@@ -564,6 +564,19 @@ services:
           cpus: 0.5
   db:
     image: busybox
+    secrets:
+      - source: pw
+      - source: pw
+        target: other
+    configs:
+      - source: conf
+        target: /etc/app.conf
+secrets:
+  pw:
+    file: /w/pw.txt
+configs:
+  conf:
+    file: /w/app.conf
 networks:
   back:
     name: demo_back
@@ -644,5 +657,15 @@ volumes:
         assert_eq!(b["NetworkingConfig"]["EndpointsConfig"]["demo_default"]["Aliases"], json!([]));
         assert_eq!(b["Labels"][names::ONEOFF], "True");
         assert_eq!(b["Labels"][names::SLUG], "0123");
+        let mounts = &b["HostConfig"]["Mounts"];
+        assert_eq!(
+            mounts[0],
+            json!({"Type": "bind", "Source": "/w/pw.txt", "Target": "/run/secrets/pw", "ReadOnly": true})
+        );
+        assert_eq!(mounts[1]["Target"], "/run/secrets/other");
+        assert_eq!(
+            mounts[2],
+            json!({"Type": "bind", "Source": "/w/app.conf", "Target": "/etc/app.conf", "ReadOnly": true})
+        );
     }
 }
