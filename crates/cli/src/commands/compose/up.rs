@@ -233,11 +233,7 @@ async fn attach(
     }
     let colors = super::logs::use_color(a.no_color);
     let printer = super::logs::LinePrinter::new(&sources, colors, !a.no_log_prefix);
-    if rustix::termios::isatty(std::io::stdout()) {
-        out("Attaching to ");
-        out(&sources.iter().map(|s| s.prefix.clone()).collect::<Vec<_>>().join(", "));
-        out("\n");
-    }
+    out(&format!("Attaching to {}\n", sources.iter().map(|s| s.prefix.as_str()).collect::<Vec<_>>().join(", ")));
     let q = Logs {
         follow: true,
         stdout: true,
