@@ -51,7 +51,8 @@ cleanup() {
 trap cleanup EXIT
 
 # The project: one built service and four image services on the default network, one
-# named volume, a published port.
+# named volume, a published port. `init: true` everywhere: busybox as PID 1 ignores
+# SIGTERM, and `down` would time the 10 s grace period instead of the engines.
 proj=$work/proj
 mkdir -p "$proj/app"
 cat > "$proj/app/Dockerfile" <<'EOF'
@@ -63,19 +64,24 @@ cat > "$proj/compose.yaml" <<EOF
 name: bench
 services:
   app:
+    init: true
     build: ./app
   web:
+    init: true
     image: busybox
     command: ["httpd", "-f", "-p", "8080"]
     ports: ["127.0.0.1::8080"]
   worker:
+    init: true
     image: busybox
     command: ["sleep", "3600"]
     volumes: [data:/data]
   cache:
+    init: true
     image: busybox
     command: ["sleep", "3600"]
   db:
+    init: true
     image: busybox
     command: ["sleep", "3600"]
     volumes: [data:/data]
