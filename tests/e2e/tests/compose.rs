@@ -565,7 +565,13 @@ fn scale_lifecycle_commands_and_ctrl_c() {
         text(&out.stdout)
     );
     assert_eq!(state_of(&d, "scaled-w-1"), "exited");
-    ok(&compose(&d, &dir, &["down"]));
+    // Without a compose file, -p names the project to act on.
+    let elsewhere = project_dir(&d, "elsewhere");
+    let none = compose(&d, &elsewhere, &["config"]);
+    assert!(!none.status.success());
+    assert!(text(&none.stderr).contains("no configuration file provided"), "{}", text(&none.stderr));
+    assert!(ok(&compose(&d, &elsewhere, &["-p", "scaled", "ps", "-a"])).contains("scaled-w-1"));
+    ok(&compose(&d, &elsewhere, &["-p", "scaled", "down"]));
     assert_eq!(leftovers(&d, "scaled"), "");
 }
 
