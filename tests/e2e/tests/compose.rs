@@ -545,7 +545,7 @@ fn scale_lifecycle_commands_and_ctrl_c() {
     assert!(ids(&d, "scaled", "w").is_empty());
 
     // An attached up stops everything on ctrl-c.
-    let mut child = d
+    let child = d
         .berth_cmd(&["compose", "--progress", "plain", "up", "--no-color"])
         .current_dir(&dir)
         .stdout(std::process::Stdio::piped())
