@@ -144,6 +144,8 @@ pub enum Cmd {
     /// Manage images (prune, explore)
     #[command(subcommand)]
     Image(commands::prune::ImageCmd),
+    /// Define and run multi-container applications with Docker
+    Compose(commands::compose::ComposeArgs),
 }
 
 /// The daemon client that the global flags before a subcommand served outside this crate
@@ -197,6 +199,7 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
     connect::autostart(&client).await;
     let res = match cmd {
         Cmd::Run(a) => return run::run(&client, a, false).await,
+        Cmd::Compose(a) => return commands::compose::compose(&client, a).await,
         Cmd::Create(a) => return run::run(&client, a, true).await,
         Cmd::Build(a) => build::build(&client, a).await,
         Cmd::Start(a) => commands::container::start(&client, a).await,

@@ -128,6 +128,68 @@ pub enum ComposeError {
     },
 
     // ---- converging a project (planner/) ----
+    /// A service asks for something the planner cannot give it.
+    #[error("service {service:?}: {what} is not supported")]
+    Unsupported {
+        /// The service.
+        service: String,
+        /// What it asked for.
+        what: String,
+    },
+    /// A service has no container to act on (`exec`, `port`, `cp`).
+    #[error("service {service:?} is not running")]
+    NotRunning {
+        /// The service.
+        service: String,
+    },
+    /// A service can neither be pulled nor built.
+    #[error("service {service:?} has neither an image nor a build context specified")]
+    NoImage {
+        /// The service.
+        service: String,
+    },
+    /// Building a service's image failed.
+    #[error("failed to build service {service:?}: {message}")]
+    Build {
+        /// The service.
+        service: String,
+        /// The builder's error.
+        message: String,
+    },
+    /// Pulling an image failed.
+    #[error("failed to pull {image}: {message}")]
+    Pull {
+        /// The image.
+        image: String,
+        /// The registry's or daemon's error.
+        message: String,
+    },
+    /// Pushing an image failed.
+    #[error("failed to push {image}: {message}")]
+    Push {
+        /// The image.
+        image: String,
+        /// The registry's or daemon's error.
+        message: String,
+    },
+    /// A build context could not be read or packed.
+    #[error("failed to read the build context of service {service:?}: {source}")]
+    Context {
+        /// The service.
+        service: String,
+        /// Why.
+        #[source]
+        source: berth_context::Error,
+    },
+    /// A dependency did not reach the condition its dependant waits for.
+    #[error("dependency failed to start: {0}")]
+    Dependency(String),
+    /// `--wait` or a dependency wait ran out of time.
+    #[error("{0}")]
+    Timeout(String),
+    /// A request the planner refuses (a malformed `-p`, a missing external network).
+    #[error("{0}")]
+    Refused(String),
     /// The daemon refused or failed a call.
     #[error(transparent)]
     Api(#[from] berth_api::client::ClientError),

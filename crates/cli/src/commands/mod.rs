@@ -3,6 +3,7 @@
 //! `build`), and the system (version, info, inspect, df, builder prune).
 
 pub mod build;
+pub mod compose;
 pub mod container;
 pub mod cp;
 pub mod events;
