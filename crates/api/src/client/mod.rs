@@ -4,6 +4,7 @@
 
 pub mod archive;
 mod build;
+pub mod builds;
 mod containers;
 pub mod distribution;
 mod exec;

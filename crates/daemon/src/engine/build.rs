@@ -154,6 +154,21 @@ pub enum ContextSource {
     Tar(Box<dyn Read + Send>),
     /// `remote=`: a git repository, or a URL of a tarball or of a lone Dockerfile.
     Remote(String),
+    /// A directory synced from a BuildKit client's session (built as [`ContextSource::Dir`];
+    /// the build history tells them apart).
+    Session(std::path::PathBuf),
+}
+
+impl ContextSource {
+    /// The context's kind, as the build history names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ContextSource::Dir(_) => "dir",
+            ContextSource::Tar(_) => "tar",
+            ContextSource::Remote(_) => "remote",
+            ContextSource::Session(_) => "session",
+        }
+    }
 }
 
 /// Downloads for the builder (`ADD <url>`, remote contexts) with reqwest, driven from the
@@ -370,13 +385,21 @@ impl Engine {
                 tags.push(r);
             }
             let dockerfile = q.dockerfile.clone().unwrap_or_else(|| "Dockerfile".to_owned());
+            let history = super::build_history::Recorder::start(
+                &engine.cfg.data_root,
+                q.tags.clone(),
+                dockerfile.clone(),
+                source.kind(),
+            )?;
             let result = (|| {
                 let fetcher = HttpFetcher::new(handle.clone(), cancel.clone());
                 let scratch = ScratchDir(work_root.join(format!("remote-{}", berth_base::new_id())));
                 // A tar context is unpacked (safely) into a scratch dir that the context
                 // removes when it is dropped.
                 let (ctx, text, name) = match source {
-                    ContextSource::Dir(d) => berth_build::frontend::open_context(&d, &dockerfile),
+                    ContextSource::Dir(d) | ContextSource::Session(d) => {
+                        berth_build::frontend::open_context(&d, &dockerfile)
+                    }
                     ContextSource::Tar(mut r) => build_frontend::open_tar_context(&mut r, &work_root, &dockerfile),
                     ContextSource::Remote(url) => {
                         send(stream_msg(format!("Fetching the build context from {url}\n")));
@@ -441,6 +464,7 @@ impl Engine {
                 let legacy = std::sync::Mutex::new(LegacyOrder::default());
                 let on_event = |ev: berth_build::solver::Event| {
                     use berth_build::solver::EventKind;
+                    history.event(&ev);
                     if quiet {
                         return;
                     }
@@ -499,7 +523,21 @@ impl Engine {
                     _ => Error::Internal(e.to_string()),
                 })
             })();
-            let img = result?;
+            let img = match result {
+                Ok(img) => {
+                    history.finish(Ok(&img.id.to_string()));
+                    img
+                }
+                Err(e) => {
+                    let status = if cancel.load(Ordering::Relaxed) {
+                        berth_api::client::builds::BUILD_CANCELED
+                    } else {
+                        berth_api::client::builds::BUILD_FAILED
+                    };
+                    history.finish(Err((status, e.to_string())));
+                    return Err(e);
+                }
+            };
             let id = img.id.to_string();
             send(berth_api::JsonMessage { aux: Some(serde_json::json!({ "ID": id })), ..Default::default() });
             if !q.quiet {

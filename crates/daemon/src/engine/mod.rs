@@ -4,6 +4,7 @@
 
 pub mod archive;
 mod build;
+mod build_history;
 mod cgroups;
 mod check;
 mod commit;
@@ -206,6 +207,7 @@ impl Engine {
             if let Err(e) = images.gc() {
                 tracing::warn!(error = %e, "image store garbage collection failed");
             }
+            build_history::HistoryStore::open(&root)?.mark_interrupted()?;
             Ok((images, Store::open(&root)?, volumes::VolumeStore::open(&root)?))
         })
         .await

@@ -11,6 +11,7 @@ pub mod archive;
 mod body;
 pub mod build;
 pub mod buildkit;
+pub mod builds;
 pub mod conn;
 pub mod containers;
 pub mod distribution;
@@ -53,6 +54,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(events::routes())
         .merge(networks::routes())
         .merge(explore::routes())
+        .merge(builds::routes())
         .fallback(page_not_found)
         .method_not_allowed_fallback(page_not_found)
         .layer(axum::Extension(buildkit::Sessions::default()))

@@ -346,7 +346,7 @@ pub(super) async fn run(
     // BuildKit clients offer registry credentials through the session's auth service,
     // which is not wired yet: private bases are pulled with no credentials here.
     let auths = berth_registry::client::AuthConfigs::default();
-    let build = e.build(q.clone(), ContextSource::Dir(dirs.context()), auths, tx, cancel);
+    let build = e.build(q.clone(), ContextSource::Session(dirs.context()), auths, tx, cancel);
     let relay = async {
         let mut pulls: Option<Vertex> = None;
         while let Some(m) = rx.recv().await {
