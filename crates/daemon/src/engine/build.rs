@@ -391,6 +391,10 @@ impl Engine {
                 dockerfile.clone(),
                 source.kind(),
             )?;
+            // Whether the solver stopped because the build was cancelled; the solver sets
+            // `cancel` itself when a step fails (to stop the others), so the flag alone
+            // cannot tell a failed build from a cancelled one.
+            let solver_cancelled = std::cell::Cell::new(None);
             let result = (|| {
                 let fetcher = HttpFetcher::new(handle.clone(), cancel.clone());
                 let scratch = ScratchDir(work_root.join(format!("remote-{}", berth_base::new_id())));
@@ -507,6 +511,7 @@ impl Engine {
                     send(stream_msg(t));
                 }
                 solver.cleanup();
+                solver_cancelled.set(Some(matches!(built, Err(berth_build::Error::Cancelled))));
                 built.map_err(|e| match (legacy_run_failure(&e), e.kind()) {
                     // The legacy builder's words, which its API clients match on, with the
                     // command's exit code, which the docker CLI exits with; sent here as
@@ -529,7 +534,7 @@ impl Engine {
                     img
                 }
                 Err(e) => {
-                    let status = if cancel.load(Ordering::Relaxed) {
+                    let status = if solver_cancelled.get().unwrap_or_else(|| cancel.load(Ordering::Relaxed)) {
                         berth_api::client::builds::BUILD_CANCELED
                     } else {
                         berth_api::client::builds::BUILD_FAILED
