@@ -11,7 +11,7 @@ import { ImagesView } from "./views/images.js";
 import { ImageView } from "./views/image.js";
 import { VolumesView } from "./views/volumes.js";
 import { NetworksView } from "./views/networks.js";
-import { BuildsView } from "./views/builds.js";
+import { BuildView, BuildsView } from "./views/builds.js";
 import { ComposeView } from "./views/compose.js";
 
 const SECTIONS = [
@@ -43,6 +43,7 @@ function View({ route }) {
   const { section, arg } = route;
   if (section === "containers" && arg) return html`<${ContainerView} id=${arg} />`;
   if (section === "images" && arg) return html`<${ImageView} name=${arg} />`;
+  if (section === "builds" && arg) return html`<${BuildView} id=${arg} />`;
   switch (section) {
     case "images":
       return html`<${ImagesView} />`;

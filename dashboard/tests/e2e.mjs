@@ -8,12 +8,15 @@
 //   IMAGE          an image built to waste bytes (one layer's file deleted by a later one)
 //   WASTED         its wasted bytes as the test computed them from the layer tars
 //   ARTIFACTS      where screenshots go
+//   BERTH, BERTH_HOST  the berth CLI and the daemon it talks to, for builds run while the page is open
+//   BUILD_DIR      a context with ok.dockerfile (its first RUN already cached) and fail.dockerfile
 //   CHROMIUM       the browser to drive (default /usr/bin/chromium)
 // Prints one line per step; exits non-zero at the first failure, with a screenshot of it.
 
 import { chromium } from "playwright";
 import AxeBuilder from "@axe-core/playwright";
 import { mkdirSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 
 const env = (k) => {
   const v = process.env[k];
@@ -29,6 +32,9 @@ const VOLUME = env("VOLUME");
 const PUSH_TAG = env("PUSH_TAG");
 const WASTED = Number(env("WASTED"));
 const ARTIFACTS = env("ARTIFACTS");
+const BERTH = env("BERTH");
+const BERTH_HOST = env("BERTH_HOST");
+const BUILD_DIR = env("BUILD_DIR");
 mkdirSync(ARTIFACTS, { recursive: true });
 
 const browser = await chromium.launch({
@@ -172,10 +178,46 @@ try {
     await nrow.waitFor({ state: "detached" });
   });
 
-  await step("see what the API says of builds", async () => {
+  await step("watch builds appear live, with CACHED steps and a failed step's output", async () => {
     await page.getByRole("link", { name: "Builds" }).click();
     await page.getByRole("heading", { name: "Builds", level: 1 }).waitFor();
-    await page.getByText(/The Engine API does not\s+offer it/).waitFor();
+    await page.getByRole("row", { name: new RegExp(IMAGE) }).getByText("completed", { exact: true }).waitFor();
+    // Both builds run while the view is open: it polls the history and shows them.
+    const build = (file, tag) =>
+      spawnSync(BERTH, ["build", "--progress", "plain", "-f", file, "-t", tag, "."], {
+        cwd: BUILD_DIR,
+        env: { ...process.env, BERTH_HOST, BERTH_NO_AUTOSTART: "1" },
+        encoding: "utf8",
+      });
+    const good = build("ok.dockerfile", "built:2");
+    if (good.status !== 0) throw new Error(`build built:2: ${good.stdout}${good.stderr}`);
+    const okRow = page.getByRole("row", { name: /built:2/ });
+    await okRow.getByText("completed", { exact: true }).waitFor();
+    await okRow.getByText(/^3 steps, [12] cached$/).waitFor();
+    const bad = build("fail.dockerfile", "broken:1");
+    if (bad.status === 0) throw new Error("the failing build succeeded");
+    const badRow = page.getByRole("row", { name: /broken:1/ });
+    await badRow.getByText("failed", { exact: true }).waitFor();
+    await shot("08-builds");
+    await axe("builds");
+
+    await okRow.getByRole("link").click();
+    await page.getByRole("heading", { name: /^Build [0-9a-f]{12}/, level: 1 }).waitFor();
+    const steps = page.getByRole("list", { name: "Steps" }).getByRole("listitem");
+    await steps.filter({ hasText: "RUN echo one" }).getByText("CACHED", { exact: true }).waitFor();
+    const fresh = steps.filter({ hasText: "RUN echo two" });
+    await fresh.waitFor();
+    if (await fresh.getByText("CACHED", { exact: true }).count()) throw new Error("the fresh step is marked CACHED");
+    await axe("a build's steps");
+
+    await page.getByRole("link", { name: "← All builds" }).click();
+    await badRow.getByRole("link").click();
+    const failed = page.getByRole("list", { name: "Steps" }).getByRole("listitem").filter({ hasText: "exit 3" });
+    await failed.getByText("failed", { exact: true }).waitFor();
+    await failed.getByLabel(/^Output of step/).getByText(/boom-from-the-step/).waitFor();
+    await page.locator(".banner.error").waitFor();
+    await shot("09-failed-build");
+    await axe("a failed build");
   });
 
   await step("see Docker's refusal to remove an image in use", async () => {

@@ -51,6 +51,8 @@ fn rules() -> &'static [Rule] {
             (M::POST, &["images", "**", "push"]),
             (M::DELETE, &["images", "**"]),
             (M::GET, &["berth", "images", "**", "explore"]),
+            (M::GET, &["berth", "builds"]),
+            (M::GET, &["berth", "builds", "*"]),
             (M::GET, &["volumes"]),
             (M::GET, &["volumes", "*"]),
             (M::POST, &["volumes", "create"]),
@@ -139,6 +141,8 @@ mod tests {
             (Method::POST, "/images/sha256:abcd/tag"),
             (Method::DELETE, "/images/localhost:5000/team/app:1.0"),
             (Method::GET, "/berth/images/waste:1/explore"),
+            (Method::GET, "/berth/builds"),
+            (Method::GET, "/berth/builds/0123abcd"),
             (Method::GET, "/events"),
         ] {
             assert!(allowed(&m, p), "{m} {p}");

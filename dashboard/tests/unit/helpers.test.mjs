@@ -95,3 +95,19 @@ test("formatting", () => {
   assert.equal(short("sha256:0123456789abcdef"), "0123456789ab");
   assert.equal(seg("localhost:5000/team/app:1 x"), "localhost:5000/team/app:1%20x");
 });
+
+test("build history helpers", async () => {
+  const { seconds, stepSummary, elapsed, tagsText } = await import("../../src/views/builds.js");
+  assert.equal(seconds(0.04), "0.0s");
+  assert.equal(seconds(12.44), "12.4s");
+  assert.equal(seconds(125), "2m 5s");
+  assert.equal(seconds(null), "–");
+  assert.equal(stepSummary({ StepsRun: 3, TotalSteps: 3, CachedSteps: 1 }), "3 steps, 1 cached");
+  assert.equal(stepSummary({ StepsRun: 2, TotalSteps: 5, CachedSteps: 0 }), "2 of 5 steps, 0 cached");
+  assert.equal(stepSummary({ StepsRun: 1, TotalSteps: 1, CachedSteps: 1 }), "1 step, 1 cached");
+  assert.equal(elapsed({ Duration: 1.5, StartedAt: "2026-01-01T00:00:00Z" }), 1.5);
+  assert.equal(elapsed({ StartedAt: "2026-01-01T00:00:00Z" }, Date.parse("2026-01-01T00:00:03Z")), 3);
+  assert.equal(elapsed({ StartedAt: "bad" }), null);
+  assert.equal(tagsText({ Tags: ["a:1", "b:2"] }), "a:1, b:2");
+  assert.equal(tagsText({ Tags: [] }), "<none>");
+});

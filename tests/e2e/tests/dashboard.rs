@@ -180,6 +180,18 @@ fn dashboard_end_to_end_in_a_browser() {
     let b = d.build_plain(&waste, &["-t", "waste:1", "."]);
     assert!(b.status.success(), "build: {}", text(&b.stderr));
     let wasted = wasted_bytes(&d, "waste:1");
+    // The builds the page watches: ok.dockerfile's first RUN is cached by this build, its
+    // second is fresh; fail.dockerfile's second RUN fails after printing a marker.
+    let builds_dir = d.dir_with("builds", "FROM busybox:latest\nRUN echo one > /one\n");
+    std::fs::write(builds_dir.join("ok.dockerfile"), "FROM busybox:latest\nRUN echo one > /one\nRUN echo two > /two\n")
+        .unwrap();
+    std::fs::write(
+        builds_dir.join("fail.dockerfile"),
+        "FROM busybox:latest\nRUN echo one > /one\nRUN echo boom-from-the-step; exit 3\n",
+    )
+    .unwrap();
+    let b = d.build_plain(&builds_dir, &["-t", "built:1", "."]);
+    assert!(b.status.success(), "build: {}", text(&b.stderr));
     assert!(wasted >= 300_000, "the test image wastes {wasted} bytes");
 
     let www = d.dir.path().join("www");
@@ -282,6 +294,9 @@ fn dashboard_end_to_end_in_a_browser() {
         .env("PUSH_TAG", &push_tag)
         .env("WASTED", wasted.to_string())
         .env("ARTIFACTS", &artifacts)
+        .env("BERTH", berth_e2e::berth_bin())
+        .env("BERTH_HOST", d.host())
+        .env("BUILD_DIR", &builds_dir)
         .output()
         .expect("run node");
     let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
@@ -297,6 +312,46 @@ fn dashboard_end_to_end_in_a_browser() {
         .output()
         .expect("curl");
     assert!(text(&tags.stdout).contains("\"1\""), "pushed from the page: {}", text(&tags.stdout));
+    // The build history the page showed, as the API lists it: newest first, right statuses.
+    let api = |path: &str| -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-sf", "--unix-socket"])
+            .arg(&d.socket)
+            .arg(format!("http://berth{path}"))
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "GET {path}: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", text(&out.stdout)))
+    };
+    let history = api("/berth/builds");
+    let seen: Vec<(String, &str)> = history
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|b| {
+            let tags: Vec<&str> = b["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+            (tags.join(","), b["Status"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("broken:1".to_owned(), "failed"),
+            ("built:2".to_owned(), "completed"),
+            ("built:1".to_owned(), "completed"),
+            ("waste:1".to_owned(), "completed"),
+        ],
+        "{history:#}"
+    );
+    let ok2 = api(&format!("/berth/builds/{}", history[1]["ID"].as_str().unwrap()));
+    let steps = ok2["Steps"].as_array().expect("steps");
+    let cached: Vec<&str> = steps.iter().filter(|s| s["Cached"] == true).map(|s| s["Text"].as_str().unwrap()).collect();
+    assert!(cached.contains(&"RUN echo one > /one") && !cached.contains(&"RUN echo two > /two"), "{ok2:#}");
+    let failed = api(&format!("/berth/builds/{}", history[0]["ID"].as_str().unwrap()));
+    let step = failed["Steps"].as_array().unwrap().iter().find(|s| s["Status"] == "failed").expect("a failed step");
+    assert!(step["Text"].as_str().unwrap().contains("exit 3"), "{failed:#}");
+    assert!(step["Output"].as_str().unwrap().contains("boom-from-the-step"), "{failed:#}");
+    assert!(failed["Error"].is_string() && failed.get("ImageID").is_none(), "{failed:#}");
     println!("dashboard test took {:?}", t0.elapsed());
 }
 
