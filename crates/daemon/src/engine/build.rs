@@ -385,12 +385,16 @@ impl Engine {
                 tags.push(r);
             }
             let dockerfile = q.dockerfile.clone().unwrap_or_else(|| "Dockerfile".to_owned());
-            let history = super::build_history::Recorder::start(
-                &engine.cfg.data_root,
-                q.tags.clone(),
-                dockerfile.clone(),
-                source.kind(),
-            )?;
+            // A session's Dockerfile comes as its path in the synced directory; the history
+            // shows the name the client gave.
+            let shown = match &source {
+                ContextSource::Session(_) => {
+                    Path::new(&dockerfile).file_name().map_or(dockerfile.clone(), |n| n.to_string_lossy().into_owned())
+                }
+                _ => dockerfile.clone(),
+            };
+            let history =
+                super::build_history::Recorder::start(&engine.cfg.data_root, q.tags.clone(), shown, source.kind())?;
             // Whether the solver stopped because the build was cancelled; the solver sets
             // `cancel` itself when a step fails (to stop the others), so the flag alone
             // cannot tell a failed build from a cancelled one.
