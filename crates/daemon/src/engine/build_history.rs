@@ -147,8 +147,9 @@ impl HistoryStore {
 
 /// Records one build as it runs: created when the build starts, fed the solver's events,
 /// and finished with the build's outcome. Each change of a step is written through, so
-/// `GET /berth/builds` shows a running build's progress. Writing the history never fails
-/// the build: a write that fails is logged.
+/// `GET /berth/builds` shows a running build's progress. Only the first write (in
+/// [`Recorder::start`]) can fail the build, as opening the build cache in the same state.db
+/// can; a later write that fails is logged and the build goes on.
 pub struct Recorder {
     store: HistoryStore,
     inner: Mutex<Inner>,
