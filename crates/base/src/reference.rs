@@ -101,6 +101,23 @@ fn is_tag(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// Splits `name[:tag|@digest]` as the pull endpoint takes it (`fromImage`, `tag`): the
+/// familiar name and the tag or digest, `latest` when neither is given; a name that does not
+/// parse is passed on whole for the daemon to refuse in its own words.
+pub fn pull_parts(image: &str) -> (String, String) {
+    match Reference::parse(image) {
+        Ok(r) => {
+            let tag = r
+                .digest()
+                .map(|d| d.to_string())
+                .or_else(|| r.tag().map(str::to_owned))
+                .unwrap_or_else(|| "latest".to_owned());
+            (r.familiar_name(), tag)
+        }
+        Err(_) => (image.to_owned(), "latest".to_owned()),
+    }
+}
+
 impl Reference {
     /// Parses a reference as a user typed it and normalises it (`bb` → `docker.io/library/bb`).
     /// No tag is added: see [`Reference::with_default_tag`].
@@ -240,6 +257,16 @@ impl fmt::Display for Reference {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pull_parts_split_name_and_tag() {
+        use super::pull_parts;
+        assert_eq!(pull_parts("busybox"), ("busybox".to_owned(), "latest".to_owned()));
+        assert_eq!(pull_parts("127.0.0.1:5000/x/y:2"), ("127.0.0.1:5000/x/y".to_owned(), "2".to_owned()));
+        assert_eq!(pull_parts("docker.io/library/alpine:3.19"), ("alpine".to_owned(), "3.19".to_owned()));
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(pull_parts(&format!("busybox@{d}")), ("busybox".to_owned(), d));
+    }
+
     use super::*;
 
     fn norm(s: &str) -> String {

@@ -43,3 +43,21 @@ impl Client {
         self.call_json(Method::POST, "/build/prune", Some(&q), None).await
     }
 }
+
+/// A blocking `Write` that hands each buffer to an async request body's channel: a build
+/// context tar written on a blocking thread while the request streams it (the CLI's `build`
+/// and `compose build`).
+pub struct UploadWriter(pub tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>);
+
+impl std::io::Write for UploadWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the daemon closed the upload"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -3,7 +3,7 @@
 //! streams. The typed methods live in one file per resource.
 
 pub mod archive;
-mod build;
+pub mod build;
 pub mod builds;
 mod containers;
 pub mod distribution;

@@ -279,7 +279,7 @@ async fn upload_context(
     q.dockerfile = Some(plan.dockerfile_name().to_owned());
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
     let writer = tokio::task::spawn_blocking(move || {
-        let out = std::io::BufWriter::with_capacity(64 * 1024, ChannelWriter(tx.clone()));
+        let out = std::io::BufWriter::with_capacity(64 * 1024, berth_api::client::build::UploadWriter(tx.clone()));
         if let Err(e) = plan.write(out) {
             // The daemon sees a broken body; the user sees why.
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
@@ -292,22 +292,6 @@ async fn upload_context(
     match writer.await {
         Ok(Err(e)) => Err(e.into()),
         _ => Ok(sent?),
-    }
-}
-
-/// A `Write` that hands each buffer to the async request body.
-struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>);
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the daemon closed the upload"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

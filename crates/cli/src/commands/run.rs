@@ -493,23 +493,8 @@ pub fn start_error_code(msg: &str) -> i32 {
     }
 }
 
-fn familiar_with_tag(image: &str) -> (String, String) {
-    match berth_base::Reference::parse(image) {
-        Ok(r) => {
-            let r = r.with_default_tag();
-            let tag = r
-                .digest()
-                .map(|d| d.to_string())
-                .or_else(|| r.tag().map(str::to_owned))
-                .unwrap_or_else(|| "latest".to_owned());
-            (r.familiar_name(), tag)
-        }
-        Err(_) => (image.to_owned(), "latest".to_owned()),
-    }
-}
-
 async fn pull(c: &Client, image: &str, platform: Option<&str>) -> Result<(), CliError> {
-    let (name, tag) = familiar_with_tag(image);
+    let (name, tag) = berth_base::reference::pull_parts(image);
     let auth = super::registry::load_auth(&super::registry::registry_key(image))?;
     let mut s = c.pull_image_auth(&name, Some(&tag), platform, &auth).await?;
     while let Some(m) = s.next_message().await {
@@ -543,7 +528,7 @@ pub async fn run(c: &Client, a: RunArgs, create_only: bool) -> i32 {
     let created = match c.create_container(&req.query, &req.body).await {
         Ok(r) => r,
         Err(e) if e.status() == Some(404) && e.to_string().contains("No such image") && a.pull == "missing" => {
-            let (name, tag) = familiar_with_tag(&a.image);
+            let (name, tag) = berth_base::reference::pull_parts(&a.image);
             err_line(&format!("Unable to find image '{name}:{tag}' locally"));
             if let Err(e) = pull(c, &a.image, a.platform.as_deref()).await {
                 return fail(cmd, &cli_msg(&e));
@@ -808,7 +793,5 @@ mod tests {
         assert_eq!(start_error_code("open /x: no such file or directory"), 127);
         assert_eq!(start_error_code("exec /etc/passwd: permission denied"), 126);
         assert_eq!(start_error_code("something else"), 125);
-        assert_eq!(familiar_with_tag("busybox"), ("busybox".to_owned(), "latest".to_owned()));
-        assert_eq!(familiar_with_tag("docker.io/library/alpine:3.19"), ("alpine".to_owned(), "3.19".to_owned()));
     }
 }

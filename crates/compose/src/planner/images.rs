@@ -55,21 +55,6 @@ pub async fn image_id(client: &Client, image: &str) -> Result<Option<String>, Co
     }
 }
 
-/// Splits `name[:tag|@digest]` for the pull endpoint.
-fn name_and_tag(image: &str) -> (String, String) {
-    match berth_base::Reference::parse(image) {
-        Ok(r) => {
-            let tag = r
-                .digest()
-                .map(|d| d.to_string())
-                .or_else(|| r.tag().map(str::to_owned))
-                .unwrap_or_else(|| "latest".to_owned());
-            (r.familiar_name(), tag)
-        }
-        Err(_) => (image.to_owned(), "latest".to_owned()),
-    }
-}
-
 /// Pulls `image` through the daemon, reporting `Pulling`/`Pulled` for `service`.
 pub async fn pull(
     client: &Client,
@@ -80,7 +65,7 @@ pub async fn pull(
     platform: Option<&str>,
 ) -> Result<(), ComposeError> {
     progress.working(Resource::Image, image, "Pulling");
-    let (name, tag) = name_and_tag(image);
+    let (name, tag) = berth_base::reference::pull_parts(image);
     let r = async {
         let mut s = client.pull_image_auth(&name, Some(&tag), platform, &creds.auth_for(image)).await?;
         while let Some(m) = s.next_message().await {
@@ -238,7 +223,7 @@ async fn run_build(
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
         let svc = service.to_owned();
         let writer = tokio::task::spawn_blocking(move || {
-            let out = std::io::BufWriter::with_capacity(64 * 1024, ChannelWriter(tx.clone()));
+            let out = std::io::BufWriter::with_capacity(64 * 1024, berth_api::client::build::UploadWriter(tx.clone()));
             plan.write(out).map_err(|source| {
                 let _ = tx.blocking_send(Err(std::io::Error::other(source.to_string())));
                 ComposeError::Context { service: svc, source }
@@ -283,22 +268,6 @@ async fn run_build(
     id.ok_or_else(|| berr("the build ended without producing an image".into()))
 }
 
-/// A `Write` that hands each buffer to the async request body.
-struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>);
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the daemon closed the upload"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Builds the given services' images, independent ones at the same time (all of them:
 /// builds never depend on each other's containers). Stops at the first failure after every
 /// started build has ended, and reports every failure.
@@ -329,7 +298,7 @@ pub async fn push(
     image: &str,
 ) -> Result<(), ComposeError> {
     progress.working(Resource::Image, image, "Pushing");
-    let (name, tag) = name_and_tag(image);
+    let (name, tag) = berth_base::reference::pull_parts(image);
     let mut s = client.push_image(&name, Some(&tag), &creds.auth_for(image)).await?;
     while let Some(m) = s.next_message().await {
         let m = m?;
@@ -340,15 +309,4 @@ pub async fn push(
     }
     progress.done(Resource::Image, image, "Pushed");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pull_names() {
-        assert_eq!(name_and_tag("busybox"), ("busybox".to_owned(), "latest".to_owned()));
-        assert_eq!(name_and_tag("127.0.0.1:5000/x/y:2"), ("127.0.0.1:5000/x/y".to_owned(), "2".to_owned()));
-    }
 }
