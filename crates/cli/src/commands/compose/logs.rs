@@ -190,15 +190,21 @@ pub async fn logs(c: &Client, p: &ProjectOpts, a: LogsArgs) -> Result<(), CliErr
     }
     let follow_new = |st: Started, seen: &mut BTreeSet<String>, printer: &mut LinePrinter| {
         let prefix = st.name.strip_prefix(&format!("{}-", project.name)).unwrap_or(&st.name).to_owned();
-        let mut sq = q.clone();
-        if !seen.insert(st.id.clone()) {
-            sq.since = Some(format!("{}.{:09}", st.time_nano / 1_000_000_000, st.time_nano % 1_000_000_000));
-            sq.tail = Some("all".to_owned());
-        }
+        let again = !seen.insert(st.id.clone());
         printer.add(&prefix);
         let tty = project.services.get(&st.service).and_then(|s| s.tty).unwrap_or(false);
-        tokio::spawn(pump(c.clone(), Source { id: st.id.clone(), prefix: prefix.clone(), tty }, sq, tx.clone()));
-        (st.id, prefix)
+        let (c, mut sq, tx, id) = (c.clone(), q.clone(), tx.clone(), st.id.clone());
+        tokio::spawn(async move {
+            if again {
+                // Read from the end of its previous run: the start event comes after the
+                // process began, so its first lines may be older than the event.
+                let since = previous_finish(&c, &id).await.unwrap_or(st.time_nano);
+                sq.since = Some(format!("{}.{:09}", since / 1_000_000_000, since % 1_000_000_000));
+                sq.tail = Some("all".to_owned());
+            }
+            pump(c, Source { id, prefix, tty }, sq, tx).await;
+        });
+        (st.id, st.name.strip_prefix(&format!("{}-", project.name)).unwrap_or(&st.name).to_owned())
     };
     while !open.is_empty() {
         tokio::select! {
@@ -237,6 +243,15 @@ pub async fn logs(c: &Client, p: &ProjectOpts, a: LogsArgs) -> Result<(), CliErr
         }
     }
     Ok(())
+}
+
+/// When the container's previous run ended (nanoseconds since the epoch), if it has one.
+async fn previous_finish(c: &Client, id: &str) -> Option<i64> {
+    let info = c.inspect_container(id, &Default::default()).await.ok()?;
+    let t = info.state?.finished_at?;
+    let t = chrono::DateTime::parse_from_rfc3339(&t).ok()?;
+    // Go's zero time (never finished) is before the epoch.
+    t.timestamp_nanos_opt().filter(|n| *n > 0)
 }
 
 /// Go's RFC3339Nano in UTC, as `compose events --json` writes `time`: trailing zeros of the
