@@ -257,6 +257,8 @@ fn compose_flags_behave_as_docker_compose() {
     );
     let printed = ok(&run);
     assert_eq!(printed.trim(), id(&d, "fl-custom"), "run -d prints the container id");
+    // Nothing about the one-off itself on stderr (its dependencies run already).
+    assert!(!text(&run.stderr).contains("fl-custom"), "{}", text(&run.stderr));
     let body = http_get(port, "/out");
     assert!(body.ends_with("from-run /tmp 1000 two\n"), "{body}");
     assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "from-run /tmp 1000 two\n");
