@@ -199,6 +199,16 @@ fn compose_flags_behave_as_docker_compose() {
     assert_ne!(started_at(&d, "fl-a-1"), before, "restart did not restart a-1");
     wait_line(&event_lines, "the restart of fl-a-1", |l| l.contains("\"restart\"") && l.contains("fl-a-1"));
     wait_line(&log_lines, "a-1's line after the restart", |l| l == "a-1  | a-says-two");
+    // The text form, replayed: docker compose's Event.String() and its blank line after.
+    let (mut replay, replayed) = spawn(&d, &dir, &["events", "--since", "60s", "a"]);
+    let want = format!(" container restart {a2} (image=busybox, name=fl-a-1)");
+    let line = wait_line(&replayed, "the restart in text", |l| l.ends_with(&want));
+    let stamp = &line[..line.len() - want.len()];
+    assert_eq!(stamp.len(), "2026-11-30 13:53:45.223654".len(), "{line}");
+    assert_eq!((stamp.as_bytes()[10], stamp.as_bytes()[19]), (b' ', b'.'), "{line}");
+    assert_eq!(replayed.rx.recv_timeout(Duration::from_secs(5)).as_deref(), Ok(""), "no blank line after {line}");
+    let _ = replay.kill();
+    let _ = replay.wait();
     let _ = logs.kill();
     let _ = logs.wait();
     let _ = events.kill();

@@ -254,13 +254,14 @@ async fn previous_finish(c: &Client, id: &str) -> Option<i64> {
     t.timestamp_nanos_opt().filter(|n| *n > 0)
 }
 
-/// Go's RFC3339Nano in UTC, as `compose events --json` writes `time`: trailing zeros of the
-/// fraction dropped (`…:17.78Z`, `…:17Z`).
-fn rfc3339_nano(t: chrono::DateTime<chrono::Utc>) -> String {
+/// Go's RFC3339Nano, as `compose events --json` writes `time`: trailing zeros of the
+/// fraction dropped (`…:17.78Z`, `…:17Z`), `Z` for UTC, else the offset.
+fn rfc3339_nano(t: chrono::DateTime<chrono::FixedOffset>) -> String {
     let frac = format!("{:09}", t.timestamp_subsec_nanos());
     let frac = frac.trim_end_matches('0');
     let dot = if frac.is_empty() { "" } else { "." };
-    format!("{}{dot}{frac}Z", t.format("%Y-%m-%dT%H:%M:%S"))
+    let zone = if t.offset().local_minus_utc() == 0 { "Z".to_owned() } else { t.format("%:z").to_string() };
+    format!("{}{dot}{frac}{zone}", t.format("%Y-%m-%dT%H:%M:%S"))
 }
 
 /// `compose events`: the daemon's events about the project's containers.
@@ -289,7 +290,12 @@ pub async fn events(c: &Client, p: &ProjectOpts, a: EventsArgs) -> Result<(), Cl
             }
             let nanos = v["timeNano"].as_i64().unwrap_or(0);
             let time = chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
-                .map(|t| if a.json { rfc3339_nano(t) } else { t.format("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string() })
+                .map(|t| {
+                    // Go's time.Time in the local zone: RFC3339Nano in JSON, else
+                    // "2006-01-02 15:04:05.000000" as docker compose's Event.String() writes it.
+                    let t = t.with_timezone(&chrono::Local).fixed_offset();
+                    if a.json { rfc3339_nano(t) } else { t.format("%Y-%m-%d %H:%M:%S%.6f").to_string() }
+                })
                 .unwrap_or_default();
             let action = v["Action"].as_str().unwrap_or_default();
             let id = v["Actor"]["ID"].as_str().unwrap_or_default();
@@ -306,7 +312,8 @@ pub async fn events(c: &Client, p: &ProjectOpts, a: EventsArgs) -> Result<(), Cl
                 out(&format!("{j}\n"));
             } else {
                 let kv: Vec<String> = shown.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                out(&format!("{time} container {action} {id} ({})\n", kv.join(", ")));
+                // Event.String() ends in a newline and is printed with Println: a blank line follows.
+                out(&format!("{time} container {action} {id} ({})\n\n", kv.join(", ")));
             }
         }
     }
@@ -317,9 +324,11 @@ pub async fn events(c: &Client, p: &ProjectOpts, a: EventsArgs) -> Result<(), Cl
 mod tests {
     #[test]
     fn event_times_as_go_writes_rfc3339_nano() {
-        let t = |s, n| chrono::DateTime::from_timestamp(s, n).unwrap();
+        let t = |s, n| chrono::DateTime::from_timestamp(s, n).unwrap().fixed_offset();
         assert_eq!(super::rfc3339_nano(t(1_700_000_000, 781_704_958)), "2023-11-14T22:13:20.781704958Z");
         assert_eq!(super::rfc3339_nano(t(1_700_000_000, 780_000_000)), "2023-11-14T22:13:20.78Z");
         assert_eq!(super::rfc3339_nano(t(1_700_000_000, 0)), "2023-11-14T22:13:20Z");
+        let cet = chrono::FixedOffset::east_opt(3600).unwrap();
+        assert_eq!(super::rfc3339_nano(t(1_700_000_000, 5).with_timezone(&cet)), "2023-11-14T23:13:20.000000005+01:00");
     }
 }
