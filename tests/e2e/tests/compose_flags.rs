@@ -198,6 +198,7 @@ fn compose_flags_behave_as_docker_compose() {
     assert_eq!(state(&d, "fl-a-1"), "running");
     assert_ne!(started_at(&d, "fl-a-1"), before, "restart did not restart a-1");
     wait_line(&event_lines, "the restart of fl-a-1", |l| l.contains("\"restart\"") && l.contains("fl-a-1"));
+    wait_line(&log_lines, "a-1's end, said as docker compose says it", |l| l == "\r\x1b[Ka-1 exited with code 143");
     wait_line(&log_lines, "a-1's line after the restart", |l| l == "a-1  | a-says-two");
     // The text form, replayed: docker compose's Event.String() and its blank line after.
     let (mut replay, replayed) = spawn(&d, &dir, &["events", "--since", "60s", "a"]);
@@ -306,7 +307,7 @@ networks:
     let up = compose(&d, &dir, &["-f", "abort.yaml", "up", "--abort-on-container-exit", "--no-color"]);
     let out = text(&up.stdout);
     assert_eq!(up.status.code(), Some(3), "{out}\n{}", text(&up.stderr));
-    assert!(out.contains("short-1 exited with code 3"), "{out}");
+    assert!(out.contains("\r\x1b[Kshort-1 exited with code 3\n"), "{out}");
     assert!(text(&up.stderr).contains("Aborting on container exit..."), "{}", text(&up.stderr));
     assert_eq!(state(&d, "flabort-long-1"), "exited");
     ok(&compose(&d, &dir, &["-f", "abort.yaml", "down"]));

@@ -126,10 +126,11 @@ impl LinePrinter {
     }
 
     /// A line about a container (`web-1 exited with code 0`), unprefixed as compose prints it.
+    /// docker compose starts it with goterm's RESET_LINE (`\r\x1b[K`), terminal or not.
     pub(crate) fn plain(&self, prefix: &str, text: &str) {
         match (self.color, self.colors.get(prefix)) {
-            (true, Some(c)) => out(&format!("\x1b[{c}m{text}\x1b[0m\n")),
-            _ => out(&format!("{text}\n")),
+            (true, Some(c)) => out(&format!("\x1b[{c}m\r\x1b[K{text}\x1b[0m\n")),
+            _ => out(&format!("\r\x1b[K{text}\n")),
         }
     }
 }
@@ -214,6 +215,13 @@ pub async fn logs(c: &Client, p: &ProjectOpts, a: LogsArgs) -> Result<(), CliErr
                     open.remove(&id);
                     if let Some(e) = error {
                         err_line(&format!("{prefix}: {e}"));
+                    } else if a.follow {
+                        // Followed to its end: the container stopped, and docker compose says so.
+                        let st = c.inspect_container(&id, &Default::default()).await.ok().and_then(|i| i.state);
+                        if let Some(st) = st.filter(|s| s.running != Some(true)) {
+                            let code = st.exit_code.unwrap_or(0);
+                            printer.plain(&prefix, &format!("{prefix} exited with code {code}"));
+                        }
                     }
                     if let Some(st) = restarted.remove(&id) {
                         let (id, p) = follow_new(st, &mut seen, &mut printer);
