@@ -1042,9 +1042,9 @@ impl Planner<'_> {
                 ep.aliases = Some(a);
             }
         }
-        self.progress.working(Resource::Container, &name, "Creating");
+        // No progress lines for the one-off container itself: docker compose creates it
+        // outside its progress display, so `run` shows only its dependencies' steps.
         let id = self.create_with_body(&s, &inst, &body).await?;
-        self.progress.done(Resource::Container, &name, "Created");
         Ok((id, name))
     }
 }

@@ -1,15 +1,16 @@
 //! `compose logs` (every service's output, with coloured per-container prefixes) and
 //! `compose events`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use berth_api::Client;
 use berth_api::query::Logs;
 use berth_compose::ComposeError;
-use berth_compose::planner::logs::{LogEvent, Source, multiplex};
+use berth_compose::planner::logs::{LogEvent, Source, Started, pump, watch_starts};
 use berth_compose::planner::names;
 use berth_compose::planner::state::{self, Oneoff};
 use clap::Args;
+use tokio::sync::mpsc;
 
 use super::ProjectOpts;
 use crate::CliError;
@@ -75,6 +76,7 @@ pub(crate) fn use_color(no_color: bool) -> bool {
 pub(crate) struct LinePrinter {
     width: usize,
     colors: BTreeMap<String, &'static str>,
+    services: Vec<String>,
     color: bool,
     prefix: bool,
 }
@@ -82,29 +84,35 @@ pub(crate) struct LinePrinter {
 impl LinePrinter {
     /// A printer for these sources.
     pub(crate) fn new(sources: &[Source], color: bool, prefix: bool) -> LinePrinter {
-        let width = sources.iter().map(|s| s.prefix.chars().count()).max().unwrap_or(0);
-        let mut colors = BTreeMap::new();
-        let mut services: Vec<&str> = Vec::new();
+        let mut p = LinePrinter { width: 0, colors: BTreeMap::new(), services: Vec::new(), color, prefix };
         for s in sources {
-            // Replicas of one service share a colour, as in docker compose.
-            let svc = s.prefix.rsplit_once('-').map_or(s.prefix.as_str(), |(a, _)| a);
-            let i = match services.iter().position(|x| *x == svc) {
-                Some(i) => i,
-                None => {
-                    services.push(svc);
-                    services.len() - 1
-                }
-            };
-            colors.insert(s.prefix.clone(), COLORS[i % COLORS.len()]);
+            p.add(&s.prefix);
         }
-        LinePrinter { width, colors, color, prefix }
+        p
+    }
+
+    /// Registers a source (one that started while following): its colour, and the prefix
+    /// column widened if its name is longer.
+    pub(crate) fn add(&mut self, prefix: &str) {
+        self.width = self.width.max(prefix.chars().count());
+        // Replicas of one service share a colour, as in docker compose.
+        let svc = prefix.rsplit_once('-').map_or(prefix, |(a, _)| a);
+        let i = match self.services.iter().position(|x| x == svc) {
+            Some(i) => i,
+            None => {
+                self.services.push(svc.to_owned());
+                self.services.len() - 1
+            }
+        };
+        self.colors.insert(prefix.to_owned(), COLORS[i % COLORS.len()]);
     }
 
     fn head(&self, prefix: &str) -> String {
         if !self.prefix {
             return String::new();
         }
-        let p = format!("{prefix:<width$} | ", width = self.width);
+        // docker compose pads names to one more than the longest.
+        let p = format!("{prefix:<width$} | ", width = self.width + 1);
         match (self.color, self.colors.get(prefix)) {
             (true, Some(c)) => format!("\x1b[{c}m{p}\x1b[0m"),
             _ => p,
@@ -118,10 +126,11 @@ impl LinePrinter {
     }
 
     /// A line about a container (`web-1 exited with code 0`), unprefixed as compose prints it.
+    /// docker compose starts it with goterm's RESET_LINE (`\r\x1b[K`), terminal or not.
     pub(crate) fn plain(&self, prefix: &str, text: &str) {
         match (self.color, self.colors.get(prefix)) {
-            (true, Some(c)) => out(&format!("\x1b[{c}m{text}\x1b[0m\n")),
-            _ => out(&format!("{text}\n")),
+            (true, Some(c)) => out(&format!("\x1b[{c}m\r\x1b[K{text}\x1b[0m\n")),
+            _ => out(&format!("\r\x1b[K{text}\n")),
         }
     }
 }
@@ -134,9 +143,13 @@ pub async fn logs(c: &Client, p: &ProjectOpts, a: LogsArgs) -> Result<(), CliErr
             return Err(super::cerr(ComposeError::NoSuchService { name: s.clone() }));
         }
     }
+    let listed_at = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
     let all = state::containers(c, &project.name, Oneoff::Exclude, true).await.map_err(super::cerr)?;
     let sources: Vec<Source> = all
         .iter()
+        // Containers of services no longer in the file (orphans) are not shown, as in docker
+        // compose; with no file (`-p` only) every one is.
+        .filter(|ct| project.services.is_empty() || project.services.contains_key(&ct.service))
         .filter(|ct| a.services.is_empty() || a.services.contains(&ct.service))
         .filter(|ct| a.index.is_none_or(|i| i == ct.number))
         .map(|ct| Source {
@@ -155,25 +168,108 @@ pub async fn logs(c: &Client, p: &ProjectOpts, a: LogsArgs) -> Result<(), CliErr
         timestamps: a.timestamps,
         tail: Some(a.tail.clone()),
     };
-    let printer = LinePrinter::new(&sources, use_color(a.no_color), !a.no_log_prefix);
-    let mut open = sources.len();
-    let mut rx = multiplex(c, sources, &q);
-    while open > 0 {
+    let mut printer = LinePrinter::new(&sources, use_color(a.no_color), !a.no_log_prefix);
+    // Following, docker compose watches the project's events and attaches to containers that
+    // start later (`up -d --scale`, `restart`); the watch replays from just before the listing
+    // so that none starting in between is missed.
+    let (start_tx, mut starts) = mpsc::channel(64);
+    if a.follow {
+        let since = format!("{}", listed_at / 1_000_000_000 - 1);
+        tokio::spawn(watch_starts(c.clone(), project.name.clone(), since, start_tx));
+    } else {
+        drop(start_tx);
+    }
+    // The containers being read now (id → prefix), every one read so far (a container seen
+    // before that starts again is read from its new start, not from the beginning), and the
+    // restarts seen before the read of the previous run ended.
+    let mut open: BTreeMap<String, String> = sources.iter().map(|s| (s.id.clone(), s.prefix.clone())).collect();
+    let mut seen: BTreeSet<String> = sources.iter().map(|s| s.id.clone()).collect();
+    let mut restarted: BTreeMap<String, Started> = BTreeMap::new();
+    let (tx, mut rx) = mpsc::channel(256);
+    for s in sources {
+        tokio::spawn(pump(c.clone(), s, q.clone(), tx.clone()));
+    }
+    let follow_new = |st: Started, seen: &mut BTreeSet<String>, printer: &mut LinePrinter| {
+        let prefix = st.name.strip_prefix(&format!("{}-", project.name)).unwrap_or(&st.name).to_owned();
+        let again = !seen.insert(st.id.clone());
+        printer.add(&prefix);
+        let tty = project.services.get(&st.service).and_then(|s| s.tty).unwrap_or(false);
+        let (c, mut sq, tx, id) = (c.clone(), q.clone(), tx.clone(), st.id.clone());
+        tokio::spawn(async move {
+            if again {
+                // Read from the end of its previous run: the start event comes after the
+                // process began, so its first lines may be older than the event.
+                let since = previous_finish(&c, &id).await.unwrap_or(st.time_nano);
+                sq.since = Some(format!("{}.{:09}", since / 1_000_000_000, since % 1_000_000_000));
+                sq.tail = Some("all".to_owned());
+            }
+            pump(c, Source { id, prefix, tty }, sq, tx).await;
+        });
+        (st.id, st.name.strip_prefix(&format!("{}-", project.name)).unwrap_or(&st.name).to_owned())
+    };
+    while !open.is_empty() {
         tokio::select! {
             ev = rx.recv() => match ev {
                 Some(LogEvent::Line { prefix, stderr, text }) => printer.line(&prefix, stderr, &text),
-                Some(LogEvent::Ended { prefix, error }) => {
-                    open -= 1;
+                Some(LogEvent::Ended { prefix, id, error }) => {
+                    open.remove(&id);
                     if let Some(e) = error {
                         err_line(&format!("{prefix}: {e}"));
+                    } else if a.follow {
+                        // Followed to its end: the container stopped, and docker compose says so.
+                        let st = c.inspect_container(&id, &Default::default()).await.ok().and_then(|i| i.state);
+                        if let Some(st) = st.filter(|s| s.running != Some(true)) {
+                            let code = st.exit_code.unwrap_or(0);
+                            printer.plain(&prefix, &format!("{prefix} exited with code {code}"));
+                        }
+                    }
+                    if let Some(st) = restarted.remove(&id) {
+                        let (id, p) = follow_new(st, &mut seen, &mut printer);
+                        open.insert(id, p);
                     }
                 }
                 None => break,
+            },
+            Some(st) = starts.recv() => {
+                let wanted = (project.services.is_empty() || project.services.contains_key(&st.service))
+                    && (a.services.is_empty() || a.services.contains(&st.service))
+                    && a.index.is_none_or(|i| i == st.number);
+                if !wanted || st.time_nano < listed_at {
+                    // Not asked for, or a replayed start from before the listing: that
+                    // container is being read already, or it was removed since.
+                    continue;
+                }
+                if open.contains_key(&st.id) {
+                    // Restarted before the read of its previous run ended: read on after.
+                    restarted.insert(st.id.clone(), st);
+                    continue;
+                }
+                let (id, p) = follow_new(st, &mut seen, &mut printer);
+                open.insert(id, p);
             },
             _ = tokio::signal::ctrl_c() => break,
         }
     }
     Ok(())
+}
+
+/// When the container's previous run ended (nanoseconds since the epoch), if it has one.
+async fn previous_finish(c: &Client, id: &str) -> Option<i64> {
+    let info = c.inspect_container(id, &Default::default()).await.ok()?;
+    let t = info.state?.finished_at?;
+    let t = chrono::DateTime::parse_from_rfc3339(&t).ok()?;
+    // Go's zero time (never finished) is before the epoch.
+    t.timestamp_nanos_opt().filter(|n| *n > 0)
+}
+
+/// Go's RFC3339Nano, as `compose events --json` writes `time`: trailing zeros of the
+/// fraction dropped (`…:17.78Z`, `…:17Z`), `Z` for UTC, else the offset.
+fn rfc3339_nano(t: chrono::DateTime<chrono::FixedOffset>) -> String {
+    let frac = format!("{:09}", t.timestamp_subsec_nanos());
+    let frac = frac.trim_end_matches('0');
+    let dot = if frac.is_empty() { "" } else { "." };
+    let zone = if t.offset().local_minus_utc() == 0 { "Z".to_owned() } else { t.format("%:z").to_string() };
+    format!("{}{dot}{frac}{zone}", t.format("%Y-%m-%dT%H:%M:%S"))
 }
 
 /// `compose events`: the daemon's events about the project's containers.
@@ -202,7 +298,12 @@ pub async fn events(c: &Client, p: &ProjectOpts, a: EventsArgs) -> Result<(), Cl
             }
             let nanos = v["timeNano"].as_i64().unwrap_or(0);
             let time = chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string())
+                .map(|t| {
+                    // Go's time.Time in the local zone: RFC3339Nano in JSON, else
+                    // "2006-01-02 15:04:05.000000" as docker compose's Event.String() writes it.
+                    let t = t.with_timezone(&chrono::Local).fixed_offset();
+                    if a.json { rfc3339_nano(t) } else { t.format("%Y-%m-%d %H:%M:%S%.6f").to_string() }
+                })
                 .unwrap_or_default();
             let action = v["Action"].as_str().unwrap_or_default();
             let id = v["Actor"]["ID"].as_str().unwrap_or_default();
@@ -219,9 +320,23 @@ pub async fn events(c: &Client, p: &ProjectOpts, a: EventsArgs) -> Result<(), Cl
                 out(&format!("{j}\n"));
             } else {
                 let kv: Vec<String> = shown.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                out(&format!("{time} container {action} {id} ({})\n", kv.join(", ")));
+                // Event.String() ends in a newline and is printed with Println: a blank line follows.
+                out(&format!("{time} container {action} {id} ({})\n\n", kv.join(", ")));
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn event_times_as_go_writes_rfc3339_nano() {
+        let t = |s, n| chrono::DateTime::from_timestamp(s, n).unwrap().fixed_offset();
+        assert_eq!(super::rfc3339_nano(t(1_700_000_000, 781_704_958)), "2023-11-14T22:13:20.781704958Z");
+        assert_eq!(super::rfc3339_nano(t(1_700_000_000, 780_000_000)), "2023-11-14T22:13:20.78Z");
+        assert_eq!(super::rfc3339_nano(t(1_700_000_000, 0)), "2023-11-14T22:13:20Z");
+        let cet = chrono::FixedOffset::east_opt(3600).unwrap();
+        assert_eq!(super::rfc3339_nano(t(1_700_000_000, 5).with_timezone(&cet)), "2023-11-14T23:13:20.000000005+01:00");
+    }
 }

@@ -274,7 +274,7 @@ impl Progress for Printer {
     }
 
     fn warn(&self, msg: &str) {
-        err_line(&format!("WARN[0000] {msg}"));
+        err_line(&logrus_warning(msg, rustix::termios::isatty(std::io::stderr()), chrono::Utc::now()));
     }
 
     fn build_output(&self, service: &str, line: &str) {
@@ -282,6 +282,17 @@ impl Progress for Printer {
             err_line(&format!("[{service}] {line}"));
         }
     }
+}
+
+/// A warning as docker compose's logger (logrus) writes it: `WARN[0000] msg` to a terminal,
+/// `time="…" level=warning msg="…"` (logrus' text format, message quoted) otherwise.
+pub(crate) fn logrus_warning(msg: &str, tty: bool, now: chrono::DateTime<chrono::Utc>) -> String {
+    if tty {
+        return format!("WARN[0000] {msg}");
+    }
+    let quoted: String =
+        msg.chars().flat_map(|c| if matches!(c, '"' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
+    format!("time=\"{}\" level=warning msg=\"{quoted}\"", now.format("%Y-%m-%dT%H:%M:%SZ"))
 }
 
 /// A compose failure as the CLI reports it: daemon errors keep their "Error response from
@@ -305,6 +316,20 @@ mod tests {
             Some(Cmd::Compose(c)) => c,
             _ => panic!("not compose"),
         }
+    }
+
+    #[test]
+    fn warnings_in_logrus_formats() {
+        let t = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(super::logrus_warning("a \"b\"", true, t), "WARN[0000] a \"b\"");
+        assert_eq!(
+            super::logrus_warning("Found orphan containers ([p-b-1]) for this project.", false, t),
+            "time=\"2023-11-14T22:13:20Z\" level=warning msg=\"Found orphan containers ([p-b-1]) for this project.\""
+        );
+        assert_eq!(
+            super::logrus_warning("a \"b\"", false, t),
+            "time=\"2023-11-14T22:13:20Z\" level=warning msg=\"a \\\"b\\\"\""
+        );
     }
 
     #[test]
