@@ -243,17 +243,8 @@ impl<'a> Planner<'a> {
                     .collect();
                 body["IPAM"] = json!({"Driver": def.ipam.driver.clone().unwrap_or_else(|| "default".into()), "Config": cfg, "Options": def.ipam.options});
             }
-            self.progress.working(Resource::Network, &name, "Creating");
-            match self.client.create_network(&body).await {
-                Ok(_) => {
-                    created.networks.push(name.clone());
-                    self.progress.done(Resource::Network, &name, "Created");
-                }
-                Err(e) => {
-                    self.progress.failed(Resource::Network, &name, "Error");
-                    return Err(e.into());
-                }
-            }
+            self.tracked(Resource::Network, &name, ("Creating", "Created"), self.client.create_network(&body)).await?;
+            created.networks.push(name.clone());
         }
         Ok(())
     }
@@ -280,17 +271,8 @@ impl<'a> Planner<'a> {
                 ..Default::default()
             };
             let shown = format!("\"{name}\"");
-            self.progress.working(Resource::Volume, &shown, "Creating");
-            match self.client.create_volume(&req).await {
-                Ok(_) => {
-                    created.volumes.push(name.clone());
-                    self.progress.done(Resource::Volume, &shown, "Created");
-                }
-                Err(e) => {
-                    self.progress.failed(Resource::Volume, &shown, "Error");
-                    return Err(e.into());
-                }
-            }
+            self.tracked(Resource::Volume, &shown, ("Creating", "Created"), self.client.create_volume(&req)).await?;
+            created.volumes.push(name.clone());
         }
         Ok(())
     }
@@ -492,14 +474,26 @@ impl<'a> Planner<'a> {
     }
 
     async fn start_one(&self, id: &str, name: &str) -> Result<(), ComposeError> {
-        self.progress.working(Resource::Container, name, "Starting");
-        match self.client.start_container(id).await {
-            Ok(()) => {
-                self.progress.done(Resource::Container, name, "Started");
-                Ok(())
+        self.tracked(Resource::Container, name, ("Starting", "Started"), self.client.start_container(id)).await
+    }
+
+    /// Runs one API call between its progress lines: `working` first, then `done`, or
+    /// `Error` when the call fails.
+    async fn tracked<T>(
+        &self,
+        kind: Resource,
+        name: &str,
+        (doing, did): (&str, &str),
+        call: impl std::future::Future<Output = Result<T, berth_api::ClientError>>,
+    ) -> Result<T, ComposeError> {
+        self.progress.working(kind, name, doing);
+        match call.await {
+            Ok(v) => {
+                self.progress.done(kind, name, did);
+                Ok(v)
             }
             Err(e) => {
-                self.progress.failed(Resource::Container, name, "Error");
+                self.progress.failed(kind, name, "Error");
                 Err(e.into())
             }
         }

@@ -100,11 +100,10 @@ pub async fn pull(c: &Client, p: &ProjectOpts, a: PullArgs) -> Result<(), CliErr
     for n in names {
         let Some(svc) = project.services.get(&n) else { continue };
         let Some(image) = &svc.image else { continue };
-        if svc.build.is_some() && (a.ignore_buildable || images::image_id(c, image).await.ok().flatten().is_none()) {
-            // docker compose skips an image it would build when the registry lacks it.
-            if a.ignore_buildable {
-                continue;
-            }
+        // A buildable service's failed pull is only a warning (below); --ignore-buildable
+        // does not try it at all.
+        if svc.build.is_some() && a.ignore_buildable {
+            continue;
         }
         if svc.pull_policy.as_deref() == Some("build") {
             continue;
