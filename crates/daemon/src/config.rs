@@ -91,6 +91,9 @@ pub struct DaemonArgs {
     /// Name of berth's own nftables table (family inet; default "berth")
     #[arg(long = "nft-table")]
     pub nft_table: Option<String>,
+    /// CDI specification directories to use (repeatable; replaces /etc/cdi and /var/run/cdi)
+    #[arg(long = "cdi-spec-dir")]
+    pub cdi_spec_dirs: Vec<PathBuf>,
 }
 
 /// dockerd's registry settings: `insecure-registries` and `registry-mirrors` (daemon.json
@@ -195,6 +198,8 @@ pub struct Config {
     /// `cdi-spec-dirs`: where CDI specs are read, later directories winning; empty
     /// disables CDI.
     pub cdi_spec_dirs: Vec<PathBuf>,
+    /// `features.cdi` (default on, as in dockerd 28): off empties `cdi_spec_dirs`.
+    pub cdi_enabled: bool,
     /// `default-ulimits`: rlimits for containers that do not set the same `--ulimit`.
     pub default_ulimits: Vec<berth_runtime::spec::Rlimit>,
 }
@@ -214,7 +219,6 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "dns-search",
     "exec-opts",
     "experimental",
-    "features",
     "fixed-cidr-v6",
     "group",
     "icc",
@@ -248,6 +252,19 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "userland-proxy",
     "userns-remap",
 ];
+
+/// A CDI directory list as dockerd reads it: a single empty entry disables CDI.
+fn cdi_dirs(mut dirs: Vec<PathBuf>) -> Vec<PathBuf> {
+    if dirs.len() == 1 && dirs[0].as_os_str().is_empty() {
+        dirs.clear();
+    }
+    dirs
+}
+
+/// Whether a daemon.json text (already validated by `apply_file`) sets `key` at its top level.
+fn json_has_key(json: &str, key: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(json).ok().is_some_and(|v| v.get(key).is_some())
+}
 
 /// daemon.json's `default-ulimits`: `{"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}`
 /// (dockerd's units.Ulimit map; `Name` may be left out).
@@ -302,12 +319,28 @@ impl Config {
             registry: RegistryConfig::default(),
             network: NetworkOptions::default(),
             cdi_spec_dirs: berth_runtime::cdi::DEFAULT_SPEC_DIRS.iter().map(PathBuf::from).collect(),
+            cdi_enabled: true,
             default_ulimits: Vec::new(),
         };
         let mut file_hosts = Vec::new();
         let mut file_tls = FileTls::default();
+        let mut file_has_cdi_dirs = false;
         if let Some(json) = json {
             cfg.apply_file(&file, &json, &mut file_hosts, &mut file_tls)?;
+            file_has_cdi_dirs = json_has_key(&json, "cdi-spec-dirs");
+        }
+        if !args.cdi_spec_dirs.is_empty() {
+            if file_has_cdi_dirs {
+                return Err(Error::Config(format!(
+                    "unable to configure the daemon with file {}: the following directives are specified both as a flag and in the configuration file: cdi-spec-dirs",
+                    file.display()
+                )));
+            }
+            cfg.cdi_spec_dirs = cdi_dirs(args.cdi_spec_dirs.clone());
+        }
+        // dockerd: CDI is on unless `features.cdi` is false, which empties the directories.
+        if !cfg.cdi_enabled {
+            cfg.cdi_spec_dirs.clear();
         }
         let hosts = if !args.hosts.is_empty() {
             if !file_hosts.is_empty() {
@@ -451,11 +484,18 @@ impl Config {
                     for d in arr {
                         dirs.push(PathBuf::from(string(k, d)?));
                     }
-                    // dockerd: a single empty entry disables CDI.
-                    if dirs.len() == 1 && dirs[0].as_os_str().is_empty() {
-                        dirs.clear();
+                    self.cdi_spec_dirs = cdi_dirs(dirs);
+                }
+                "features" => {
+                    let obj = v.as_object().ok_or_else(|| bad("features must be an object".to_owned()))?;
+                    for (fk, fv) in obj {
+                        let on = fv.as_bool().ok_or_else(|| bad(format!("features.{fk} must be a boolean")))?;
+                        // Other features (buildkit, containerd-snapshotter, ...) name what berth
+                        // always or never does; dockerd accepts unknown names too.
+                        if fk == "cdi" {
+                            self.cdi_enabled = on;
+                        }
                     }
-                    self.cdi_spec_dirs = dirs;
                 }
                 "default-ulimits" => self.default_ulimits = parse_default_ulimits(v).map_err(bad)?,
                 "init" => self.init = v.as_bool().ok_or_else(|| bad("init must be a boolean".to_owned()))?,
@@ -704,6 +744,34 @@ mod tests {
         );
         assert!(load(r#"{"default-ulimits": {"nofile": {"Soft": 3, "Hard": 2}}}"#).is_err());
         assert!(load(r#"{"cdi-spec-dirs": "/x"}"#).is_err());
+    }
+
+    #[test]
+    fn cdi_flag_and_feature() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("daemon.json");
+        let load = |json: &str, extra: &[&str]| {
+            std::fs::write(&f, json).unwrap();
+            let mut argv = vec!["berth daemon", "--config-file", f.to_str().unwrap()];
+            argv.extend_from_slice(extra);
+            Config::load(&DaemonArgs::parse_from(argv))
+        };
+        let c = load("{}", &["--cdi-spec-dir", "/a", "--cdi-spec-dir", "/b"]).unwrap();
+        assert_eq!(c.cdi_spec_dirs, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        let err = load(r#"{"cdi-spec-dirs": ["/x"]}"#, &["--cdi-spec-dir", "/a"]).unwrap_err().to_string();
+        assert!(err.ends_with("specified both as a flag and in the configuration file: cdi-spec-dirs"), "{err}");
+        let c = load(r#"{"features": {"cdi": false}}"#, &["--cdi-spec-dir", "/a"]).unwrap();
+        assert!(!c.cdi_enabled);
+        assert!(c.cdi_spec_dirs.is_empty());
+        let c = load(r#"{"features": {"cdi": true, "containerd-snapshotter": false}}"#, &[]).unwrap();
+        assert_eq!(c.cdi_spec_dirs, [PathBuf::from("/etc/cdi"), PathBuf::from("/var/run/cdi")]);
+        assert!(
+            load(r#"{"features": {"cdi": "no"}}"#, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("features.cdi must be a boolean")
+        );
     }
 
     use super::*;

@@ -345,3 +345,39 @@ fn device_paths_ulimits_and_bad_input() {
         }
     }
 }
+
+#[test]
+fn cdi_spec_dir_flag_and_cdi_feature() {
+    let specs = tempfile::Builder::new().prefix("be2ecdi").tempdir_in("/tmp").unwrap();
+    std::fs::write(
+        specs.path().join("vendor.json"),
+        r#"{"cdiVersion":"0.6.0","kind":"vendor.com/device",
+            "devices":[{"name":"dev0","containerEdits":{"env":["FROM_FLAG_DIR=1"]}}]}"#,
+    )
+    .unwrap();
+    let dir = specs.path().to_str().unwrap();
+    let mut d = Daemon::start_with(&["--cdi-spec-dir", dir]);
+    d.import_busybox("busybox:latest");
+    let info = ok(&d.berth(&["system", "info", "--format", "{{json .CDISpecDirs}}"]));
+    assert_eq!(info.trim(), format!("[\"{dir}\"]"));
+    let env = ok(&d.berth(&["run", "--rm", "--device", "vendor.com/device=dev0", "busybox", "env"]));
+    assert!(env.contains("FROM_FLAG_DIR=1"), "{env}");
+
+    let conf = d.dir.path().join("daemon.json");
+    // features.cdi = false: no CDI driver at all, as dockerd 28 says it.
+    std::fs::write(&conf, r#"{"features": {"cdi": false}}"#).unwrap();
+    d.restart(false);
+    assert_eq!(ok(&d.berth(&["system", "info", "--format", "{{json .CDISpecDirs}}"])).trim(), "[]");
+    refused(
+        &d,
+        &["run", "--device", "vendor.com/device=dev0", "busybox", "true"],
+        r#"could not select device driver "cdi" with capabilities: []"#,
+    );
+    if have_docker() {
+        docker_refused(
+            &d,
+            &["run", "--device", "vendor.com/device=dev0", "busybox", "true"],
+            r#"could not select device driver "cdi" with capabilities: []"#,
+        );
+    }
+}

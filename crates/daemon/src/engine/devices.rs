@@ -73,7 +73,7 @@ pub(crate) fn resolve(hc: &HostConfig, cfg: &Config) -> Result<Resolved> {
         }
         let mut names = Vec::new();
         for req in requests {
-            names.extend(cdi_names(req, &registry, !cfg.cdi_spec_dirs.is_empty())?);
+            names.extend(cdi_names(req, &registry, cfg.cdi_enabled, !cfg.cdi_spec_dirs.is_empty())?);
         }
         if !names.is_empty() {
             let edits = registry.resolve(&names)?;
@@ -92,8 +92,9 @@ fn caps_text(caps: &[Vec<String>]) -> String {
 }
 
 /// The CDI device names a request stands for, choosing its driver as moby's handleDevice
-/// does: by name when given, else the first driver whose capabilities match.
-fn cdi_names(req: &DeviceRequest, reg: &Registry, cdi_enabled: bool) -> Result<Vec<String>> {
+/// does: by name when given, else the first driver whose capabilities match. With
+/// `features.cdi` off there is no "cdi" driver at all, as in dockerd.
+fn cdi_names(req: &DeviceRequest, reg: &Registry, cdi_feature: bool, cdi_enabled: bool) -> Result<Vec<String>> {
     let driver = req.driver.clone().unwrap_or_default();
     let caps = req.capabilities.clone().unwrap_or_default();
     let incompatible = || {
@@ -113,6 +114,7 @@ fn cdi_names(req: &DeviceRequest, reg: &Registry, cdi_enabled: bool) -> Result<V
         |set: &[&str]| caps.iter().any(|and| !and.is_empty() && and.iter().all(|c| set.contains(&c.as_str())));
     const NVIDIA_CAPS: &[&str] = &["gpu", "nvidia", "compute", "compat32", "graphics", "utility", "video", "display"];
     let gpu = match driver.as_str() {
+        "cdi" if !cdi_feature => return Err(incompatible()),
         "cdi" => {
             if !cdi_enabled {
                 return Err(Error::InvalidArgument(
@@ -359,7 +361,7 @@ mod tests {
         let d = std::env::temp_dir().join(format!("berth-gpu-{}", berth_base::new_id()));
         std::fs::create_dir_all(&d).unwrap();
         let reg = Registry::load(std::slice::from_ref(&d));
-        let e = cdi_names(&gpus(-1, &[]), &reg, true).unwrap_err();
+        let e = cdi_names(&gpus(-1, &[]), &reg, true, true).unwrap_err();
         assert_eq!(e.to_string(), "could not select device driver \"\" with capabilities: [[gpu]]");
         std::fs::write(
             d.join("nvidia.yaml"),
@@ -367,20 +369,24 @@ mod tests {
         )
         .unwrap();
         let reg = Registry::load(std::slice::from_ref(&d));
-        assert_eq!(cdi_names(&gpus(-1, &[]), &reg, true).unwrap(), ["nvidia.com/gpu=all"]);
-        assert_eq!(cdi_names(&gpus(2, &[]), &reg, true).unwrap(), ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]);
+        assert_eq!(cdi_names(&gpus(-1, &[]), &reg, true, true).unwrap(), ["nvidia.com/gpu=all"]);
+        assert_eq!(cdi_names(&gpus(2, &[]), &reg, true, true).unwrap(), ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]);
         assert_eq!(
-            cdi_names(&gpus(0, &["GPU-1", "x.com/y=z"]), &reg, true).unwrap(),
+            cdi_names(&gpus(0, &["GPU-1", "x.com/y=z"]), &reg, true, true).unwrap(),
             ["nvidia.com/gpu=GPU-1", "x.com/y=z"]
         );
-        assert!(cdi_names(&gpus(1, &["0"]), &reg, true).unwrap_err().to_string().contains("both Count and DeviceIDs"));
-        assert!(cdi_names(&gpus(-1, &[]), &reg, false).is_err(), "CDI disabled: no GPU driver");
+        assert!(
+            cdi_names(&gpus(1, &["0"]), &reg, true, true).unwrap_err().to_string().contains("both Count and DeviceIDs")
+        );
+        assert!(cdi_names(&gpus(-1, &[]), &reg, true, false).is_err(), "CDI disabled: no GPU driver");
         let cdi = DeviceRequest {
             driver: Some("cdi".into()),
             device_ids: Some(vec!["v.com/c=d".into()]),
             ..Default::default()
         };
-        assert_eq!(cdi_names(&cdi, &reg, true).unwrap(), ["v.com/c=d"]);
+        assert_eq!(cdi_names(&cdi, &reg, true, true).unwrap(), ["v.com/c=d"]);
+        let off = cdi_names(&cdi, &reg, false, false).unwrap_err().to_string();
+        assert!(off.contains(r#"could not select device driver "cdi" with capabilities: []"#), "{off}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

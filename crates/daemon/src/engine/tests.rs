@@ -105,6 +105,7 @@ impl Harness {
             registry: Default::default(),
             network: Default::default(),
             cdi_spec_dirs: Vec::new(),
+            cdi_enabled: true,
             default_ulimits: Vec::new(),
         };
         Engine::open_with(cfg, Some((self.launcher.clone(), self.roots.clone()))).await.unwrap()
