@@ -106,12 +106,54 @@ pub struct ContainerEdits {
     /// Supplementary groups for the container's process (0 is ignored).
     #[serde(default, rename = "additionalGids")]
     pub additional_gids: Vec<u32>,
-    /// Intel RDT class (spec 0.7+); refused at injection, libcontainer 0.7 cannot apply it.
+    /// Intel RDT class (spec 0.7+), handed to the runtime as `linux.intelRdt`; needs the
+    /// host's resctrl filesystem.
     #[serde(default)]
-    pub intel_rdt: Option<serde_json::Value>,
-    /// Network devices moved into the container (spec 1.1+); refused at injection.
+    pub intel_rdt: Option<IntelRdt>,
+    /// Host network interfaces moved into the container's network namespace (spec 1.1+).
     #[serde(default)]
-    pub net_devices: Vec<serde_json::Value>,
+    pub net_devices: Vec<NetDevice>,
+}
+
+/// A CDI `netDevices` entry: the host interface moved into the container, and its name there.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NetDevice {
+    /// The interface's name on the host.
+    pub host_interface_name: String,
+    /// Its name inside the container.
+    pub name: String,
+}
+
+/// A CDI `intelRdt` edit, the fields of OCI's `linux.intelRdt`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IntelRdt {
+    /// The resctrl group (class of service) the container joins.
+    #[serde(default, rename = "closID", skip_serializing_if = "Option::is_none")]
+    pub clos_id: Option<String>,
+    /// L3 cache allocation schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l3_cache_schema: Option<String>,
+    /// Memory bandwidth allocation schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_bw_schema: Option<String>,
+    /// Whole schemata lines (spec 1.1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemata: Vec<String>,
+    /// Whether resctrl monitoring is enabled for the group.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_monitoring: bool,
+}
+
+/// A name the kernel accepts for a network interface (its `dev_valid_name`).
+fn valid_ifname(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() < 16
+        && n != "."
+        && n != ".."
+        && !n.contains(['/', ':'])
+        && !n.contains(char::is_whitespace)
 }
 
 /// A device node of a CDI spec.
@@ -210,6 +252,28 @@ impl ContainerEdits {
 
     /// The CDI library's validation rules for edits, with its wording.
     fn validate(&self) -> Result<(), String> {
+        let mut hosts = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for n in &self.net_devices {
+            if !valid_ifname(&n.host_interface_name) {
+                return Err(format!(
+                    "invalid container edits: invalid net device host interface name {:?}",
+                    n.host_interface_name
+                ));
+            }
+            if !valid_ifname(&n.name) {
+                return Err(format!("invalid container edits: invalid net device name {:?}", n.name));
+            }
+            if !hosts.insert(n.host_interface_name.as_str()) {
+                return Err(format!(
+                    "invalid container edits: duplicate net device host interface {:?}",
+                    n.host_interface_name
+                ));
+            }
+            if !names.insert(n.name.as_str()) {
+                return Err(format!("invalid container edits: duplicate net device name {:?}", n.name));
+            }
+        }
         for e in &self.env {
             if e.find('=').is_none_or(|i| i == 0) {
                 return Err(format!("invalid container edits: invalid environment variable {e:?}"));
@@ -579,15 +643,18 @@ impl ContainerEdits {
     /// edit asks for what berth's runtime cannot do. Done at create so that a request that
     /// cannot work leaves no container behind.
     pub fn check(&self) -> Result<(), Error> {
-        if self.intel_rdt.is_some() {
+        if self.intel_rdt.is_some() && !Path::new("/sys/fs/resctrl/schemata").exists() {
             return Err(Error::InvalidArgument(
-                "CDI device injection failed: intelRdt edits are not supported by berth's runtime".into(),
+                "CDI device injection failed: intelRdt edits need the resctrl filesystem, which is not mounted at /sys/fs/resctrl on this host".into(),
             ));
         }
-        if !self.net_devices.is_empty() {
-            return Err(Error::InvalidArgument(
-                "CDI device injection failed: netDevices edits are not supported by berth's runtime".into(),
-            ));
+        for n in &self.net_devices {
+            if !Path::new("/sys/class/net").join(&n.host_interface_name).exists() {
+                return Err(Error::InvalidArgument(format!(
+                    "CDI device injection failed: network device {:?} not found on the host",
+                    n.host_interface_name
+                )));
+            }
         }
         for d in &self.device_nodes {
             complete_node(d)?;
@@ -679,6 +746,27 @@ impl ContainerEdits {
                 spec["hooks"] = json!({});
             }
             list(&mut spec["hooks"], &h.hook_name).push(v);
+        }
+
+        if !self.net_devices.is_empty() {
+            let own_netns = spec["linux"]["namespaces"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|ns| ns["type"] == json!("network")));
+            if !own_netns {
+                return Err(Error::InvalidArgument(
+                    "CDI device injection failed: netDevices need the container's own network namespace (not --network host)"
+                        .into(),
+                ));
+            }
+            if !spec["linux"]["netDevices"].is_object() {
+                spec["linux"]["netDevices"] = json!({});
+            }
+            for n in &self.net_devices {
+                spec["linux"]["netDevices"][&n.host_interface_name] = json!({"name": n.name});
+            }
+        }
+        if let Some(rdt) = &self.intel_rdt {
+            spec["linux"]["intelRdt"] = json!(rdt);
         }
 
         let gids: Vec<u32> = self.additional_gids.iter().copied().filter(|g| *g != 0).collect();
@@ -908,6 +996,39 @@ containerEdits:
             spec["linux"]["devices"][0],
             json!({"path": "/dev/nosuch-berth", "type": "c", "major": 195, "minor": 0, "uid": 1000, "gid": 1000})
         );
+    }
+
+    #[test]
+    fn net_devices_validate_and_apply() {
+        let edits = |v: Value| serde_json::from_value::<ContainerEdits>(v).unwrap();
+        let e = edits(json!({"netDevices": [{"hostInterfaceName": "lo", "name": "ctr0"}]}));
+        assert!(e.validate().is_ok());
+        let mut spec = json!({"process": {}, "linux": {"namespaces": [{"type": "network", "path": "/run/x"}]}});
+        e.apply(&mut spec).unwrap();
+        assert_eq!(spec["linux"]["netDevices"], json!({"lo": {"name": "ctr0"}}));
+        let mut host = json!({"process": {}, "linux": {"namespaces": [{"type": "mount"}]}});
+        assert!(e.apply(&mut host).unwrap_err().to_string().contains("own network namespace"));
+        let bad = |v: Value| edits(json!({ "netDevices": v })).validate().unwrap_err();
+        assert!(bad(json!([{"hostInterfaceName": "a/b", "name": "x"}])).contains("host interface name"));
+        assert!(bad(json!([{"hostInterfaceName": "a", "name": "0123456789abcdef"}])).contains("net device name"));
+        assert!(
+            bad(json!([{"hostInterfaceName": "a", "name": "x"}, {"hostInterfaceName": "a", "name": "y"}]))
+                .contains("duplicate net device host interface")
+        );
+        assert!(
+            bad(json!([{"hostInterfaceName": "a", "name": "x"}, {"hostInterfaceName": "b", "name": "x"}]))
+                .contains("duplicate net device name")
+        );
+        let missing = edits(json!({"netDevices": [{"hostInterfaceName": "nosuchif0", "name": "x"}]}));
+        assert!(missing.check().unwrap_err().to_string().contains("\"nosuchif0\" not found on the host"));
+        let rdt = edits(json!({"intelRdt": {"closID": "c1", "l3CacheSchema": "L3:0=f"}}));
+        let mut spec = json!({"process": {}, "linux": {}});
+        if std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
+            rdt.apply(&mut spec).unwrap();
+            assert_eq!(spec["linux"]["intelRdt"], json!({"closID": "c1", "l3CacheSchema": "L3:0=f"}));
+        } else {
+            assert!(rdt.apply(&mut spec).unwrap_err().to_string().contains("resctrl"));
+        }
     }
 
     #[test]

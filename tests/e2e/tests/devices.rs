@@ -381,3 +381,74 @@ fn cdi_spec_dir_flag_and_cdi_feature() {
         );
     }
 }
+
+/// `ip` on the host, for the dummy interface a CDI spec hands to a container.
+fn ip(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("ip").args(args).output().expect("run ip")
+}
+
+#[test]
+fn cdi_net_devices_move_a_host_interface_and_intel_rdt_needs_resctrl() {
+    let mut d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    // A veth pair named after this test's daemon, so parallel tests never share it (this
+    // kernel has no dummy driver); one end goes into the container.
+    let tag: String = d.bridge[2..].chars().take(10).collect();
+    let (host_if, peer) = (format!("cdi{tag}a"), format!("cdi{tag}b"));
+    let cdi = d.dir.path().join("cdi");
+    std::fs::create_dir_all(&cdi).unwrap();
+    std::fs::write(
+        cdi.join("net.json"),
+        format!(
+            r#"{{"cdiVersion":"1.1.0","kind":"vendor.com/net",
+                "devices":[{{"name":"nic","containerEdits":{{"netDevices":[{{"hostInterfaceName":"{host_if}","name":"ctr0"}}]}}}},
+                           {{"name":"rdt","containerEdits":{{"intelRdt":{{"closID":"berth-test"}}}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(d.dir.path().join("daemon.json"), format!(r#"{{"cdi-spec-dirs": ["{}"]}}"#, cdi.display())).unwrap();
+    d.restart(false);
+
+    // The host interface does not exist yet: refused at create, nothing made.
+    refused(
+        &d,
+        &["run", "--device", "vendor.com/net=nic", "busybox", "true"],
+        &format!("network device \"{host_if}\" not found on the host"),
+    );
+    let made = ip(&["link", "add", &host_if, "type", "veth", "peer", "name", &peer]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    // Not with the host's network namespace.
+    refused(
+        &d,
+        &["run", "--network", "host", "--device", "vendor.com/net=nic", "busybox", "true"],
+        "netDevices need the container's own network namespace",
+    );
+    // Inside, the interface is there under its new name, and up; the host no longer has it.
+    let out =
+        ok(&d.berth(&["run", "--rm", "--device", "vendor.com/net=nic", "busybox", "sh", "-c", "ip -o link show ctr0"]));
+    assert!(out.contains(": ctr0@") && out.contains(",UP"), "{out}");
+    // A virtual interface dies with the container's namespace (physical ones go back to the
+    // host), and a veth's peer with it.
+    let mut gone = false;
+    for _ in 0..50 {
+        if !ip(&["link", "show", &peer]).status.success() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if !gone {
+        let _ = ip(&["link", "del", &peer]);
+    }
+    assert!(gone, "{peer} still on the host after the container ended");
+    assert!(!ip(&["link", "show", &host_if]).status.success(), "{host_if} came back to the host");
+
+    // intelRdt goes to the runtime only where the host has resctrl.
+    if !std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
+        refused(
+            &d,
+            &["run", "--device", "vendor.com/net=rdt", "busybox", "true"],
+            "intelRdt edits need the resctrl filesystem",
+        );
+    }
+}

@@ -78,6 +78,12 @@ pub(crate) fn resolve(hc: &HostConfig, cfg: &Config) -> Result<Resolved> {
         if !names.is_empty() {
             let edits = registry.resolve(&names)?;
             edits.check()?;
+            if !edits.net_devices.is_empty() && hc.network_mode.as_deref() == Some("host") {
+                return Err(Error::InvalidArgument(
+                    "CDI device injection failed: netDevices need the container's own network namespace (not --network host)"
+                        .to_owned(),
+                ));
+            }
             out.cdi = Some(edits);
         }
     }
