@@ -28,6 +28,8 @@ pub(crate) fn with_root(
         images.unmount_rootfs(&dir)?;
         r?;
         let upper = dir.join("upper");
+        let lowers: Vec<PathBuf> = diff_ids.iter().rev().map(|d| images.snapshot_dir(d)).collect();
+        prune_copied_up_dirs(&upper, Path::new(""), &lowers);
         let changed = std::fs::read_dir(&upper).map(|mut d| d.next().is_some()).unwrap_or(false);
         if !changed {
             return Ok(None);
@@ -37,6 +39,42 @@ pub(crate) fn with_root(
     let _ = images.unmount_rootfs(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Removes from a step's upper directory the directories overlayfs copied up only because
+/// something was made below them and removed again (the mount stubs the daemon clears after
+/// a RUN step): empty, not opaque, and with the mode, owner and modification time of the
+/// same directory in the topmost lower layer (`lowers`, top first) that has the path. They
+/// would otherwise put unchanged directories into the step's layer. Works bottom-up and
+/// only on real directories of the upper dir (a symlink there is never followed). Returns
+/// whether `rel` is empty afterwards.
+fn prune_copied_up_dirs(upper: &Path, rel: &Path, lowers: &[PathBuf]) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rd) = std::fs::read_dir(upper.join(rel)) else { return false };
+    let mut empty = true;
+    for e in rd.flatten() {
+        let child = rel.join(e.file_name());
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if !is_dir || !prune_copied_up_dirs(upper, &child, lowers) {
+            empty = false;
+            continue;
+        }
+        let path = upper.join(&child);
+        let mut flag = [0u8; 1];
+        let opaque =
+            rustix::fs::lgetxattr(&path, "trusted.overlay.opaque", &mut flag).is_ok_and(|n| n == 1 && flag[0] == b'y');
+        let same_as_lower = std::fs::symlink_metadata(&path).ok().is_some_and(|m| {
+            lowers.iter().find_map(|l| std::fs::symlink_metadata(l.join(&child)).ok()).is_some_and(|l| {
+                l.is_dir()
+                    && (l.mode(), l.uid(), l.gid(), l.mtime(), l.mtime_nsec())
+                        == (m.mode(), m.uid(), m.gid(), m.mtime(), m.mtime_nsec())
+            })
+        });
+        if opaque || !same_as_lower || std::fs::remove_dir(&path).is_err() {
+            empty = false;
+        }
+    }
+    empty
 }
 
 /// The root of `layers` (a stage's or image's, standing for `key`), mounted once per

@@ -63,6 +63,7 @@ impl StepExecutor for ShimExecutor {
             net.as_ref().map(|r| self.engine.networks.netns_path(&r.id)).as_deref(),
         )?;
         let oci = berth_runtime::spec::generate(&opts)?;
+        let stubs = super::mount_stubs::MountStubs::find(rootfs, &oci);
         let json = serde_json::to_vec(&oci)?;
         berth_base::fsutil::atomic_write(&bundle_dir.join("config.json"), &json)?;
         let shim_opts = berth_runtime::shim::ShimOptions {
@@ -83,6 +84,7 @@ impl StepExecutor for ShimExecutor {
         let mut child = spawned.child;
         let result = drive(&self.engine.rt, &shim_opts.socket, &self.cancel, output);
         let _ = child.wait();
+        stubs.remove(rootfs);
         Ok(result?)
     }
 }

@@ -18,6 +18,7 @@ mod health;
 mod images;
 mod io;
 mod lifecycle;
+mod mount_stubs;
 pub mod networks;
 mod prune;
 mod restart;
