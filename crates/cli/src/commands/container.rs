@@ -154,7 +154,9 @@ pub fn parse_since(s: &str, now: i64) -> Result<String, CliError> {
         return Ok(s.to_owned());
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp().to_string());
+        // Nanoseconds kept, as the docker CLI sends them: `logs --since <StartedAt>` must
+        // not reach back to the start of that second.
+        return Ok(format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos()));
     }
     let bad = || {
         CliError::Message(format!("invalid value for \"since\": failed to parse value as time or duration: \"{s}\""))
@@ -751,9 +753,11 @@ mod tests {
     #[test]
     fn since_forms() {
         assert_eq!(parse_since("1700000000", 0).unwrap(), "1700000000");
+        assert_eq!(parse_since("2023-11-14T22:13:20.5Z", 0).unwrap(), "1700000000.500000000");
+        assert_eq!(parse_since("2023-11-14T22:13:20Z", 0).unwrap(), "1700000000.000000000");
         assert_eq!(parse_since("10m", 1000).unwrap(), "400");
         assert_eq!(parse_since("1h30m", 10000).unwrap(), "4600");
-        assert_eq!(parse_since("2024-01-01T00:00:00Z", 0).unwrap(), "1704067200");
+        assert_eq!(parse_since("2024-01-01T00:00:00Z", 0).unwrap(), "1704067200.000000000");
         assert!(parse_since("yesterday", 0).is_err());
     }
 }

@@ -105,6 +105,9 @@ impl Engine {
         };
         self.connect_pending(c, pending).await;
         trace::mark(&c.id, "daemon.attached");
+        // StartedAt is taken before the process runs: clients (compose's `logs -f`) ask for
+        // the logs since StartedAt, and a line printed at once must not fall before it.
+        let started_at = now();
         let (shim, started) = match ShimClient::connect_and_start(&self.shim_socket(&c.id), Streams::NONE).await {
             Ok(s) => s,
             Err(e @ berth_runtime::Error::Refused(_)) => return Err(Error::StartFailed { source: e }),
@@ -114,7 +117,7 @@ impl Engine {
             StartOutcome::Running { pid } => pid,
             StartOutcome::Exited { code } => {
                 // It ran and ended before we heard it had started: record both.
-                c.update(|r| r.state.started_at = Some(now()));
+                c.update(|r| r.state.started_at = Some(started_at));
                 self.emit_container(&c.snapshot(), "start", &[]);
                 self.finish_run(c, Some(code)).await;
                 return Ok(());
@@ -136,7 +139,7 @@ impl Engine {
                 pid,
                 exit_code: 0,
                 error: String::new(),
-                started_at: Some(now()),
+                started_at: Some(started_at),
                 finished_at: r.state.finished_at,
                 oom_killed: false,
                 paused: false,
