@@ -72,10 +72,7 @@ pub(crate) fn report_clap_error(e: clap::Error, args: &[String]) -> i32 {
         }
         _ => {}
     }
-    let cmd = match subcommand_name(args) {
-        Some(s) => format!("berth {s}"),
-        None => "berth".to_owned(),
-    };
+    let cmd = command_path(args);
     let msg = match e.kind() {
         ErrorKind::UnknownArgument => {
             let arg = match e.get(ContextKind::InvalidArg) {
@@ -90,6 +87,12 @@ pub(crate) fn report_clap_error(e: clap::Error, args: &[String]) -> i32 {
             }
         }
         ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
+            if let Some(m) = missing_arguments_text(args, &e) {
+                for line in m.lines() {
+                    err_line(line);
+                }
+                return 1;
+            }
             err_line(&format!("\"{cmd}\" requires at least 1 argument."));
             err_line(&format!("See '{cmd} --help'."));
             return 1;
@@ -106,9 +109,152 @@ pub(crate) fn report_clap_error(e: clap::Error, args: &[String]) -> i32 {
             s.lines().next().unwrap_or("").trim_start_matches("error: ").to_owned()
         }
     };
+    // docker 28's shape: the message, the command's usage, where to read more.
+    use clap::CommandFactory;
+    let top = Cli::command();
     err_line(&msg);
-    err_line(&format!("See '{cmd} --help'."));
+    if let Some(c) = deepest_command(&top, &separate_command(&expand_management(args))) {
+        err_line("");
+        err_line(&format!("Usage:  {cmd} {}", usage(c)));
+        err_line("");
+        err_line(&format!("Run '{cmd} --help' for more information"));
+    } else {
+        err_line("");
+        err_line("Usage:  berth [OPTIONS] COMMAND [ARG...]");
+        err_line("");
+        err_line("Run 'berth --help' for more information");
+    }
     125
+}
+
+/// The command path as the user typed it, as docker names it in errors: `berth image rm`
+/// for `image remove` (docker's canonical verbs), `berth network create`, `berth stop`.
+fn command_path(typed: &[String]) -> String {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let Some(mut j) = subcommand_index(typed) else { return "berth".to_owned() };
+    let mut path = vec!["berth".to_owned()];
+    let mut node = &top;
+    while let Some(word) = typed.get(j).filter(|a| !a.starts_with('-')) {
+        let group = path.len() == 2 && matches!(path[1].as_str(), "image" | "container" | "system");
+        match node.find_subcommand(word) {
+            Some(sub) => {
+                path.push(sub.get_name().to_owned());
+                node = sub;
+            }
+            // `image rm` and friends are rewritten to the classic commands before clap.
+            None if group => path.push(
+                match word.as_str() {
+                    "remove" => "rm",
+                    "list" => "ls",
+                    w => w,
+                }
+                .to_owned(),
+            ),
+            None => break,
+        }
+        if path.len() == 3 || !node.has_subcommands() && !group {
+            break;
+        }
+        j += 1;
+        while typed.get(j).is_some_and(|a| a.starts_with('-')) {
+            j += 1;
+        }
+    }
+    path.join(" ")
+}
+
+/// [`missing_arguments`] for the command line `typed` whose parse failed with `e` (None when
+/// `e` is not about too few arguments or no subcommand was named).
+pub(crate) fn missing_arguments_text(typed: &[String], e: &clap::Error) -> Option<String> {
+    use clap::error::ErrorKind;
+    if !matches!(
+        e.kind(),
+        ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues
+    ) {
+        return None;
+    }
+    missing_arguments(typed, &separate_command(&expand_management(typed)))
+}
+
+/// The docker CLI's report of too few arguments (cobra's `ExactArgs`/`MinimumNArgs`):
+///
+/// ```text
+/// berth: 'berth volume rm' requires at least 1 argument
+///
+/// Usage:  berth volume rm [OPTIONS] NAME [NAME...]
+///
+/// See 'berth volume rm --help' for more information
+/// ```
+///
+/// `typed` is the command line as the user wrote it (its command path is what is named:
+/// `image rm`, not the `rmi` it runs), `parsed` what clap was given. The count comes from
+/// the command's positional arguments: "at least N" when the last one repeats, else
+/// exactly N ("Run …" instead of "See …", as docker words the two).
+fn missing_arguments(typed: &[String], parsed: &[String]) -> Option<String> {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let cmd = deepest_command(&top, parsed)?;
+    let path = command_path(typed);
+    let positionals: Vec<&clap::Arg> = cmd.get_positionals().filter(|a| a.get_id() != "help").collect();
+    let needed: usize = positionals
+        .iter()
+        .filter(|a| a.is_required_set())
+        .map(|a| a.get_num_args().map_or(1, |r| r.min_values().max(1)))
+        .sum();
+    let at_least = positionals.last().is_some_and(|a| repeats(a)) || positionals.iter().any(|a| !a.is_required_set());
+    let plural = if needed == 1 { "" } else { "s" };
+    let first = if at_least {
+        format!("berth: '{path}' requires at least {needed} argument{plural}")
+    } else {
+        format!("berth: '{path}' requires {needed} argument{plural}")
+    };
+    let hint = if at_least { "See" } else { "Run" };
+    Some(format!("{first}\n\nUsage:  {path} {}\n\n{hint} '{path} --help' for more information", usage(cmd)))
+}
+
+/// The deepest subcommand named in `parsed` (what clap was given); None for none.
+fn deepest_command<'a>(top: &'a clap::Command, parsed: &[String]) -> Option<&'a clap::Command> {
+    let mut cmd = top;
+    let mut i = subcommand_index(parsed)?;
+    while let Some(sub) = parsed.get(i).and_then(|a| cmd.find_subcommand(a)) {
+        cmd = sub;
+        i += 1;
+        while parsed.get(i).is_some_and(|a| a.starts_with('-')) {
+            i += 1;
+        }
+    }
+    (!std::ptr::eq(cmd, top)).then_some(cmd)
+}
+
+fn repeats(a: &clap::Arg) -> bool {
+    a.get_num_args().is_some_and(|r| r.max_values() > 1)
+}
+
+/// `cmd`'s arguments in docker's usage notation: `[OPTIONS] NAME [NAME...]`, `[NAME]`,
+/// names in the singular.
+fn usage(cmd: &clap::Command) -> String {
+    let mut usage = Vec::new();
+    if cmd.get_arguments().any(|a| !a.is_positional() && a.get_id() != "help") {
+        usage.push("[OPTIONS]".to_owned());
+    }
+    for a in cmd.get_positionals().filter(|a| a.get_id() != "help") {
+        let raw = a
+            .get_value_names()
+            .and_then(|v| v.first())
+            .map_or_else(|| a.get_id().as_str().to_owned(), |n| n.to_string());
+        let mut name = raw.to_uppercase().replace('-', "_");
+        if repeats(a) && name.len() > 1 && name.ends_with('S') && !name.ends_with("SS") {
+            name.pop();
+        }
+        usage.push(match (a.is_required_set(), repeats(a)) {
+            (true, true) => format!("{name} [{name}...]"),
+            (true, false) => name,
+            (false, true) => format!("[{name}...]"),
+            (false, false) => format!("[{name}]"),
+        });
+    }
+    usage.join(" ")
 }
 
 /// Docker stops parsing `run`/`create` flags at the image (`exec`'s at the container): everything after it is the

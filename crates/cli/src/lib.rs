@@ -159,12 +159,14 @@ pub fn client_for_globals(globals: &[String]) -> Result<Client, error::CliError>
 
 /// Runs the CLI with `args` (without the program name) and returns the exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    let args = expand_management(&args);
+    let typed = args;
+    let args = expand_management(&typed);
     let mut argv = vec!["berth".to_owned()];
     argv.extend(separate_command(&args));
     let cli = match Cli::try_parse_from(&argv) {
         Ok(c) => c,
-        Err(e) => return report_clap_error(e, &args),
+        // Errors name the command as the user typed it (`image rm`, not `rmi`).
+        Err(e) => return report_clap_error(e, &typed),
     };
     if cli.version {
         out(&format!("berth version {}, build unknown\n", env!("CARGO_PKG_VERSION")));
@@ -318,6 +320,36 @@ mod tests {
         let c = parse(&["history", "-H=false", "img"]).unwrap();
         let Some(Cmd::History(h)) = c.cmd else { panic!("not history") };
         assert!(!h.human);
+    }
+
+    #[test]
+    fn missing_arguments_in_dockers_words() {
+        let report = |a: &[&str]| {
+            let typed: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            let mut argv = vec!["berth".to_owned()];
+            argv.extend(separate_command(&expand_management(&typed)));
+            let e = Cli::try_parse_from(&argv).unwrap_err();
+            args::missing_arguments_text(&typed, &e)
+        };
+        assert_eq!(
+            report(&["image", "remove"]).unwrap(),
+            "berth: 'berth image rm' requires at least 1 argument\n\nUsage:  berth image rm [OPTIONS] IMAGE [IMAGE...]\n\nSee 'berth image rm --help' for more information"
+        );
+        assert_eq!(
+            report(&["network", "connect", "n"]).unwrap().lines().next().unwrap(),
+            "berth: 'berth network connect' requires 2 arguments"
+        );
+        let tag = report(&["tag", "a"]).unwrap();
+        assert!(
+            tag.starts_with("berth: 'berth tag' requires 2 arguments\n\nUsage:  berth tag SOURCE TARGET\n"),
+            "{tag}"
+        );
+        assert!(tag.ends_with("Run 'berth tag --help' for more information"), "{tag}");
+        assert!(
+            report(&["-H", "unix:///x", "exec", "c"])
+                .unwrap()
+                .starts_with("berth: 'berth exec' requires at least 2 arguments")
+        );
     }
 
     #[test]
