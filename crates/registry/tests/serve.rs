@@ -612,3 +612,85 @@ async fn tls_with_a_self_signed_certificate() {
     let e = server::serve(c).await.err().expect("refused");
     assert!(e.to_string().contains("TLS certificate"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sha512_content_tag_parameters_and_inverted_ranges() {
+    use berth_registry::server::digest::Algorithm;
+    let reg = start().await;
+    let sha512 = |data: &[u8]| Algorithm::Sha512.digest(data);
+    // Monolithic, by the digest's algorithm.
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let cd = sha512(config);
+    let r = reg.req(Method::POST, &format!("/v2/app/blobs/uploads/?digest={cd}")).body(config.to_vec()).send().await;
+    assert_eq!(r.unwrap().status(), StatusCode::CREATED);
+    // Chunked with the spec's digest-algorithm; and one hashed as sha256 while it came.
+    let layer = pseudo_random(70_000, 9);
+    let ld = sha512(&layer);
+    for alg in ["?digest-algorithm=sha512", ""] {
+        let r = reg.req(Method::POST, &format!("/v2/app/blobs/uploads/{alg}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let loc = r.headers()["location"].to_str().unwrap().to_owned();
+        let r = reg.req(Method::PATCH, &loc).header("Content-Range", "0-69999").body(layer.clone()).send().await;
+        assert_eq!(r.unwrap().status(), StatusCode::ACCEPTED);
+        let r = reg.req(Method::PUT, &format!("{loc}?digest={ld}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.headers()["docker-content-digest"], ld.to_string().as_str());
+    }
+    let (s, code, _) =
+        error_code(reg.req(Method::POST, "/v2/app/blobs/uploads/?digest-algorithm=md5").send().await.unwrap()).await;
+    assert_eq!((s, code.as_str()), (StatusCode::BAD_REQUEST, "DIGEST_INVALID"));
+    let r = reg.req(Method::GET, &format!("/v2/app/blobs/{ld}")).send().await.unwrap();
+    assert_eq!(r.headers()["docker-content-digest"], ld.to_string().as_str());
+    assert_eq!(r.bytes().await.unwrap().as_ref(), layer.as_slice());
+    assert_eq!(
+        reg.req(Method::GET, &format!("/v2/app/blobs/{}", Digest::of(&layer))).send().await.unwrap().status(),
+        404
+    );
+    // A last byte before the first cannot be satisfied.
+    let r = reg.req(Method::GET, &format!("/v2/app/blobs/{ld}")).header("Range", "bytes=500-0").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+    // A manifest by its sha512 digest, tagged by `tag` parameters.
+    let manifest = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld.to_string(), "size": layer.len()}],
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let md = sha512(&bytes);
+    let r = reg
+        .req(Method::PUT, &format!("/v2/app/manifests/{md}?tag=v1&tag=latest"))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["docker-content-digest"], md.to_string().as_str());
+    let tags: Vec<_> = r.headers().get_all("oci-tag").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert_eq!(tags, ["v1", "latest"]);
+    for reference in ["v1".to_owned(), "latest".to_owned(), md.to_string()] {
+        let r = reg.req(Method::GET, &format!("/v2/app/manifests/{reference}")).send().await.unwrap();
+        assert_eq!(r.headers()["docker-content-digest"], md.to_string().as_str(), "{reference}");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    }
+    // A tag push of bytes held under sha512 names that digest; new bytes get sha256.
+    let r = reg.put_manifest("app", "again", OCI_MANIFEST, &manifest).await;
+    assert_eq!(r.headers()["docker-content-digest"], md.to_string().as_str());
+    let (s, code, _) = error_code(
+        reg.req(Method::PUT, &format!("/v2/app/manifests/{md}?tag=bad%20tag"))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (StatusCode::BAD_REQUEST, "TAG_INVALID"));
+    let r = reg.req(Method::DELETE, &format!("/v2/app/manifests/{md}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = reg.req(Method::GET, "/v2/app/tags/list").send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["tags"], json!([]));
+    reg.check();
+    reg.handle.shutdown().await;
+}

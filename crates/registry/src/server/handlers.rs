@@ -13,23 +13,21 @@ use std::collections::HashMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::sync::Arc;
 
-use axum::body::Body;
-use berth_base::Digest;
-use bytes::Bytes;
-use futures_util::StreamExt;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
-use sha2::Digest as _;
-
 use super::auth::{Htpasswd, REALM};
+use super::digest::{Algorithm, Digest};
 use super::manifest;
 use super::names;
 use super::reply::{ApiError, Code};
 use super::routes::{self, Route};
 use super::storage::{Commit, Progress, Storage};
 use crate::Error;
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
 
 /// The most entries a catalog page holds (distribution's `catalog.maxentries` default).
 pub const MAX_CATALOG_PAGE: usize = 1000;
@@ -51,6 +49,10 @@ const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-diges
 const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
 const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
 const OCI_FILTERS: HeaderName = HeaderName::from_static("oci-filters-applied");
+const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
+
+/// The most `tag` parameters one manifest push may carry (the spec asks for at least 10).
+pub const MAX_TAG_PARAMS: usize = 100;
 
 /// Answers one request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
@@ -298,6 +300,20 @@ async fn get_manifest(st: Arc<Storage>, name: String, reference: String, head: b
 
 async fn put_manifest(st: Arc<Storage>, name: String, reference: String, req: Request<Incoming>) -> Reply {
     let r = parse_reference(&reference)?;
+    // The spec's `?tag=` parameters: more tags for a manifest pushed by digest.
+    let tag_params: Vec<String> = serde_urlencoded::from_str::<Vec<(String, String)>>(req.uri().query().unwrap_or(""))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k == "tag")
+        .map(|(_, v)| v)
+        .collect();
+    if tag_params.len() > MAX_TAG_PARAMS {
+        return Err(ApiError::detail(Code::TagInvalid, format!("more than {MAX_TAG_PARAMS} tag parameters"))
+            .with_status(StatusCode::URI_TOO_LONG));
+    }
+    if let Some(bad) = tag_params.iter().find(|t| !names::valid_tag(t)) {
+        return Err(ApiError::detail(Code::TagInvalid, format!("invalid tag {bad:?}")));
+    }
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -313,14 +329,30 @@ async fn put_manifest(st: Arc<Storage>, name: String, reference: String, req: Re
         Err(e) => return Err(ApiError::detail(Code::ManifestInvalid, format!("reading the manifest: {e}"))),
     };
     let checked = manifest::check(content_type.as_deref(), &bytes)?;
-    let digest = Digest::of(&bytes);
-    let tag = match r {
+    let digest = match &r {
+        Reference::Digest(d) => d.algorithm().digest(&bytes),
+        Reference::Tag(_) => {
+            // A tag names the canonical (sha256) digest, unless this repository already
+            // holds these very bytes under sha512, pushed by that digest: then the tag
+            // names the manifest the client pushed, not a second copy of it.
+            let sha512 = Algorithm::Sha512.digest(&bytes);
+            let (st2, repo, d) = (st.clone(), name.clone(), sha512.clone());
+            if blocking(move || st2.manifest(&repo, &d)).await?.is_some() { sha512 } else { Digest::of(&bytes) }
+        }
+    };
+    let mut tags = match r {
         Reference::Digest(d) if d != digest => {
             return Err(ApiError::detail(Code::DigestInvalid, format!("the manifest's digest is {digest}, not {d}")));
         }
-        Reference::Digest(_) => None,
-        Reference::Tag(t) => Some(t),
+        Reference::Digest(_) => Vec::new(),
+        Reference::Tag(t) => vec![t],
     };
+    let accepted_params = tag_params.clone();
+    for t in tag_params {
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
     let (d, repo, subject) = (digest.clone(), name.clone(), checked.subject.clone());
     let missing = blocking(move || {
         st.put_manifest(
@@ -328,7 +360,7 @@ async fn put_manifest(st: Arc<Storage>, name: String, reference: String, req: Re
             &d,
             checked.media_type,
             &bytes,
-            tag.as_deref(),
+            &tags,
             &checked.blobs,
             &checked.manifests,
             checked.subject.as_ref(),
@@ -348,6 +380,11 @@ async fn put_manifest(st: Arc<Storage>, name: String, reference: String, req: Re
     set(&mut resp, header::CONTENT_LENGTH, "0");
     if let Some(s) = subject {
         set(&mut resp, OCI_SUBJECT, &s.to_string());
+    }
+    for t in accepted_params {
+        if let Ok(v) = HeaderValue::from_str(&t) {
+            resp.headers_mut().append(OCI_TAG, v);
+        }
     }
     Ok(resp)
 }
@@ -392,7 +429,8 @@ fn byte_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
     let (a, b) = (a.trim(), b.trim());
     let range = match (a.parse::<u64>(), b.parse::<u64>()) {
         (Ok(start), Ok(end)) if start <= end => (start, end.min(len.saturating_sub(1))),
-        (Ok(_), Ok(_)) => return Ok(None),
+        // A last byte before the first: nothing to send (the conformance suite wants 416).
+        (Ok(_), Ok(_)) => return Err(()),
         (Ok(start), Err(_)) if b.is_empty() => (start, len.saturating_sub(1)),
         (Err(_), Ok(suffix)) if a.is_empty() => {
             if suffix == 0 {
@@ -501,8 +539,17 @@ async fn start_upload(
         // Not mountable: an ordinary upload session, as the spec asks.
     }
     let digest = query.get("digest").map(|d| parse_digest(d)).transpose()?;
+    // The spec's `digest-algorithm` says how to hash the bytes as they come; a monolithic
+    // upload's digest says it too.
+    let algorithm = match (&digest, query.get("digest-algorithm")) {
+        (Some(d), _) => d.algorithm(),
+        (None, Some(a)) => a
+            .parse::<Algorithm>()
+            .map_err(|e| ApiError::detail(Code::DigestInvalid, format!("digest-algorithm {a}: {e}")))?,
+        (None, None) => Algorithm::Sha256,
+    };
     let (st2, repo) = (st.clone(), name.clone());
-    let id = blocking(move || st2.start_upload(&repo)).await?;
+    let id = blocking(move || st2.start_upload(&repo, algorithm)).await?;
     let Some(d) = digest else {
         return Ok(upload_reply(StatusCode::ACCEPTED, &name, &id, 0));
     };
@@ -786,6 +833,7 @@ mod tests {
         assert_eq!(byte_range(&h("bytes=-3"), 10), Ok(Some((7, 9))));
         assert_eq!(byte_range(&h("bytes=5-100"), 10), Ok(Some((5, 9))));
         assert_eq!(byte_range(&h("bytes=10-"), 10), Err(()));
+        assert_eq!(byte_range(&h("bytes=5-0"), 10), Err(()));
         assert_eq!(byte_range(&h("bytes=1-2,4-5"), 10), Ok(None));
         assert_eq!(byte_range(&h("items=1-2"), 10), Ok(None));
     }

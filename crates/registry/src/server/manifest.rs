@@ -4,7 +4,7 @@
 //! referrers API) and what a referrers listing shows of it. Everything else in the
 //! document is kept byte for byte and never rewritten: its digest is its name.
 
-use berth_base::Digest;
+use super::digest::Digest;
 use serde_json::Value;
 
 use super::reply::{ApiError, Code};

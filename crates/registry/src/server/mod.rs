@@ -11,6 +11,7 @@
 //!   loopback too) and warns when it listens elsewhere without TLS or authentication.
 
 pub mod auth;
+pub mod digest;
 pub mod handlers;
 pub mod manifest;
 pub mod names;

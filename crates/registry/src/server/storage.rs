@@ -3,13 +3,16 @@
 //!
 //! ```text
 //! ROOT/lock                                          one server per root (flock)
-//! ROOT/blobs/sha256/<ab>/<hex>                        blob and manifest bytes, verified, immutable
-//! ROOT/repositories/<name>/_layers/sha256/<hex>        link: the blob belongs to <name>
-//! ROOT/repositories/<name>/_manifests/revisions/sha256/<hex>   link: a manifest of <name>; holds its media type
+//! ROOT/blobs/<alg>/<ab>/<hex>                         blob and manifest bytes, verified, immutable
+//! ROOT/repositories/<name>/_layers/<alg>/<hex>         link: the blob belongs to <name>
+//! ROOT/repositories/<name>/_manifests/revisions/<alg>/<hex>   link: a manifest of <name>; holds its media type
 //! ROOT/repositories/<name>/_manifests/tags/<tag>       the digest the tag points to
-//! ROOT/repositories/<name>/_referrers/sha256/<subject hex>/<hex>   link: manifest <hex> has `subject` <subject>
+//! ROOT/repositories/<name>/_referrers/<alg>/<subject hex>/<hex>   link: manifest <hex> has `subject` <subject>
 //! ROOT/repositories/<name>/_uploads/<uuid>/data        an upload in progress (staging)
 //! ```
+//!
+//! `<alg>` is `sha256` or `sha512` ([`super::digest`]); a link's file name is the encoded
+//! part alone, whose length tells the algorithm.
 //!
 //! Why this shape:
 //! - **Bytes once, links per repository.** A layer pushed to ten repositories is stored
@@ -38,9 +41,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use berth_base::Digest;
 use berth_base::fsutil::{self, FileLock};
-use sha2::Digest as _;
+
+use super::digest::{Algorithm, Digest, Hasher};
 
 use crate::Error;
 
@@ -53,7 +56,7 @@ pub const UPLOAD_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Clone)]
 pub struct Progress {
     /// The hash of the bytes so far.
-    pub hasher: sha2::Sha256,
+    pub hasher: Hasher,
     /// How many bytes that is.
     pub len: u64,
 }
@@ -130,7 +133,7 @@ impl Storage {
     /// Opens (creating) the storage at `root`: takes the root's lock, removes temp files a
     /// crash left, and purges uploads older than [`UPLOAD_MAX_AGE`].
     pub fn open(root: &Path) -> Result<Storage, Error> {
-        for d in [root.to_owned(), root.join("blobs/sha256"), root.join("repositories")] {
+        for d in [root.to_owned(), root.join("blobs"), root.join("repositories")] {
             make_dirs(&d)?;
         }
         let lock_path = root.join("lock");
@@ -158,7 +161,7 @@ impl Storage {
 
     /// Where the bytes of `d` live.
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.root.join("blobs/sha256").join(&d.hex()[..2]).join(d.hex())
+        self.root.join("blobs").join(d.algorithm().as_str()).join(&d.hex()[..2]).join(d.hex())
     }
 
     fn repo(&self, name: &str) -> PathBuf {
@@ -166,11 +169,11 @@ impl Storage {
     }
 
     fn layer_link(&self, name: &str, d: &Digest) -> PathBuf {
-        self.repo(name).join("_layers/sha256").join(d.hex())
+        self.repo(name).join("_layers").join(d.algorithm().as_str()).join(d.hex())
     }
 
     fn revision_link(&self, name: &str, d: &Digest) -> PathBuf {
-        self.repo(name).join("_manifests/revisions/sha256").join(d.hex())
+        self.repo(name).join("_manifests/revisions").join(d.algorithm().as_str()).join(d.hex())
     }
 
     fn tags_dir(&self, name: &str) -> PathBuf {
@@ -178,7 +181,7 @@ impl Storage {
     }
 
     fn referrers_dir(&self, name: &str, subject: &Digest) -> PathBuf {
-        self.repo(name).join("_referrers/sha256").join(subject.hex())
+        self.repo(name).join("_referrers").join(subject.algorithm().as_str()).join(subject.hex())
     }
 
     fn upload_dir(&self, name: &str, id: &str) -> PathBuf {
@@ -289,15 +292,16 @@ impl Storage {
 
     // ---- uploads ----
 
-    /// Starts an upload in repository `name`; returns its id.
-    pub fn start_upload(&self, name: &str) -> Result<String, Error> {
+    /// Starts an upload in repository `name`, hashing with `algorithm` as bytes come (the
+    /// commit rehashes if the digest it is given uses another); returns its id.
+    pub fn start_upload(&self, name: &str, algorithm: Algorithm) -> Result<String, Error> {
         let id = super::names::new_upload_id();
         let dir = self.upload_dir(name, &id);
         make_dirs(&dir)?;
         let data = dir.join("data");
         File::create(&data).map_err(io_err(&data))?;
         fsutil::sync_dir(&dir).map_err(io_err(&dir))?;
-        self.slot(&id, Some(Progress { hasher: sha2::Sha256::new(), len: 0 }));
+        self.slot(&id, Some(Progress { hasher: algorithm.hasher(), len: 0 }));
         Ok(id)
     }
 
@@ -330,16 +334,23 @@ impl Storage {
         OpenOptions::new().append(true).open(&p).map_err(io_err(&p))
     }
 
-    /// The progress of upload `id`, from memory when it matches the file, else by hashing
-    /// the staged file (after a restart or an interrupted write).
-    pub fn progress(&self, name: &str, id: &str, cached: Option<Progress>) -> Result<Progress, Error> {
+    /// The progress of upload `id` in `algorithm`, from memory when it matches the file,
+    /// else by hashing the staged file (after a restart or an interrupted write, or when
+    /// the upload was hashed with another algorithm than its digest's).
+    pub fn progress(
+        &self,
+        name: &str,
+        id: &str,
+        cached: Option<Progress>,
+        algorithm: Algorithm,
+    ) -> Result<Progress, Error> {
         let p = self.upload_dir(name, id).join("data");
         let size = fs::metadata(&p).map_err(io_err(&p))?.len();
-        if let Some(c) = cached.filter(|c| c.len == size) {
+        if let Some(c) = cached.filter(|c| c.len == size && c.hasher.algorithm() == algorithm) {
             return Ok(c);
         }
         let mut f = File::open(&p).map_err(io_err(&p))?;
-        let mut hasher = sha2::Sha256::new();
+        let mut hasher = algorithm.hasher();
         let mut buf = vec![0u8; 1 << 20];
         let mut len = 0u64;
         loop {
@@ -363,8 +374,8 @@ impl Storage {
         if !data.is_file() {
             return Ok(Commit::Unknown);
         }
-        let progress = self.progress(name, id, cached)?;
-        let actual = Digest::from_hasher(progress.hasher);
+        let progress = self.progress(name, id, cached, d.algorithm())?;
+        let actual = progress.hasher.finish();
         if &actual != d {
             self.cancel_upload(name, id)?;
             return Ok(Commit::Mismatch { actual });
@@ -398,7 +409,7 @@ impl Storage {
 
     // ---- manifests ----
 
-    /// Stores manifest `bytes` (digest `d`, `media_type`) in `name`, tagging it `tag`, after
+    /// Stores manifest `bytes` (digest `d`, `media_type`) in `name`, tagging it `tags`, after
     /// checking under the metadata lock that `name` holds every blob in `blobs` and every
     /// manifest in `manifests`. Returns the digests it lacks (and then stores nothing).
     #[allow(clippy::too_many_arguments)]
@@ -408,7 +419,7 @@ impl Storage {
         d: &Digest,
         media_type: &str,
         bytes: &[u8],
-        tag: Option<&str>,
+        tags: &[String],
         blobs: &[Digest],
         manifests: &[Digest],
         subject: Option<&Digest>,
@@ -435,7 +446,7 @@ impl Storage {
         if let Some(s) = subject {
             Self::put_file(&self.referrers_dir(name, s).join(d.hex()), d.to_string().as_bytes())?;
         }
-        if let Some(t) = tag {
+        for t in tags {
             Self::put_file(&self.tags_dir(name).join(t), d.to_string().as_bytes())?;
         }
         Ok(Vec::new())
@@ -582,32 +593,45 @@ impl Storage {
 
     // ---- start-up and checking ----
 
-    /// Every digest some repository links, as a layer or as a manifest.
+    /// Every digest some repository links, as a layer or as a manifest (`<alg>:<hex>`).
     fn linked(&self) -> Result<std::collections::HashSet<String>, Error> {
         let mut linked = std::collections::HashSet::new();
         for repo in self.repositories()? {
-            for dir in [self.repo(&repo).join("_layers/sha256"), self.repo(&repo).join("_manifests/revisions/sha256")] {
-                let Ok(rd) = fs::read_dir(&dir) else { continue };
-                for e in rd {
-                    linked.insert(e.map_err(io_err(&dir))?.file_name().to_string_lossy().into_owned());
+            for alg in Algorithm::ALL {
+                for dir in [
+                    self.repo(&repo).join("_layers").join(alg.as_str()),
+                    self.repo(&repo).join("_manifests/revisions").join(alg.as_str()),
+                ] {
+                    let Ok(rd) = fs::read_dir(&dir) else { continue };
+                    for e in rd {
+                        let n = e.map_err(io_err(&dir))?.file_name().to_string_lossy().into_owned();
+                        linked.insert(format!("{}:{n}", alg.as_str()));
+                    }
                 }
             }
         }
         Ok(linked)
     }
 
-    /// The stored blobs, as (hex, path).
-    fn stored_blobs(&self) -> Result<Vec<(String, PathBuf)>, Error> {
-        let blobs = self.root.join("blobs/sha256");
+    /// The stored blobs, as (algorithm, file name, path).
+    fn stored_blobs(&self) -> Result<Vec<(Algorithm, String, PathBuf)>, Error> {
         let mut out = Vec::new();
-        for fan in fs::read_dir(&blobs).map_err(io_err(&blobs))? {
-            let fan = fan.map_err(io_err(&blobs))?.path();
-            if !fan.is_dir() {
-                continue;
-            }
-            for b in fs::read_dir(&fan).map_err(io_err(&fan))? {
-                let b = b.map_err(io_err(&fan))?;
-                out.push((b.file_name().to_string_lossy().into_owned(), b.path()));
+        for alg in Algorithm::ALL {
+            let blobs = self.root.join("blobs").join(alg.as_str());
+            let rd = match fs::read_dir(&blobs) {
+                Ok(rd) => rd,
+                Err(e) if not_found(&e) => continue,
+                Err(e) => return Err(io_err(&blobs)(e)),
+            };
+            for fan in rd {
+                let fan = fan.map_err(io_err(&blobs))?.path();
+                if !fan.is_dir() {
+                    continue;
+                }
+                for b in fs::read_dir(&fan).map_err(io_err(&fan))? {
+                    let b = b.map_err(io_err(&fan))?;
+                    out.push((alg, b.file_name().to_string_lossy().into_owned(), b.path()));
+                }
             }
         }
         Ok(out)
@@ -619,8 +643,8 @@ impl Storage {
     fn reclaim_orphans(&self) -> Result<usize, Error> {
         let linked = self.linked()?;
         let mut removed = 0;
-        for (hex, path) in self.stored_blobs()? {
-            if !hex.starts_with('.') && !linked.contains(&hex) {
+        for (alg, hex, path) in self.stored_blobs()? {
+            if !hex.starts_with('.') && !linked.contains(&format!("{}:{hex}", alg.as_str())) {
                 fs::remove_file(&path).map_err(io_err(&path))?;
                 removed += 1;
             }
@@ -713,33 +737,34 @@ impl Storage {
         let _g = self.meta();
         let mut findings = Vec::new();
         let linked = self.linked()?;
-        for (n, path) in self.stored_blobs()? {
+        for (alg, n, path) in self.stored_blobs()? {
             if n.starts_with(".tmp-") {
                 continue; // reported below with every temp file
             }
-            let Ok(d) = Digest::from_hex(&n) else {
+            let Ok(d) = format!("{}:{n}", alg.as_str()).parse::<Digest>() else {
                 findings.push(format!("stray file {}", path.display()));
                 continue;
             };
             let mut f = File::open(&path).map_err(io_err(&path))?;
-            let mut h = sha2::Sha256::new();
+            let mut h = alg.hasher();
             io::copy(&mut f, &mut h).map_err(io_err(&path))?;
-            if Digest::from_hasher(h) != d {
+            if h.finish() != d {
                 findings.push(format!("blob {d} does not match its digest"));
             }
-            if !linked.contains(&n) {
+            if !linked.contains(&d.to_string()) {
                 findings.push(format!("blob {d} is linked by no repository"));
             }
         }
         for repo in self.repositories()? {
-            let mut link_dirs = vec![
-                (self.repo(&repo).join("_layers/sha256"), "layer link"),
-                (self.repo(&repo).join("_manifests/revisions/sha256"), "manifest"),
-            ];
-            let refs = self.repo(&repo).join("_referrers/sha256");
-            if let Ok(rd) = fs::read_dir(&refs) {
-                for s in rd.flatten() {
-                    link_dirs.push((s.path(), "referrer"));
+            let mut link_dirs = Vec::new();
+            for alg in Algorithm::ALL {
+                link_dirs.push((self.repo(&repo).join("_layers").join(alg.as_str()), "layer link"));
+                link_dirs.push((self.repo(&repo).join("_manifests/revisions").join(alg.as_str()), "manifest"));
+                let refs = self.repo(&repo).join("_referrers").join(alg.as_str());
+                if let Ok(rd) = fs::read_dir(&refs) {
+                    for s in rd.flatten() {
+                        link_dirs.push((s.path(), "referrer"));
+                    }
                 }
             }
             for (dir, what) in link_dirs {
@@ -796,17 +821,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let st = Storage::open(dir.path()).unwrap();
         assert!(matches!(Storage::open(dir.path()), Err(Error::RootInUse(_))), "one server per root");
-        let id = st.start_upload("a/b").unwrap();
+        let id = st.start_upload("a/b", Algorithm::Sha256).unwrap();
         progress_of(&st, &id, b"hello");
         let d = Digest::of(b"hello");
         // Progress is rebuilt from the file when memory lost it.
-        assert_eq!(st.progress("a/b", &id, None).unwrap().len, 5);
+        assert_eq!(st.progress("a/b", &id, None, Algorithm::Sha256).unwrap().len, 5);
         let wrong = Digest::of(b"other");
         assert!(matches!(st.commit_upload("a/b", &id, &wrong, None).unwrap(), Commit::Mismatch { .. }));
         assert_eq!(st.upload_size("a/b", &id).unwrap(), None, "a mismatch removes the upload");
         assert!(!st.blob_path(&wrong).exists() && !st.blob_path(&d).exists());
 
-        let id = st.start_upload("a/b").unwrap();
+        let id = st.start_upload("a/b", Algorithm::Sha256).unwrap();
         progress_of(&st, &id, b"hello");
         assert_eq!(st.commit_upload("a/b", &id, &d, None).unwrap(), Commit::Done);
         assert_eq!(st.blob_size("a/b", &d).unwrap(), Some(5));
@@ -822,13 +847,38 @@ mod tests {
     }
 
     #[test]
+    fn sha512_blobs_live_beside_sha256_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Storage::open(dir.path()).unwrap();
+        let d = Algorithm::Sha512.digest(b"hello");
+        // Hashed as sha256 while it came (no digest-algorithm), rehashed at the commit.
+        let id = st.start_upload("r", Algorithm::Sha256).unwrap();
+        progress_of_repo(&st, "r", &id, b"hello");
+        let cached = st.progress("r", &id, None, Algorithm::Sha256).unwrap();
+        assert_eq!(st.commit_upload("r", &id, &d, Some(cached)).unwrap(), Commit::Done);
+        assert!(dir.path().join("blobs/sha512").join(&d.hex()[..2]).join(d.hex()).is_file());
+        assert_eq!(st.blob_size("r", &d).unwrap(), Some(5));
+        assert_eq!(st.blob_size("r", &Digest::of(b"hello")).unwrap(), None, "the sha256 name is another blob");
+        let id = st.start_upload("r", Algorithm::Sha512).unwrap();
+        progress_of_repo(&st, "r", &id, b"hellO");
+        assert!(matches!(st.commit_upload("r", &id, &d, None).unwrap(), Commit::Mismatch { .. }));
+        assert!(st.check().unwrap().is_empty());
+        drop(st);
+        let st = Storage::open(dir.path()).unwrap();
+        assert_eq!(st.blob_size("r", &d).unwrap(), Some(5), "a linked sha512 blob is no orphan");
+        assert!(st.delete_blob("r", &d).unwrap());
+        assert!(!st.blob_path(&d).exists());
+        assert!(st.check().unwrap().is_empty());
+    }
+
+    #[test]
     fn a_crash_leaves_nothing_visible() {
         let dir = tempfile::tempdir().unwrap();
         let d = Digest::of(b"xyz");
         let id;
         {
             let st = Storage::open(dir.path()).unwrap();
-            id = st.start_upload("r").unwrap();
+            id = st.start_upload("r", Algorithm::Sha256).unwrap();
             progress_of_repo(&st, "r", &id, b"xy");
             // A temp file as an interrupted atomic write leaves it.
             fs::create_dir_all(dir.path().join("blobs/sha256/aa")).unwrap();
@@ -849,7 +899,7 @@ mod tests {
         let d = Digest::of(b"orphan");
         {
             let st = Storage::open(dir.path()).unwrap();
-            let kept = st.start_upload("r").unwrap();
+            let kept = st.start_upload("r", Algorithm::Sha256).unwrap();
             progress_of_repo(&st, "r", &kept, b"kept");
             assert_eq!(st.commit_upload("r", &kept, &Digest::of(b"kept"), None).unwrap(), Commit::Done);
             // As a crash between the rename into blobs/ and the link leaves it.
@@ -866,9 +916,9 @@ mod tests {
     fn stale_uploads_are_purged_busy_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let st = Storage::open(dir.path()).unwrap();
-        let old = st.start_upload("r").unwrap();
-        let busy = st.start_upload("r").unwrap();
-        let fresh = st.start_upload("r").unwrap();
+        let old = st.start_upload("r", Algorithm::Sha256).unwrap();
+        let busy = st.start_upload("r", Algorithm::Sha256).unwrap();
+        let fresh = st.start_upload("r", Algorithm::Sha256).unwrap();
         let long_ago = SystemTime::now() - Duration::from_secs(10 * 24 * 3600);
         for id in [&old, &busy] {
             let f = File::options().write(true).open(st.upload_dir("r", id).join("data")).unwrap();
