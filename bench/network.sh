@@ -18,7 +18,11 @@
 # Throughput of a 1 GiB bulk TCP transfer from the host into a container (busybox nc):
 #   direct     host -> container address on the bridge
 #   published  host -> 127.0.0.1:published port -> (DNAT) container
-#   v6         host -> [::1]:published port -> (in-daemon proxy) container's IPv4 address
+#   v6         host -> [::1]:published port -> (the container's proxy process) container's
+#              IPv4 address; the proxy process's RSS is printed beside docker-proxy's
+# Where a bridge start's time goes (berth, from BERTH_TRACE_START): the network's kernel
+# work (veth, addresses, routes, port map elements) runs while the shim creates the
+# container; "waited" is how long the start then still waited for the network.
 # (target: published >= 0.8x direct; Docker's userland proxy is the figure to beat).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,7 +72,7 @@ export BERTH_NO_AUTOSTART=1
 start_berth() {
   local n=$1 bin=$2 dir=$work/berth$1
   mkdir -p "$dir"; echo '{}' > "$dir/daemon.json"
-  "$bin" daemon -H "unix://$dir/api.sock" --data-root "$dir/data" --exec-root "$dir/run" \
+  BERTH_TRACE_START=$dir/trace "$bin" daemon -H "unix://$dir/api.sock" --data-root "$dir/data" --exec-root "$dir/run" \
     --config-file "$dir/daemon.json" --bridge "bn${tag}$n" --nft-table "bench_${tag}_$n" >"$dir/daemon.log" 2>&1 &
   daemons+=("$!:$bin:$dir/api.sock")
   for _ in $(seq 100); do BERTH_HOST=unix://$dir/api.sock "$bin" version >/dev/null 2>&1 && break; sleep 0.1; done
@@ -140,6 +144,26 @@ for i in "${!engines[@]}"; do
     "${engines[$i]}" "$none" "$bridge" "$(diff_ms "$bridge" "$none")"
 done
 
+# phases TRACE: medians over the bridge runs (those with a daemon.net_ready line) of the
+# network's kernel work, the shim's create, and the wait for the network after the create.
+phases() {
+  awk '{ t[$3" "$4] = $1; if ($4 == "daemon.net_ready") ids[$3] = 1 }
+       END { for (id in ids) {
+               p = t[id" daemon.prepared"]; n = t[id" daemon.net_ready"]; s = t[id" daemon.shim_ready"];
+               if (p && n && s) { w = n - s; if (w < 0) w = 0; printf "%d %d %d\n", (n - p) / 1e3, (s - p) / 1e3, w / 1e3 } } }' \
+    "$1" >"$1.phases"
+  if [ ! -s "$1.phases" ]; then echo "  (no bridge starts traced)"; return; fi
+  printf '  network kernel work %s ms, shim create %s ms (in parallel), start waited for the network %s ms (medians of %s)\n' \
+    "$(cut -d' ' -f1 "$1.phases" | median)" "$(cut -d' ' -f2 "$1.phases" | median)" \
+    "$(cut -d' ' -f3 "$1.phases" | median)" "$(wc -l <"$1.phases")"
+}
+for i in "${!engines[@]}"; do
+  case ${engines[$i]} in
+    berth) echo "berth bridge start phases:"; phases "$work/berth0/trace" ;;
+    before) echo "before bridge start phases:"; phases "$work/berth1/trace" ;;
+  esac
+done
+
 # send_gib HOST PORT: seconds to push 1 GiB to HOST:PORT over one TCP connection.
 send_gib() {
   python3 - "$1" "$2" <<'PY'
@@ -183,8 +207,11 @@ if has_v6; then
     sh -c 'while true; do nc -l -p 80 > /dev/null; done' >/dev/null
   sleep 0.3
   v6=$(send_gib ::1 "$port6")
+  id6=$($B inspect -f '{{.Id}}' sink6)
+  rss6=$(awk '/^VmRSS/ {print $2}' "/proc/$(cat "$work/berth0/run/netproxy/$id6.pid" 2>/dev/null)/status" 2>/dev/null || true)
   $B rm -f sink6 >/dev/null
-  printf '  berth   v6 via proxy %6s MiB/s   v6/published-v4 = %s\n' "$(mb "$v6")" "$(ratio "$published" "$v6")"
+  printf '  berth   v6 via proxy %6s MiB/s   v6/published-v4 = %s   proxy process RSS %s KiB\n' \
+    "$(mb "$v6")" "$(ratio "$published" "$v6")" "${rss6:-n/a}"
 else
   echo "  v6: the host has no IPv6; not measured"
 fi
@@ -199,7 +226,8 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
       sh -c 'while true; do nc -l -p 80 > /dev/null; done' >/dev/null 2>&1; then
     sleep 0.3
     dv6=$(send_gib ::1 "$port6")
-    printf '  docker  v6 via docker-proxy %6s MiB/s\n' "$(mb "$dv6")"
+    drss=$(for p in $(pgrep -x docker-proxy); do awk '/^VmRSS/ {print $2}' "/proc/$p/status"; done | sort -n | tail -1)
+    printf '  docker  v6 via docker-proxy %6s MiB/s   docker-proxy RSS %s KiB\n' "$(mb "$dv6")" "${drss:-n/a}"
   fi
   docker rm -f bnet-sink6 >/dev/null 2>&1 || true
 else

@@ -25,6 +25,8 @@ fn main() -> ExitCode {
         // The shim must start single-threaded: libcontainer forks and changes the process
         // cwd, which is unsafe once other threads exist.
         Some("shim") => berth_runtime::shim::main(&rest[1..]),
+        // The IPv6 side of a container's published ports, started by the daemon.
+        Some("netproxy") => berth_daemon::netproxy_main(&rest[1..]),
         // The registry server runs in this process, not behind a daemon: it is a daemon of
         // its own, and the CLI crate may not link server code.
         Some("registry") if rest.get(1).map(String::as_str) == Some("serve") => {

@@ -13,6 +13,8 @@ mod store;
 pub mod system;
 pub mod views;
 
+/// `berth netproxy`: the process that serves a container's published IPv6 ports.
+pub use berth_network::proxy::main as netproxy_main;
 pub use error::{Error, Result};
 
 use clap::Parser;

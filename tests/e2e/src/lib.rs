@@ -131,6 +131,17 @@ impl Daemon {
         self.spawn();
     }
 
+    /// Kills the daemon with SIGKILL and leaves it down; [`Daemon::start_again`] starts a
+    /// new one on the same roots.
+    pub fn kill(&mut self) {
+        self.stop_daemon(true);
+    }
+
+    /// Starts a daemon again after [`Daemon::kill`].
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     fn stop_daemon(&mut self, kill: bool) {
         if let Some(mut c) = self.child.take() {
             let sig = if kill { rustix::process::Signal::KILL } else { rustix::process::Signal::TERM };

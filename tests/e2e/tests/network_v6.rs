@@ -1,7 +1,7 @@
-//! Published ports on IPv6: `-p P:80` answers on `[::1]:P` through the daemon's userland
-//! proxy as well as on IPv4 through DNAT, is reported as docker 20.10 reports it
-//! (`0.0.0.0:P->80/tcp, :::P->80/tcp`), comes back after a daemon kill -9, and is gone
-//! after `rm`. `-p [::1]:P:80`, `-P`, and a port in use on IPv6 only. Only 127.0.0.1 and ::1
+//! Published ports on IPv6: `-p P:80` answers on `[::1]:P` through the container's userland
+//! proxy process as well as on IPv4 through DNAT, is reported as docker 20.10 reports it
+//! (`0.0.0.0:P->80/tcp, :::P->80/tcp`), keeps answering while the daemon is killed with -9
+//! and after it starts again, and is gone after `rm`. `-p [::1]:P:80`, `-P`, and a port in use on IPv6 only. Only 127.0.0.1 and ::1
 //! are contacted.
 
 use std::net::{Ipv6Addr, TcpListener, TcpStream};
@@ -172,4 +172,96 @@ fn published_ports_answer_on_ipv6_and_are_reported_as_docker_does() {
     for p in [port, p1, p2, ep] {
         assert!(closed(p), "port {p} still answers after rm");
     }
+}
+
+/// The pid in the container's proxy process's pid file, once it is there.
+fn proxy_pid(d: &Daemon, id: &str) -> Option<i32> {
+    let f = d.exec_root.join("netproxy").join(format!("{id}.pid"));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        if let Some(p) = std::fs::read_to_string(&f).ok().and_then(|s| s.trim().parse().ok()) {
+            return Some(p);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` runs (a zombie waiting for whoever adopted it does not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next() != Some('Z')))
+        .unwrap_or(false)
+}
+
+#[test]
+fn published_ipv6_ports_answer_while_no_daemon_runs() {
+    if !host_has_ipv6() {
+        eprintln!("no IPv6 on this host: nothing to check");
+        return;
+    }
+    let mut d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let www = d.dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "still here\n").unwrap();
+    let vol = format!("{}:/www:ro", www.display());
+    let port = free_port();
+    let id = httpd(&d, &["-p", &format!("{port}:80")], &vol);
+    let v6 = format!("http://[::1]:{port}/");
+    assert_eq!(curl(&v6, Duration::from_secs(3)).as_deref(), Some("still here\n"));
+    let pid = proxy_pid(&d, &id).expect("the container's proxy process writes its pid");
+
+    // No daemon: the proxy process serves on, as docker-proxy does (IPv4 is kernel DNAT).
+    d.kill();
+    assert_eq!(curl(&v6, Duration::from_secs(3)).as_deref(), Some("still here\n"), "[::1] while the daemon is down");
+    assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(3)).as_deref(), Some("still here\n"));
+
+    // A new daemon takes the same process back rather than starting another.
+    d.start_again();
+    assert_eq!(curl(&v6, Duration::from_secs(3)).as_deref(), Some("still here\n"), "[::1] after the restart");
+    assert_eq!(proxy_pid(&d, &id), Some(pid), "the proxy process was replaced");
+    assert_eq!(ok(&d.berth(&["port", &id, "80"])), format!("0.0.0.0:{port}\n:::{port}\n"));
+
+    // rm: the process, its pid file and both sides of the port are gone.
+    ok(&d.berth(&["rm", "-f", &id]));
+    assert!(closed(port), "port {port} still answers after rm");
+    assert!(!alive(pid), "proxy process {pid} outlived its container");
+    assert!(!d.exec_root.join("netproxy").join(format!("{id}.pid")).exists(), "pid file left behind");
+
+    // A container that ends while no daemon runs: the next daemon stops its proxy.
+    let port = free_port();
+    let id = ok(&d.berth(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("{port}:80"),
+        "-v",
+        &vol,
+        "busybox:latest",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]))
+    .trim()
+    .to_owned();
+    assert_eq!(curl(&format!("http://[::1]:{port}/"), Duration::from_secs(3)).as_deref(), Some("still here\n"));
+    let pid = proxy_pid(&d, &id).expect("pid file");
+    let init = ok(&d.berth(&["inspect", "-f", "{{.State.Pid}}", &id])).trim().to_owned();
+    d.kill();
+    assert!(Command::new("kill").args(["-9", &init]).status().unwrap().success());
+    d.start_again();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alive(pid), "proxy of an exited container left running");
+    assert!(closed(port), "port {port} still answers after its container ended");
+    ok(&d.berth(&["rm", "-f", &id]));
 }

@@ -80,22 +80,27 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let engine = self.clone();
         let rec2 = rec.clone();
-        let (shim_opts, net) = blocking(move || engine.prepare(&rec2)).await?;
+        let (shim_opts, net, setup) = blocking(move || engine.prepare(&rec2)).await?;
         c.update(|r| {
             r.networks = net.endpoints;
             r.ports = net.ports;
         });
         let t_prepare = t0.elapsed();
         trace::mark(&c.id, "daemon.prepared");
+        // The network's kernel side is made while the shim creates the container; the
+        // container's process starts only once both are done.
+        let net_ready = self.complete_network(&c.id, setup);
         let launcher = self.launcher.clone();
-        blocking(move || {
+        let spawned = blocking(move || {
             launcher.spawn(&shim_opts).map_err(|e| match e {
                 // Docker's wording, which clients match to choose exit codes 126/127.
                 e @ berth_runtime::Error::Exec { .. } => Error::StartFailed { source: e },
                 other => Error::from(other),
             })
         })
-        .await?;
+        .await;
+        self.network_ready(c, net_ready, spawned.is_ok()).await?;
+        spawned?;
         let t_spawn = t0.elapsed();
         trace::mark(&c.id, "daemon.shim_ready");
         let _starting = StartingGuard(c);
@@ -213,7 +218,11 @@ impl Engine {
 
     /// Mounts the root, writes the container's /etc files and OCI bundle, and returns the
     /// shim's options. Blocking.
-    fn prepare(&self, rec: &ContainerRecord) -> Result<(berth_runtime::shim::ShimOptions, super::networks::Attached)> {
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<(berth_runtime::shim::ShimOptions, super::networks::Attached, Option<super::networks::NetSetup>)> {
         let dir = self.container_dir(&rec.id);
         let _ = std::fs::remove_file(self.exit_file(&rec.id));
         let image_id: berth_base::Digest = rec.image_id.parse().map_err(|source| Error::Corrupt {
@@ -222,7 +231,7 @@ impl Engine {
             source,
         })?;
         let rootfs = self.rootfs.mount_rootfs(&image_id, &dir)?;
-        let net = match self.attach_network(rec) {
+        let (net, setup) = match self.attach_network(rec) {
             Ok(n) => n,
             Err(e) => {
                 let _ = self.rootfs.unmount_rootfs(&dir);
@@ -239,7 +248,7 @@ impl Engine {
                 tracing::warn!(container = %rec.id, error = %e, "network teardown after a failed prepare");
             }
         }
-        result.map(|o| (o, net))
+        result.map(|o| (o, net, setup))
     }
 
     fn prepare_mounted(

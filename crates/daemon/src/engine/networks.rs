@@ -145,6 +145,30 @@ pub(crate) struct Attached {
     pub nameserver: Option<Ipv4Addr>,
 }
 
+/// The start path's pending network work ([`Engine::complete_network`]).
+pub(crate) struct NetReady(Option<tokio::task::JoinHandle<Result<()>>>);
+
+/// The kernel side of a planned attachment ([`Networks::plan`]), for
+/// [`Networks::complete`].
+pub(crate) struct NetSetup {
+    rec: ContainerRecord,
+    /// A netlink socket inside the container's namespace (it also keeps the namespace).
+    ns: berth_network::netlink::Netlink,
+    steps: Vec<SetupStep>,
+    /// Every planned endpoint, for the embedded resolver's view.
+    endpoints: BTreeMap<String, EndpointRecord>,
+}
+
+/// One endpoint of a [`NetSetup`].
+struct SetupStep {
+    spec: NetworkSpec,
+    att: Attachment,
+    /// The endpoint as the container asked for it (its aliases go to the DNS).
+    requested: EndpointRecord,
+    /// Its published IPv6 ports, bound, for the proxy process.
+    listeners: Vec<proxy::Listener>,
+}
+
 struct Inner {
     nets: Vec<NetworkRecord>,
     pools: HashMap<String, Pool>,
@@ -153,8 +177,9 @@ struct Inner {
     table_ready: bool,
     /// Host ports held per container.
     held: HashMap<String, Vec<portmap::Reserved>>,
-    /// IPv6 proxies of published ports per container (they hold their ports too).
-    proxies: HashMap<String, Vec<proxy::Proxy>>,
+    /// The IPv6 proxy process of each container with published IPv6 ports (it holds
+    /// those ports).
+    proxies: HashMap<String, proxy::ProxyProcess>,
     /// Name tables of user-defined networks, by network id.
     dns: HashMap<String, dns::Table>,
     /// Embedded resolvers (127.0.0.11 in their namespaces) of containers on user networks,
@@ -166,6 +191,8 @@ struct Inner {
 pub(crate) struct Networks {
     dir: PathBuf,
     netns_dir: PathBuf,
+    /// Where the IPv6 proxy processes keep their pid files (`<id>.pid`).
+    proxy_dir: PathBuf,
     opts: NetworkOptions,
     driver: OnceLock<Arc<BridgeDriver>>,
     inner: Mutex<Inner>,
@@ -193,6 +220,7 @@ impl Networks {
         let n = Networks {
             dir,
             netns_dir: exec_root.join("netns"),
+            proxy_dir: exec_root.join("netproxy"),
             opts: opts.clone(),
             driver: OnceLock::new(),
             inner: Mutex::new(Inner {
@@ -443,49 +471,114 @@ impl Networks {
     /// Gives the container a namespace and connects it to its networks, binding its
     /// published ports. On failure nothing is left. Blocking.
     pub fn attach(&self, rec: &ContainerRecord) -> Result<Attached> {
-        let mode = mode_of(rec.host_config.network_mode.as_deref());
-        if mode == Mode::Host {
-            return Ok(Attached { namespace: Some(Namespace::Host), ..Default::default() });
-        }
-        let path = self.netns_path(&rec.id);
-        let mut ns = netns::create(&path)?;
-        let mut out = Attached { namespace: Some(Namespace::Path(path.clone())), ..Default::default() };
-        if mode == Mode::None {
-            return Ok(out);
-        }
-        let Mode::Network(primary) = &mode else { return Ok(out) };
-        let primary_name = self.find(primary).map(|n| n.name).unwrap_or_default();
-        let mut order: Vec<(&String, &EndpointRecord)> = rec.networks.iter().collect();
-        order.sort_by_key(|(n, _)| **n != primary_name);
-        let r = (|| -> Result<()> {
-            for (i, (name, ep)) in order.iter().enumerate() {
-                self.attach_endpoint(rec, &mut ns, i, name, ep, &mut out)?;
-            }
-            self.refresh_resolver(rec, &out.endpoints, true)
-        })();
-        if let Err(e) = r {
-            let mut undo = rec.clone();
-            undo.networks = out.endpoints.clone();
-            for err in self.detach(&undo) {
-                tracing::warn!(container = %rec.id, error = %err, "undoing a failed attachment");
-            }
+        let (out, setup) = self.plan(rec)?;
+        if let Some(s) = setup
+            && let Err(e) = self.complete(s)
+        {
+            self.undo(rec, &out);
             return Err(e);
         }
         Ok(out)
     }
 
-    /// Connects one endpoint (`eth<i>`; the first one gets the default route, the
-    /// published ports and the hosts line). What it did is in `out` even when it fails, for
-    /// the caller to undo.
-    fn attach_endpoint(
+    /// Undoes an attachment that [`Networks::plan`] made (and [`Networks::complete`] may
+    /// have begun), logging what cannot be undone.
+    fn undo(&self, rec: &ContainerRecord, out: &Attached) {
+        let mut undo = rec.clone();
+        undo.networks = out.endpoints.clone();
+        undo.ports = out.ports.clone();
+        for err in self.detach(&undo) {
+            tracing::warn!(container = %rec.id, error = %err, "undoing a failed attachment");
+        }
+    }
+
+    /// The first half of an attachment, the part whose outcome the container's bundle
+    /// needs: the namespace (with `lo` up), an address and endpoint id per network and the
+    /// published ports bound. The kernel work that only the running container needs
+    /// (veths, addresses, routes, port map elements, the embedded resolver) is returned as
+    /// a [`NetSetup`] for [`Networks::complete`], which the start path runs while the
+    /// runtime creates the container. On failure nothing is left. Blocking.
+    pub fn plan(&self, rec: &ContainerRecord) -> Result<(Attached, Option<NetSetup>)> {
+        let mode = mode_of(rec.host_config.network_mode.as_deref());
+        if mode == Mode::Host {
+            return Ok((Attached { namespace: Some(Namespace::Host), ..Default::default() }, None));
+        }
+        let path = self.netns_path(&rec.id);
+        let ns = netns::create(&path)?;
+        let mut out = Attached { namespace: Some(Namespace::Path(path.clone())), ..Default::default() };
+        let Mode::Network(primary) = &mode else { return Ok((out, None)) };
+        let primary_name = self.find(primary).map(|n| n.name).unwrap_or_default();
+        let mut order: Vec<(&String, &EndpointRecord)> = rec.networks.iter().collect();
+        order.sort_by_key(|(n, _)| **n != primary_name);
+        let mut steps = Vec::with_capacity(order.len());
+        for (i, (name, ep)) in order.iter().enumerate() {
+            match self.plan_endpoint(rec, i, name, ep, &mut out) {
+                Ok(s) => steps.push(s),
+                Err(e) => {
+                    self.undo(rec, &out);
+                    return Err(e);
+                }
+            }
+        }
+        let endpoints = out.endpoints.clone();
+        Ok((out, Some(NetSetup { rec: rec.clone(), ns, steps, endpoints })))
+    }
+
+    /// The second half of an attachment: veths, addresses and routes, published ports in
+    /// the port maps, names in the networks' DNS and the embedded resolver. On failure the
+    /// caller undoes the whole attachment with [`Networks::detach`] of the record holding
+    /// the planned endpoints and ports (as the start path's failure handling does).
+    /// Blocking.
+    pub fn complete(&self, s: NetSetup) -> Result<()> {
+        let NetSetup { rec, mut ns, steps, endpoints } = s;
+        for mut st in steps {
+            self.setup_endpoint(&rec, &mut ns, &st)?;
+            let listeners = std::mem::take(&mut st.listeners);
+            self.start_proxy(&rec.id, listeners)?;
+        }
+        self.refresh_resolver(&rec, &endpoints, true)
+    }
+
+    /// Where the proxy process of container `id` is named.
+    fn proxy_state(&self, id: &str) -> PathBuf {
+        self.proxy_dir.join(id)
+    }
+
+    /// Hands a container's bound IPv6 sockets to a proxy process of their own.
+    fn start_proxy(&self, id: &str, listeners: Vec<proxy::Listener>) -> Result<()> {
+        if listeners.is_empty() {
+            return Ok(());
+        }
+        let exe = std::env::current_exe().map_err(|e| Error::io("find the berth executable", e))?;
+        let p = proxy::ProxyProcess::spawn(&exe, &self.proxy_state(id), listeners)
+            .map_err(|e| Error::io("start the IPv6 port proxy", e))?;
+        if let Some(old) = self.lock().proxies.insert(id.to_owned(), p) {
+            old.stop();
+        }
+        Ok(())
+    }
+
+    /// Stops a container's proxy process: this daemon's, or one an earlier daemon left.
+    fn stop_proxy(&self, id: &str) {
+        let state = self.proxy_state(id);
+        let p = self.lock().proxies.remove(id).or_else(|| proxy::ProxyProcess::adopt(&state));
+        match p {
+            Some(p) => p.stop(),
+            None => proxy::ProxyProcess::forget(&state),
+        }
+    }
+
+    /// Plans one endpoint (`eth<i>`; the first one gets the default route, the published
+    /// ports and the hosts line): its address, id and MAC, and for the first its host
+    /// ports bound. What it did is in `out` even when it fails, for the caller to undo.
+    fn plan_endpoint(
         &self,
         rec: &ContainerRecord,
-        ns: &mut berth_network::netlink::Netlink,
         i: usize,
         name: &str,
         ep: &EndpointRecord,
         out: &mut Attached,
-    ) -> Result<()> {
+    ) -> Result<SetupStep> {
         let path = self.netns_path(&rec.id);
         let mut done = ep.clone();
         let (spec, att, held) = {
@@ -523,25 +616,32 @@ impl Networks {
                 default_route: i == 0,
                 ports: rules,
             };
+            if i == 0 && g.dns.contains_key(&spec.id) {
+                out.nameserver = Some(dns::RESOLVER_IP);
+            }
             (spec, att, (held, proxies))
         };
-        // Recorded before the kernel work, so a failure below is undone by detach.
+        // Recorded before the kernel work, so a failure later is undone by detach.
         out.endpoints.insert(name.to_owned(), done);
-        {
-            let (held, proxies) = held;
-            let mut g = self.lock();
-            g.held.entry(rec.id.clone()).or_default().extend(held);
-            g.proxies.entry(rec.id.clone()).or_default().extend(proxies);
-        }
-        self.driver()?.setup(&spec, &att, ns)?;
-        self.add_names(rec, &spec.id, &att.endpoint_id, ep, att.ip);
+        let (held, listeners) = held;
+        self.lock().held.entry(rec.id.clone()).or_default().extend(held);
         if i == 0 {
             let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.id[..12].to_owned());
             out.hosts.push(format!("{hostname}:{}", att.ip));
-            if self.lock().dns.contains_key(&spec.id) {
-                out.nameserver = Some(dns::RESOLVER_IP);
-            }
         }
+        Ok(SetupStep { spec, att, requested: ep.clone(), listeners })
+    }
+
+    /// Does one planned endpoint's kernel work (`ns` is a netlink socket inside the
+    /// container's namespace) and publishes its names.
+    fn setup_endpoint(
+        &self,
+        rec: &ContainerRecord,
+        ns: &mut berth_network::netlink::Netlink,
+        st: &SetupStep,
+    ) -> Result<()> {
+        self.driver()?.setup(&st.spec, &st.att, ns)?;
+        self.add_names(rec, &st.spec.id, &st.att.endpoint_id, &st.requested, st.att.ip);
         Ok(())
     }
 
@@ -634,11 +734,14 @@ impl Networks {
         let mut ns = netns::netlink_in(&self.netns_path(&rec.id))?;
         let i = (0..).find(|i| ns.link_index(&format!("eth{i}")).ok().flatten().is_none()).unwrap_or(0);
         let mut out = Attached::default();
-        let r = self.attach_endpoint(rec, &mut ns, i.max(1), name, ep, &mut out).and_then(|()| {
-            let mut eps = rec.networks.clone();
-            eps.extend(out.endpoints.clone());
-            self.refresh_resolver(rec, &eps, true)
-        });
+        let r = self
+            .plan_endpoint(rec, i.max(1), name, ep, &mut out)
+            .and_then(|st| self.setup_endpoint(rec, &mut ns, &st))
+            .and_then(|()| {
+                let mut eps = rec.networks.clone();
+                eps.extend(out.endpoints.clone());
+                self.refresh_resolver(rec, &eps, true)
+            });
         if let Err(e) = r {
             self.detach_endpoint(rec, out.endpoints.values().next().unwrap_or(ep), i.max(1));
             return Err(e);
@@ -784,9 +887,9 @@ impl Networks {
         {
             let mut g = self.lock();
             g.held.remove(&rec.id);
-            g.proxies.remove(&rec.id);
             g.resolvers.remove(&rec.id);
         }
+        self.stop_proxy(&rec.id);
         if let Err(e) = netns::remove(&self.netns_path(&rec.id)) {
             errs.push(e.into());
         }
@@ -817,14 +920,17 @@ impl Networks {
         let cip = primary.ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         let rules = port_rules(&rec.ports, cip);
         let mut held = Vec::new();
-        let mut proxies = Vec::new();
+        let mut listeners = Vec::new();
+        // The IPv6 proxy process outlives a daemon: take it back when it still runs.
+        let adopted = proxy::ProxyProcess::adopt(&self.proxy_state(&rec.id));
         for p in &rec.ports {
             let proto = Proto::parse(&p.proto).unwrap_or(Proto::Tcp);
             let r = match p.host_ip {
                 IpAddr::V4(ip) => portmap::reserve(proto, ip, p.host_port).map(|r| held.push(r)),
-                // The proxy died with the earlier daemon; the container did not.
-                IpAddr::V6(ip) => proxy::start(proto, ip, p.host_port, SocketAddrV4::new(cip, p.container_port))
-                    .map(|x| proxies.push(x)),
+                IpAddr::V6(_) if adopted.is_some() => Ok(()),
+                // The proxy process is gone (killed, the host restarted); the container is not.
+                IpAddr::V6(ip) => proxy::bind(proto, ip, p.host_port, SocketAddrV4::new(cip, p.container_port))
+                    .map(|x| listeners.push(x)),
             };
             if let Err(e) = r {
                 tracing::warn!(container = %rec.id, port = p.host_port, error = %e, "could not hold a published port again")
@@ -833,7 +939,12 @@ impl Networks {
         {
             let mut g = self.lock();
             g.held.insert(rec.id.clone(), held);
-            g.proxies.insert(rec.id.clone(), proxies);
+            if let Some(p) = adopted {
+                g.proxies.insert(rec.id.clone(), p);
+            }
+        }
+        if let Err(e) = self.start_proxy(&rec.id, listeners) {
+            tracing::warn!(container = %rec.id, error = %e, "IPv6 published ports not restored");
         }
         let drv = self.driver()?;
         // The table was made anew at this daemon's first use of it; adding an element
@@ -986,7 +1097,7 @@ pub(crate) fn parse_port_key(key: &str) -> Result<(u16, Proto)> {
     Ok((port, proto))
 }
 
-type Published = (Vec<PublishedPort>, Vec<PortRule>, (Vec<portmap::Reserved>, Vec<proxy::Proxy>));
+type Published = (Vec<PublishedPort>, Vec<PortRule>, (Vec<portmap::Reserved>, Vec<proxy::Listener>));
 
 /// The DNAT rules of recorded published ports towards `cip`.
 fn port_rules(ports: &[PublishedPort], cip: Ipv4Addr) -> Vec<PortRule> {
@@ -1012,7 +1123,7 @@ const EPHEMERAL_TRIES: usize = 16;
 
 /// Binds the host ports of a container's published ports (all or none). A binding without
 /// an address gets both families on the same port number (IPv6 only when the host has it);
-/// the IPv6 side is a [`proxy::Proxy`] to the container's IPv4 address.
+/// the IPv6 side is a [`proxy::Listener`] for the container's proxy process.
 fn publish(rec: &ContainerRecord, endpoint_id: &str, cip: Ipv4Addr) -> Result<Published> {
     let mut ports = Vec::new();
     let mut rules = Vec::new();
@@ -1047,7 +1158,7 @@ fn publish(rec: &ContainerRecord, endpoint_id: &str, cip: Ipv4Addr) -> Result<Pu
             let port = r4.as_ref().map_or(port, |r| r.port);
             // Dropping `r4` on a failure here frees the IPv4 side: nothing half-bound.
             let r6 = match want6 {
-                Some(ip) => match proxy::start(b.proto, ip, port, target) {
+                Some(ip) => match proxy::bind(b.proto, ip, port, target) {
                     Ok(x) => Some(x),
                     Err(e) => {
                         last_err = Some(proxy::start_error(&ep, ip, port, b.proto, e));
@@ -1093,8 +1204,8 @@ fn publish(rec: &ContainerRecord, endpoint_id: &str, cip: Ipv4Addr) -> Result<Pu
             ports.push(PublishedPort {
                 proto: b.proto.as_str().to_owned(),
                 container_port: b.container_port,
-                host_ip: IpAddr::V6(x.ip),
-                host_port: x.port,
+                host_ip: IpAddr::V6(x.forward.ip),
+                host_port: x.forward.port,
             });
             proxies.push(x);
         }
@@ -1104,9 +1215,12 @@ fn publish(rec: &ContainerRecord, endpoint_id: &str, cip: Ipv4Addr) -> Result<Pu
 
 impl Engine {
     /// The start path's network step: the container's namespace, its endpoints and ports,
-    /// its extra hosts lines (`--link`, its own address) and `host-gateway` resolved.
-    /// Blocking.
-    pub(crate) fn attach_network(&self, rec: &ContainerRecord) -> Result<Attached> {
+    /// its extra hosts lines (`--link`, its own address) and `host-gateway` resolved, and
+    /// the kernel work still to do ([`Engine::complete_network`]). A container with `net.*`
+    /// sysctls gets its network made here at once: the runtime writes those in the
+    /// container's namespace during its create, and they may name its interfaces. On
+    /// failure nothing is left. Blocking.
+    pub(crate) fn attach_network(&self, rec: &ContainerRecord) -> Result<(Attached, Option<NetSetup>)> {
         if let Mode::Container(other) = mode_of(rec.host_config.network_mode.as_deref()) {
             let o = self.get(&other)?.snapshot();
             if o.state.status != Status::Running {
@@ -1123,11 +1237,14 @@ impl Engine {
             } else {
                 Namespace::Path(PathBuf::from(format!("/proc/{}/ns/net", o.state.pid)))
             };
-            return Ok(Attached {
-                namespace: Some(namespace),
-                share_files_of: Some(self.container_dir(&o.id)),
-                ..Default::default()
-            });
+            return Ok((
+                Attached {
+                    namespace: Some(namespace),
+                    share_files_of: Some(self.container_dir(&o.id)),
+                    ..Default::default()
+                },
+                None,
+            ));
         }
         let mut links = Vec::new();
         for l in rec.host_config.links.iter().flatten() {
@@ -1154,10 +1271,62 @@ impl Engine {
             names.dedup();
             links.push(format!("{}:{ip}", names.join(" ")));
         }
-        let mut a = self.networks.attach(rec)?;
+        let (mut a, mut setup) = self.networks.plan(rec)?;
+        let net_sysctls = rec.host_config.sysctls.iter().flatten().any(|(k, _)| k.starts_with("net."));
+        if net_sysctls && let Some(s) = setup.take() {
+            if let Err(e) = self.networks.complete(s) {
+                self.networks.undo(rec, &a);
+                return Err(e);
+            }
+        }
         links.append(&mut a.hosts);
         a.hosts = links;
-        Ok(a)
+        Ok((a, setup))
+    }
+
+    /// Starts the kernel side of a planned attachment on the blocking pool, to run while
+    /// the runtime creates the container; [`Engine::network_ready`] waits for it.
+    pub(crate) fn complete_network(&self, id: &str, setup: Option<NetSetup>) -> NetReady {
+        NetReady(setup.map(|s| {
+            let nets = self.networks.clone();
+            let id = id.to_owned();
+            tokio::task::spawn_blocking(move || {
+                let r = nets.complete(s);
+                berth_runtime::trace::mark(&id, "daemon.net_ready");
+                r
+            })
+        }))
+    }
+
+    /// Waits for [`Engine::complete_network`]'s work; the container's process must not
+    /// start before. When it failed and the shim has already created the container
+    /// (`created`), the container is killed and its shim waited for, so the caller's
+    /// failure handling (which detaches the network) finds nothing running in the
+    /// namespace. Always awaited, so no network work runs on after a failed start.
+    pub(crate) async fn network_ready(&self, c: &super::Container, ready: NetReady, created: bool) -> Result<()> {
+        let Some(task) = ready.0 else { return Ok(()) };
+        let r = task.await.map_err(super::join_err).and_then(|r| r);
+        if r.is_err() && created {
+            self.abort_created(c).await;
+        }
+        r
+    }
+
+    /// Kills a created container that will not be started, and waits for its shim to
+    /// report the exit (it then deletes the runtime's container and ends).
+    async fn abort_created(&self, c: &super::Container) {
+        use berth_runtime::client::{ShimClient, Streams};
+        let socket = self.shim_socket(&c.id);
+        let killed = async {
+            let mut s = ShimClient::connect(&socket, Streams::NONE).await?;
+            s.signal(libc::SIGKILL).await?;
+            s.wait().await
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(10), killed).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(container = %c.id, error = %e, "killing a container whose network failed"),
+            Err(_) => tracing::warn!(container = %c.id, "the shim of a container whose network failed did not end"),
+        }
     }
 
     /// `--add-host` entries with `host-gateway` replaced by the default bridge's gateway.
