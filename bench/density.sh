@@ -6,7 +6,9 @@
 #   DOCKER_N=0 bench/density.sh 1000     (berth only: DOCKER_N sets the peer's N)
 #   NET=bridge bench/density.sh          (containers on the default network; default none)
 #
-# For each engine it reports:
+# The engines run side by side and are measured interleaved, container by container and
+# round by round (on a shared machine the load drifts; interleaving spreads it evenly). For
+# each engine it reports:
 #   start    per-container `run -d busybox sleep` wall time: median, p90, max, and the
 #            mean of the first and the last 10 (does starting slow down as N grows?)
 #   memory   per running container: shim RSS and PSS (from /proc/PID/smaps_rollup; for
@@ -15,6 +17,8 @@
 #   latency  median of R runs (R=10) of `ps`, `ps -a`, `inspect`, `exec true` and
 #            `run --rm busybox true`, with 10 running and with N running
 #   teardown per-container `rm -f` (kill + remove) wall time: median and total
+# and then berth's ratio to docker for the issue's targets: start (run -d) <= 0.15x, `ps` with
+# N (100) running <= 0.2x, kill+rm <= 0.25x.
 # berth is the release build, on a daemon of its own. The docker peer is Debian's
 # docker.io (dockerd + containerd), started by hand on their own data root, exec root and
 # sockets, with no bridge and no iptables rules (hence NET=none by default: both engines
@@ -61,17 +65,6 @@ stats() {
     printf "%.1f %.1f %.1f\n", m/1000, p/1000, a[NR]/1000 }'
 }
 
-# median_ms CMD...: median wall time of R runs of CMD (after one warm-up), in ms.
-median_ms() {
-  local t0 times=()
-  "$@" >/dev/null 2>&1 || { echo "failed"; return 0; }
-  for _ in $(seq "$R"); do
-    t0=$(now_us); "$@" >/dev/null 2>&1 || { echo "failed"; return 0; }
-    times+=($(( $(now_us) - t0 )))
-  done
-  printf '%s\n' "${times[@]}" | stats | awk '{print $1}'
-}
-
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 
@@ -88,69 +81,10 @@ shim_mem() {
   awk -v r=$r -v s=$s -v n=$n 'BEGIN { if (n) printf "%d %.2f %.2f", n, r/n/1024, s/n/1024; else print "0 - -" }'
 }
 
-# bench ENGINE_LABEL CLI N DAEMON_PIDS SHIM_NAME SHIM_PATTERN
-# CLI is a function name that runs the engine's CLI with its arguments.
-bench() {
-  local label=$1 cli=$2 n=$3 dpids=$4 shim=$5 shimpat=$6
-  local idle=0 p i t0 starts=() rms=()
-  for p in $dpids; do idle=$((idle + $(rss_kb "$p"))); done
-
-  for i in $(seq 10); do "$cli" run -d --network "$NET" --name "d$i" busybox sleep 100000 >/dev/null; done
-  local ps10 psa10 insp10 exec10 runrm10
-  ps10=$(median_ms "$cli" ps)
-  psa10=$(median_ms "$cli" ps -a)
-  insp10=$(median_ms "$cli" inspect d5)
-  exec10=$(median_ms "$cli" exec d5 true)
-  runrm10=$(median_ms "$cli" run --rm --network "$NET" busybox true)
-  for i in $(seq 10); do "$cli" rm -f "d$i" >/dev/null; done
-
-  for i in $(seq "$n"); do
-    t0=$(now_us)
-    "$cli" run -d --network "$NET" --name "d$i" busybox sleep 100000 >/dev/null
-    starts+=($(( $(now_us) - t0 )))
-  done
-  sleep 1
-  local grown=0 mem
-  for p in $dpids; do grown=$((grown + $(rss_kb "$p"))); done
-  mem=$(shim_mem "$shim" "$shimpat")
-  local psn psan inspn execn runrmn
-  psn=$(median_ms "$cli" ps)
-  psan=$(median_ms "$cli" ps -a)
-  inspn=$(median_ms "$cli" inspect "d$((n / 2))")
-  execn=$(median_ms "$cli" exec "d$((n / 2))" true)
-  runrmn=$(median_ms "$cli" run --rm --network "$NET" busybox true)
-  local running
-  running=$("$cli" ps -q | wc -l)
-
-  for i in $(seq "$n"); do
-    t0=$(now_us)
-    "$cli" rm -f "d$i" >/dev/null
-    rms+=($(( $(now_us) - t0 )))
-  done
-
-  local first last
-  first=$(printf '%s\n' "${starts[@]:0:10}" | awk '{s+=$1} END {printf "%.1f", s/NR/1000}')
-  last=$(printf '%s\n' "${starts[@]: -10}" | awk '{s+=$1} END {printf "%.1f", s/NR/1000}')
-  read -r smed sp90 smax < <(printf '%s\n' "${starts[@]}" | stats)
-  read -r rmed _ rmax < <(printf '%s\n' "${rms[@]}" | stats)
-  local rtotal
-  rtotal=$(printf '%s\n' "${rms[@]}" | awk '{s+=$1} END {printf "%.1f", s/1e6}')
-  read -r nshims srss spss <<<"$mem"
-
-  echo "== $label: N=$n (network $NET; $running running at the measurement)"
-  printf '  start (run -d)   median %s ms, p90 %s ms, max %s ms; first 10 mean %s ms, last 10 mean %s ms\n' \
-    "$smed" "$sp90" "$smax" "$first" "$last"
-  printf '  shim             %s shims: RSS %s MiB, PSS %s MiB per container\n' "$nshims" "$srss" "$spss"
-  printf '  daemon RSS       idle %.1f MiB -> %.1f MiB with N running: +%.1f KiB per container\n' \
-    "$(awk -v v=$idle 'BEGIN{print v/1024}')" "$(awk -v v=$grown 'BEGIN{print v/1024}')" \
-    "$(awk -v a=$idle -v b=$grown -v n=$n 'BEGIN{print (b-a)/n}')"
-  printf '  %-20s %10s %10s   (median of %s, ms)\n' "" "10 running" "N running" "$R"
-  printf '  %-20s %10s %10s\n' "ps" "$ps10" "$psn" "ps -a" "$psa10" "$psan" "inspect" "$insp10" "$inspn" \
-    "exec true" "$exec10" "$execn" "run --rm true" "$runrm10" "$runrmn"
-  printf '  rm -f (kill+rm)  median %s ms, max %s ms, total %s s for %s\n' "$rmed" "$rmax" "$rtotal" "$n"
-}
-
-# ---- berth -----------------------------------------------------------------------------
+# ---- engines ------------------------------------------------------------------------------
+# Each engine: a CLI function, its N, its daemon pids, and how to find its shims.
+engines=()
+declare -A cli_of n_of dpids_of shim_of shimpat_of label_of
 
 export BERTH_HOST=unix://$work/b/api.sock BERTH_NO_AUTOSTART=1
 mkdir -p "$work/b"
@@ -162,15 +96,16 @@ pids_to_stop+=("$berth_pid")
 for _ in $(seq 100); do "$BERTH" version >/dev/null 2>&1 && break; sleep 0.1; done
 "$BERTH" import "$work/busybox.tar" busybox:latest >/dev/null
 berth_cli() { "$BERTH" "$@"; }
-bench "berth $("$BERTH" --version 2>/dev/null | head -1)" berth_cli "$N" "$berth_pid" "berth-monitor|berth shim" "$work/b"
-
-# ---- docker peer ------------------------------------------------------------------------
+engines+=(berth)
+cli_of[berth]=berth_cli n_of[berth]=$N dpids_of[berth]=$berth_pid
+shim_of[berth]="berth-monitor|berth shim" shimpat_of[berth]=$work/b
+label_of[berth]="berth $("$BERTH" --version 2>/dev/null | head -1)"
 
 if [ "$DOCKER_N" -gt 0 ] && command -v dockerd >/dev/null && command -v containerd >/dev/null \
   && command -v docker >/dev/null; then
   d=$work/d
   mkdir -p "$d"
-  cat > "$d/containerd.toml" <<EOF
+  cat > "$d/containerd.toml" <<TOML
 version = 2
 root = "$d/containerd"
 state = "$d/containerd-state"
@@ -183,7 +118,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "$d/containerd-debug.sock"
 [metrics]
   address = ""
-EOF
+TOML
   echo '{}' > "$d/daemon.json"
   containerd --config "$d/containerd.toml" >"$d/containerd.log" 2>&1 &
   ctr_pid=$!
@@ -199,8 +134,10 @@ EOF
   if docker version >/dev/null 2>&1; then
     docker import "$work/busybox.tar" busybox:latest >/dev/null
     docker_cli() { docker "$@"; }
-    bench "docker $(dockerd --version | awk '{print $3}' | tr -d ,) (dockerd+containerd)" docker_cli "$DOCKER_N" \
-      "$dockerd_pid $ctr_pid" "containerd-shim" "$d/containerd.sock"
+    engines+=(docker)
+    cli_of[docker]=docker_cli n_of[docker]=$DOCKER_N dpids_of[docker]="$dockerd_pid $ctr_pid"
+    shim_of[docker]=containerd-shim shimpat_of[docker]=$d/containerd.sock
+    label_of[docker]="docker $(dockerd --version | awk '{print $3}' | tr -d ,) (dockerd+containerd)"
   else
     echo "== docker: dockerd did not answer; see $d/dockerd.log" >&2
     tail -5 "$d/dockerd.log" >&2
@@ -212,7 +149,120 @@ fi
 if command -v podman >/dev/null; then
   podman import "$work/busybox.tar" busybox:latest >/dev/null
   podman_cli() { podman "$@"; }
-  bench "podman $(podman --version | awk '{print $3}')" podman_cli "$N" "" "conmon" "conmon"
+  engines+=(podman)
+  cli_of[podman]=podman_cli n_of[podman]=$N dpids_of[podman]="" shim_of[podman]=conmon shimpat_of[podman]=conmon
+  label_of[podman]="podman $(podman --version | awk '{print $3}')"
 else
   echo "== podman: not installed; not measured"
+fi
+
+# ---- measurement, interleaved ------------------------------------------------------------
+
+t=$work/t
+mkdir -p "$t"
+# timed ENGINE METRIC CMD...: runs CMD, appends its wall time (us) to $t/ENGINE.METRIC.
+timed() {
+  local e=$1 m=$2 t0
+  shift 2
+  t0=$(now_us)
+  "$@" >/dev/null 2>&1 || echo "$e $m failed: $*" >&2
+  echo $(($(now_us) - t0)) >>"$t/$e.$m"
+}
+median_of() { if [ -s "$t/$1.$2" ]; then stats <"$t/$1.$2" | awk '{print $1}'; else echo "-"; fi; }
+
+# latency SUFFIX NAME: R interleaved rounds of ps, ps -a, inspect, exec, run --rm per engine.
+latency() {
+  local sfx=$1 name=$2 e c
+  for e in "${engines[@]}"; do # one warm-up each
+    c=${cli_of[$e]}
+    "$c" ps >/dev/null
+    "$c" exec "$name" true >/dev/null 2>&1 || true
+  done
+  for _ in $(seq "$R"); do
+    for e in "${engines[@]}"; do
+      c=${cli_of[$e]}
+      timed "$e" "ps$sfx" "$c" ps
+      timed "$e" "psa$sfx" "$c" ps -a
+      timed "$e" "insp$sfx" "$c" inspect "$name"
+      timed "$e" "exec$sfx" "$c" exec "$name" true
+      timed "$e" "runrm$sfx" "$c" run --rm --network "$NET" busybox true
+    done
+  done
+}
+
+declare -A idle_of grown_of mem_of running_of
+for e in "${engines[@]}"; do
+  idle=0
+  for p in ${dpids_of[$e]}; do idle=$((idle + $(rss_kb "$p"))); done
+  idle_of[$e]=$idle
+done
+# With 10 running.
+for i in $(seq 10); do
+  for e in "${engines[@]}"; do "${cli_of[$e]}" run -d --network "$NET" --name "d$i" busybox sleep 100000 >/dev/null; done
+done
+latency 10 d5
+for i in $(seq 10); do
+  for e in "${engines[@]}"; do "${cli_of[$e]}" rm -f "d$i" >/dev/null; done
+done
+# N started one after another, one container of each engine in turn.
+for i in $(seq "$N"); do
+  for e in "${engines[@]}"; do
+    if [ "$i" -le "${n_of[$e]}" ]; then
+      timed "$e" start "${cli_of[$e]}" run -d --network "$NET" --name "d$i" busybox sleep 100000
+    fi
+  done
+done
+sleep 1
+for e in "${engines[@]}"; do
+  grown=0
+  for p in ${dpids_of[$e]}; do grown=$((grown + $(rss_kb "$p"))); done
+  grown_of[$e]=$grown
+  mem_of[$e]=$(shim_mem "${shim_of[$e]}" "${shimpat_of[$e]}")
+  running_of[$e]=$("${cli_of[$e]}" ps -q | wc -l)
+done
+latency N "d$((N / 2))"
+for i in $(seq "$N"); do
+  for e in "${engines[@]}"; do
+    if [ "$i" -le "${n_of[$e]}" ]; then timed "$e" rm "${cli_of[$e]}" rm -f "d$i"; fi
+  done
+done
+
+# ---- report --------------------------------------------------------------------------------
+
+echo "load: $(uptime | sed 's/.*load average/load average/')"
+for e in "${engines[@]}"; do
+  n=${n_of[$e]}
+  first=$(head -10 "$t/$e.start" | awk '{s+=$1} END {printf "%.1f", s/NR/1000}')
+  last=$(tail -10 "$t/$e.start" | awk '{s+=$1} END {printf "%.1f", s/NR/1000}')
+  read -r smed sp90 smax < <(stats <"$t/$e.start")
+  read -r rmed _ rmax < <(stats <"$t/$e.rm")
+  rtotal=$(awk '{s+=$1} END {printf "%.1f", s/1e6}' "$t/$e.rm")
+  read -r nshims srss spss <<<"${mem_of[$e]}"
+  idle=${idle_of[$e]} grown=${grown_of[$e]}
+  echo "== ${label_of[$e]}: N=$n (network $NET; ${running_of[$e]} running at the measurement)"
+  printf '  start (run -d)   median %s ms, p90 %s ms, max %s ms; first 10 mean %s ms, last 10 mean %s ms\n' \
+    "$smed" "$sp90" "$smax" "$first" "$last"
+  printf '  shim             %s shims: RSS %s MiB, PSS %s MiB per container\n' "$nshims" "$srss" "$spss"
+  printf '  daemon RSS       idle %.1f MiB -> %.1f MiB with N running: +%.1f KiB per container\n' \
+    "$(awk -v v="$idle" 'BEGIN{print v/1024}')" "$(awk -v v="$grown" 'BEGIN{print v/1024}')" \
+    "$(awk -v a="$idle" -v b="$grown" -v n="$n" 'BEGIN{print (b-a)/n}')"
+  printf '  %-20s %10s %10s %8s   (median of %s, ms)\n' "" "10 running" "N running" "N/10" "$R"
+  for m in "ps:ps" "psa:ps -a" "insp:inspect" "exec:exec true" "runrm:run --rm true"; do
+    a=$(median_of "$e" "${m%%:*}10")
+    b=$(median_of "$e" "${m%%:*}N")
+    printf '  %-20s %10s %10s %8s\n' "${m#*:}" "$a" "$b" \
+      "$(awk -v a="$a" -v b="$b" 'BEGIN{ if (a>0) printf "%.2fx", b/a; else print "-" }')"
+  done
+  printf '  rm -f (kill+rm)  median %s ms, max %s ms, total %s s for %s\n' "$rmed" "$rmax" "$rtotal" "$n"
+done
+if [[ " ${engines[*]} " == *" docker "* ]]; then
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2fx", a/b; else print "-" }'; }
+  row() { printf '  %-26s %9s %9s %7s %s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$4"; }
+  echo "== berth / docker, same run (ms; target)"
+  printf '  %-26s %9s %9s %7s %s\n' "" berth docker ratio target
+  row "start (run -d) median" "$(median_of berth start)" "$(median_of docker start)" "<= 0.15x"
+  row "ps, N running" "$(median_of berth psN)" "$(median_of docker psN)" "<= 0.2x (N=100)"
+  row "ps, 10 running" "$(median_of berth ps10)" "$(median_of docker ps10)" ""
+  row "rm -f (kill+rm) median" "$(median_of berth rm)" "$(median_of docker rm)" "<= 0.25x"
+  row "run --rm true, N running" "$(median_of berth runrmN)" "$(median_of docker runrmN)" ""
 fi

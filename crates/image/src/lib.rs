@@ -20,6 +20,7 @@ pub use compress::MEDIA_TYPE_LAYER_GZIP;
 pub use error::Error;
 pub use extras::{ConfigExtras, HealthConfig};
 pub use ingest::LayerSource;
+pub use mount::{ensure_parent_mount, is_parent_mount};
 pub use store::{
     ContainerUse, DeleteItem, HistoryEntry, Image, ImageStore, ImportOptions, Layer, LayerLease, MEDIA_TYPE_CONFIG,
     MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST, chain_ids,

@@ -105,3 +105,42 @@ pub(crate) fn unmount(container_dir: &Path) -> Result<(), Error> {
         }
     }
 }
+
+/// Makes `dir` (created if missing) a mount of its own: a private bind mount of itself,
+/// so that every mount made under it (container roots, network namespace files) is a
+/// child of that one mount. A process that needs none of them can then drop them all
+/// from a mount namespace of its own with a single lazy unmount of `dir`, whatever their
+/// number (each unmount costs an RCU grace period, so one per child would not do); the
+/// shim does so before libcontainer runs (`runtime::shim::mountns`). Already such a mount
+/// (a daemon restart): nothing is done. The bind is private, so nothing mounted under it
+/// propagates to other namespaces. It stays when the daemon stops, for the containers
+/// that keep running; as in Docker's overlay2 home, nothing else depends on it.
+pub fn ensure_parent_mount(dir: &Path) -> Result<(), Error> {
+    fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    if is_parent_mount(dir) {
+        return Ok(());
+    }
+    rustix::mount::mount_bind(dir, dir).map_err(|e| Error::io("bind-mount onto itself", dir)(e.into()))?;
+    rustix::mount::mount_change(dir, rustix::mount::MountPropagationFlags::PRIVATE)
+        .map_err(|e| Error::io("make private", dir)(e.into()))
+}
+
+/// Whether `dir` is a mount root on the same filesystem as its parent directory: a bind
+/// mount of a directory of that filesystem, as [`ensure_parent_mount`] makes. A different
+/// filesystem mounted there (an admin's disk) is not one: hiding it would hide its files.
+pub fn is_parent_mount(dir: &Path) -> bool {
+    use rustix::fs::{AtFlags, CWD, StatxAttributes, StatxFlags};
+    let Some(parent) = dir.parent() else { return false };
+    let flags = AtFlags::SYMLINK_NOFOLLOW;
+    match (
+        rustix::fs::statx(CWD, dir, flags, StatxFlags::BASIC_STATS),
+        rustix::fs::statx(CWD, parent, flags, StatxFlags::BASIC_STATS),
+    ) {
+        (Ok(d), Ok(p)) => {
+            d.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+                && d.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+                && (d.stx_dev_major, d.stx_dev_minor) == (p.stx_dev_major, p.stx_dev_minor)
+        }
+        _ => false,
+    }
+}

@@ -422,6 +422,7 @@ mod tests {
             open_stdin: false,
             stdin_once: false,
             monitor: None,
+            private_parents: Vec::new(),
         }
     }
 

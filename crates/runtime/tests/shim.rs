@@ -66,6 +66,7 @@ impl Env {
             stdin_once: open_stdin,
             // Every test runs through the monitor hand-over once its container runs.
             monitor: Some(berth_runtime::shim::monitor::install(&self.dir).unwrap()),
+            private_parents: Vec::new(),
         }
     }
 }
@@ -382,6 +383,58 @@ fn monitor_logs_and_streams_like_the_shim(env: &mut Env) {
     }
 }
 
+/// Unmounts (lazily) the paths it holds when dropped, a failing test included.
+struct Mounts(Vec<PathBuf>);
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        for m in self.0.iter().rev() {
+            let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+}
+
+/// With `private_parents`, the shim's mount namespace holds its own container's root but
+/// none of the other mounts under the parent, and the container runs from that root.
+fn shim_drops_other_containers_mounts(env: &mut Env) {
+    use rustix::mount::{MountFlags, MountPropagationFlags};
+    let parent = env.dir.clone();
+    let mut held = Mounts(Vec::new());
+    rustix::mount::mount_bind(&parent, &parent).unwrap();
+    held.0.push(parent.clone());
+    rustix::mount::mount_change(&parent, MountPropagationFlags::PRIVATE).unwrap();
+    // Another container's root, and ours: each a filesystem of its own under the parent.
+    let other = parent.join("other-root");
+    let ours = parent.join("our-root");
+    for d in [&other, &ours] {
+        std::fs::create_dir_all(d).unwrap();
+        rustix::mount::mount("tmpfs", d, "tmpfs", MountFlags::empty(), c"mode=0755").unwrap();
+        held.0.push(d.clone());
+    }
+    for d in ["bin", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(ours.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", ours.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("/bin/busybox", ours.join("bin/sh")).unwrap();
+    let mut spec = env.spec(&["sh", "-c", "echo from our root"]);
+    spec.rootfs = ours.clone();
+    let mut o = env.opts(spec, false, false);
+    o.private_parents = vec![parent.clone()];
+    let s = spawn(&o);
+    let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", s.shim_pid)).unwrap();
+    let points: Vec<&str> = info.lines().filter_map(|l| l.split(' ').nth(4)).collect();
+    assert!(points.contains(&ours.to_str().unwrap()), "own root missing from the shim's mounts: {points:?}");
+    assert!(!points.contains(&other.to_str().unwrap()), "another root is in the shim's mounts: {points:?}");
+    // The host's view is untouched.
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(host.contains(&format!(" {} ", other.display())), "the shim changed the host's mounts");
+    let mut c = Conn::open(&o, false);
+    c.start();
+    let (out, code) = c.until_exit();
+    assert_eq!((out.as_str(), code), ("from our root\n", Some(0)));
+    wait_gone(s);
+}
+
 /// One root test: gets a fresh rootfs and state dir, cleaned up afterwards.
 type TestFn = fn(&mut Env);
 
@@ -407,6 +460,7 @@ fn main() {
         ("readonly_bind_refuses_writes", readonly_bind_refuses_writes),
         ("cleanup_removes_state_of_dead_shim", cleanup_removes_state_of_dead_shim),
         ("shim_memory", shim_memory),
+        ("shim_drops_other_containers_mounts", shim_drops_other_containers_mounts),
     ];
     let mut failed = Vec::new();
     let mut passed = 0;

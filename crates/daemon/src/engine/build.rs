@@ -79,6 +79,7 @@ impl StepExecutor for ShimExecutor {
             open_stdin: false,
             stdin_once: false,
             monitor: None,
+            private_parents: Vec::new(),
         };
         let spawned = berth_runtime::shim::spawn(&self.engine.exe, &shim_opts)?;
         let mut child = spawned.child;

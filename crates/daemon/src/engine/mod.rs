@@ -203,6 +203,9 @@ impl Engine {
         let root = cfg.data_root.clone();
         let max_layer_size = cfg.max_layer_size;
         let nets = Arc::new(networks::Networks::open(&cfg.data_root, &cfg.exec_root, &cfg.network)?);
+        if fakes.is_none() {
+            lifecycle::make_parent_mounts(&cfg);
+        }
         let (images, store, volumes) = tokio::task::spawn_blocking(move || -> Result<_> {
             let images = ImageStore::open(&root)?.with_max_layer_size(max_layer_size);
             if let Err(e) = images.gc() {
