@@ -1005,6 +1005,24 @@ impl Drop for StartingGuard<'_> {
     }
 }
 
+/// The directories under which the daemon makes one mount per container: container roots
+/// and network namespace files.
+fn parent_mounts(cfg: &crate::config::Config) -> [PathBuf; 2] {
+    [cfg.data_root.join("containers"), cfg.exec_root.join("netns")]
+}
+
+/// Makes each of [`parent_mounts`] a mount of its own (`image::ensure_parent_mount`), so a
+/// shim can leave all the per-container mounts out of its mount namespace at once and
+/// container start, exec and delete stay as fast with 1000 containers running as with
+/// none. Best effort: without them containers work, only slower as their number grows.
+pub(super) fn make_parent_mounts(cfg: &crate::config::Config) {
+    for d in parent_mounts(cfg) {
+        if let Err(e) = berth_image::ensure_parent_mount(&d) {
+            tracing::warn!(dir = %d.display(), error = %e, "cannot make a parent mount; starts will slow down as containers are added");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1023,23 +1041,5 @@ mod tests {
         assert_eq!(WaitCondition::parse(None).unwrap(), WaitCondition::NotRunning);
         assert_eq!(WaitCondition::parse(Some("removed")).unwrap(), WaitCondition::Removed);
         assert!(WaitCondition::parse(Some("bogus")).is_err());
-    }
-}
-
-/// The directories under which the daemon makes one mount per container: container roots
-/// and network namespace files.
-fn parent_mounts(cfg: &crate::config::Config) -> [PathBuf; 2] {
-    [cfg.data_root.join("containers"), cfg.exec_root.join("netns")]
-}
-
-/// Makes each of [`parent_mounts`] a mount of its own (`image::ensure_parent_mount`), so a
-/// shim can leave all the per-container mounts out of its mount namespace at once and
-/// container start, exec and delete stay as fast with 1000 containers running as with
-/// none. Best effort: without them containers work, only slower as their number grows.
-pub(super) fn make_parent_mounts(cfg: &crate::config::Config) {
-    for d in parent_mounts(cfg) {
-        if let Err(e) = berth_image::ensure_parent_mount(&d) {
-            tracing::warn!(dir = %d.display(), error = %e, "cannot make a parent mount; starts will slow down as containers are added");
-        }
     }
 }
