@@ -730,6 +730,12 @@ pub struct BuildProgress {
     /// Duration in seconds (`done`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
+    /// The stage's index in the Dockerfile (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_index: Option<usize>,
+    /// The step's index in its stage, 0 for its FROM (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
 }
 
 impl Build {

@@ -96,6 +96,10 @@ pub enum EventKind {
         stage: Option<String>,
         /// `RUN pip install …`, as written.
         text: String,
+        /// The stage's index in the Dockerfile.
+        stage_index: usize,
+        /// The step's index in its stage (0 is its FROM).
+        position: usize,
     },
     /// The step's result came from the cache.
     Cached,
@@ -374,7 +378,7 @@ impl Solver<'_> {
             }
             let index = first_index + n + 1;
             let emit = |kind: EventKind| (ctx.events)(Event { index, kind });
-            emit(EventKind::Step { total, stage: stage.name.clone(), text: text.clone() });
+            emit(EventKind::Step { total, stage: stage.name.clone(), text: text.clone(), stage_index: i, position: n });
             let started = Instant::now();
             let cx = StepCx { ctx, done: inputs, no_cache, emit: &emit };
             let result = match (step, state.as_mut()) {

@@ -92,7 +92,11 @@ fn docker_20_builds_with_buildkit_on_berths_builder() {
         "[internal] load build definition from Dockerfile",
         "[internal] load .dockerignore",
         "[internal] load build context",
-        "[base 3/6] COPY . /app",
+        "[internal] load metadata for docker.io/library/busybox:latest",
+        "[base 1/3] FROM docker.io/library/busybox\n",
+        "[base 2/3] COPY . /app",
+        "[base 3/3] RUN echo",
+        "[final 1/1] RUN --mount=type=secret",
         "greeting=hello",
         "secret=t0ps3cret",
         "exporting to image",
@@ -101,6 +105,8 @@ fn docker_20_builds_with_buildkit_on_berths_builder() {
         assert!(err.contains(want), "{want:?} missing in:\n{err}");
     }
     assert!(!err.contains("never-built"), "a stage the target does not need is built:\n{err}");
+    // As BuildKit: ARG and a FROM of another stage make no vertex.
+    assert!(!err.contains("] ARG") && !err.contains("] FROM base"), "{err}");
     // .dockerignore was applied by the client: neither ignored file reached the daemon.
     assert!(err.contains("a.txt") && !err.contains("debug.log") && !err.contains("secret.txt"), "{err}");
     // Dockerfile, .dockerignore, src/a.txt and src/b.txt.
@@ -138,6 +144,19 @@ fn docker_20_builds_with_buildkit_on_berths_builder() {
     // The legacy builder still answers the same CLI.
     let out = docker_20(&d, &p, &["build", "-q", "-t", "legacy:1", "."]).env("DOCKER_BUILDKIT", "0").output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // `builder prune` removes the synced context no build holds; the next build sends
+    // the whole context again.
+    let sessions = d.data_root.join("builder/sessions");
+    let count = || std::fs::read_dir(&sessions).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(count(), 1);
+    let out = docker_20(&d, &p, &["builder", "prune", "-f"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Total reclaimed space"), "{}", text(&out.stdout));
+    assert_eq!(count(), 0, "builder prune left the session's context");
+    let out = build_20(&d, &p, &args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(transfers(&d).last(), Some(&3), "Dockerfile, .dockerignore and src/b.txt");
+    assert_eq!(count(), 1);
 }
 
 #[test]
@@ -257,7 +276,7 @@ fn compose_v2_builds_through_the_control_api() {
     for want in [
         "using docker driver",
         "[web internal] load build context",
-        "[web base 3/6] COPY . /app",
+        "[web base 2/3] COPY . /app",
         "greeting=from-compose",
         "secret=t0ps3cret",
         "naming to docker.io/library/cweb:1 done",
@@ -300,4 +319,223 @@ fn a_failing_compose_build_exits_1_and_tags_nothing() {
     assert!(err.contains("failed to solve: "), "{err}");
     assert!(err.contains("did not complete successfully: exit code: 7"), "{err}");
     assert!(!d.berth(&["image", "inspect", "nope:1"]).status.success(), "a failed build tags nothing");
+}
+
+/// A `docker-registry` (Debian's distribution 2.8) on 127.0.0.1 behind htpasswd Basic auth.
+struct PrivateRegistry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for PrivateRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl PrivateRegistry {
+    fn start(user: &str, password: &str) -> PrivateRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (apache2-utils)");
+        assert!(out.status.success());
+        let file = dir.path().join("htpasswd");
+        std::fs::write(&file, &out.stdout).unwrap();
+        let cfg = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+            dir.path().join("store").display(),
+            file.display()
+        );
+        let cfg_path = dir.path().join("config.yml");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry)");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        PrivateRegistry { child, port, _dir: dir }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+#[test]
+fn a_private_base_is_pulled_with_the_sessions_credentials() {
+    if !have_docker_20() {
+        eprintln!("skipped: no docker 20.10 CLI at {DOCKER_DEBIAN}");
+        return;
+    }
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let reg = PrivateRegistry::start("bkuser", "bkpass");
+    let base = format!("{}/private/base", reg.host());
+    // Log in (the CLI keeps the credentials in its own config) and push the base.
+    let login = |args: &[&str]| docker_20(&d, d.dir.path(), args).output().unwrap();
+    let out = login(&["login", &reg.host(), "-u", "bkuser", "-p", "bkpass"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    ok(&d.berth(&["tag", "busybox:latest", &base]));
+    let out = login(&["push", &base]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    ok(&d.berth(&["rmi", &base]));
+    let p = d.dir_with("private", &format!("FROM {base}\nRUN echo private-ok\n"));
+    // The 20.10 CLI: the daemon asks the session's auth provider, and the pull succeeds.
+    let out = build_20(&d, &p, &["-t", "priv:1", "."]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "build with a private base failed: {err}");
+    assert!(err.contains("private-ok"), "{err}");
+    ok(&d.berth(&["image", "inspect", &base]));
+    // docker compose v2 (buildx's client) the same way.
+    if compose_bin().is_some() {
+        ok(&d.berth(&["rmi", "priv:1", &base]));
+        std::fs::write(p.join("compose.yaml"), "services:\n  p:\n    image: priv:2\n    build: .\n").unwrap();
+        let out = compose(&d, &p, &["build"]);
+        let all = text(&out.stderr) + &text(&out.stdout);
+        assert!(out.status.success(), "compose build with a private base failed: {all}");
+        ok(&d.berth(&["image", "inspect", &base]));
+    }
+    // Logged out: the pull is refused, in BuildKit's words, and nothing is tagged.
+    let out = login(&["logout", &reg.host()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let _ = d.berth(&["rmi", "-f", "priv:1", "priv:2", &base]);
+    let out = build_20(&d, &p, &["-t", "priv:3", "."]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "a private base was pulled without credentials:\n{err}");
+    assert!(err.contains(&format!("{base}: failed to resolve source metadata for {base}:latest: ")), "{err}");
+    assert!(err.contains("unauthorized"), "{err}");
+    assert!(!d.berth(&["image", "inspect", "priv:3"]).status.success());
+}
+
+/// An `ssh-agent` of its own holding a fresh ed25519 key; killed when dropped.
+struct Agent {
+    child: std::process::Child,
+    sock: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Agent {
+        let key = dir.join("id_test");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "berth-test-key", "-f"])
+            .arg(&key)
+            .output()
+            .expect("ssh-keygen (openssh-client)");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let sock = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ssh-agent");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sock.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let agent = Agent { child, sock };
+        let out = Command::new("ssh-add").arg(&key).env("SSH_AUTH_SOCK", &agent.sock).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        agent
+    }
+}
+
+/// A context whose image has the host's `ssh-add` (with the libraries it loads), so a RUN
+/// step can ask the forwarded agent for its keys.
+fn ssh_project(d: &Daemon, dockerfile: &str) -> PathBuf {
+    let p = d.dir_with("sshproj", dockerfile);
+    let rootfs = p.join("rootfs");
+    let ssh_add = Path::new("/usr/bin/ssh-add");
+    let ldd = Command::new("ldd").arg(ssh_add).output().expect("ldd");
+    let mut files = vec![ssh_add.to_path_buf()];
+    for l in text(&ldd.stdout).lines() {
+        if let Some(path) = l.split_whitespace().find(|w| w.starts_with('/')) {
+            files.push(PathBuf::from(path));
+        }
+    }
+    for f in files {
+        let dest = rootfs.join(f.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(std::fs::canonicalize(&f).unwrap(), &dest).unwrap();
+    }
+    p
+}
+
+#[test]
+fn ssh_agent_forwarding_reaches_the_run_step() {
+    if !have_docker_20() {
+        eprintln!("skipped: no docker 20.10 CLI at {DOCKER_DEBIAN}");
+        return;
+    }
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let agent = Agent::start(d.dir.path());
+    let p = ssh_project(
+        &d,
+        "FROM busybox\nCOPY rootfs/ /\n\
+         RUN --mount=type=ssh echo \"sock=$SSH_AUTH_SOCK\" && ssh-add -l\n",
+    );
+    // The 20.10 CLI with --ssh default: the RUN step lists the agent's key.
+    let out = docker_20(&d, &p, &["build", "--progress=plain", "--no-cache", "--ssh", "default", "-t", "ssh:1", "."])
+        .env("SSH_AUTH_SOCK", &agent.sock)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "build with --ssh failed: {err}");
+    assert!(err.contains("sock=/run/buildkit/ssh_agent.0"), "{err}");
+    assert!(err.contains("berth-test-key (ED25519)"), "the agent's key is not listed:\n{err}");
+    // docker compose v2's `build.ssh`.
+    if compose_bin().is_some() {
+        std::fs::write(
+            p.join("compose.yaml"),
+            "services:\n  s:\n    image: ssh:2\n    build:\n      context: .\n      no_cache: true\n      ssh: [default]\n",
+        )
+        .unwrap();
+        let bin = compose_bin().unwrap();
+        let out = Command::new(bin)
+            .args(["--progress", "plain", "build"])
+            .current_dir(&p)
+            .env("DOCKER_HOST", d.host())
+            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+            .env("SSH_AUTH_SOCK", &agent.sock)
+            .env_remove("DOCKER_BUILDKIT")
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let all = text(&out.stderr) + &text(&out.stdout);
+        assert!(out.status.success(), "compose build with ssh failed: {all}");
+        assert!(all.contains("berth-test-key (ED25519)"), "{all}");
+    }
+    // A required agent the client does not forward: BuildKit's error, nothing tagged.
+    std::fs::write(p.join("Dockerfile"), "FROM busybox\nRUN --mount=type=ssh,required=true true\n").unwrap();
+    let out = build_20(&d, &p, &["-t", "ssh:3", "."]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("no SSH key \"default\" forwarded from the client"), "{err}");
+    assert!(!d.berth(&["image", "inspect", "ssh:3"]).status.success());
+    // The forwarding sockets are gone with their builds.
+    let left: Vec<_> = std::fs::read_dir(d.data_root.join("builder"))
+        .map(|r| r.flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with("ssh-")).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -482,8 +482,9 @@ impl Engine {
                     if records {
                         let mut p = berth_api::query::BuildProgress { index: ev.index, ..Default::default() };
                         match ev.kind {
-                            EventKind::Step { total, stage, text } => {
-                                (p.event, p.total, p.stage, p.text) = ("start".into(), Some(total), stage, Some(text))
+                            EventKind::Step { total, stage, text, stage_index, position } => {
+                                (p.event, p.total, p.stage, p.text) = ("start".into(), Some(total), stage, Some(text));
+                                (p.stage_index, p.position) = (Some(stage_index), Some(position));
                             }
                             EventKind::Cached => p.event = "cached".into(),
                             EventKind::Output(_, data) => {
@@ -572,7 +573,7 @@ pub struct PruneReport {
     pub reclaimed: u64,
 }
 
-fn dir_size(p: &Path) -> u64 {
+pub(crate) fn dir_size(p: &Path) -> u64 {
     let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
     if !md.is_dir() {
         return md.len();
@@ -587,7 +588,8 @@ impl Engine {
 
     /// `POST /build/prune`: without `all`, entries whose layers are gone and entries older
     /// than `until` (seconds); with `all`, every entry and every `RUN --mount=type=cache`
-    /// directory. Layers themselves belong to images and go with them.
+    /// directory. Either way, session contexts no build holds (older than `until`).
+    /// Layers themselves belong to images and go with them.
     pub async fn builder_prune(self: &Arc<Self>, all: bool, until: Option<i64>) -> crate::error::Result<PruneReport> {
         let engine = self.clone();
         super::blocking(move || {
@@ -610,6 +612,10 @@ impl Engine {
                     removed.push(format!("cachemount:{}", e.file_name().to_string_lossy()));
                 }
             }
+            // Contexts synced from BuildKit sessions that no running build holds.
+            let contexts = super::build_contexts::prune(&engine.cfg.data_root, until);
+            removed.extend(contexts.removed.into_iter().map(|n| format!("session:{n}")));
+            reclaimed += contexts.reclaimed;
             Ok(PruneReport { removed, reclaimed })
         })
         .await

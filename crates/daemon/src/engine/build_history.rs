@@ -171,7 +171,7 @@ impl Inner {
     /// Applies one event; true when the record changed in a way worth writing.
     fn apply(&mut self, ev: &Event, at: chrono::DateTime<chrono::Utc>) -> bool {
         match &ev.kind {
-            EventKind::Step { total, stage, text } => {
+            EventKind::Step { total, stage, text, .. } => {
                 self.rec.total_steps = *total;
                 self.rec.steps_run += 1;
                 self.rec.steps.push(BuildStepRecord {
@@ -340,7 +340,7 @@ mod tests {
     }
 
     fn step(index: usize, text: &str) -> Event {
-        ev(index, EventKind::Step { total: 3, stage: None, text: text.into() })
+        ev(index, EventKind::Step { total: 3, stage: None, text: text.into(), stage_index: 0, position: index - 1 })
     }
 
     #[test]

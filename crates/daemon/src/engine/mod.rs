@@ -4,6 +4,7 @@
 
 pub mod archive;
 mod build;
+pub mod build_contexts;
 mod build_history;
 mod cgroups;
 mod check;

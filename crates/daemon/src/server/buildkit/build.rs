@@ -6,7 +6,7 @@
 //! as BuildKit's `StatusResponse`s in `aux` messages with id `moby.buildkit.trace` (the
 //! protobuf bytes, which JSON shows as base64), as dockerd streams them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::filesync::{self, SyncRequest, Synced};
+use super::names::VertexNames;
 use super::proto::{StatusResponse, Timestamp, Vertex, VertexLog, VertexStatus};
 use super::session::{Session, Sessions};
 use crate::engine::{ContextSource, Engine};
@@ -73,12 +74,32 @@ pub(super) struct Trace {
     steps: HashMap<usize, Vertex>,
     /// The last step that started, which an error is reported on.
     last_step: Option<usize>,
+    /// BuildKit's names for the plan's vertices, once the plan is known.
+    names: Option<VertexNames>,
+    /// Steps that make no vertex (ENV, ARG, a FROM of a stage), by index.
+    hidden: HashSet<usize>,
+    /// `[internal] load metadata for …` vertices still open.
+    metadata: Vec<Vertex>,
+    /// Manifest digests of the bases this build pulled, by tagged name.
+    pulled: HashMap<String, String>,
+    /// A pulled manifest's digest, until its `Status:` line names the image.
+    pull_digest: Option<String>,
 }
 
 impl Trace {
     /// A trace of build `build_id` (which makes its vertex digests) into `sink`.
     pub(super) fn new(sink: Sink, build_id: String) -> Trace {
-        Trace { sink, build_id, steps: HashMap::new(), last_step: None }
+        Trace {
+            sink,
+            build_id,
+            steps: HashMap::new(),
+            last_step: None,
+            names: None,
+            hidden: HashSet::new(),
+            metadata: Vec::new(),
+            pulled: HashMap::new(),
+            pull_digest: None,
+        }
     }
 
     fn digest(&self, key: &str) -> String {
@@ -145,21 +166,74 @@ impl Trace {
         self.send(StatusResponse { logs: vec![l], ..Default::default() }).await
     }
 
+    /// Names the vertices as BuildKit's frontend names them for this plan, and opens
+    /// its `[internal] load metadata for …` vertices.
+    async fn set_names(&mut self, names: VertexNames) {
+        for (i, m) in names.metadata().iter().enumerate() {
+            let v = self.begin(&format!("metadata-{i}"), &format!("[internal] load metadata for {m}")).await;
+            self.metadata.push(v);
+        }
+        self.names = Some(names);
+    }
+
+    /// Ends the open metadata vertices; the first carries `error`, if any.
+    async fn end_metadata(&mut self, mut error: Option<String>) {
+        for v in std::mem::take(&mut self.metadata) {
+            self.end(v, error.take()).await;
+        }
+    }
+
+    /// A line of the bases' pulls: logged on the metadata vertex; a pull's `Digest:`
+    /// and `Status: … for <image>` lines say which manifest the FROM uses.
+    async fn pull_line(&mut self, text: &str) {
+        let line = text.trim_end();
+        if let Some(d) = line.strip_prefix("Digest: ") {
+            self.pull_digest = Some(d.trim().to_owned());
+        } else if let Some(name) = line.strip_prefix("Status: ").and_then(|s| s.rsplit(" for ").next())
+            && let Some(d) = self.pull_digest.take()
+            && let Ok(r) = berth_base::Reference::parse(name.trim())
+        {
+            self.pulled.insert(r.with_default_tag().to_string(), d);
+        }
+        if let Some(v) = self.metadata.first() {
+            let d = v.digest.clone();
+            self.log(&d, 1, format!("{line}\n").into_bytes()).await;
+        }
+    }
+
+    /// The vertex name of a starting step: BuildKit's when the plan is known (`None`
+    /// when BuildKit makes no vertex of it), else the builder's numbering.
+    fn step_name(&self, p: &BuildProgress) -> Option<String> {
+        let text = p.text.clone().unwrap_or_default();
+        if let (Some(names), Some(si), Some(pos)) = (&self.names, p.stage_index, p.position) {
+            let pulled = |t: &str| self.pulled.get(t).cloned();
+            return names.step(si, pos, &text, &pulled);
+        }
+        let total = p.total.unwrap_or(0);
+        Some(match &p.stage {
+            Some(s) => format!("[{s} {}/{total}] {text}", p.index),
+            None => format!("[{}/{total}] {text}", p.index),
+        })
+    }
+
     /// One of the builder's step records.
     async fn step(&mut self, p: BuildProgress) {
         let now = Some(Timestamp::now());
+        if p.event != "start" && self.hidden.contains(&p.index) {
+            return;
+        }
         match p.event.as_str() {
             "start" => {
-                let total = p.total.unwrap_or(0);
-                let place = match &p.stage {
-                    Some(s) => format!("[{s} {}/{total}]", p.index),
-                    None => format!("[{}/{total}]", p.index),
+                self.end_metadata(None).await;
+                let Some(name) = self.step_name(&p) else {
+                    self.hidden.insert(p.index);
+                    return;
                 };
                 let inputs = self.last_step.map(|i| self.digest(&format!("step-{i}"))).into_iter().collect();
                 let v = Vertex {
                     digest: self.digest(&format!("step-{}", p.index)),
                     inputs,
-                    name: format!("{place} {}", p.text.unwrap_or_default()),
+                    name,
                     started: now,
                     ..Default::default()
                 };
@@ -190,8 +264,12 @@ impl Trace {
         }
     }
 
-    /// The build failed: the step it failed in (or the last one) carries the error.
+    /// The build failed: the step it failed in (or the last one) carries the error, or
+    /// the metadata vertex when no step began (a base that could not be pulled).
     async fn fail(&mut self, message: &str) {
+        if !self.metadata.is_empty() {
+            return self.end_metadata(Some(message.to_owned())).await;
+        }
         let v = self.last_step.and_then(|i| self.steps.remove(&i));
         if let Some(mut v) = v {
             v.completed = Some(Timestamp::now());
@@ -231,7 +309,7 @@ struct SyncDirs {
 impl SyncDirs {
     fn new(data_root: &Path, shared_key: &str) -> SyncDirs {
         let key = berth_base::Digest::of(shared_key.as_bytes());
-        SyncDirs { root: data_root.join("builder").join("sessions").join(&key.hex()[..32]) }
+        SyncDirs { root: crate::engine::build_contexts::root(data_root).join(&key.hex()[..32]) }
     }
     fn dockerfile(&self) -> PathBuf {
         self.root.join("dockerfile")
@@ -256,6 +334,11 @@ pub(super) async fn run(
     let dirs = SyncDirs::new(&e.cfg.data_root, &session.shared_key);
     let lock = sessions.key_lock(&session.shared_key);
     let _held = lock.lock().await;
+    let root = dirs.root.clone();
+    let _lease = tokio::task::spawn_blocking(move || crate::engine::build_contexts::lease(&root))
+        .await
+        .map_err(|err| Error::Internal(err.to_string()))?
+        .map_err(|err| Error::io("lease the session's context", err))?;
     let dockerfile = q.dockerfile.clone().unwrap_or_else(|| "Dockerfile".to_owned());
     if dockerfile.contains('/') || dockerfile == ".." {
         return Err(Error::InvalidArgument(format!("invalid Dockerfile name {dockerfile:?}")));
@@ -339,16 +422,25 @@ pub(super) async fn run(
             q.secrets.insert(id, p.display().to_string());
         }
     }
+    // SSH agents the RUN steps mount, forwarded from the client's session.
+    let agents = super::ssh::forward(session, &super::ssh::ssh_ids(&plan), &e.cfg.data_root.join("builder"))
+        .await
+        .map_err(|err| match err {
+            super::ssh::ForwardError::Session(s) => Error::from(s),
+            other => Error::InvalidArgument(other.to_string()),
+        })?;
+    for (id, sock) in &agents.sockets {
+        q.ssh.insert(id.clone(), sock.display().to_string());
+    }
+    // Registry credentials for the bases, from the client's auth provider.
+    let auths = session.registry_auths(&plan).await?;
+    trace.set_names(VertexNames::new(&plan, q.target.as_deref())).await;
     q.dockerfile = Some(df_path.display().to_string());
     q.progress_records = true;
     q.quiet = false;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<JsonMessage>(256);
-    // BuildKit clients offer registry credentials through the session's auth service,
-    // which is not wired yet: private bases are pulled with no credentials here.
-    let auths = berth_registry::client::AuthConfigs::default();
     let build = e.build(q.clone(), ContextSource::Session(dirs.context()), auths, tx, cancel);
     let relay = async {
-        let mut pulls: Option<Vertex> = None;
         while let Some(m) = rx.recv().await {
             if m.id.as_deref() == Some(query::BUILD_PROGRESS_ID) {
                 if let Some(p) = m.aux.and_then(|a| serde_json::from_value::<BuildProgress>(a).ok()) {
@@ -357,23 +449,29 @@ pub(super) async fn run(
             } else if let Some(text) = m.stream.or(m.status).filter(|_| trace.last_step.is_none()) {
                 // Base image pulls, before the steps (the legacy builder's closing
                 // "Successfully built" lines come after them and are left out).
-                if pulls.is_none() {
-                    pulls = Some(trace.begin("pull", "[internal] load metadata for base images").await);
-                }
-                if let Some(v) = &pulls {
-                    trace.log(&v.digest, 1, format!("{text}\n").into_bytes()).await;
-                }
+                trace.pull_line(&text).await;
             }
-        }
-        if let Some(v) = pulls {
-            trace.end(v, None).await;
         }
     };
     let (built, ()) = tokio::join!(build, relay);
     drop(secrets_dir);
+    drop(agents);
+    // Keep the synced contexts bounded; this one stays, as its lease is held.
+    let data_root = e.cfg.data_root.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        let pruned = crate::engine::build_contexts::bound(&data_root, Default::default());
+        if !pruned.removed.is_empty() {
+            tracing::info!(removed = ?pruned.removed, bytes = pruned.reclaimed, "session contexts trimmed");
+        }
+    })
+    .await;
     let id = match built {
-        Ok(id) => id,
+        Ok(id) => {
+            trace.end_metadata(None).await;
+            id
+        }
         Err(err) => {
+            let err = buildkit_words(err);
             trace.fail(err.to_string().lines().next().unwrap_or_default()).await;
             return Err(err);
         }
@@ -388,6 +486,25 @@ pub(super) async fn run(
     }
     trace.end(v, None).await;
     Ok(id)
+}
+
+/// A base that could not be pulled, as BuildKit's frontend words it: the name as
+/// written, then the tagged name it resolved (`x: failed to resolve source metadata for
+/// docker.io/library/x:latest: …`).
+fn buildkit_words(err: Error) -> Error {
+    const LEAD: &str = "failed to resolve source metadata for ";
+    match err {
+        Error::RegistryRefused { message, source } if message.starts_with(LEAD) => {
+            let rest = &message[LEAD.len()..];
+            let (name, why) = rest.split_once(": ").unwrap_or((rest, ""));
+            let message = match berth_base::Reference::parse(name) {
+                Ok(r) => format!("{}: {LEAD}{}: {why}", r.familiar(), r.with_default_tag()),
+                Err(_) => message.clone(),
+            };
+            Error::RegistryRefused { message, source }
+        }
+        other => other,
+    }
 }
 
 /// A directory removed when dropped.

@@ -4,13 +4,16 @@
 //! BuildKit's progress records. The wire messages are in [`proto`]; [`grpc`] puts tonic
 //! on the hijacked connections.
 
+pub mod auth;
 pub mod bridge;
 pub mod build;
 pub mod control;
 pub mod filesync;
 mod grpc;
+pub mod names;
 pub mod proto;
 pub mod session;
+pub mod ssh;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

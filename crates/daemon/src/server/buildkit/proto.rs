@@ -468,3 +468,31 @@ mod tests {
         assert_eq!(Packet::decode(&stat.encode_to_vec()[..]).unwrap(), stat);
     }
 }
+
+/// `session/auth/auth.proto` `CredentialsRequest` (package `moby.filesync.v1`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CredentialsRequest {
+    #[prost(string, tag = "1")]
+    pub host: String,
+}
+
+/// `session/auth/auth.proto` `CredentialsResponse`: a user name and password, or no user
+/// name and an identity token as the secret.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CredentialsResponse {
+    #[prost(string, tag = "1")]
+    pub username: String,
+    #[prost(string, tag = "2")]
+    pub secret: String,
+}
+
+/// `session/sshforward/ssh.proto` `CheckAgentRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CheckAgentRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+}
+
+/// `session/sshforward/ssh.proto` `CheckAgentResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CheckAgentResponse {}
