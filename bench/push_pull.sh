@@ -27,6 +27,8 @@ pids=()
 cleanup() {
   set +e
   for p in "${pids[@]}"; do kill "$p"; wait "$p"; done 2>/dev/null
+  # Registries are started inside $(…), so their pids come back through files.
+  for f in "$work"/*/registry.pid; do [ -f "$f" ] && kill "$(cat "$f")"; done 2>/dev/null
   for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
   rm -rf "$work"
 }
@@ -49,7 +51,7 @@ http:
   addr: 127.0.0.1:$port
 YML
   docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  pids+=($!)
+  echo $! > "$dir/registry.pid"
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
   echo "$port"
 }
@@ -71,7 +73,7 @@ start_berth_registry() { # $1 name -> prints port
   port=$(free_port)
   mkdir -p "$dir"
   "$BERTH" registry serve --addr "127.0.0.1:$port" --root "$dir/store" >"$dir/log" 2>&1 &
-  pids+=($!)
+  echo $! > "$dir/registry.pid"
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
   echo "$port"
 }
