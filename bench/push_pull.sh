@@ -5,8 +5,11 @@
 #   bench/push_pull.sh            (run as root; BERTH=path/to/berth to use another build)
 #
 # The image: busybox plus 200 MiB in 3 layers of incompressible data (urandom) and one of
-# text. berth pushes it from one data root to Debian's docker-registry (distribution 2.8)
-# and pulls it into a fresh data root; MiB/s counts the layer bytes moved. Then a re-push of
+# text. berth builds it in a fresh data root, pushes it to Debian's docker-registry
+# (distribution 2.8) and pulls it into another fresh data root; then the same against
+# `berth registry serve`. MiB/s counts the image's (uncompressed) bytes over the wall time of
+# the command, compression and unpacking included. docker (and podman) pull the image berth
+# pushed to docker-registry and push it to a second one. Then a re-push of
 # the unchanged image and a re-pull of an image whose layers are all present must transfer
 # no layer bytes (checked from the progress lines and the registry's storage size).
 # Targets (issue 10): push ≥ 180 MiB/s, pull ≥ 300 MiB/s (docker here: 89 / 148, podman 187 / 221).
@@ -24,6 +27,8 @@ pids=()
 cleanup() {
   set +e
   for p in "${pids[@]}"; do kill "$p"; wait "$p"; done 2>/dev/null
+  # Registries are started inside $(…), so their pids come back through files.
+  for f in "$work"/*/registry.pid; do [ -f "$f" ] && kill "$(cat "$f")"; done 2>/dev/null
   for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
   rm -rf "$work"
 }
@@ -46,7 +51,7 @@ http:
   addr: 127.0.0.1:$port
 YML
   docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  pids+=($!)
+  echo $! > "$dir/registry.pid"
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
   echo "$port"
 }
@@ -63,12 +68,18 @@ b() { local d=$1; shift; BERTH_HOST=unix://$work/$d.sock BERTH_NO_AUTOSTART=1 DO
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
 rate() { awk -v mib="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", mib / s; else print "n/a" }'; }
 
-port=$(start_registry reg)
-reg=127.0.0.1:$port
-start_daemon a
-start_daemon b
+start_berth_registry() { # $1 name -> prints port
+  local port dir=$work/$1
+  port=$(free_port)
+  mkdir -p "$dir"
+  "$BERTH" registry serve --addr "127.0.0.1:$port" --root "$dir/store" >"$dir/log" 2>&1 &
+  echo $! > "$dir/registry.pid"
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+  echo "$port"
+}
+
+echo "load: $(uptime | sed 's/.*load average: //') (2 cores shared: compare ratios, not absolutes)"
 scripts/mkbusybox > "$work/busybox.tar"
-b a import "$work/busybox.tar" busybox:latest >/dev/null
 mkdir -p "$work/ctx"
 cat > "$work/ctx/Dockerfile" <<'DF'
 FROM busybox:latest
@@ -77,28 +88,42 @@ RUN head -c 64m /dev/urandom > /r2
 RUN head -c 64m /dev/urandom > /r3
 RUN seq 1 1100000 > /text
 DF
-b a build -q -t "$reg/bench/img:1" "$work/ctx" >/dev/null
-mib=$(b a image inspect --format '{{.Size}}' "$reg/bench/img:1" | awk '{ printf "%.1f", $1 / 1048576 }')
-echo "image: $mib MiB in 5 layers (busybox + 3 × 64 MiB urandom + text)"
+printf '%-16s %10s %10s %12s %12s\n' engine "push MiB/s" "pull MiB/s" "re-push s" "re-pull s"
 
-t0=$(date +%s%N); b a push "$reg/bench/img:1" > "$work/push1.out"; t1=$(date +%s%N)
-push_s=$(secs "$t0" "$t1")
-store1=$(du -sb "$work/reg/store" | cut -f1)
-t0=$(date +%s%N); b a push "$reg/bench/img:1" > "$work/push2.out"; t1=$(date +%s%N)
-repush_s=$(secs "$t0" "$t1")
-store2=$(du -sb "$work/reg/store" | cut -f1)
-pushed_again=$(grep -c ': Pushed$' "$work/push2.out" || true)
+# berth against one registry: a fresh pushing data root builds the image (so the push pays
+# for compressing its layers), a second fresh data root pulls it.
+berth_run() { # $1 label, $2 registry storage dir, $3 registry host:port
+  local label=$1 store=$2 r=$3 key=${1//\//-}
+  local p=$key-push q=$key-pull
+  start_daemon "$p"
+  start_daemon "$q"
+  b "$p" import "$work/busybox.tar" busybox:latest >/dev/null
+  b "$p" build -q -t "$r/bench/img:1" "$work/ctx" >/dev/null
+  mib=$(b "$p" image inspect --format '{{.Size}}' "$r/bench/img:1" | awk '{ printf "%.1f", $1 / 1048576 }')
+  local t0 t1 push_s repush_s pull_s repull_s store1 store2 pushed_again pulled_again
+  t0=$(date +%s%N); b "$p" push "$r/bench/img:1" > "$work/$key-push1.out"; t1=$(date +%s%N)
+  push_s=$(secs "$t0" "$t1")
+  store1=$(du -sb "$store" | cut -f1)
+  t0=$(date +%s%N); b "$p" push "$r/bench/img:1" > "$work/$key-push2.out"; t1=$(date +%s%N)
+  repush_s=$(secs "$t0" "$t1")
+  store2=$(du -sb "$store" | cut -f1)
+  pushed_again=$(grep -c ': Pushed$' "$work/$key-push2.out" || true)
+  t0=$(date +%s%N); b "$q" pull "$r/bench/img:1" > "$work/$key-pull1.out"; t1=$(date +%s%N)
+  pull_s=$(secs "$t0" "$t1")
+  t0=$(date +%s%N); b "$q" pull "$r/bench/img:1" > "$work/$key-pull2.out"; t1=$(date +%s%N)
+  repull_s=$(secs "$t0" "$t1")
+  pulled_again=$(grep -c 'Pull complete' "$work/$key-pull2.out" || true)
+  printf '%-16s %10s %10s %12s %12s\n' "$label" "$(rate "$mib" "$push_s")" "$(rate "$mib" "$pull_s")" "$repush_s" "$repull_s"
+  echo "  image: $mib MiB in 5 layers (busybox + 3 × 64 MiB urandom + text)"
+  echo "  re-push: $pushed_again layers uploaded, registry storage grew by $((store2 - store1)) bytes"
+  echo "  re-pull: $pulled_again layers downloaded"
+}
 
-t0=$(date +%s%N); b b pull "$reg/bench/img:1" > "$work/pull1.out"; t1=$(date +%s%N)
-pull_s=$(secs "$t0" "$t1")
-t0=$(date +%s%N); b b pull "$reg/bench/img:1" > "$work/pull2.out"; t1=$(date +%s%N)
-repull_s=$(secs "$t0" "$t1")
-pulled_again=$(grep -c 'Pull complete' "$work/pull2.out" || true)
-
-printf '%-8s %10s %10s %12s %12s\n' engine "push MiB/s" "pull MiB/s" "re-push s" "re-pull s"
-printf '%-8s %10s %10s %12s %12s\n' berth "$(rate "$mib" "$push_s")" "$(rate "$mib" "$pull_s")" "$repush_s" "$repull_s"
-echo "berth re-push: $pushed_again layers uploaded, registry storage grew by $((store2 - store1)) bytes"
-echo "berth re-pull: $pulled_again layers downloaded"
+port=$(start_registry reg)
+reg=127.0.0.1:$port
+berth_run berth/distrib "$work/reg/store" "$reg"
+bport=$(start_berth_registry breg)
+berth_run berth/berthreg "$work/breg/store" "127.0.0.1:$bport"
 
 peer() { # $1 = docker|podman
   local cli=$1 port2
@@ -115,7 +140,7 @@ peer() { # $1 = docker|podman
   "$cli" push "${extra[@]}" -q "127.0.0.1:$port2/bench/img:1" >/dev/null 2>&1 || { echo "$cli: push failed"; return; }
   t1=$(date +%s%N)
   push_s=$(secs "$t0" "$t1")
-  printf '%-8s %10s %10s %12s %12s\n' "$cli" "$(rate "$mib" "$push_s")" "$(rate "$mib" "$pull_s")" - -
+  printf '%-16s %10s %10s %12s %12s\n' "$cli/distrib" "$(rate "$mib" "$push_s")" "$(rate "$mib" "$pull_s")" - -
   "$cli" rmi "$reg/bench/img:1" "127.0.0.1:$port2/bench/img:1" >/dev/null 2>&1 || true
 }
 # Docker: the running daemon if one answers, else Debian's dockerd started here by hand with
