@@ -88,13 +88,13 @@ fn a_precompiled_filter_leaves_the_container_as_libcontainer_did() {
     ok(&d.berth(&["rm", "-f", "c"]));
 
     // One program per distinct (converted) profile: the default one for the default
-    // capabilities, the default one with CAP_SYS_ADMIN's extra rules, the file's; a second
-    // run of any of them adds nothing.
+    // capabilities, for none, with CAP_SYS_ADMIN, for SYS_ADMIN alone, and the file's; a
+    // second run of any of them adds nothing.
     let programs = cached_programs(&d);
-    assert_eq!(programs.len(), 3, "{programs:?}");
+    assert_eq!(programs.len(), 5, "{programs:?}");
     assert!(programs.iter().all(|p| p.len() == 64 + 4 && p.ends_with(".bpf")), "{programs:?}");
     status(&d, &[]);
-    assert_eq!(cached_programs(&d).len(), 3);
+    assert_eq!(cached_programs(&d).len(), 5);
 }
 
 #[test]
