@@ -79,13 +79,13 @@ fn a_precompiled_filter_leaves_the_container_as_libcontainer_did() {
     let out = d.berth(&["run", "--rm", "--security-opt", &file_opt, "busybox", "mkdir", "/x"]);
     assert!(!out.status.success() && text(&out.stderr).contains("Operation not permitted"), "{}", text(&out.stderr));
     // …and an exec (the same cache serves it) is confined the same way.
-    ok(&d.berth(&["run", "-d", "--name", "c", "--network", "none", "busybox", "sleep", "1000"]));
-    let out = d.berth(&["exec", "c", "unshare", "-U", "true"]);
+    ok(&d.berth(&["run", "-d", "--name", "sc", "--network", "none", "busybox", "sleep", "1000"]));
+    let out = d.berth(&["exec", "sc", "unshare", "-U", "true"]);
     assert!(!out.status.success() && text(&out.stderr).contains("Operation not permitted"), "{}", text(&out.stderr));
-    let init = ok(&d.berth(&["exec", "c", "grep", "-E", FIELDS, "/proc/1/status"]));
-    let exec = ok(&d.berth(&["exec", "c", "grep", "-E", FIELDS, "/proc/self/status"]));
+    let init = ok(&d.berth(&["exec", "sc", "grep", "-E", FIELDS, "/proc/1/status"]));
+    let exec = ok(&d.berth(&["exec", "sc", "grep", "-E", FIELDS, "/proc/self/status"]));
     assert_eq!(init, exec);
-    ok(&d.berth(&["rm", "-f", "c"]));
+    ok(&d.berth(&["rm", "-f", "sc"]));
 
     // One program per distinct (converted) profile: the default one for the default
     // capabilities, for none, with CAP_SYS_ADMIN, for SYS_ADMIN alone, and the file's; a
