@@ -11,6 +11,7 @@ pub mod fake;
 pub mod init;
 pub mod logs;
 mod proto;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod trace;

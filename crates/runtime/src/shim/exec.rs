@@ -9,16 +9,14 @@
 //!
 //! An exec carries exactly the container's confinement, as runc's exec does for Docker:
 //! capabilities (all of them for `--privileged`), no_new_privileges, AppArmor, rlimits and
-//! the container's seccomp filter (see [`SeccompExecutor`] for why the filter is loaded
-//! here rather than by libcontainer).
+//! the container's seccomp filter (see [`exec_filter`] for why the filter is loaded here
+//! rather than by libcontainer).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::default::DefaultExecutor;
-use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::LinuxSeccomp;
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, WaitOptions};
@@ -27,6 +25,7 @@ use serde_json::json;
 
 use super::{ShimOptions, bind_unix, nonblocking, pipe, receive_pty};
 use crate::exit::ExitInfo;
+use crate::seccomp::{Filter, Program, SeccompExecutor};
 use crate::{Error, ExecFailure, chain};
 
 /// What the daemon asks a shim to run in its container; sent as JSON in the Exec frame.
@@ -216,74 +215,25 @@ fn container_seccomp(container: &oci_spec::runtime::Spec) -> Option<&LinuxSeccom
 /// CAP_SYS_ADMIN in its effective set, and by the time [`SeccompExecutor`] runs
 /// libcontainer has already dropped the capabilities to the container's.
 fn borrows_sys_admin(container: &oci_spec::runtime::Spec, s: &ExecSpec) -> bool {
-    let Some(_) = container_seccomp(container) else { return false };
-    let proc_ = container.process().as_ref();
-    if s.privileged || proc_.and_then(|p| p.no_new_privileges()) == Some(true) {
-        return false;
-    }
-    let has = |set: Option<&oci_spec::runtime::Capabilities>| {
-        set.is_some_and(|c| c.contains(&oci_spec::runtime::Capability::SysAdmin))
-    };
-    let caps = proc_.and_then(|p| p.capabilities().as_ref());
-    !(has(caps.and_then(|c| c.effective().as_ref())) && has(caps.and_then(|c| c.permitted().as_ref())))
+    container_seccomp(container).is_some() && !s.privileged && crate::seccomp::must_borrow_sys_admin(container)
 }
 
-/// libcontainer's default executor (execvp of the process's argv), preceded by loading the
-/// container's seccomp filter in the exec's own process, after every other step of its
-/// setup and just before execve.
+/// The loader of the container's filter for an exec: the precompiled program from the
+/// same cache the container's init used, or libcontainer's compiler for a notify profile
+/// (which then refuses: an exec has nobody to hand the listener to).
 ///
-/// Written by hand because libcontainer 0.7 cannot do it: its tenant builder (`as_tenant`)
-/// builds the exec's `linux` section afresh from the container's namespaces, cgroupsPath,
-/// personality and time offsets only, so `linux.seccomp` is dropped and its init code,
-/// which would load the filter, never sees one. The process half (capabilities,
+/// The loading is ours because libcontainer 0.7 cannot do it: its tenant builder
+/// (`as_tenant`) builds the exec's `linux` section afresh from the container's namespaces,
+/// cgroupsPath, personality and time offsets only, so `linux.seccomp` is dropped and its
+/// init code, which would load the filter, never sees one. The process half (capabilities,
 /// no_new_privileges, AppArmor, rlimits, user) comes whole from our process.json, so the
-/// filter is the one thing missing. The executor is the last hook libcontainer gives us
-/// in the new process; it runs after the capability drop, hence [`borrows_sys_admin`]:
-/// CAP_SYS_ADMIN is raised for the load and then removed from the effective and permitted
-/// sets before execve (runc loads the filter before dropping capabilities, which ends in
-/// the same state).
-#[derive(Clone)]
-struct SeccompExecutor {
-    seccomp: LinuxSeccomp,
-    borrowed_sys_admin: bool,
-}
-
-impl SeccompExecutor {
-    fn load(&self) -> Result<(), ExecutorError> {
-        use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
-        let fail = |what: &str, e: &dyn std::fmt::Display| ExecutorError::Other(format!("seccomp: {what}: {e}"));
-        let mut sets = capabilities(None).map_err(|e| fail("failed to read capabilities", &e))?;
-        if self.borrowed_sys_admin {
-            sets.effective |= CapabilitySet::SYS_ADMIN;
-            set_capabilities(None, sets).map_err(|e| fail("failed to raise CAP_SYS_ADMIN", &e))?;
-        }
-        match libcontainer::seccomp::initialize_seccomp(&self.seccomp) {
-            Ok(None) => {}
-            Ok(Some(fd)) => {
-                // SAFETY: the fd was just returned by seccomp(2) and nothing else owns it.
-                drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-                return Err(ExecutorError::Other("seccomp: notify actions are not supported in exec".into()));
-            }
-            Err(e) => return Err(fail("failed to load the container's filter", &chain(&e))),
-        }
-        if self.borrowed_sys_admin {
-            sets.effective.remove(CapabilitySet::SYS_ADMIN);
-            sets.permitted.remove(CapabilitySet::SYS_ADMIN);
-            set_capabilities(None, sets).map_err(|e| fail("failed to drop CAP_SYS_ADMIN", &e))?;
-        }
-        Ok(())
+/// filter is the one thing missing (runc loads the filter before dropping capabilities,
+/// which ends in the same state).
+fn exec_filter(o: &ShimOptions, sc: &LinuxSeccomp) -> Result<Filter, Error> {
+    if !crate::seccomp::precompilable(sc) {
+        return Ok(Filter::Profile(sc.clone()));
     }
-}
-
-impl Executor for SeccompExecutor {
-    fn exec(&self, spec: &oci_spec::runtime::Spec) -> Result<(), ExecutorError> {
-        self.load()?;
-        DefaultExecutor {}.exec(spec)
-    }
-
-    fn validate(&self, spec: &oci_spec::runtime::Spec) -> Result<(), ExecutorValidationError> {
-        DefaultExecutor {}.validate(spec)
-    }
+    Program::for_profile(sc, &crate::seccomp::cache_dir(&o.state_root)).map(Filter::Program)
 }
 
 /// Starts an exec in the container whose init is `init`: checks the command resolves in
@@ -303,8 +253,12 @@ pub(super) fn start(o: &ShimOptions, init: Pid, s: &ExecSpec) -> Result<Exec, Er
         .map_err(|source| Error::Json { context: "failed to encode exec process".into(), source })?;
     berth_base::fsutil::atomic_write(&process_path, &body)
         .map_err(|e| Error::io("failed to write", &process_path, e))?;
-    let executor = container_seccomp(&spec)
-        .map(|sc| SeccompExecutor { seccomp: sc.clone(), borrowed_sys_admin: borrows_sys_admin(&spec, s) });
+    let executor = match container_seccomp(&spec) {
+        Some(sc) => {
+            Some(SeccompExecutor { filter: exec_filter(o, sc)?, borrowed_sys_admin: borrows_sys_admin(&spec, s) })
+        }
+        None => None,
+    };
     let result = start_tenant(o, s, &process_path, tag, executor);
     let _ = std::fs::remove_file(&process_path);
     // libcontainer's notify socket handling may leave us in its directory.

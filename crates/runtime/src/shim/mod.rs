@@ -360,12 +360,22 @@ impl Shim {
             false => Some(LogWriter::open(&o.log_path, o.log_max_size, o.log_max_files)?),
         };
         std::fs::create_dir_all(&o.state_root).map_err(|e| Error::io("failed to create", &o.state_root, e))?;
+        // A precompiled filter, loaded by our executor: libcontainer sees a spec without it.
+        let seccomp = crate::seccomp::Plan::prepare(&spec, &o.bundle, &o.state_root)?;
+        crate::trace::mark(&o.id, "shim.seccomp_ready");
         let listener = bind_unix(&o.socket)?;
         crate::trace::mark(&o.id, "shim.listening");
 
         let mut builder = ContainerBuilder::new(o.id.clone(), SyscallType::default())
             .with_root_path(&o.state_root)
             .map_err(|e| Error::Runtime { context: "invalid state root".into(), message: chain(&e) })?;
+        let bundle = match seccomp {
+            Some(plan) => {
+                builder = builder.with_executor(plan.executor);
+                plan.bundle
+            }
+            None => o.bundle.clone(),
+        };
         let mut out = None;
         let mut err = None;
         let mut stdin = None;
@@ -395,7 +405,7 @@ impl Shim {
             builder = builder.with_stdin(OwnedFd::from(null));
         }
         let built =
-            builder.validate_id().and_then(|b| b.as_init(&o.bundle).with_systemd(false).with_detach(true).build());
+            builder.validate_id().and_then(|b| b.as_init(&bundle).with_systemd(false).with_detach(true).build());
         crate::trace::mark(&o.id, "shim.created");
         let container = match built {
             Ok(c) => c,

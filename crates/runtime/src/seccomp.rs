@@ -1,0 +1,539 @@
+//! Precompiled seccomp filters: a container's `linux.seccomp` profile compiled to its BPF
+//! program once per distinct profile, kept in a cache, and loaded with seccomp(2) by the
+//! shim's own libcontainer [`Executor`] in the container's init (and in every exec and
+//! health probe) just before execve.
+//!
+//! libcontainer 0.7 compiles the profile with libseccomp inside the init of every container
+//! it creates: about 9 ms of each start for Docker's default profile, the same work every
+//! time. Here the program libseccomp would generate is exported once ([`Program::for_profile`]),
+//! written to `<exec root>/seccomp/<key>.bpf` (the key hashes the profile, the architecture
+//! and the libseccomp version; the exec root is a tmpfs, so a new kernel starts afresh), and
+//! every later start reads a few kilobytes instead. Two shims that miss at once both
+//! compile and rename the same bytes into place, so a race costs time, never correctness.
+//!
+//! The shim hands libcontainer a spec without `linux.seccomp` ([`Plan`]) and loads the
+//! program itself in [`SeccompExecutor`], so the container ends exactly as libcontainer
+//! would leave it: the same filter (mode 2, one filter), the same flags (TSYNC, LOG,
+//! SPEC_ALLOW), the same no_new_privileges and capabilities. Without no_new_privileges the
+//! kernel loads a filter only for a task with CAP_SYS_ADMIN, so a container that lacks it
+//! holds it in its permitted set until the load and drops it before execve (libcontainer
+//! instead loads before it drops capabilities; the result is the same).
+//! Profiles with SCMP_ACT_NOTIFY (whose listener fd libcontainer passes to its main
+//! process) keep libcontainer's own path.
+
+use std::io::{Read, Seek};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use oci_spec::runtime::{
+    Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, Spec,
+};
+use sha2::Digest as _;
+
+use crate::{Error, chain};
+
+/// Bumped when the cache's file format or the compilation below changes meaning.
+const FORMAT: &str = "berth-seccomp-bpf-1";
+/// One classic BPF instruction (`struct sock_filter`): u16 code, u8 jt, u8 jf, u32 k.
+const INSN: usize = 8;
+/// The kernel's limit on a filter's length (BPF_MAXINSNS).
+const MAX_INSNS: usize = 4096;
+
+const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+const SECCOMP_FILTER_FLAG_TSYNC: libc::c_uint = 1;
+const SECCOMP_FILTER_FLAG_LOG: libc::c_uint = 2;
+const SECCOMP_FILTER_FLAG_SPEC_ALLOW: libc::c_uint = 4;
+
+/// A compiled filter: its BPF instructions and the seccomp(2) flags libseccomp would pass
+/// when loading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    insns: Vec<u8>,
+    flags: libc::c_uint,
+}
+
+/// Where the compiled programs of the containers under `state_root` (libcontainer's state
+/// root, `<exec root>/runtime`) are cached: its sibling `seccomp/`.
+pub fn cache_dir(state_root: &Path) -> PathBuf {
+    match state_root.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join("seccomp"),
+        _ => state_root.join(".seccomp"),
+    }
+}
+
+/// Whether the profile can be precompiled: everything but SCMP_ACT_NOTIFY (whose listener
+/// libcontainer hands to its main process) and the flag that only concerns a listener.
+pub fn precompilable(sc: &LinuxSeccomp) -> bool {
+    let notify = sc.default_action() == LinuxSeccompAction::ScmpActNotify
+        || sc.syscalls().iter().flatten().any(|s| s.action() == LinuxSeccompAction::ScmpActNotify);
+    let waitkill = sc.flags().iter().flatten().any(|f| *f == LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv);
+    !notify && !waitkill
+}
+
+impl Program {
+    /// The program for `sc`: read from the cache under `dir`, or compiled and added to it.
+    /// A cache that cannot be written only costs the next start a compilation.
+    pub fn for_profile(sc: &LinuxSeccomp, dir: &Path) -> Result<Program, Error> {
+        let flags = load_flags(sc);
+        let path = dir.join(format!("{}.bpf", cache_key(sc)?));
+        if let Ok(insns) = std::fs::read(&path)
+            && valid_length(insns.len())
+        {
+            return Ok(Program { insns, flags });
+        }
+        let insns = compile(sc)?;
+        if let Err(e) = store(dir, &path, &insns) {
+            tracing::warn!(path = %path.display(), error = %e, "could not cache a compiled seccomp filter");
+        }
+        Ok(Program { insns, flags })
+    }
+
+    /// Installs the filter on the calling thread (every thread with TSYNC). The caller must
+    /// hold CAP_SYS_ADMIN in its effective set or have no_new_privileges set.
+    pub fn load(&self) -> std::io::Result<()> {
+        let prog = libc::sock_fprog {
+            len: (self.insns.len() / INSN) as libc::c_ushort,
+            filter: self.insns.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: seccomp(2) with SECCOMP_SET_MODE_FILTER reads `prog`, which lives until
+        // the call returns, and `prog.len` instructions of 8 bytes from `prog.filter`, which
+        // points at `self.insns` (its length is a multiple of 8, checked when it was read or
+        // compiled). The kernel copies the program; nothing is kept after the call. The
+        // kernel reads the instructions without alignment requirements of its own: it
+        // copies them with copy_from_user.
+        let rc = unsafe {
+            libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, self.flags, &prog as *const libc::sock_fprog)
+        };
+        match rc {
+            0 => Ok(()),
+            // With TSYNC, a positive result is the id of a thread that could not be synced.
+            r if r > 0 => Err(std::io::Error::from_raw_os_error(libc::ESRCH)),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+}
+
+fn valid_length(n: usize) -> bool {
+    n > 0 && n % INSN == 0 && n / INSN <= MAX_INSNS
+}
+
+/// The flags libseccomp's load passes to seccomp(2) for this profile (its `sys_filter_load`).
+fn load_flags(sc: &LinuxSeccomp) -> libc::c_uint {
+    let mut flags = 0;
+    for f in sc.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => SECCOMP_FILTER_FLAG_TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => SECCOMP_FILTER_FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 0,
+        };
+    }
+    flags
+}
+
+/// sha256 of what decides the program: the profile as JSON, the architecture we run on and
+/// the libseccomp that compiles it.
+fn cache_key(sc: &LinuxSeccomp) -> Result<String, Error> {
+    let json = serde_json::to_vec(sc)
+        .map_err(|source| Error::Json { context: "failed to encode the seccomp profile".into(), source })?;
+    let v =
+        libseccomp::ScmpVersion::current().map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro)).unwrap_or_default();
+    let mut h = sha2::Sha256::new();
+    h.update(format!("{FORMAT}\0{}\0{v}\0", std::env::consts::ARCH).as_bytes());
+    h.update(&json);
+    Ok(berth_base::Digest::from_hasher(h).hex().to_owned())
+}
+
+fn store(dir: &Path, path: &Path, insns: &[u8]) -> std::io::Result<()> {
+    berth_base::fsutil::create_dir_mode(dir, berth_base::fsutil::PRIVATE_DIR)?;
+    // Regenerable, on a tmpfs: an atomic rename is all it needs, no fsync.
+    berth_base::fsutil::replace_file_mode(path, insns, berth_base::fsutil::PRIVATE_FILE)
+}
+
+/// Builds the filter exactly as libcontainer 0.7's `seccomp::initialize_seccomp` does (same
+/// actions, architectures, attributes and rules, in the same order) and exports the program
+/// libseccomp would load. Written out here because libcontainer keeps its translation
+/// private and only ever loads the result.
+fn compile(sc: &LinuxSeccomp) -> Result<Vec<u8>, Error> {
+    let err = |what: &str, e: &dyn std::error::Error| Error::Runtime {
+        context: format!("failed to compile the seccomp profile: {what}"),
+        message: chain(e),
+    };
+    let default_action = action(sc.default_action(), sc.default_errno_ret())?;
+    let mut ctx = ScmpFilterContext::new(default_action).map_err(|e| err("new filter", &e))?;
+    for f in sc.flags().iter().flatten() {
+        match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => ctx.set_ctl_log(true),
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => ctx.set_ctl_tsync(true),
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true),
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => ctx.set_ctl_waitkill(true),
+        }
+        .map_err(|e| err("flag", &e))?;
+    }
+    for a in sc.architectures().iter().flatten() {
+        ctx.add_arch(arch(*a)).map_err(|e| err("architecture", &e))?;
+    }
+    ctx.set_ctl_nnp(false).map_err(|e| err("SCMP_FLTATR_CTL_NNP", &e))?;
+    for rule in sc.syscalls().iter().flatten() {
+        let act = action(rule.action(), rule.errno_ret())?;
+        if act == default_action {
+            continue;
+        }
+        for name in rule.names() {
+            // A name this libseccomp does not know is skipped, as libcontainer does.
+            let Ok(nr) = ScmpSyscall::from_name(name) else { continue };
+            match rule.args() {
+                Some(args) => {
+                    let cmps: Vec<ScmpArgCompare> = args
+                        .iter()
+                        .map(|a| ScmpArgCompare::new(a.index() as u32, op(a.op(), a.value_two()), a.value()))
+                        .collect();
+                    let mut seen = std::collections::HashSet::new();
+                    if args.iter().all(|a| seen.insert(a.index())) {
+                        ctx.add_rule_conditional(act, nr, &cmps).map_err(|e| err(name, &e))?;
+                    } else {
+                        // One comparison per argument per rule: each becomes a rule (runc's way).
+                        for c in &cmps {
+                            ctx.add_rule_conditional(act, nr, std::slice::from_ref(c)).map_err(|e| err(name, &e))?;
+                        }
+                    }
+                }
+                None => {
+                    ctx.add_rule(act, nr).map_err(|e| err(name, &e))?;
+                }
+            }
+        }
+    }
+    let memfd = rustix::fs::memfd_create("seccomp-bpf", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| Error::io("memfd_create failed", Path::new("seccomp"), e.into()))?;
+    ctx.export_bpf(&memfd).map_err(|e| err("export", &e))?;
+    let mut f = std::fs::File::from(memfd);
+    let mut insns = Vec::new();
+    f.rewind()
+        .and_then(|()| f.read_to_end(&mut insns))
+        .map_err(|e| Error::io("failed to read the exported filter", Path::new("seccomp"), e))?;
+    if !valid_length(insns.len()) {
+        return Err(Error::Runtime {
+            context: "failed to compile the seccomp profile".into(),
+            message: format!("libseccomp exported {} bytes", insns.len()),
+        });
+    }
+    Ok(insns)
+}
+
+fn arch(a: Arch) -> ScmpArch {
+    match a {
+        Arch::ScmpArchNative => ScmpArch::Native,
+        Arch::ScmpArchX86 => ScmpArch::X86,
+        Arch::ScmpArchX86_64 => ScmpArch::X8664,
+        Arch::ScmpArchX32 => ScmpArch::X32,
+        Arch::ScmpArchArm => ScmpArch::Arm,
+        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+        Arch::ScmpArchMips => ScmpArch::Mips,
+        Arch::ScmpArchMips64 => ScmpArch::Mips64,
+        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
+        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
+        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
+        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
+        Arch::ScmpArchPpc => ScmpArch::Ppc,
+        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
+        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+        Arch::ScmpArchS390 => ScmpArch::S390,
+        Arch::ScmpArchS390x => ScmpArch::S390X,
+        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
+        Arch::ScmpArchParisc => ScmpArch::Parisc,
+        Arch::ScmpArchParisc64 => ScmpArch::Parisc64,
+        Arch::ScmpArchLoongarch64 => ScmpArch::Loongarch64,
+        Arch::ScmpArchM68k => ScmpArch::M68k,
+        Arch::ScmpArchSh => ScmpArch::Sh,
+        Arch::ScmpArchSheb => ScmpArch::Sheb,
+    }
+}
+
+fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, Error> {
+    let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
+    Ok(match a {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno),
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno.try_into().map_err(|_| Error::Runtime {
+            context: "failed to compile the seccomp profile".into(),
+            message: format!("SCMP_ACT_TRACE value {errno} out of range"),
+        })?),
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+    })
+}
+
+fn op(o: LinuxSeccompOperator, datum_b: Option<u64>) -> ScmpCompareOp {
+    match o {
+        LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
+        LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
+        LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+        LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
+        LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+        LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
+        LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(datum_b.unwrap_or(0)),
+    }
+}
+
+/// How a filter gets into a process: precompiled and loaded by us, or compiled and loaded
+/// by libcontainer's code (a notify profile).
+#[derive(Clone)]
+pub(crate) enum Filter {
+    Program(Program),
+    Profile(LinuxSeccomp),
+}
+
+/// Whether a process with these capabilities and no_new_privileges must borrow
+/// CAP_SYS_ADMIN (in its permitted set) to load a filter after libcontainer's capability
+/// drop: only without no_new_privileges and when it would not hold it anyway.
+pub(crate) fn must_borrow_sys_admin(spec: &Spec) -> bool {
+    let proc_ = spec.process().as_ref();
+    if proc_.and_then(|p| p.no_new_privileges()) == Some(true) {
+        return false;
+    }
+    // No capabilities section: libcontainer keeps every capability the shim has.
+    let Some(caps) = proc_.and_then(|p| p.capabilities().as_ref()) else { return false };
+    let has =
+        |set: &Option<oci_spec::runtime::Capabilities>| set.as_ref().is_some_and(|c| c.contains(&Capability::SysAdmin));
+    !(has(caps.effective()) && has(caps.permitted()))
+}
+
+/// libcontainer's default executor (execvp of the process's argv), preceded by loading the
+/// container's seccomp filter in the new process itself, after every other step of its
+/// set-up (capabilities dropped, user set, cwd entered) and just before execve. Used for
+/// the container's init and for every exec and health probe. libcontainer calls the
+/// executor after the process has left the shim's descriptors behind, so the program
+/// travels in the executor's memory.
+///
+/// With `borrowed_sys_admin`, CAP_SYS_ADMIN sits in the permitted set (put there by
+/// whoever wrote the process's capabilities): it is raised into the effective set for the
+/// load, then removed from both, so execve starts from exactly the container's sets.
+#[derive(Clone)]
+pub(crate) struct SeccompExecutor {
+    pub(crate) filter: Filter,
+    pub(crate) borrowed_sys_admin: bool,
+}
+
+impl SeccompExecutor {
+    fn load(&self) -> Result<(), ExecutorError> {
+        use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
+        let fail = |what: &str, e: &dyn std::fmt::Display| ExecutorError::Other(format!("seccomp: {what}: {e}"));
+        let mut sets = capabilities(None).map_err(|e| fail("failed to read capabilities", &e))?;
+        if self.borrowed_sys_admin {
+            sets.effective |= CapabilitySet::SYS_ADMIN;
+            set_capabilities(None, sets).map_err(|e| fail("failed to raise CAP_SYS_ADMIN", &e))?;
+        }
+        match &self.filter {
+            Filter::Program(p) => p.load().map_err(|e| fail("failed to load the container's filter", &e))?,
+            Filter::Profile(sc) => match libcontainer::seccomp::initialize_seccomp(sc) {
+                Ok(None) => {}
+                Ok(Some(fd)) => {
+                    // SAFETY: the fd was just returned by seccomp(2) and nothing else owns it.
+                    drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+                    return Err(ExecutorError::Other("seccomp: notify actions are not supported in exec".into()));
+                }
+                Err(e) => return Err(fail("failed to load the container's filter", &chain(&e))),
+            },
+        }
+        if self.borrowed_sys_admin {
+            sets.effective.remove(CapabilitySet::SYS_ADMIN);
+            sets.permitted.remove(CapabilitySet::SYS_ADMIN);
+            set_capabilities(None, sets).map_err(|e| fail("failed to drop CAP_SYS_ADMIN", &e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Executor for SeccompExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        self.load()?;
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+}
+
+/// What the shim does with a container's filter: `None` when the spec has none or it is a
+/// notify profile (libcontainer loads it); else the bundle libcontainer must be given (the
+/// spec without `linux.seccomp`, CAP_SYS_ADMIN borrowed into the permitted set when needed)
+/// and the executor that loads the program.
+pub(crate) struct Plan {
+    /// A bundle directory whose config.json is the spec libcontainer sees.
+    pub(crate) bundle: PathBuf,
+    pub(crate) executor: SeccompExecutor,
+}
+
+/// The directory, inside the container's bundle, of the bundle libcontainer is given when
+/// the shim loads the filter itself.
+pub(crate) const RUNTIME_BUNDLE: &str = "libcontainer";
+
+impl Plan {
+    /// Prepares the precompiled path for the container whose bundle is `bundle` and whose
+    /// spec (read from it) is `spec`.
+    pub(crate) fn prepare(spec: &Spec, bundle: &Path, state_root: &Path) -> Result<Option<Plan>, Error> {
+        let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else { return Ok(None) };
+        if !precompilable(sc) {
+            return Ok(None);
+        }
+        let program = Program::for_profile(sc, &cache_dir(state_root))?;
+        let borrowed_sys_admin = must_borrow_sys_admin(spec);
+        let mut seen = spec.clone();
+        if let Some(l) = seen.linux_mut() {
+            l.set_seccomp(None);
+        }
+        if let Some(root) = seen.root_mut()
+            && root.path().is_relative()
+        {
+            let abs = bundle.join(root.path());
+            root.set_path(abs);
+        }
+        if borrowed_sys_admin
+            && let Some(p) = seen.process_mut().as_mut()
+            && let Some(mut caps) = p.capabilities().clone()
+        {
+            let mut permitted = caps.permitted().clone().unwrap_or_default();
+            permitted.insert(Capability::SysAdmin);
+            caps.set_permitted(Some(permitted));
+            p.set_capabilities(Some(caps));
+        }
+        let dir = bundle.join(RUNTIME_BUNDLE);
+        berth_base::fsutil::create_dir_mode(&dir, berth_base::fsutil::PRIVATE_DIR)
+            .map_err(|e| Error::io("failed to create", &dir, e))?;
+        let json = serde_json::to_vec(&seen)
+            .map_err(|source| Error::Json { context: "failed to encode the runtime's spec".into(), source })?;
+        let path = dir.join("config.json");
+        berth_base::fsutil::replace_file_mode(&path, &json, berth_base::fsutil::PRIVATE_FILE)
+            .map_err(|e| Error::io("failed to write", &path, e))?;
+        Ok(Some(Plan {
+            bundle: dir,
+            executor: SeccompExecutor { filter: Filter::Program(program), borrowed_sys_admin },
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(nnp: bool, caps: &[&str], seccomp: serde_json::Value) -> Spec {
+        let mut v = json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {
+                "args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            },
+            "linux": {"seccomp": seccomp}
+        });
+        if nnp {
+            v["process"]["noNewPrivileges"] = json!(true);
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn deny_mkdir() -> serde_json::Value {
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat", "no_such_syscall"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                {"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+                 "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_NE"}, {"index": 0, "value": 0, "op": "SCMP_CMP_NE"}]}
+            ]
+        })
+    }
+
+    #[test]
+    fn a_profile_is_compiled_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("seccomp");
+        let sc: LinuxSeccomp = serde_json::from_value(deny_mkdir()).unwrap();
+        let a = Program::for_profile(&sc, &cache).unwrap();
+        assert_eq!(a.flags, SECCOMP_FILTER_FLAG_LOG);
+        assert!(valid_length(a.insns.len()));
+        let files: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().map(|e| e.path()).collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(std::fs::read(&files[0]).unwrap(), a.insns);
+        // A hit reads the same program; a different profile gets a file of its own.
+        assert_eq!(Program::for_profile(&sc, &cache).unwrap(), a);
+        let other: LinuxSeccomp = serde_json::from_value(json!({"defaultAction": "SCMP_ACT_ERRNO"})).unwrap();
+        let b = Program::for_profile(&other, &cache).unwrap();
+        assert_ne!(a.insns, b.insns);
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+        // A damaged file is recompiled and replaced.
+        std::fs::write(&files[0], b"1234567").unwrap();
+        assert_eq!(Program::for_profile(&sc, &cache).unwrap(), a);
+        assert_eq!(std::fs::read(&files[0]).unwrap(), a.insns);
+    }
+
+    #[test]
+    fn the_default_profile_compiles_within_the_kernels_limit() {
+        let o = crate::spec::SpecOptions {
+            id: "0123456789abcdef".into(),
+            rootfs: "/r".into(),
+            args: vec!["sh".into()],
+            seccomp: true,
+            ..Default::default()
+        };
+        let s = crate::spec::generate(&o).unwrap();
+        let sc = s.linux().as_ref().and_then(|l| l.seccomp().clone()).unwrap();
+        assert!(precompilable(&sc));
+        let dir = tempfile::tempdir().unwrap();
+        let p = Program::for_profile(&sc, dir.path()).unwrap();
+        assert!(p.insns.len() / INSN > 100, "{} instructions", p.insns.len() / INSN);
+    }
+
+    #[test]
+    fn notify_profiles_stay_with_libcontainer() {
+        let mut v = deny_mkdir();
+        v["syscalls"][0]["action"] = json!("SCMP_ACT_NOTIFY");
+        let notify: LinuxSeccomp = serde_json::from_value(v).unwrap();
+        assert!(!precompilable(&notify));
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(false, &["CAP_CHOWN"], serde_json::to_value(&notify).unwrap());
+        assert!(Plan::prepare(&s, dir.path(), &dir.path().join("runtime")).unwrap().is_none());
+        assert!(!dir.path().join(RUNTIME_BUNDLE).exists());
+    }
+
+    #[test]
+    fn libcontainer_sees_no_filter_and_a_borrowed_sys_admin_only_when_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("bundle");
+        std::fs::create_dir(&bundle).unwrap();
+        let state_root = dir.path().join("runtime");
+        let s = spec(false, &["CAP_CHOWN"], deny_mkdir());
+        let plan = Plan::prepare(&s, &bundle, &state_root).unwrap().unwrap();
+        assert_eq!(plan.bundle, bundle.join(RUNTIME_BUNDLE));
+        assert!(plan.executor.borrowed_sys_admin);
+        assert!(dir.path().join("seccomp").is_dir(), "the cache sits beside the state root");
+        let seen = Spec::load(plan.bundle.join("config.json")).unwrap();
+        assert!(seen.linux().as_ref().unwrap().seccomp().is_none());
+        assert_eq!(seen.root().as_ref().unwrap().path(), &bundle.join("rootfs"));
+        let caps = seen.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        assert!(caps.permitted().as_ref().unwrap().contains(&Capability::SysAdmin));
+        assert!(!caps.effective().as_ref().unwrap().contains(&Capability::SysAdmin));
+        assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::SysAdmin));
+
+        for s in [spec(true, &["CAP_CHOWN"], deny_mkdir()), spec(false, &["CAP_SYS_ADMIN"], deny_mkdir())] {
+            let plan = Plan::prepare(&s, &bundle, &state_root).unwrap().unwrap();
+            assert!(!plan.executor.borrowed_sys_admin);
+            let seen = Spec::load(plan.bundle.join("config.json")).unwrap();
+            assert_eq!(seen.process(), s.process());
+        }
+        let mut none = spec(false, &[], json!(null));
+        none.linux_mut().as_mut().unwrap().set_seccomp(None);
+        assert!(Plan::prepare(&none, &bundle, &state_root).unwrap().is_none());
+    }
+}
