@@ -20,6 +20,7 @@ mod io;
 mod lifecycle;
 pub mod networks;
 mod prune;
+mod release;
 mod restart;
 mod sandbox;
 mod stats;
