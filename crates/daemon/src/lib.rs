@@ -80,8 +80,10 @@ pub async fn run(cfg: config::Config) -> Result<()> {
     // them again. Opening the engine (image gc, restore) freed its scratch memory.
     memory::release_static(berth_runtime::init::BINARY);
     memory::release_static(berth_runtime::shim::monitor::BINARY);
+    engine.release_memory();
     memory::trim();
-    let trimmer = tokio::spawn(memory::trimmer());
+    let e = engine.clone();
+    let trimmer = tokio::spawn(memory::trimmer(move || e.release_memory()));
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for s in sockets {

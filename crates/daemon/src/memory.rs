@@ -47,14 +47,22 @@ pub fn trim() {
 }
 
 /// Runs forever on the current runtime: after each period in which memory was freed in
-/// bulk, trims the heap (on the blocking pool: it walks every arena under its lock).
-pub async fn trimmer() {
+/// bulk, calls `release` (caches give back what they hold for things that are gone) and
+/// then trims the heap, both on the blocking pool (trimming walks every arena under its
+/// lock).
+pub async fn trimmer(release: impl Fn() + Send + Sync + 'static) {
+    let release = std::sync::Arc::new(release);
     let mut tick = tokio::time::interval(TRIM_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         if FREED.swap(false, Ordering::Relaxed) {
-            let _ = tokio::task::spawn_blocking(trim).await;
+            let release = release.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                release();
+                trim();
+            })
+            .await;
         }
     }
 }

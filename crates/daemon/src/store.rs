@@ -21,6 +21,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        limit_cache(&conn)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS containers (
                 id TEXT PRIMARY KEY,
@@ -34,6 +35,11 @@ impl Store {
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
         self.conn.lock().map_err(|_| Error::Internal("state database lock poisoned".to_owned()))
+    }
+
+    /// Frees the connection's page cache (see [`release_memory`]).
+    pub fn release_memory(&self) -> Result<()> {
+        release_memory(&*self.conn()?)
     }
 
     /// Inserts a new record; a taken name is a conflict in Docker's words.
@@ -81,6 +87,24 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The most page cache, in KiB, each of the daemon's long-lived connections to state.db
+/// keeps (SQLite's default is 2000). The database's pages stay in the kernel's page cache
+/// either way; a miss here costs one `pread`.
+pub(crate) const CACHE_KIB: i64 = 512;
+
+/// Caps `conn`'s page cache at [`CACHE_KIB`].
+pub(crate) fn limit_cache(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)
+}
+
+/// Frees what `conn` can of its page cache and lookaside memory
+/// (`sqlite3_db_release_memory`): after a burst of removals it holds pages of rows that
+/// are gone.
+pub(crate) fn release_memory(conn: &Connection) -> Result<()> {
+    conn.execute_batch("PRAGMA shrink_memory")?;
+    Ok(())
 }
 
 /// Docker's message for a taken container name.

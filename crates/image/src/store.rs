@@ -213,6 +213,9 @@ impl ImageStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The daemon's connections to state.db keep at most 512 KiB of page cache each
+        // (SQLite's default is 2000 KiB); the kernel caches the file anyway.
+        conn.pragma_update(None, "cache_size", -512)?;
         conn.execute_batch(SCHEMA)?;
         add_tagged_at(&conn)?;
         Ok(ImageStore {
@@ -235,6 +238,13 @@ impl ImageStore {
     /// The content store holding this store's blobs.
     pub fn content(&self) -> &ContentStore {
         &self.content
+    }
+
+    /// Frees what the store's database connection can of its page cache
+    /// (`sqlite3_db_release_memory`), e.g. after many images or containers were removed.
+    pub fn release_memory(&self) -> Result<(), Error> {
+        self.db().execute_batch("PRAGMA shrink_memory")?;
+        Ok(())
     }
 
     pub(crate) fn db(&self) -> MutexGuard<'_, Connection> {

@@ -22,6 +22,7 @@ mod lifecycle;
 mod mount_stubs;
 pub mod networks;
 mod prune;
+mod release;
 mod restart;
 mod sandbox;
 mod stats;

@@ -139,6 +139,7 @@ impl VolumeStore {
         let conn = Connection::open(data_root.join("state.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        crate::store::limit_cache(&conn)?;
         conn.execute_batch("CREATE TABLE IF NOT EXISTS volumes (name TEXT PRIMARY KEY, record TEXT NOT NULL);")?;
         let mut state = State::default();
         {
@@ -192,6 +193,11 @@ impl VolumeStore {
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>> {
         self.conn.lock().map_err(|_| Error::Internal("volume database lock poisoned".to_owned()))
+    }
+
+    /// Frees the connection's page cache.
+    pub fn release_memory(&self) -> Result<()> {
+        crate::store::release_memory(&*self.conn()?)
     }
 
     /// `volumes/<name>`.

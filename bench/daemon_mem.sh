@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The daemon's own memory: what an idle daemon keeps resident, with N containers running,
+# and after they were removed, for berth and, where installed, a docker peer of our own.
+#
+#   bench/daemon_mem.sh [N]           (default 20; run as root)
+#   DOCKER=0 bench/daemon_mem.sh      (berth only)
+#   BERTH=<path> bench/daemon_mem.sh  (measure a binary already built; default: release build)
+#   MAPS=1 bench/daemon_mem.sh        (also print berth's largest mappings at each stage)
+#
+# Stages, each measured after SETTLE seconds (default 7: the daemon trims its heap within
+# 5 s of a burst of removals):
+#   start      a fresh daemon on an empty data root, nothing asked of it yet
+#   image      after `import` of a busybox image and one `run --rm busybox true`
+#   N running  after N `run -d busybox sleep` (and a `ps`)
+#   removed    after `rm -f` of the N and N more `run --rm busybox true`
+# For each stage: RSS (VmRSS) split into anonymous and file-backed pages (RssAnon, RssFile
+# from /proc/PID/status), Private_Dirty and PSS (smaps_rollup) and the thread count. For
+# docker the figure is dockerd + containerd (the shims are not daemon memory on either side).
+# The issue's targets: berth idle <= 15 MiB after start, < 20 MiB after removal.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-20}
+SETTLE=${SETTLE:-7}
+DOCKER=${DOCKER:-1}
+MAPS=${MAPS:-0}
+
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+if [ -z "${BERTH:-}" ]; then
+  cargo build --release -p berth >&2
+  TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  BERTH=$TARGET/release/berth
+fi
+
+work=$(mktemp -d /tmp/bdmem.XXXXXX)
+pids_to_stop=()
+cleanup() {
+  set +e
+  [ -n "${BERTH_HOST:-}" ] && for id in $("$BERTH" ps -aq 2>/dev/null); do "$BERTH" rm -f "$id" >/dev/null 2>&1; done
+  [ -n "${DOCKER_HOST:-}" ] && for id in $(docker ps -aq 2>/dev/null); do docker rm -f "$id" >/dev/null 2>&1; done
+  for p in "${pids_to_stop[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+scripts/mkbusybox > "$work/busybox.tar"
+
+# field PID FILE KEY: the kB value of KEY in /proc/PID/FILE (0 when absent).
+field() { awk -v k="$3:" '$1 == k {print $2; f=1} END {if (!f) print 0}' "/proc/$1/$2" 2>/dev/null || echo 0; }
+
+# mem PIDS...: "rss anon file dirty pss threads" summed over PIDS, sizes in kB.
+mem() {
+  local rss=0 anon=0 file=0 dirty=0 pss=0 thr=0 p
+  for p in "$@"; do
+    rss=$((rss + $(field "$p" status VmRSS)))
+    anon=$((anon + $(field "$p" status RssAnon)))
+    file=$((file + $(field "$p" status RssFile) + $(field "$p" status RssShmem)))
+    dirty=$((dirty + $(field "$p" smaps_rollup Private_Dirty)))
+    pss=$((pss + $(field "$p" smaps_rollup Pss)))
+    thr=$((thr + $(field "$p" status Threads)))
+  done
+  echo "$rss $anon $file $dirty $pss $thr"
+}
+
+# maps PID: the ten mappings with the most resident memory, as "rss_kB anon_kB dirty_kB name".
+maps() {
+  awk '/^[0-9a-f]+-[0-9a-f]+ / {name = ($6 == "") ? "[anon]" : $6; next}
+       $1 == "Rss:" {rss[name] += $2} $1 == "Anonymous:" {an[name] += $2}
+       $1 == "Private_Dirty:" {pd[name] += $2}
+       END {for (n in rss) if (rss[n] > 0) printf "%8d %8d %8d  %s\n", rss[n], an[n], pd[n], n}' \
+    "/proc/$1/smaps" | sort -rn | head -10 | sed 's/^/      /'
+}
+
+# report LABEL PIDS...
+report() {
+  local label=$1; shift
+  sleep "$SETTLE"
+  read -r rss anon file dirty pss thr <<<"$(mem "$@")"
+  printf '  %-12s RSS %6.1f MiB (anon %5.1f, file %5.1f)  dirty %5.1f  PSS %6.1f  threads %3d\n' "$label" \
+    "$(bc -l <<<"$rss/1024")" "$(bc -l <<<"$anon/1024")" "$(bc -l <<<"$file/1024")" \
+    "$(bc -l <<<"$dirty/1024")" "$(bc -l <<<"$pss/1024")" "$thr"
+  if [ "$MAPS" = 1 ] && [ "$#" = 1 ]; then
+    echo "      rss_kB  anon_kB dirty_kB  mapping"
+    maps "$1"
+  fi
+}
+
+# stages NAME CLI PIDS...: runs the stages against one engine.
+stages() {
+  local name=$1 cli=$2; shift 2
+  echo "== $name"
+  report start "$@"
+  $cli import "$work/busybox.tar" busybox:latest >/dev/null
+  $cli run --rm busybox true
+  report image "$@"
+  for i in $(seq "$N"); do $cli run -d --name "dmem$i" busybox sleep 86400 >/dev/null; done
+  $cli ps >/dev/null
+  report "$N running" "$@"
+  for i in $(seq "$N"); do $cli rm -f "dmem$i" >/dev/null; done
+  for _ in $(seq "$N"); do $cli run --rm busybox true; done
+  report removed "$@"
+}
+
+echo "load: $(uptime | sed 's/.*load average/load average/')"
+
+# ---- berth -----------------------------------------------------------------------------
+
+export BERTH_HOST=unix://$work/b/api.sock BERTH_NO_AUTOSTART=1
+mkdir -p "$work/b"
+echo '{}' > "$work/b/daemon.json"
+"$BERTH" daemon -H "$BERTH_HOST" --data-root "$work/b/data" --exec-root "$work/b/run" \
+  --config-file "$work/b/daemon.json" >"$work/b/daemon.log" 2>&1 &
+berth_pid=$!
+pids_to_stop+=("$berth_pid")
+for _ in $(seq 100); do [ -S "$work/b/api.sock" ] && break; sleep 0.1; done
+berth_cli() { "$BERTH" "$@"; }
+stages "berth $("$BERTH" --version 2>/dev/null | head -1) ($(du -m "$BERTH" | cut -f1) MB binary)" berth_cli "$berth_pid"
+echo "  target: start <= 15 MiB, removed < 20 MiB"
+
+# ---- docker peer ------------------------------------------------------------------------
+
+if [ "$DOCKER" = 1 ] && command -v dockerd >/dev/null && command -v containerd >/dev/null \
+  && command -v docker >/dev/null; then
+  d=$work/d
+  mkdir -p "$d"
+  cat > "$d/containerd.toml" <<EOF
+version = 2
+root = "$d/containerd"
+state = "$d/containerd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$d/containerd.sock"
+[ttrpc]
+  address = "$d/containerd.sock.ttrpc"
+[debug]
+  address = "$d/containerd-debug.sock"
+[metrics]
+  address = ""
+EOF
+  echo '{}' > "$d/daemon.json"
+  containerd --config "$d/containerd.toml" >"$d/containerd.log" 2>&1 &
+  ctr_pid=$!
+  pids_to_stop+=("$ctr_pid")
+  for _ in $(seq 100); do [ -S "$d/containerd.sock" ] && break; sleep 0.1; done
+  dockerd --data-root "$d/data" --exec-root "$d/exec" -H "unix://$d/docker.sock" --pidfile "$d/docker.pid" \
+    --containerd "$d/containerd.sock" --bridge none --iptables=false --ip6tables=false --ip-masq=false \
+    --userland-proxy=false --config-file "$d/daemon.json" >"$d/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  pids_to_stop=("$dockerd_pid" "${pids_to_stop[@]}")
+  export DOCKER_HOST=unix://$d/docker.sock
+  for _ in $(seq 200); do [ -S "$d/docker.sock" ] && break; sleep 0.1; done
+  docker_cli() { docker "$@"; }
+  if docker version >/dev/null 2>&1; then
+    stages "docker $(dockerd --version | awk '{print $3}' | tr -d ,) (dockerd+containerd)" docker_cli \
+      "$dockerd_pid" "$ctr_pid"
+  else
+    echo "== docker: dockerd did not answer; see $d/dockerd.log" >&2
+    tail -5 "$d/dockerd.log" >&2
+  fi
+else
+  echo "== docker: not measured (DOCKER=0 or dockerd/containerd not installed)"
+fi
