@@ -18,6 +18,7 @@
 # docker the figure is dockerd + containerd (the shims are not daemon memory on either side).
 # The issue's targets: berth idle <= 15 MiB after start, < 20 MiB after removal.
 set -euo pipefail
+. "$(dirname "$0")/common.sh"
 cd "$(dirname "$0")/.."
 N=${1:-20}
 SETTLE=${SETTLE:-7}
@@ -25,23 +26,8 @@ DOCKER=${DOCKER:-1}
 MAPS=${MAPS:-0}
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-if [ -z "${BERTH:-}" ]; then
-  cargo build --release -p berth >&2
-  TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  BERTH=$TARGET/release/berth
-fi
-
-work=$(mktemp -d /tmp/bdmem.XXXXXX)
-pids_to_stop=()
-cleanup() {
-  set +e
-  [ -n "${BERTH_HOST:-}" ] && for id in $("$BERTH" ps -aq 2>/dev/null); do "$BERTH" rm -f "$id" >/dev/null 2>&1; done
-  [ -n "${DOCKER_HOST:-}" ] && for id in $(docker ps -aq 2>/dev/null); do docker rm -f "$id" >/dev/null 2>&1; done
-  for p in "${pids_to_stop[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_berth
+bench_workdir bdmem
 
 scripts/mkbusybox > "$work/busybox.tar"
 
@@ -122,40 +108,10 @@ echo "  target: start <= 15 MiB, removed < 20 MiB"
 if [ "$DOCKER" = 1 ] && command -v dockerd >/dev/null && command -v containerd >/dev/null \
   && command -v docker >/dev/null; then
   d=$work/d
-  mkdir -p "$d"
-  cat > "$d/containerd.toml" <<EOF
-version = 2
-root = "$d/containerd"
-state = "$d/containerd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$d/containerd.sock"
-[ttrpc]
-  address = "$d/containerd.sock.ttrpc"
-[debug]
-  address = "$d/containerd-debug.sock"
-[metrics]
-  address = ""
-EOF
-  echo '{}' > "$d/daemon.json"
-  containerd --config "$d/containerd.toml" >"$d/containerd.log" 2>&1 &
-  ctr_pid=$!
-  pids_to_stop+=("$ctr_pid")
-  for _ in $(seq 100); do [ -S "$d/containerd.sock" ] && break; sleep 0.1; done
-  dockerd --data-root "$d/data" --exec-root "$d/exec" -H "unix://$d/docker.sock" --pidfile "$d/docker.pid" \
-    --containerd "$d/containerd.sock" --bridge none --iptables=false --ip6tables=false --ip-masq=false \
-    --userland-proxy=false --config-file "$d/daemon.json" >"$d/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  pids_to_stop=("$dockerd_pid" "${pids_to_stop[@]}")
-  export DOCKER_HOST=unix://$d/docker.sock
-  for _ in $(seq 200); do [ -S "$d/docker.sock" ] && break; sleep 0.1; done
   docker_cli() { docker "$@"; }
-  if docker version >/dev/null 2>&1; then
+  if start_docker_peer "$d"; then
     stages "docker $(dockerd --version | awk '{print $3}' | tr -d ,) (dockerd+containerd)" docker_cli \
       "$dockerd_pid" "$ctr_pid"
-  else
-    echo "== docker: dockerd did not answer; see $d/dockerd.log" >&2
-    tail -5 "$d/dockerd.log" >&2
   fi
 else
   echo "== docker: not measured (DOCKER=0 or dockerd/containerd not installed)"

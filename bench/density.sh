@@ -24,6 +24,7 @@
 # sockets, with no bridge and no iptables rules (hence NET=none by default: both engines
 # then do the same work), and stopped at the end. Podman is measured if installed.
 set -euo pipefail
+. "$(dirname "$0")/common.sh"
 cd "$(dirname "$0")/.."
 N=${1:-100}
 DOCKER_N=${DOCKER_N:-$N}
@@ -32,24 +33,8 @@ NET=${NET:-none}
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 [ "$N" -ge 10 ] || { echo "N must be at least 10" >&2; exit 1; }
-# BERTH=<path> measures a binary already built (and skips the release build).
-if [ -z "${BERTH:-}" ]; then
-  cargo build --release -p berth >&2
-  TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  BERTH=$TARGET/release/berth
-fi
-
-work=$(mktemp -d /tmp/bdens.XXXXXX)
-pids_to_stop=()
-cleanup() {
-  set +e
-  [ -n "${BERTH_HOST:-}" ] && for id in $("$BERTH" ps -aq 2>/dev/null); do "$BERTH" rm -f "$id" >/dev/null 2>&1; done
-  [ -n "${DOCKER_HOST:-}" ] && for id in $(docker ps -aq 2>/dev/null); do docker rm -f "$id" >/dev/null 2>&1; done
-  for p in "${pids_to_stop[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_berth
+bench_workdir bdens
 
 scripts/mkbusybox > "$work/busybox.tar"
 
@@ -104,43 +89,13 @@ label_of[berth]="berth $("$BERTH" --version 2>/dev/null | head -1)"
 if [ "$DOCKER_N" -gt 0 ] && command -v dockerd >/dev/null && command -v containerd >/dev/null \
   && command -v docker >/dev/null; then
   d=$work/d
-  mkdir -p "$d"
-  cat > "$d/containerd.toml" <<TOML
-version = 2
-root = "$d/containerd"
-state = "$d/containerd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$d/containerd.sock"
-[ttrpc]
-  address = "$d/containerd.sock.ttrpc"
-[debug]
-  address = "$d/containerd-debug.sock"
-[metrics]
-  address = ""
-TOML
-  echo '{}' > "$d/daemon.json"
-  containerd --config "$d/containerd.toml" >"$d/containerd.log" 2>&1 &
-  ctr_pid=$!
-  pids_to_stop+=("$ctr_pid")
-  for _ in $(seq 100); do [ -S "$d/containerd.sock" ] && break; sleep 0.1; done
-  dockerd --data-root "$d/data" --exec-root "$d/exec" -H "unix://$d/docker.sock" --pidfile "$d/docker.pid" \
-    --containerd "$d/containerd.sock" --bridge none --iptables=false --ip6tables=false --ip-masq=false \
-    --userland-proxy=false --config-file "$d/daemon.json" >"$d/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  pids_to_stop=("$dockerd_pid" "${pids_to_stop[@]}")
-  export DOCKER_HOST=unix://$d/docker.sock
-  for _ in $(seq 200); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
-  if docker version >/dev/null 2>&1; then
+  if start_docker_peer "$d"; then
     docker import "$work/busybox.tar" busybox:latest >/dev/null
     docker_cli() { docker "$@"; }
     engines+=(docker)
     cli_of[docker]=docker_cli n_of[docker]=$DOCKER_N dpids_of[docker]="$dockerd_pid $ctr_pid"
     shim_of[docker]=containerd-shim shimpat_of[docker]=$d/containerd.sock
     label_of[docker]="docker $(dockerd --version | awk '{print $3}' | tr -d ,) (dockerd+containerd)"
-  else
-    echo "== docker: dockerd did not answer; see $d/dockerd.log" >&2
-    tail -5 "$d/dockerd.log" >&2
   fi
 else
   echo "== docker: not measured (DOCKER_N=0 or dockerd/containerd not installed)"

@@ -3,6 +3,7 @@
 //! down (containers, mounts, shims, daemon) even when a test fails. At the end of every
 //! daemon's life `berth system check` must find nothing wrong in its data root.
 
+pub mod distribution;
 pub mod registry;
 
 use std::path::{Path, PathBuf};

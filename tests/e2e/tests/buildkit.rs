@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use berth_e2e::distribution::DockerRegistry;
 use berth_e2e::{DOCKER_DEBIAN, Daemon, ok, text};
 
 /// The 20.10 CLI (Debian's docker.io), the one that speaks `/build?version=2`.
@@ -321,55 +322,6 @@ fn a_failing_compose_build_exits_1_and_tags_nothing() {
     assert!(!d.berth(&["image", "inspect", "nope:1"]).status.success(), "a failed build tags nothing");
 }
 
-/// A `docker-registry` (Debian's distribution 2.8) on 127.0.0.1 behind htpasswd Basic auth.
-struct PrivateRegistry {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for PrivateRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl PrivateRegistry {
-    fn start(user: &str, password: &str) -> PrivateRegistry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (apache2-utils)");
-        assert!(out.status.success());
-        let file = dir.path().join("htpasswd");
-        std::fs::write(&file, &out.stdout).unwrap();
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
-            dir.path().join("store").display(),
-            file.display()
-        );
-        let cfg_path = dir.path().join("config.yml");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (Debian package docker-registry)");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        PrivateRegistry { child, port, _dir: dir }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
 #[test]
 fn a_private_base_is_pulled_with_the_sessions_credentials() {
     if !have_docker_20() {
@@ -378,7 +330,7 @@ fn a_private_base_is_pulled_with_the_sessions_credentials() {
     }
     let d = Daemon::start();
     d.import_busybox("busybox:latest");
-    let reg = PrivateRegistry::start("bkuser", "bkpass");
+    let reg = DockerRegistry::start(Some(("bkuser", "bkpass")));
     let base = format!("{}/private/base", reg.host());
     // Log in (the CLI keeps the credentials in its own config) and push the base.
     let login = |args: &[&str]| docker_20(&d, d.dir.path(), args).output().unwrap();

@@ -46,24 +46,10 @@ fn berth_registry() -> (Proc, u16) {
     (Proc(child, dir), port)
 }
 
-fn debian_registry() -> (Proc, u16) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = format!(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-        dir.path().join("store").display()
-    );
-    let cfg_path = dir.path().join("config.yml");
-    std::fs::write(&cfg_path, cfg).unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry (Debian package docker-registry)");
-    wait_port(port);
-    (Proc(child, dir), port)
+fn debian_registry() -> (berth_e2e::distribution::DockerRegistry, u16) {
+    let reg = berth_e2e::distribution::DockerRegistry::start(None);
+    let port = reg.port;
+    (reg, port)
 }
 
 const ACCEPT: &str = "Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";

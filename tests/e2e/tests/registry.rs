@@ -7,69 +7,15 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_e2e::{Daemon, have_docker, ok, text};
 use sha2::Digest as _;
 
-/// A `docker-registry` on 127.0.0.1:<free port> with its own storage.
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Registry {
-    fn start(htpasswd: Option<(&str, &str)>) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut auth = String::new();
-        if let Some((u, p)) = htpasswd {
-            let out = Command::new("htpasswd").args(["-Bbn", u, p]).output().expect("htpasswd (apache2-utils)");
-            assert!(out.status.success());
-            let file = dir.path().join("htpasswd");
-            std::fs::write(&file, &out.stdout).unwrap();
-            auth = format!("auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n", file.display());
-        }
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-            dir.path().join("store").display()
-        );
-        let cfg_path = dir.path().join("config.yml");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (Debian package docker-registry)");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry { child, port, _dir: dir }
-    }
-
-    fn name(&self, repo: &str) -> String {
-        format!("127.0.0.1:{}/{repo}", self.port)
-    }
-}
+use berth_e2e::distribution::DockerRegistry as Registry;
 
 fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
     let out = d.berth(&["image", "inspect", name]);
@@ -708,39 +654,19 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-impl Registry {
-    /// A `docker-registry` that trusts tokens from `auth`.
-    fn start_token(auth: &TokenAuth) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
-            dir.path().join("store").display(),
-            auth.port,
-            auth.dir.path().join("cert.pem").display()
-        );
-        let cfg_path = dir.path().join("config.yml");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry { child, port, _dir: dir }
-    }
+/// A `docker-registry` that trusts tokens from `auth`.
+fn start_token(auth: &TokenAuth) -> Registry {
+    Registry::start_with_auth(&format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
+        auth.port,
+        auth.dir.path().join("cert.pem").display()
+    ))
 }
 
 #[test]
 fn bearer_tokens_with_refresh() {
     let auth = token_server("carol", "tok-pw");
-    let reg = Registry::start_token(&auth);
+    let reg = start_token(&auth);
     let d = Daemon::start();
     let server = format!("127.0.0.1:{}", reg.port);
     let name = reg.name("tok/bb:1");
@@ -779,7 +705,7 @@ fn bearer_tokens_with_refresh() {
 #[test]
 fn cross_repository_mount_asks_one_token_for_both_repositories() {
     let auth = token_server("dave", "mount-pw");
-    let reg = Registry::start_token(&auth);
+    let reg = start_token(&auth);
     let d = Daemon::start();
     let server = format!("127.0.0.1:{}", reg.port);
     let (a, b) = (reg.name("src/bb:1"), reg.name("dst/bb:1"));

@@ -1,0 +1,69 @@
+# shellcheck shell=bash
+# What the density and memory benches share, sourced by them: the berth binary measured,
+# a work directory cleaned up on exit, and the docker peer (Debian's containerd and dockerd
+# started by hand with roots of their own, never a dependency of berth).
+
+# bench_berth: BERTH=<path> measures a binary already built; otherwise the release build.
+bench_berth() {
+  if [ -z "${BERTH:-}" ]; then
+    cargo build --release -p berth >&2
+    TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    BERTH=$TARGET/release/berth
+  fi
+}
+
+# bench_workdir PREFIX: makes $work under /tmp and, on exit, removes every container of
+# both engines, stops pids_to_stop, unmounts what is left under $work and removes it.
+bench_workdir() {
+  work=$(mktemp -d "/tmp/$1.XXXXXX")
+  pids_to_stop=()
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  set +e
+  [ -n "${BERTH_HOST:-}" ] && for id in $("$BERTH" ps -aq 2>/dev/null); do "$BERTH" rm -f "$id" >/dev/null 2>&1; done
+  [ -n "${DOCKER_HOST:-}" ] && for id in $(docker ps -aq 2>/dev/null); do docker rm -f "$id" >/dev/null 2>&1; done
+  for p in "${pids_to_stop[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
+  rm -rf "$work"
+}
+
+# The docker peer. start_docker_peer DIR starts both, appends their pids to
+# the caller's pids_to_stop (dockerd first, so it stops before containerd), sets
+# ctr_pid, dockerd_pid and DOCKER_HOST, and returns non-zero when dockerd does not answer
+# (its log's tail on stderr).
+
+start_docker_peer() {
+  local d=$1
+  mkdir -p "$d"
+  cat > "$d/containerd.toml" <<TOML
+version = 2
+root = "$d/containerd"
+state = "$d/containerd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$d/containerd.sock"
+[ttrpc]
+  address = "$d/containerd.sock.ttrpc"
+[debug]
+  address = "$d/containerd-debug.sock"
+[metrics]
+  address = ""
+TOML
+  echo '{}' > "$d/daemon.json"
+  containerd --config "$d/containerd.toml" >"$d/containerd.log" 2>&1 &
+  ctr_pid=$!
+  pids_to_stop+=("$ctr_pid")
+  for _ in $(seq 100); do [ -S "$d/containerd.sock" ] && break; sleep 0.1; done
+  dockerd --data-root "$d/data" --exec-root "$d/exec" -H "unix://$d/docker.sock" --pidfile "$d/docker.pid" \
+    --containerd "$d/containerd.sock" --bridge none --iptables=false --ip6tables=false --ip-masq=false \
+    --userland-proxy=false --config-file "$d/daemon.json" >"$d/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  pids_to_stop=("$dockerd_pid" "${pids_to_stop[@]}")
+  export DOCKER_HOST=unix://$d/docker.sock
+  for _ in $(seq 200); do docker version >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "== docker: dockerd did not answer; see $d/dockerd.log" >&2
+  tail -5 "$d/dockerd.log" >&2
+  return 1
+}
