@@ -29,6 +29,19 @@ bench_cleanup() {
   rm -rf "$work"
 }
 
+# start_berth_daemon: a berth daemon on roots under $work/b (its pid in berth_pid and
+# pids_to_stop, BERTH_HOST set), answering before this returns.
+start_berth_daemon() {
+  export BERTH_HOST=unix://$work/b/api.sock BERTH_NO_AUTOSTART=1
+  mkdir -p "$work/b"
+  echo '{}' > "$work/b/daemon.json"
+  "$BERTH" daemon -H "$BERTH_HOST" --data-root "$work/b/data" --exec-root "$work/b/run" \
+    --config-file "$work/b/daemon.json" >"$work/b/daemon.log" 2>&1 &
+  berth_pid=$!
+  pids_to_stop+=("$berth_pid")
+  for _ in $(seq 100); do "$BERTH" version >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
 # The docker peer. start_docker_peer DIR starts both, appends their pids to
 # the caller's pids_to_stop (dockerd first, so it stops before containerd), sets
 # ctr_pid, dockerd_pid and DOCKER_HOST, and returns non-zero when dockerd does not answer

@@ -91,14 +91,7 @@ echo "load: $(uptime | sed 's/.*load average/load average/')"
 
 # ---- berth -----------------------------------------------------------------------------
 
-export BERTH_HOST=unix://$work/b/api.sock BERTH_NO_AUTOSTART=1
-mkdir -p "$work/b"
-echo '{}' > "$work/b/daemon.json"
-"$BERTH" daemon -H "$BERTH_HOST" --data-root "$work/b/data" --exec-root "$work/b/run" \
-  --config-file "$work/b/daemon.json" >"$work/b/daemon.log" 2>&1 &
-berth_pid=$!
-pids_to_stop+=("$berth_pid")
-for _ in $(seq 100); do [ -S "$work/b/api.sock" ] && break; sleep 0.1; done
+start_berth_daemon
 berth_cli() { "$BERTH" "$@"; }
 stages "berth $("$BERTH" --version 2>/dev/null | head -1) ($(du -m "$BERTH" | cut -f1) MB binary)" berth_cli "$berth_pid"
 echo "  target: start <= 15 MiB, removed < 20 MiB"

@@ -71,14 +71,7 @@ shim_mem() {
 engines=()
 declare -A cli_of n_of dpids_of shim_of shimpat_of label_of
 
-export BERTH_HOST=unix://$work/b/api.sock BERTH_NO_AUTOSTART=1
-mkdir -p "$work/b"
-echo '{}' > "$work/b/daemon.json"
-"$BERTH" daemon -H "$BERTH_HOST" --data-root "$work/b/data" --exec-root "$work/b/run" \
-  --config-file "$work/b/daemon.json" >"$work/b/daemon.log" 2>&1 &
-berth_pid=$!
-pids_to_stop+=("$berth_pid")
-for _ in $(seq 100); do "$BERTH" version >/dev/null 2>&1 && break; sleep 0.1; done
+start_berth_daemon
 "$BERTH" import "$work/busybox.tar" busybox:latest >/dev/null
 berth_cli() { "$BERTH" "$@"; }
 engines+=(berth)
