@@ -5,7 +5,8 @@
 #
 # A context of 2000 small source files and a Dockerfile with a 1 s RUN step, built three
 # ways: cold (empty cache), no change, and one file's content changed. berth uses its own
-# daemon (release build). docker is measured with its legacy builder (DOCKER_BUILDKIT=0):
+# daemon (release build); docker is Debian's dockerd + containerd, started here with roots of
+# their own (bench/common.sh). docker is measured with its legacy builder (DOCKER_BUILDKIT=0):
 # BuildKit needs the buildx plugin, which is reported as not measured when missing. The
 # 20.10 CLI (Debian's /usr/bin/docker) with DOCKER_BUILDKIT=1 is measured against both
 # daemons: berthd serves it BuildKit's API with berth's builder behind it.
@@ -18,11 +19,14 @@ cd "$(dirname "$0")/.."
 cargo build --release -p berth >&2
 BERTH=$PWD/target/release/berth
 
+. bench/common.sh
 work=$(mktemp -d /tmp/bbuild.XXXXXX)
 daemon_pid=
+pids_to_stop=()
 cleanup() {
   set +e
   [ -n "$daemon_pid" ] && { kill "$daemon_pid"; wait "$daemon_pid"; } 2>/dev/null
+  for p in "${pids_to_stop[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
   rm -rf "$work"
 }
@@ -87,8 +91,8 @@ if have_docker20; then
   fi
 fi
 
-if command -v docker >/dev/null && DOCKER_HOST=unix:///var/run/docker.sock docker info >/dev/null 2>&1; then
-  export DOCKER_HOST=unix:///var/run/docker.sock
+if command -v docker >/dev/null && command -v dockerd >/dev/null && command -v containerd >/dev/null \
+  && start_docker_peer "$work/d"; then
   docker image inspect busybox:latest >/dev/null 2>&1 || docker import "$work/busybox.tar" busybox:latest >/dev/null
   docker builder prune -af >/dev/null 2>&1 || true
   docker rmi -f bench:docker >/dev/null 2>&1 || true
@@ -119,7 +123,7 @@ if command -v docker >/dev/null && DOCKER_HOST=unix:///var/run/docker.sock docke
     echo "  docker (BuildKit): the buildx plugin is not installed; not measured"
   fi
 else
-  echo "  docker: no docker daemon answers here; not measured"
+  echo "  docker: dockerd/containerd not installed or not answering; not measured"
 fi
 if command -v podman >/dev/null; then
   # No systemd here, and crun refuses this hybrid cgroup host: cgroupfs and runc.

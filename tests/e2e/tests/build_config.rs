@@ -96,7 +96,11 @@ RUN --mount=type=cache,target=${CACHE_DIR} \
     build_in(&d, &p, &["-t", "mounts:1", "."]);
     assert_eq!(ok(&d.berth(&["run", "--rm", "mounts:1", "cat", "/seen"])), "big\n");
     let out = d.berth(&["run", "--rm", "mounts:1", "ls", "-A", "/scratch", "/var/cache/tool"]);
-    assert_eq!(text(&out.stdout), "/scratch:\n\n/var/cache/tool:\n", "mounted content stays out of the image");
+    // Mounted content stays out of the image, and so do the mount targets the runtime made
+    // (BuildKit removes those stubs too).
+    assert_eq!(text(&out.stdout), "", "mounted content stays out of the image");
+    let err = text(&out.stderr);
+    assert!(err.contains("/scratch: No such file") && err.contains("/var/cache/tool: No such file"), "{err}");
     // The cache mount (its target came from a variable) persists across builds.
     build_in(&d, &p, &["--no-cache", "-t", "mounts:2", "."]);
     assert_eq!(ok(&d.berth(&["run", "--rm", "mounts:2", "cat", "/cache-count"])).trim(), "2");
