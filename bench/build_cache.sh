@@ -85,7 +85,9 @@ printf '  %-18s cold %6s   no-change %6s   one-file %6s\n' berth "$b_cold" "$b_n
 DOCKER20=/usr/bin/docker
 have_docker20() { [ -x "$DOCKER20" ] && "$DOCKER20" --version 2>/dev/null | grep -q 'version 20\.10'; }
 if have_docker20; then
-  if r=$(DOCKER_HOST=$BERTH_HOST DOCKER_BUILDKIT=1 three "$DOCKER20" build -t bench:berth-bk); then
+  # --network none on both daemons: the peer dockerd runs without its bridge, which its
+  # BuildKit would need for RUN steps; these steps need no network.
+  if r=$(DOCKER_HOST=$BERTH_HOST DOCKER_BUILDKIT=1 three "$DOCKER20" build --network none -t bench:berth-bk); then
     read -r bk_cold bk_none bk_one <<<"$r"
     printf '  %-18s cold %6s   no-change %6s   one-file %6s\n' "berth (20.10 BK)" "$bk_cold" "$bk_none" "$bk_one"
   fi
@@ -104,7 +106,7 @@ if command -v docker >/dev/null && command -v dockerd >/dev/null && command -v c
   fi
   if have_docker20 && [ -n "${bk_cold:-}" ]; then
     docker builder prune -af >/dev/null 2>&1 || true
-    if r=$(DOCKER_BUILDKIT=1 three "$DOCKER20" build -t bench:docker-bk); then
+    if r=$(DOCKER_BUILDKIT=1 three "$DOCKER20" build --network none -t bench:docker-bk); then
       read -r dk_cold dk_none dk_one <<<"$r"
       printf '  %-18s cold %6s   no-change %6s   one-file %6s\n' "docker (20.10 BK)" "$dk_cold" "$dk_none" "$dk_one"
       printf '  berth/dockerd, DOCKER_BUILDKIT=1 20.10 CLI: cold %s, no-change %s, one-file %s\n' \
