@@ -21,8 +21,11 @@ pub(crate) fn with_root(
 ) -> Result<Option<Layer>, Error> {
     let dir = work_root.join(berth_base::new_id());
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    // Unmounted and removed however this ends, a panic in a step included (a daemon that
+    // shuts down under a running build), so no root stays mounted behind it.
+    let _scratch = Scratch { images, dir: &dir };
     let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
-    let result = (|| {
+    (|| {
         let rootfs = images.mount_layers(&diff_ids, &dir)?;
         let r = f(&dir, &rootfs);
         images.unmount_rootfs(&dir)?;
@@ -35,10 +38,20 @@ pub(crate) fn with_root(
             return Ok(None);
         }
         Ok(Some(images.diff_layer(&dir)?))
-    })();
-    let _ = images.unmount_rootfs(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    })()
+}
+
+/// A step's scratch directory, unmounted and removed when dropped.
+struct Scratch<'a> {
+    images: &'a ImageStore,
+    dir: &'a Path,
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let _ = self.images.unmount_rootfs(self.dir);
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
 }
 
 /// Removes from a step's upper directory the directories overlayfs copied up only because
