@@ -499,6 +499,28 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// [`Planner::tracked`] for removing a network or volume: one already gone (404) is
+    /// no error and gets no further progress line.
+    async fn remove_tracked(
+        &self,
+        kind: Resource,
+        name: &str,
+        call: impl std::future::Future<Output = Result<(), berth_api::ClientError>>,
+    ) -> Result<(), ComposeError> {
+        self.progress.working(kind, name, "Removing");
+        match call.await {
+            Ok(()) => {
+                self.progress.done(kind, name, "Removed");
+                Ok(())
+            }
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => {
+                self.progress.failed(kind, name, "Error");
+                Err(e.into())
+            }
+        }
+    }
+
     /// Stops (when running) and removes one container.
     async fn remove_one(&self, c: &Existing, timeout: Option<i64>, quiet: bool) -> Result<(), ComposeError> {
         if c.is_running() {
@@ -821,14 +843,10 @@ impl<'a> Planner<'a> {
             Ok(nets) => {
                 for n in nets {
                     let name = n["Name"].as_str().unwrap_or_default().to_owned();
-                    self.progress.working(Resource::Network, &name, "Removing");
-                    match self.client.remove_network(&name).await {
-                        Ok(()) => self.progress.done(Resource::Network, &name, "Removed"),
-                        Err(e) if e.status() == Some(404) => {}
-                        Err(e) => {
-                            self.progress.failed(Resource::Network, &name, "Error");
-                            first.get_or_insert(e.into());
-                        }
+                    if let Err(e) =
+                        self.remove_tracked(Resource::Network, &name, self.client.remove_network(&name)).await
+                    {
+                        first.get_or_insert(e);
                     }
                 }
             }
@@ -840,15 +858,10 @@ impl<'a> Planner<'a> {
             match state::volumes(self.client, &self.project.name).await {
                 Ok(vols) => {
                     for v in vols {
-                        let shown = v.clone();
-                        self.progress.working(Resource::Volume, &shown, "Removing");
-                        match self.client.remove_volume(&v, false).await {
-                            Ok(()) => self.progress.done(Resource::Volume, &shown, "Removed"),
-                            Err(e) if e.status() == Some(404) => {}
-                            Err(e) => {
-                                self.progress.failed(Resource::Volume, &shown, "Error");
-                                first.get_or_insert(e.into());
-                            }
+                        if let Err(e) =
+                            self.remove_tracked(Resource::Volume, &v, self.client.remove_volume(&v, false)).await
+                        {
+                            first.get_or_insert(e);
                         }
                     }
                 }

@@ -90,12 +90,24 @@ pub async fn build(c: &Client, p: &ProjectOpts, a: BuildArgs) -> Result<(), CliE
     images::build_all(c, &DockerConfigCreds, &printer, &project, &svcs, &o).await.map_err(super::cerr)
 }
 
+/// The project, its printer (quiet or not) and the selected services in dependency order:
+/// what `pull` and `push` start from.
+fn selected(
+    c: &Client,
+    p: &ProjectOpts,
+    services: &[String],
+    include_deps: bool,
+    quiet: bool,
+) -> Result<(super::Project, super::Printer, Vec<String>), CliError> {
+    let project = super::load(p)?;
+    let printer = if quiet { super::Printer::quiet() } else { super::Printer::new(p) };
+    let names = super::planner(c, &project, &printer).ordered(services, include_deps).map_err(super::cerr)?;
+    Ok((project, printer, names))
+}
+
 /// `compose pull`: the images of the selected services (not those only built).
 pub async fn pull(c: &Client, p: &ProjectOpts, a: PullArgs) -> Result<(), CliError> {
-    let project = super::load(p)?;
-    let printer = if a.quiet { super::Printer::quiet() } else { super::Printer::new(p) };
-    let planner = super::planner(c, &project, &printer);
-    let names = planner.ordered(&a.services, a.include_deps).map_err(super::cerr)?;
+    let (project, printer, names) = selected(c, p, &a.services, a.include_deps, a.quiet)?;
     let mut failed = None;
     for n in names {
         let Some(svc) = project.services.get(&n) else { continue };
@@ -121,10 +133,7 @@ pub async fn pull(c: &Client, p: &ProjectOpts, a: PullArgs) -> Result<(), CliErr
 
 /// `compose push`: the images of the selected services that name one.
 pub async fn push(c: &Client, p: &ProjectOpts, a: PushArgs) -> Result<(), CliError> {
-    let project = super::load(p)?;
-    let printer = if a.quiet { super::Printer::quiet() } else { super::Printer::new(p) };
-    let planner = super::planner(c, &project, &printer);
-    let names = planner.ordered(&a.services, a.include_deps).map_err(super::cerr)?;
+    let (project, printer, names) = selected(c, p, &a.services, a.include_deps, a.quiet)?;
     let mut failed = None;
     for n in names {
         let Some(svc) = project.services.get(&n) else { continue };
