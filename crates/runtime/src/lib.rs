@@ -3,6 +3,7 @@
 //! socket (its protocol stays private to this crate), the json-file log and the recorded
 //! exit status.
 
+pub mod attach_lock;
 pub mod cdi;
 pub mod client;
 pub mod exit;

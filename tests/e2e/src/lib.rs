@@ -138,6 +138,11 @@ impl Daemon {
         self.stop_daemon(true);
     }
 
+    /// The running daemon's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts a daemon again after [`Daemon::kill`].
     pub fn start_again(&mut self) {
         self.spawn();

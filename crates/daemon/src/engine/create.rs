@@ -35,6 +35,9 @@ impl Engine {
         body: ContainerCreateBody,
     ) -> Result<Created> {
         berth_runtime::trace::mark("-", "daemon.create_request");
+        // A start usually follows at once: its cgroup migration's grace period runs from now.
+        berth_runtime::attach_lock::prime();
+        self.warm_launcher();
         let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
             Error::InvalidArgument("config cannot be empty in order to create a container".to_owned())
         })?;

@@ -158,6 +158,8 @@ impl Engine {
     /// user that exists) and its environment: PATH, HOSTNAME and TERM under a tty, the
     /// container's env, then the request's.
     pub async fn create_exec(&self, name: &str, body: ExecConfig) -> Result<String> {
+        // Its start usually follows at once: see berth_runtime::attach_lock.
+        berth_runtime::attach_lock::prime();
         let c = self.get(name)?;
         check_execable(&c)?;
         let cmd = body.cmd.clone().unwrap_or_default();
@@ -275,6 +277,7 @@ impl Engine {
     /// Starts a claimed exec in the container's shim. A command that cannot run ends the
     /// exec with 127/126 (Docker's codes) and is returned as [`Error::StartFailed`].
     async fn spawn_exec(&self, s: &ExecSession, console: Option<(u16, u16)>) -> Result<ShimClient> {
+        berth_runtime::attach_lock::prime();
         let c = self.get(&s.container_id)?;
         let rec = c.snapshot();
         let pid = rec.state.pid;

@@ -40,6 +40,15 @@ impl WaitCondition {
 }
 
 impl Engine {
+    /// Lets the shim launcher get a shim ready while the request is prepared (see
+    /// [`super::traits::ShimLauncher::warm`]); off the async workers, not awaited.
+    pub(super) fn warm_launcher(&self) {
+        let launcher = self.launcher.clone();
+        drop(tokio::task::spawn_blocking(move || launcher.warm()));
+    }
+}
+
+impl Engine {
     /// `POST /containers/{id}/start`.
     pub async fn start_container(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.get(name)?;
@@ -78,6 +87,8 @@ impl Engine {
 
     pub(super) async fn start_locked(self: &Arc<Self>, c: &Arc<Container>, rec: &ContainerRecord) -> Result<()> {
         let t0 = std::time::Instant::now();
+        berth_runtime::attach_lock::prime();
+        self.warm_launcher();
         let engine = self.clone();
         let rec2 = rec.clone();
         let (shim_opts, net, setup) = blocking(move || engine.prepare(&rec2)).await?;

@@ -21,19 +21,34 @@ pub trait ShimLauncher: Send + Sync {
     /// Removes what the runtime left of container `id` under `state_root` (its shim is
     /// gone). Already gone is success. Blocking.
     fn cleanup(&self, state_root: &Path, id: &str) -> Result<(), berth_runtime::Error>;
+
+    /// Says a [`ShimLauncher::spawn`] will probably follow soon, so the launcher may get
+    /// ready for it. Blocking, but short.
+    fn warm(&self) {}
 }
 
-/// The real launcher: `<exe> shim <options>`, one single-threaded process per container.
+/// The real launcher: `<exe> shim <options>`, one single-threaded process per container,
+/// handed to a standby shim when one waits ([`berth_runtime::shim::standby`]).
 pub struct ShimProcesses {
-    /// The berth executable.
-    pub exe: PathBuf,
+    standby: berth_runtime::shim::standby::Standby,
+}
+
+impl ShimProcesses {
+    /// Shims of the berth executable `exe`.
+    pub fn new(exe: &Path) -> Self {
+        ShimProcesses { standby: berth_runtime::shim::standby::Standby::new(exe) }
+    }
 }
 
 impl ShimLauncher for ShimProcesses {
     fn spawn(&self, opts: &ShimOptions) -> Result<u32, berth_runtime::Error> {
-        let spawned = berth_runtime::shim::spawn(&self.exe, opts)?;
+        let spawned = self.standby.spawn(opts)?;
         reap_later(spawned.child);
         Ok(spawned.init_pid)
+    }
+
+    fn warm(&self) {
+        self.standby.warm();
     }
 
     fn cleanup(&self, state_root: &Path, id: &str) -> Result<(), berth_runtime::Error> {

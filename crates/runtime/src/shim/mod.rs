@@ -28,6 +28,7 @@ use crate::{Error, ExecFailure, chain};
 mod exec;
 pub mod monitor;
 mod mountns;
+pub mod standby;
 pub use exec::{ExecFailed, ExecSpec};
 
 /// A client whose unsent output passes this is dropped, so a slow reader never stalls the
@@ -99,7 +100,7 @@ struct Ready {
 pub fn spawn(exe: &Path, o: &ShimOptions) -> Result<Spawned, Error> {
     let arg = serde_json::to_string(o)
         .map_err(|source| Error::Json { context: "failed to encode shim options".into(), source })?;
-    let mut child = Command::new(exe)
+    let child = Command::new(exe)
         .arg("shim")
         .arg(arg)
         .stdin(Stdio::null())
@@ -107,6 +108,11 @@ pub fn spawn(exe: &Path, o: &ShimOptions) -> Result<Spawned, Error> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| Error::io("failed to run shim", exe, e))?;
+    await_ready(child)
+}
+
+/// Reads the shim's one ready line: the container is created, or why not. Blocking.
+fn await_ready(mut child: Child) -> Result<Spawned, Error> {
     let shim_pid = child.id();
     let line = match child.stdout.take() {
         Some(out) => {
@@ -168,9 +174,16 @@ pub fn main(args: &[String]) -> i32 {
             Err(_) => 1,
         };
     }
-    let Some(opts) = args.iter().rev().find_map(|a| serde_json::from_str::<ShimOptions>(a).ok()) else {
-        eprintln!("berth shim: missing or invalid options argument");
-        return 2;
+    let opts = if args.iter().any(|a| a == standby::STANDBY_ARG) {
+        // A standby: the daemon going away before handing options over is a normal end.
+        let Some(opts) = standby::wait_for_options() else { return 0 };
+        opts
+    } else {
+        let Some(opts) = args.iter().rev().find_map(|a| serde_json::from_str::<ShimOptions>(a).ok()) else {
+            eprintln!("berth shim: missing or invalid options argument");
+            return 2;
+        };
+        opts
     };
     crate::trace::mark(&opts.id, "shim.main");
     guard_signals();
@@ -965,6 +978,8 @@ impl Shim {
 /// How long a start waits for the container's process to settle (see
 /// [`Shim::settle_after_start`]); a process still computing after this is left to run.
 const SETTLE_LIMIT: Duration = Duration::from_millis(250);
+/// How often the settle loop looks at a process that raised no event.
+const SETTLE_STEP: Duration = Duration::from_micros(200);
 
 impl Shim {
     /// Holds the answer to Start until the container's command has begun and settled: it
@@ -979,28 +994,43 @@ impl Shim {
         let pid = self.init_pid.as_raw_nonzero().get();
         let exe = PathBuf::from(format!("/proc/{pid}/exe"));
         let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+        let mut exec_seen = false;
         loop {
+            // Wakes at once on the process's exit or its first output; otherwise looks
+            // again after SETTLE_STEP (an exec and a change of state raise no event).
             let mut fds = vec![PollFd::new(&self.pidfd, PollFlags::IN)];
-            let exited = matches!(rustix::event::poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0);
+            fds.extend(self.out.as_ref().map(|fd| PollFd::new(fd, PollFlags::IN)));
+            fds.extend(self.err.as_ref().map(|fd| PollFd::new(fd, PollFlags::IN)));
+            let wait = deadline.saturating_duration_since(Instant::now()).min(SETTLE_STEP);
+            let ts = rustix::event::Timespec { tv_sec: 0, tv_nsec: wait.as_nanos() as i64 };
+            let _ = rustix::event::poll(&mut fds, Some(&ts));
+            let exited = fds[0].revents().contains(PollFlags::IN);
+            // Output, or every writer gone (a hang-up would wake every poll from now on).
+            let output = fds[1..].iter().any(|f| f.revents().intersects(PollFlags::IN | PollFlags::HUP));
             drop(fds);
             if exited {
                 break;
             }
-            let now_exe = std::fs::read_link(&exe).ok();
-            if now_exe.is_some() && now_exe != own {
+            if !exec_seen {
+                let now_exe = std::fs::read_link(&exe).ok();
+                exec_seen = now_exe.is_some() && now_exe != own;
+            }
+            if exec_seen {
+                if output {
+                    break;
+                }
                 // The state is the field after the parenthesised command name.
                 let state = std::fs::read_to_string(&stat)
                     .ok()
                     .and_then(|s| s.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next()));
                 // Running (R) or in uninterruptible sleep (D: loading its pages) is not settled.
-                if !matches!(state, Some('R' | 'D')) || self.has_more(Stream::Stdout) || self.has_more(Stream::Stderr) {
+                if !matches!(state, Some('R' | 'D')) {
                     break;
                 }
             }
             if Instant::now() >= deadline {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(1));
         }
         // What it wrote so far goes to the log before the start is answered.
         if self.has_more(Stream::Stdout) {

@@ -1,0 +1,96 @@
+//! The standby shim (runtime/shim/standby.rs): a create request makes the daemon start a
+//! `berth shim --standby` ahead of need, the start hands the container to it instead of
+//! spawning a shim then, and a daemon that dies leaves no standby behind.
+
+use std::time::{Duration, Instant};
+
+use berth_e2e::{Daemon, ok};
+
+fn inspect(d: &Daemon, fmt: &str, name: &str) -> String {
+    ok(&d.berth(&["inspect", "--format", fmt, name])).trim().to_owned()
+}
+
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// A process that is gone, or a zombie nobody reaped yet.
+fn ended(pid: u32) -> bool {
+    stat_fields(pid).is_none_or(|f| f[0] == "Z")
+}
+
+/// The daemon's waiting standby shims: its children whose command line ends in `--standby`.
+fn standbys(daemon: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
+        if args.ends_with(&[b"shim".as_slice(), b"--standby".as_slice()])
+            && stat_fields(pid).is_some_and(|f| f[0] != "Z" && f[1] == daemon.to_string())
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn one_standby(daemon: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = standbys(daemon);
+        if s.len() == 1 {
+            return s[0];
+        }
+        assert!(s.len() < 2, "at most one standby, found {s:?}");
+        assert!(Instant::now() < deadline, "no standby shim appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_start_takes_the_standby_and_a_dead_daemon_leaves_none() {
+    let mut d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    let daemon = d.pid().unwrap();
+    ok(&d.berth(&["create", "--name", "first", "--network", "none", "busybox", "sh", "-c", "echo up; sleep 300"]));
+    let standby = one_standby(daemon);
+
+    ok(&d.berth(&["start", "first"]));
+    let init: u32 = inspect(&d, "{{.State.Pid}}", "first").parse().unwrap();
+    let holder: u32 = stat_fields(init).unwrap()[1].parse().unwrap();
+    assert_eq!(holder, standby, "the container's shim is the process that stood by");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ok(&d.berth(&["logs", "first"])) != "up\n" {
+        assert!(Instant::now() < deadline, "no output through the standby's shim");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Exec and stop go through it like through any shim.
+    assert_eq!(ok(&d.berth(&["exec", "first", "echo", "in"])).trim(), "in");
+
+    // The next request makes another; a run that fails in the runtime leaves the daemon
+    // able to start the next one.
+    ok(&d.berth(&["create", "--name", "second", "--network", "none", "busybox", "true"]));
+    let next = one_standby(daemon);
+    assert_ne!(next, standby);
+    let bad = d.berth(&["run", "--rm", "--network", "none", "busybox", "/no/such/command"]);
+    assert_eq!(bad.status.code(), Some(127), "{}", String::from_utf8_lossy(&bad.stderr));
+    ok(&d.berth(&["start", "-a", "second"]));
+    assert_eq!(inspect(&d, "{{.State.ExitCode}}", "second"), "0");
+
+    // A daemon killed with SIGKILL: the waiting standby sees its stdin end and goes.
+    ok(&d.berth(&["create", "--name", "third", "--network", "none", "busybox", "true"]));
+    let waiting = one_standby(daemon);
+    d.kill();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ended(waiting) {
+        assert!(Instant::now() < deadline, "the standby {waiting} outlived its daemon");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.start_again();
+    assert_eq!(inspect(&d, "{{.State.Status}}", "first"), "running");
+    ok(&d.berth(&["start", "third"]));
+    ok(&d.berth(&["rm", "-f", "first", "second", "third"]));
+}
