@@ -25,13 +25,19 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 /// [`atomic_write`] giving the file exactly `mode`, whatever the process umask.
-pub fn atomic_write_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+pub fn atomic_write_mode(path: &Path, mut data: &[u8], mode: u32) -> io::Result<()> {
+    atomic_write_from(path, &mut data, mode)
+}
+
+/// [`atomic_write_mode`] of what `src` reads to its end. From a file (or a `Take` of one),
+/// the kernel copies the bytes without them passing through this process's memory.
+pub fn atomic_write_from(path: &Path, src: &mut impl io::Read, mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = temp_sibling(path);
     let res = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(mode & 0o600).open(&tmp)?;
         f.set_permissions(Permissions::from_mode(mode))?;
-        f.write_all(data)?;
+        io::copy(src, &mut f)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         sync_dir(dir)

@@ -17,12 +17,7 @@ pub const FILE_NAME: &str = "berth-init";
 /// Writes the init into `dir` (mode 0755: any container user may run it), unless the same
 /// bytes are there already; returns its path.
 pub fn install(dir: &Path) -> Result<PathBuf, Error> {
-    let path = dir.join(FILE_NAME);
-    if std::fs::read(&path).is_ok_and(|b| b == BINARY) {
-        return Ok(path);
-    }
-    berth_base::fsutil::atomic_write_mode(&path, BINARY, 0o755).map_err(|e| Error::io("failed to write", &path, e))?;
-    Ok(path)
+    crate::embedded::install(dir, FILE_NAME, BINARY)
 }
 
 #[cfg(test)]

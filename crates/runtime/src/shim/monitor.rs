@@ -42,12 +42,7 @@ pub const FILE_NAME: &str = "berth-monitor";
 /// its path, which the daemon puts in [`ShimOptions::monitor`]. Every shim executes the
 /// same file, so its code pages are shared between all running containers.
 pub fn install(dir: &Path) -> Result<PathBuf, Error> {
-    let path = dir.join(FILE_NAME);
-    if std::fs::read(&path).is_ok_and(|b| b == BINARY) {
-        return Ok(path);
-    }
-    berth_base::fsutil::atomic_write_mode(&path, BINARY, 0o755).map_err(|e| Error::io("failed to write", &path, e))?;
-    Ok(path)
+    crate::embedded::install(dir, FILE_NAME, BINARY)
 }
 
 fn inheritable(fd: impl AsFd) -> std::io::Result<()> {
