@@ -206,3 +206,35 @@ fn privileged_and_tmpfs_containers() {
         assert_eq!(ok(&out), "1\n", "{cli:?}");
     }
 }
+
+/// `run --rm` answers once the container is gone from the API; its files go to
+/// `containers/.trash` and are deleted right after, leaving nothing behind.
+#[test]
+fn run_rm_leaves_no_files_behind() {
+    let d = setup();
+    let containers = d.data_root.join("containers");
+    for cli in clis() {
+        let out = run(&d, cli, &["run", "--rm", "--name", "gone", "busybox", "sh", "-c", "echo hi > /f; echo done"]);
+        assert_eq!(text(&out.stdout), "done\n", "{cli:?}");
+        // The name is free at once.
+        ok(&d.berth(&["create", "--name", "gone", "busybox", "true"]));
+        ok(&d.berth(&["rm", "gone"]));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let left: Vec<String> = std::fs::read_dir(&containers)
+                .unwrap()
+                .chain(std::fs::read_dir(containers.join(".trash")).into_iter().flatten())
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".trash")
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{cli:?}: left behind: {left:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    // The trash directory itself is no stray container directory.
+    assert!(ok(&d.berth(&["system", "check"])).starts_with("No problems found in "));
+}

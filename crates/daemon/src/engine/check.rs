@@ -203,7 +203,7 @@ impl Checker<'_> {
             }
         }
         match parts.as_slice() {
-            ["containers", id] if md.is_dir() && !self.owners.containers.contains(*id) => {
+            ["containers", id] if md.is_dir() && *id != super::trash::NAME && !self.owners.containers.contains(*id) => {
                 self.push(FindingKind::Unowned, path, "container directory that no container record owns".into());
             }
             ["content", "blobs", "sha256", name] if md.is_file() => self.verify_blob(path, name),

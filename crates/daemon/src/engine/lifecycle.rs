@@ -565,6 +565,8 @@ impl Engine {
         let runtime_root = self.runtime_root();
         let sock = self.shim_socket(&c.id);
         let id = c.id.clone();
+        // `run --rm`: its files are deleted after the removal is answered (see trash.rs).
+        let later = rec.host_config.auto_remove == Some(true);
         // Teardown keeps going after a failure and reports every error at the end.
         let errors = blocking(move || {
             let mut errors = Vec::new();
@@ -575,6 +577,9 @@ impl Engine {
                 errors.push(e.to_string());
             }
             let _ = std::fs::remove_file(&sock);
+            if later && errors.is_empty() && super::trash::discard(&dir).is_ok() {
+                return Ok(errors);
+            }
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -30,6 +30,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 pub mod traits;
+mod trash;
 pub mod volumes;
 
 use std::collections::HashMap;
@@ -240,6 +241,7 @@ impl Engine {
             _lock: lock,
         });
         engine.restore().await?;
+        trash::empty(&engine.cfg.data_root.join("containers"));
         engine.volumes.unmount_idle();
         engine.stop_orphan_step_shims().await;
         let e = engine.clone();
