@@ -76,10 +76,7 @@ pub async fn run(cfg: config::Config) -> Result<()> {
         _ => None,
     };
     let engine = engine::Engine::open(cfg).await?;
-    // Installing the embedded init and monitor read them once; the daemon never reads
-    // them again. Opening the engine (image gc, restore) freed its scratch memory.
-    memory::release_static(berth_runtime::init::BINARY);
-    memory::release_static(berth_runtime::shim::monitor::BINARY);
+    // Opening the engine (image gc, restore) freed its scratch memory.
     engine.release_memory();
     memory::trim();
     let e = engine.clone();

@@ -2,9 +2,8 @@
 //! a burst of work. glibc's malloc hands each thread that allocates an arena of its own
 //! (up to eight per core) and keeps freed memory in them; a daemon that served a burst
 //! of requests on its blocking pool kept several MiB it no longer used. Here the arenas
-//! are capped, freed memory is returned to the kernel once a burst is over, and the
-//! pages of the executables embedded in the binary (read once, to install them) are
-//! dropped from the daemon's resident set. None of this changes what the daemon does.
+//! are capped and freed memory is returned to the kernel once a burst is over. None of
+//! this changes what the daemon does.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -67,41 +66,9 @@ pub async fn trimmer(release: impl Fn() + Send + Sync + 'static) {
     }
 }
 
-/// Drops the daemon's resident pages of `bytes`, a part of the executable's read-only
-/// data (an embedded binary) that was read once and is not needed again. The pages stay
-/// in the page cache; touching `bytes` later reads them back in.
-pub fn release_static(bytes: &'static [u8]) {
-    const PAGE: usize = 4096;
-    let start = (bytes.as_ptr() as usize).div_ceil(PAGE) * PAGE;
-    let end = (bytes.as_ptr() as usize + bytes.len()) / PAGE * PAGE;
-    if end <= start {
-        return;
-    }
-    // SAFETY: [start, end) lies within `bytes`, which is in the executable's read-only,
-    // file-backed private mapping; nothing writes to it (it is never copied on write), so
-    // MADV_DONTNEED only unmaps pages that a later access faults back in from the file,
-    // with the same contents. No reference observes a change.
-    let r = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-    if r != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "madvise of embedded binary");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    static DATA: [u8; 5 * 4096] = [7; 5 * 4096];
-
-    #[test]
-    fn released_static_data_reads_back_unchanged() {
-        let bytes: &'static [u8] = &DATA;
-        assert!(bytes.iter().all(|b| *b == 7));
-        release_static(bytes);
-        assert!(bytes.iter().all(|b| *b == 7));
-        release_static(&bytes[1..10]);
-        assert_eq!(bytes.len(), 5 * 4096);
-    }
 
     #[test]
     fn trim_runs_and_clears_the_mark() {
