@@ -14,7 +14,7 @@ use crate::CliError;
 use crate::format::{Format, ago, ellipsis, human_size, render, string_map};
 use crate::output::{out, out_bytes, print_error};
 
-/// `start`.
+#[cfg_attr(doc, doc = "`start`.")]
 #[derive(Debug, Args)]
 pub struct StartArgs {
     /// Attach STDOUT/STDERR and forward signals
@@ -48,7 +48,7 @@ pub async fn start(c: &Client, a: StartArgs) -> Res {
     .await
 }
 
-/// `stop`.
+#[cfg_attr(doc, doc = "`stop`.")]
 #[derive(Debug, Args)]
 pub struct StopArgs {
     /// Signal to send to the container
@@ -76,7 +76,7 @@ pub async fn stop(c: &Client, a: StopArgs) -> Res {
     .await
 }
 
-/// `kill`.
+#[cfg_attr(doc, doc = "`kill`.")]
 #[derive(Debug, Args)]
 pub struct KillArgs {
     /// Signal to send to the container
@@ -101,7 +101,7 @@ pub async fn kill(c: &Client, a: KillArgs) -> Res {
     .await
 }
 
-/// Commands taking only container names.
+#[cfg_attr(doc, doc = "Commands taking only container names.")]
 #[derive(Debug, Args)]
 pub struct NamesArgs {
     /// Containers.
@@ -120,7 +120,7 @@ pub async fn wait(c: &Client, a: NamesArgs) -> Res {
     .await
 }
 
-/// `logs`.
+#[cfg_attr(doc, doc = "`logs`.")]
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Follow log output
@@ -219,7 +219,7 @@ pub async fn logs(c: &Client, a: LogsArgs) -> Res {
     Ok(())
 }
 
-/// `rm`.
+#[cfg_attr(doc, doc = "`rm`.")]
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
@@ -250,7 +250,7 @@ pub async fn rm(c: &Client, a: RmArgs) -> Res {
     .await
 }
 
-/// `ps`.
+#[cfg_attr(doc, doc = "`ps`.")]
 #[derive(Debug, Args)]
 pub struct PsArgs {
     /// Show all containers (default shows just running)
@@ -495,7 +495,7 @@ pub async fn unpause(c: &Client, a: NamesArgs) -> Res {
     .await
 }
 
-/// `rename`.
+#[cfg_attr(doc, doc = "`rename`.")]
 #[derive(Debug, Args)]
 pub struct RenameArgs {
     /// The container.
@@ -517,7 +517,7 @@ pub async fn rename(c: &Client, a: RenameArgs) -> Res {
     Ok(())
 }
 
-/// `top`.
+#[cfg_attr(doc, doc = "`top`.")]
 #[derive(Debug, Args)]
 pub struct TopArgs {
     /// The container.
@@ -562,7 +562,7 @@ pub fn tab_table(rows: &[Vec<String>], minwidth: usize, padding: usize) -> Strin
     s
 }
 
-/// `update`.
+#[cfg_attr(doc, doc = "`update`.")]
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// Block IO (relative weight), between 10 and 1000, or 0 to disable
@@ -762,7 +762,7 @@ mod tests {
     }
 }
 
-/// `export`.
+#[cfg_attr(doc, doc = "`export`.")]
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Write to a file, instead of STDOUT

@@ -18,7 +18,7 @@ use crate::CliError;
 use crate::commands::Res;
 use crate::output::out_bytes;
 
-/// Flags of `exec` (docker's names).
+#[cfg_attr(doc, doc = "Flags of `exec` (docker's names).")]
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct ExecArgs {
@@ -59,7 +59,7 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// Flags of `attach`.
+#[cfg_attr(doc, doc = "Flags of `attach`.")]
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// Override the key sequence for detaching a container

@@ -16,7 +16,7 @@ use crate::CliError;
 use crate::opts;
 use crate::output::{err_line, out};
 
-/// Flags of `run` and `create` (docker's names and defaults).
+#[cfg_attr(doc, doc = "Flags of `run` and `create` (docker's names and defaults).")]
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
