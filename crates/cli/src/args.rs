@@ -110,8 +110,7 @@ pub(crate) fn report_clap_error(e: clap::Error, args: &[String]) -> i32 {
         }
     };
     // docker 28's shape: the message, the command's usage, where to read more.
-    use clap::CommandFactory;
-    let top = Cli::command();
+    let top = built_top();
     err_line(&msg);
     if let Some(c) = deepest_command(&top, &separate_command(&expand_management(args))) {
         err_line("");
@@ -130,8 +129,7 @@ pub(crate) fn report_clap_error(e: clap::Error, args: &[String]) -> i32 {
 /// The command path as the user typed it, as docker names it in errors: `berth image rm`
 /// for `image remove` (docker's canonical verbs), `berth network create`, `berth stop`.
 fn command_path(typed: &[String]) -> String {
-    use clap::CommandFactory;
-    let top = Cli::command();
+    let top = built_top();
     let Some(mut j) = subcommand_index(typed) else { return "berth".to_owned() };
     let mut path = vec!["berth".to_owned()];
     let mut node = &top;
@@ -192,8 +190,7 @@ pub(crate) fn missing_arguments_text(typed: &[String], e: &clap::Error) -> Optio
 /// the command's positional arguments: "at least N" when the last one repeats, else
 /// exactly N ("Run …" instead of "See …", as docker words the two).
 fn missing_arguments(typed: &[String], parsed: &[String]) -> Option<String> {
-    use clap::CommandFactory;
-    let top = Cli::command();
+    let top = built_top();
     let cmd = deepest_command(&top, parsed)?;
     let path = command_path(typed);
     let positionals: Vec<&clap::Arg> = cmd.get_positionals().filter(|a| a.get_id() != "help").collect();
@@ -211,6 +208,23 @@ fn missing_arguments(typed: &[String], parsed: &[String]) -> Option<String> {
     };
     let hint = if at_least { "See" } else { "Run" };
     Some(format!("{first}\n\nUsage:  {path} {}\n\n{hint} '{path} --help' for more information", usage(cmd)))
+}
+
+/// The top-level command with every subcommand's flags built (they are deferred until a
+/// parse selects one): for error reports, which read the flags of the command named.
+fn built_top() -> clap::Command {
+    use clap::CommandFactory;
+    let mut top = Cli::command();
+    top.build();
+    top
+}
+
+/// The subcommand `name` of the top-level command with its flags built (and no other's).
+fn built_subcommand(name: &str) -> Option<clap::Command> {
+    use clap::CommandFactory;
+    let mut sub = Cli::command().find_subcommand(name)?.clone();
+    sub.build();
+    Some(sub)
 }
 
 /// The deepest subcommand named in `parsed` (what clap was given); None for none.
@@ -260,8 +274,6 @@ fn usage(cmd: &clap::Command) -> String {
 /// Docker stops parsing `run`/`create` flags at the image (`exec`'s at the container): everything after it is the
 /// command. clap cannot stop at a positional, so a `--` is inserted right after the image.
 pub fn separate_command(args: &[String]) -> Vec<String> {
-    use clap::CommandFactory;
-    let top = Cli::command();
     let Some(sub_at) = args.iter().position(|a| a == "run" || a == "create" || a == "exec") else {
         return args.to_vec();
     };
@@ -269,7 +281,7 @@ pub fn separate_command(args: &[String]) -> Vec<String> {
     if subcommand_name(args).as_deref() != Some(args[sub_at].as_str()) {
         return args.to_vec();
     }
-    let Some(sub) = top.find_subcommand(&args[sub_at]) else {
+    let Some(sub) = built_subcommand(&args[sub_at]) else {
         return args.to_vec();
     };
     let takes_long = |name: &str| {

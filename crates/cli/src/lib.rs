@@ -42,8 +42,14 @@ pub struct Cli {
     pub cmd: Option<Cmd>,
 }
 
-/// The subcommands.
+/// The subcommands. Each one's flags are built only when it is the one asked for (`defer`,
+/// here and on the nested enums): building all of them cost every command, the shim's and
+/// daemon's start aside, more than the rest of its start-up. A deferred subcommand's `Args`
+/// struct is applied after the variant's doc comment, so its own doc comment would replace
+/// the about line docker prints: those structs carry theirs as `#[cfg_attr(doc, doc = ...)]`,
+/// which rustdoc reads and clap never sees (`tests::deferred_help_keeps_the_variant_about`).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
@@ -265,6 +271,42 @@ async fn dispatch(conn: &connect::ConnectArgs, cmd: Cmd) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every (nested) subcommand's about line, before its deferred flags are built and after.
+    fn abouts(c: &clap::Command, path: &str, out: &mut Vec<(String, Option<String>)>) {
+        for s in c.get_subcommands() {
+            let p = format!("{path} {}", s.get_name());
+            out.push((p.clone(), s.get_about().map(ToString::to_string)));
+            out.push((p.clone() + " (long)", s.get_long_about().map(ToString::to_string)));
+            abouts(s, &p, out);
+        }
+    }
+
+    #[test]
+    fn deferred_help_keeps_the_variant_about() {
+        use clap::CommandFactory;
+        let mut lazy = Vec::new();
+        abouts(&Cli::command(), "berth", &mut lazy);
+        let mut top = Cli::command();
+        top.build();
+        let mut built = Vec::new();
+        abouts(&top, "berth", &mut built);
+        // Nested commands appear only once their parent is built: compare the common ones.
+        let built: std::collections::HashMap<_, _> = built.into_iter().collect();
+        let mut checked = 0;
+        for (path, about) in lazy {
+            if let Some(b) = built.get(&path) {
+                assert_eq!(b, &about, "{path}: an Args struct's doc comment replaced the about");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "only {checked} subcommands compared");
+        assert_eq!(
+            built.get("berth run").cloned().flatten().as_deref(),
+            Some("Create and run a new container from an image")
+        );
+        assert_eq!(built.get("berth network ls").cloned().flatten().as_deref(), Some("List networks"));
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();

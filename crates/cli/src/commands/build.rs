@@ -14,7 +14,7 @@ use clap::Args;
 use crate::CliError;
 use crate::output::out;
 
-/// `build`.
+#[cfg_attr(doc, doc = "`build`.")]
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Name of the Dockerfile (default: PATH/Dockerfile)

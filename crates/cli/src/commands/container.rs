@@ -11,10 +11,10 @@ use clap::Args;
 
 use super::{Res, each, go_time, now, parse_filters, short};
 use crate::CliError;
-use crate::format::{Format, ago, ellipsis, human_size, render, string_map};
+use crate::format::{Format, ago, align, ellipsis, human_size, render, string_map};
 use crate::output::{out, out_bytes, print_error};
 
-/// `start`.
+#[cfg_attr(doc, doc = "`start`.")]
 #[derive(Debug, Args)]
 pub struct StartArgs {
     /// Attach STDOUT/STDERR and forward signals
@@ -48,7 +48,7 @@ pub async fn start(c: &Client, a: StartArgs) -> Res {
     .await
 }
 
-/// `stop`.
+#[cfg_attr(doc, doc = "`stop`.")]
 #[derive(Debug, Args)]
 pub struct StopArgs {
     /// Signal to send to the container
@@ -76,7 +76,7 @@ pub async fn stop(c: &Client, a: StopArgs) -> Res {
     .await
 }
 
-/// `kill`.
+#[cfg_attr(doc, doc = "`kill`.")]
 #[derive(Debug, Args)]
 pub struct KillArgs {
     /// Signal to send to the container
@@ -101,7 +101,7 @@ pub async fn kill(c: &Client, a: KillArgs) -> Res {
     .await
 }
 
-/// Commands taking only container names.
+#[cfg_attr(doc, doc = "Commands taking only container names.")]
 #[derive(Debug, Args)]
 pub struct NamesArgs {
     /// Containers.
@@ -120,7 +120,7 @@ pub async fn wait(c: &Client, a: NamesArgs) -> Res {
     .await
 }
 
-/// `logs`.
+#[cfg_attr(doc, doc = "`logs`.")]
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Follow log output
@@ -219,7 +219,7 @@ pub async fn logs(c: &Client, a: LogsArgs) -> Res {
     Ok(())
 }
 
-/// `rm`.
+#[cfg_attr(doc, doc = "`rm`.")]
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
@@ -250,7 +250,7 @@ pub async fn rm(c: &Client, a: RmArgs) -> Res {
     .await
 }
 
-/// `ps`.
+#[cfg_attr(doc, doc = "`ps`.")]
 #[derive(Debug, Args)]
 pub struct PsArgs {
     /// Show all containers (default shows just running)
@@ -347,64 +347,74 @@ fn ports_string(c: &ContainerSummary) -> String {
 
 /// The fields docker's `ps` formatter exposes, as strings.
 pub fn ps_context(c: &ContainerSummary, trunc: bool, now: i64) -> Vec<(&'static str, String)> {
-    let id = c.id.clone().unwrap_or_default();
-    let cmd = c.command.clone().unwrap_or_default();
-    let cmd = format!("\"{}\"", if trunc { ellipsis(&cmd, 20) } else { cmd });
-    let mut names: Vec<String> =
-        c.names.clone().unwrap_or_default().iter().map(|n| n.trim_start_matches('/').to_owned()).collect();
-    if trunc {
-        // Docker hides link aliases (names with a further slash) unless --no-trunc.
-        names.retain(|n| !n.contains('/'));
-    }
-    let mut labels: Vec<String> =
-        c.labels.clone().unwrap_or_default().iter().map(|(k, v)| format!("{k}={v}")).collect();
-    labels.sort();
-    let mounts: Vec<String> = c
-        .mounts
-        .clone()
-        .unwrap_or_default()
-        .iter()
-        .map(|m| {
-            let n = m.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| m.source.clone().unwrap_or_default());
-            if trunc { ellipsis(&n, 15) } else { n }
-        })
-        .collect();
-    let mut nets: Vec<String> = c
-        .network_settings
-        .as_ref()
-        .and_then(|n| n.networks.as_ref())
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    nets.sort();
-    let size = match (c.size_rw, c.size_root_fs) {
-        (None, None) => "0B".to_owned(),
-        (rw, root) => {
-            let s = human_size(rw.unwrap_or(0) as f64);
-            match root {
-                Some(r) if r > 0 => format!("{s} (virtual {})", human_size(r as f64)),
-                _ => s,
-            }
+    PS_HEADERS.iter().map(|(k, _)| (*k, ps_field(c, k, trunc, now))).collect()
+}
+
+/// One field of [`ps_context`] (an empty string for a name it does not have): computed
+/// alone, so the default table pays only for its seven columns.
+fn ps_field(c: &ContainerSummary, field: &str, trunc: bool, now: i64) -> String {
+    match field {
+        "ID" => {
+            let id = c.id.as_deref().unwrap_or_default();
+            if trunc { short(id) } else { id.to_owned() }
         }
-    };
-    vec![
-        ("ID", if trunc { short(&id) } else { id }),
-        ("Image", c.image.clone().unwrap_or_default()),
-        ("Command", cmd),
-        ("CreatedAt", go_time(c.created.unwrap_or(0))),
-        ("RunningFor", ago(c.created.unwrap_or(0), now)),
-        ("Ports", ports_string(c)),
-        ("State", c.state.map(|s| s.to_string()).unwrap_or_default()),
-        ("Status", c.status.clone().unwrap_or_default()),
-        ("Size", size),
-        ("Names", names.join(",")),
-        ("Labels", labels.join(",")),
-        ("Mounts", mounts.join(",")),
-        ("Networks", nets.join(",")),
-        (
-            "LocalVolumes",
-            c.mounts.as_ref().map(|m| m.iter().filter(|m| m.name.is_some()).count()).unwrap_or(0).to_string(),
-        ),
-    ]
+        "Image" => c.image.clone().unwrap_or_default(),
+        "Command" => {
+            let cmd = c.command.as_deref().unwrap_or_default();
+            if trunc { format!("\"{}\"", ellipsis(cmd, 20)) } else { format!("\"{cmd}\"") }
+        }
+        "CreatedAt" => go_time(c.created.unwrap_or(0)),
+        "RunningFor" => ago(c.created.unwrap_or(0), now),
+        "Ports" => ports_string(c),
+        "State" => c.state.map(|s| s.to_string()).unwrap_or_default(),
+        "Status" => c.status.clone().unwrap_or_default(),
+        "Size" => match (c.size_rw, c.size_root_fs) {
+            (None, None) => "0B".to_owned(),
+            (rw, root) => {
+                let s = human_size(rw.unwrap_or(0) as f64);
+                match root {
+                    Some(r) if r > 0 => format!("{s} (virtual {})", human_size(r as f64)),
+                    _ => s,
+                }
+            }
+        },
+        "Names" => {
+            let names = c.names.iter().flatten().map(|n| n.trim_start_matches('/'));
+            // Docker hides link aliases (names with a further slash) unless --no-trunc.
+            names.filter(|n| !trunc || !n.contains('/')).collect::<Vec<_>>().join(",")
+        }
+        "Labels" => {
+            let mut labels: Vec<String> = c.labels.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect();
+            labels.sort();
+            labels.join(",")
+        }
+        "Mounts" => c
+            .mounts
+            .iter()
+            .flatten()
+            .map(|m| {
+                let n =
+                    m.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| m.source.clone().unwrap_or_default());
+                if trunc { ellipsis(&n, 15) } else { n }
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        "Networks" => {
+            let mut nets: Vec<&str> = c
+                .network_settings
+                .iter()
+                .filter_map(|n| n.networks.as_ref())
+                .flatten()
+                .map(|(k, _)| k.as_str())
+                .collect();
+            nets.sort();
+            nets.join(",")
+        }
+        "LocalVolumes" => {
+            c.mounts.as_ref().map(|m| m.iter().filter(|m| m.name.is_some()).count()).unwrap_or(0).to_string()
+        }
+        _ => String::new(),
+    }
 }
 
 const PS_HEADERS: &[(&str, &str)] = &[
@@ -428,22 +438,33 @@ const PS_HEADERS: &[(&str, &str)] = &[
 pub fn ps_output(list: &[ContainerSummary], a: &PsArgs, now: i64) -> Result<String, CliError> {
     let trunc = !a.no_trunc;
     if a.quiet && a.format.is_none() {
-        return Ok(list.iter().map(|c| format!("{}\n", ps_context(c, trunc, now)[0].1)).collect());
+        return Ok(list.iter().map(|c| format!("{}\n", ps_field(c, "ID", trunc, now))).collect());
     }
     let fmt = match &a.format {
         Some(f) if f != "table" => f.clone(),
-        _ => {
-            let mut f = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-                .to_owned();
-            if a.size {
-                f.push_str("\t{{.Size}}");
-            }
-            f
-        }
+        _ => return Ok(ps_default_table(list, a.size, trunc, now)),
     };
     let rows: Vec<_> = list.iter().map(|c| string_map(&ps_context(c, trunc, now))).collect();
     let headers: BTreeMap<&str, &str> = PS_HEADERS.iter().copied().collect();
     Ok(render(&Format::new(&fmt), &headers, &rows)?)
+}
+
+/// The columns of `ps`'s default table (`--size` adds `Size`).
+const PS_TABLE: &[&str] = &["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"];
+
+/// `ps`'s default table, the same text as rendering `table {{.ID}}\t{{.Image}}…` through
+/// the template engine (a field prints as its plain string there), written directly: every
+/// `ps` without `--format` pays for this, once per container.
+fn ps_default_table(list: &[ContainerSummary], size: bool, trunc: bool, now: i64) -> String {
+    let cols: Vec<&str> = PS_TABLE.iter().copied().chain(size.then_some("Size")).collect();
+    let header = |k: &&str| PS_HEADERS.iter().find(|(f, _)| f == k).map_or("", |(_, h)| h);
+    let mut lines = vec![cols.iter().map(header).collect::<Vec<_>>().join("\t")];
+    for c in list {
+        let row = cols.iter().map(|k| ps_field(c, k, trunc, now)).collect::<Vec<_>>().join("\t");
+        // As the template path: a field with a newline continues on the next table line.
+        lines.extend(row.split('\n').map(str::to_owned));
+    }
+    align(&lines)
 }
 
 /// `ps`.
@@ -495,7 +516,7 @@ pub async fn unpause(c: &Client, a: NamesArgs) -> Res {
     .await
 }
 
-/// `rename`.
+#[cfg_attr(doc, doc = "`rename`.")]
 #[derive(Debug, Args)]
 pub struct RenameArgs {
     /// The container.
@@ -517,7 +538,7 @@ pub async fn rename(c: &Client, a: RenameArgs) -> Res {
     Ok(())
 }
 
-/// `top`.
+#[cfg_attr(doc, doc = "`top`.")]
 #[derive(Debug, Args)]
 pub struct TopArgs {
     /// The container.
@@ -562,7 +583,7 @@ pub fn tab_table(rows: &[Vec<String>], minwidth: usize, padding: usize) -> Strin
     s
 }
 
-/// `update`.
+#[cfg_attr(doc, doc = "`update`.")]
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// Block IO (relative weight), between 10 and 1000, or 0 to disable
@@ -762,7 +783,7 @@ mod tests {
     }
 }
 
-/// `export`.
+#[cfg_attr(doc, doc = "`export`.")]
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Write to a file, instead of STDOUT
@@ -808,4 +829,43 @@ pub async fn diff(c: &Client, a: NamesArgs) -> Res {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod ps_table_tests {
+    use super::*;
+
+    /// The default table written directly is the text the template engine renders for it.
+    #[test]
+    fn default_table_is_the_template_s_text() {
+        let list: Vec<ContainerSummary> = serde_json::from_value(serde_json::json!([
+            {"Id": "0123456789abcdef0123456789abcdef", "Names": ["/web", "/other/alias"], "Image": "nginx:latest",
+             "Command": "nginx -g 'daemon off;' with a long tail", "Created": 1_700_000_000, "State": "running",
+             "Status": "Up 3 minutes (healthy)", "SizeRw": 12, "SizeRootFs": 4096,
+             "Ports": [{"PrivatePort": 80, "PublicPort": 8080, "IP": "0.0.0.0", "Type": "tcp"},
+                       {"PrivatePort": 81, "Type": "udp"}],
+             "Labels": {"b": "2", "a": "1"}, "Mounts": [{"Name": "data", "Source": "/x"}],
+             "NetworkSettings": {"Networks": {"bridge": {}, "apps": {}}}},
+            {"Id": "fedcba9876543210", "Names": ["/été"], "Image": "busybox", "Command": "sh -c 'echo a\nb'",
+             "Created": 1_700_000_500, "State": "exited", "Status": "Exited (0) 2 seconds ago"},
+            {}
+        ]))
+        .unwrap();
+        let now = 1_700_000_600;
+        let headers: BTreeMap<&str, &str> = PS_HEADERS.iter().copied().collect();
+        for size in [false, true] {
+            for trunc in [true, false] {
+                let mut fmt =
+                    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+                        .to_owned();
+                if size {
+                    fmt.push_str("\t{{.Size}}");
+                }
+                let rows: Vec<_> = list.iter().map(|c| string_map(&ps_context(c, trunc, now))).collect();
+                let via_template = render(&Format::new(&fmt), &headers, &rows).unwrap();
+                assert_eq!(ps_default_table(&list, size, trunc, now), via_template, "size {size} trunc {trunc}");
+            }
+        }
+        assert!(ps_default_table(&list, false, true, now).starts_with("CONTAINER ID   IMAGE"));
+    }
 }

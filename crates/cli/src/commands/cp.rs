@@ -19,7 +19,7 @@ use clap::Args;
 use super::Res;
 use crate::CliError;
 
-/// `cp`.
+#[cfg_attr(doc, doc = "`cp`.")]
 #[derive(Debug, Args)]
 pub struct CpArgs {
     /// Always follow symlinks in SRC_PATH

@@ -11,7 +11,7 @@ use crate::CliError;
 use crate::format::{Format, render, to_value};
 use crate::output::out;
 
-/// `events`.
+#[cfg_attr(doc, doc = "`events`.")]
 #[derive(Debug, Args)]
 pub struct EventsArgs {
     /// Filter output based on conditions provided

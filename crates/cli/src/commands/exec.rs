@@ -18,7 +18,7 @@ use crate::CliError;
 use crate::commands::Res;
 use crate::output::out_bytes;
 
-/// Flags of `exec` (docker's names).
+#[cfg_attr(doc, doc = "Flags of `exec` (docker's names).")]
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct ExecArgs {
@@ -59,7 +59,7 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// Flags of `attach`.
+#[cfg_attr(doc, doc = "Flags of `attach`.")]
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// Override the key sequence for detaching a container
@@ -90,8 +90,14 @@ pub fn configured_detach_keys() -> Option<String> {
 /// The detach keys in force: the flag, else the config file's; checked as docker checks.
 pub fn detach_keys(flag: Option<&str>) -> Result<(String, DetachKeys), CliError> {
     let s = flag.filter(|k| !k.is_empty()).map(str::to_owned).or_else(configured_detach_keys).unwrap_or_default();
-    let keys = DetachKeys::parse(&s).map_err(|e| CliError::Message(format!("invalid detach keys ({s}): {e}")))?;
+    let keys = parse_detach_keys(&s)?;
     Ok((s, keys))
+}
+
+/// Detach keys already chosen (the flag's or the config file's; empty for docker's default
+/// ctrl-p,ctrl-q), checked as docker checks them.
+pub fn parse_detach_keys(s: &str) -> Result<DetachKeys, CliError> {
+    DetachKeys::parse(s).map_err(|e| CliError::Message(format!("invalid detach keys ({s}): {e}")))
 }
 
 /// How a pumped session ended.

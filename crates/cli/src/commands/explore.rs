@@ -15,7 +15,7 @@ use crate::output::out;
 /// How many rows each list shows in the human view.
 const SHOWN: usize = 10;
 
-/// `image explore`.
+#[cfg_attr(doc, doc = "`image explore`.")]
 #[derive(Debug, Args)]
 pub struct ExploreArgs {
     /// Print the analysis as JSON

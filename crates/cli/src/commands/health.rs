@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::CliError;
 
-/// The health-check flags.
+#[cfg_attr(doc, doc = "The health-check flags.")]
 #[derive(Debug, Default, Args)]
 pub struct HealthArgs {
     /// Command to run to check health

@@ -12,7 +12,7 @@ use crate::CliError;
 use crate::format::{Format, ago, ellipsis, human_size, render, string_map};
 use crate::output::out;
 
-/// `images`.
+#[cfg_attr(doc, doc = "`images`.")]
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
     /// Show all images (default hides intermediate images)
@@ -130,7 +130,7 @@ pub async fn images(c: &Client, a: ImagesArgs) -> Res {
     Ok(())
 }
 
-/// `rmi`.
+#[cfg_attr(doc, doc = "`rmi`.")]
 #[derive(Debug, Args)]
 pub struct RmiArgs {
     /// Force removal of the image
@@ -164,7 +164,7 @@ pub async fn rmi(c: &Client, a: RmiArgs) -> Res {
     .await
 }
 
-/// `import`.
+#[cfg_attr(doc, doc = "`import`.")]
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Apply Dockerfile instruction to the created image
@@ -232,7 +232,7 @@ pub async fn print_progress(s: &mut berth_api::client::JsonStream) -> Res {
     Ok(())
 }
 
-/// `tag`.
+#[cfg_attr(doc, doc = "`tag`.")]
 #[derive(Debug, Args)]
 pub struct TagArgs {
     /// SOURCE_IMAGE[:TAG]
@@ -254,7 +254,7 @@ pub async fn tag(c: &Client, a: TagArgs) -> Res {
     Ok(())
 }
 
-/// `history`.
+#[cfg_attr(doc, doc = "`history`.")]
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Print sizes and dates in human readable format
@@ -367,7 +367,7 @@ mod tests {
     }
 }
 
-/// `save`.
+#[cfg_attr(doc, doc = "`save`.")]
 #[derive(Debug, Args)]
 pub struct SaveArgs {
     /// Write to a file, instead of STDOUT
@@ -428,7 +428,7 @@ pub async fn save(c: &Client, a: SaveArgs) -> Res {
     Ok(())
 }
 
-/// `load`.
+#[cfg_attr(doc, doc = "`load`.")]
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// Read from tar archive file, instead of STDIN

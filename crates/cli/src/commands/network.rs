@@ -5,7 +5,7 @@ use berth_api::{Client, query};
 use super::Res;
 use crate::CliError;
 
-/// `port CONTAINER [PRIVATE_PORT[/PROTO]]`.
+#[cfg_attr(doc, doc = "`port CONTAINER [PRIVATE_PORT[/PROTO]]`.")]
 #[derive(Debug, clap::Args)]
 pub struct PortArgs {
     /// The container.
@@ -56,6 +56,7 @@ pub async fn port(c: &Client, a: PortArgs) -> Res {
 
 /// `network …`.
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Create a network
     Create(CreateArgs),
@@ -75,7 +76,7 @@ pub enum NetworkCmd {
     Disconnect(DisconnectArgs),
 }
 
-/// `network create`.
+#[cfg_attr(doc, doc = "`network create`.")]
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
     /// Driver to manage the Network
@@ -106,7 +107,7 @@ pub struct CreateArgs {
     pub name: String,
 }
 
-/// `network ls`.
+#[cfg_attr(doc, doc = "`network ls`.")]
 #[derive(Debug, clap::Args)]
 pub struct LsArgs {
     /// Provide filter values (e.g. "driver=bridge")
@@ -120,7 +121,7 @@ pub struct LsArgs {
     pub no_trunc: bool,
 }
 
-/// `network inspect`.
+#[cfg_attr(doc, doc = "`network inspect`.")]
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// Format output using a custom template
@@ -131,7 +132,7 @@ pub struct InspectArgs {
     pub names: Vec<String>,
 }
 
-/// Network names.
+#[cfg_attr(doc, doc = "Network names.")]
 #[derive(Debug, clap::Args)]
 pub struct NamesArgs {
     /// Do not error if the network does not exist
@@ -142,7 +143,7 @@ pub struct NamesArgs {
     pub names: Vec<String>,
 }
 
-/// `network prune`.
+#[cfg_attr(doc, doc = "`network prune`.")]
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
     /// Do not prompt for confirmation
@@ -153,7 +154,7 @@ pub struct PruneArgs {
     pub filter: Vec<String>,
 }
 
-/// `network connect`.
+#[cfg_attr(doc, doc = "`network connect`.")]
 #[derive(Debug, clap::Args)]
 pub struct ConnectArgs {
     /// Add network-scoped alias for the container
@@ -171,7 +172,7 @@ pub struct ConnectArgs {
     pub container: String,
 }
 
-/// `network disconnect`.
+#[cfg_attr(doc, doc = "`network disconnect`.")]
 #[derive(Debug, clap::Args)]
 pub struct DisconnectArgs {
     /// Force the container to disconnect from a network

@@ -13,7 +13,7 @@ use crate::CliError;
 use crate::format::align;
 use crate::output::out;
 
-/// `commit`.
+#[cfg_attr(doc, doc = "`commit`.")]
 #[derive(Debug, Args)]
 pub struct CommitArgs {
     /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
@@ -37,6 +37,7 @@ pub struct CommitArgs {
 
 /// `container …` verbs that are not classic commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ContainerCmd {
     /// Remove all stopped containers
     Prune(PruneArgs),
@@ -46,6 +47,7 @@ pub enum ContainerCmd {
 
 /// `image …` verbs that are not classic commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ImageCmd {
     /// Remove unused images
     Prune(ImagePruneArgs),
@@ -53,7 +55,7 @@ pub enum ImageCmd {
     Explore(super::explore::ExploreArgs),
 }
 
-/// `container prune`.
+#[cfg_attr(doc, doc = "`container prune`.")]
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Provide filter values (e.g. "until=<timestamp>")
@@ -64,7 +66,7 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-/// `image prune`.
+#[cfg_attr(doc, doc = "`image prune`.")]
 #[derive(Debug, Args)]
 pub struct ImagePruneArgs {
     /// Remove all unused images, not just dangling ones
@@ -78,7 +80,7 @@ pub struct ImagePruneArgs {
     pub force: bool,
 }
 
-/// `system prune`.
+#[cfg_attr(doc, doc = "`system prune`.")]
 #[derive(Debug, Args)]
 pub struct SystemPruneArgs {
     /// Remove all unused images not just dangling ones

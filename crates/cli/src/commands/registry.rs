@@ -23,7 +23,7 @@ use crate::output::{err_line, out};
 /// Docker Hub's key in config.json.
 pub const INDEX_SERVER: &str = "https://index.docker.io/v1/";
 
-/// `pull`.
+#[cfg_attr(doc, doc = "`pull`.")]
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// Download all tagged images in the repository
@@ -39,7 +39,7 @@ pub struct PullArgs {
     pub name: String,
 }
 
-/// `push`.
+#[cfg_attr(doc, doc = "`push`.")]
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// Push all tags of an image to the repository
@@ -52,7 +52,7 @@ pub struct PushArgs {
     pub name: String,
 }
 
-/// `login`.
+#[cfg_attr(doc, doc = "`login`.")]
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// Username
@@ -68,7 +68,7 @@ pub struct LoginArgs {
     pub server: Option<String>,
 }
 
-/// `logout`.
+#[cfg_attr(doc, doc = "`logout`.")]
 #[derive(Debug, Args)]
 pub struct LogoutArgs {
     /// Server
@@ -455,12 +455,13 @@ mod tests {
 
 /// `manifest` subcommands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ManifestCmd {
     /// Display an image manifest, or manifest list
     Inspect(ManifestInspectArgs),
 }
 
-/// `manifest inspect`.
+#[cfg_attr(doc, doc = "`manifest inspect`.")]
 #[derive(Debug, Args)]
 pub struct ManifestInspectArgs {
     /// Allow communication with an insecure registry

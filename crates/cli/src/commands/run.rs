@@ -16,7 +16,7 @@ use crate::CliError;
 use crate::opts;
 use crate::output::{err_line, out};
 
-/// Flags of `run` and `create` (docker's names and defaults).
+#[cfg_attr(doc, doc = "Flags of `run` and `create` (docker's names and defaults).")]
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
@@ -688,7 +688,8 @@ async fn attached(
     if start {
         c.start_container(id).await.map_err(Attached::Start)?;
     }
-    let (_, keys) = crate::commands::exec::detach_keys(q_keys.as_deref()).map_err(Attached::Other)?;
+    // The config file was read above: once per command.
+    let keys = crate::commands::exec::parse_detach_keys(q_keys.as_deref().unwrap_or("")).map_err(Attached::Other)?;
     let ended = crate::commands::exec::pump(io, tty, streams.stdin, keys, |h, w| async move {
         let _ = c.resize_container(id, h, w).await;
     })

@@ -16,7 +16,7 @@ use crate::CliError;
 use crate::format::{Format, bytes_size, human_size, render, string_map};
 use crate::output::{out, print_error};
 
-/// `stats`.
+#[cfg_attr(doc, doc = "`stats`.")]
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// Show all containers (default shows just running)

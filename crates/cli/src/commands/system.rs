@@ -17,7 +17,7 @@ fn human_size(n: f64) -> String {
     human_size_precision(n, 4)
 }
 
-/// `version` and `info`.
+#[cfg_attr(doc, doc = "`version` and `info`.")]
 #[derive(Debug, Args)]
 pub struct FormatArgs {
     /// Format output using a custom template
@@ -141,7 +141,7 @@ fn human_binary(size: f64) -> String {
     format!("{t}{}", UNITS[i])
 }
 
-/// `inspect`.
+#[cfg_attr(doc, doc = "`inspect`.")]
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Format output using a custom template
@@ -223,6 +223,7 @@ pub async fn inspect(c: &Client, a: InspectArgs) -> Res {
 
 /// `system …`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum SystemCmd {
     /// Show docker disk usage
     Df(DfArgs),
@@ -248,7 +249,7 @@ pub async fn check(c: &Client) -> Res {
     Err(CliError::Status(1))
 }
 
-/// `system df`.
+#[cfg_attr(doc, doc = "`system df`.")]
 #[derive(Debug, Args)]
 pub struct DfArgs {
     /// Show detailed information on space usage
@@ -258,12 +259,13 @@ pub struct DfArgs {
 
 /// `builder …`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum BuilderCmd {
     /// Remove build cache
     Prune(PruneArgs),
 }
 
-/// `builder prune`.
+#[cfg_attr(doc, doc = "`builder prune`.")]
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Remove all unused build cache, not just dangling ones

@@ -20,6 +20,7 @@ use crate::output::{err_line, out, print_error};
 
 /// `volume` subcommands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum VolumeCmd {
     /// Create a volume
     Create(CreateArgs),
@@ -35,7 +36,7 @@ pub enum VolumeCmd {
     Prune(PruneArgs),
 }
 
-/// `volume create`.
+#[cfg_attr(doc, doc = "`volume create`.")]
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Specify volume driver name
@@ -54,7 +55,7 @@ pub struct CreateArgs {
     pub name: Option<String>,
 }
 
-/// `volume ls`.
+#[cfg_attr(doc, doc = "`volume ls`.")]
 #[derive(Debug, Args)]
 pub struct LsArgs {
     /// Only display volume names
@@ -68,7 +69,7 @@ pub struct LsArgs {
     pub format: Option<String>,
 }
 
-/// `volume inspect`.
+#[cfg_attr(doc, doc = "`volume inspect`.")]
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Format output using a custom template
@@ -79,7 +80,7 @@ pub struct InspectArgs {
     pub names: Vec<String>,
 }
 
-/// `volume rm`.
+#[cfg_attr(doc, doc = "`volume rm`.")]
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Force the removal of one or more volumes
@@ -90,7 +91,7 @@ pub struct RmArgs {
     pub names: Vec<String>,
 }
 
-/// `volume prune`.
+#[cfg_attr(doc, doc = "`volume prune`.")]
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Remove all unused volumes, not just anonymous ones

@@ -115,6 +115,14 @@ impl Container {
         }
     }
 
+    /// Reads the current record in place, under its lock (no copy).
+    fn read<R>(&self, f: impl FnOnce(&ContainerRecord) -> R) -> R {
+        match self.rec.lock() {
+            Ok(r) => f(&r),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+
     fn update<R>(&self, f: impl FnOnce(&mut ContainerRecord) -> R) -> R {
         match self.rec.lock() {
             Ok(mut r) => f(&mut r),
@@ -427,10 +435,14 @@ fn now() -> DateTime<Utc> {
 impl Engine {
     /// `GET /containers/json`: Docker's filters (id, name, label, status, ancestor, exited,
     /// before, since), newest first, stopped ones only with `all`, a status filter or a limit.
-    pub async fn list_containers(
+    /// Each listed record is given to `view` in place, under its lock, and only what `view`
+    /// makes of it is kept: `ps` lists every running container, and copying every record
+    /// whole to filter it cost as much as the rest of the list.
+    pub async fn list_containers<T>(
         self: &Arc<Self>,
         q: &berth_api::query::ListContainers,
-    ) -> Result<Vec<ContainerRecord>> {
+        view: impl Fn(&ContainerRecord) -> T,
+    ) -> Result<Vec<T>> {
         let f = &q.filters;
         for k in f.0.keys() {
             if !matches!(
@@ -477,54 +489,61 @@ impl Engine {
         let show_all =
             q.all || q.limit.is_some_and(|l| l > 0) || !f.get("status").is_empty() || !f.get("exited").is_empty();
         let mut out = Vec::new();
-        for r in self.records() {
-            if !show_all && !matches!(r.state.status, Status::Running | Status::Restarting) {
-                continue;
-            }
-            let keep = f.get("id").iter().all(|p| r.id.starts_with(p.as_str()))
-                && f.get("name").iter().all(|p| name_matches(p, &r.name))
-                && f.get("label").iter().all(|l| {
-                    let labels = r.config.labels.clone().unwrap_or_default();
-                    match l.split_once('=') {
-                        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-                        None => labels.contains_key(l.as_str()),
-                    }
-                })
-                && (f.get("status").is_empty() || f.get("status").iter().any(|s| s == r.state_name()))
-                && (ancestors.is_empty() || ancestors.iter().any(|a| *a == r.image_id || *a == r.image))
-                && (f.get("exited").is_empty()
-                    || (r.state.status == Status::Exited
-                        && f.get("exited").iter().any(|c| c.parse::<i64>().ok() == Some(r.state.exit_code))))
-                && f.get("volume").iter().all(|v| {
-                    r.volumes.iter().any(|m| m.name == *v || m.destination == *v)
-                        || r.binds.iter().any(|b| b.destination == *v || b.source.to_str() == Some(v.as_str()))
-                })
-                && (f.get("health").is_empty() || {
-                    let h = match self.health_of(&r).and_then(|h| h.status) {
-                        Some(s) => s.to_string(),
-                        None => "none".to_owned(),
-                    };
-                    f.get("health").contains(&h)
-                })
-                && f.get("network").iter().all(|n| {
-                    r.networks
-                        .iter()
-                        .any(|(name, ep)| name == n || (!n.is_empty() && ep.network_id.starts_with(n.as_str())))
-                })
-                && (publish.is_empty()
-                    || r.host_config.port_bindings.iter().flatten().any(|(k, _)| publish.iter().any(|p| p.matches(k))))
-                && (expose.is_empty()
-                    || r.config.exposed_ports.iter().flatten().any(|k| expose.iter().any(|p| p.matches(k))))
-                && before.is_none_or(|b| r.created < b)
-                && since.is_none_or(|s| r.created > s);
-            if keep {
-                out.push(r);
-            }
+        for c in self.all() {
+            let listed = c.read(|r| {
+                if !show_all && !matches!(r.state.status, Status::Running | Status::Restarting) {
+                    return None;
+                }
+                let keep = f.get("id").iter().all(|p| r.id.starts_with(p.as_str()))
+                    && f.get("name").iter().all(|p| name_matches(p, &r.name))
+                    && f.get("label").iter().all(|l| {
+                        let labels = r.config.labels.as_ref();
+                        match l.split_once('=') {
+                            Some((k, v)) => labels.and_then(|m| m.get(k)).is_some_and(|x| x == v),
+                            None => labels.is_some_and(|m| m.contains_key(l.as_str())),
+                        }
+                    })
+                    && (f.get("status").is_empty() || f.get("status").iter().any(|s| s == r.state_name()))
+                    && (ancestors.is_empty() || ancestors.iter().any(|a| *a == r.image_id || *a == r.image))
+                    && (f.get("exited").is_empty()
+                        || (r.state.status == Status::Exited
+                            && f.get("exited").iter().any(|c| c.parse::<i64>().ok() == Some(r.state.exit_code))))
+                    && f.get("volume").iter().all(|v| {
+                        r.volumes.iter().any(|m| m.name == *v || m.destination == *v)
+                            || r.binds.iter().any(|b| b.destination == *v || b.source.to_str() == Some(v.as_str()))
+                    })
+                    && (f.get("health").is_empty() || {
+                        let h = match self.health_of(r).and_then(|h| h.status) {
+                            Some(s) => s.to_string(),
+                            None => "none".to_owned(),
+                        };
+                        f.get("health").contains(&h)
+                    })
+                    && f.get("network").iter().all(|n| {
+                        r.networks
+                            .iter()
+                            .any(|(name, ep)| name == n || (!n.is_empty() && ep.network_id.starts_with(n.as_str())))
+                    })
+                    && (publish.is_empty()
+                        || r.host_config
+                            .port_bindings
+                            .iter()
+                            .flatten()
+                            .any(|(k, _)| publish.iter().any(|p| p.matches(k))))
+                    && (expose.is_empty()
+                        || r.config.exposed_ports.iter().flatten().any(|k| expose.iter().any(|p| p.matches(k))))
+                    && before.is_none_or(|b| r.created < b)
+                    && since.is_none_or(|s| r.created > s);
+                keep.then(|| (r.created, r.id.clone()))
+            });
+            out.extend(listed.map(|(created, id)| (created, id, c)));
         }
+        // Newest first, as `records()` orders them; only the rows returned are viewed.
+        out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
         if let Some(l) = q.limit.filter(|l| *l > 0) {
             out.truncate(l as usize);
         }
-        Ok(out)
+        Ok(out.iter().map(|(_, _, c)| c.read(&view)).collect())
     }
 }
 

@@ -131,11 +131,8 @@ async fn create(State(e): State<Arc<Engine>>, req: Request) -> ApiResult<Respons
 
 async fn list(State(e): State<Arc<Engine>>, Query(q): Query<query::ListContainers>) -> ApiResult<Response> {
     let now = chrono::Utc::now();
-    let rows: Vec<_> = e
-        .list_containers(&q)
-        .await?
-        .iter()
-        .map(|r| {
+    let rows = e
+        .list_containers(&q, |r| {
             let mut row = views::container_summary(r, now);
             // `Up 3 minutes (healthy)`, as dockerd writes it.
             if let Some(st) = row.status.as_mut() {
@@ -143,7 +140,7 @@ async fn list(State(e): State<Arc<Engine>>, Query(q): Query<query::ListContainer
             }
             row
         })
-        .collect();
+        .await?;
     Ok(json(StatusCode::OK, &rows))
 }
 

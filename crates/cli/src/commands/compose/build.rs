@@ -9,7 +9,7 @@ use clap::Args;
 use super::{DockerConfigCreds, ProjectOpts};
 use crate::CliError;
 
-/// `compose build`.
+#[cfg_attr(doc, doc = "`compose build`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct BuildArgs {
     /// Do not use cache when building the image
@@ -31,7 +31,7 @@ pub struct BuildArgs {
     pub services: Vec<String>,
 }
 
-/// `compose pull`.
+#[cfg_attr(doc, doc = "`compose pull`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct PullArgs {
     /// Ignore images that can be built
@@ -50,7 +50,7 @@ pub struct PullArgs {
     pub services: Vec<String>,
 }
 
-/// `compose push`.
+#[cfg_attr(doc, doc = "`compose push`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct PushArgs {
     /// Push what it can and ignores images with push failures

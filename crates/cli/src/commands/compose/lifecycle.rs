@@ -13,14 +13,14 @@ use super::ProjectOpts;
 use crate::CliError;
 use crate::output::err_line;
 
-/// Commands that take only a list of services.
+#[cfg_attr(doc, doc = "Commands that take only a list of services.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServicesArgs {
     /// Services
     pub services: Vec<String>,
 }
 
-/// `compose stop` and `restart`.
+#[cfg_attr(doc, doc = "`compose stop` and `restart`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct StopArgs {
     /// Specify a shutdown timeout in seconds
@@ -33,7 +33,7 @@ pub struct StopArgs {
     pub services: Vec<String>,
 }
 
-/// `compose kill`.
+#[cfg_attr(doc, doc = "`compose kill`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct KillArgs {
     /// SIGNAL to send to the container
@@ -46,7 +46,7 @@ pub struct KillArgs {
     pub services: Vec<String>,
 }
 
-/// `compose rm`.
+#[cfg_attr(doc, doc = "`compose rm`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct RmArgs {
     /// Don't ask to confirm removal
@@ -62,7 +62,7 @@ pub struct RmArgs {
     pub services: Vec<String>,
 }
 
-/// `compose cp`.
+#[cfg_attr(doc, doc = "`compose cp`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct CpArgs {
     /// Index of the container if service has multiple replicas

@@ -17,7 +17,7 @@ use crate::CliError;
 use crate::commands::container::parse_since;
 use crate::output::{err_line, out};
 
-/// `compose logs`.
+#[cfg_attr(doc, doc = "`compose logs`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct LogsArgs {
     /// Follow log output
@@ -48,7 +48,7 @@ pub struct LogsArgs {
     pub services: Vec<String>,
 }
 
-/// `compose events`.
+#[cfg_attr(doc, doc = "`compose events`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct EventsArgs {
     /// Output events as a stream of json objects

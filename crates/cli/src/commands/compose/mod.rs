@@ -27,7 +27,7 @@ pub(crate) fn planner<'a>(c: &'a Client, project: &'a Project, printer: &'a Prin
     Planner { client: c, project, progress: printer, creds: &DockerConfigCreds }
 }
 
-/// `compose`'s own flags and its subcommand.
+#[cfg_attr(doc, doc = "`compose`'s own flags and its subcommand.")]
 #[derive(Debug, Args)]
 pub struct ComposeArgs {
     /// Which project.
@@ -38,7 +38,7 @@ pub struct ComposeArgs {
     pub cmd: ComposeCmd,
 }
 
-/// The flags that choose and load the project.
+#[cfg_attr(doc, doc = "The flags that choose and load the project.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct ProjectOpts {
     /// Compose configuration files
@@ -67,8 +67,9 @@ pub struct ProjectOpts {
     pub parallel: i64,
 }
 
-/// docker compose's subcommands.
+#[cfg_attr(doc, doc = "docker compose's subcommands.")]
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ComposeCmd {
     /// Create and start containers
     Up(up::UpArgs),

@@ -16,7 +16,7 @@ use crate::commands::container::ps_context;
 use crate::format::{Format, align, human_size, render, string_map};
 use crate::output::out;
 
-/// `compose ps`.
+#[cfg_attr(doc, doc = "`compose ps`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct PsArgs {
     /// Show all stopped containers (including those created by the run command)
@@ -44,7 +44,7 @@ pub struct PsArgs {
     pub services: Vec<String>,
 }
 
-/// `compose ls`.
+#[cfg_attr(doc, doc = "`compose ls`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct LsArgs {
     /// Show all stopped Compose projects
@@ -58,7 +58,7 @@ pub struct LsArgs {
     pub format: String,
 }
 
-/// `compose images`.
+#[cfg_attr(doc, doc = "`compose images`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct ImagesArgs {
     /// Only display IDs
@@ -71,14 +71,14 @@ pub struct ImagesArgs {
     pub services: Vec<String>,
 }
 
-/// Commands that take only a list of services (`top`).
+#[cfg_attr(doc, doc = "Commands that take only a list of services (`top`).")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServicesArgs {
     /// Services
     pub services: Vec<String>,
 }
 
-/// `compose port`.
+#[cfg_attr(doc, doc = "`compose port`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct PortArgs {
     /// Index of the container if service has multiple replicas
@@ -93,7 +93,7 @@ pub struct PortArgs {
     pub private_port: String,
 }
 
-/// `compose config`.
+#[cfg_attr(doc, doc = "`compose config`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigArgs {
     /// Print the service names, one per line.
@@ -130,7 +130,7 @@ pub struct ConfigArgs {
     pub service_names: Vec<String>,
 }
 
-/// `compose version`.
+#[cfg_attr(doc, doc = "`compose version`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct VersionArgs {
     /// Format the output. Values: [pretty | json]

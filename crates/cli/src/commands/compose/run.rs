@@ -12,7 +12,7 @@ use super::ProjectOpts;
 use crate::CliError;
 use crate::output::out;
 
-/// `compose run`.
+#[cfg_attr(doc, doc = "`compose run`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     /// Run container in background and print container ID
@@ -79,7 +79,7 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
-/// `compose exec`.
+#[cfg_attr(doc, doc = "`compose exec`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct ExecArgs {
     /// Detached mode: Run command in the background

@@ -18,7 +18,7 @@ use super::ProjectOpts;
 use crate::CliError;
 use crate::output::{err_line, out};
 
-/// `compose up`.
+#[cfg_attr(doc, doc = "`compose up`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct UpArgs {
     /// Detached mode: Run containers in the background
@@ -82,7 +82,7 @@ pub struct UpArgs {
     pub services: Vec<String>,
 }
 
-/// `compose create`.
+#[cfg_attr(doc, doc = "`compose create`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct CreateArgs {
     /// Build images before starting containers
@@ -110,7 +110,7 @@ pub struct CreateArgs {
     pub services: Vec<String>,
 }
 
-/// `compose down`.
+#[cfg_attr(doc, doc = "`compose down`.")]
 #[derive(Debug, Clone, Default, Args)]
 pub struct DownArgs {
     /// Remove named volumes declared in the "volumes" section of the Compose file and anonymous volumes attached to containers
