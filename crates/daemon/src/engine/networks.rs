@@ -28,6 +28,9 @@ use crate::config::NetworkOptions;
 use crate::error::{Error, Result};
 use crate::record::{ContainerRecord, EndpointRecord, PublishedPort, Status};
 
+/// How long a request for an address waits for the veth of its earlier endpoint to go.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where daemons on one host take turns choosing subnets, so two never pick the same one.
 const SUBNET_LOCK: &str = "/run/lock/berth-network.lock";
 
@@ -193,6 +196,8 @@ pub(crate) struct Networks {
     netns_dir: PathBuf,
     /// Where the IPv6 proxy processes keep their pid files (`<id>.pid`).
     proxy_dir: PathBuf,
+    /// Addresses of detached endpoints whose veths are still being deleted.
+    releases: Arc<ipam::Releases>,
     opts: NetworkOptions,
     driver: OnceLock<Arc<BridgeDriver>>,
     inner: Mutex<Inner>,
@@ -221,6 +226,7 @@ impl Networks {
             dir,
             netns_dir: exec_root.join("netns"),
             proxy_dir: exec_root.join("netproxy"),
+            releases: Arc::default(),
             opts: opts.clone(),
             driver: OnceLock::new(),
             inner: Mutex::new(Inner {
@@ -329,6 +335,11 @@ impl Networks {
     /// is chosen at first use), its bridge and rules, and its pool. Returns its spec.
     fn ready(&self, g: &mut Inner, net_id: &str) -> Result<NetworkSpec> {
         let drv = self.driver()?;
+        for (net, ip) in self.releases.take_freed() {
+            if let Some(p) = g.pools.get_mut(&net) {
+                p.release(ip);
+            }
+        }
         if !g.table_ready {
             drv.firewall().reset()?;
             g.table_ready = true;
@@ -581,6 +592,13 @@ impl Networks {
     ) -> Result<SetupStep> {
         let path = self.netns_path(&rec.id);
         let mut done = ep.clone();
+        // `--ip` of a container started again right after it stopped: its old veth may
+        // still be going away.
+        if let Some(ip) = ep.ipv4_request
+            && !self.releases.wait_for(&ep.network_id, ip, RELEASE_WAIT)
+        {
+            tracing::warn!(container = %rec.id, %ip, "the address's earlier endpoint is still being deleted");
+        }
         let (spec, att, held) = {
             let mut g = self.lock();
             let spec = self.ready(&mut g, &ep.network_id)?;
@@ -757,28 +775,33 @@ impl Networks {
         if let Some(r) = self.lock().resolvers.get(&rec.id) {
             r.update(|v| v.networks.retain(|(id, _)| *id != ep.network_id));
         }
-        let spec = {
-            let mut g = self.lock();
-            if let Some(p) = g.pools.get_mut(&ep.network_id) {
+        let spec = self.lock().nets.iter().find(|n| n.id == ep.network_id).and_then(NetworkRecord::spec);
+        let drv = self.driver();
+        let (Some(spec), Ok(drv)) = (spec, drv) else {
+            // No veth of ours to wait for.
+            if let Some(p) = self.lock().pools.get_mut(&ep.network_id) {
                 p.release(ip);
             }
-            g.nets.iter().find(|n| n.id == ep.network_id).and_then(NetworkRecord::spec)
+            return errs;
         };
-        if let (Some(spec), Ok(drv)) = (spec, self.driver()) {
-            let att = Attachment {
-                endpoint_id: ep.endpoint_id.clone(),
-                netns: self.netns_path(&rec.id),
-                ifname: format!("eth{i}"),
-                ip,
-                mac: [0; 6],
-                default_route: false,
-                // Published ports go with the primary endpoint only: their map elements are
-                // keyed by host port, and another endpoint's teardown must not take them.
-                ports: if self.is_primary(rec, ep) { port_rules(&rec.ports, ip) } else { Vec::new() },
-            };
-            if let Err(e) = drv.teardown(&spec, &att) {
-                errs.push(e.into());
-            }
+        let att = Attachment {
+            endpoint_id: ep.endpoint_id.clone(),
+            netns: self.netns_path(&rec.id),
+            ifname: format!("eth{i}"),
+            ip,
+            mac: [0; 6],
+            default_route: false,
+            // Published ports go with the primary endpoint only: their map elements are
+            // keyed by host port, and another endpoint's teardown must not take them.
+            ports: if self.is_primary(rec, ep) { port_rules(&rec.ports, ip) } else { Vec::new() },
+        };
+        // The address is freed once the veth is gone (the driver deletes it off this
+        // path): until then the old endpoint could still answer for it.
+        self.releases.hold(&ep.network_id, ip);
+        let releases = self.releases.clone();
+        let net_id = ep.network_id.clone();
+        if let Err(e) = drv.teardown_then(&spec, &att, Box::new(move || releases.gone(&net_id, ip))) {
+            errs.push(e.into());
         }
         errs
     }
