@@ -207,21 +207,16 @@ impl Driver for BridgeDriver {
             .map_err(|e| Error::io(format!("open network namespace {}", att.netns.display()), e))?;
         {
             let mut nl = self.host();
-            // A veth of an earlier run that was never torn down (daemon killed) goes first.
-            if let Ok(Some(old)) = nl.link_index(&host_if) {
-                let _ = nl.del_link(old);
+            // Up and on the bridge from the start: no look-up of its index, no second request.
+            let mut made = nl.add_veth(&host_if, &att.ifname, nsfile.as_raw_fd(), Some(att.mac), Some(br));
+            if made.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists) {
+                // A veth of an earlier run that was never torn down (daemon killed) goes first.
+                delete_link(&mut nl, &host_if)?;
+                made = nl.add_veth(&host_if, &att.ifname, nsfile.as_raw_fd(), Some(att.mac), Some(br));
             }
-            nl.add_veth(&host_if, &att.ifname, nsfile.as_raw_fd(), Some(att.mac))
-                .map_err(|e| Error::io(format!("create veth {host_if}"), e))?;
+            made.map_err(|e| Error::io(format!("create veth {host_if} on {}", net.bridge), e))?;
         }
         let result = (|| -> Result<()> {
-            let mut nl = self.host();
-            let hi = nl
-                .link_index(&host_if)
-                .map_err(|e| Error::io(format!("look up {host_if}"), e))?
-                .ok_or_else(|| Error::io(format!("veth {host_if} vanished"), std::io::ErrorKind::NotFound.into()))?;
-            nl.set_up(hi, Some(br)).map_err(|e| Error::io(format!("attach {host_if} to {}", net.bridge), e))?;
-            drop(nl);
             // A container reaching its own published port: the DNATed packet goes back out
             // the bridge port it came in on, which a bridge allows only in hairpin mode.
             let hp = format!("/sys/class/net/{host_if}/brport/hairpin_mode");
