@@ -904,18 +904,24 @@ impl Networks {
     /// removes its namespace. Keeps going after a failure; returns every error. Blocking.
     pub fn detach(&self, rec: &ContainerRecord) -> Vec<Error> {
         let mut errs = Vec::new();
+        // The namespace's mount goes first: unmounting waits for an RCU grace period, and
+        // would queue behind the one the veths' deletion (below, on the driver's thread)
+        // starts. Nothing below needs the mount: veths and port elements are found from
+        // the host's side.
+        if let Err(e) = netns::remove(&self.netns_path(&rec.id)) {
+            errs.push(e.into());
+        }
+        berth_runtime::trace::mark(&rec.id, "daemon.net_ns_removed");
         for (i, ep) in rec.networks.values().enumerate() {
             errs.extend(self.detach_endpoint(rec, ep, i));
         }
+        berth_runtime::trace::mark(&rec.id, "daemon.net_endpoints_down");
         {
             let mut g = self.lock();
             g.held.remove(&rec.id);
             g.resolvers.remove(&rec.id);
         }
         self.stop_proxy(&rec.id);
-        if let Err(e) = netns::remove(&self.netns_path(&rec.id)) {
-            errs.push(e.into());
-        }
         errs
     }
 
@@ -1295,6 +1301,7 @@ impl Engine {
             links.push(format!("{}:{ip}", names.join(" ")));
         }
         let (mut a, mut setup) = self.networks.plan(rec)?;
+        berth_runtime::trace::mark(&rec.id, "daemon.net_planned");
         let net_sysctls = rec.host_config.sysctls.iter().flatten().any(|(k, _)| k.starts_with("net."));
         if net_sysctls && let Some(s) = setup.take() {
             if let Err(e) = self.networks.complete(s) {
