@@ -140,9 +140,24 @@ impl Releases {
     /// Returns whether it is free of its old endpoint.
     pub fn wait_for(&self, net: &str, ip: Ipv4Addr, timeout: Duration) -> bool {
         let key = (net.to_owned(), ip);
+        self.wait_while(timeout, |s| s.pending.contains(&key))
+    }
+
+    /// Whether some address of `net` is held.
+    pub fn holds_any(&self, net: &str) -> bool {
+        self.state().pending.iter().any(|(n, _)| n == net)
+    }
+
+    /// Waits (at most `timeout`) until no address of `net` is held, for a pool that is
+    /// exhausted only because of them. Returns whether none is held any more.
+    pub fn wait_network(&self, net: &str, timeout: Duration) -> bool {
+        self.wait_while(timeout, |s| s.pending.iter().any(|(n, _)| n == net))
+    }
+
+    fn wait_while(&self, timeout: Duration, busy: impl Fn(&ReleaseState) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut g = self.state();
-        while g.pending.contains(&key) {
+        while busy(&g) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -227,7 +242,11 @@ mod tests {
         assert!(r.take_freed().is_empty());
         assert_eq!(p.allocate(None, "n").unwrap().to_string(), "10.9.0.3", "a held address is not handed out");
         assert!(!r.wait_for("n", ip, Duration::from_millis(1)), "still held");
+        assert!(r.holds_any("n") && !r.holds_any("m"));
+        assert!(!r.wait_network("n", Duration::from_millis(1)));
+        assert!(r.wait_network("m", Duration::ZERO));
         r.gone("n", ip);
+        assert!(!r.holds_any("n") && r.wait_network("n", Duration::ZERO));
         assert!(r.wait_for("n", ip, Duration::ZERO));
         for (net, a) in r.take_freed() {
             assert_eq!(net, "n");

@@ -2,7 +2,8 @@
 //! kernel's deletion waits for RCU grace periods): back-to-back `run --rm` with published
 //! ports leave no veth, no port map element, no proxy process and no namespace file; an
 //! address goes to a new container only once the veth that held it is gone; and a
-//! container asking for a fixed address (`--ip`) again right after it stopped gets it.
+//! container asking for a fixed address (`--ip`) again right after it stopped, or for the
+//! only address of a small network, gets it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -83,6 +84,13 @@ fn run_rm_leaves_nothing_and_addresses_wait_for_their_old_veth() {
     let fixed = format!("{}9", prefix());
     for _ in 0..3 {
         ok(&d.berth(&["run", "--rm", "--network", "tdown", "--ip", &fixed, "busybox:latest", "true"]));
+    }
+    // A network with a single address: the next container waits for the last one's veth
+    // rather than finding the pool exhausted.
+    let tiny = format!("10.216.{}.0/30", std::process::id() % 250);
+    ok(&d.berth(&["network", "create", "--subnet", &tiny, "tiny"]));
+    for _ in 0..3 {
+        ok(&d.berth(&["run", "--rm", "--network", "tiny", "busybox:latest", "true"]));
     }
     let id = ok(&d.berth(&["run", "-d", "--network", "tdown", "--ip", &fixed, "busybox:latest", "sleep", "60"]));
     let id = id.trim();

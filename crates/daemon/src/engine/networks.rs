@@ -600,10 +600,7 @@ impl Networks {
             tracing::warn!(container = %rec.id, %ip, "the address's earlier endpoint is still being deleted");
         }
         let (spec, att, held) = {
-            let mut g = self.lock();
-            let spec = self.ready(&mut g, &ep.network_id)?;
-            let pool = g.pools.get_mut(&spec.id).ok_or_else(|| Error::Internal("no pool".into()))?;
-            let ip = pool.allocate(ep.ipv4_request, &spec.name)?;
+            let (mut g, spec, ip) = self.allocate(&ep.network_id, ep.ipv4_request)?;
             let mac = ep.mac_request.as_deref().and_then(parse_mac).unwrap_or_else(|| mac_for(ip));
             let endpoint_id = berth_base::new_id();
             let (ports, rules, (held, proxies)) = if i == 0 {
@@ -648,6 +645,27 @@ impl Networks {
             out.hosts.push(format!("{hostname}:{}", att.ip));
         }
         Ok(SetupStep { spec, att, requested: ep.clone(), listeners })
+    }
+
+    /// Readies the network and takes an address from its pool (`want`, else the lowest
+    /// free one). A pool exhausted only because addresses wait for their old veths to go
+    /// waits for those (at most [`RELEASE_WAIT`]). Returns with the lock held.
+    fn allocate(&self, net_id: &str, want: Option<Ipv4Addr>) -> Result<(MutexGuard<'_, Inner>, NetworkSpec, Ipv4Addr)> {
+        let mut waited = false;
+        loop {
+            let mut g = self.lock();
+            let spec = self.ready(&mut g, net_id)?;
+            let pool = g.pools.get_mut(&spec.id).ok_or_else(|| Error::Internal("no pool".into()))?;
+            match pool.allocate(want, &spec.name) {
+                Ok(ip) => return Ok((g, spec, ip)),
+                Err(berth_network::Error::Exhausted(_)) if !waited && self.releases.holds_any(&spec.id) => {
+                    drop(g);
+                    self.releases.wait_network(&spec.id, RELEASE_WAIT);
+                    waited = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Does one planned endpoint's kernel work (`ns` is a netlink socket inside the
