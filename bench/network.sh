@@ -139,15 +139,24 @@ for i in "${!engines[@]}"; do
 done
 for _ in $(seq "$RUNS"); do
   for i in "${!engines[@]}"; do
-    time_us ${clis[$i]} run --rm --network none busybox:latest true >>"$work/none.$i" || true
-    time_us ${clis[$i]} run --rm -p 127.0.0.1::80 busybox:latest true >>"$work/bridge.$i" || true
-    time_us ${clis[$i]} run --rm -p 80 busybox:latest true >>"$work/both.$i" || true
+    n=$(time_us ${clis[$i]} run --rm --network none busybox:latest true) || n=
+    b=$(time_us ${clis[$i]} run --rm -p 127.0.0.1::80 busybox:latest true) || b=
+    o=$(time_us ${clis[$i]} run --rm -p 80 busybox:latest true) || o=
+    [ -n "$n" ] && echo "$n" >>"$work/none.$i"
+    [ -n "$b" ] && echo "$b" >>"$work/bridge.$i"
+    [ -n "$o" ] && echo "$o" >>"$work/both.$i"
+    # Each run's difference to the none run just before it: a change of load between
+    # runs weighs less on the median of these than on the difference of the medians.
+    [ -n "$n" ] && [ -n "$b" ] && echo $((b - n)) >>"$work/pbridge.$i"
+    [ -n "$n" ] && [ -n "$o" ] && echo $((o - n)) >>"$work/pboth.$i"
   done
 done
 for i in "${!engines[@]}"; do
   none=$(median <"$work/none.$i"); bridge=$(median <"$work/bridge.$i"); both=$(median <"$work/both.$i")
   printf '  %-7s none %7s ms   bridge+port %7s ms   networking adds %s ms (target <= +5)   both families %7s ms (%s)\n' \
     "${engines[$i]}" "$none" "$bridge" "$(diff_ms "$bridge" "$none")" "$both" "$(diff_ms "$both" "$none")"
+  printf '  %-7s paired (median of each run minus the none run before it): bridge+port %s ms   both families %s ms\n' \
+    "" "$(touch "$work/pbridge.$i"; median <"$work/pbridge.$i")" "$(touch "$work/pboth.$i"; median <"$work/pboth.$i")"
 done
 
 # phases TRACE: medians over the bridge runs (those with a daemon.net_ready line) of the
