@@ -11,7 +11,9 @@
 # Start latency, median wall time of RUNS runs of `run --rm busybox true`:
 #   none     --network none (a namespace with lo only)
 #   bridge   the default bridge and one published port (-p 127.0.0.1::80)
-# The two are interleaved run by run (none, bridge, none, bridge, ...), and the engines
+#   both     the default bridge and one port published on both families (-p 80, as the
+#            tutorials' `-p 4000:8080`; on a host with IPv6 its v6 side is a proxy process)
+# The three are interleaved run by run (none, bridge, both, none, ...), and the engines
 # take turns too, so a change of load on the machine weighs on every figure alike. The
 # difference is what networking adds (target, issue 9: <= 5 ms; Docker adds ~60 ms,
 # Podman ~170 ms on this kind of machine).
@@ -22,7 +24,9 @@
 #              IPv4 address; the proxy process's RSS is printed beside docker-proxy's
 # Where a bridge start's time goes (berth, from BERTH_TRACE_START): the network's kernel
 # work (veth, addresses, routes, port map elements) runs while the shim creates the
-# container; "waited" is how long the start then still waited for the network.
+# container; "waited" is how long the start then still waited for the network; "teardown"
+# is what detaching the network costs `run --rm` after the exit (the veth itself is
+# deleted off that path), beside the same step of a --network none run.
 # (target: published >= 0.8x direct; Docker's userland proxy is the figure to beat).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -123,25 +127,36 @@ median() { sort -n | awk '{a[NR]=$1} END {if (!NR) {print "n/a"; exit} m=(NR%2)?
 diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else printf "%+.1f", a - b }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-echo "start latency, run --rm busybox true, median of $RUNS runs (none and bridge interleaved)"
+echo "start latency, run --rm busybox true, median of $RUNS runs (none, bridge and both interleaved)"
 for i in "${!engines[@]}"; do
-  : > "$work/none.$i"; : > "$work/bridge.$i"
+  : > "$work/none.$i"; : > "$work/bridge.$i"; : > "$work/both.$i"
   # Two warm-ups each.
   for _ in 1 2; do
     ${clis[$i]} run --rm --network none busybox:latest true >/dev/null 2>&1 || true
     ${clis[$i]} run --rm -p 127.0.0.1::80 busybox:latest true >/dev/null 2>&1 || true
+    ${clis[$i]} run --rm -p 80 busybox:latest true >/dev/null 2>&1 || true
   done
 done
 for _ in $(seq "$RUNS"); do
   for i in "${!engines[@]}"; do
-    time_us ${clis[$i]} run --rm --network none busybox:latest true >>"$work/none.$i" || true
-    time_us ${clis[$i]} run --rm -p 127.0.0.1::80 busybox:latest true >>"$work/bridge.$i" || true
+    n=$(time_us ${clis[$i]} run --rm --network none busybox:latest true) || n=
+    b=$(time_us ${clis[$i]} run --rm -p 127.0.0.1::80 busybox:latest true) || b=
+    o=$(time_us ${clis[$i]} run --rm -p 80 busybox:latest true) || o=
+    [ -n "$n" ] && echo "$n" >>"$work/none.$i"
+    [ -n "$b" ] && echo "$b" >>"$work/bridge.$i"
+    [ -n "$o" ] && echo "$o" >>"$work/both.$i"
+    # Each run's difference to the none run just before it: a change of load between
+    # runs weighs less on the median of these than on the difference of the medians.
+    [ -n "$n" ] && [ -n "$b" ] && echo $((b - n)) >>"$work/pbridge.$i"
+    [ -n "$n" ] && [ -n "$o" ] && echo $((o - n)) >>"$work/pboth.$i"
   done
 done
 for i in "${!engines[@]}"; do
-  none=$(median <"$work/none.$i"); bridge=$(median <"$work/bridge.$i")
-  printf '  %-7s none %7s ms   bridge+port %7s ms   networking adds %s ms\n' \
-    "${engines[$i]}" "$none" "$bridge" "$(diff_ms "$bridge" "$none")"
+  none=$(median <"$work/none.$i"); bridge=$(median <"$work/bridge.$i"); both=$(median <"$work/both.$i")
+  printf '  %-7s none %7s ms   bridge+port %7s ms   networking adds %s ms (target <= +5)   both families %7s ms (%s)\n' \
+    "${engines[$i]}" "$none" "$bridge" "$(diff_ms "$bridge" "$none")" "$both" "$(diff_ms "$both" "$none")"
+  printf '  %-7s paired (median of each run minus the none run before it): bridge+port %s ms   both families %s ms\n' \
+    "" "$(touch "$work/pbridge.$i"; median <"$work/pbridge.$i")" "$(touch "$work/pboth.$i"; median <"$work/pboth.$i")"
 done
 
 # phases TRACE: medians over the bridge runs (those with a daemon.net_ready line) of the
@@ -156,6 +171,12 @@ phases() {
   printf '  network kernel work %s ms, shim create %s ms (in parallel), start waited for the network %s ms (medians of %s)\n' \
     "$(cut -d' ' -f1 "$1.phases" | median)" "$(cut -d' ' -f2 "$1.phases" | median)" \
     "$(cut -d' ' -f3 "$1.phases" | median)" "$(wc -l <"$1.phases")"
+  # The detach after the exit: bridge runs (with a net_ready line) beside none runs.
+  awk '{ t[$3" "$4] = $1; if ($4 == "daemon.net_ready") br[$3] = 1; if ($4 == "daemon.net_detached") ids[$3] = 1 }
+       END { for (id in ids) { u = t[id" daemon.unmounted"]; n = t[id" daemon.net_detached"];
+               if (u && n) printf "%s %d\n", (id in br) ? "bridge" : "none", (n - u) / 1e3 } }' "$1" >"$1.detach"
+  printf '  teardown on the --rm path: bridge %s ms, none %s ms (medians)\n' \
+    "$(awk '$1 == "bridge" {print $2}' "$1.detach" | median)" "$(awk '$1 == "none" {print $2}' "$1.detach" | median)"
 }
 for i in "${!engines[@]}"; do
   case ${engines[$i]} in

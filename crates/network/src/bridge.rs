@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 
-use crate::driver::{Attachment, Driver, NetworkSpec};
+use crate::driver::{Attachment, Driver, Gone, NetworkSpec};
 use crate::error::{Error, Result};
 use crate::netlink::Netlink;
 use crate::nft::{Firewall, NetworkRules};
@@ -15,8 +15,9 @@ use crate::nft::{Firewall, NetworkRules};
 pub struct BridgeDriver {
     host: Mutex<Netlink>,
     fw: Firewall,
-    /// Where torn-down veths go to be deleted (see `reap`).
-    reaper: Mutex<Option<std::sync::mpsc::Sender<String>>>,
+    /// Where torn-down veths go to be deleted (see `reap`), each with what to call once
+    /// it is gone.
+    reaper: Mutex<Option<std::sync::mpsc::Sender<(String, Gone)>>>,
 }
 
 impl BridgeDriver {
@@ -33,49 +34,49 @@ impl BridgeDriver {
     /// Deletes the link called `name` on a thread of its own, so that a container's stop
     /// does not wait for it: deleting a veth waits for an RCU grace period in the kernel
     /// (15-30 ms on a busy host), the largest part of a container's network teardown.
-    /// Falls back to deleting it here when the thread cannot be had.
-    fn reap(&self, name: String) -> Result<()> {
+    /// `gone` is called once the link no longer exists (also when it could not be looked
+    /// up or deleted: the error is logged, and nothing better can be done). Falls back to
+    /// deleting it here when the thread cannot be had.
+    fn reap(&self, name: String, gone: Gone) -> Result<()> {
         let mut g = match self.reaper.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
         if g.is_none() {
-            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let (tx, rx) = std::sync::mpsc::channel::<(String, Gone)>();
             // The thread is made from the daemon's (host) namespace and opens its socket there.
             let spawned = std::thread::Builder::new().name("veth-reaper".into()).spawn(move || {
-                let Ok(mut nl) = Netlink::open() else { return };
-                for name in rx {
-                    match nl.link_index(&name) {
-                        Ok(Some(i)) => {
-                            if let Err(e) = nl.del_link(i) {
-                                tracing::warn!(link = %name, error = %e, "delete veth");
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(link = %name, error = %e, "look up veth"),
+                let mut nl: Option<Netlink> = None;
+                for (name, gone) in rx {
+                    let r = match nl.as_mut() {
+                        Some(nl) => delete_link(nl, &name),
+                        None => Netlink::open()
+                            .map_err(|e| Error::io("open netlink socket", e))
+                            .and_then(|s| delete_link(nl.insert(s), &name)),
+                    };
+                    if let Err(e) = r {
+                        tracing::warn!(link = %name, error = %e, "delete veth");
                     }
+                    gone();
                 }
             });
             if spawned.is_ok() {
                 *g = Some(tx);
             }
         }
-        let name = match g.as_ref() {
-            Some(tx) => match tx.send(name) {
+        let (name, gone) = match g.as_ref() {
+            Some(tx) => match tx.send((name, gone)) {
                 Ok(()) => return Ok(()),
                 Err(e) => e.0,
             },
-            None => name,
+            None => (name, gone),
         };
         // A reaper that could not be started or has died is tried again next time.
         *g = None;
         drop(g);
-        let mut nl = self.host();
-        match nl.link_index(&name) {
-            Ok(Some(i)) => nl.del_link(i).map_err(|e| Error::io(format!("delete {name}"), e)),
-            Ok(None) => Ok(()),
-            Err(e) => Err(Error::io(format!("look up {name}"), e)),
-        }
+        let r = delete_link(&mut self.host(), &name);
+        gone();
+        r
     }
 
     /// The firewall.
@@ -142,6 +143,16 @@ impl BridgeDriver {
     }
 }
 
+/// Deletes the link called `name`; one already gone is fine.
+fn delete_link(nl: &mut Netlink, name: &str) -> Result<()> {
+    match nl.link_index(name) {
+        // Gone between the look-up and the delete (its namespace was destroyed) is fine.
+        Ok(Some(i)) => nl.del_link(i).map_err(|e| Error::io(format!("delete {name}"), e)),
+        Ok(None) => Ok(()),
+        Err(e) => Err(Error::io(format!("look up {name}"), e)),
+    }
+}
+
 /// Writes `/proc/sys/<key>`.
 pub fn sysctl(key: &str, value: &str) -> Result<()> {
     let p = format!("/proc/sys/{key}");
@@ -196,21 +207,16 @@ impl Driver for BridgeDriver {
             .map_err(|e| Error::io(format!("open network namespace {}", att.netns.display()), e))?;
         {
             let mut nl = self.host();
-            // A veth of an earlier run that was never torn down (daemon killed) goes first.
-            if let Ok(Some(old)) = nl.link_index(&host_if) {
-                let _ = nl.del_link(old);
+            // Up and on the bridge from the start: no look-up of its index, no second request.
+            let mut made = nl.add_veth(&host_if, &att.ifname, nsfile.as_raw_fd(), Some(att.mac), Some(br));
+            if made.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists) {
+                // A veth of an earlier run that was never torn down (daemon killed) goes first.
+                delete_link(&mut nl, &host_if)?;
+                made = nl.add_veth(&host_if, &att.ifname, nsfile.as_raw_fd(), Some(att.mac), Some(br));
             }
-            nl.add_veth(&host_if, &att.ifname, nsfile.as_raw_fd(), Some(att.mac))
-                .map_err(|e| Error::io(format!("create veth {host_if}"), e))?;
+            made.map_err(|e| Error::io(format!("create veth {host_if} on {}", net.bridge), e))?;
         }
         let result = (|| -> Result<()> {
-            let mut nl = self.host();
-            let hi = nl
-                .link_index(&host_if)
-                .map_err(|e| Error::io(format!("look up {host_if}"), e))?
-                .ok_or_else(|| Error::io(format!("veth {host_if} vanished"), std::io::ErrorKind::NotFound.into()))?;
-            nl.set_up(hi, Some(br)).map_err(|e| Error::io(format!("attach {host_if} to {}", net.bridge), e))?;
-            drop(nl);
             // A container reaching its own published port: the DNATed packet goes back out
             // the bridge port it came in on, which a bridge allows only in hairpin mode.
             let hp = format!("/sys/class/net/{host_if}/brport/hairpin_mode");
@@ -234,14 +240,18 @@ impl Driver for BridgeDriver {
         result
     }
 
-    fn teardown(&self, _net: &NetworkSpec, att: &Attachment) -> Result<()> {
+    fn teardown(&self, net: &NetworkSpec, att: &Attachment) -> Result<()> {
+        self.teardown_then(net, att, Box::new(|| {}))
+    }
+
+    fn teardown_then(&self, _net: &NetworkSpec, att: &Attachment, gone: Gone) -> Result<()> {
         let mut errs = Vec::new();
         if let Err(e) = self.fw.remove_ports(&att.ports) {
             errs.push(e);
         }
         // The veth (both ends) goes on the reaper's thread: the container is detached from
         // the bridge as soon as the deletion starts, and nothing waits for it to end.
-        if let Err(e) = self.reap(att.host_ifname()) {
+        if let Err(e) = self.reap(att.host_ifname(), gone) {
             errs.push(e);
         }
         for e in &errs[1.min(errs.len())..] {

@@ -68,7 +68,19 @@ pub trait Driver: Send + Sync {
     /// Disconnects it again; what is already gone is fine. Its published ports (`att.ports`)
     /// leave the port maps.
     fn teardown(&self, net: &NetworkSpec, att: &Attachment) -> Result<()>;
+    /// [`Driver::teardown`], and calls `gone` once the attachment's links no longer exist
+    /// (at once when the driver deletes them before returning). A caller frees the
+    /// endpoint's address only then, so that it is never handed to a new endpoint while
+    /// the old one can still answer for it.
+    fn teardown_then(&self, net: &NetworkSpec, att: &Attachment, gone: Gone) -> Result<()> {
+        let r = self.teardown(net, att);
+        gone();
+        r
+    }
 }
+
+/// What [`Driver::teardown_then`] calls when an attachment's links are gone.
+pub type Gone = Box<dyn FnOnce() + Send>;
 
 /// Docker's MAC for an IPv4 address: `02:42` and the address's four bytes.
 pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {

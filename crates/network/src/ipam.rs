@@ -2,8 +2,10 @@
 //! that collides with no route on the host. The pool is rebuilt from the endpoints the
 //! daemon persists, so allocations survive a daemon restart.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::Ipv4Addr;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 
@@ -84,6 +86,91 @@ impl Pool {
     }
 }
 
+/// Addresses of endpoints being torn down. Each stays taken in its pool while its links
+/// are being deleted (the driver does that off the caller's path, see
+/// [`crate::driver::Driver::teardown_then`]): until then the old endpoint can still answer
+/// for the address (ARP, a late reply), so it must not go to a new one. Once the links are
+/// gone ([`Releases::gone`]) the address waits here until the pools' owner takes it back
+/// ([`Releases::take_freed`]) under its own lock.
+#[derive(Debug, Default)]
+pub struct Releases {
+    state: Mutex<ReleaseState>,
+    cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct ReleaseState {
+    /// `(network id, address)` whose links are still being deleted.
+    pending: HashSet<(String, Ipv4Addr)>,
+    /// Those whose links are gone, not yet back in their pools.
+    freed: Vec<(String, Ipv4Addr)>,
+}
+
+impl Releases {
+    fn state(&self) -> MutexGuard<'_, ReleaseState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Notes that `ip` of network `net` is held until [`Releases::gone`].
+    pub fn hold(&self, net: &str, ip: Ipv4Addr) {
+        self.state().pending.insert((net.to_owned(), ip));
+    }
+
+    /// The links of `ip`'s endpoint are gone: the address may be freed.
+    pub fn gone(&self, net: &str, ip: Ipv4Addr) {
+        let mut g = self.state();
+        let key = (net.to_owned(), ip);
+        if g.pending.remove(&key) {
+            g.freed.push(key);
+        }
+        drop(g);
+        self.cv.notify_all();
+    }
+
+    /// The addresses whose links are gone since the last call, to release in their pools.
+    pub fn take_freed(&self) -> Vec<(String, Ipv4Addr)> {
+        std::mem::take(&mut self.state().freed)
+    }
+
+    /// Waits (at most `timeout`) until `ip` of `net` is no longer held, for a request for
+    /// that very address (a container with `--ip` started again right after it stopped).
+    /// Returns whether it is free of its old endpoint.
+    pub fn wait_for(&self, net: &str, ip: Ipv4Addr, timeout: Duration) -> bool {
+        let key = (net.to_owned(), ip);
+        self.wait_while(timeout, |s| s.pending.contains(&key))
+    }
+
+    /// Whether some address of `net` is held.
+    pub fn holds_any(&self, net: &str) -> bool {
+        self.state().pending.iter().any(|(n, _)| n == net)
+    }
+
+    /// Waits (at most `timeout`) until no address of `net` is held, for a pool that is
+    /// exhausted only because of them. Returns whether none is held any more.
+    pub fn wait_network(&self, net: &str, timeout: Duration) -> bool {
+        self.wait_while(timeout, |s| s.pending.iter().any(|(n, _)| n == net))
+    }
+
+    fn wait_while(&self, timeout: Duration, busy: impl Fn(&ReleaseState) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.state();
+        while busy(&g) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            g = match self.cv.wait_timeout(g, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+}
+
 /// One entry of daemon.json's `default-address-pools`: `base` split into subnets of `size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressPool {
@@ -144,6 +231,42 @@ mod tests {
         let mut small = Pool::new("10.9.1.0/30".parse().unwrap(), None, "10.9.1.1".parse().unwrap()).unwrap();
         small.allocate(None, "n").unwrap();
         assert!(matches!(small.allocate(None, "n"), Err(Error::Exhausted(_))));
+    }
+
+    #[test]
+    fn a_held_address_is_freed_only_when_its_links_are_gone() {
+        let mut p = Pool::new("10.9.0.0/24".parse().unwrap(), None, "10.9.0.1".parse().unwrap()).unwrap();
+        let r = Releases::default();
+        let ip = p.allocate(None, "n").unwrap();
+        r.hold("n", ip);
+        assert!(r.take_freed().is_empty());
+        assert_eq!(p.allocate(None, "n").unwrap().to_string(), "10.9.0.3", "a held address is not handed out");
+        assert!(!r.wait_for("n", ip, Duration::from_millis(1)), "still held");
+        assert!(r.holds_any("n") && !r.holds_any("m"));
+        assert!(!r.wait_network("n", Duration::from_millis(1)));
+        assert!(r.wait_network("m", Duration::ZERO));
+        r.gone("n", ip);
+        assert!(!r.holds_any("n") && r.wait_network("n", Duration::ZERO));
+        assert!(r.wait_for("n", ip, Duration::ZERO));
+        for (net, a) in r.take_freed() {
+            assert_eq!(net, "n");
+            p.release(a);
+        }
+        assert!(r.take_freed().is_empty(), "taken once");
+        assert_eq!(p.allocate(None, "n").unwrap(), ip, "free again");
+        r.gone("n", "10.9.0.9".parse().unwrap());
+        assert!(r.take_freed().is_empty(), "an address never held is not freed");
+    }
+
+    #[test]
+    fn a_waiter_wakes_when_the_address_is_freed() {
+        let r = std::sync::Arc::new(Releases::default());
+        let ip: Ipv4Addr = "10.9.0.2".parse().unwrap();
+        r.hold("n", ip);
+        let r2 = r.clone();
+        let t = std::thread::spawn(move || r2.wait_for("n", ip, Duration::from_secs(10)));
+        r.gone("n", ip);
+        assert!(t.join().unwrap());
     }
 
     #[test]

@@ -108,7 +108,17 @@ impl Netlink {
 
     /// Creates a veth pair: `host` here, `peer` created directly in the network namespace
     /// open at `peer_ns` (so its name never meets the host's own interfaces), with `mac`.
-    pub fn add_veth(&mut self, host: &str, peer: &str, peer_ns: RawFd, mac: Option<[u8; 6]>) -> io::Result<()> {
+    /// `host` is up and enslaved to `master` (when given) from the start, in the one
+    /// request (the kernel applies a new link's flags and master as it makes it); `peer`
+    /// stays down (a veth cannot be opened before its other end is linked to it: ENOTCONN).
+    pub fn add_veth(
+        &mut self,
+        host: &str,
+        peer: &str,
+        peer_ns: RawFd,
+        mac: Option<[u8; 6]>,
+        master: Option<u32>,
+    ) -> io::Result<()> {
         let mut p = LinkMessage::default();
         p.attributes.push(LinkAttribute::IfName(peer.to_owned()));
         p.attributes.push(LinkAttribute::NetNsFd(peer_ns));
@@ -116,7 +126,12 @@ impl Netlink {
             p.attributes.push(LinkAttribute::Address(mac.to_vec()));
         }
         let mut m = LinkMessage::default();
+        m.header.flags = LinkFlags::Up;
+        m.header.change_mask = LinkFlags::Up;
         m.attributes.push(LinkAttribute::IfName(host.to_owned()));
+        if let Some(master) = master {
+            m.attributes.push(LinkAttribute::Controller(master));
+        }
         m.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),

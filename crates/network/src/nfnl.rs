@@ -119,18 +119,64 @@ fn batch(table: &str, op: Op, maps: &[(&str, Vec<Elem>)], first_seq: u32) -> (Ve
     (buf, acked)
 }
 
-/// Applies `op` to elements of maps of the `inet` table `table` in one transaction: all
-/// of them or none. A kernel refusal comes back as the `io::Error` of its errno
-/// (`ENOENT` for a missing table, map or, on delete, element).
-pub fn apply(table: &str, op: Op, maps: &[(&str, Vec<Elem>)]) -> io::Result<()> {
-    if maps.iter().all(|(_, e)| e.is_empty()) {
-        return Ok(());
+/// A netfilter netlink socket kept open across transactions.
+///
+/// Why not one socket per transaction: when a netfilter netlink socket closes, nf_tables
+/// waits for the release of every transaction committed so far (`NETLINK_URELEASE` →
+/// `nf_tables_trans_destroy_flush_work`), and that release waits for an RCU grace period,
+/// 10-15 ms on a busy host. Closing right after committing made every container's start
+/// and stop wait that long; a socket that stays open leaves the release to the kernel's
+/// worker.
+#[derive(Debug, Default)]
+pub struct Channel {
+    /// The socket and the last sequence number used on it; `None` until first used and
+    /// after an error (a socket with replies left unread is not used again).
+    sock: std::sync::Mutex<Option<(Socket, u32)>>,
+}
+
+impl Channel {
+    /// A channel that opens its socket at first use.
+    pub fn new() -> Channel {
+        Channel::default()
     }
+
+    /// Applies `op` to elements of maps of the `inet` table `table` in one transaction:
+    /// all of them or none. A kernel refusal comes back as the `io::Error` of its errno
+    /// (`ENOENT` for a missing table, map or, on delete, element).
+    pub fn apply(&self, table: &str, op: Op, maps: &[(&str, Vec<Elem>)]) -> io::Result<()> {
+        if maps.iter().all(|(_, e)| e.is_empty()) {
+            return Ok(());
+        }
+        let mut g = match self.sock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let (mut sock, seq) = match g.take() {
+            Some(s) => s,
+            None => (open()?, 0),
+        };
+        let (buf, acked) = batch(table, op, maps, seq.wrapping_add(1));
+        let last = seq.wrapping_add(1).wrapping_add(acked.len() as u32 + 1);
+        let r = exchange(&mut sock, &buf, acked);
+        // After a refusal the kernel may still have replies queued for this batch.
+        if r.is_ok() {
+            *g = Some((sock, last));
+        }
+        r
+    }
+}
+
+fn open() -> io::Result<Socket> {
     let mut sock = Socket::new(NETLINK_NETFILTER)?;
     sock.bind_auto()?;
     sock.connect(&SocketAddr::new(0, 0))?;
-    let (buf, mut waiting) = batch(table, op, maps, 1);
-    sock.send(&buf, 0)?;
+    Ok(sock)
+}
+
+/// Sends one batch and waits for the acknowledgement of each of `waiting`; replies to
+/// other sequence numbers are skipped.
+fn exchange(sock: &mut Socket, buf: &[u8], mut waiting: Vec<u32>) -> io::Result<()> {
+    sock.send(buf, 0)?;
     let mut rbuf = vec![0u8; 16 * 1024];
     while !waiting.is_empty() {
         let n = sock.recv(&mut &mut rbuf[..], 0)?;
@@ -139,7 +185,7 @@ pub fn apply(table: &str, op: Op, maps: &[(&str, Vec<Elem>)]) -> io::Result<()> 
             let len = u32::from_ne_bytes(rbuf[off..off + 4].try_into().unwrap_or_default()) as usize;
             let typ = u16::from_ne_bytes(rbuf[off + 4..off + 6].try_into().unwrap_or_default());
             let seq = u32::from_ne_bytes(rbuf[off + 8..off + 12].try_into().unwrap_or_default());
-            if typ == NLMSG_ERROR && off + 20 <= n {
+            if typ == NLMSG_ERROR && off + 20 <= n && waiting.contains(&seq) {
                 let code = i32::from_ne_bytes(rbuf[off + 16..off + 20].try_into().unwrap_or_default());
                 if code != 0 {
                     return Err(io::Error::from_raw_os_error(-code));

@@ -79,6 +79,8 @@ pub struct NetworkRules<'a> {
 #[derive(Debug, Clone)]
 pub struct Firewall {
     table: String,
+    /// The netlink socket published ports' elements go through (shared by clones).
+    nfnl: std::sync::Arc<crate::nfnl::Channel>,
 }
 
 const BRIDGES_SET: &str = "bridges";
@@ -121,7 +123,7 @@ fn port_elements(ports: &[PortRule]) -> [(&'static str, Vec<crate::nfnl::Elem>);
 impl Firewall {
     /// The table called `table` in the `inet` family.
     pub fn new(table: &str) -> Firewall {
-        Firewall { table: table.to_owned() }
+        Firewall { table: table.to_owned(), nfnl: Default::default() }
     }
 
     /// The table's name.
@@ -287,14 +289,16 @@ impl Firewall {
     /// Adds the DNAT map elements of published ports, in one netlink transaction (no
     /// `nft` run): all of them or none.
     pub fn add_ports(&self, ports: &[PortRule]) -> Result<()> {
-        crate::nfnl::apply(&self.table, crate::nfnl::Op::Add, &port_elements(ports))
+        self.nfnl
+            .apply(&self.table, crate::nfnl::Op::Add, &port_elements(ports))
             .map_err(|e| Error::io(format!("add published ports to table inet {}", self.table), e))
     }
 
     /// Removes the map elements of published ports (those already gone are fine). No
     /// listing is needed: the keys follow from the ports, which the caller recorded.
     pub fn remove_ports(&self, ports: &[PortRule]) -> Result<()> {
-        use crate::nfnl::{Op, apply};
+        use crate::nfnl::Op;
+        let apply = |table: &str, op, maps: &[(&str, Vec<crate::nfnl::Elem>)]| self.nfnl.apply(table, op, maps);
         let what = || format!("remove published ports from table inet {}", self.table);
         match apply(&self.table, Op::Delete, &port_elements(ports)) {
             Ok(()) => Ok(()),

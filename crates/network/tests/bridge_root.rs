@@ -170,3 +170,70 @@ fn a_published_udp_port_reaches_the_namespace() {
     netns::remove(&att.netns).unwrap();
     drv.remove_network(&net).unwrap();
 }
+
+#[test]
+fn teardown_reports_the_veth_gone_only_once_it_is() {
+    if !usable() {
+        eprintln!("skipped: needs root and nft");
+        return;
+    }
+    let tag = format!("{:x}", (std::process::id() & 0xffff) ^ 0x3c3c);
+    let dir = tempfile::tempdir().unwrap();
+    let fw = Firewall::new(&format!("berth_g{tag}"));
+    fw.reset().unwrap();
+    struct Cleanup(Firewall, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = self.0.delete_table();
+            let _ = std::process::Command::new("ip").args(["link", "del", &self.1]).output();
+        }
+    }
+    let _cleanup = Cleanup(fw.clone(), format!("bg{tag}"));
+    let drv = BridgeDriver::new(fw.clone()).unwrap();
+    let net = NetworkSpec {
+        id: format!("g{tag}"),
+        name: "g".into(),
+        bridge: format!("bg{tag}"),
+        subnet: "10.213.11.0/24".parse().unwrap(),
+        gateway: "10.213.11.1".parse().unwrap(),
+        internal: false,
+    };
+    drv.create_network(&net).unwrap();
+    let hp = 45000 + (std::process::id() % 1000) as u16;
+    // Several in a row, so that some are still queued for deletion when asked about.
+    let mut done = Vec::new();
+    for n in 2..6u8 {
+        let ip = Ipv4Addr::new(10, 213, 11, n);
+        let att = Attachment {
+            endpoint_id: format!("g{tag}{n:02}abcdef0123"),
+            netns: dir.path().join(format!("ns{n}")),
+            ifname: "eth0".into(),
+            ip,
+            mac: mac_for(ip),
+            default_route: true,
+            ports: vec![PortRule {
+                proto: Proto::Tcp,
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: hp + u16::from(n),
+                container_ip: ip,
+                container_port: 80,
+            }],
+        };
+        let mut ns = netns::create(&att.netns).unwrap();
+        drv.setup(&net, &att, &mut ns).unwrap();
+        drop(ns);
+        let link = format!("/sys/class/net/{}", att.host_ifname());
+        assert!(std::path::Path::new(&link).exists());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l = link.clone();
+        drv.teardown_then(&net, &att, Box::new(move || tx.send(std::path::Path::new(&l).exists()).unwrap())).unwrap();
+        netns::remove(&att.netns).unwrap();
+        done.push((link, rx));
+    }
+    assert_eq!(fw.published_count().unwrap(), 0, "the port map elements go at once");
+    for (link, rx) in done {
+        let existed = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("gone is called");
+        assert!(!existed, "{link} still existed when reported gone");
+    }
+    drv.remove_network(&net).unwrap();
+}

@@ -28,6 +28,9 @@ use crate::config::NetworkOptions;
 use crate::error::{Error, Result};
 use crate::record::{ContainerRecord, EndpointRecord, PublishedPort, Status};
 
+/// How long a request for an address waits for the veth of its earlier endpoint to go.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where daemons on one host take turns choosing subnets, so two never pick the same one.
 const SUBNET_LOCK: &str = "/run/lock/berth-network.lock";
 
@@ -193,6 +196,8 @@ pub(crate) struct Networks {
     netns_dir: PathBuf,
     /// Where the IPv6 proxy processes keep their pid files (`<id>.pid`).
     proxy_dir: PathBuf,
+    /// Addresses of detached endpoints whose veths are still being deleted.
+    releases: Arc<ipam::Releases>,
     opts: NetworkOptions,
     driver: OnceLock<Arc<BridgeDriver>>,
     inner: Mutex<Inner>,
@@ -221,6 +226,7 @@ impl Networks {
             dir,
             netns_dir: exec_root.join("netns"),
             proxy_dir: exec_root.join("netproxy"),
+            releases: Arc::default(),
             opts: opts.clone(),
             driver: OnceLock::new(),
             inner: Mutex::new(Inner {
@@ -329,6 +335,11 @@ impl Networks {
     /// is chosen at first use), its bridge and rules, and its pool. Returns its spec.
     fn ready(&self, g: &mut Inner, net_id: &str) -> Result<NetworkSpec> {
         let drv = self.driver()?;
+        for (net, ip) in self.releases.take_freed() {
+            if let Some(p) = g.pools.get_mut(&net) {
+                p.release(ip);
+            }
+        }
         if !g.table_ready {
             drv.firewall().reset()?;
             g.table_ready = true;
@@ -581,11 +592,15 @@ impl Networks {
     ) -> Result<SetupStep> {
         let path = self.netns_path(&rec.id);
         let mut done = ep.clone();
+        // `--ip` of a container started again right after it stopped: its old veth may
+        // still be going away.
+        if let Some(ip) = ep.ipv4_request
+            && !self.releases.wait_for(&ep.network_id, ip, RELEASE_WAIT)
+        {
+            tracing::warn!(container = %rec.id, %ip, "the address's earlier endpoint is still being deleted");
+        }
         let (spec, att, held) = {
-            let mut g = self.lock();
-            let spec = self.ready(&mut g, &ep.network_id)?;
-            let pool = g.pools.get_mut(&spec.id).ok_or_else(|| Error::Internal("no pool".into()))?;
-            let ip = pool.allocate(ep.ipv4_request, &spec.name)?;
+            let (mut g, spec, ip) = self.allocate(&ep.network_id, ep.ipv4_request)?;
             let mac = ep.mac_request.as_deref().and_then(parse_mac).unwrap_or_else(|| mac_for(ip));
             let endpoint_id = berth_base::new_id();
             let (ports, rules, (held, proxies)) = if i == 0 {
@@ -630,6 +645,27 @@ impl Networks {
             out.hosts.push(format!("{hostname}:{}", att.ip));
         }
         Ok(SetupStep { spec, att, requested: ep.clone(), listeners })
+    }
+
+    /// Readies the network and takes an address from its pool (`want`, else the lowest
+    /// free one). A pool exhausted only because addresses wait for their old veths to go
+    /// waits for those (at most [`RELEASE_WAIT`]). Returns with the lock held.
+    fn allocate(&self, net_id: &str, want: Option<Ipv4Addr>) -> Result<(MutexGuard<'_, Inner>, NetworkSpec, Ipv4Addr)> {
+        let mut waited = false;
+        loop {
+            let mut g = self.lock();
+            let spec = self.ready(&mut g, net_id)?;
+            let pool = g.pools.get_mut(&spec.id).ok_or_else(|| Error::Internal("no pool".into()))?;
+            match pool.allocate(want, &spec.name) {
+                Ok(ip) => return Ok((g, spec, ip)),
+                Err(berth_network::Error::Exhausted(_)) if !waited && self.releases.holds_any(&spec.id) => {
+                    drop(g);
+                    self.releases.wait_network(&spec.id, RELEASE_WAIT);
+                    waited = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Does one planned endpoint's kernel work (`ns` is a netlink socket inside the
@@ -757,28 +793,33 @@ impl Networks {
         if let Some(r) = self.lock().resolvers.get(&rec.id) {
             r.update(|v| v.networks.retain(|(id, _)| *id != ep.network_id));
         }
-        let spec = {
-            let mut g = self.lock();
-            if let Some(p) = g.pools.get_mut(&ep.network_id) {
+        let spec = self.lock().nets.iter().find(|n| n.id == ep.network_id).and_then(NetworkRecord::spec);
+        let drv = self.driver();
+        let (Some(spec), Ok(drv)) = (spec, drv) else {
+            // No veth of ours to wait for.
+            if let Some(p) = self.lock().pools.get_mut(&ep.network_id) {
                 p.release(ip);
             }
-            g.nets.iter().find(|n| n.id == ep.network_id).and_then(NetworkRecord::spec)
+            return errs;
         };
-        if let (Some(spec), Ok(drv)) = (spec, self.driver()) {
-            let att = Attachment {
-                endpoint_id: ep.endpoint_id.clone(),
-                netns: self.netns_path(&rec.id),
-                ifname: format!("eth{i}"),
-                ip,
-                mac: [0; 6],
-                default_route: false,
-                // Published ports go with the primary endpoint only: their map elements are
-                // keyed by host port, and another endpoint's teardown must not take them.
-                ports: if self.is_primary(rec, ep) { port_rules(&rec.ports, ip) } else { Vec::new() },
-            };
-            if let Err(e) = drv.teardown(&spec, &att) {
-                errs.push(e.into());
-            }
+        let att = Attachment {
+            endpoint_id: ep.endpoint_id.clone(),
+            netns: self.netns_path(&rec.id),
+            ifname: format!("eth{i}"),
+            ip,
+            mac: [0; 6],
+            default_route: false,
+            // Published ports go with the primary endpoint only: their map elements are
+            // keyed by host port, and another endpoint's teardown must not take them.
+            ports: if self.is_primary(rec, ep) { port_rules(&rec.ports, ip) } else { Vec::new() },
+        };
+        // The address is freed once the veth is gone (the driver deletes it off this
+        // path): until then the old endpoint could still answer for it.
+        self.releases.hold(&ep.network_id, ip);
+        let releases = self.releases.clone();
+        let net_id = ep.network_id.clone();
+        if let Err(e) = drv.teardown_then(&spec, &att, Box::new(move || releases.gone(&net_id, ip))) {
+            errs.push(e.into());
         }
         errs
     }
@@ -881,18 +922,24 @@ impl Networks {
     /// removes its namespace. Keeps going after a failure; returns every error. Blocking.
     pub fn detach(&self, rec: &ContainerRecord) -> Vec<Error> {
         let mut errs = Vec::new();
+        // The namespace's mount goes first: unmounting waits for an RCU grace period, and
+        // would queue behind the one the veths' deletion (below, on the driver's thread)
+        // starts. Nothing below needs the mount: veths and port elements are found from
+        // the host's side.
+        if let Err(e) = netns::remove(&self.netns_path(&rec.id)) {
+            errs.push(e.into());
+        }
+        berth_runtime::trace::mark(&rec.id, "daemon.net_ns_removed");
         for (i, ep) in rec.networks.values().enumerate() {
             errs.extend(self.detach_endpoint(rec, ep, i));
         }
+        berth_runtime::trace::mark(&rec.id, "daemon.net_endpoints_down");
         {
             let mut g = self.lock();
             g.held.remove(&rec.id);
             g.resolvers.remove(&rec.id);
         }
         self.stop_proxy(&rec.id);
-        if let Err(e) = netns::remove(&self.netns_path(&rec.id)) {
-            errs.push(e.into());
-        }
         errs
     }
 
@@ -1272,6 +1319,7 @@ impl Engine {
             links.push(format!("{}:{ip}", names.join(" ")));
         }
         let (mut a, mut setup) = self.networks.plan(rec)?;
+        berth_runtime::trace::mark(&rec.id, "daemon.net_planned");
         let net_sysctls = rec.host_config.sysctls.iter().flatten().any(|(k, _)| k.starts_with("net."));
         if net_sysctls && let Some(s) = setup.take() {
             if let Err(e) = self.networks.complete(s) {
