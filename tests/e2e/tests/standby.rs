@@ -1,6 +1,8 @@
 //! The standby shim (runtime/shim/standby.rs): a create request makes the daemon start a
 //! `berth shim --standby` ahead of need, the start hands the container to it instead of
-//! spawning a shim then, and a daemon that dies leaves no standby behind.
+//! spawning a shim then, and a daemon that dies leaves no standby behind. The standby makes
+//! its mount namespace while it waits (runtime/shim/mountns.rs) and makes it again when a
+//! bind source changed since: the container always sees the host as it is at its start.
 
 use std::time::{Duration, Instant};
 
@@ -21,14 +23,14 @@ fn ended(pid: u32) -> bool {
     stat_fields(pid).is_none_or(|f| f[0] == "Z")
 }
 
-/// The daemon's waiting standby shims: its children whose command line ends in `--standby`.
+/// The daemon's waiting standby shims: its children run as `berth shim --standby …`.
 fn standbys(daemon: u32) -> Vec<u32> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
         let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
         let args: Vec<&[u8]> = cmd.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
-        if args.ends_with(&[b"shim".as_slice(), b"--standby".as_slice()])
+        if args.get(1..3) == Some(&[b"shim".as_slice(), b"--standby".as_slice()])
             && stat_fields(pid).is_some_and(|f| f[0] != "Z" && f[1] == daemon.to_string())
         {
             found.push(pid);
@@ -50,8 +52,25 @@ fn one_standby(daemon: u32) -> u32 {
     }
 }
 
+/// The ids for which the trace file records `phase`.
+fn traced(trace: &std::path::Path, phase: &str) -> Vec<String> {
+    std::fs::read_to_string(trace)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(3) == Some(&phase)).then(|| f[2].to_owned())
+        })
+        .collect()
+}
+
 #[test]
 fn a_start_takes_the_standby_and_a_dead_daemon_leaves_none() {
+    let scratch = tempfile::tempdir().unwrap();
+    let trace = scratch.path().join("trace");
+    // SAFETY: the only test of this binary, before it starts any thread; the daemon and
+    // its shims inherit the variable (runtime/src/trace.rs).
+    unsafe { std::env::set_var("BERTH_TRACE_START", &trace) };
     let mut d = Daemon::start();
     d.import_busybox("busybox:latest");
     let daemon = d.pid().unwrap();
@@ -69,6 +88,37 @@ fn a_start_takes_the_standby_and_a_dead_daemon_leaves_none() {
     }
     // Exec and stop go through it like through any shim.
     assert_eq!(ok(&d.berth(&["exec", "first", "echo", "in"])).trim(), "in");
+    let first = inspect(&d, "{{.Id}}", "first");
+    assert!(traced(&trace, "shim.mountns_prepared").contains(&first), "the prepared namespace was used");
+
+    // A bind source mounted after the standby made its namespace: the snapshot is stale
+    // for this container, so the shim makes it again and the container sees the mount.
+    ok(&d.berth(&["create", "--name", "waiter", "--network", "none", "busybox", "true"]));
+    let late = scratch.path().join("late");
+    std::fs::create_dir(&late).unwrap();
+    let _ = one_standby(daemon);
+    std::thread::sleep(Duration::from_millis(100));
+    let mounted =
+        std::process::Command::new("mount").args(["-t", "tmpfs", "late", &late.display().to_string()]).status();
+    assert!(mounted.unwrap().success());
+    std::fs::write(late.join("f"), "on the late mount\n").unwrap();
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "--name",
+        "binder",
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/late", late.display()),
+        "busybox",
+        "cat",
+        "/late/f",
+    ]);
+    let _ = std::process::Command::new("umount").arg(&late).status();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "on the late mount\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!traced(&trace, "shim.mountns_redone").is_empty(), "the stale namespace was made again");
+    ok(&d.berth(&["rm", "waiter"]));
 
     // The next request makes another; a run that fails in the runtime leaves the daemon
     // able to start the next one.

@@ -301,7 +301,7 @@ impl Engine {
             open_stdin: rec.config.open_stdin == Some(true),
             stdin_once: rec.config.stdin_once == Some(true),
             monitor: Some(self.cfg.exec_root.join(berth_runtime::shim::monitor::FILE_NAME)),
-            private_parents: parent_mounts(&self.cfg).into_iter().filter(|d| berth_image::is_parent_mount(d)).collect(),
+            private_parents: private_parents(&self.cfg),
         })
     }
 
@@ -1019,6 +1019,11 @@ impl Drop for StartingGuard<'_> {
             Err(p) => p.into_inner().start_done(),
         }
     }
+}
+
+/// The parent mounts that are in place, which shims leave out of their mount namespace.
+pub(super) fn private_parents(cfg: &crate::config::Config) -> Vec<PathBuf> {
+    parent_mounts(cfg).into_iter().filter(|d| berth_image::is_parent_mount(d)).collect()
 }
 
 /// The directories under which the daemon makes one mount per container: container roots

@@ -231,7 +231,10 @@ impl Engine {
         let images = Arc::new(images);
         let (launcher, rootfs) = match fakes {
             Some(f) => f,
-            None => (Arc::new(ShimProcesses::new(&exe)) as Arc<dyn ShimLauncher>, images.clone() as _),
+            None => (
+                Arc::new(ShimProcesses::new(&exe, lifecycle::private_parents(&cfg))) as Arc<dyn ShimLauncher>,
+                images.clone() as _,
+            ),
         };
         let engine = Arc::new(Engine {
             cfg,

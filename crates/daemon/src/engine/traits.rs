@@ -34,9 +34,9 @@ pub struct ShimProcesses {
 }
 
 impl ShimProcesses {
-    /// Shims of the berth executable `exe`.
-    pub fn new(exe: &Path) -> Self {
-        ShimProcesses { standby: berth_runtime::shim::standby::Standby::new(exe) }
+    /// Shims of the berth executable `exe`; `parents` as in `ShimOptions::private_parents`.
+    pub fn new(exe: &Path, parents: Vec<PathBuf>) -> Self {
+        ShimProcesses { standby: berth_runtime::shim::standby::Standby::new(exe, parents) }
     }
 }
 

@@ -174,8 +174,11 @@ pub fn main(args: &[String]) -> i32 {
             Err(_) => 1,
         };
     }
+    let mut prepared = None;
     let opts = if args.iter().any(|a| a == standby::STANDBY_ARG) {
-        // A standby: the daemon going away before handing options over is a normal end.
+        // A standby makes its mount namespace while it waits (mountns.rs), then waits; the
+        // daemon going away before handing options over is a normal end.
+        prepared = mountns::prepare(&standby::parents(args));
         let Some(opts) = standby::wait_for_options() else { return 0 };
         opts
     } else {
@@ -190,7 +193,7 @@ pub fn main(args: &[String]) -> i32 {
     // Own session: a signal to the daemon's process group or terminal never reaches us.
     let _ = rustix::process::setsid();
     let _ = std::env::set_current_dir("/");
-    let result = Shim::setup(&opts);
+    let result = Shim::setup(&opts, prepared);
     let ready = match &result {
         Ok(s) => Ready { init_pid: Some(s.init_pid.as_raw_nonzero().get() as u32), error: None, exec_failure: None },
         Err(e) => Ready { init_pid: None, error: Some(e.to_string()), exec_failure: e.exec_failure() },
@@ -335,7 +338,7 @@ enum Src {
 }
 
 impl Shim {
-    fn setup(o: &ShimOptions) -> Result<Shim, Error> {
+    fn setup(o: &ShimOptions, prepared: Option<mountns::Prepared>) -> Result<Shim, Error> {
         let config = o.bundle.join("config.json");
         let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| Error::Runtime {
             context: format!("failed to load {}", config.display()),
@@ -344,7 +347,13 @@ impl Shim {
         crate::trace::mark(&o.id, "shim.spec_loaded");
         let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
         let rootfs = if rootfs.is_absolute() { rootfs } else { o.bundle.join(rootfs) };
-        mountns::isolate(&spec, &rootfs, &o.private_parents)?;
+        match prepared {
+            Some(p) => {
+                let used = mountns::isolate_prepared(p, &spec, &rootfs, &o.private_parents)?;
+                crate::trace::mark(&o.id, if used { "shim.mountns_prepared" } else { "shim.mountns_redone" });
+            }
+            None => mountns::isolate(&spec, &rootfs, &o.private_parents)?,
+        }
         crate::trace::mark(&o.id, "shim.mountns");
         // A first look in the image's root: a command found there but not executable fails
         // now (126). One not found there may still come from a bind mount or volume, which

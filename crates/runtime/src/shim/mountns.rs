@@ -22,9 +22,20 @@
 //! holding only the host's own mounts plus these, and everything that reads mountinfo
 //! there reads a short file. The daemon keeps using its mounts in the host namespace
 //! (cp, export, diff, commit, rm, live restore), so nothing else changes.
+//!
+//! The unshare copies every mount of the daemon's namespace and the lazy unmount walks
+//! every container's mount: O(N), 5 ms with 1000 containers running. A standby shim
+//! ([`super::standby`]) does that part ahead of need ([`prepare`]), keeping a descriptor of
+//! the namespace it left; when its container's options arrive, [`isolate_prepared`]
+//! returns there for a moment, takes the detached copies of the container's mounts, and
+//! attaches them in the namespace it prepared. A prepared namespace is a snapshot: it is
+//! used only while it is young ([`FRESH`]) and only when every path the container binds from
+//! outside the parents shows the same file in it as in the daemon's namespace; otherwise
+//! the shim isolates afresh as above.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, CWD, StatxFlags};
 use rustix::io::Errno;
@@ -39,11 +50,22 @@ fn device(p: &Path) -> Option<(u32, u32)> {
         .map(|s| (s.stx_dev_major, s.stx_dev_minor))
 }
 
-/// The paths under `parents` that the container needs and that are not plain files or
-/// directories of the parent's filesystem (a mount of their own: the overlay root, an
-/// nsfs file, or something inside another mount): `rootfs`, the spec's namespace paths
-/// and bind-mount sources.
-fn needed(spec: &oci_spec::runtime::Spec, rootfs: &Path, parents: &[(PathBuf, (u32, u32))]) -> Vec<PathBuf> {
+/// A file as a path shows it: device major, minor and inode.
+type Identity = (u32, u32, u64);
+
+/// Detached copies of mounts, each with the path it came from.
+type Held = Vec<(OwnedFd, PathBuf)>;
+
+/// The device and inode a path shows (not following a final symlink).
+fn identity(p: &Path) -> Option<Identity> {
+    rustix::fs::statx(CWD, p, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS)
+        .ok()
+        .map(|s| (s.stx_dev_major, s.stx_dev_minor, s.stx_ino))
+}
+
+/// Every path the container takes from the host: its root, the spec's namespace paths and
+/// bind-mount sources.
+fn sources(spec: &oci_spec::runtime::Spec, rootfs: &Path) -> Vec<PathBuf> {
     let mut paths = vec![rootfs.to_path_buf()];
     if let Some(linux) = spec.linux() {
         paths.extend(linux.namespaces().iter().flatten().filter_map(|n| n.path().clone()));
@@ -55,8 +77,16 @@ fn needed(spec: &oci_spec::runtime::Spec, rootfs: &Path, parents: &[(PathBuf, (u
             .filter(|m| m.options().iter().flatten().any(|o| o == "bind" || o == "rbind"))
             .filter_map(|m| m.source().clone()),
     );
+    paths
+}
+
+/// The paths under `parents` that the container needs and that are not plain files or
+/// directories of the parent's filesystem (a mount of their own: the overlay root, an
+/// nsfs file, or something inside another mount): `rootfs`, the spec's namespace paths
+/// and bind-mount sources.
+fn needed(spec: &oci_spec::runtime::Spec, rootfs: &Path, parents: &[(PathBuf, (u32, u32))]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
-    for p in paths {
+    for p in sources(spec, rootfs) {
         let Some((_, dev)) = parents.iter().find(|(d, _)| p.starts_with(d) && p != *d) else { continue };
         if device(&p).is_some_and(|d| d != *dev) && !out.contains(&p) {
             out.push(p);
@@ -70,22 +100,40 @@ fn needed(spec: &oci_spec::runtime::Spec, rootfs: &Path, parents: &[(PathBuf, (u
 /// daemon's parent mounts (`image::ensure_parent_mount`); an empty list (an older daemon,
 /// or one that could not make them) leaves the process where it is.
 pub(crate) fn isolate(spec: &oci_spec::runtime::Spec, rootfs: &Path, parents: &[PathBuf]) -> Result<(), Error> {
-    let parents: Vec<(PathBuf, (u32, u32))> =
-        parents.iter().filter_map(|p| device(p).map(|dev| (p.clone(), dev))).collect();
+    let parents = with_devices(parents);
     if parents.is_empty() {
         return Ok(());
     }
     let keep = needed(spec, rootfs, &parents);
-    let fail = |what: &'static str, p: &Path, e: Errno| Error::io(what, p, e.into());
+    unshare_private(rootfs)?;
+    let Some(held) = clone_all(&keep)? else { return Ok(()) };
+    detach_parents(&parents)?;
+    attach_all(held)
+}
+
+fn fail(what: &'static str, p: &Path, e: Errno) -> Error {
+    Error::io(what, p, e.into())
+}
+
+fn with_devices(parents: &[PathBuf]) -> Vec<(PathBuf, (u32, u32))> {
+    parents.iter().filter_map(|p| device(p).map(|dev| (p.clone(), dev))).collect()
+}
+
+/// A private copy of the current mount namespace, entered.
+fn unshare_private(what: &Path) -> Result<(), Error> {
     // SAFETY: the shim is single-threaded (see the module doc of `shim`), so no other
     // thread shares this process's filesystem context that unshare would split.
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
-        .map_err(|e| fail("failed to unshare the mount namespace for", rootfs, e))?;
+        .map_err(|e| fail("failed to unshare the mount namespace for", what, e))?;
     // Private first: unmounts below must never propagate back to the host's mounts.
     rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
-        .map_err(|e| fail("failed to make private", Path::new("/"), e))?;
-    let mut held: Vec<(OwnedFd, &Path)> = Vec::with_capacity(keep.len());
-    for p in &keep {
+        .map_err(|e| fail("failed to make private", Path::new("/"), e))
+}
+
+/// Detached copies of the mounts at `keep`; None on a kernel without open_tree (5.2).
+fn clone_all(keep: &[PathBuf]) -> Result<Option<Held>, Error> {
+    let mut held = Vec::with_capacity(keep.len());
+    for p in keep {
         match rustix::mount::open_tree(
             CWD,
             p,
@@ -94,22 +142,116 @@ pub(crate) fn isolate(spec: &oci_spec::runtime::Spec, rootfs: &Path, parents: &[
                 | OpenTreeFlags::AT_RECURSIVE
                 | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
         ) {
-            Ok(fd) => held.push((fd, p)),
+            Ok(fd) => held.push((fd, p.clone())),
             // A kernel before 5.2: stay in the (private) copy with every mount in it.
-            Err(Errno::NOSYS) => return Ok(()),
+            Err(Errno::NOSYS) => return Ok(None),
             Err(e) => return Err(fail("failed to copy the mount at", p, e)),
         }
     }
-    for (dir, _) in &parents {
+    Ok(Some(held))
+}
+
+fn detach_parents(parents: &[(PathBuf, (u32, u32))]) -> Result<(), Error> {
+    for (dir, _) in parents {
         match rustix::mount::unmount(dir, UnmountFlags::DETACH) {
             // Not a mount point (here) after all: its children stay, which costs time only.
             Ok(()) | Err(Errno::INVAL) => {}
             Err(e) => return Err(fail("failed to unmount", dir, e)),
         }
     }
+    Ok(())
+}
+
+fn attach_all(held: Held) -> Result<(), Error> {
     for (fd, p) in held {
-        rustix::mount::move_mount(fd, c"", CWD, p, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-            .map_err(|e| fail("failed to attach the mount again at", p, e))?;
+        rustix::mount::move_mount(fd, c"", CWD, &p, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+            .map_err(|e| fail("failed to attach the mount again at", &p, e))?;
     }
     Ok(())
+}
+
+/// How long a prepared namespace may be used after it was made: a standby is normally
+/// handed its container within milliseconds of being started.
+pub(crate) const FRESH: Duration = Duration::from_secs(2);
+
+/// A private mount namespace without the daemon's parent mounts, made ahead of need, and
+/// the namespace it was made from.
+pub(crate) struct Prepared {
+    host: OwnedFd,
+    own: OwnedFd,
+    parents: Vec<(PathBuf, (u32, u32))>,
+    made: Instant,
+}
+
+fn open_ns() -> Option<OwnedFd> {
+    rustix::fs::open(
+        "/proc/thread-self/ns/mnt",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()
+}
+
+fn enter(ns: &OwnedFd) -> Result<(), Error> {
+    rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::Mount))
+        .map_err(|e| fail("failed to enter the mount namespace", Path::new("/proc/thread-self/ns/mnt"), e))
+}
+
+/// Makes this (single-threaded) process's private namespace without the mounts under
+/// `parents` now, for [`isolate_prepared`] to complete. None (and the process back where it
+/// was) when that cannot be done here.
+pub(crate) fn prepare(parents: &[PathBuf]) -> Option<Prepared> {
+    let parents = with_devices(parents);
+    if parents.is_empty() {
+        return None;
+    }
+    let host = open_ns()?;
+    if unshare_private(Path::new("/")).is_err() {
+        return None;
+    }
+    let made = (|| {
+        detach_parents(&parents).ok()?;
+        let own = open_ns()?;
+        Some(Prepared { host: host.try_clone().ok()?, own, parents, made: Instant::now() })
+    })();
+    if made.is_none() {
+        let _ = enter(&host);
+    }
+    made
+}
+
+/// [`isolate`] for a process that [`prepare`]d: copies the container's mounts from the
+/// daemon's namespace into the prepared one. Falls back to [`isolate`] when the prepared
+/// namespace is old or shows any of the container's outside sources differently; says
+/// whether the prepared namespace was used.
+pub(crate) fn isolate_prepared(
+    p: Prepared,
+    spec: &oci_spec::runtime::Spec,
+    rootfs: &Path,
+    parents: &[PathBuf],
+) -> Result<bool, Error> {
+    // Back in the daemon's namespace, where the container's mounts are.
+    enter(&p.host)?;
+    if p.made.elapsed() > FRESH || p.parents.iter().map(|(d, _)| d).ne(parents.iter()) {
+        return isolate(spec, rootfs, parents).map(|()| false);
+    }
+    let keep = needed(spec, rootfs, &p.parents);
+    let outside: Vec<(PathBuf, Option<Identity>)> = sources(spec, rootfs)
+        .into_iter()
+        .filter(|s| !p.parents.iter().any(|(d, _)| s.starts_with(d)))
+        .map(|s| {
+            let id = identity(&s);
+            (s, id)
+        })
+        .collect();
+    let Some(held) = clone_all(&keep)? else { return isolate(spec, rootfs, parents).map(|()| false) };
+    enter(&p.own)?;
+    if outside.iter().any(|(s, id)| identity(s) != *id) {
+        // The snapshot is stale for this container: start over from the daemon's view.
+        drop(held);
+        enter(&p.host)?;
+        return isolate(spec, rootfs, parents).map(|()| false);
+    }
+    attach_all(held)?;
+    Ok(true)
 }

@@ -18,18 +18,23 @@ use crate::Error;
 
 /// The argument that makes `berth shim` wait for its options on stdin.
 pub const STANDBY_ARG: &str = "--standby";
+/// Each following argument names one of the daemon's parent mounts, which the standby
+/// leaves out of its mount namespace before its options come ([`super::mountns::prepare`]).
+pub const PARENT_ARG: &str = "--private-parent";
 
 /// The daemon's side: at most one waiting shim process of `exe`.
 #[derive(Debug)]
 pub struct Standby {
     exe: PathBuf,
+    parents: Vec<PathBuf>,
     waiting: Mutex<Option<Child>>,
 }
 
 impl Standby {
-    /// No standby yet; [`Standby::warm`] starts one.
-    pub fn new(exe: &Path) -> Self {
-        Standby { exe: exe.to_owned(), waiting: Mutex::new(None) }
+    /// No standby yet; [`Standby::warm`] starts one. `parents` are the daemon's parent
+    /// mounts, as in [`ShimOptions::private_parents`].
+    pub fn new(exe: &Path, parents: Vec<PathBuf>) -> Self {
+        Standby { exe: exe.to_owned(), parents, waiting: Mutex::new(None) }
     }
 
     /// Starts a standby shim unless one is waiting. Blocking (a fork and exec), but the
@@ -41,6 +46,7 @@ impl Standby {
         }
         *w = Command::new(&self.exe)
             .args(["shim", STANDBY_ARG])
+            .args(self.parents.iter().flat_map(|p| [std::ffi::OsStr::new(PARENT_ARG), p.as_os_str()]))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -86,6 +92,11 @@ fn hand_over(mut child: Child, o: &ShimOptions) -> Option<Child> {
     let _ = child.kill();
     let _ = child.wait();
     None
+}
+
+/// The parent mounts a standby's arguments name.
+pub(super) fn parents(args: &[String]) -> Vec<PathBuf> {
+    args.windows(2).filter(|w| w[0] == PARENT_ARG).map(|w| PathBuf::from(&w[1])).collect()
 }
 
 /// The shim's side: waits for the options line on stdin, then points stdin at /dev/null
