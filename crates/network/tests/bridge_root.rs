@@ -105,34 +105,53 @@ fn two_namespaces_on_a_bridge_and_a_published_port() {
     assert!(!std::path::Path::new(&format!("/sys/class/net/{}", net.bridge)).exists());
 }
 
+/// Drops a test's nftables table and bridge however the test ends.
+struct Cleanup(Firewall, String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = self.0.delete_table();
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.1]).output();
+    }
+}
+
+/// A bridge network of a test's own: table `berth_<letter><tag>`, bridge
+/// `b<letter><tag>` on 10.213.<octet>.0/24, with the tag made from this process's id and
+/// `salt` so parallel tests never share names.
+struct Fixture {
+    tag: String,
+    fw: Firewall,
+    drv: BridgeDriver,
+    net: NetworkSpec,
+    _cleanup: Cleanup,
+}
+
+fn fixture(letter: &str, salt: u32, octet: u8) -> Fixture {
+    let tag = format!("{:x}", (std::process::id() & 0xffff) ^ salt);
+    let fw = Firewall::new(&format!("berth_{letter}{tag}"));
+    fw.reset().unwrap();
+    let cleanup = Cleanup(fw.clone(), format!("b{letter}{tag}"));
+    let drv = BridgeDriver::new(fw.clone()).unwrap();
+    let net = NetworkSpec {
+        id: format!("{letter}{tag}"),
+        name: letter.into(),
+        bridge: format!("b{letter}{tag}"),
+        subnet: format!("10.213.{octet}.0/24").parse().unwrap(),
+        gateway: format!("10.213.{octet}.1").parse().unwrap(),
+        internal: false,
+    };
+    drv.create_network(&net).unwrap();
+    Fixture { tag, fw, drv, net, _cleanup: cleanup }
+}
+
 #[test]
 fn a_published_udp_port_reaches_the_namespace() {
     if !usable() {
         eprintln!("skipped: needs root and nft");
         return;
     }
-    let tag = format!("{:x}", (std::process::id() & 0xffff) ^ 0x5a5a);
     let dir = tempfile::tempdir().unwrap();
-    let fw = Firewall::new(&format!("berth_u{tag}"));
-    fw.reset().unwrap();
-    struct Cleanup(Firewall, String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = self.0.delete_table();
-            let _ = std::process::Command::new("ip").args(["link", "del", &self.1]).output();
-        }
-    }
-    let _cleanup = Cleanup(fw.clone(), format!("bu{tag}"));
-    let drv = BridgeDriver::new(fw.clone()).unwrap();
-    let net = NetworkSpec {
-        id: format!("u{tag}"),
-        name: "u".into(),
-        bridge: format!("bu{tag}"),
-        subnet: "10.213.9.0/24".parse().unwrap(),
-        gateway: "10.213.9.1".parse().unwrap(),
-        internal: false,
-    };
-    drv.create_network(&net).unwrap();
+    let Fixture { tag, drv, net, _cleanup, .. } = fixture("u", 0x5a5a, 9);
     let ip = Ipv4Addr::new(10, 213, 9, 2);
     let hp = 46000 + (std::process::id() % 1000) as u16;
     let att = Attachment {
@@ -177,28 +196,8 @@ fn teardown_reports_the_veth_gone_only_once_it_is() {
         eprintln!("skipped: needs root and nft");
         return;
     }
-    let tag = format!("{:x}", (std::process::id() & 0xffff) ^ 0x3c3c);
     let dir = tempfile::tempdir().unwrap();
-    let fw = Firewall::new(&format!("berth_g{tag}"));
-    fw.reset().unwrap();
-    struct Cleanup(Firewall, String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = self.0.delete_table();
-            let _ = std::process::Command::new("ip").args(["link", "del", &self.1]).output();
-        }
-    }
-    let _cleanup = Cleanup(fw.clone(), format!("bg{tag}"));
-    let drv = BridgeDriver::new(fw.clone()).unwrap();
-    let net = NetworkSpec {
-        id: format!("g{tag}"),
-        name: "g".into(),
-        bridge: format!("bg{tag}"),
-        subnet: "10.213.11.0/24".parse().unwrap(),
-        gateway: "10.213.11.1".parse().unwrap(),
-        internal: false,
-    };
-    drv.create_network(&net).unwrap();
+    let Fixture { tag, fw, drv, net, _cleanup } = fixture("g", 0x3c3c, 11);
     let hp = 45000 + (std::process::id() % 1000) as u16;
     // Several in a row, so that some are still queued for deletion when asked about.
     let mut done = Vec::new();
