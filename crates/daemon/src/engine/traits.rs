@@ -30,19 +30,24 @@ pub trait ShimLauncher: Send + Sync {
 /// The real launcher: `<exe> shim <options>`, one single-threaded process per container,
 /// handed to a standby shim when one waits ([`berth_runtime::shim::standby`]).
 pub struct ShimProcesses {
-    standby: berth_runtime::shim::standby::Standby,
+    standby: std::sync::Arc<berth_runtime::shim::standby::Standby>,
 }
 
 impl ShimProcesses {
     /// Shims of the berth executable `exe`; `parents` as in `ShimOptions::private_parents`.
     pub fn new(exe: &Path, parents: Vec<PathBuf>) -> Self {
-        ShimProcesses { standby: berth_runtime::shim::standby::Standby::new(exe, parents) }
+        ShimProcesses { standby: std::sync::Arc::new(berth_runtime::shim::standby::Standby::new(exe, parents)) }
     }
 }
 
 impl ShimLauncher for ShimProcesses {
     fn spawn(&self, opts: &ShimOptions) -> Result<u32, berth_runtime::Error> {
-        let spawned = self.standby.spawn(opts)?;
+        let spawned = self.standby.spawn(opts);
+        // The next start finds a standby that has made its mount namespace already (with
+        // many containers running that takes milliseconds); off this start's path.
+        let standby = self.standby.clone();
+        drop(std::thread::Builder::new().name("standby".into()).spawn(move || standby.warm()));
+        let spawned = spawned?;
         reap_later(spawned.child);
         Ok(spawned.init_pid)
     }
