@@ -120,6 +120,17 @@ fn a_start_takes_the_standby_and_a_dead_daemon_leaves_none() {
     assert!(!traced(&trace, "shim.mountns_redone").is_empty(), "the stale namespace was made again");
     ok(&d.berth(&["rm", "waiter"]));
 
+    // A standby left waiting past its namespace's freshness gives the namespace up, so its
+    // copies of the host's mounts keep no filesystem busy; it still starts a container.
+    let idle = one_standby(daemon);
+    let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ns(idle) != ns(daemon) {
+        assert!(Instant::now() < deadline, "the idle standby kept its prepared namespace");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ok(&d.berth(&["run", "--rm", "--network", "none", "busybox", "echo", "late"])), "late\n");
+
     // The next request makes another; a run that fails in the runtime leaves the daemon
     // able to start the next one.
     ok(&d.berth(&["create", "--name", "second", "--network", "none", "busybox", "true"]));

@@ -179,7 +179,7 @@ pub fn main(args: &[String]) -> i32 {
         // A standby makes its mount namespace while it waits (mountns.rs), then waits; the
         // daemon going away before handing options over is a normal end.
         prepared = mountns::prepare(&standby::parents(args));
-        let Some(opts) = standby::wait_for_options() else { return 0 };
+        let Some(opts) = standby::wait_for_options(&mut prepared) else { return 0 };
         opts
     } else {
         let Some(opts) = args.iter().rev().find_map(|a| serde_json::from_str::<ShimOptions>(a).ok()) else {

@@ -197,6 +197,13 @@ fn enter(ns: &OwnedFd) -> Result<(), Error> {
         .map_err(|e| fail("failed to enter the mount namespace", Path::new("/proc/thread-self/ns/mnt"), e))
 }
 
+impl Prepared {
+    /// Returns to the daemon's namespace; the prepared one ends with its last descriptor.
+    pub(crate) fn abandon(self) {
+        let _ = enter(&self.host);
+    }
+}
+
 /// Makes this (single-threaded) process's private namespace without the mounts under
 /// `parents` now, for [`isolate_prepared`] to complete. None (and the process back where it
 /// was) when that cannot be done here.

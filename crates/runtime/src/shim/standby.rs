@@ -101,8 +101,21 @@ pub(super) fn parents(args: &[String]) -> Vec<PathBuf> {
 
 /// The shim's side: waits for the options line on stdin, then points stdin at /dev/null
 /// as a freshly spawned shim has it. None at end of file (the daemon went away) or on a
-/// line that is not options.
-pub(super) fn wait_for_options() -> Option<ShimOptions> {
+/// line that is not options. A prepared mount namespace is given up once it is too old to
+/// be used ([`super::mountns::FRESH`]): its copies of the host's mounts would otherwise
+/// keep those filesystems busy for as long as the standby waits.
+pub(super) fn wait_for_options(prepared: &mut Option<super::mountns::Prepared>) -> Option<ShimOptions> {
+    if prepared.is_some() {
+        let stdin = std::io::stdin();
+        let mut fds = [rustix::event::PollFd::new(&stdin, rustix::event::PollFlags::IN)];
+        let fresh = super::mountns::FRESH;
+        let ts = rustix::event::Timespec { tv_sec: fresh.as_secs() as i64, tv_nsec: fresh.subsec_nanos() as i64 };
+        if matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(0)) {
+            if let Some(p) = prepared.take() {
+                p.abandon();
+            }
+        }
+    }
     let mut line = String::new();
     BufReader::new(std::io::stdin().lock()).read_line(&mut line).ok()?;
     if let Ok(null) = std::fs::File::open("/dev/null") {
