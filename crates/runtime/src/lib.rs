@@ -16,9 +16,11 @@ mod proto;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
+mod state;
 pub mod trace;
 
 pub use client::{ShimClient, ShimControl, ShimEvent, ShimEvents, StartOutcome, Streams};
+pub use state::cleanup;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -172,45 +174,4 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-/// Deletes the libcontainer state (and cgroup, and any process still in it) of a container
-/// whose shim died. Already gone is success, so this can be called on every reconcile.
-pub fn cleanup(state_root: &Path, id: &str) -> Result<(), Error> {
-    let dir = state_root.join(id);
-    if !dir.exists() {
-        return Ok(());
-    }
-    match libcontainer::container::Container::load(dir.clone()) {
-        Ok(mut c) => {
-            if let Err(e) = c.delete(true) {
-                // A half-written state dir cannot be deleted through libcontainer; removing
-                // the directory is all that is left to do.
-                if dir.exists() {
-                    tracing::warn!(id, error = %chain(&e), "libcontainer delete failed; removing state dir");
-                }
-            }
-        }
-        Err(e) => tracing::warn!(id, error = %chain(&e), "unloadable container state; removing it"),
-    }
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("failed to remove container state", &dir, e)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cleanup_of_missing_state_is_ok() {
-        let dir = std::env::temp_dir().join(format!("berth-rt-cleanup-{}", berth_base::new_id()));
-        assert!(cleanup(&dir, "nothing").is_ok());
-        std::fs::create_dir_all(dir.join("junk")).unwrap();
-        assert!(cleanup(&dir, "junk").is_ok());
-        assert!(!dir.join("junk").exists());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

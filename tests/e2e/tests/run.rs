@@ -237,4 +237,42 @@ fn run_rm_leaves_no_files_behind() {
     }
     // The trash directory itself is no stray container directory.
     assert!(ok(&d.berth(&["system", "check"])).starts_with("No problems found in "));
+    // The runtime's state goes too (its shim deletes it after reporting the exit).
+    let runtime = d.exec_root.join("runtime");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = std::fs::read_dir(&runtime)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "runtime state left behind: {left:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A container started again the moment it exited: its shim reports the exit before it
+/// has deleted the runtime's state of that run, and the next start of the same id waits for
+/// that delete (without the wait, libcontainer refuses: the container already exists).
+#[test]
+fn a_container_started_again_at_once_after_its_exit() {
+    let d = setup();
+    ok(&d.berth(&["create", "--name", "again", "busybox", "sh", "-c", "echo run"]));
+    for i in 0..25 {
+        let out = d.berth(&["start", "-a", "again"]);
+        assert!(out.status.success(), "start {i}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "run\n", "start {i}");
+    }
+    // And the quickest path there is: `restart` of a container that just exited.
+    for i in 0..10 {
+        ok(&d.berth(&["start", "again"]));
+        let out = d.berth(&["restart", "-t", "0", "again"]);
+        assert!(out.status.success(), "restart {i}: {}", text(&out.stderr));
+    }
+    ok(&d.berth(&["rm", "-f", "again"]));
 }

@@ -76,11 +76,30 @@ fn a_start_takes_the_standby_and_a_dead_daemon_leaves_none() {
     let daemon = d.pid().unwrap();
     ok(&d.berth(&["create", "--name", "first", "--network", "none", "busybox", "sh", "-c", "echo up; sleep 300"]));
     let standby = one_standby(daemon);
+    // A waiting standby runs at idle priority (SCHED_IDLE, policy 5: /proc/PID/stat's
+    // 41st field); the start lifts that before its container is made, which inherits it.
+    let policy = |pid: u32| stat_fields(pid).map(|f| f[38].clone()).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while policy(standby) != "5" {
+        assert!(Instant::now() < deadline, "the standby's policy is {}", policy(standby));
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     ok(&d.berth(&["start", "first"]));
     let init: u32 = inspect(&d, "{{.State.Pid}}", "first").parse().unwrap();
     let holder: u32 = stat_fields(init).unwrap()[1].parse().unwrap();
     assert_eq!(holder, standby, "the container's shim is the process that stood by");
+    assert_eq!(policy(init), "0", "the container runs under the normal policy");
+    assert_eq!(policy(holder), "0", "its shim too");
+    assert_eq!(
+        ok(&d.berth(&["exec", "first", "cat", "/proc/self/stat"]))
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(38),
+        Some("0")
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while ok(&d.berth(&["logs", "first"])) != "up\n" {
         assert!(Instant::now() < deadline, "no output through the standby's shim");

@@ -573,12 +573,20 @@ impl Engine {
             if let Err(e) = rootfs.unmount_rootfs(&dir) {
                 errors.push(e.to_string());
             }
-            if let Err(e) = launcher.cleanup(&runtime_root, &id) {
-                errors.push(e.to_string());
-            }
             let _ = std::fs::remove_file(&sock);
             if later && errors.is_empty() && super::trash::discard(&dir).is_ok() {
+                // The runtime's state too: its shim may still be deleting it, after
+                // reporting the exit (see berth_runtime::cleanup), and waiting for that
+                // is no part of the removal a client waits for.
+                super::trash::later(move || {
+                    if let Err(e) = launcher.cleanup(&runtime_root, &id) {
+                        tracing::warn!(container = %id, error = %e, "runtime state of a removed container");
+                    }
+                });
                 return Ok(errors);
+            }
+            if let Err(e) = launcher.cleanup(&runtime_root, &id) {
+                errors.push(e.to_string());
             }
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => {}

@@ -253,6 +253,7 @@ impl Engine {
         });
         engine.restore().await?;
         trash::empty(&engine.cfg.data_root.join("containers"));
+        engine.sweep_runtime_state();
         engine.volumes.unmount_idle();
         engine.stop_orphan_step_shims().await;
         let e = engine.clone();
@@ -278,6 +279,27 @@ impl Engine {
                 let _ = shim.signal(9).await;
                 tracing::info!(shim = %id, "stopped the step of a build interrupted by a daemon restart");
             }
+        }
+    }
+
+    /// The runtime's state of containers that no longer exist (a removal cut short by a
+    /// daemon that died while the shim was still deleting it) is removed in the background.
+    /// Build steps' shims (a socket under `s/`) delete their own.
+    fn sweep_runtime_state(self: &Arc<Self>) {
+        let root = self.runtime_root();
+        let Ok(rd) = std::fs::read_dir(&root) else { return };
+        let orphans: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| berth_base::id::is_full_id(id) && self.get(id).is_err() && !self.shim_socket(id).exists())
+            .collect();
+        for id in orphans {
+            let (launcher, root) = (self.launcher.clone(), root.clone());
+            trash::later(move || {
+                if let Err(e) = launcher.cleanup(&root, &id) {
+                    tracing::warn!(container = %id, error = %e, "leftover runtime state");
+                }
+            });
         }
     }
 

@@ -38,11 +38,15 @@ pub(super) fn empty(containers: &Path) {
 }
 
 fn delete_later(path: PathBuf) {
-    let job = move || {
+    later(move || {
         if let Err(e) = remove(&path) {
             tracing::warn!(path = %path.display(), error = %e, "deleting a removed container's files");
         }
-    };
+    });
+}
+
+/// Runs the rest of a removal, `job` (blocking), in the background; inline without a runtime.
+pub(super) fn later(job: impl FnOnce() + Send + 'static) {
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => drop(rt.spawn_blocking(job)),
         Err(_) => job(),

@@ -204,13 +204,11 @@ pub fn main(args: &[String]) -> i32 {
     let _ = std::io::stdout().flush();
     crate::trace::mark(&opts.id, "shim.ready");
     detach_stdio();
-    // libcontainer's create leaves freed heap behind; give it back so an idle shim stays
-    // small (it lives as long as its container).
-    // SAFETY: malloc_trim only releases free memory of glibc's allocator; no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
+    // A shim with a monitor to become replaces its whole image right after the start (see
+    // `run`), so shrinking it here would only take CPU from the start that is under way.
+    if opts.monitor.is_none() {
+        release_setup_memory();
     }
-    drop_setup_text();
     match result {
         Ok(mut shim) => {
             shim.run();
@@ -306,6 +304,8 @@ struct Shim {
     pidfd: OwnedFd,
     listener: UnixListener,
     cgroups_path: Option<PathBuf>,
+    /// Whether the exit may be reported before the container is deleted ([`delete_after_exit`]).
+    delete_after_exit: bool,
     /// stdout pipe read end, or the pty master when tty.
     out: Option<OwnedFd>,
     err: Option<OwnedFd>,
@@ -388,6 +388,8 @@ impl Shim {
         let listener = bind_unix(&o.socket)?;
         crate::trace::mark(&o.id, "shim.listening");
 
+        // The previous run of this container may still be deleting its state.
+        crate::state::wait_unlocked(&o.state_root, &o.id);
         let mut builder = ContainerBuilder::new(o.id.clone(), SyscallType::default())
             .with_root_path(&o.state_root)
             .map_err(|e| Error::Runtime { context: "invalid state root".into(), message: chain(&e) })?;
@@ -488,6 +490,7 @@ impl Shim {
             pidfd,
             listener,
             cgroups_path,
+            delete_after_exit: delete_after_exit(&spec),
             out,
             err,
             stdin,
@@ -520,6 +523,7 @@ impl Shim {
             {
                 tracing::warn!(id = %self.opts.id, error = %e, "staying a full shim");
                 self.opts.monitor = None;
+                release_setup_memory();
             }
             let mut srcs: Vec<(Src, BorrowedFd<'_>, PollFlags)> = vec![
                 (Src::Listener, self.listener.as_fd(), PollFlags::IN),
@@ -927,18 +931,18 @@ impl Shim {
         self.err = None;
         self.stdin = None;
         crate::trace::mark(&self.opts.id, "shim.drained");
-        // Remove the container first, so whoever reacts to the exit can reuse the id.
-        match self.container.as_mut().map(|c| c.delete(true)) {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                tracing::warn!(id = %self.opts.id, error = %chain(&e), "failed to delete container");
-                let _ = crate::cleanup(&self.opts.state_root, &self.opts.id);
-            }
-            None => {
-                let _ = crate::cleanup(&self.opts.state_root, &self.opts.id);
-            }
+        // The exit is reported before libcontainer's delete (cgroups, state: ~2 ms) when
+        // nothing can tell: the state stays locked until the delete is done, and whoever
+        // reuses the id waits for that lock (see `crate::state`). Otherwise (poststop hooks,
+        // whose effects the exit must follow; processes outside a pid namespace of the
+        // container's own, which only the delete kills) the container is deleted first.
+        let held = match self.delete_after_exit {
+            true => crate::state::lock(&self.opts.state_root.join(&self.opts.id)),
+            false => None,
+        };
+        if held.is_none() {
+            self.delete_container();
         }
-        crate::trace::mark(&self.opts.id, "shim.deleted");
         let finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let _ = crate::exit::write(&self.opts.exit_file, &ExitInfo { code, finished_at, oom_killed });
         let _ = std::fs::remove_file(&self.opts.socket);
@@ -952,7 +956,27 @@ impl Shim {
         }
         self.clients.clear();
         crate::trace::mark(&self.opts.id, "shim.exit_sent");
+        if held.is_some() {
+            self.delete_container();
+        }
+        drop(held);
         true
+    }
+
+    /// Deletes the container through libcontainer (its cgroups and state), or its state
+    /// directory by path when libcontainer cannot.
+    fn delete_container(&mut self) {
+        match self.container.as_mut().map(|c| c.delete(true)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::warn!(id = %self.opts.id, error = %chain(&e), "failed to delete container");
+                let _ = crate::state::remove(&self.opts.state_root, &self.opts.id);
+            }
+            None => {
+                let _ = crate::state::remove(&self.opts.state_root, &self.opts.id);
+            }
+        }
+        crate::trace::mark(&self.opts.id, "shim.deleted");
     }
 
     /// True when the fd still has bytes right now (read_output stops at EAGAIN).
@@ -982,6 +1006,18 @@ impl Shim {
             })
         })
     }
+}
+
+/// Whether a container's exit may be reported before libcontainer deletes it: only when
+/// the delete has nothing the exit must wait for — no poststop hooks, and a pid namespace
+/// of the container's own (its processes all died with its init; otherwise the delete is
+/// what kills those left).
+fn delete_after_exit(spec: &oci_spec::runtime::Spec) -> bool {
+    let poststop = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()).is_some_and(|p| !p.is_empty());
+    let own_pid_ns = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).is_some_and(|ns| {
+        ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
+    });
+    !poststop && own_pid_ns
 }
 
 /// How long a start waits for the container's process to settle (see
@@ -1327,6 +1363,16 @@ fn unescape_mountinfo(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Gives back what the create left behind, for a shim that stays with its container: the
+/// heap libcontainer freed, and the set-up code's pages.
+fn release_setup_memory() {
+    // SAFETY: malloc_trim only releases free memory of glibc's allocator; no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    drop_setup_text();
 }
 
 fn drop_setup_text() {

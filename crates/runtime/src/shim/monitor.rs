@@ -223,9 +223,9 @@ pub(super) fn resume(state_fd: RawFd) -> Result<Shim, Error> {
     // The libcontainer container, for its removal at exit; a state that cannot be loaded
     // is removed by path then.
     let container = libcontainer::container::Container::load(opts.state_root.join(&opts.id)).ok();
-    let cgroups_path = oci_spec::runtime::Spec::load(opts.bundle.join("config.json"))
-        .ok()
-        .and_then(|s| s.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
+    let spec = oci_spec::runtime::Spec::load(opts.bundle.join("config.json")).ok();
+    let cgroups_path = spec.as_ref().and_then(|s| s.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
+    let delete_after_exit = spec.as_ref().is_some_and(super::delete_after_exit);
     let stdin_owner = num("stdin_owner")? as u64;
     Ok(Shim {
         stdin_buf: unhex(get("stdin_buf").first().copied().unwrap_or("")).ok_or_else(|| bad_state("stdin_buf"))?,
@@ -239,6 +239,7 @@ pub(super) fn resume(state_fd: RawFd) -> Result<Shim, Error> {
         pidfd,
         listener,
         cgroups_path,
+        delete_after_exit,
         out,
         err,
         stdin,

@@ -52,6 +52,12 @@ impl Standby {
             .stderr(Stdio::null())
             .spawn()
             .ok();
+        // Its start-up (loading, relocation, the mount namespace) runs only on CPU time
+        // nothing else wants: on a small machine it would otherwise take turns with the
+        // start that made it, whose path it is meant to shorten. Taking it lifts this.
+        if let Some(c) = w.as_ref() {
+            set_policy(c, libc::SCHED_IDLE);
+        }
     }
 
     /// Starts the shim for `o` in the waiting process when there is one, else in a new
@@ -79,6 +85,8 @@ impl Drop for Standby {
 /// has already gone, so the caller starts a fresh shim instead.
 fn hand_over(mut child: Child, o: &ShimOptions) -> Option<Child> {
     let alive = matches!(child.try_wait(), Ok(None));
+    // Back to the normal policy before it wakes: the container it creates inherits it.
+    let alive = alive && set_policy(&child, libc::SCHED_OTHER);
     let sent = alive
         && child.stdin.take().is_some_and(|mut stdin| {
             serde_json::to_vec(o).is_ok_and(|mut line| {
@@ -92,6 +100,14 @@ fn hand_over(mut child: Child, o: &ShimOptions) -> Option<Child> {
     let _ = child.kill();
     let _ = child.wait();
     None
+}
+
+/// Sets the scheduling policy of the (single-threaded) process `c` (static priority 0).
+fn set_policy(c: &Child, policy: libc::c_int) -> bool {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param for the call's duration; the pid is our own
+    // unreaped child, so it names no other process.
+    unsafe { libc::sched_setscheduler(c.id() as libc::pid_t, policy, &param) == 0 }
 }
 
 /// The parent mounts a standby's arguments name.
