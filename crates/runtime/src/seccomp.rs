@@ -390,12 +390,6 @@ impl Plan {
         if let Some(l) = seen.linux_mut() {
             l.set_seccomp(None);
         }
-        if let Some(root) = seen.root_mut()
-            && root.path().is_relative()
-        {
-            let abs = bundle.join(root.path());
-            root.set_path(abs);
-        }
         if borrowed_sys_admin
             && let Some(p) = seen.process_mut().as_mut()
             && let Some(mut caps) = p.capabilities().clone()
@@ -405,19 +399,33 @@ impl Plan {
             caps.set_permitted(Some(permitted));
             p.set_capabilities(Some(caps));
         }
-        let dir = bundle.join(RUNTIME_BUNDLE);
-        berth_base::fsutil::create_dir_mode(&dir, berth_base::fsutil::PRIVATE_DIR)
-            .map_err(|e| Error::io("failed to create", &dir, e))?;
-        let json = serde_json::to_vec(&seen)
-            .map_err(|source| Error::Json { context: "failed to encode the runtime's spec".into(), source })?;
-        let path = dir.join("config.json");
-        berth_base::fsutil::replace_file_mode(&path, &json, berth_base::fsutil::PRIVATE_FILE)
-            .map_err(|e| Error::io("failed to write", &path, e))?;
         Ok(Some(Plan {
-            bundle: dir,
+            bundle: runtime_bundle(&seen, bundle)?,
             executor: SeccompExecutor { filter: Filter::Program(program), borrowed_sys_admin },
         }))
     }
+}
+
+/// Writes `seen`, the spec libcontainer is to see when the shim changes it (a filter it
+/// loads itself, a cgroup filesystem it mounts itself), as the bundle [`RUNTIME_BUNDLE`]
+/// inside `bundle`, with the root's path made absolute; returns that bundle's directory.
+pub(crate) fn runtime_bundle(seen: &Spec, bundle: &Path) -> Result<PathBuf, Error> {
+    let mut seen = seen.clone();
+    if let Some(root) = seen.root_mut()
+        && root.path().is_relative()
+    {
+        let abs = bundle.join(root.path());
+        root.set_path(abs);
+    }
+    let dir = bundle.join(RUNTIME_BUNDLE);
+    berth_base::fsutil::create_dir_mode(&dir, berth_base::fsutil::PRIVATE_DIR)
+        .map_err(|e| Error::io("failed to create", &dir, e))?;
+    let json = serde_json::to_vec(&seen)
+        .map_err(|source| Error::Json { context: "failed to encode the runtime's spec".into(), source })?;
+    let path = dir.join("config.json");
+    berth_base::fsutil::replace_file_mode(&path, &json, berth_base::fsutil::PRIVATE_FILE)
+        .map_err(|e| Error::io("failed to write", &path, e))?;
+    Ok(dir)
 }
 
 #[cfg(test)]

@@ -237,3 +237,61 @@ fn concurrent_unnamed_creates_all_get_a_name() {
     names.dedup();
     assert_eq!(names.len(), n, "duplicate names: {names:?}");
 }
+
+/// The cgroup v1 hierarchies mounted directly under `/sys/fs/cgroup` in a mountinfo text:
+/// (directory, controllers or name=…), in order.
+fn v1_hierarchies(mountinfo: &str) -> Vec<(String, String)> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            let mut r = right.split(' ');
+            (r.next()? == "cgroup").then_some(())?;
+            let name = point.strip_prefix("/sys/fs/cgroup/").filter(|n| !n.contains('/'))?;
+            let data: Vec<&str> = r.nth(1)?.split(',').filter(|o| !matches!(*o, "rw" | "ro" | "xattr")).collect();
+            Some((name.to_owned(), data.join(",")))
+        })
+        .collect()
+}
+
+/// On a v1 or hybrid host the shim mounts the container's cgroup hierarchies itself (not
+/// libcontainer): the container must see what Docker's containers see, every hierarchy of
+/// the host under a tmpfs, namespaced (its own cgroup as the root), read-only unless
+/// privileged.
+#[test]
+fn the_cgroup_tree_mirrors_the_hosts_hierarchies() {
+    let host = v1_hierarchies(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+    let d = setup();
+    let script = "grep ' /sys/fs/cgroup' /proc/self/mountinfo; echo ==; cat /proc/self/cgroup";
+    let out = ok(&d.berth(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", script]));
+    let (mounts, cgroups) = out.split_once("==\n").unwrap();
+    if host.is_empty() {
+        // A cgroup2-only host: libcontainer's one cgroup2 mount.
+        assert!(mounts.contains(" /sys/fs/cgroup ro,") && mounts.contains(" - cgroup2 "), "{mounts}");
+        return;
+    }
+    let lines: Vec<&str> = mounts.lines().collect();
+    assert!(lines[0].contains(" /sys/fs/cgroup ro,nosuid,nodev,noexec") && lines[0].contains(" - tmpfs "), "{mounts}");
+    assert_eq!(v1_hierarchies(mounts), host, "the container's hierarchies: {mounts}");
+    for l in &lines[1..] {
+        if l.contains(" - cgroup ") {
+            assert!(l.split(' ').nth(5).unwrap().starts_with("ro,nosuid,nodev,noexec"), "{l}");
+            assert_eq!(l.split(' ').nth(3), Some("/"), "mounted in the container's cgroup namespace: {l}");
+        }
+    }
+    // Its own cgroup is its root in every hierarchy.
+    assert!(cgroups.lines().all(|l| l.ends_with(":/")), "{cgroups}");
+    // Co-mounted controllers are reachable by each name, as on the host.
+    for (name, _) in host.iter().filter(|(n, _)| n.contains(',')) {
+        for part in name.split(',') {
+            let link = ok(&d.berth(&["run", "--rm", "busybox", "readlink", &format!("/sys/fs/cgroup/{part}")]));
+            assert_eq!(link.trim(), name.as_str());
+        }
+    }
+    // Privileged: the same tree, writable.
+    let out =
+        ok(&d.berth(&["run", "--rm", "--privileged", "busybox", "grep", " /sys/fs/cgroup", "/proc/self/mountinfo"]));
+    assert_eq!(v1_hierarchies(&out), host);
+    assert!(out.lines().all(|l| l.split(' ').nth(5).unwrap().starts_with("rw,")), "{out}");
+}

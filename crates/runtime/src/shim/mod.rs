@@ -25,6 +25,7 @@ use crate::logs::{LogWriter, Stream};
 use crate::proto::{ClientFrame, Decoder, ShimFrame};
 use crate::{Error, ExecFailure, chain};
 
+mod cgroupfs;
 mod exec;
 pub mod monitor;
 mod mountns;
@@ -382,8 +383,11 @@ impl Shim {
             false => Some(LogWriter::open(&o.log_path, o.log_max_size, o.log_max_files)?),
         };
         std::fs::create_dir_all(&o.state_root).map_err(|e| Error::io("failed to create", &o.state_root, e))?;
+        // The v1 cgroup hierarchies the shim mounts itself: libcontainer sees a tmpfs there.
+        let cgroup_tree = cgroupfs::plan(&spec);
+        let changed = cgroup_tree.as_ref().map(|t| cgroupfs::runtime_spec(&spec, t));
         // A precompiled filter, loaded by our executor: libcontainer sees a spec without it.
-        let seccomp = crate::seccomp::Plan::prepare(&spec, &o.bundle, &o.state_root)?;
+        let seccomp = crate::seccomp::Plan::prepare(changed.as_ref().unwrap_or(&spec), &o.bundle, &o.state_root)?;
         crate::trace::mark(&o.id, "shim.seccomp_ready");
         let listener = bind_unix(&o.socket)?;
         crate::trace::mark(&o.id, "shim.listening");
@@ -393,12 +397,13 @@ impl Shim {
         let mut builder = ContainerBuilder::new(o.id.clone(), SyscallType::default())
             .with_root_path(&o.state_root)
             .map_err(|e| Error::Runtime { context: "invalid state root".into(), message: chain(&e) })?;
-        let bundle = match seccomp {
-            Some(plan) => {
+        let bundle = match (seccomp, &changed) {
+            (Some(plan), _) => {
                 builder = builder.with_executor(plan.executor);
                 plan.bundle
             }
-            None => o.bundle.clone(),
+            (None, Some(seen)) => crate::seccomp::runtime_bundle(seen, &o.bundle)?,
+            (None, None) => o.bundle.clone(),
         };
         let mut out = None;
         let mut err = None;
@@ -468,7 +473,7 @@ impl Shim {
         let Some(init_pid) = container.pid().and_then(|p| Pid::from_raw(p.as_raw())) else {
             return Err(fail(container, Error::Shim("the runtime reported no init pid".into())));
         };
-        if let Err(e) = readonly_cgroup_mounts(&spec, init_pid) {
+        if let Err(e) = readonly_cgroup_mounts(&spec, init_pid, cgroup_tree.as_ref()) {
             return Err(fail(container, e));
         }
         crate::trace::mark(&o.id, "shim.cgroups_ro");
@@ -1255,7 +1260,14 @@ fn flush_client(c: &mut Client) -> bool {
 /// read-only (the flag is per mount: the superblocks and the host's view are untouched).
 /// Without CAP_SYS_ADMIN the container cannot remount them back; `--privileged` asks for
 /// `rw` and gets Docker's writable cgroups.
-fn readonly_cgroup_mounts(spec: &oci_spec::runtime::Spec, init: Pid) -> Result<(), Error> {
+///
+/// With `tree` (see [`cgroupfs`]), the same child first enters the init's cgroup namespace
+/// too and mounts the v1 hierarchies that libcontainer was not asked to.
+fn readonly_cgroup_mounts(
+    spec: &oci_spec::runtime::Spec,
+    init: Pid,
+    tree: Option<&cgroupfs::V1Tree>,
+) -> Result<(), Error> {
     use rustix::mount::MountFlags;
     let dests: Vec<PathBuf> = spec
         .mounts()
@@ -1265,9 +1277,16 @@ fn readonly_cgroup_mounts(spec: &oci_spec::runtime::Spec, init: Pid) -> Result<(
         .filter(|m| m.options().iter().flatten().any(|o| o == "ro"))
         .map(|m| m.destination().clone())
         .collect();
-    if dests.is_empty() {
+    if dests.is_empty() && tree.is_none() {
         return Ok(());
     }
+    let tree = match tree {
+        Some(t) => Some(
+            cgroupfs::Prepared::new(t)
+                .ok_or_else(|| Error::Shim("a cgroup hierarchy's name holds a NUL byte".into()))?,
+        ),
+        None => None,
+    };
     let proc_dir = PathBuf::from(format!("/proc/{}", init.as_raw_nonzero()));
     let info_path = proc_dir.join("mountinfo");
     let info = std::fs::read_to_string(&info_path).map_err(|e| Error::io("failed to read", &info_path, e))?;
@@ -1308,10 +1327,22 @@ fn readonly_cgroup_mounts(spec: &oci_spec::runtime::Spec, init: Pid) -> Result<(
             targets.push((c, flags));
         }
     }
-    let ns_path = proc_dir.join("ns/mnt");
-    let ns =
-        rustix::fs::open(&ns_path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .map_err(|e| Error::io("failed to open", &ns_path, e.into()))?;
+    // The hierarchies mounted below are made after the mountinfo above was read.
+    if let Some(t) = &tree
+        && !dests.is_empty()
+    {
+        targets.extend(t.points().map(|p| (p.clone(), cgroupfs::READONLY)));
+    }
+    let open_ns = |name: &str| {
+        let path = proc_dir.join(name);
+        rustix::fs::open(&path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+            .map_err(|e| Error::io("failed to open", &path, e.into()))
+    };
+    let ns = open_ns("ns/mnt")?;
+    let cgroup_ns = match tree {
+        Some(_) => Some(open_ns("ns/cgroup")?),
+        None => None,
+    };
     // SAFETY: the shim is single-threaded (see the module doc), so the child may do
     // anything; it only makes syscalls on memory prepared above and leaves with _exit.
     let child = unsafe { libc::fork() };
@@ -1319,15 +1350,23 @@ fn readonly_cgroup_mounts(spec: &oci_spec::runtime::Spec, init: Pid) -> Result<(
         return Err(Error::io("fork failed", Path::new("cgroup remount"), std::io::Error::last_os_error()));
     }
     if child == 0 {
-        let code =
-            match rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::Mount))
-            {
-                Err(e) => 100 + e.raw_os_error().min(99),
-                Ok(()) => targets
-                    .iter()
-                    .find_map(|(t, flags)| rustix::mount::mount_remount(t.as_c_str(), *flags, c"").err())
-                    .map_or(0, |e| e.raw_os_error().min(99)),
-            };
+        use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+        let entered =
+            move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Mount)).and_then(|()| match &cgroup_ns {
+                Some(c) => move_into_link_name_space(c.as_fd(), Some(LinkNameSpaceType::ControlGroup)),
+                None => Ok(()),
+            });
+        let code = match entered {
+            Err(e) => 100 + e.raw_os_error().min(99),
+            Ok(()) => tree
+                .as_ref()
+                .map_or(Ok(()), |t| t.mount())
+                .and_then(|()| {
+                    targets.iter().try_for_each(|(t, flags)| rustix::mount::mount_remount(t.as_c_str(), *flags, c""))
+                })
+                .err()
+                .map_or(0, |e| e.raw_os_error().min(99)),
+        };
         // SAFETY: ends the forked child without running the parent's destructors or atexit.
         unsafe { libc::_exit(code) };
     }
@@ -1337,13 +1376,12 @@ fn readonly_cgroup_mounts(spec: &oci_spec::runtime::Spec, init: Pid) -> Result<(
     match status.and_then(|(_, s)| s.exit_status()) {
         Some(0) => Ok(()),
         Some(c) if c > 100 => Err(Error::Shim(format!(
-            "entering the container's mount namespace to make /sys/fs/cgroup read-only: {}",
+            "entering the container's namespaces to set up /sys/fs/cgroup: {}",
             Errno::from_raw_os_error(c - 100)
         ))),
-        Some(c) => Err(Error::Shim(format!(
-            "making the container's /sys/fs/cgroup read-only: {}",
-            Errno::from_raw_os_error(c)
-        ))),
+        Some(c) => {
+            Err(Error::Shim(format!("setting up the container's /sys/fs/cgroup: {}", Errno::from_raw_os_error(c))))
+        }
         None => Err(Error::Shim("the cgroup remount helper died".into())),
     }
 }
