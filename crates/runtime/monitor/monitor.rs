@@ -75,7 +75,12 @@ unsafe extern "C" {
     fn signal(sig: i32, handler: extern "C" fn(i32)) -> usize;
     fn memfd_create(name: *const u8, flags: u32) -> i32;
     fn malloc_trim(pad: usize) -> i32;
+    fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+    fn flock(fd: i32, op: i32) -> i32;
 }
+const WNOHANG: i32 = 1;
+const LOCK_EX: i32 = 2;
+const EXIT: u8 = 104;
 
 extern "C" fn ignore(_: i32) {}
 
@@ -116,6 +121,22 @@ struct State {
     stdin_claimed: bool,
     next_client: u64,
     clients: Vec<Client>,
+    /// Set when this program reports the init's exit itself (see [`Monitor::report_exit`]).
+    report: Option<Report>,
+    /// After [`Monitor::report_exit`]: the exit code, and the lock on the runtime's state
+    /// the shim holds until it has deleted the container.
+    exited: Option<i32>,
+    state_lock: RawFd,
+}
+
+/// Where a reported exit goes (the shim's options, which this program does not parse).
+#[derive(Clone)]
+struct Report {
+    exit_file: PathBuf,
+    socket: PathBuf,
+    state_dir: PathBuf,
+    /// The container's cgroup path, for the OOM record.
+    cgroup: String,
 }
 
 
@@ -135,6 +156,7 @@ impl State {
         let (mut stdin_buf, mut stdin_close, mut stdin_owner, mut stdin_claimed) = (Vec::new(), false, 0, false);
         let mut next_client = 1;
         let mut clients = Vec::new();
+        let mut report = None;
         for line in text.lines() {
             let mut f = line.split(' ');
             let key = f.next()?;
@@ -162,6 +184,15 @@ impl State {
                 "stdin_owner" => stdin_owner = n(0)? as u64,
                 "stdin_claimed" => stdin_claimed = n(0)? != 0,
                 "next_client" => next_client = n(0)? as u64,
+                "report_exit" => {
+                    let path = |i: usize| Some(PathBuf::from(String::from_utf8(h(i)?).ok()?));
+                    report = Some(Report {
+                        exit_file: path(0)?,
+                        socket: path(1)?,
+                        state_dir: path(2)?,
+                        cgroup: String::from_utf8(h(3)?).ok()?,
+                    });
+                }
                 "client" => {
                     // SAFETY: handed over by the shim, owned from now on.
                     let sock = unsafe { UnixStream::from_raw_fd(n(1)? as RawFd) };
@@ -202,6 +233,9 @@ impl State {
             stdin_claimed,
             next_client,
             clients,
+            report,
+            exited: None,
+            state_lock: -1,
         })
     }
 
@@ -227,6 +261,19 @@ impl State {
             b(self.stdin_claimed),
             self.next_client
         );
+        if let Some(r) = &self.report {
+            let h = |p: &Path| hex(p.as_os_str().as_encoded_bytes());
+            t += &format!(
+                "report_exit {} {} {} {}\n",
+                h(&r.exit_file),
+                h(&r.socket),
+                h(&r.state_dir),
+                hex(r.cgroup.as_bytes())
+            );
+        }
+        if let Some(code) = self.exited {
+            t += &format!("exited {code}\nstate_lock {}\n", self.state_lock);
+        }
         for c in &self.clients {
             t += &format!(
                 "client {} {} {} {} {} {} {}\n",
@@ -246,6 +293,9 @@ impl State {
         let mut v = vec![self.exe_fd, self.pidfd, self.listener.as_raw_fd()];
         v.extend([&self.out, &self.err, &self.stdin].iter().filter_map(|f| f.as_ref().map(|f| f.as_raw_fd())));
         v.extend(self.clients.iter().map(|c| c.sock.as_raw_fd()));
+        if self.state_lock >= 0 {
+            v.push(self.state_lock);
+        }
         v
     }
 }
@@ -272,6 +322,46 @@ fn hand_back(s: &State) -> std::io::Error {
     let e = std::process::Command::new(exe).arg0("berth").args(["shim", "--resume", &mfd.to_string()]).exec();
     std::mem::forget(m);
     e
+}
+
+/// Whether the container's cgroup recorded an OOM kill (v1 or v2 layout), as the shim's
+/// `oom_killed` reads it.
+fn oom_killed(cgroup: &str) -> bool {
+    if cgroup.is_empty() {
+        return false;
+    }
+    let rel = cgroup.trim_start_matches('/');
+    [
+        format!("/sys/fs/cgroup/memory/{rel}/memory.oom_control"),
+        format!("/sys/fs/cgroup/{rel}/memory.events"),
+        format!("/sys/fs/cgroup/unified/{rel}/memory.events"),
+    ]
+    .iter()
+    .any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|s| {
+            s.lines().any(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok()).is_some_and(|n| n > 0))
+        })
+    })
+}
+
+/// Writes the exit record (runtime/src/exit.rs's `ExitInfo` as serde_json writes it)
+/// atomically with mode 0600, as `fsutil::replace_file_mode` does.
+fn write_exit_file(path: &Path, code: i32, oom: bool) -> std::io::Result<()> {
+    let body = format!("{{\"code\":{code},\"finished_at\":\"{}\",\"oom_killed\":{oom}}}", now_rfc3339());
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".tmp-{name}-m{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let res = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(body.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
 }
 
 /// The json-file log (runtime/src/logs.rs writes the same bytes).
@@ -465,8 +555,12 @@ impl Monitor {
                     continue;
                 }
                 match *src {
-                    // The init exited: the shim drains, records and removes.
-                    Src::Pidfd => return,
+                    // The init exited: the shim drains, records and removes; or, when it
+                    // may, this program reports the exit first and the shim only removes.
+                    Src::Pidfd => {
+                        self.report_exit();
+                        return;
+                    }
                     Src::Listener => self.accept(),
                     Src::Out => self.read_output(true),
                     Src::Err => self.read_output(false),
@@ -487,6 +581,67 @@ impl Monitor {
                 self.drop_client(i);
             }
         }
+    }
+
+    /// Reports the init's exit as the shim does (`Shim::wind_down`), when the shim asked
+    /// for it (its container's delete may follow the report): reaps the init, drains its
+    /// output, takes the runtime state's lock, writes the exit record, removes the socket
+    /// and tells every connection. The shim it hands back to then deletes the container
+    /// under that lock. Does nothing when not asked, or when the init has not exited.
+    fn report_exit(&mut self) {
+        let Some(r) = self.s.report.clone() else { return };
+        let mut status = 0i32;
+        // SAFETY: reaps our own child (the init) without blocking; `status` is valid.
+        if unsafe { waitpid(self.s.init_pid as i32, &mut status, WNOHANG) } != self.s.init_pid as i32 {
+            return;
+        }
+        let code = match (status & 0x7f, (status >> 8) & 0xff) {
+            (0, c) => c,
+            (sig, _) => 128 + sig,
+        };
+        while self.s.out.is_some() || self.s.err.is_some() {
+            let (o, e) = (self.s.out.is_some(), self.s.err.is_some());
+            if o {
+                self.read_output(true);
+            }
+            if e {
+                self.read_output(false);
+            }
+            if !self.has_more() {
+                break;
+            }
+        }
+        self.log.file = None;
+        let oom = oom_killed(&r.cgroup);
+        if let Ok(dir) = File::open(&r.state_dir) {
+            // SAFETY: flock on a descriptor this process owns.
+            if unsafe { flock(dir.as_raw_fd(), LOCK_EX) } == 0 {
+                self.s.state_lock = dir.as_raw_fd();
+                std::mem::forget(dir);
+            }
+        }
+        let _ = write_exit_file(&r.exit_file, code, oom);
+        let _ = std::fs::remove_file(&r.socket);
+        let fr = frame(EXIT, &code.to_be_bytes());
+        for c in &mut self.s.clients {
+            c.out.extend_from_slice(&fr);
+            let _ = c.sock.set_nonblocking(false);
+            let _ = c.sock.set_write_timeout(Some(std::time::Duration::from_secs(2)));
+            let _ = c.sock.write_all(&c.out);
+        }
+        self.s.clients.clear();
+        self.s.exited = Some(code);
+    }
+
+    /// Whether the output pipes still hold bytes right now.
+    fn has_more(&self) -> bool {
+        let mut fds: Vec<PollFd> = [&self.s.out, &self.s.err]
+            .iter()
+            .filter_map(|f| f.as_ref().map(|f| PollFd { fd: f.as_raw_fd(), events: POLLIN, revents: 0 }))
+            .collect();
+        // SAFETY: `fds` is a valid array of pollfd of the given length.
+        let n = unsafe { poll(fds.as_mut_ptr(), fds.len() as u64, 0) };
+        n > 0 && fds.iter().any(|f| f.revents & POLLIN != 0)
     }
 
     fn accept(&mut self) {

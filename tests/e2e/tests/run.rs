@@ -268,6 +268,16 @@ fn a_container_started_again_at_once_after_its_exit() {
         assert!(out.status.success(), "start {i}: {}", text(&out.stderr));
         assert_eq!(text(&out.stdout), "run\n", "start {i}");
     }
+    // The same when the container lived long enough for its shim to become the monitor,
+    // which then reports the exit itself and leaves the delete to the shim it hands back to.
+    ok(&d.berth(&["create", "--name", "slow", "busybox", "sh", "-c", "sleep 0.3; echo late; exit 3"]));
+    for i in 0..5 {
+        let out = d.berth(&["start", "-a", "slow"]);
+        assert_eq!(out.status.code(), Some(3), "start {i}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "late\n", "start {i}");
+        assert_eq!(ok(&d.berth(&["inspect", "--format", "{{.State.ExitCode}}", "slow"])).trim(), "3");
+    }
+    ok(&d.berth(&["rm", "slow"]));
     // And the quickest path there is: `restart` of a container that just exited.
     for i in 0..10 {
         ok(&d.berth(&["start", "again"]));

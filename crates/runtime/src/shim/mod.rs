@@ -168,6 +168,12 @@ pub fn main(args: &[String]) -> i32 {
         return match monitor::resume(fd) {
             Ok(mut shim) => {
                 crate::trace::mark(&shim.opts.id, "shim.resumed");
+                if let Some((_, lock)) = shim.reported_exit.take() {
+                    crate::trace::mark(&shim.opts.id, "shim.exit_sent");
+                    shim.delete_container();
+                    drop(lock);
+                    return 0;
+                }
                 shim.serve_handed_back();
                 shim.run();
                 0
@@ -307,6 +313,9 @@ struct Shim {
     cgroups_path: Option<PathBuf>,
     /// Whether the exit may be reported before the container is deleted ([`delete_after_exit`]).
     delete_after_exit: bool,
+    /// A shim resumed after its monitor reported the exit: the code, and the lock on the
+    /// runtime's state the monitor took for the delete that is left.
+    reported_exit: Option<(i32, Option<OwnedFd>)>,
     /// stdout pipe read end, or the pty master when tty.
     out: Option<OwnedFd>,
     err: Option<OwnedFd>,
@@ -496,6 +505,7 @@ impl Shim {
             listener,
             cgroups_path,
             delete_after_exit: delete_after_exit(&spec),
+            reported_exit: None,
             out,
             err,
             stdin,

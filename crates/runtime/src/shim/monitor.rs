@@ -110,6 +110,19 @@ impl Shim {
             b(self.stdin_claimed),
             self.next_client
         );
+        // The monitor reports the exit itself when the delete may follow it (see
+        // `Shim::wind_down`); it needs the places the shim's options name.
+        if self.delete_after_exit {
+            let h = |p: &Path| hex(p.as_os_str().as_encoded_bytes());
+            let cgroup = self.cgroups_path.as_deref().unwrap_or(Path::new(""));
+            t += &format!(
+                "report_exit {} {} {} {}\n",
+                h(&self.opts.exit_file),
+                h(&self.opts.socket),
+                h(&self.opts.state_root.join(&self.opts.id)),
+                h(cgroup)
+            );
+        }
         for c in &self.clients {
             t += &format!(
                 "client {} {} {} {} {} {} {}\n",
@@ -227,7 +240,19 @@ pub(super) fn resume(state_fd: RawFd) -> Result<Shim, Error> {
     let cgroups_path = spec.as_ref().and_then(|s| s.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
     let delete_after_exit = spec.as_ref().is_some_and(super::delete_after_exit);
     let stdin_owner = num("stdin_owner")? as u64;
+    // The monitor already reported the exit: only the delete is left, under its lock.
+    let reported_exit = match get("exited").first().and_then(|v| v.parse::<i32>().ok()) {
+        Some(code) => {
+            let lock = own("state_lock")?;
+            if let Some(l) = &lock {
+                let _ = rustix::io::fcntl_setfd(l, rustix::io::FdFlags::CLOEXEC);
+            }
+            Some((code, lock))
+        }
+        None => None,
+    };
     Ok(Shim {
+        reported_exit,
         stdin_buf: unhex(get("stdin_buf").first().copied().unwrap_or("")).ok_or_else(|| bad_state("stdin_buf"))?,
         stdin_close: flag("stdin_close")?,
         stdin_owner: (stdin_owner != 0).then_some(stdin_owner),
