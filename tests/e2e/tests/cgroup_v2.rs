@@ -278,6 +278,20 @@ fn containers_run_pause_and_report_stats_on_a_unified_host() {
         pause_cycle(&d, &v2, &id, true);
     }
 
+    // commit freezes the running container while it reads its changes and thaws it after;
+    // one the user paused stays paused.
+    ok(&d.berth(&["exec", "loop", "sh", "-c", "echo v2 > /marker"]));
+    ok(&d.berth(&["commit", "loop", "v2img"]));
+    assert!(!frozen(&cg), "still frozen after commit");
+    assert_eq!(inspect(&d, "{{.State.Paused}}", "loop"), "false");
+    let before = log_lines(&d, "loop");
+    wait_for("output after commit", Duration::from_secs(5), || log_lines(&d, "loop") > before);
+    assert_eq!(ok(&d.berth(&["run", "--rm", "v2img", "cat", "/marker"])), "v2\n");
+    ok(&d.berth(&["pause", "loop"]));
+    ok(&d.berth(&["commit", "loop", "v2img2"]));
+    assert!(frozen(&cg), "a paused container was thawed by commit");
+    ok(&d.berth(&["unpause", "loop"]));
+
     // Stats, one shot from the API: CPU from the cgroup's cpu.stat; memory and pids as
     // dockerd reports them for a cgroup without those controllers (zeros, pids omitted).
     let low = cpu_usage_ns(&cg);

@@ -155,6 +155,17 @@ impl Cgroup {
         }
     }
 
+    /// Whether the cgroup is frozen or freezing (v1's freezer.state, v2's cgroup.freeze).
+    pub fn frozen(&self) -> bool {
+        if let Some(dir) = self.v1("freezer") {
+            let state = std::fs::read_to_string(dir.join("freezer.state")).unwrap_or_default();
+            return matches!(state.trim(), "FROZEN" | "FREEZING");
+        }
+        self.v2
+            .as_deref()
+            .is_some_and(|d| std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1"))
+    }
+
     /// The pids of every process in the cgroup.
     pub fn pids(&self) -> io::Result<Vec<u32>> {
         let dir = self
