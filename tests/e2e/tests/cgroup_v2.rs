@@ -381,6 +381,12 @@ fn limits_without_controllers_are_discarded_as_dockerd_does() {
     );
     ok(&d.berth(&["start", "lim"]));
 
+    // A build's RUN steps run under the v2 manager too.
+    let dir = d.dir_with("b", "FROM busybox:latest\nRUN echo built > /built && grep '^0::' /proc/self/cgroup\n");
+    let out = d.build_plain(&dir, &["-t", "v2build", "."]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(ok(&d.berth(&["run", "--rm", "v2build", "cat", "/built"])), "built\n");
+
     // --cpus cannot be discarded: dockerd refuses it without CFS.
     let out = d.berth(&["run", "--rm", "--cpus", "0.5", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));
@@ -459,5 +465,31 @@ fn live_restore_and_restart_policy_on_a_unified_host() {
     });
     ok(&d.berth(&["rm", "-f", "loop", "flaky"]));
     assert!(!v2.container_cg(&id).exists());
+    v2.finish(d);
+}
+
+/// Device rules on v2 are an eBPF program the shim attaches to the container's cgroup: a
+/// node the container may create (mknod is allowed for every device, as Docker allows it)
+/// does not open unless a rule grants it, as on v1; `--privileged` opens it.
+#[test]
+fn device_rules_are_enforced_on_a_unified_host() {
+    let Some(v2) = V2Host::new() else { return };
+    let d = v2.daemon();
+    let probe = "mknod /tmp/fuse c 10 229 && (exec 3<>/tmp/fuse) 2>&1; echo rc=$?";
+    let out = ok(&d.berth(&["run", "--rm", "busybox", "sh", "-c", probe]));
+    assert!(out.contains("Operation not permitted") && out.ends_with("rc=1\n"), "{out}");
+    let out = ok(&d.berth(&["run", "--rm", "--device-cgroup-rule", "c 10:229 rwm", "busybox", "sh", "-c", probe]));
+    assert_eq!(out, "rc=0\n");
+    // Read access only: an open for reading and writing is refused.
+    let out = ok(&d.berth(&["run", "--rm", "--device-cgroup-rule", "c 10:229 r", "busybox", "sh", "-c", probe]));
+    assert!(out.ends_with("rc=1\n"), "{out}");
+    let out = ok(&d.berth(&["run", "--rm", "--privileged", "busybox", "sh", "-c", probe]));
+    assert_eq!(out, "rc=0\n");
+    // The standard nodes stay usable, exec'd processes are held to the same rules.
+    ok(&d.berth(&["run", "-d", "--name", "dev", "busybox", "sleep", "1000"]));
+    let out = ok(&d.berth(&["exec", "dev", "sh", "-c", "echo x > /dev/null && head -c 4 /dev/urandom | wc -c"]));
+    assert_eq!(out.trim(), "4");
+    let out = ok(&d.berth(&["exec", "dev", "sh", "-c", probe]));
+    assert!(out.ends_with("rc=1\n"), "{out}");
     v2.finish(d);
 }
