@@ -77,6 +77,7 @@ pub async fn info(e: &Arc<Engine>) -> SystemInfo {
         .count() as i64;
     let images = e.list_images(&Default::default()).await.map(|v| v.len() as i64).unwrap_or(0);
     let uts = rustix::system::uname();
+    let sys = crate::engine::sysinfo::SysInfo::host();
     let mem_total = rustix::system::sysinfo().totalram as i64 * i64::from(rustix::system::sysinfo().mem_unit);
     let ncpu = std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1);
     let os = std::fs::read_to_string("/etc/os-release")
@@ -99,13 +100,14 @@ pub async fn info(e: &Arc<Engine>) -> SystemInfo {
             authorization: None,
             log: Some(vec!["json-file".to_owned()]),
         }),
-        memory_limit: Some(true),
-        swap_limit: Some(false),
-        cpu_cfs_period: Some(true),
-        cpu_cfs_quota: Some(true),
-        cpu_shares: Some(true),
-        cpu_set: Some(true),
-        pids_limit: Some(true),
+        // A unified host enforces what its cgroup root's controllers allow; v1 as before.
+        memory_limit: Some(sys.memory_limit),
+        swap_limit: Some(sys.unified && sys.swap_limit),
+        cpu_cfs_period: Some(sys.cpu_cfs),
+        cpu_cfs_quota: Some(sys.cpu_cfs),
+        cpu_shares: Some(sys.cpu_shares),
+        cpu_set: Some(sys.cpuset),
+        pids_limit: Some(sys.pids_limit),
         oom_kill_disable: Some(false),
         ipv4_forwarding: Some(true),
         debug: Some(e.cfg.log_level == "debug"),
@@ -137,7 +139,7 @@ pub async fn info(e: &Arc<Engine>) -> SystemInfo {
         isolation: Some(berth_api::models::SystemInfoIsolationEnum::DEFAULT),
         init_binary: Some(String::new()),
         security_options: Some(vec!["name=seccomp,profile=builtin".to_owned()]),
-        warnings: Some(Vec::new()),
+        warnings: Some(sys.info_warnings()),
         cdi_spec_dirs: Some(e.cfg.cdi_spec_dirs.iter().map(|d| d.display().to_string()).collect()),
         // Docker 28 lists the CDI devices it can inject (a few small files to read).
         discovered_devices: Some(

@@ -192,6 +192,22 @@ mod tests {
     }
 
     #[test]
+    fn a_unified_host_uses_its_cgroup2_mount_whatever_v1_hierarchies_the_kernel_lists() {
+        // A mount namespace with only cgroup2 at the cgroup root (a unified host, or berth's
+        // cgroup_v2 e2e tests on a hybrid machine): the kernel still lists the v1
+        // hierarchies mounted elsewhere, which this namespace cannot reach.
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().display();
+        let mi = format!(
+            "25 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+             40 25 0:29 / {d} rw,relatime - cgroup2 cgroup2 rw\n"
+        );
+        let file = procs(t.path(), "");
+        let cg = "10:hugetlb:/\n4:memory:/outer\n1:cpu:/\n0::/\n";
+        assert_eq!(own_procs_file(cg, &mi), Some(file));
+    }
+
+    #[test]
     fn combined_controllers_and_missing_mounts() {
         let t = tempfile::tempdir().unwrap();
         let mi = mountinfo(t.path());

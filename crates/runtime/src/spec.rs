@@ -432,7 +432,10 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
         if swap != 0 {
             memory.insert("swap".into(), json!(swap));
         }
-    } else if let Some(s) = o.memory_swap {
+    } else if let Some(s) = o.memory_swap.filter(|s| *s > 0) {
+        // Unlimited swap (-1) without a memory limit limits nothing: left out, as
+        // libcgroups' v2 manager refuses any swap value without a memory limit (dockerd
+        // records -1 beside a memory limit it had to discard).
         memory.insert("swap".into(), json!(s));
     }
     if let Some(r) = o.memory_reservation.filter(|r| *r > 0) {
@@ -1074,6 +1077,17 @@ mod tests {
         assert_eq!(v["linux"]["resources"]["memory"]["swap"], 2 << 20);
         assert_eq!(v["linux"]["resources"]["pids"]["limit"], 10);
         assert_eq!(v["process"]["args"], json!(["/sbin/docker-init", "--", "sh"]));
+    }
+
+    #[test]
+    fn unlimited_swap_without_memory_limit_is_left_out() {
+        let mut o = opts();
+        o.memory_swap = Some(-1);
+        let v = serde_json::to_value(generate(&o).unwrap()).unwrap();
+        assert!(v["linux"]["resources"]["memory"].get("swap").is_none(), "{}", v["linux"]["resources"]);
+        o.memory = Some(1 << 23);
+        let v = serde_json::to_value(generate(&o).unwrap()).unwrap();
+        assert_eq!(v["linux"]["resources"]["memory"]["swap"], -1);
     }
 
     #[test]

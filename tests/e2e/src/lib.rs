@@ -49,6 +49,9 @@ pub struct Daemon {
     pub bridge: String,
     /// This daemon's nftables table (family inet).
     pub nft_table: String,
+    /// A command the daemon is run through (`prefix… berth daemon …`), e.g. to enter
+    /// namespaces first; empty for none.
+    wrapper: Vec<String>,
 }
 
 impl Daemon {
@@ -60,12 +63,24 @@ impl Daemon {
     /// Starts a daemon with further arguments (e.g. `-H tcp://…` and TLS flags) besides its
     /// own unix socket, data root and exec root, and waits until it answers on the socket.
     pub fn start_with(extra_args: &[&str]) -> Daemon {
+        let mut d = Daemon::unstarted(extra_args);
+        d.spawn();
+        d
+    }
+
+    /// Starts a daemon run through `wrapper` (`wrapper… berth daemon ARGS`), again on every
+    /// restart: e.g. a shell that enters a prepared mount and cgroup namespace first.
+    pub fn start_with_wrapper(wrapper: &[&str], extra_args: &[&str]) -> Daemon {
+        let mut d = Daemon::unstarted(extra_args);
+        d.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        d.spawn();
+        d
+    }
+
+    /// A daemon's own temp dir, socket, roots, bridge and table names, not started yet.
+    fn unstarted(extra_args: &[&str]) -> Daemon {
         // Short paths: unix socket paths are limited to 108 bytes.
         let dir = tempfile::Builder::new().prefix("be2e").tempdir_in("/tmp").expect("tempdir");
-        let socket = dir.path().join("api.sock");
-        let data_root = dir.path().join("data");
-        let exec_root = dir.path().join("run");
-        let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
         let tag: String = dir
             .path()
             .file_name()
@@ -74,10 +89,17 @@ impl Daemon {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();
-        let (bridge, nft_table) = (format!("bb{tag}"), format!("berth_{tag}"));
-        let mut d = Daemon { dir, socket, data_root, exec_root, extra_args, child: None, bridge, nft_table };
-        d.spawn();
-        d
+        Daemon {
+            socket: dir.path().join("api.sock"),
+            data_root: dir.path().join("data"),
+            exec_root: dir.path().join("run"),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            bridge: format!("bb{tag}"),
+            nft_table: format!("berth_{tag}"),
+            wrapper: Vec::new(),
+            dir,
+        }
     }
 
     fn spawn(&mut self) {
@@ -90,7 +112,15 @@ impl Daemon {
         if !config.exists() {
             std::fs::write(&config, "{}").expect("daemon.json");
         }
-        let child = Command::new(berth_bin())
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(berth_bin());
+                c
+            }
+            None => Command::new(berth_bin()),
+        };
+        let child = cmd
             .args(["daemon", "-H"])
             .arg(format!("unix://{}", self.socket.display()))
             .arg("--data-root")

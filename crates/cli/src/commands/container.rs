@@ -662,21 +662,29 @@ pub fn update_body(a: &UpdateArgs) -> Result<berth_api::models::ContainerUpdateB
     Ok(body)
 }
 
-/// `update`: prints each name that was updated.
+/// `update`: prints each name that was updated, then every warning the daemon gave, on
+/// stdout as docker's CLI prints them.
 pub async fn update(c: &Client, a: UpdateArgs) -> Res {
     let body = update_body(&a)?;
-    each(&a.containers, |n| {
+    let warnings = std::sync::Mutex::new(Vec::new());
+    let res = each(&a.containers, |n| {
         let body = body.clone();
+        let warnings = &warnings;
         async move {
             let r = c.update_container(&n, &body).await?;
-            for w in r.warnings.unwrap_or_default() {
-                crate::output::err_line(&w);
-            }
             out(&format!("{n}\n"));
+            if let Ok(mut w) = warnings.lock() {
+                w.extend(r.warnings.unwrap_or_default());
+            }
             Ok(())
         }
     })
-    .await
+    .await;
+    let warnings = warnings.into_inner().unwrap_or_default();
+    if !warnings.is_empty() {
+        out(&format!("{}\n", warnings.join("\n")));
+    }
+    res
 }
 
 #[cfg(test)]

@@ -155,6 +155,17 @@ impl Cgroup {
         }
     }
 
+    /// Whether the cgroup is frozen or freezing (v1's freezer.state, v2's cgroup.freeze).
+    pub fn frozen(&self) -> bool {
+        if let Some(dir) = self.v1("freezer") {
+            let state = std::fs::read_to_string(dir.join("freezer.state")).unwrap_or_default();
+            return matches!(state.trim(), "FROZEN" | "FREEZING");
+        }
+        self.v2
+            .as_deref()
+            .is_some_and(|d| std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1"))
+    }
+
     /// The pids of every process in the cgroup.
     pub fn pids(&self) -> io::Result<Vec<u32>> {
         let dir = self
@@ -320,10 +331,25 @@ pub fn available_cpuset() -> (String, String) {
     )
 }
 
+/// Writes a limit file of a v2 cgroup. A file that is not there means its controller is
+/// not enabled for the cgroup (not in the parent's `cgroup.subtree_control`): said so,
+/// rather than the kernel's bare "permission denied" for creating a file in cgroupfs.
+fn write_v2(dir: &Path, file: &str, value: impl AsRef<[u8]>) -> io::Result<()> {
+    let p = dir.join(file);
+    if !p.exists() {
+        let ctrl = file.split('.').next().unwrap_or(file);
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("the {ctrl} controller is not enabled for the container's cgroup ({} is missing)", p.display()),
+        ));
+    }
+    std::fs::write(p, value)
+}
+
 fn apply_v2(dir: &Path, l: &Limits) -> io::Result<()> {
     let max = |v: i64| if v <= 0 { "max".to_owned() } else { v.to_string() };
     if let Some(m) = l.memory {
-        std::fs::write(dir.join("memory.max"), max(m))?;
+        write_v2(dir, "memory.max", max(m))?;
     }
     if let Some(s) = l.memory_swap {
         // v2 limits swap alone: memory-swap minus memory.
@@ -332,12 +358,12 @@ fn apply_v2(dir: &Path, l: &Limits) -> io::Result<()> {
             (s, Some(m)) if m > 0 => (s - m).max(0).to_string(),
             (s, _) => s.to_string(),
         };
-        std::fs::write(dir.join("memory.swap.max"), v)?;
+        write_v2(dir, "memory.swap.max", v)?;
     }
     if let Some(s) = l.cpu_shares.filter(|s| *s > 0) {
         // runc's conversion of shares (2..262144) to weight (1..10000).
         let w = 1 + ((s.clamp(2, 262_144) - 2) * 9999) / 262_142;
-        std::fs::write(dir.join("cpu.weight"), w.to_string())?;
+        write_v2(dir, "cpu.weight", w.to_string())?;
     }
     if l.cpu_quota.is_some() || l.cpu_period.is_some() {
         let cur = std::fs::read_to_string(dir.join("cpu.max")).unwrap_or_default();
@@ -345,23 +371,23 @@ fn apply_v2(dir: &Path, l: &Limits) -> io::Result<()> {
         let (cq, cp) = (it.next().unwrap_or("max").to_owned(), it.next().unwrap_or("100000").to_owned());
         let q = l.cpu_quota.map_or(cq, max);
         let p = l.cpu_period.filter(|p| *p > 0).map_or(cp, |p| p.to_string());
-        std::fs::write(dir.join("cpu.max"), format!("{q} {p}"))?;
+        write_v2(dir, "cpu.max", format!("{q} {p}"))?;
     }
     if let Some(p) = l.pids_limit {
-        std::fs::write(dir.join("pids.max"), max(p))?;
+        write_v2(dir, "pids.max", max(p))?;
     }
     if let Some(w) = l.blkio_weight {
         // runc: BFQ's weight as is where it exists, else io.weight on its 1..10000 scale.
         if dir.join("io.bfq.weight").exists() {
-            std::fs::write(dir.join("io.bfq.weight"), w.to_string())?;
+            write_v2(dir, "io.bfq.weight", w.to_string())?;
         } else {
             let v = 1 + (u64::from(w).saturating_sub(10)) * 9999 / 990;
-            std::fs::write(dir.join("io.weight"), v.to_string())?;
+            write_v2(dir, "io.weight", v.to_string())?;
         }
     }
     write_cpuset(dir, l)?;
     if let Some(r) = l.memory_reservation {
-        std::fs::write(dir.join("memory.low"), r.to_string())?;
+        write_v2(dir, "memory.low", r.to_string())?;
     }
     Ok(())
 }
@@ -405,6 +431,20 @@ mod tests {
         for bad in ["a", "1-", "3-1", "1,,2", "-1"] {
             assert!(parse_cpu_list(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn v2_limits_without_their_controller_fail_clearly_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cgroup.procs"), "").unwrap();
+        let e = apply_v2(dir.path(), &Limits { memory: Some(64 << 20), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().starts_with("the memory controller is not enabled"), "{e}");
+        let e = apply_v2(dir.path(), &Limits { pids_limit: Some(5), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().starts_with("the pids controller is not enabled"), "{e}");
+        assert!(!dir.path().join("memory.max").exists() && !dir.path().join("pids.max").exists());
+        std::fs::write(dir.path().join("pids.max"), "max").unwrap();
+        apply_v2(dir.path(), &Limits { pids_limit: Some(5), ..Default::default() }).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("pids.max")).unwrap(), "5");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! image's history with one more entry (author, comment, the container's command). A
 //! running container is frozen while its changes are read, unless `pause` is false.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_api::models::ContainerConfig;
@@ -63,39 +62,30 @@ fn created_by(c: &ContainerConfig) -> String {
     c.cmd.clone().unwrap_or_default().join(" ")
 }
 
-/// The freezer of container `id` (cgroup v2's `cgroup.freeze`, else v1's
-/// `freezer.state`), if the container has one (it runs).
-fn freezer(id: &str) -> Option<(PathBuf, &'static str, &'static str)> {
-    let v2 = Path::new("/sys/fs/cgroup/berth").join(id).join("cgroup.freeze");
-    if v2.exists() {
-        return Some((v2, "1", "0"));
-    }
-    let v1 = Path::new("/sys/fs/cgroup/freezer/berth").join(id).join("freezer.state");
-    v1.exists().then_some((v1, "FROZEN", "THAWED"))
-}
-
-/// Freezes a running container for the duration of a commit; thaws it when dropped. A
+/// Freezes a running container for the duration of a commit, through the cgroup its init
+/// process is in (v1's freezer or v2's cgroup.freeze, waiting until the kernel reports it
+/// frozen: a v2 freeze completes after the write returns); thaws it when dropped. A
 /// container that is already frozen (paused by its user) is left as it is.
-struct Frozen(Option<(PathBuf, &'static str)>);
+struct Frozen(Option<super::cgroups::Cgroup>);
 
 impl Frozen {
-    fn freeze(id: &str) -> Result<Frozen> {
-        let Some((path, frozen, thawed)) = freezer(id) else { return Ok(Frozen(None)) };
-        let state = std::fs::read_to_string(&path).unwrap_or_default();
-        if state.trim() == frozen || state.trim() == "FREEZING" {
+    fn freeze(id: &str, pid: u32) -> Result<Frozen> {
+        let pause = |e| Error::io(format!("pause container {id}"), e);
+        let cg = super::cgroups::Cgroup::of_pid(pid).map_err(pause)?;
+        if cg.frozen() {
             return Ok(Frozen(None));
         }
-        std::fs::write(&path, frozen).map_err(|e| Error::io(format!("pause container {id}"), e))?;
-        Ok(Frozen(Some((path, thawed))))
+        cg.freeze(true).map_err(pause)?;
+        Ok(Frozen(Some(cg)))
     }
 }
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        if let Some((path, thawed)) = &self.0
-            && let Err(e) = std::fs::write(path, thawed)
+        if let Some(cg) = &self.0
+            && let Err(e) = cg.freeze(false)
         {
-            tracing::error!(path = %path.display(), error = %e, "could not unpause a container after commit");
+            tracing::error!(error = %e, "could not unpause a container after commit");
         }
     }
 }
@@ -120,14 +110,15 @@ impl Engine {
         let engine = self.clone();
         let dir = self.container_dir(&rec.id);
         let _op = c.op.lock().await;
-        let running = c.snapshot().state.status == Status::Running;
+        let now_rec = c.snapshot();
+        let (running, pid) = (now_rec.state.status == Status::Running, now_rec.state.pid);
         let (ev_rec, comment, image_ref) =
             (rec.clone(), req.comment.clone().unwrap_or_default(), req.reference.clone().unwrap_or_default());
         let id = blocking(move || {
             let image = engine.images.resolve(&rec.image_id)?;
             let layers_before = engine.images.image_layers(&image.id)?;
             let layer = {
-                let _frozen = if running && req.pause { Some(Frozen::freeze(&rec.id)?) } else { None };
+                let _frozen = if running && req.pause { Some(Frozen::freeze(&rec.id, pid)?) } else { None };
                 engine.images.copy_diff_layer(&dir)?
             };
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);

@@ -52,8 +52,13 @@ impl Engine {
             }
             _ => None,
         };
-        let host_config = body.host_config.clone().unwrap_or_default();
+        let mut host_config = body.host_config.clone().unwrap_or_default();
         check_host_config(&host_config)?;
+        // Limits this host's cgroups cannot enforce are dropped with dockerd's warnings.
+        let warnings = super::sysinfo::discard_unsupported(
+            super::sysinfo::SysInfo::host(),
+            super::sysinfo::resources_mut!(host_config),
+        )?;
         // Devices, CDI/GPU requests and ulimits are refused here rather than at start (a few
         // stats and small spec files, read only when asked for).
         super::devices::resolve(&host_config, &self.cfg)?;
@@ -140,7 +145,7 @@ impl Engine {
         self.emit_container(&rec, "create", &[]);
         self.insert(Container::new(rec));
         berth_runtime::trace::mark(&id, "daemon.created");
-        Ok(Created { id, warnings: Vec::new() })
+        Ok(Created { id, warnings })
     }
 
     /// A generated name no known container has, drawn with Docker's retry counter from

@@ -792,8 +792,18 @@ impl Engine {
     /// `POST /containers/{id}/update`: validates as dockerd does, records the new limits
     /// and restart policy, and applies the limits to the live cgroup of a running
     /// container (the old ones are restored when that fails). Returns the warnings.
-    pub async fn update_container(self: &Arc<Self>, name: &str, u: UpdateRequest) -> Result<Vec<String>> {
+    pub async fn update_container(self: &Arc<Self>, name: &str, mut u: UpdateRequest) -> Result<Vec<String>> {
         validate_update(&u)?;
+        // dockerd's update verifies as its create does: what the host cannot enforce is
+        // dropped with a warning, so it is neither recorded nor written to the cgroup.
+        // The unlimited swap dockerd puts beside a discarded memory limit is left out here:
+        // there is no limit to keep it beside, and the record stays as it was.
+        let asked_swap = u.memory_swap;
+        let warnings =
+            super::sysinfo::discard_unsupported(super::sysinfo::SysInfo::host(), super::sysinfo::resources_mut!(u))?;
+        if u.memory == Some(0) && asked_swap != Some(-1) {
+            u.memory_swap = asked_swap;
+        }
         let c = self.get(name)?;
         let _op = c.op.lock().await;
         let before = c.snapshot();
@@ -921,7 +931,7 @@ impl Engine {
         }
         self.persist(&c);
         self.emit_container(&c.snapshot(), "update", &[]);
-        Ok(Vec::new())
+        Ok(warnings)
     }
 }
 

@@ -26,6 +26,7 @@ mod release;
 mod restart;
 mod sandbox;
 mod stats;
+pub mod sysinfo;
 mod table;
 #[cfg(test)]
 mod tests;

@@ -104,6 +104,74 @@ fn networks(pid: u32) -> Option<Value> {
     (!out.is_empty()).then_some(Value::Object(out))
 }
 
+/// The keys of dockerd's v2 `memory_stats.stats` (its statsV2), in its order.
+const MEMORY_STAT_V2: [&str; 31] = [
+    "anon",
+    "file",
+    "kernel_stack",
+    "slab",
+    "sock",
+    "shmem",
+    "file_mapped",
+    "file_dirty",
+    "file_writeback",
+    "anon_thp",
+    "inactive_anon",
+    "active_anon",
+    "inactive_file",
+    "active_file",
+    "unevictable",
+    "slab_reclaimable",
+    "slab_unreclaimable",
+    "pgfault",
+    "pgmajfault",
+    "workingset_refault",
+    "workingset_activate",
+    "workingset_nodereclaim",
+    "pgrefill",
+    "pgscan",
+    "pgsteal",
+    "pgactivate",
+    "pgdeactivate",
+    "pglazyfree",
+    "pglazyfreed",
+    "thp_fault_alloc",
+    "thp_collapse_alloc",
+];
+
+/// `memory_stats` from a v2 cgroup as dockerd reports it through containerd: a file that
+/// is not there (no memory controller for the cgroup) reads as 0, so such a host shows
+/// usage and limit 0 (`0B / 0B` in `docker stats`), never an error; `max` reads as no
+/// limit, which is shown as the host's memory. `failcnt` is memory.events' `oom`.
+fn memory_v2(dir: &std::path::Path, host_mem: u64) -> Value {
+    let kv = read_kv(&dir.join("memory.stat"));
+    let stats: serde_json::Map<String, Value> =
+        MEMORY_STAT_V2.iter().map(|k| ((*k).to_owned(), json!(kv.get(*k).copied().unwrap_or(0)))).collect();
+    let limit = match std::fs::read_to_string(dir.join("memory.max")) {
+        Ok(s) if s.trim() == "max" => host_mem,
+        Ok(s) => s.trim().parse::<u64>().map_or(0, |l| if host_mem > 0 && l > host_mem { host_mem } else { l }),
+        Err(_) => 0,
+    };
+    let mut m = json!({"stats": stats, "usage": read_u64(&dir.join("memory.current")).unwrap_or(0), "limit": limit});
+    if let Some(oom) = read_kv(&dir.join("memory.events")).get("oom").filter(|n| **n > 0) {
+        m["failcnt"] = json!(oom);
+    }
+    m
+}
+
+/// `pids_stats` from a v2 cgroup: dockerd's omits zero fields, so a cgroup without the
+/// pids controller answers `{}`; `max` is no limit (omitted too).
+fn pids_v2(dir: &std::path::Path) -> Value {
+    let mut p = json!({});
+    if let Some(n) = read_u64(&dir.join("pids.current")).filter(|n| *n > 0) {
+        p["current"] = json!(n);
+    }
+    if let Some(l) = read_u64(&dir.join("pids.max")).filter(|l| *l > 0) {
+        p["limit"] = json!(l);
+    }
+    p
+}
+
 /// Reads one sample of a running container. Blocking.
 fn sample(rec: &ContainerRecord) -> std::io::Result<Sample> {
     let pid = rec.state.pid;
@@ -121,9 +189,7 @@ fn sample(rec: &ContainerRecord) -> std::io::Result<Sample> {
             "throttling_data": {"periods": g("nr_periods"), "throttled_periods": g("nr_throttled"),
                                 "throttled_time": g("throttled_usec") * 1000},
         });
-        let limit = read_u64(&dir.join("memory.max")).map_or(host_mem, cap);
-        let memory = json!({"usage": read_u64(&dir.join("memory.current")).unwrap_or(0),
-                            "stats": read_kv(&dir.join("memory.stat")), "limit": limit});
+        let memory = memory_v2(dir, host_mem);
         let mut bytes = Vec::new();
         for l in std::fs::read_to_string(dir.join("io.stat")).unwrap_or_default().lines() {
             let mut it = l.split_whitespace();
@@ -142,11 +208,7 @@ fn sample(rec: &ContainerRecord) -> std::io::Result<Sample> {
             "io_serviced_recursive": null, "io_queue_recursive": null, "io_service_time_recursive": null,
             "io_wait_time_recursive": null, "io_merged_recursive": null, "io_time_recursive": null,
             "sectors_recursive": null});
-        let mut pids = json!({"current": read_u64(&dir.join("pids.current")).unwrap_or(0)});
-        if let Some(l) = read_u64(&dir.join("pids.max")) {
-            pids["limit"] = json!(l);
-        }
-        (cpu, memory, blkio, pids)
+        (cpu, memory, blkio, pids_v2(dir))
     } else {
         let acct = cg.v1("cpuacct");
         let total = acct.and_then(|d| read_u64(&d.join("cpuacct.usage"))).unwrap_or(0);
@@ -408,6 +470,36 @@ mod tests {
         assert!(validate_ps_args("-o pid,comm").is_ok());
         assert!(validate_ps_args("-o pid= PID").is_ok());
         assert_eq!(validate_ps_args("-o user= PID").unwrap_err().to_string(), "specifying \"user=PID\" is not allowed");
+    }
+
+    #[test]
+    fn v2_memory_and_pids_without_their_controllers_read_as_dockerd_reports_them() {
+        // A cgroup with only the core files: memory and pids controllers not enabled.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("cpu.stat"), "usage_usec 10\n").unwrap();
+        let m = memory_v2(d.path(), 1 << 30);
+        assert_eq!((m["usage"].as_u64(), m["limit"].as_u64()), (Some(0), Some(0)));
+        assert_eq!(m["stats"].as_object().unwrap().len(), 31);
+        assert!(m.get("failcnt").is_none() && m.get("max_usage").is_none());
+        assert_eq!(pids_v2(d.path()), json!({}));
+        // With them: usage, a limit capped at the host's memory, `max` as the host's.
+        std::fs::write(d.path().join("memory.current"), "4096\n").unwrap();
+        std::fs::write(d.path().join("memory.max"), "max\n").unwrap();
+        std::fs::write(d.path().join("memory.stat"), "anon 7\nfile 9\nzswap 3\n").unwrap();
+        std::fs::write(d.path().join("memory.events"), "low 0\noom 2\noom_kill 1\n").unwrap();
+        std::fs::write(d.path().join("pids.current"), "3\n").unwrap();
+        std::fs::write(d.path().join("pids.max"), "max\n").unwrap();
+        let m = memory_v2(d.path(), 1 << 30);
+        assert_eq!(
+            (m["usage"].as_u64(), m["limit"].as_u64(), m["failcnt"].as_u64()),
+            (Some(4096), Some(1 << 30), Some(2))
+        );
+        assert_eq!((m["stats"]["anon"].as_u64(), m["stats"].get("zswap")), (Some(7), None));
+        std::fs::write(d.path().join("memory.max"), "33554432\n").unwrap();
+        assert_eq!(memory_v2(d.path(), 1 << 30)["limit"].as_u64(), Some(32 << 20));
+        assert_eq!(pids_v2(d.path()), json!({"current": 3}));
+        std::fs::write(d.path().join("pids.max"), "10\n").unwrap();
+        assert_eq!(pids_v2(d.path()), json!({"current": 3, "limit": 10}));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::proto::{ClientFrame, Decoder, ShimFrame};
 use crate::{Error, ExecFailure, chain};
 
 mod cgroupfs;
+mod devices_v2;
 mod exec;
 pub mod monitor;
 mod mountns;
@@ -486,6 +487,9 @@ impl Shim {
             return Err(fail(container, e));
         }
         crate::trace::mark(&o.id, "shim.cgroups_ro");
+        if let Err(e) = devices_v2::apply(&spec, init_pid) {
+            return Err(fail(container, e));
+        }
         // The command is looked up as exec will see it: through the init's root, in its
         // finished mount namespace, so a command on a bind mount or volume is found.
         if let Err(e) = check_command(&spec, init_pid) {
