@@ -214,6 +214,12 @@ fn pause_cycle(d: &Daemon, v2: &V2Host, id: &str, docker: bool) {
 /// Lifecycle, exec, top, pause/unpause (our CLI and docker's), stats (CLI and API) and
 /// removal on a unified host; the containers' cgroups are where a v2 host puts them, with
 /// the container's view of them as Docker gives it.
+/// Starts `loop`, a container that prints a growing count ten times a second; its id.
+fn start_counter(d: &Daemon) -> String {
+    let script = "i=0; while true; do i=$((i+1)); echo $i; usleep 100000; done";
+    ok(&d.berth(&["run", "-d", "--name", "loop", "busybox", "sh", "-c", script])).trim().to_owned()
+}
+
 #[test]
 fn containers_run_pause_and_report_stats_on_a_unified_host() {
     let Some(v2) = V2Host::new() else { return };
@@ -245,18 +251,7 @@ fn containers_run_pause_and_report_stats_on_a_unified_host() {
     let daemon_ns = std::fs::read_link(format!("/proc/{}/ns/cgroup", d.pid().unwrap())).unwrap();
     assert_ne!(lines[4], daemon_ns.to_string_lossy(), "the container shares the daemon's cgroup namespace");
 
-    let id = ok(&d.berth(&[
-        "run",
-        "-d",
-        "--name",
-        "loop",
-        "busybox",
-        "sh",
-        "-c",
-        "i=0; while true; do i=$((i+1)); echo $i; usleep 100000; done",
-    ]))
-    .trim()
-    .to_owned();
+    let id = start_counter(&d);
     let cg = v2.container_cg(&id);
     let pid = inspect(&d, "{{.State.Pid}}", "loop");
     // The init process is in the container's v2 cgroup, as the host sees it.
@@ -437,18 +432,7 @@ fn limits_without_controllers_are_discarded_as_dockerd_does() {
 fn live_restore_and_restart_policy_on_a_unified_host() {
     let Some(v2) = V2Host::new() else { return };
     let mut d = v2.daemon();
-    let id = ok(&d.berth(&[
-        "run",
-        "-d",
-        "--name",
-        "loop",
-        "busybox",
-        "sh",
-        "-c",
-        "i=0; while true; do i=$((i+1)); echo $i; usleep 100000; done",
-    ]))
-    .trim()
-    .to_owned();
+    let id = start_counter(&d);
     ok(&d.berth(&["run", "-d", "--name", "flaky", "--restart", "always", "busybox", "sh", "-c", "sleep 1; exit 3"]));
     let pid = inspect(&d, "{{.State.Pid}}", "loop");
 
