@@ -47,7 +47,14 @@ pub fn main(args: Vec<String>) -> i32 {
         tracing::warn!("{w}");
     }
     memory::limit_arenas();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // Blocking-pool threads left idle end after BLOCKING_IDLE rather than tokio's 10 s, so
+    // the stacks and malloc caches of a burst's threads go back soon after it.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_keep_alive(memory::BLOCKING_IDLE)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("berth daemon: cannot start the async runtime: {e}");

@@ -13,6 +13,11 @@ use std::time::Duration;
 /// bodies, records, JSON), so contention on two arenas costs nothing measurable.
 const ARENA_MAX: i32 = 2;
 
+/// How long a thread of the blocking pool may sit idle before it ends (tokio's default is
+/// 10 s): each keeps its touched stack and its malloc thread cache. Starting one again
+/// costs tens of microseconds, and a burst of work keeps its threads busy.
+pub const BLOCKING_IDLE: Duration = Duration::from_secs(2);
+
 /// How often the trimmer looks whether memory was freed since it last ran.
 const TRIM_EVERY: Duration = Duration::from_secs(5);
 
