@@ -17,6 +17,7 @@ use berth_network::bridge::BridgeDriver;
 use berth_network::driver::{Attachment, Driver, NetworkSpec, format_mac, mac_for, parse_mac};
 use berth_network::ipam::{self, Pool};
 use berth_network::nft::{Firewall, PortRule, Proto};
+use berth_network::spare::Spare;
 use berth_network::{dns, netns, portmap, proxy};
 use berth_runtime::spec::Namespace;
 use chrono::{DateTime, Utc};
@@ -194,6 +195,8 @@ struct Inner {
 pub(crate) struct Networks {
     dir: PathBuf,
     netns_dir: PathBuf,
+    /// The network namespace made ahead of need, which the next start takes.
+    spare: Arc<Spare>,
     /// Where the IPv6 proxy processes keep their pid files (`<id>.pid`).
     proxy_dir: PathBuf,
     /// Addresses of detached endpoints whose veths are still being deleted.
@@ -222,9 +225,18 @@ impl Networks {
                 }
             }
         }
+        let netns_dir = exec_root.join("netns");
+        // The data root's lock is held: spares in the netns directory are an earlier
+        // daemon's, killed before it could remove them.
+        match Spare::remove_leftovers(&netns_dir) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "removed the spare network namespace of an earlier daemon"),
+            Err(e) => tracing::warn!(error = %e, "removing an earlier daemon's spare network namespace"),
+        }
         let n = Networks {
             dir,
-            netns_dir: exec_root.join("netns"),
+            spare: Arc::new(Spare::new(&netns_dir)),
+            netns_dir,
             proxy_dir: exec_root.join("netproxy"),
             releases: Arc::default(),
             opts: opts.clone(),
@@ -515,7 +527,18 @@ impl Networks {
             return Ok((Attached { namespace: Some(Namespace::Host), ..Default::default() }, None));
         }
         let path = self.netns_path(&rec.id);
-        let ns = netns::create(&path)?;
+        let ns = match self.spare.take(&path) {
+            Some(ns) => {
+                berth_runtime::trace::mark(&rec.id, "daemon.netns_spare_taken");
+                ns
+            }
+            None => {
+                let ns = netns::create(&path)?;
+                berth_runtime::trace::mark(&rec.id, "daemon.netns_made");
+                ns
+            }
+        };
+        self.warm_spare();
         let mut out = Attached { namespace: Some(Namespace::Path(path.clone())), ..Default::default() };
         let Mode::Network(primary) = &mode else { return Ok((out, None)) };
         let primary_name = self.find(primary).map(|n| n.name).unwrap_or_default();
@@ -1000,9 +1023,29 @@ impl Networks {
         Ok(())
     }
 
-    /// At shutdown with no container attached: removes our table and the bridges this run
-    /// made. Blocking.
+    /// Makes the spare network namespace on a thread of its own unless there is one, so
+    /// the next start that needs a namespace (bridge or none) takes it instead of making
+    /// one. Called when a container is created with such a network and right after a
+    /// start took (or had to make) its namespace; never waits.
+    pub fn warm_spare(&self) {
+        let spare = self.spare.clone();
+        if spare.is_ready() {
+            return;
+        }
+        let made = std::thread::Builder::new().name("netns-spare".into()).spawn(move || {
+            if let Err(e) = spare.fill() {
+                tracing::warn!(error = %e, "making the spare network namespace");
+            }
+        });
+        if let Err(e) = made {
+            tracing::warn!(error = %e, "starting the thread that makes the spare network namespace");
+        }
+    }
+
+    /// At shutdown: removes the spare network namespace and, with no container attached,
+    /// our table and the bridges this run made. Blocking.
     pub fn shutdown(&self, any_attached: bool) {
+        self.spare.close();
         if any_attached {
             return;
         }
@@ -1474,6 +1517,15 @@ impl Engine {
     /// `GET /networks`, `/networks/{id}` support: every network.
     pub fn networks(&self) -> Vec<NetworkRecord> {
         self.networks.list()
+    }
+
+    /// Has the spare network namespace made when a container about to be created will
+    /// need a namespace of its own (`none`, `bridge` or a user network; not `host` or
+    /// `container:<id>`), so its start finds one ready. Never waits.
+    pub(crate) fn warm_spare_netns(&self, network_mode: Option<&str>) {
+        if matches!(mode_of(network_mode), Mode::None | Mode::Network(_)) {
+            self.networks.warm_spare();
+        }
     }
 
     /// Removes our table and bridges at daemon shutdown when no container is attached.
