@@ -538,7 +538,6 @@ impl Networks {
                 ns
             }
         };
-        self.warm_spare();
         let mut out = Attached { namespace: Some(Namespace::Path(path.clone())), ..Default::default() };
         let Mode::Network(primary) = &mode else { return Ok((out, None)) };
         let primary_name = self.find(primary).map(|n| n.name).unwrap_or_default();
@@ -1025,8 +1024,8 @@ impl Networks {
 
     /// Makes the spare network namespace on a thread of its own unless there is one, so
     /// the next start that needs a namespace (bridge or none) takes it instead of making
-    /// one. Called when a container is created with such a network and right after a
-    /// start took (or had to make) its namespace; never waits.
+    /// one. Called when a container is created with such a network and when a start that
+    /// took (or had to make) its namespace hands over to its shim; never waits.
     pub fn warm_spare(&self) {
         let spare = self.spare.clone();
         if spare.is_ready() {
@@ -1311,6 +1310,7 @@ impl Engine {
     /// container's namespace during its create, and they may name its interfaces. On
     /// failure nothing is left. Blocking.
     pub(crate) fn attach_network(&self, rec: &ContainerRecord) -> Result<(Attached, Option<NetSetup>)> {
+        berth_runtime::trace::mark(&rec.id, "daemon.net_begin");
         if let Mode::Container(other) = mode_of(rec.host_config.network_mode.as_deref()) {
             let o = self.get(&other)?.snapshot();
             if o.state.status != Status::Running {
@@ -1378,6 +1378,15 @@ impl Engine {
     /// Starts the kernel side of a planned attachment on the blocking pool, to run while
     /// the runtime creates the container; [`Engine::network_ready`] waits for it.
     pub(crate) fn complete_network(&self, id: &str, setup: Option<NetSetup>) -> NetReady {
+        // The next start's namespace is made now, while this one's shim creates the
+        // container (the daemon only waits then), not during the prepare it would slow.
+        if setup.is_some()
+            || self.get(id).is_ok_and(|c| {
+                matches!(mode_of(c.snapshot().host_config.network_mode.as_deref()), Mode::None | Mode::Network(_))
+            })
+        {
+            self.networks.warm_spare();
+        }
         NetReady(setup.map(|s| {
             let nets = self.networks.clone();
             let id = id.to_owned();
