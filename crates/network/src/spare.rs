@@ -270,6 +270,42 @@ mod tests {
     }
 
     #[test]
+    fn take_binds_where_moving_is_refused_and_the_refill_removes_the_old_file() {
+        if !root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("netns");
+        std::fs::create_dir(&dir).unwrap();
+        // A shared mount of its own: MS_MOVE of a mount below it is refused (EINVAL).
+        rustix::mount::mount_bind(&dir, &dir).unwrap();
+        rustix::mount::mount_change(&dir, rustix::mount::MountPropagationFlags::SHARED).unwrap();
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
+        let _unmount = Unmount(dir.clone());
+        let spare = Spare::new(&dir);
+        spare.fill().unwrap();
+        let made = std::fs::read_dir(&dir).unwrap().flatten().next().unwrap().path();
+        let made_ino = ns_inode(&made);
+        let a = dir.join("a");
+        spare.take(&a).expect("the spare, bound instead of moved");
+        assert_eq!(ns_inode(&a), made_ino);
+        assert!(is_mount(&a));
+        assert!(is_mount(&made), "the spare's own mount stays until the refill");
+        spare.fill().unwrap();
+        assert!(!made.exists(), "the refill removed the taken spare's file");
+        assert_eq!(ns_inode(&a), made_ino, "the container's namespace stays");
+        netns::remove(&a).unwrap();
+        spare.close();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    }
+
+    #[test]
     fn leftovers_of_a_killed_owner_are_removed_and_containers_kept() {
         if !root() {
             eprintln!("skipped: needs root");
