@@ -1,6 +1,8 @@
 //! Networks: the built-in `bridge`, `host` and `none`, user-defined bridge networks, and
 //! each container's attachment, made at start in a network namespace of its own
 //! (bind-mounted under the exec root, handed to the runtime by path) and undone at exit.
+//! The namespace is usually the spare made ahead of need (`berth_network::spare`), moved
+//! to the container's file, so the start does not pay for making one.
 //!
 //! Network records are JSON files in `<data-root>/networks/` (kept apart from state.db so
 //! the store's schema is untouched); a container's endpoints and published ports live in
@@ -1537,7 +1539,8 @@ impl Engine {
         }
     }
 
-    /// Removes our table and bridges at daemon shutdown when no container is attached.
+    /// At daemon shutdown: removes the spare network namespace, and our table and bridges
+    /// when no container is attached.
     pub async fn shutdown_networks(&self) {
         let attached = self.all().iter().any(|c| c.snapshot().networks.values().any(|e| e.ip.is_some()));
         let nets = self.networks.clone();
