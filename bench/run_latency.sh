@@ -9,6 +9,8 @@
 #   TRACE=1 bench/run_latency.sh         (also: where berth's time goes, phase by phase,
 #                                          from BERTH_TRACE_START marks of daemon and shim)
 #   DOCKER=0 / PODMAN=0                  (leave an installed peer out)
+#   LOAD=N                               (N `run -d --network none busybox sleep` containers
+#                                          running in berth's daemon through the rounds)
 #
 # Engines, each `run --rm busybox true` (or its bare equivalent), median wall time:
 #   berth          against a daemon of its own, --network none
@@ -150,6 +152,11 @@ if [ "${PODMAN:-1}" = 1 ] && command -v podman >/dev/null; then
   if podman import "$work/busybox.tar" busybox:latest >/dev/null 2>&1; then
     engines+=(podman); cmd[podman]="podman run --rm --network none busybox true"
   fi
+fi
+
+if [ "${LOAD:-0}" -gt 0 ]; then
+  for i in $(seq "$LOAD"); do "$BERTH" run -d --network none --name "load$i" busybox sleep 100000 >/dev/null; done
+  echo "(with $LOAD berth containers running, --network none)"
 fi
 
 # The interleaved rounds (two warm-up rounds not counted), then medians and ratios.

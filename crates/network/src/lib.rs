@@ -13,5 +13,6 @@ pub mod nfnl;
 pub mod nft;
 pub mod portmap;
 pub mod proxy;
+pub mod spare;
 
 pub use error::{Error, Result};

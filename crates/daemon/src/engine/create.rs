@@ -38,6 +38,7 @@ impl Engine {
         // A start usually follows at once: its cgroup migration's grace period runs from now.
         berth_runtime::attach_lock::prime();
         self.warm_launcher();
+        self.warm_spare_netns(body.host_config.as_ref().and_then(|h| h.network_mode.as_deref()));
         let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
             Error::InvalidArgument("config cannot be empty in order to create a container".to_owned())
         })?;

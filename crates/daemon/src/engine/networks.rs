@@ -1,6 +1,8 @@
 //! Networks: the built-in `bridge`, `host` and `none`, user-defined bridge networks, and
 //! each container's attachment, made at start in a network namespace of its own
 //! (bind-mounted under the exec root, handed to the runtime by path) and undone at exit.
+//! The namespace is usually the spare made ahead of need (`berth_network::spare`), moved
+//! to the container's file, so the start does not pay for making one.
 //!
 //! Network records are JSON files in `<data-root>/networks/` (kept apart from state.db so
 //! the store's schema is untouched); a container's endpoints and published ports live in
@@ -17,6 +19,7 @@ use berth_network::bridge::BridgeDriver;
 use berth_network::driver::{Attachment, Driver, NetworkSpec, format_mac, mac_for, parse_mac};
 use berth_network::ipam::{self, Pool};
 use berth_network::nft::{Firewall, PortRule, Proto};
+use berth_network::spare::Spare;
 use berth_network::{dns, netns, portmap, proxy};
 use berth_runtime::spec::Namespace;
 use chrono::{DateTime, Utc};
@@ -194,6 +197,8 @@ struct Inner {
 pub(crate) struct Networks {
     dir: PathBuf,
     netns_dir: PathBuf,
+    /// The network namespace made ahead of need, which the next start takes.
+    spare: Arc<Spare>,
     /// Where the IPv6 proxy processes keep their pid files (`<id>.pid`).
     proxy_dir: PathBuf,
     /// Addresses of detached endpoints whose veths are still being deleted.
@@ -222,9 +227,18 @@ impl Networks {
                 }
             }
         }
+        let netns_dir = exec_root.join("netns");
+        // The data root's lock is held: spares in the netns directory are an earlier
+        // daemon's, killed before it could remove them.
+        match Spare::remove_leftovers(&netns_dir) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "removed the spare network namespace of an earlier daemon"),
+            Err(e) => tracing::warn!(error = %e, "removing an earlier daemon's spare network namespace"),
+        }
         let n = Networks {
             dir,
-            netns_dir: exec_root.join("netns"),
+            spare: Arc::new(Spare::new(&netns_dir)),
+            netns_dir,
             proxy_dir: exec_root.join("netproxy"),
             releases: Arc::default(),
             opts: opts.clone(),
@@ -515,7 +529,17 @@ impl Networks {
             return Ok((Attached { namespace: Some(Namespace::Host), ..Default::default() }, None));
         }
         let path = self.netns_path(&rec.id);
-        let ns = netns::create(&path)?;
+        let ns = match self.spare.take(&path) {
+            Some(ns) => {
+                berth_runtime::trace::mark(&rec.id, "daemon.netns_spare_taken");
+                ns
+            }
+            None => {
+                let ns = netns::create(&path)?;
+                berth_runtime::trace::mark(&rec.id, "daemon.netns_made");
+                ns
+            }
+        };
         let mut out = Attached { namespace: Some(Namespace::Path(path.clone())), ..Default::default() };
         let Mode::Network(primary) = &mode else { return Ok((out, None)) };
         let primary_name = self.find(primary).map(|n| n.name).unwrap_or_default();
@@ -1000,9 +1024,29 @@ impl Networks {
         Ok(())
     }
 
-    /// At shutdown with no container attached: removes our table and the bridges this run
-    /// made. Blocking.
+    /// Makes the spare network namespace on a thread of its own unless there is one, so
+    /// the next start that needs a namespace (bridge or none) takes it instead of making
+    /// one. Called when a container is created with such a network and when a start that
+    /// took (or had to make) its namespace hands over to its shim; never waits.
+    pub fn warm_spare(&self) {
+        let spare = self.spare.clone();
+        if spare.is_ready() {
+            return;
+        }
+        let made = std::thread::Builder::new().name("netns-spare".into()).spawn(move || {
+            if let Err(e) = spare.fill() {
+                tracing::warn!(error = %e, "making the spare network namespace");
+            }
+        });
+        if let Err(e) = made {
+            tracing::warn!(error = %e, "starting the thread that makes the spare network namespace");
+        }
+    }
+
+    /// At shutdown: removes the spare network namespace and, with no container attached,
+    /// our table and the bridges this run made. Blocking.
     pub fn shutdown(&self, any_attached: bool) {
+        self.spare.close();
         if any_attached {
             return;
         }
@@ -1268,6 +1312,7 @@ impl Engine {
     /// container's namespace during its create, and they may name its interfaces. On
     /// failure nothing is left. Blocking.
     pub(crate) fn attach_network(&self, rec: &ContainerRecord) -> Result<(Attached, Option<NetSetup>)> {
+        berth_runtime::trace::mark(&rec.id, "daemon.net_begin");
         if let Mode::Container(other) = mode_of(rec.host_config.network_mode.as_deref()) {
             let o = self.get(&other)?.snapshot();
             if o.state.status != Status::Running {
@@ -1335,6 +1380,15 @@ impl Engine {
     /// Starts the kernel side of a planned attachment on the blocking pool, to run while
     /// the runtime creates the container; [`Engine::network_ready`] waits for it.
     pub(crate) fn complete_network(&self, id: &str, setup: Option<NetSetup>) -> NetReady {
+        // The next start's namespace is made now, while this one's shim creates the
+        // container (the daemon only waits then), not during the prepare it would slow.
+        if setup.is_some()
+            || self.get(id).is_ok_and(|c| {
+                matches!(mode_of(c.snapshot().host_config.network_mode.as_deref()), Mode::None | Mode::Network(_))
+            })
+        {
+            self.networks.warm_spare();
+        }
         NetReady(setup.map(|s| {
             let nets = self.networks.clone();
             let id = id.to_owned();
@@ -1476,7 +1530,17 @@ impl Engine {
         self.networks.list()
     }
 
-    /// Removes our table and bridges at daemon shutdown when no container is attached.
+    /// Has the spare network namespace made when a container about to be created will
+    /// need a namespace of its own (`none`, `bridge` or a user network; not `host` or
+    /// `container:<id>`), so its start finds one ready. Never waits.
+    pub(crate) fn warm_spare_netns(&self, network_mode: Option<&str>) {
+        if matches!(mode_of(network_mode), Mode::None | Mode::Network(_)) {
+            self.networks.warm_spare();
+        }
+    }
+
+    /// At daemon shutdown: removes the spare network namespace, and our table and bridges
+    /// when no container is attached.
     pub async fn shutdown_networks(&self) {
         let attached = self.all().iter().any(|c| c.snapshot().networks.values().any(|e| e.ip.is_some()));
         let nets = self.networks.clone();
