@@ -329,6 +329,8 @@ struct Shim {
     clients: Vec<Client>,
     next_client: u64,
     started: bool,
+    /// When this process started the container (None in a resumed shim: long ago).
+    started_at: Option<Instant>,
     log: Option<LogWriter>,
     /// Processes exec'd into the running container.
     execs: Vec<exec::Exec>,
@@ -520,6 +522,7 @@ impl Shim {
             clients: Vec::new(),
             next_client: 1,
             started: false,
+            started_at: None,
             log,
             execs: Vec::new(),
         })
@@ -536,8 +539,13 @@ impl Shim {
 
     fn run(&mut self) {
         loop {
-            // Idle and running: become the small monitor (returns only if that failed).
-            if self.can_hand_off()
+            // Idle and running: become the small monitor (returns only if that failed), once
+            // the container has run for HAND_OFF_AFTER: a short command ends in this form,
+            // without the monitor's exec between its exit and the report of it.
+            let young = self.started_at.map(|t| HAND_OFF_AFTER.saturating_sub(t.elapsed())).filter(|d| !d.is_zero());
+            let hand_off_in = young.filter(|_| self.can_hand_off());
+            if hand_off_in.is_none()
+                && self.can_hand_off()
                 && let Err(e) = self.hand_off()
             {
                 tracing::warn!(id = %self.opts.id, error = %e, "staying a full shim");
@@ -581,7 +589,9 @@ impl Shim {
                 srcs.push((Src::Client(i), c.sock.as_fd(), fl));
             }
             let mut fds: Vec<PollFd<'_>> = srcs.iter().map(|(_, fd, fl)| PollFd::from_borrowed_fd(*fd, *fl)).collect();
-            match rustix::event::poll(&mut fds, None) {
+            let timeout = hand_off_in
+                .map(|d| rustix::event::Timespec { tv_sec: 0, tv_nsec: d.as_nanos().min(999_999_999) as i64 });
+            match rustix::event::poll(&mut fds, timeout.as_ref()) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
@@ -824,6 +834,7 @@ impl Shim {
                         return;
                     }
                     self.started = true;
+                    self.started_at = Some(Instant::now());
                     crate::trace::mark(&self.opts.id, "shim.started");
                     self.settle_after_start();
                     crate::trace::mark(&self.opts.id, "shim.settled");
@@ -1038,6 +1049,9 @@ fn delete_after_exit(spec: &oci_spec::runtime::Spec) -> bool {
     });
     !poststop && own_pid_ns
 }
+
+/// How long a started container runs under the full shim before it becomes the monitor.
+const HAND_OFF_AFTER: Duration = Duration::from_millis(20);
 
 /// How long a start waits for the container's process to settle (see
 /// [`Shim::settle_after_start`]); a process still computing after this is left to run.

@@ -270,6 +270,7 @@ pub(super) fn resume(state_fd: RawFd) -> Result<Shim, Error> {
         stdin,
         clients,
         started: true,
+        started_at: None,
         log,
         execs: Vec::new(),
         exe,
