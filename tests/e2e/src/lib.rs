@@ -362,3 +362,31 @@ pub fn host_has_ipv6() -> bool {
     let addrs = std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|s| !s.trim().is_empty());
     addrs && !disabled
 }
+
+/// GETs `url` with curl (`-g`: IPv6 literals in brackets), retrying until `within` has
+/// passed; the body, or None if it never answered.
+pub fn curl_within(url: &str, within: Duration) -> Option<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let out = Command::new("curl").args(["-gs", "--max-time", "2", url]).output().expect("curl");
+        if out.status.success() {
+            return Some(text(&out.stdout));
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The container ids for which a `BERTH_TRACE_START` file records `phase`.
+pub fn traced(trace: &Path, phase: &str) -> Vec<String> {
+    std::fs::read_to_string(trace)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(3) == Some(&phase)).then(|| f[2].to_owned())
+        })
+        .collect()
+}

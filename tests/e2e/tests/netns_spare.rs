@@ -9,22 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_e2e::{Daemon, ok, text};
+use berth_e2e::{Daemon, curl_within, ok, text, traced};
 
 fn inspect(d: &Daemon, fmt: &str, name: &str) -> String {
     ok(&d.berth(&["inspect", "--format", fmt, name])).trim().to_owned()
-}
-
-/// Container ids whose trace has `phase`.
-fn traced(trace: &Path, phase: &str) -> Vec<String> {
-    std::fs::read_to_string(trace)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(3) == Some(&phase)).then(|| f[2].to_owned())
-        })
-        .collect()
 }
 
 fn netns_dir(d: &Daemon) -> PathBuf {
@@ -87,20 +75,6 @@ fn ended(pid: u32) -> bool {
         .ok()
         .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')))
         .unwrap_or(true)
-}
-
-fn curl(url: &str, within: Duration) -> Option<String> {
-    let deadline = Instant::now() + within;
-    loop {
-        let out = Command::new("curl").args(["-s", "--max-time", "2", url]).output().expect("curl");
-        if out.status.success() {
-            return Some(text(&out.stdout));
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -178,7 +152,7 @@ fn starts_take_the_spare_and_no_spare_outlives_its_daemon() {
     assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "an address on the bridge: {ip:?}");
     let eth0 = ok(&d.berth(&["exec", "web", "ip", "-4", "-o", "addr", "show", "eth0"]));
     assert!(eth0.contains(&format!("{ip}/")), "eth0 has {ip}: {eth0}");
-    assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5)).as_deref(), Some("spare\n"));
+    assert_eq!(curl_within(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5)).as_deref(), Some("spare\n"));
     // A container's own `--sysctl net.*` is set in the spare it takes, and stays there: the
     // next spare shows what a brand-new namespace shows.
     let key = "/proc/sys/net/ipv4/tcp_syncookies";
@@ -216,7 +190,7 @@ fn starts_take_the_spare_and_no_spare_outlives_its_daemon() {
     assert_eq!(mounts, want, "the running containers' namespaces stay, nothing else");
     // Live restore: the containers still run in their namespaces.
     assert_eq!(netns_of(&inspect(&d, "{{.State.Pid}}", "sa")), ns_file(&netns_dir(&d).join(&a)));
-    assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5)).as_deref(), Some("spare\n"));
+    assert_eq!(curl_within(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(5)).as_deref(), Some("spare\n"));
     assert_eq!(d.check_findings(), None, "system check finds nothing");
     // The new daemon makes its own spare when a container is created.
     ok(&d.berth(&["create", "--name", "sc", "--network", "none", "busybox", "true"]));

@@ -7,26 +7,11 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_e2e::{Daemon, ok, text};
+use berth_e2e::{Daemon, curl_within, ok, text};
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// GETs `http://addr/` with curl, retrying until `within` has passed.
-fn curl(url: &str, within: Duration) -> Option<String> {
-    let deadline = Instant::now() + within;
-    loop {
-        let out = Command::new("curl").args(["-s", "--max-time", "2", url]).output().expect("curl");
-        if out.status.success() {
-            return Some(text(&out.stdout));
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A directory with index.html for httpd to serve.
@@ -99,7 +84,7 @@ fn published_port_answers_on_loopback_and_host_address_and_is_cleaned_up() {
         "/www",
     ]));
     let id = id.trim();
-    let got = curl(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(1));
+    let got = curl_within(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(1));
     assert_eq!(
         got.as_deref(),
         Some("hello from berth\n"),
@@ -162,12 +147,15 @@ fn published_port_answers_on_loopback_and_host_address_and_is_cleaned_up() {
     ]));
     let id2 = id2.trim();
     assert_eq!(
-        curl(&format!("http://127.0.0.1:{port2}/"), Duration::from_secs(2)).as_deref(),
+        curl_within(&format!("http://127.0.0.1:{port2}/"), Duration::from_secs(2)).as_deref(),
         Some("hello from berth\n")
     );
     let gw = ns["Gateway"].as_str().unwrap().to_owned();
     // The host's own address on the bridge (an address of this host) answers too.
-    assert_eq!(curl(&format!("http://{gw}:{port2}/"), Duration::from_secs(2)).as_deref(), Some("hello from berth\n"));
+    assert_eq!(
+        curl_within(&format!("http://{gw}:{port2}/"), Duration::from_secs(2)).as_deref(),
+        Some("hello from berth\n")
+    );
     let via = ok(&d.berth(&[
         "run",
         "--rm",
@@ -211,12 +199,12 @@ fn published_port_answers_on_loopback_and_host_address_and_is_cleaned_up() {
     let mut d = d;
     d.restart(false);
     assert_eq!(
-        curl(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(2)).as_deref(),
+        curl_within(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(2)).as_deref(),
         Some("hello from berth\n")
     );
     d.restart(true);
     assert_eq!(
-        curl(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(2)).as_deref(),
+        curl_within(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(2)).as_deref(),
         Some("hello from berth\n")
     );
     assert_eq!(table_rules(&d).0, 2, "rules restored once, not twice: {}", table_rules(&d).1);
@@ -264,7 +252,7 @@ fn ephemeral_ports_publish_all_and_udp() {
     let p = ok(&d.berth(&["port", id, "80/tcp"]));
     let hp: u16 = p.trim().strip_prefix("127.0.0.1:").unwrap().parse().unwrap();
     assert!(hp > 0);
-    assert_eq!(curl(&format!("http://127.0.0.1:{hp}/"), Duration::from_secs(2)).as_deref(), Some("eph\n"));
+    assert_eq!(curl_within(&format!("http://127.0.0.1:{hp}/"), Duration::from_secs(2)).as_deref(), Some("eph\n"));
     // -P publishes every exposed port on an ephemeral host port.
     let id2 = ok(&d.berth(&[
         "run",
@@ -284,7 +272,7 @@ fn ephemeral_ports_publish_all_and_udp() {
     ]));
     let p2 = ok(&d.berth(&["port", id2.trim(), "80"]));
     let hp2: u16 = p2.trim().rsplit(':').next().unwrap().parse().unwrap();
-    assert_eq!(curl(&format!("http://127.0.0.1:{hp2}/"), Duration::from_secs(2)).as_deref(), Some("eph\n"));
+    assert_eq!(curl_within(&format!("http://127.0.0.1:{hp2}/"), Duration::from_secs(2)).as_deref(), Some("eph\n"));
     let v: serde_json::Value = serde_json::from_str(&ok(&d.docker(&["inspect", id2.trim()]))).unwrap();
     assert_eq!(v[0]["HostConfig"]["PublishAllPorts"], true);
     assert_eq!(v[0]["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"], hp2.to_string());

@@ -8,7 +8,7 @@ use std::net::{Ipv6Addr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_e2e::{DOCKER_DEBIAN, Daemon, host_has_ipv6, ok, text};
+use berth_e2e::{DOCKER_DEBIAN, Daemon, curl_within, host_has_ipv6, ok, text};
 
 /// A TCP port free on both 127.0.0.1 and ::1 (bound then released).
 fn free_port() -> u16 {
@@ -17,21 +17,6 @@ fn free_port() -> u16 {
         if TcpListener::bind((Ipv6Addr::LOCALHOST, p)).is_ok() {
             return p;
         }
-    }
-}
-
-/// curl's body, retried for `within`.
-fn curl(url: &str, within: Duration) -> Option<String> {
-    let deadline = Instant::now() + within;
-    loop {
-        let out = Command::new("curl").args(["-gs", "--max-time", "2", url]).output().expect("curl");
-        if out.status.success() {
-            return Some(text(&out.stdout));
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -87,14 +72,17 @@ fn published_ports_answer_on_ipv6_and_are_reported_as_docker_does() {
 
     let port = free_port();
     let id = httpd(&d, &["-p", &format!("{port}:80")], &vol);
-    assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
+    assert_eq!(
+        curl_within(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(3)).as_deref(),
+        Some("hello v6\n")
+    );
     if !v6 {
         // As docker: IPv4 only, no error.
         assert_eq!(ok(&d.berth(&["port", &id])), format!("80/tcp -> 0.0.0.0:{port}\n"));
         eprintln!("no IPv6 on this host: the IPv6 half is not exercised");
         return;
     }
-    assert_eq!(curl(&format!("http://[::1]:{port}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
+    assert_eq!(curl_within(&format!("http://[::1]:{port}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
 
     // The API's shapes: inspect and the container list.
     let v: serde_json::Value = serde_json::from_str(&ok(&d.docker(&["inspect", &id]))).unwrap();
@@ -129,13 +117,13 @@ fn published_ports_answer_on_ipv6_and_are_reported_as_docker_does() {
     // Only ::1: IPv6 only, and IPv4 does not answer.
     let p1 = free_port();
     let id1 = httpd(&d, &["-p", &format!("[::1]:{p1}:80")], &vol);
-    assert_eq!(curl(&format!("http://[::1]:{p1}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
+    assert_eq!(curl_within(&format!("http://[::1]:{p1}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
     assert!(TcpStream::connect(("127.0.0.1", p1)).is_err(), "[::1] publishes no IPv4 side");
     assert_eq!(ok(&d.berth(&["port", &id1])), format!("80/tcp -> ::1:{p1}\n"));
     // `::` alone: IPv6 only too.
     let p2 = free_port();
     let id2 = httpd(&d, &["-p", &format!("[::]:{p2}:80")], &vol);
-    assert_eq!(curl(&format!("http://[::1]:{p2}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
+    assert_eq!(curl_within(&format!("http://[::1]:{p2}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
     assert_eq!(ok(&d.berth(&["port", &id2])), format!("80/tcp -> :::{p2}\n"));
     // -P: one ephemeral port number for both families.
     let id3 = httpd(&d, &["-P", "--expose", "80"], &vol);
@@ -144,7 +132,7 @@ fn published_ports_answer_on_ipv6_and_are_reported_as_docker_does() {
     assert_eq!(lines.len(), 2, "{got}");
     let ep: u16 = lines[0].strip_prefix("0.0.0.0:").unwrap().parse().unwrap();
     assert_eq!(lines[1], format!(":::{ep}"));
-    assert_eq!(curl(&format!("http://[::1]:{ep}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
+    assert_eq!(curl_within(&format!("http://[::1]:{ep}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
 
     // A port in use on IPv6 only: a clear error at start, nothing half-started.
     let q = free_port();
@@ -163,8 +151,11 @@ fn published_ports_answer_on_ipv6_and_are_reported_as_docker_does() {
 
     // A daemon killed with -9 and started again serves the IPv6 side again.
     d.restart(true);
-    assert_eq!(curl(&format!("http://[::1]:{port}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
-    assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
+    assert_eq!(curl_within(&format!("http://[::1]:{port}/"), Duration::from_secs(3)).as_deref(), Some("hello v6\n"));
+    assert_eq!(
+        curl_within(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(3)).as_deref(),
+        Some("hello v6\n")
+    );
     assert_eq!(ok(&d.berth(&["port", &id])), want_port);
 
     // After rm, nothing listens on the ports.
@@ -212,17 +203,24 @@ fn published_ipv6_ports_answer_while_no_daemon_runs() {
     let port = free_port();
     let id = httpd(&d, &["-p", &format!("{port}:80")], &vol);
     let v6 = format!("http://[::1]:{port}/");
-    assert_eq!(curl(&v6, Duration::from_secs(3)).as_deref(), Some("still here\n"));
+    assert_eq!(curl_within(&v6, Duration::from_secs(3)).as_deref(), Some("still here\n"));
     let pid = proxy_pid(&d, &id).expect("the container's proxy process writes its pid");
 
     // No daemon: the proxy process serves on, as docker-proxy does (IPv4 is kernel DNAT).
     d.kill();
-    assert_eq!(curl(&v6, Duration::from_secs(3)).as_deref(), Some("still here\n"), "[::1] while the daemon is down");
-    assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(3)).as_deref(), Some("still here\n"));
+    assert_eq!(
+        curl_within(&v6, Duration::from_secs(3)).as_deref(),
+        Some("still here\n"),
+        "[::1] while the daemon is down"
+    );
+    assert_eq!(
+        curl_within(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(3)).as_deref(),
+        Some("still here\n")
+    );
 
     // A new daemon takes the same process back rather than starting another.
     d.start_again();
-    assert_eq!(curl(&v6, Duration::from_secs(3)).as_deref(), Some("still here\n"), "[::1] after the restart");
+    assert_eq!(curl_within(&v6, Duration::from_secs(3)).as_deref(), Some("still here\n"), "[::1] after the restart");
     assert_eq!(proxy_pid(&d, &id), Some(pid), "the proxy process was replaced");
     assert_eq!(ok(&d.berth(&["port", &id, "80"])), format!("0.0.0.0:{port}\n:::{port}\n"));
 
@@ -251,7 +249,7 @@ fn published_ipv6_ports_answer_while_no_daemon_runs() {
     ]))
     .trim()
     .to_owned();
-    assert_eq!(curl(&format!("http://[::1]:{port}/"), Duration::from_secs(3)).as_deref(), Some("still here\n"));
+    assert_eq!(curl_within(&format!("http://[::1]:{port}/"), Duration::from_secs(3)).as_deref(), Some("still here\n"));
     let pid = proxy_pid(&d, &id).expect("pid file");
     let init = ok(&d.berth(&["inspect", "-f", "{{.State.Pid}}", &id])).trim().to_owned();
     d.kill();

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_e2e::{Daemon, ok};
+use berth_e2e::{Daemon, ok, traced};
 
 fn inspect(d: &Daemon, fmt: &str, name: &str) -> String {
     ok(&d.berth(&["inspect", "--format", fmt, name])).trim().to_owned()
@@ -50,18 +50,6 @@ fn one_standby(daemon: u32) -> u32 {
         assert!(Instant::now() < deadline, "no standby shim appeared");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The ids for which the trace file records `phase`.
-fn traced(trace: &std::path::Path, phase: &str) -> Vec<String> {
-    std::fs::read_to_string(trace)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(3) == Some(&phase)).then(|| f[2].to_owned())
-        })
-        .collect()
 }
 
 #[test]
