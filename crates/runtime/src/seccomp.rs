@@ -1,7 +1,8 @@
 //! Precompiled seccomp filters: a container's `linux.seccomp` profile compiled to its BPF
 //! program once per distinct profile, kept in a cache, and loaded with seccomp(2) by the
-//! shim's own libcontainer [`Executor`] in the container's init (and in every exec and
-//! health probe) just before execve.
+//! shim's own libcontainer [`Executor`] in the container's init (while it waits for its
+//! start, see [`SeccompExecutor::for_init`]) and in every exec and health probe (just
+//! before execve).
 //!
 //! libcontainer 0.7 compiles the profile with libseccomp inside the init of every container
 //! it creates: about 9 ms of each start for Docker's default profile, the same work every
@@ -21,12 +22,15 @@
 //! Profiles with SCMP_ACT_NOTIFY (whose listener fd libcontainer passes to its main
 //! process) keep libcontainer's own path.
 
+use std::collections::HashMap;
 use std::io::{Read, Seek};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 
 use libcontainer::workload::default::DefaultExecutor;
-use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use libcontainer::workload::{Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError};
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{
     Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, Spec,
@@ -307,8 +311,9 @@ pub(crate) fn must_borrow_sys_admin(spec: &Spec) -> bool {
 
 /// libcontainer's default executor (execvp of the process's argv), preceded by loading the
 /// container's seccomp filter in the new process itself, after every other step of its
-/// set-up (capabilities dropped, user set, cwd entered) and just before execve. Used for
-/// the container's init and for every exec and health probe. libcontainer calls the
+/// set-up (capabilities dropped, user set, cwd entered): for an init while it waits for
+/// its start when the profile allows ([`SeccompExecutor::for_init`]), else just before
+/// execve. Used for the container's init and for every exec and health probe. libcontainer calls the
 /// executor after the process has left the shim's descriptors behind, so the program
 /// travels in the executor's memory.
 ///
@@ -319,9 +324,93 @@ pub(crate) fn must_borrow_sys_admin(spec: &Spec) -> bool {
 pub(crate) struct SeccompExecutor {
     pub(crate) filter: Filter,
     pub(crate) borrowed_sys_admin: bool,
+    /// Whether the filter may be loaded before the start signal ([`Self::load_early`]).
+    early: bool,
+    /// The outcome of the early load, awaited before execve.
+    loading: Arc<Mutex<Option<Receiver<std::io::Result<()>>>>>,
 }
 
 impl SeccompExecutor {
+    /// The executor for a process whose filter is loaded just before execve.
+    pub(crate) fn new(filter: Filter, borrowed_sys_admin: bool) -> SeccompExecutor {
+        SeccompExecutor { filter, borrowed_sys_admin, early: false, loading: Arc::default() }
+    }
+
+    /// The executor for a container's init: with a program whose profile lets the init's
+    /// last steps through ([`allows_start_window`]), the filter is loaded while the init
+    /// waits for its start, on a thread of its own, as libcontainer and runc load theirs
+    /// before that wait. Loading (the kernel's check and JIT of the program) takes about
+    /// 0.7 ms, which then overlaps the shim's and the daemon's work between create and
+    /// start instead of delaying the command after the start signal.
+    pub(crate) fn for_init(program: Program, borrowed_sys_admin: bool, sc: &LinuxSeccomp) -> SeccompExecutor {
+        let early = allows_start_window(sc);
+        SeccompExecutor { filter: Filter::Program(program), borrowed_sys_admin, early, loading: Arc::default() }
+    }
+
+    /// Starts the early load: a thread raises CAP_SYS_ADMIN in its own effective set when
+    /// borrowed, installs the program with TSYNC, so the init's (only other) thread gets it
+    /// too, sends the outcome and ends: once the filter is in, it makes no system call but
+    /// a futex wake and exit. Nothing is started when the thread cannot be (the load then
+    /// happens at exec).
+    fn load_early(&self) {
+        let Filter::Program(p) = &self.filter else { return };
+        let mut p = p.clone();
+        p.flags |= SECCOMP_FILTER_FLAG_TSYNC;
+        let borrowed = self.borrowed_sys_admin;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let load = move || -> std::io::Result<()> {
+            use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
+            if borrowed {
+                let mut sets = capabilities(None)?;
+                sets.effective |= CapabilitySet::SYS_ADMIN;
+                set_capabilities(None, sets)?;
+            }
+            p.load()
+        };
+        let spawned = std::thread::Builder::new().name("seccomp".into()).spawn(move || {
+            let _ = tx.send(load());
+            // The thread ends with a bare exit(2): the filter is in, and the cleanup of a
+            // normal thread end (its signal stack, its stack's pages) would be system calls
+            // the profile must allow. A thread still alive at execve costs more: execve
+            // kills it and waits for it, about a millisecond on the command's path. What
+            // the thread leaves (its stack) goes with the execve.
+            // SAFETY: exit(2) ends only this thread; nothing in the process waits for it
+            // or uses its stack (the result was sent above, by value).
+            unsafe { libc::syscall(libc::SYS_exit, 0) };
+            unreachable!("exit(2) returned")
+        });
+        if spawned.is_ok() {
+            *self.loading.lock().unwrap_or_else(|e| e.into_inner()) = Some(rx);
+        }
+    }
+
+    /// Waits for the early load, if one was started: Some(its outcome), None when the
+    /// filter is still to be loaded.
+    fn finish_early(&self) -> Option<Result<(), ExecutorError>> {
+        let rx = self.loading.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        let fail = |e: &dyn std::fmt::Display| {
+            ExecutorError::Other(format!("seccomp: failed to load the container's filter: {e}"))
+        };
+        Some(match rx.recv() {
+            Ok(Ok(())) => self.drop_borrowed(),
+            Ok(Err(e)) => Err(fail(&e)),
+            Err(_) => Err(fail(&"the loading thread ended")),
+        })
+    }
+
+    /// Removes the borrowed CAP_SYS_ADMIN from the calling thread's sets.
+    fn drop_borrowed(&self) -> Result<(), ExecutorError> {
+        use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
+        if !self.borrowed_sys_admin {
+            return Ok(());
+        }
+        let fail = |what: &str, e: &dyn std::fmt::Display| ExecutorError::Other(format!("seccomp: {what}: {e}"));
+        let mut sets = capabilities(None).map_err(|e| fail("failed to read capabilities", &e))?;
+        sets.effective.remove(CapabilitySet::SYS_ADMIN);
+        sets.permitted.remove(CapabilitySet::SYS_ADMIN);
+        set_capabilities(None, sets).map_err(|e| fail("failed to drop CAP_SYS_ADMIN", &e))
+    }
+
     fn load(&self) -> Result<(), ExecutorError> {
         use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
         let fail = |what: &str, e: &dyn std::fmt::Display| ExecutorError::Other(format!("seccomp: {what}: {e}"));
@@ -342,24 +431,67 @@ impl SeccompExecutor {
                 Err(e) => return Err(fail("failed to load the container's filter", &chain(&e))),
             },
         }
-        if self.borrowed_sys_admin {
-            sets.effective.remove(CapabilitySet::SYS_ADMIN);
-            sets.permitted.remove(CapabilitySet::SYS_ADMIN);
-            set_capabilities(None, sets).map_err(|e| fail("failed to drop CAP_SYS_ADMIN", &e))?;
-        }
-        Ok(())
+        self.drop_borrowed()
     }
 }
 
 impl Executor for SeccompExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        self.load()?;
+        match self.finish_early() {
+            Some(done) => done?,
+            None => self.load()?,
+        }
         DefaultExecutor {}.exec(spec)
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         DefaultExecutor {}.validate(spec)
     }
+
+    /// libcontainer's own step (the process's environment becomes the spec's), then the
+    /// early load when allowed. libcontainer calls this as the init's last step before it
+    /// reports ready and waits for the start; the environment is set before the thread
+    /// exists, as setenv wants.
+    fn setup_envs(&self, envs: HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {
+        for (key, _) in std::env::vars_os() {
+            // SAFETY: the init is single-threaded here (the loading thread starts below).
+            unsafe { std::env::remove_var(key) };
+        }
+        for (key, value) in &envs {
+            // SAFETY: as above.
+            unsafe { std::env::set_var(key, value) };
+        }
+        if self.early {
+            self.load_early();
+        }
+        Ok(())
+    }
+}
+
+/// The system calls an init makes between an early load of its filter and its execve:
+/// libcontainer's ready message and close, the wait for the start signal (accept, read,
+/// close), the hand-over from the loading thread (futex) and its end (exit), the capability
+/// drop, the exec.
+/// A profile that lets each of them through unconditionally may be loaded early; any other
+/// is loaded just before execve.
+const START_WINDOW: &[&str] = &[
+    "sendmsg", "sendto", "write", "close", "accept4", "recvfrom", "recvmsg", "read", "futex", "exit", "capget",
+    "capset", "execve",
+];
+
+/// Whether every call of [`START_WINDOW`] is allowed by `sc` on this architecture without
+/// a condition: by the default action and no rule of its own, or by an unconditional
+/// allow rule and no other rule naming it.
+pub(crate) fn allows_start_window(sc: &LinuxSeccomp) -> bool {
+    let allow = |a: LinuxSeccompAction| matches!(a, LinuxSeccompAction::ScmpActAllow);
+    let rules = sc.syscalls().as_deref().unwrap_or_default();
+    START_WINDOW.iter().all(|call| {
+        let naming: Vec<_> = rules.iter().filter(|r| r.names().iter().any(|n| n == call)).collect();
+        if naming.is_empty() {
+            return allow(sc.default_action());
+        }
+        naming.iter().all(|r| allow(r.action()) && r.args().as_ref().is_none_or(|a| a.is_empty()))
+    })
 }
 
 /// What the shim does with a container's filter: `None` when the spec has none or it is a
@@ -401,7 +533,7 @@ impl Plan {
         }
         Ok(Some(Plan {
             bundle: runtime_bundle(&seen, bundle)?,
-            executor: SeccompExecutor { filter: Filter::Program(program), borrowed_sys_admin },
+            executor: SeccompExecutor::for_init(program, borrowed_sys_admin, sc),
         }))
     }
 }
@@ -448,6 +580,25 @@ mod tests {
             v["process"]["noNewPrivileges"] = json!(true);
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_profile_that_stops_the_start_window_is_loaded_late() {
+        let window = |v: serde_json::Value| allows_start_window(&serde_json::from_value(v).unwrap());
+        assert!(window(json!({"defaultAction": "SCMP_ACT_ALLOW"})));
+        assert!(window(deny_mkdir()));
+        assert!(!window(json!({"defaultAction": "SCMP_ACT_ERRNO"})), "nothing allowed");
+        assert!(!window(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["accept4"], "action": "SCMP_ACT_ERRNO"}]})));
+        // Allowed only with a condition, or allowed and also denied by another rule.
+        assert!(!window(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["write"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]})));
+        assert!(!window(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["read", "execve"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["execve"], "action": "SCMP_ACT_KILL"}]})));
+        let all: Vec<&str> = START_WINDOW.to_vec();
+        assert!(window(json!({"defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": all, "action": "SCMP_ACT_ALLOW"}]})));
     }
 
     fn deny_mkdir() -> serde_json::Value {

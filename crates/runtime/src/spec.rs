@@ -1032,6 +1032,17 @@ mod tests {
         assert_eq!(default_seccomp_for(&admin).unwrap(), seccomp_profile(&default_seccomp_profile().unwrap(), &admin));
     }
 
+    /// Docker's default profile, converted for no capabilities, the default set and
+    /// CAP_SYS_ADMIN, lets an init's last steps through, so it is loaded before the start.
+    #[test]
+    fn the_default_profile_is_loaded_before_the_start() {
+        for caps in [vec![], vec!["CAP_CHOWN".to_owned(), "CAP_KILL".to_owned()], vec!["CAP_SYS_ADMIN".to_owned()]] {
+            let v = default_seccomp_for(&caps).unwrap();
+            let sc: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(v).unwrap();
+            assert!(crate::seccomp::allows_start_window(&sc), "{caps:?}");
+        }
+    }
+
     #[test]
     fn custom_seccomp_and_apparmor() {
         let mut o = opts();

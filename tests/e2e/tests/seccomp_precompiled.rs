@@ -1,7 +1,8 @@
 //! Precompiled seccomp filters (runtime `seccomp.rs`): the shim compiles each distinct
 //! profile once into `<exec root>/seccomp/`, hands libcontainer a spec without it and loads
-//! the program itself just before execve. The container must end exactly as libcontainer's
-//! own loading left it: the capability sets, NoNewPrivs, the seccomp mode and the number of
+//! the program itself (in an init while it waits for its start, or just before execve when
+//! the profile would stop that wait). The container must end exactly as libcontainer's own
+//! loading left it: the capability sets, NoNewPrivs, the seccomp mode and the number of
 //! filters in `/proc/1/status` below are what the libcontainer path produced (recorded on
 //! this kind of host before the change), and denied syscalls stay denied.
 
@@ -46,6 +47,16 @@ fn a_precompiled_filter_leaves_the_container_as_libcontainer_did() {
     )
     .unwrap();
     let file_opt = format!("seccomp={}", profile.display());
+    // A profile that denies a call of the init's wait for its start (reading the start
+    // message) is loaded just before execve instead of during that wait, so the container
+    // still starts.
+    let late = d.dir.path().join("no-recvfrom.json");
+    std::fs::write(
+        &late,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["recvfrom","mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let late_opt = format!("seccomp={}", late.display());
     const NONE: &str = "0000000000000000";
     let with_sys_admin = "00000000a82425fb";
     let cases: Vec<(Vec<&str>, String)> = vec![
@@ -55,6 +66,8 @@ fn a_precompiled_filter_leaves_the_container_as_libcontainer_did() {
         (vec!["--security-opt", "no-new-privileges"], expect(DEFAULT_CAPS, DEFAULT_CAPS, 1, 2)),
         (vec!["--security-opt", "seccomp=unconfined"], expect(DEFAULT_CAPS, DEFAULT_CAPS, 0, 0)),
         (vec!["--security-opt", &file_opt], expect(DEFAULT_CAPS, DEFAULT_CAPS, 0, 2)),
+        (vec!["--security-opt", &late_opt], expect(DEFAULT_CAPS, DEFAULT_CAPS, 0, 2)),
+        (vec!["--security-opt", &late_opt, "-u", "1000"], expect(DEFAULT_CAPS, NONE, 0, 2)),
         (vec!["-u", "1000"], expect(DEFAULT_CAPS, NONE, 0, 2)),
         (vec!["-u", "1000", "--security-opt", "no-new-privileges"], expect(DEFAULT_CAPS, NONE, 1, 2)),
         (vec!["--cap-drop", "ALL", "--cap-add", "SYS_ADMIN", "-u", "1000"], expect("0000000000200000", NONE, 0, 2)),
@@ -87,14 +100,17 @@ fn a_precompiled_filter_leaves_the_container_as_libcontainer_did() {
     assert_eq!(init, exec);
     ok(&d.berth(&["rm", "-f", "sc"]));
 
+    let out = d.berth(&["run", "--rm", "--security-opt", &late_opt, "busybox", "mkdir", "/x"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("Operation not permitted"), "{}", text(&out.stderr));
+
     // One program per distinct (converted) profile: the default one for the default
-    // capabilities, for none, with CAP_SYS_ADMIN, for SYS_ADMIN alone, and the file's; a
-    // second run of any of them adds nothing.
+    // capabilities, for none, with CAP_SYS_ADMIN, for SYS_ADMIN alone, and the two files';
+    // a second run of any of them adds nothing.
     let programs = cached_programs(&d);
-    assert_eq!(programs.len(), 5, "{programs:?}");
+    assert_eq!(programs.len(), 6, "{programs:?}");
     assert!(programs.iter().all(|p| p.len() == 64 + 4 && p.ends_with(".bpf")), "{programs:?}");
     status(&d, &[]);
-    assert_eq!(cached_programs(&d).len(), 5);
+    assert_eq!(cached_programs(&d).len(), 6);
 }
 
 #[test]

@@ -254,9 +254,7 @@ pub(super) fn start(o: &ShimOptions, init: Pid, s: &ExecSpec) -> Result<Exec, Er
     berth_base::fsutil::atomic_write(&process_path, &body)
         .map_err(|e| Error::io("failed to write", &process_path, e))?;
     let executor = match container_seccomp(&spec) {
-        Some(sc) => {
-            Some(SeccompExecutor { filter: exec_filter(o, sc)?, borrowed_sys_admin: borrows_sys_admin(&spec, s) })
-        }
+        Some(sc) => Some(SeccompExecutor::new(exec_filter(o, sc)?, borrows_sys_admin(&spec, s))),
         None => None,
     };
     let result = start_tenant(o, s, &process_path, tag, executor);
