@@ -314,6 +314,12 @@ struct Shim {
     cgroups_path: Option<PathBuf>,
     /// Whether the exit may be reported before the container is deleted ([`delete_after_exit`]).
     delete_after_exit: bool,
+    /// The container's mount namespace, held from create until its exit is reported, so
+    /// the namespace's teardown (the unmount of every mount in it, with an RCU grace
+    /// period the kernel waits for) happens here after the report instead of in the
+    /// init's exit, before anyone can see that exit. Not kept across the monitor's
+    /// hand-off: a container that ran that long pays it in its exit, as before.
+    mnt_ns: Option<OwnedFd>,
     /// A shim resumed after its monitor reported the exit: the code, and the lock on the
     /// runtime's state the monitor took for the delete that is left.
     reported_exit: Option<(i32, Option<OwnedFd>)>,
@@ -511,6 +517,7 @@ impl Shim {
             listener,
             cgroups_path,
             delete_after_exit: delete_after_exit(&spec),
+            mnt_ns: std::fs::File::open(format!("/proc/{}/ns/mnt", init_pid.as_raw_nonzero())).ok().map(OwnedFd::from),
             reported_exit: None,
             out,
             err,
@@ -986,6 +993,7 @@ impl Shim {
         }
         self.clients.clear();
         crate::trace::mark(&self.opts.id, "shim.exit_sent");
+        self.mnt_ns = None;
         if held.is_some() {
             self.delete_container();
         }

@@ -265,6 +265,7 @@ pub(super) fn resume(state_fd: RawFd) -> Result<Shim, Error> {
         listener,
         cgroups_path,
         delete_after_exit,
+        mnt_ns: None,
         out,
         err,
         stdin,
