@@ -40,11 +40,19 @@ impl Standby {
     /// Starts a standby shim unless one is waiting. Blocking (a fork and exec), but the
     /// new process's start-up runs on its own.
     pub fn warm(&self) {
-        let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        if w.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))) {
+        let alive = |w: &mut Option<Child>| w.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        if alive(&mut self.waiting.lock().unwrap_or_else(|p| p.into_inner())) {
             return;
         }
-        *w = Command::new(&self.exe)
+        // Its start-up (exec, loading, relocation, the mount namespace) runs only on CPU
+        // time nothing else wants: on a small machine it would otherwise take turns with
+        // the start that made it, whose path it is meant to shorten. The policy is the
+        // calling thread's while it spawns, so the child has it from its first instruction
+        // (set on the child after the spawn, its exec and loading ran at the normal
+        // policy); taking it lifts this. The lock is not held meanwhile: a start that
+        // takes the waiting standby must never wait behind an idle-priority spawn.
+        let previous = thread_policy(libc::SCHED_IDLE);
+        let child = Command::new(&self.exe)
             .args(["shim", STANDBY_ARG])
             .args(self.parents.iter().flat_map(|p| [std::ffi::OsStr::new(PARENT_ARG), p.as_os_str()]))
             .stdin(Stdio::piped())
@@ -52,12 +60,19 @@ impl Standby {
             .stderr(Stdio::null())
             .spawn()
             .ok();
-        // Its start-up (loading, relocation, the mount namespace) runs only on CPU time
-        // nothing else wants: on a small machine it would otherwise take turns with the
-        // start that made it, whose path it is meant to shorten. Taking it lifts this.
-        if let Some(c) = w.as_ref() {
-            set_policy(c, libc::SCHED_IDLE);
+        if let Some(policy) = previous {
+            thread_policy(policy);
         }
+        let Some(mut child) = child else { return };
+        let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if alive(&mut w) {
+            // Another warm got there first: one standby is enough.
+            drop(w);
+            drop(child.stdin.take());
+            let _ = child.wait();
+            return;
+        }
+        *w = Some(child);
     }
 
     /// Starts the shim for `o` in the waiting process when there is one, else in a new
@@ -100,6 +115,17 @@ fn hand_over(mut child: Child, o: &ShimOptions) -> Option<Child> {
     let _ = child.kill();
     let _ = child.wait();
     None
+}
+
+/// Sets the calling thread's scheduling policy (static priority 0); returns the one it had,
+/// or None when it could not be changed.
+fn thread_policy(policy: libc::c_int) -> Option<libc::c_int> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 names the calling thread; `param` is a valid sched_param for the call.
+    unsafe {
+        let previous = libc::sched_getscheduler(0);
+        (previous >= 0 && libc::sched_setscheduler(0, policy, &param) == 0).then_some(previous)
+    }
 }
 
 /// Sets the scheduling policy of the (single-threaded) process `c` (static priority 0).
