@@ -327,6 +327,18 @@ impl Drop for Daemon {
 }
 
 /// Bytes as text.
+/// Writes `<dir>/<name>` as a Docker-format seccomp profile that allows everything but
+/// `calls` (refused with EPERM) and returns the `--security-opt` value naming it.
+pub fn seccomp_deny_opt(dir: &Path, name: &str, calls: &[&str]) -> String {
+    let path = dir.join(name);
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": calls, "action": "SCMP_ACT_ERRNO"}],
+    });
+    std::fs::write(&path, profile.to_string()).unwrap();
+    format!("seccomp={}", path.display())
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }

@@ -6,7 +6,7 @@
 //! filters in `/proc/1/status` below are what the libcontainer path produced (recorded on
 //! this kind of host before the change), and denied syscalls stay denied.
 
-use berth_e2e::{Daemon, ok, text};
+use berth_e2e::{Daemon, ok, seccomp_deny_opt, text};
 
 const FIELDS: &str = "Seccomp|NoNewPrivs|Cap(Eff|Prm|Bnd|Inh|Amb)";
 
@@ -40,23 +40,11 @@ fn expect(caps: &str, prm_eff: &str, nnp: u8, seccomp: u8) -> String {
 fn a_precompiled_filter_leaves_the_container_as_libcontainer_did() {
     let d = Daemon::start();
     d.import_busybox("busybox:latest");
-    let profile = d.dir.path().join("no-mkdir.json");
-    std::fs::write(
-        &profile,
-        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
-    )
-    .unwrap();
-    let file_opt = format!("seccomp={}", profile.display());
+    let file_opt = seccomp_deny_opt(d.dir.path(), "no-mkdir.json", &["mkdir", "mkdirat"]);
     // A profile that denies a call of the init's wait for its start (reading the start
     // message) is loaded just before execve instead of during that wait, so the container
     // still starts.
-    let late = d.dir.path().join("no-recvfrom.json");
-    std::fs::write(
-        &late,
-        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["recvfrom","mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
-    )
-    .unwrap();
-    let late_opt = format!("seccomp={}", late.display());
+    let late_opt = seccomp_deny_opt(d.dir.path(), "no-recvfrom.json", &["recvfrom", "mkdir"]);
     const NONE: &str = "0000000000000000";
     let with_sys_admin = "00000000a82425fb";
     let cases: Vec<(Vec<&str>, String)> = vec![

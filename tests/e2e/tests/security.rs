@@ -4,7 +4,7 @@
 //! and `--memory` exceeded: exit 137 with `State.OOMKilled: true`. With our CLI and the
 //! docker CLI where the request's shape matters.
 
-use berth_e2e::{Daemon, have_docker, ok, text};
+use berth_e2e::{Daemon, have_docker, ok, seccomp_deny_opt, text};
 
 /// A `/proc/self/status` field of the container's command.
 fn status_field(d: &Daemon, flags: &[&str], field: &str) -> String {
@@ -42,13 +42,7 @@ fn security_flags_reach_the_process() {
     assert_eq!(status_field(&d, &["--security-opt", "seccomp=unconfined"], "Seccomp:"), "0");
 
     // A profile file that denies mkdir: the CLI sends its JSON, the kernel refuses mkdir.
-    let profile = d.dir.path().join("no-mkdir.json");
-    std::fs::write(
-        &profile,
-        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
-    )
-    .unwrap();
-    let opt = format!("seccomp={}", profile.display());
+    let opt = seccomp_deny_opt(d.dir.path(), "no-mkdir.json", &["mkdir", "mkdirat"]);
     let run_mkdir = |out: std::process::Output| {
         assert!(!out.status.success());
         let err = text(&out.stderr);
