@@ -342,8 +342,17 @@ impl SeccompExecutor {
     /// before that wait. Loading (the kernel's check and JIT of the program) takes about
     /// 0.7 ms, which then overlaps the shim's and the daemon's work between create and
     /// start instead of delaying the command after the start signal.
-    pub(crate) fn for_init(program: Program, borrowed_sys_admin: bool, sc: &LinuxSeccomp) -> SeccompExecutor {
-        let early = allows_start_window(sc);
+    ///
+    /// Not with `--init`: the loading thread takes a pid in the container's namespace
+    /// (pid 2), and the command that berth's init starts must be pid 2, as crun gives it
+    /// (runc's own threads push it to 7).
+    pub(crate) fn for_init(
+        program: Program,
+        borrowed_sys_admin: bool,
+        sc: &LinuxSeccomp,
+        docker_init: bool,
+    ) -> SeccompExecutor {
+        let early = !docker_init && allows_start_window(sc);
         SeccompExecutor { filter: Filter::Program(program), borrowed_sys_admin, early, loading: Arc::default() }
     }
 
@@ -468,6 +477,12 @@ impl Executor for SeccompExecutor {
     }
 }
 
+/// Whether the container's process is berth's `--init`, which starts the command itself.
+fn runs_docker_init(spec: &Spec) -> bool {
+    let args = spec.process().as_ref().and_then(|p| p.args().as_ref());
+    args.and_then(|a| a.first()).is_some_and(|a| a == crate::spec::INIT_PATH)
+}
+
 /// The system calls an init makes between an early load of its filter and its execve:
 /// libcontainer's ready message and close, the wait for the start signal (accept, read,
 /// close), the hand-over from the loading thread (futex) and its end (exit), the capability
@@ -533,7 +548,7 @@ impl Plan {
         }
         Ok(Some(Plan {
             bundle: runtime_bundle(&seen, bundle)?,
-            executor: SeccompExecutor::for_init(program, borrowed_sys_admin, sc),
+            executor: SeccompExecutor::for_init(program, borrowed_sys_admin, sc, runs_docker_init(spec)),
         }))
     }
 }
