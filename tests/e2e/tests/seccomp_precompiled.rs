@@ -88,17 +88,23 @@ fn a_precompiled_filter_leaves_the_container_as_libcontainer_did() {
     assert_eq!(init, exec);
     ok(&d.berth(&["rm", "-f", "sc"]));
 
+    // A command the filter refuses to exec: Docker's (runc's) word on stderr and status 1,
+    // not a silent 255.
+    let no_exec = seccomp_deny_opt(d.dir.path(), "no-execve.json", &["execve", "execveat"]);
+    let out = d.berth(&["run", "--rm", "--network", "none", "--security-opt", &no_exec, "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("exec /bin/true: operation not permitted"), "{}", text(&out.stderr));
     let out = d.berth(&["run", "--rm", "--security-opt", &late_opt, "busybox", "mkdir", "/x"]);
     assert!(!out.status.success() && text(&out.stderr).contains("Operation not permitted"), "{}", text(&out.stderr));
 
     // One program per distinct (converted) profile: the default one for the default
-    // capabilities, for none, with CAP_SYS_ADMIN, for SYS_ADMIN alone, and the two files';
+    // capabilities, for none, with CAP_SYS_ADMIN, for SYS_ADMIN alone, and the three files';
     // a second run of any of them adds nothing.
     let programs = cached_programs(&d);
-    assert_eq!(programs.len(), 6, "{programs:?}");
+    assert_eq!(programs.len(), 7, "{programs:?}");
     assert!(programs.iter().all(|p| p.len() == 64 + 4 && p.ends_with(".bpf")), "{programs:?}");
     status(&d, &[]);
-    assert_eq!(cached_programs(&d).len(), 6);
+    assert_eq!(cached_programs(&d).len(), 7);
 }
 
 #[test]

@@ -420,8 +420,14 @@ impl Shim {
                 builder = builder.with_executor(plan.executor);
                 plan.bundle
             }
-            (None, Some(seen)) => crate::seccomp::runtime_bundle(seen, &o.bundle)?,
-            (None, None) => o.bundle.clone(),
+            (None, Some(seen)) => {
+                builder = builder.with_executor(crate::seccomp::InitExecutor);
+                crate::seccomp::runtime_bundle(seen, &o.bundle)?
+            }
+            (None, None) => {
+                builder = builder.with_executor(crate::seccomp::InitExecutor);
+                o.bundle.clone()
+            }
         };
         let mut out = None;
         let mut err = None;
