@@ -335,7 +335,7 @@ pub fn seccomp_deny_opt(dir: &Path, name: &str, calls: &[&str]) -> String {
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": calls, "action": "SCMP_ACT_ERRNO"}],
     });
-    std::fs::write(&path, profile.to_string()).unwrap();
+    std::fs::write(&path, profile.to_string()).expect("writing a seccomp profile");
     format!("seccomp={}", path.display())
 }
 
