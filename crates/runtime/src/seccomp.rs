@@ -313,9 +313,9 @@ pub(crate) fn must_borrow_sys_admin(spec: &Spec) -> bool {
 /// container's seccomp filter in the new process itself, after every other step of its
 /// set-up (capabilities dropped, user set, cwd entered): for an init while it waits for
 /// its start when the profile allows ([`SeccompExecutor::for_init`]), else just before
-/// execve. Used for the container's init and for every exec and health probe. libcontainer calls the
-/// executor after the process has left the shim's descriptors behind, so the program
-/// travels in the executor's memory.
+/// execve. Used for the container's init and for every exec and health probe.
+/// libcontainer calls the executor after the process has left the shim's descriptors
+/// behind, so the program travels in the executor's memory.
 ///
 /// With `borrowed_sys_admin`, CAP_SYS_ADMIN sits in the permitted set (put there by
 /// whoever wrote the process's capabilities): it is raised into the effective set for the
