@@ -345,16 +345,16 @@ impl SeccompExecutor {
     /// 0.7 ms, which then overlaps the shim's and the daemon's work between create and
     /// start instead of delaying the command after the start signal.
     ///
-    /// Not with `--init`: the loading thread takes a pid in the container's namespace
-    /// (pid 2), and the command that berth's init starts must be pid 2, as crun gives it
-    /// (runc's own threads push it to 7).
+    /// Not when `no_thread` ([`may_add_a_thread`]): with `--init` the loading thread would
+    /// take pid 2 in the container's namespace, and the command that berth's init starts
+    /// must be pid 2, as crun gives it (runc's own threads push it to 7).
     pub(crate) fn for_init(
         program: Program,
         borrowed_sys_admin: bool,
         sc: &LinuxSeccomp,
-        docker_init: bool,
+        no_thread: bool,
     ) -> SeccompExecutor {
-        let early = !docker_init && allows_start_window(sc);
+        let early = !no_thread && allows_start_window(sc);
         SeccompExecutor {
             filter: Filter::Program(program),
             borrowed_sys_admin,
@@ -560,10 +560,16 @@ fn os_error_text(e: &std::io::Error) -> String {
     }
 }
 
-/// Whether the container's process is berth's `--init`, which starts the command itself.
-fn runs_docker_init(spec: &Spec) -> bool {
+/// Whether the init may start the thread of an early load: not when the container's
+/// process is berth's `--init` (whose command must get pid 2, see
+/// [`SeccompExecutor::for_init`]), nor under a pids limit, where the thread, though gone
+/// before the command runs, could still be counted when the command's first fork is.
+fn may_add_a_thread(spec: &Spec) -> bool {
     let args = spec.process().as_ref().and_then(|p| p.args().as_ref());
-    args.and_then(|a| a.first()).is_some_and(|a| a == crate::spec::INIT_PATH)
+    let docker_init = args.and_then(|a| a.first()).is_some_and(|a| a == crate::spec::INIT_PATH);
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let pids_limited = resources.and_then(|r| r.pids().as_ref()).is_some_and(|p| p.limit() > 0);
+    !docker_init && !pids_limited
 }
 
 /// The system calls an init makes between an early load of its filter and its execve:
@@ -631,7 +637,7 @@ impl Plan {
         }
         Ok(Some(Plan {
             bundle: runtime_bundle(&seen, bundle)?,
-            executor: SeccompExecutor::for_init(program, borrowed_sys_admin, sc, runs_docker_init(spec)),
+            executor: SeccompExecutor::for_init(program, borrowed_sys_admin, sc, !may_add_a_thread(spec)),
         }))
     }
 }
@@ -678,6 +684,18 @@ mod tests {
             v["process"]["noNewPrivileges"] = json!(true);
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn no_loading_thread_with_init_or_a_pids_limit() {
+        let plain = spec(false, &[], json!({"defaultAction": "SCMP_ACT_ALLOW"}));
+        assert!(may_add_a_thread(&plain));
+        let mut v = serde_json::to_value(&plain).unwrap();
+        v["process"]["args"] = json!([crate::spec::INIT_PATH, "--", "sh"]);
+        assert!(!may_add_a_thread(&serde_json::from_value(v).unwrap()));
+        let mut v = serde_json::to_value(&plain).unwrap();
+        v["linux"]["resources"] = json!({"pids": {"limit": 100}});
+        assert!(!may_add_a_thread(&serde_json::from_value(v).unwrap()));
     }
 
     #[test]
