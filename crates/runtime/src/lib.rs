@@ -6,6 +6,7 @@
 pub mod attach_lock;
 pub mod cdi;
 pub mod client;
+pub mod command;
 pub mod embedded;
 pub mod exit;
 #[cfg(any(test, feature = "fake"))]

@@ -376,6 +376,18 @@ async fn settle(e: &Engine, id: &str, want: Status) {
     .await
 }
 
+/// Waits until container `id` has been spawned `runs` times and is exited, then half a
+/// second more, in which a policy that was not spent would restart it again.
+async fn spent_after(h: &Harness, e: &Engine, id: &str, runs: usize) {
+    within(async {
+        while h.launcher.spawned(id) < runs || status(e, id).0 != Status::Exited {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_failure_restarts_exactly_its_count_with_events() {
     use berth_api::models::RestartPolicyNameEnum as P;
@@ -384,13 +396,7 @@ async fn on_failure_restarts_exactly_its_count_with_events() {
     let (_, mut rx) = e.subscribe_events(None, None);
     let id = create_with(&e, &["exit", "3"], restart_policy(P::ON_FAILURE, 2)).await;
     e.start_container(&id).await.unwrap();
-    within(async {
-        while h.launcher.spawned(&id) < 3 || status(&e, &id).0 != Status::Exited {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    spent_after(&h, &e, &id, 3).await;
     assert_eq!(h.launcher.spawned(&id), 3, "the first run and two restarts");
     let r = e.get(&id).unwrap().snapshot();
     assert_eq!((r.restart_count, r.state.exit_code, r.state.status), (2, 3, Status::Exited));
@@ -406,13 +412,7 @@ async fn on_failure_restarts_exactly_its_count_with_events() {
     // twice more. (Reading the count right after the start raced the first of those
     // restarts on a loaded machine.)
     e.start_container(&id).await.unwrap();
-    within(async {
-        while h.launcher.spawned(&id) < 6 || status(&e, &id).0 != Status::Exited {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    spent_after(&h, &e, &id, 6).await;
     assert_eq!(h.launcher.spawned(&id), 6, "the manual start and two restarts more");
     assert_eq!(e.get(&id).unwrap().snapshot().restart_count, 2);
 }

@@ -421,11 +421,11 @@ impl Shim {
                 plan.bundle
             }
             (None, Some(seen)) => {
-                builder = builder.with_executor(crate::seccomp::InitExecutor);
+                builder = builder.with_executor(crate::command::InitExecutor);
                 crate::seccomp::runtime_bundle(seen, &o.bundle)?
             }
             (None, None) => {
-                builder = builder.with_executor(crate::seccomp::InitExecutor);
+                builder = builder.with_executor(crate::command::InitExecutor);
                 o.bundle.clone()
             }
         };
