@@ -31,6 +31,7 @@ mod exec;
 pub mod monitor;
 mod mountns;
 pub mod standby;
+mod vfork;
 pub use exec::{ExecFailed, ExecSpec};
 
 /// A client whose unsent output passes this is dropped, so a slow reader never stalls the
@@ -1385,20 +1386,16 @@ fn readonly_cgroup_mounts(
         Some(_) => Some(open_ns("ns/cgroup")?),
         None => None,
     };
-    // SAFETY: the shim is single-threaded (see the module doc), so the child may do
-    // anything; it only makes syscalls on memory prepared above and leaves with _exit.
-    let child = unsafe { libc::fork() };
-    if child < 0 {
-        return Err(Error::io("fork failed", Path::new("cgroup remount"), std::io::Error::last_os_error()));
-    }
-    if child == 0 {
+    // The helper shares the shim's memory (see [`vfork`]): it only makes syscalls on what
+    // was prepared above.
+    let status = vfork::run(&mut || {
         use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
         let entered =
             move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Mount)).and_then(|()| match &cgroup_ns {
                 Some(c) => move_into_link_name_space(c.as_fd(), Some(LinkNameSpaceType::ControlGroup)),
                 None => Ok(()),
             });
-        let code = match entered {
+        match entered {
             Err(e) => 100 + e.raw_os_error().min(99),
             Ok(()) => tree
                 .as_ref()
@@ -1408,14 +1405,10 @@ fn readonly_cgroup_mounts(
                 })
                 .err()
                 .map_or(0, |e| e.raw_os_error().min(99)),
-        };
-        // SAFETY: ends the forked child without running the parent's destructors or atexit.
-        unsafe { libc::_exit(code) };
-    }
-    let pid = Pid::from_raw(child).ok_or_else(|| Error::Shim("fork returned an invalid pid".into()))?;
-    let status = rustix::process::waitpid(Some(pid), WaitOptions::empty())
-        .map_err(|e| Error::io("waitpid failed", Path::new("cgroup remount"), e.into()))?;
-    match status.and_then(|(_, s)| s.exit_status()) {
+        }
+    })
+    .map_err(|e| Error::io("clone failed", Path::new("cgroup remount"), e.into()))?;
+    match status {
         Some(0) => Ok(()),
         Some(c) if c > 100 => Err(Error::Shim(format!(
             "entering the container's namespaces to set up /sys/fs/cgroup: {}",
