@@ -295,3 +295,24 @@ fn the_cgroup_tree_mirrors_the_hosts_hierarchies() {
     assert_eq!(v1_hierarchies(&out), host);
     assert!(out.lines().all(|l| l.split(' ').nth(5).unwrap().starts_with("rw,")), "{out}");
 }
+
+/// The shim holds descriptors of its own while it creates a container (its cached handle
+/// on a private procfs, sockets, the log): none may reach the container's processes, where
+/// a procfs of the host's pid namespace would show every process on the host. The init's
+/// command and an exec'd process hold their stdio and nothing else.
+#[test]
+fn no_descriptor_of_the_shim_reaches_the_container() {
+    let d = setup();
+    let id = ok(&d.berth(&["run", "-d", "--network", "none", "busybox", "sleep", "60"])).trim().to_owned();
+    let init_fds = ok(&d.berth(&["exec", &id, "ls", "/proc/1/fd"]));
+    assert_eq!(init_fds.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2"], "the command's fds");
+    // `sh -c` execs its last command: `ls` lists its own fds, 3 being the directory it reads.
+    let exec_fds = ok(&d.berth(&["exec", &id, "sh", "-c", "ls /proc/$$/fd"]));
+    assert_eq!(exec_fds.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2", "3"], "an exec's fds");
+    // Whatever the numbers, no descriptor points at a procfs: a link to a proc mount's root
+    // reads `/` (or `/proc`), and a detached mount's is unreachable (`cannot read link`).
+    let links =
+        ok(&d.berth(&["exec", &id, "sh", "-c", "for f in /proc/1/fd/*; do readlink $f || echo unreadable $f; done"]));
+    assert!(!links.contains("unreadable") && !links.lines().any(|l| l == "/" || l == "/proc"), "{links}");
+    ok(&d.berth(&["rm", "-f", &id]));
+}

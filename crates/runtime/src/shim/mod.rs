@@ -188,6 +188,7 @@ pub fn main(args: &[String]) -> i32 {
         // A standby makes its mount namespace while it waits (mountns.rs), then waits; the
         // daemon going away before handing options over is a normal end.
         prepared = mountns::prepare(&standby::parents(args));
+        warm_procfs();
         let Some(opts) = standby::wait_for_options(&mut prepared) else { return 0 };
         opts
     } else {
@@ -195,6 +196,7 @@ pub fn main(args: &[String]) -> i32 {
             eprintln!("berth shim: missing or invalid options argument");
             return 2;
         };
+        warm_procfs();
         opts
     };
     crate::trace::mark(&opts.id, "shim.main");
@@ -224,6 +226,20 @@ pub fn main(args: &[String]) -> i32 {
             0
         }
         Err(_) => 1,
+    }
+}
+
+/// Opens pathrs' process-wide procfs handle (a detached, `subset=pid` mount of `proc`) in
+/// the shim, before libcontainer forks its intermediate and init processes, which then
+/// inherit it. Without it the intermediate made a procfs of its own (fsopen, fsconfig,
+/// fsmount: a new superblock) on every create, and the init, which inherits the
+/// intermediate's, held its last reference: the command's execve closed it (it is
+/// close-on-exec, so no container command ever has it) and the kernel tore that mount down,
+/// waiting for an RCU grace period, between the start and the command's first instruction.
+/// Held here, those closes only drop a reference.
+fn warm_procfs() {
+    if let Err(e) = pathrs::procfs::ProcfsHandle::new() {
+        tracing::debug!(error = %e, "no cached procfs handle; libcontainer's processes make their own");
     }
 }
 
