@@ -332,13 +332,21 @@ impl Engine {
         *c.control.lock().await = None;
         let dir = self.container_dir(&c.id);
         let rootfs = self.rootfs.clone();
-        if let Err(e) = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await {
-            tracing::warn!(container = %c.id, error = %e, "unmount container root");
-        }
-        trace::mark(&c.id, "daemon.unmounted");
-        self.unmount_volumes(&c.snapshot());
-        self.detach_network(c).await;
-        trace::mark(&c.id, "daemon.net_detached");
+        let unmount_root = async {
+            if let Err(e) = blocking(move || Ok(rootfs.unmount_rootfs(&dir)?)).await {
+                tracing::warn!(container = %c.id, error = %e, "unmount container root");
+            }
+            trace::mark(&c.id, "daemon.unmounted");
+        };
+        // The volumes and the network are released beside the root's unmount: the root's
+        // overlay and the network namespace's bind mount each wait for an RCU grace period
+        // when unmounted, and two waits at once share one. Nothing of either needs the other.
+        let release = async {
+            self.unmount_volumes(&c.snapshot());
+            self.detach_network(c).await;
+            trace::mark(&c.id, "daemon.net_detached");
+        };
+        tokio::join!(unmount_root, release);
         c.update(|r| {
             r.state.status = Status::Exited;
             r.state.pid = 0;
