@@ -98,11 +98,24 @@ fn a_killed_daemon_is_replaced_by_one_that_carries_on() {
     let execs: Vec<String> = serde_json::from_str(&inspect(&d, "{{json .ExecIDs}}", "runner")).unwrap();
     assert_eq!(execs.len(), 1, "{execs:?}");
 
+    // libcontainer's state is on a tmpfs of the daemon's (the test's exec root is on the
+    // disk of /tmp): one mount, kept across the kill and not stacked by the next daemon.
+    let runtime = d.exec_root.join("runtime");
+    let runtime_mounts = || {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let point = runtime.to_str().unwrap().to_owned();
+        info.lines().filter(|l| l.split(' ').nth(4) == Some(point.as_str()) && l.contains(" - tmpfs ")).count()
+    };
+    // Where the exec root itself is on a tmpfs (magic 0x01021994), nothing is mounted.
+    let expected = usize::from(!rustix::fs::statfs(&d.exec_root).is_ok_and(|s| s.f_type == 0x0102_1994));
+    assert_eq!(runtime_mounts(), expected, "runtime state not on a tmpfs");
+
     let pid = rustix::process::Pid::from_raw(daemon_pid(&d)).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
     // Probes fall due while no daemon runs (interval 300 ms); the short containers end.
     std::thread::sleep(Duration::from_secs(3));
     d.restart(true);
+    assert_eq!(runtime_mounts(), expected, "the restarted daemon stacked a tmpfs on the state");
     let e = exec_inspect(&d, &execs[0]);
     assert_eq!((e["Running"].clone(), e["ExitCode"].clone()), (Value::Bool(false), Value::from(5)), "{e}");
 

@@ -24,6 +24,7 @@ pub mod networks;
 mod prune;
 mod release;
 mod restart;
+mod runtime_state;
 mod sandbox;
 mod stats;
 pub mod sysinfo;
@@ -198,6 +199,18 @@ impl Engine {
         for d in [cfg.exec_root.join("s"), cfg.exec_root.join("runtime")] {
             berth_base::fsutil::create_dir_mode(&d, berth_base::fsutil::PRIVATE_DIR)
                 .map_err(|e| Error::io(format!("create {}", d.display()), e))?;
+        }
+        // libcontainer's state on a tmpfs (see runtime_state.rs); the fakes of the engine's
+        // tests run no libcontainer and leave no mount behind.
+        if fakes.is_none() {
+            let runtime = cfg.exec_root.join("runtime");
+            match runtime_state::ensure_tmpfs(&runtime) {
+                Ok(true) => tracing::debug!(dir = %runtime.display(), "mounted a tmpfs for the runtime's state"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(dir = %runtime.display(), error = %e, "runtime state stays on the exec root's filesystem")
+                }
+            }
         }
         // The `--init` executable, which containers bind-mount from here.
         berth_runtime::init::install(&cfg.exec_root)?;
