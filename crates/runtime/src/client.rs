@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -98,6 +98,9 @@ pub enum StartOutcome {
     },
 }
 
+/// The most one read from a shim takes: output comes in frames of up to this much.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// One connection to a shim. Split it to send and receive from different tasks.
 #[derive(Debug)]
 pub struct ShimClient {
@@ -117,7 +120,6 @@ pub struct ShimControl {
 pub struct ShimEvents {
     rd: OwnedReadHalf,
     dec: Decoder,
-    buf: Vec<u8>,
     /// Events read while a request waited for its answer, returned first.
     held: VecDeque<ShimEvent>,
     socket: PathBuf,
@@ -210,13 +212,7 @@ impl ShimClient {
         let (rd, wr) = stream.into_split();
         ShimClient {
             control: ShimControl { wr, socket: socket.to_path_buf() },
-            events: ShimEvents {
-                rd,
-                dec: Decoder::new(),
-                buf: vec![0; 64 * 1024],
-                held: VecDeque::new(),
-                socket: socket.to_path_buf(),
-            },
+            events: ShimEvents { rd, dec: Decoder::new(), held: VecDeque::new(), socket: socket.to_path_buf() },
         }
     }
 
@@ -351,15 +347,17 @@ impl ShimEvents {
                     },
                 }));
             }
-            let n = self
-                .rd
-                .read(&mut self.buf)
-                .await
-                .map_err(|e| Error::io("failed to read from shim", &self.socket, e))?;
-            if n == 0 {
-                return Ok(None);
+            // Wait holding no buffer: the connection of a running container idles until
+            // its exit, and a read buffer kept per connection was 64 KiB of the daemon's
+            // heap per running container. The decoder takes the bytes in its own buffer,
+            // which it frees once they are decoded.
+            self.rd.readable().await.map_err(|e| Error::io("failed to read from shim", &self.socket, e))?;
+            match self.dec.fill(READ_CHUNK, |b| self.rd.try_read_buf(b)) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(Error::io("failed to read from shim", &self.socket, e)),
             }
-            self.dec.feed(&self.buf[..n]);
         }
     }
 
@@ -394,6 +392,7 @@ impl ShimEvents {
 mod tests {
     use super::*;
     use crate::proto::encode_shim;
+    use tokio::io::AsyncReadExt;
 
     /// A fake shim on the other end of a socketpair: records what the client sends and
     /// answers with `script` once it has seen `after` frames.

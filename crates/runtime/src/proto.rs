@@ -137,6 +137,9 @@ pub fn encode_shim(f: &ShimFrame) -> Vec<u8> {
     }
 }
 
+/// Room below which [`Decoder::fill`] grows the buffer before a read.
+const MIN_ROOM: usize = 4096;
+
 /// Reassembles frames from a byte stream fed in arbitrary pieces.
 #[derive(Debug, Default)]
 pub struct Decoder {
@@ -168,6 +171,32 @@ impl Decoder {
         self.buf.extend_from_slice(data);
     }
 
+    /// Reads received bytes straight into the decoder: `read` appends to the buffer it is
+    /// given (as tokio's `try_read_buf` does), which first gets room for `want` more bytes
+    /// unless it has [`MIN_ROOM`] already. Whatever the read gives, a buffer left empty is
+    /// freed, so a connection that waits holds no buffer.
+    pub fn fill(
+        &mut self,
+        want: usize,
+        read: impl FnOnce(&mut Vec<u8>) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < MIN_ROOM {
+            self.buf.reserve(want);
+        }
+        let r = read(&mut self.buf);
+        self.free_if_empty();
+        r
+    }
+
+    /// Frees the buffer once every byte received was decoded: a connection idles for most
+    /// of its life (a running container's shim connection until the exit), and a buffer
+    /// kept at the size of its largest burst would stay with it.
+    fn free_if_empty(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = Vec::new();
+        }
+    }
+
     fn next_raw(&mut self) -> Result<Option<(u8, Vec<u8>)>, Error> {
         if self.buf.len() < 5 {
             return Ok(None);
@@ -182,6 +211,7 @@ impl Decoder {
         let t = self.buf[0];
         let payload = self.buf[5..5 + len].to_vec();
         self.buf.drain(..5 + len);
+        self.free_if_empty();
         Ok(Some((t, payload)))
     }
 
@@ -226,6 +256,7 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn frames_round_trip_byte_by_byte() {
@@ -263,6 +294,34 @@ mod tests {
             assert_eq!(d.next_shim().unwrap().as_ref(), Some(f));
         }
         assert_eq!(d.next_shim().unwrap(), None);
+    }
+
+    #[test]
+    fn a_decoder_holds_no_buffer_once_everything_is_decoded() {
+        let frame = encode_shim(&ShimFrame::Stdout(vec![7; 10_000]));
+        let mut d = Decoder::new();
+        // A read that gets nothing (would block) leaves nothing allocated.
+        let r = d.fill(64 * 1024, |_| Err(std::io::ErrorKind::WouldBlock.into()));
+        assert!(r.is_err());
+        assert_eq!(d.buf.capacity(), 0);
+        // Half a frame is kept, in a buffer with room for the read's size.
+        let (head, tail) = frame.split_at(6000);
+        assert_eq!(d.fill(64 * 1024, |b| Ok(b.write(head).unwrap())).unwrap(), 6000);
+        assert!(d.buf.capacity() >= 64 * 1024);
+        assert_eq!(d.next_shim().unwrap(), None);
+        assert_eq!(d.pending(), head);
+        // The rest completes it; once decoded the buffer is gone.
+        d.fill(64 * 1024, |b| Ok(b.write(tail).unwrap())).unwrap();
+        assert_eq!(d.next_shim().unwrap(), Some(ShimFrame::Stdout(vec![7; 10_000])));
+        assert_eq!(d.buf.capacity(), 0);
+        // Two frames in one read: the buffer stays until the second is taken.
+        let two: Vec<u8> =
+            [ShimFrame::Started { pid: 1 }, ShimFrame::Exit { code: 0 }].iter().flat_map(encode_shim).collect();
+        d.fill(64 * 1024, |b| Ok(b.write(&two).unwrap())).unwrap();
+        assert_eq!(d.next_shim().unwrap(), Some(ShimFrame::Started { pid: 1 }));
+        assert!(d.buf.capacity() > 0);
+        assert_eq!(d.next_shim().unwrap(), Some(ShimFrame::Exit { code: 0 }));
+        assert_eq!(d.buf.capacity(), 0);
     }
 
     #[test]
