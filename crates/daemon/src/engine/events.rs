@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use berth_api::query::Filters;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::Engine;
@@ -21,7 +21,7 @@ pub const KEEP: usize = 256;
 const FOLLOW_BUFFER: usize = 1024;
 
 /// The kind of object an event is about, spelled as Docker's `Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
     /// A container.
@@ -85,7 +85,7 @@ impl Event {
 
 /// An event as it went out, with its time: Docker's `events.Message`, legacy fields
 /// (`status`, `id`, `from`) included for containers and images as dockerd sends them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Message {
     /// Legacy: the action (containers and images).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,7 +106,7 @@ pub struct Message {
     #[serde(rename = "Actor")]
     pub actor: Actor,
     /// Always `local`.
-    pub scope: &'static str,
+    pub scope: Scope,
     /// Unix seconds.
     pub time: i64,
     /// Unix nanoseconds.
@@ -114,8 +114,25 @@ pub struct Message {
     pub time_nano: i64,
 }
 
+/// An event's scope (Docker's `scope`): berth has no swarm, so every event is `local`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// This daemon's.
+    Local,
+}
+
+impl Scope {
+    /// Docker's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Local => "local",
+        }
+    }
+}
+
 /// Docker's `events.Actor`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Actor {
     /// The object's id.
     #[serde(rename = "ID")]
@@ -135,7 +152,7 @@ impl Message {
             typ: ev.typ,
             action: ev.action,
             actor: Actor { id: ev.id, attributes: ev.attributes },
-            scope: "local",
+            scope: Scope::Local,
             time: time_nano.div_euclid(1_000_000_000),
             time_nano,
         }
@@ -148,10 +165,21 @@ pub struct EventBus {
     inner: Mutex<Ring>,
 }
 
+/// The ring keeps each event as its JSON, one allocation: a message as a struct is about
+/// a dozen small allocations (its strings and its attribute map's nodes), and a ring of 256
+/// of them, refilled at each event, left little islands all over the heap that kept
+/// freed pages resident after a burst of containers. Replays (`since`/`until`, rare) read
+/// them back.
 struct Ring {
-    recent: VecDeque<Message>,
+    recent: VecDeque<Kept>,
     tx: broadcast::Sender<Message>,
     last_nano: i64,
+}
+
+/// One recorded event: its time and its message as JSON.
+struct Kept {
+    time_nano: i64,
+    json: Box<[u8]>,
 }
 
 impl Default for EventBus {
@@ -185,7 +213,11 @@ impl EventBus {
         if r.recent.len() == KEEP {
             r.recent.pop_front();
         }
-        r.recent.push_back(msg.clone());
+        match serde_json::to_vec(&msg) {
+            Ok(json) => r.recent.push_back(Kept { time_nano: t, json: json.into_boxed_slice() }),
+            // Cannot happen (plain strings and maps); a replay then lacks this one event.
+            Err(e) => tracing::warn!(error = %e, "recording an event for replay"),
+        }
         // No follower is not an error.
         let _ = r.tx.send(msg.clone());
         msg
@@ -200,8 +232,8 @@ impl EventBus {
         } else {
             r.recent
                 .iter()
-                .filter(|m| since.is_none_or(|s| m.time_nano >= s) && until.is_none_or(|u| m.time_nano <= u))
-                .cloned()
+                .filter(|k| since.is_none_or(|s| k.time_nano >= s) && until.is_none_or(|u| k.time_nano <= u))
+                .filter_map(|k| serde_json::from_slice(&k.json).ok())
                 .collect()
         };
         (past, r.tx.subscribe())
@@ -290,7 +322,7 @@ impl EventFilter {
         });
         event_ok
             && self.exact("type", m.typ.as_str())
-            && self.exact("scope", m.scope)
+            && self.exact("scope", m.scope.as_str())
             && self.name_or_id(m, EventType::Daemon)
             && self.name_or_id(m, EventType::Container)
             && self.name_or_id(m, EventType::Plugin)
@@ -376,6 +408,30 @@ mod tests {
             ev = ev.attr(*k, *v);
         }
         Message::from_event(ev, 1)
+    }
+
+    #[test]
+    fn a_replayed_event_is_the_message_that_went_out() {
+        let bus = EventBus::default();
+        let sent = [
+            bus.publish(
+                Event::new(EventType::Container, "die", "c1")
+                    .attr("exitCode", "3")
+                    .attr("image", "busybox")
+                    .attr("name", "web"),
+            ),
+            bus.publish(Event::new(EventType::Network, "connect", "n1").attr("container", "c1")),
+            bus.publish(Event::new(EventType::Image, "tag", "sha256:x").attr("name", "busybox:latest")),
+        ];
+        let (replayed, _rx) = bus.subscribe(Some(0), None);
+        assert_eq!(replayed.len(), sent.len());
+        for (a, b) in sent.iter().zip(&replayed) {
+            assert_eq!(serde_json::to_value(a).unwrap(), serde_json::to_value(b).unwrap());
+            assert_eq!((b.typ, b.scope, b.time_nano), (a.typ, Scope::Local, a.time_nano));
+        }
+        assert_eq!(replayed[0].from.as_deref(), Some("busybox"));
+        assert!(filter(r#"{"container":["web"],"event":["die"]}"#).matches(&replayed[0]));
+        assert!(!filter(r#"{"container":["web"]}"#).matches(&replayed[1]));
     }
 
     #[test]

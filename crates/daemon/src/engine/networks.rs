@@ -265,6 +265,15 @@ impl Networks {
         }
     }
 
+    /// Gives back the spare capacity of the per-container maps (after a burst of
+    /// removals).
+    pub(crate) fn release_memory(&self) {
+        let mut inner = self.lock();
+        inner.held.shrink_to_fit();
+        inner.proxies.shrink_to_fit();
+        inner.resolvers.shrink_to_fit();
+    }
+
     fn driver(&self) -> Result<Arc<BridgeDriver>> {
         if let Some(d) = self.driver.get() {
             return Ok(d.clone());

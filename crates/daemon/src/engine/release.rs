@@ -1,12 +1,12 @@
 //! What the engine gives back once things are gone: the page caches of its database
-//! connections and the capacity of its in-memory maps. Called by the daemon's trimmer
+//! connections and the spare capacity of its in-memory maps. Called by the daemon's trimmer
 //! ([`crate::memory::trimmer`]) after a burst of removals, before the heap is trimmed.
 
 use super::Engine;
 
 impl Engine {
     /// Frees the database connections' page caches and the spare capacity of the exec
-    /// map. Nothing is lost: a page read again comes from the kernel's page cache. Errors
+    /// map, the container table's name index and the network's per-container maps. Nothing is lost: a page read again comes from the kernel's page cache. Errors
     /// only cost memory, so they are logged, not returned.
     pub fn release_memory(&self) {
         if let Err(e) = self.store.release_memory() {
@@ -22,5 +22,7 @@ impl Engine {
             Ok(mut m) => m.shrink_to_fit(),
             Err(p) => p.into_inner().shrink_to_fit(),
         }
+        self.table_mut().shrink_to_fit();
+        self.networks.release_memory();
     }
 }

@@ -50,6 +50,12 @@ impl<T> Table<T> {
         self.by_id.remove(id)
     }
 
+    /// Gives back the name index's spare capacity (after a burst of removals: a hash map
+    /// never shrinks on its own; the id map frees its nodes as they empty).
+    pub(super) fn shrink_to_fit(&mut self) {
+        self.by_name.shrink_to_fit();
+    }
+
     /// The id that holds `name`, if any.
     pub(super) fn name_owner(&self, name: &str) -> Option<&str> {
         self.by_name.get(name).map(String::as_str)
