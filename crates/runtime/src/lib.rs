@@ -21,7 +21,7 @@ mod state;
 pub mod trace;
 
 pub use client::{ShimClient, ShimControl, ShimEvent, ShimEvents, StartOutcome, Streams};
-pub use state::cleanup;
+pub use state::{bundle_ids, cleanup};
 
 use std::io;
 use std::path::{Path, PathBuf};

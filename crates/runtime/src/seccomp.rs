@@ -555,14 +555,10 @@ pub(crate) struct Plan {
     pub(crate) executor: SeccompExecutor,
 }
 
-/// The directory, inside the container's bundle, of the bundle libcontainer is given when
-/// the shim loads the filter itself.
-pub(crate) const RUNTIME_BUNDLE: &str = "libcontainer";
-
 impl Plan {
-    /// Prepares the precompiled path for the container whose bundle is `bundle` and whose
-    /// spec (read from it) is `spec`.
-    pub(crate) fn prepare(spec: &Spec, bundle: &Path, state_root: &Path) -> Result<Option<Plan>, Error> {
+    /// Prepares the precompiled path for the container `id` whose bundle is `bundle` and
+    /// whose spec (read from it) is `spec`; its runtime's state is kept under `state_root`.
+    pub(crate) fn prepare(spec: &Spec, bundle: &Path, state_root: &Path, id: &str) -> Result<Option<Plan>, Error> {
         let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else { return Ok(None) };
         if !precompilable(sc) {
             return Ok(None);
@@ -583,16 +579,17 @@ impl Plan {
             p.set_capabilities(Some(caps));
         }
         Ok(Some(Plan {
-            bundle: runtime_bundle(&seen, bundle)?,
+            bundle: runtime_bundle(&seen, bundle, &crate::state::bundle_dir(state_root, id))?,
             executor: SeccompExecutor::for_init(program, borrowed_sys_admin, sc, !may_add_a_thread(spec)),
         }))
     }
 }
 
 /// Writes `seen`, the spec libcontainer is to see when the shim changes it (a filter it
-/// loads itself, a cgroup filesystem it mounts itself), as the bundle [`RUNTIME_BUNDLE`]
-/// inside `bundle`, with the root's path made absolute; returns that bundle's directory.
-pub(crate) fn runtime_bundle(seen: &Spec, bundle: &Path) -> Result<PathBuf, Error> {
+/// loads itself, a cgroup filesystem it mounts itself), as the bundle in `dir` (see
+/// [`crate::state::bundle_dir`]), with the root's path, relative to the container's
+/// `bundle`, made absolute; returns `dir`.
+pub(crate) fn runtime_bundle(seen: &Spec, bundle: &Path, dir: &Path) -> Result<PathBuf, Error> {
     let mut seen = seen.clone();
     if let Some(root) = seen.root_mut()
         && root.path().is_relative()
@@ -600,20 +597,22 @@ pub(crate) fn runtime_bundle(seen: &Spec, bundle: &Path) -> Result<PathBuf, Erro
         let abs = bundle.join(root.path());
         root.set_path(abs);
     }
-    let dir = bundle.join(RUNTIME_BUNDLE);
-    berth_base::fsutil::create_dir_mode(&dir, berth_base::fsutil::PRIVATE_DIR)
-        .map_err(|e| Error::io("failed to create", &dir, e))?;
+    for d in dir.parent().into_iter().chain([dir]) {
+        berth_base::fsutil::create_dir_mode(d, berth_base::fsutil::PRIVATE_DIR)
+            .map_err(|e| Error::io("failed to create", d, e))?;
+    }
     let json = serde_json::to_vec(&seen)
         .map_err(|source| Error::Json { context: "failed to encode the runtime's spec".into(), source })?;
     let path = dir.join("config.json");
     berth_base::fsutil::replace_file_mode(&path, &json, berth_base::fsutil::PRIVATE_FILE)
         .map_err(|e| Error::io("failed to write", &path, e))?;
-    Ok(dir)
+    Ok(dir.to_path_buf())
 }
 
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use std::os::unix::fs::PermissionsExt;
 
     use super::*;
 
@@ -853,8 +852,9 @@ mod tests {
         assert!(!precompilable(&notify));
         let dir = tempfile::tempdir().unwrap();
         let s = spec(false, &["CAP_CHOWN"], serde_json::to_value(&notify).unwrap());
-        assert!(Plan::prepare(&s, dir.path(), &dir.path().join("runtime")).unwrap().is_none());
-        assert!(!dir.path().join(RUNTIME_BUNDLE).exists());
+        let state_root = dir.path().join("runtime");
+        assert!(Plan::prepare(&s, dir.path(), &state_root, "c1").unwrap().is_none());
+        assert!(!crate::state::bundle_dir(&state_root, "c1").exists());
     }
 
     #[test]
@@ -864,8 +864,11 @@ mod tests {
         std::fs::create_dir(&bundle).unwrap();
         let state_root = dir.path().join("runtime");
         let s = spec(false, &["CAP_CHOWN"], deny_mkdir());
-        let plan = Plan::prepare(&s, &bundle, &state_root).unwrap().unwrap();
-        assert_eq!(plan.bundle, bundle.join(RUNTIME_BUNDLE));
+        let plan = Plan::prepare(&s, &bundle, &state_root, "c1").unwrap().unwrap();
+        assert_eq!(plan.bundle, crate::state::bundle_dir(&state_root, "c1"));
+        assert!(plan.bundle.starts_with(&state_root), "the runtime's bundle is kept with its state");
+        assert_eq!(std::fs::metadata(&plan.bundle).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(plan.bundle.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
         assert!(plan.executor.borrowed_sys_admin);
         assert!(dir.path().join("seccomp").is_dir(), "the cache sits beside the state root");
         let seen = Spec::load(plan.bundle.join("config.json")).unwrap();
@@ -877,13 +880,13 @@ mod tests {
         assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::SysAdmin));
 
         for s in [spec(true, &["CAP_CHOWN"], deny_mkdir()), spec(false, &["CAP_SYS_ADMIN"], deny_mkdir())] {
-            let plan = Plan::prepare(&s, &bundle, &state_root).unwrap().unwrap();
+            let plan = Plan::prepare(&s, &bundle, &state_root, "c1").unwrap().unwrap();
             assert!(!plan.executor.borrowed_sys_admin);
             let seen = Spec::load(plan.bundle.join("config.json")).unwrap();
             assert_eq!(seen.process(), s.process());
         }
         let mut none = spec(false, &[], json!(null));
         none.linux_mut().as_mut().unwrap().set_seccomp(None);
-        assert!(Plan::prepare(&none, &bundle, &state_root).unwrap().is_none());
+        assert!(Plan::prepare(&none, &bundle, &state_root, "c1").unwrap().is_none());
     }
 }

@@ -11,10 +11,16 @@
 //! before it reports the exit until the delete is done; [`wait_unlocked`] and [`cleanup`]
 //! take the same lock first. The kernel drops the lock when the shim exits, so a shim that
 //! dies mid-delete blocks nobody.
+//!
+//! The bundle libcontainer is given when the shim changes the container's spec (a filter
+//! it loads itself, a cgroup filesystem it mounts itself) is kept beside that state, in
+//! [`bundle_dir`], and deleted with it: the state root is a tmpfs (`/run`, or one the daemon
+//! mounts), where a start's files cost no disk writes, and libcontainer reads the bundle
+//! again for every exec while the container runs.
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::fs::FlockOperation;
@@ -48,6 +54,22 @@ pub(crate) fn lock(dir: &Path) -> Option<StateLock> {
     }
 }
 
+/// The directory of the runtime bundles, inside the state root (not a container id, so
+/// nothing takes it for libcontainer's state).
+const BUNDLES: &str = "bundles";
+
+/// Where the bundle libcontainer is given for container `id` is written (see the module's
+/// text).
+pub(crate) fn bundle_dir(state_root: &Path, id: &str) -> PathBuf {
+    state_root.join(BUNDLES).join(id)
+}
+
+/// The ids that have a runtime bundle under `state_root`.
+pub fn bundle_ids(state_root: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(state_root.join(BUNDLES)) else { return Vec::new() };
+    rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect()
+}
+
 /// Waits until no shim is deleting the state of `id` (its directory unlocked or gone).
 pub(crate) fn wait_unlocked(state_root: &Path, id: &str) {
     drop(lock(&state_root.join(id)));
@@ -65,8 +87,9 @@ pub fn cleanup(state_root: &Path, id: &str) -> Result<(), Error> {
 /// [`cleanup`] for a caller that holds the state's lock itself (the shim at exit).
 pub(crate) fn remove(state_root: &Path, id: &str) -> Result<(), Error> {
     let dir = state_root.join(id);
+    let bundle = bundle_dir(state_root, id);
     if !dir.exists() {
-        return Ok(());
+        return remove_bundle(&bundle);
     }
     match libcontainer::container::Container::load(dir.clone()) {
         Ok(mut c) => {
@@ -80,6 +103,9 @@ pub(crate) fn remove(state_root: &Path, id: &str) -> Result<(), Error> {
         }
         Err(e) => tracing::warn!(id, error = %chain(&e), "unloadable container state; removing it"),
     }
+    // Before the state directory: whoever waits for that to go ([`wait_unlocked`] once the
+    // lock is gone with it) may write the bundle again.
+    remove_bundle(&bundle)?;
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -87,9 +113,42 @@ pub(crate) fn remove(state_root: &Path, id: &str) -> Result<(), Error> {
     }
 }
 
+/// Removes the runtime bundle of `id` (libcontainer's delete does not read it: it keeps
+/// what it needs in its state directory).
+pub(crate) fn remove_bundle_of(state_root: &Path, id: &str) -> Result<(), Error> {
+    remove_bundle(&bundle_dir(state_root, id))
+}
+
+fn remove_bundle(dir: &Path) -> Result<(), Error> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("failed to remove the runtime's bundle", dir, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runtime_bundle_goes_with_the_state() {
+        let root = tempfile::tempdir().unwrap();
+        for id in ["c1", "c2"] {
+            std::fs::create_dir_all(bundle_dir(root.path(), id)).unwrap();
+            std::fs::write(bundle_dir(root.path(), id).join("config.json"), "{}").unwrap();
+        }
+        std::fs::create_dir_all(root.path().join("c1")).unwrap();
+        let mut ids = bundle_ids(root.path());
+        ids.sort();
+        assert_eq!(ids, ["c1", "c2"]);
+        // With its state (unloadable here, so only removed) and without any.
+        cleanup(root.path(), "c1").unwrap();
+        remove(root.path(), "c2").unwrap();
+        assert!(bundle_ids(root.path()).is_empty());
+        assert!(!root.path().join("c1").exists());
+        assert!(cleanup(root.path(), "c1").is_ok(), "already gone is success");
+    }
 
     #[test]
     fn cleanup_of_missing_state_is_ok() {

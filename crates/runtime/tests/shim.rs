@@ -186,6 +186,8 @@ fn echo_reaches_client_and_log(env: &mut Env) {
     assert!(log.iter().any(|e| e.data == b"oops\n" && e.stream == berth_runtime::logs::Stream::Stderr));
     assert!(!o.socket.exists(), "socket removed");
     assert!(!o.state_root.join(&o.id).exists(), "libcontainer state deleted");
+    assert!(!o.state_root.join("bundles").join(&o.id).exists(), "the runtime's bundle deleted with it");
+    assert!(!o.bundle.join("libcontainer").exists(), "nothing written for the runtime in the container's bundle");
 }
 
 fn stdin_is_piped(env: &mut Env) {
@@ -295,8 +297,13 @@ fn cleanup_removes_state_of_dead_shim(env: &mut Env) {
     s.child.kill().unwrap();
     s.child.wait().unwrap();
     assert!(o.state_root.join(&o.id).exists());
+    // The spec has Docker's default filter, which the shim loads itself: libcontainer got
+    // a bundle of its own, kept beside its state.
+    let runtime_bundle = o.state_root.join("bundles").join(&o.id);
+    assert!(runtime_bundle.join("config.json").exists());
     berth_runtime::cleanup(&o.state_root, &o.id).unwrap();
     assert!(!o.state_root.join(&o.id).exists());
+    assert!(!runtime_bundle.exists(), "cleanup removes the runtime's bundle");
     assert!(!Path::new(&format!("/proc/{}", s.init_pid)).exists() || is_zombie_or_gone(s.init_pid));
     berth_runtime::cleanup(&o.state_root, &o.id).unwrap();
 }

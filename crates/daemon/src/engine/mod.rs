@@ -296,17 +296,21 @@ impl Engine {
         }
     }
 
-    /// The runtime's state of containers that no longer exist (a removal cut short by a
-    /// daemon that died while the shim was still deleting it) is removed in the background.
+    /// The runtime's state (and runtime bundle) of containers that no longer exist (a
+    /// removal cut short by a daemon that died while the shim was still deleting it) is
+    /// removed in the background.
     /// Build steps' shims (a socket under `s/`) delete their own.
     fn sweep_runtime_state(self: &Arc<Self>) {
         let root = self.runtime_root();
         let Ok(rd) = std::fs::read_dir(&root) else { return };
-        let orphans: Vec<String> = rd
+        let mut orphans: Vec<String> = rd
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
+            .chain(berth_runtime::bundle_ids(&root))
             .filter(|id| berth_base::id::is_full_id(id) && self.get(id).is_err() && !self.shim_socket(id).exists())
             .collect();
+        orphans.sort();
+        orphans.dedup();
         for id in orphans {
             let (launcher, root) = (self.launcher.clone(), root.clone());
             trash::later(move || {

@@ -422,13 +422,15 @@ impl Shim {
         let cgroup_tree = cgroupfs::plan(&spec);
         let changed = cgroup_tree.as_ref().map(|t| cgroupfs::runtime_spec(&spec, t));
         // A precompiled filter, loaded by our executor: libcontainer sees a spec without it.
-        let seccomp = crate::seccomp::Plan::prepare(changed.as_ref().unwrap_or(&spec), &o.bundle, &o.state_root)?;
+        // The previous run of this container may still be deleting its state, and the
+        // runtime's bundle with it, which is written again below.
+        crate::state::wait_unlocked(&o.state_root, &o.id);
+        let seccomp =
+            crate::seccomp::Plan::prepare(changed.as_ref().unwrap_or(&spec), &o.bundle, &o.state_root, &o.id)?;
         crate::trace::mark(&o.id, "shim.seccomp_ready");
         let listener = bind_unix(&o.socket)?;
         crate::trace::mark(&o.id, "shim.listening");
 
-        // The previous run of this container may still be deleting its state.
-        crate::state::wait_unlocked(&o.state_root, &o.id);
         let mut builder = ContainerBuilder::new(o.id.clone(), SyscallType::default())
             .with_root_path(&o.state_root)
             .map_err(|e| Error::Runtime { context: "invalid state root".into(), message: chain(&e) })?;
@@ -439,7 +441,7 @@ impl Shim {
             }
             (None, Some(seen)) => {
                 builder = builder.with_executor(crate::command::InitExecutor);
-                crate::seccomp::runtime_bundle(seen, &o.bundle)?
+                crate::seccomp::runtime_bundle(seen, &o.bundle, &crate::state::bundle_dir(&o.state_root, &o.id))?
             }
             (None, None) => {
                 builder = builder.with_executor(crate::command::InitExecutor);
@@ -1027,6 +1029,11 @@ impl Shim {
     /// Deletes the container through libcontainer (its cgroups and state), or its state
     /// directory by path when libcontainer cannot.
     fn delete_container(&mut self) {
+        // The runtime bundle first, while the state directory (and its lock) still tells a
+        // next start of this id to wait: that start writes the bundle again.
+        if let Err(e) = crate::state::remove_bundle_of(&self.opts.state_root, &self.opts.id) {
+            tracing::warn!(id = %self.opts.id, error = %e, "failed to remove the runtime's bundle");
+        }
         match self.container.as_mut().map(|c| c.delete(true)) {
             Some(Ok(())) => {}
             Some(Err(e)) => {
