@@ -6,8 +6,9 @@ use super::Engine;
 
 impl Engine {
     /// Frees the database connections' page caches and the spare capacity of the exec
-    /// map, the container table's name index and the network's per-container maps. Nothing is lost: a page read again comes from the kernel's page cache. Errors
-    /// only cost memory, so they are logged, not returned.
+    /// map, the container table's name index and the network's per-container maps.
+    /// Nothing is lost: a page read again comes from the kernel's page cache. Errors only
+    /// cost memory, so they are logged, not returned.
     pub fn release_memory(&self) {
         if let Err(e) = self.store.release_memory() {
             tracing::debug!(error = %e, "release the container store's cache");
