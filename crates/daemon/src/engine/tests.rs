@@ -81,11 +81,30 @@ struct Harness {
     dir: tempfile::TempDir,
     launcher: Arc<FakeLauncher>,
     roots: Arc<FakeRoots>,
+    /// A bridge and table named after this harness: a test that reaches the host's
+    /// network as root never touches a real daemon's `berth0` or `inet berth`.
+    network: crate::config::NetworkOptions,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // Tests keep to the host's network; this only undoes a slip, as root.
+        let _ = std::process::Command::new("nft").args(["delete", "table", "inet", &self.network.nft_table]).output();
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.network.bridge]).output();
+    }
 }
 
 impl Harness {
     fn new() -> Harness {
-        Harness { dir: tempfile::tempdir().unwrap(), launcher: Default::default(), roots: Default::default() }
+        let dir = tempfile::tempdir().unwrap();
+        let tag: String =
+            dir.path().file_name().unwrap().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let network = crate::config::NetworkOptions {
+            bridge: format!("bu{tag}").chars().take(15).collect(),
+            nft_table: format!("berth_unit_{tag}"),
+            ..Default::default()
+        };
+        Harness { dir, launcher: Default::default(), roots: Default::default(), network }
     }
 
     async fn engine(&self) -> Arc<Engine> {
@@ -103,7 +122,7 @@ impl Harness {
             warnings: Vec::new(),
             init: false,
             registry: Default::default(),
-            network: Default::default(),
+            network: self.network.clone(),
             cdi_spec_dirs: Vec::new(),
             cdi_enabled: true,
             default_ulimits: Vec::new(),
@@ -494,6 +513,7 @@ async fn execs_run_in_the_containers_shim() {
         cmd: Some(vec!["sleep".into(), "100".into()]),
         env: Some(vec!["A=1".into()]),
         working_dir: Some("/srv".into()),
+        host_config: Some(HostConfig { network_mode: Some("host".into()), ..Default::default() }),
         ..Default::default()
     };
     let id = e.create_container(None, body).await.unwrap().id;
