@@ -103,7 +103,21 @@ fn a_start_takes_the_standby_and_a_dead_daemon_leaves_none() {
     ok(&d.berth(&["create", "--name", "waiter", "--network", "none", "busybox", "true"]));
     let late = scratch.path().join("late");
     std::fs::create_dir(&late).unwrap();
-    let _ = one_standby(daemon);
+    let waiting = one_standby(daemon);
+    // It was made from the daemon's template namespace (mountns.rs): handed over as a
+    // descriptor, it copies the host's own mounts and none of the containers'.
+    let cmdline = std::fs::read(format!("/proc/{waiting}/cmdline")).unwrap();
+    assert!(cmdline.split(|b| *b == 0).any(|a| a == b"--mount-template"), "{}", String::from_utf8_lossy(&cmdline));
+    let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ns(waiting) == ns(daemon) {
+        assert!(Instant::now() < deadline, "the standby made no namespace of its own");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let root = format!("{}/", d.data_root.join("containers").join(&first).display());
+    let mounts = std::fs::read_to_string(format!("/proc/{waiting}/mountinfo")).unwrap();
+    assert!(std::fs::read_to_string(format!("/proc/{daemon}/mountinfo")).unwrap().contains(&root));
+    assert!(!mounts.contains(&root), "a running container's root in the standby's namespace:\n{mounts}");
     std::thread::sleep(Duration::from_millis(100));
     let mounted =
         std::process::Command::new("mount").args(["-t", "tmpfs", "late", &late.display().to_string()]).status();
@@ -130,10 +144,23 @@ fn a_start_takes_the_standby_and_a_dead_daemon_leaves_none() {
     // A standby left waiting past its namespace's freshness gives the namespace up, so its
     // copies of the host's mounts keep no filesystem busy; it still starts a container.
     let idle = one_standby(daemon);
-    let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while ns(idle) != ns(daemon) {
         assert!(Instant::now() < deadline, "the idle standby kept its prepared namespace");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nor does the idle daemon keep its template: no mount namespace among its descriptors.
+    let held = || {
+        std::fs::read_dir(format!("/proc/{daemon}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter(|l| l.to_string_lossy().starts_with("mnt:"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while held() > 0 {
+        assert!(Instant::now() < deadline, "the idle daemon still holds its template namespace");
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(ok(&d.berth(&["run", "--rm", "--network", "none", "busybox", "echo", "late"])), "late\n");

@@ -187,7 +187,7 @@ pub fn main(args: &[String]) -> i32 {
     let opts = if args.iter().any(|a| a == standby::STANDBY_ARG) {
         // A standby makes its mount namespace while it waits (mountns.rs), then waits; the
         // daemon going away before handing options over is a normal end.
-        prepared = mountns::prepare(&standby::parents(args));
+        prepared = mountns::prepare(&standby::parents(args), standby::template(args));
         warm_procfs();
         let Some(opts) = standby::wait_for_options(&mut prepared) else { return 0 };
         opts

@@ -9,10 +9,14 @@
 //! exits or dies, nothing is left behind.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
+use super::mountns::{FRESH, Handed, Template};
 use super::{ShimOptions, Spawned, await_ready};
 use crate::Error;
 
@@ -21,6 +25,14 @@ pub const STANDBY_ARG: &str = "--standby";
 /// Each following argument names one of the daemon's parent mounts, which the standby
 /// leaves out of its mount namespace before its options come ([`super::mountns::prepare`]).
 pub const PARENT_ARG: &str = "--private-parent";
+/// Says the standby got the daemon's [`Template`] as descriptor [`TEMPLATE_FD`]; the
+/// following argument is when it was made ([`Template::made_arg`]).
+pub const TEMPLATE_ARG: &str = "--mount-template";
+/// The descriptor a standby gets the template on.
+const TEMPLATE_FD: RawFd = 3;
+/// How long the daemon hands out one template: a standby made from it then has at least
+/// the other half of [`FRESH`] to be used in.
+const TEMPLATE_REUSE: Duration = Duration::from_secs(1);
 
 /// The daemon's side: at most one waiting shim process of `exe`.
 #[derive(Debug)]
@@ -28,13 +40,49 @@ pub struct Standby {
     exe: PathBuf,
     parents: Vec<PathBuf>,
     waiting: Mutex<Option<Child>>,
+    /// The mount namespace standbys are made from while it is young; dropped by a timer
+    /// once it is too old to hand out, so an idle daemon holds no copy of the host's mounts
+    /// (which would keep a filesystem unmounted on the host busy).
+    template: Arc<Mutex<Option<Arc<Template>>>>,
 }
 
 impl Standby {
     /// No standby yet; [`Standby::warm`] starts one. `parents` are the daemon's parent
     /// mounts, as in [`ShimOptions::private_parents`].
     pub fn new(exe: &Path, parents: Vec<PathBuf>) -> Self {
-        Standby { exe: exe.to_owned(), parents, waiting: Mutex::new(None) }
+        Standby { exe: exe.to_owned(), parents, waiting: Mutex::new(None), template: Arc::default() }
+    }
+
+    /// The template to hand a new standby: the current one while it is young, else a new
+    /// one. Blocking: making one copies and drops the daemon's mounts (O(N) with N
+    /// containers running), at most once per [`TEMPLATE_REUSE`].
+    fn template(&self) -> Option<Arc<Template>> {
+        let mut slot = self.template.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = slot.as_ref()
+            && t.age() < TEMPLATE_REUSE
+        {
+            return Some(t.clone());
+        }
+        *slot = None;
+        let t = Arc::new(Template::make(&self.parents, || {
+            thread_policy(libc::SCHED_IDLE);
+        })?);
+        *slot = Some(t.clone());
+        drop(slot);
+        let (weak_slot, weak_t) = (Arc::downgrade(&self.template), Arc::downgrade(&t));
+        let expire = move || {
+            std::thread::sleep(TEMPLATE_REUSE);
+            let Some(slot) = weak_slot.upgrade() else { return };
+            let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.as_ref().is_some_and(|cur| Weak::ptr_eq(&Arc::downgrade(cur), &weak_t)) {
+                *slot = None;
+            }
+        };
+        if std::thread::Builder::new().name("mount-template".into()).spawn(expire).is_err() {
+            // No timer: not kept, so nothing outlives its use.
+            *self.template.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        Some(t)
     }
 
     /// Starts a standby shim unless one is waiting. Blocking (a fork and exec), but the
@@ -51,15 +99,19 @@ impl Standby {
         // (set on the child after the spawn, its exec and loading ran at the normal
         // policy); taking it lifts this. The lock is not held meanwhile: a start that
         // takes the waiting standby must never wait behind an idle-priority spawn.
+        let template = self.template();
         let previous = thread_policy(libc::SCHED_IDLE);
-        let child = Command::new(&self.exe)
-            .args(["shim", STANDBY_ARG])
-            .args(self.parents.iter().flat_map(|p| [std::ffi::OsStr::new(PARENT_ARG), p.as_os_str()]))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(["shim", STANDBY_ARG])
+            .args(self.parents.iter().flat_map(|p| [std::ffi::OsStr::new(PARENT_ARG), p.as_os_str()]));
+        if let Some(t) = &template {
+            cmd.args([TEMPLATE_ARG, &t.made_arg()]);
+            let fd = t.fd().as_raw_fd();
+            // SAFETY: the closure only calls dup2 and fcntl, which are async-signal-safe; `fd`
+            // stays open until the spawn returns (`template` holds it).
+            unsafe { cmd.pre_exec(move || hand_fd(fd, TEMPLATE_FD)) };
+        }
+        let child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok();
         if let Some(policy) = previous {
             thread_policy(policy);
         }
@@ -117,6 +169,36 @@ fn hand_over(mut child: Child, o: &ShimOptions) -> Option<Child> {
     None
 }
 
+/// In the child before exec: `fd` as `to`, without close-on-exec.
+fn hand_fd(fd: RawFd, to: RawFd) -> std::io::Result<()> {
+    // SAFETY: plain descriptor calls on descriptors this process owns.
+    let r = unsafe {
+        if fd == to {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 { flags } else { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) }
+        } else {
+            libc::dup2(fd, to)
+        }
+    };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// The template a standby's arguments say it got on [`TEMPLATE_FD`]; None without the
+/// argument. The descriptor is taken (and made close-on-exec) only when the argument is
+/// there and it is open.
+pub(super) fn template(args: &[String]) -> Option<Handed> {
+    let made = args.windows(2).find(|w| w[0] == TEMPLATE_ARG).map(|w| w[1].clone())?;
+    // SAFETY: F_GETFD only asks whether the descriptor is open.
+    if unsafe { libc::fcntl(TEMPLATE_FD, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the daemon put the template at this descriptor for us (TEMPLATE_ARG says so)
+    // and nothing else in this process has taken it.
+    let ns = unsafe { OwnedFd::from_raw_fd(TEMPLATE_FD) };
+    let _ = rustix::io::fcntl_setfd(&ns, rustix::io::FdFlags::CLOEXEC);
+    Some(Handed { ns, made })
+}
+
 /// Sets the calling thread's scheduling policy (static priority 0); returns the one it had,
 /// or None when it could not be changed.
 fn thread_policy(policy: libc::c_int) -> Option<libc::c_int> {
@@ -144,13 +226,13 @@ pub(super) fn parents(args: &[String]) -> Vec<PathBuf> {
 /// The shim's side: waits for the options line on stdin, then points stdin at /dev/null
 /// as a freshly spawned shim has it. None at end of file (the daemon went away) or on a
 /// line that is not options. A prepared mount namespace is given up once it is too old to
-/// be used ([`super::mountns::FRESH`]): its copies of the host's mounts would otherwise
+/// be used ([`FRESH`]): its copies of the host's mounts would otherwise
 /// keep those filesystems busy for as long as the standby waits.
 pub(super) fn wait_for_options(prepared: &mut Option<super::mountns::Prepared>) -> Option<ShimOptions> {
     if prepared.is_some() {
         let stdin = std::io::stdin();
         let mut fds = [rustix::event::PollFd::new(&stdin, rustix::event::PollFlags::IN)];
-        let fresh = super::mountns::FRESH;
+        let fresh = prepared.as_ref().map_or(FRESH, |p| p.remaining());
         let ts = rustix::event::Timespec { tv_sec: fresh.as_secs() as i64, tv_nsec: fresh.subsec_nanos() as i64 };
         if matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(0)) {
             if let Some(p) = prepared.take() {
