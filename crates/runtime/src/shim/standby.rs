@@ -9,8 +9,7 @@
 //! exits or dies, nothing is left behind.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
@@ -25,11 +24,12 @@ pub const STANDBY_ARG: &str = "--standby";
 /// Each following argument names one of the daemon's parent mounts, which the standby
 /// leaves out of its mount namespace before its options come ([`super::mountns::prepare`]).
 pub const PARENT_ARG: &str = "--private-parent";
-/// Says the standby got the daemon's [`Template`] as descriptor [`TEMPLATE_FD`]; the
-/// following argument is when it was made ([`Template::made_arg`]).
+/// Names the daemon's [`Template`] for the standby: the next argument is the path that
+/// opens it (the daemon's descriptor, `/proc/<daemon>/fd/<n>`), the one after when it was
+/// made ([`Template::made_arg`]). A path rather than an inherited descriptor: handing a
+/// descriptor to the child takes a `pre_exec` step, which makes std fork the daemon (its
+/// page tables and every descriptor) instead of using `posix_spawn`'s vfork.
 pub const TEMPLATE_ARG: &str = "--mount-template";
-/// The descriptor a standby gets the template on.
-const TEMPLATE_FD: RawFd = 3;
 /// How long the daemon hands out one template: a standby made from it then has at least
 /// the other half of [`FRESH`] to be used in.
 const TEMPLATE_REUSE: Duration = Duration::from_secs(1);
@@ -70,8 +70,10 @@ impl Standby {
         *slot = Some(t.clone());
         drop(slot);
         let (weak_slot, weak_t) = (Arc::downgrade(&self.template), Arc::downgrade(&t));
+        // Kept until every standby handed it has had the time to open it (they are made
+        // within TEMPLATE_REUSE, and a standby's copy is of no use after FRESH anyway).
         let expire = move || {
-            std::thread::sleep(TEMPLATE_REUSE);
+            std::thread::sleep(FRESH);
             let Some(slot) = weak_slot.upgrade() else { return };
             let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
             if slot.as_ref().is_some_and(|cur| Weak::ptr_eq(&Arc::downgrade(cur), &weak_t)) {
@@ -105,11 +107,8 @@ impl Standby {
         cmd.args(["shim", STANDBY_ARG])
             .args(self.parents.iter().flat_map(|p| [std::ffi::OsStr::new(PARENT_ARG), p.as_os_str()]));
         if let Some(t) = &template {
-            cmd.args([TEMPLATE_ARG, &t.made_arg()]);
-            let fd = t.fd().as_raw_fd();
-            // SAFETY: the closure only calls dup2 and fcntl, which are async-signal-safe; `fd`
-            // stays open until the spawn returns (`template` holds it).
-            unsafe { cmd.pre_exec(move || hand_fd(fd, TEMPLATE_FD)) };
+            let path = format!("/proc/{}/fd/{}", std::process::id(), t.fd().as_raw_fd());
+            cmd.args([TEMPLATE_ARG, &path, &t.made_arg()]);
         }
         let child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok();
         if let Some(policy) = previous {
@@ -169,34 +168,14 @@ fn hand_over(mut child: Child, o: &ShimOptions) -> Option<Child> {
     None
 }
 
-/// In the child before exec: `fd` as `to`, without close-on-exec.
-fn hand_fd(fd: RawFd, to: RawFd) -> std::io::Result<()> {
-    // SAFETY: plain descriptor calls on descriptors this process owns.
-    let r = unsafe {
-        if fd == to {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags < 0 { flags } else { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) }
-        } else {
-            libc::dup2(fd, to)
-        }
-    };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
-}
-
-/// The template a standby's arguments say it got on [`TEMPLATE_FD`]; None without the
-/// argument. The descriptor is taken (and made close-on-exec) only when the argument is
-/// there and it is open.
+/// The template a standby's arguments name, opened; None without the argument or when
+/// it can no longer be opened (the daemon dropped it, and the standby makes its namespace
+/// the long way). Whatever the path opens must be a mount namespace: entering it checks.
 pub(super) fn template(args: &[String]) -> Option<Handed> {
-    let made = args.windows(2).find(|w| w[0] == TEMPLATE_ARG).map(|w| w[1].clone())?;
-    // SAFETY: F_GETFD only asks whether the descriptor is open.
-    if unsafe { libc::fcntl(TEMPLATE_FD, libc::F_GETFD) } < 0 {
-        return None;
-    }
-    // SAFETY: the daemon put the template at this descriptor for us (TEMPLATE_ARG says so)
-    // and nothing else in this process has taken it.
-    let ns = unsafe { OwnedFd::from_raw_fd(TEMPLATE_FD) };
-    let _ = rustix::io::fcntl_setfd(&ns, rustix::io::FdFlags::CLOEXEC);
-    Some(Handed { ns, made })
+    let at = args.iter().position(|a| a == TEMPLATE_ARG)?;
+    let (path, made) = (args.get(at + 1)?, args.get(at + 2)?);
+    let ns = rustix::fs::open(path.as_str(), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()).ok()?;
+    Some(Handed { ns, made: made.clone() })
 }
 
 /// Sets the calling thread's scheduling policy (static priority 0); returns the one it had,
