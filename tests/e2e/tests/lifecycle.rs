@@ -350,3 +350,36 @@ fn a_restarting_container_shows_as_such_and_stop_ends_it() {
     assert_eq!(inspect(&d, "{{.State.Status}} {{.RestartCount}}", "looper"), format!("exited {count}"));
     ok(&d.berth(&["rm", "looper"]));
 }
+
+#[test]
+fn restart_keeps_a_removed_on_exit_container() {
+    // dockerd keeps a `--rm` container through `restart` and removes it at its next exit.
+    let d = Daemon::start();
+    d.import_busybox("busybox:latest");
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "keep",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x >> /runs; sleep 600",
+    ]));
+    let id = inspect(&d, "{{.Id}}", "keep");
+    // Its root is mounted volatile (a container whose files go with it: no sync).
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = d.data_root.join("containers").join(&id).join("rootfs");
+    let line = mounts.lines().find(|l| l.split(' ').nth(4) == Some(&*root.to_string_lossy())).expect("root mounted");
+    assert!(line.contains("volatile"), "{line}");
+    ok(&d.berth(&["restart", "-t", "1", "keep"]));
+    assert_eq!(inspect(&d, "{{.State.Status}} {{.Id}}", "keep"), format!("running {id}"));
+    // The same upper dir, mounted again: the first run's write is there with the second's.
+    eventually("the second run's write", || ok(&d.berth(&["exec", "keep", "cat", "/runs"])) == "x\nx\n");
+    ok(&d.berth(&["stop", "-t", "1", "keep"]));
+    eventually("its removal at the exit", || d.berth(&["inspect", "keep"]).status.code() == Some(1));
+    assert!(!d.data_root.join("containers").join(&id).exists());
+}

@@ -241,7 +241,9 @@ impl Engine {
             value: rec.image_id.clone(),
             source,
         })?;
-        let rootfs = self.rootfs.mount_rootfs(&image_id, &dir)?;
+        // A `--rm` container's upper dir goes with it: no sync of the data root's
+        // filesystem when it is unmounted at the exit.
+        let rootfs = self.rootfs.mount_rootfs(&image_id, &dir, rec.host_config.auto_remove == Some(true))?;
         let (net, setup) = match self.attach_network(rec) {
             Ok(n) => n,
             Err(e) => {
@@ -372,7 +374,10 @@ impl Engine {
             e.running = false;
         });
         trace::mark(&c.id, "daemon.exit_recorded");
-        if !restarting && c.snapshot().host_config.auto_remove == Some(true) {
+        if !restarting
+            && c.snapshot().host_config.auto_remove == Some(true)
+            && !c.manual_restart.load(std::sync::atomic::Ordering::SeqCst)
+        {
             let engine = self.clone();
             let c = c.clone();
             tokio::spawn(async move {
@@ -494,14 +499,21 @@ impl Engine {
     /// `POST /containers/{id}/restart`.
     pub async fn restart_container(self: &Arc<Self>, name: &str, t: Option<i64>, signal: Option<&str>) -> Result<()> {
         let c = self.get(name)?;
-        {
+        // A `--rm` container is kept through its restart, as dockerd keeps it.
+        c.manual_restart.store(true, std::sync::atomic::Ordering::SeqCst);
+        let stopped = {
             let _op = c.op.lock().await;
             match self.stop_locked(&c, t, signal).await {
-                Ok(()) | Err(Error::NotModified(_)) => {}
-                Err(e) => return Err(e),
+                Ok(()) | Err(Error::NotModified(_)) => Ok(()),
+                Err(e) => Err(e),
             }
-        }
-        self.start_container(&c.id).await?;
+        };
+        let started = match stopped {
+            Ok(()) => self.start_container(&c.id).await,
+            Err(e) => Err(e),
+        };
+        c.manual_restart.store(false, std::sync::atomic::Ordering::SeqCst);
+        started?;
         self.emit_container(&c.snapshot(), "restart", &[]);
         Ok(())
     }

@@ -88,6 +88,9 @@ pub struct Container {
     control: tokio::sync::Mutex<Option<berth_runtime::ShimControl>>,
     /// Restart policy state: back-off, cancellation, the pending restart.
     restart: Mutex<restart::Backoff>,
+    /// Set while `restart` stops the container to start it again: its exit then does not
+    /// auto-remove a `--rm` container (dockerd's `HasBeenManuallyRestarted`).
+    manual_restart: std::sync::atomic::AtomicBool,
 }
 
 impl Container {
@@ -106,6 +109,7 @@ impl Container {
             pending: Mutex::new(io::Pending::default()),
             control: tokio::sync::Mutex::new(None),
             restart: Mutex::new(restart::Backoff::default()),
+            manual_restart: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

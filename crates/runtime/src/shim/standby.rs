@@ -174,7 +174,12 @@ fn hand_over(mut child: Child, o: &ShimOptions) -> Option<Child> {
 pub(super) fn template(args: &[String]) -> Option<Handed> {
     let at = args.iter().position(|a| a == TEMPLATE_ARG)?;
     let (path, made) = (args.get(at + 1)?, args.get(at + 2)?);
-    let ns = rustix::fs::open(path.as_str(), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()).ok()?;
+    let ns = rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
     Some(Handed { ns, made: made.clone() })
 }
 
