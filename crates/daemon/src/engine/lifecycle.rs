@@ -317,8 +317,10 @@ impl Engine {
     /// Records the end of a run: exit status from the shim's exit file (authoritative, it
     /// survives a daemon restart), unmounts the root, wakes waiters, auto-removes.
     async fn finish_run(self: &Arc<Self>, c: &Arc<Container>, frame_code: Option<i32>) {
-        let exit_file = self.exit_file(&c.id);
-        let info = blocking(move || Ok(berth_runtime::exit::read(&exit_file))).await.ok().flatten();
+        // Read in place: a file of a hundred bytes the shim has just written to the exec root
+        // (a tmpfs) takes microseconds, and a hop to the blocking pool and back took 0.5 ms
+        // of every exit on a busy 2-core host.
+        let info = berth_runtime::exit::read(&self.exit_file(&c.id));
         let (code, finished, oom, error) = match info {
             Some(i) => {
                 let t =
