@@ -6,7 +6,6 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{MountFlags, UnmountFlags};
@@ -30,23 +29,8 @@ fn is_mounted(dir: &Path, rootfs: &Path) -> bool {
     }
 }
 
-/// Set once a mount with `volatile` was refused: the kernel predates it (5.10).
-static NO_VOLATILE: AtomicBool = AtomicBool::new(false);
-
-/// The marker a `volatile` overlay leaves in its work dir, which makes the kernel refuse to
-/// mount that work dir again ("overlay with incompat feature 'volatile' cannot be mounted")
-/// even after a clean unmount.
-fn volatile_marker(container_dir: &Path) -> PathBuf {
-    container_dir.join("work/work/incompat")
-}
-
-/// Mounts overlay at `container_dir/rootfs` with `lowers` (top first). `volatile` mounts
-/// it with overlay's `volatile` option where the kernel has it: the overlay then never
-/// syncs its upper filesystem, which an unmount otherwise does for the whole filesystem the
-/// data root is on (0.6 ms here with little else dirty, more when the host has written a
-/// lot: every file a container start writes is dirty). For a container whose files go
-/// with it (`run --rm`): crash consistency of its upper dir serves nothing.
-pub(crate) fn mount_overlay(lowers: &[PathBuf], container_dir: &Path, volatile: bool) -> Result<PathBuf, Error> {
+/// Mounts overlay at `container_dir/rootfs` with `lowers` (top first).
+pub(crate) fn mount_overlay(lowers: &[PathBuf], container_dir: &Path) -> Result<PathBuf, Error> {
     let upper = container_dir.join("upper");
     let work = container_dir.join("work");
     let rootfs = container_dir.join("rootfs");
@@ -55,15 +39,6 @@ pub(crate) fn mount_overlay(lowers: &[PathBuf], container_dir: &Path, volatile: 
     }
     if is_mounted(container_dir, &rootfs) {
         return Ok(rootfs);
-    }
-    // Left by an earlier volatile mount of this dir (a `restart` of a `--rm` container): it
-    // is unmounted, so nothing of it is lost; overlay itself refuses a work dir that another
-    // mount still uses.
-    match fs::remove_dir_all(volatile_marker(container_dir)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(Error::io("remove", &volatile_marker(container_dir))(e));
-        }
-        _ => {}
     }
     let (upper_s, work_s) = match (plain(&upper), plain(&work)) {
         (Some(u), Some(w)) => (u, w),
@@ -103,22 +78,9 @@ pub(crate) fn mount_overlay(lowers: &[PathBuf], container_dir: &Path, volatile: 
     if opts.len() >= MAX_OPTIONS {
         return Err(Error::InvalidArgument(format!("image has too many layers to mount ({})", lowers.len())));
     }
-    let overlay = |opts: &str| {
-        let data = std::ffi::CString::new(opts).map_err(|_| Error::InvalidArgument("NUL in mount options".into()))?;
-        rustix::mount::mount("overlay", &rootfs, "overlay", MountFlags::empty(), data.as_c_str())
-            .map_err(|e| Error::io("mount overlay at", &rootfs)(e.into()))
-    };
-    if volatile && !NO_VOLATILE.load(Ordering::Relaxed) && opts.len() + ",volatile".len() < MAX_OPTIONS {
-        match overlay(&format!("{opts},volatile")) {
-            Ok(()) => return Ok(rootfs),
-            // Before 5.10 the option is unknown: mount as ever, and stop asking.
-            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                NO_VOLATILE.store(true, Ordering::Relaxed);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    overlay(&opts)?;
+    let data = std::ffi::CString::new(opts).map_err(|_| Error::InvalidArgument("NUL in mount options".into()))?;
+    rustix::mount::mount("overlay", &rootfs, "overlay", MountFlags::empty(), data.as_c_str())
+        .map_err(|e| Error::io("mount overlay at", &rootfs)(e.into()))?;
     Ok(rootfs)
 }
 

@@ -708,10 +708,8 @@ impl ImageStore {
     }
 
     /// Mounts the image's root filesystem for a container at `container_dir/rootfs`
-    /// (making `upper/`, `work/` and `rootfs/`). Already mounted is fine. `volatile`: for a
-    /// container removed when it ends, whose upper dir need not survive a crash (the
-    /// overlay then never syncs the data root's filesystem; see `mount::mount_overlay`).
-    pub fn mount_rootfs(&self, image: &Digest, container_dir: &Path, volatile: bool) -> Result<PathBuf, Error> {
+    /// (making `upper/`, `work/` and `rootfs/`). Already mounted is fine.
+    pub fn mount_rootfs(&self, image: &Digest, container_dir: &Path) -> Result<PathBuf, Error> {
         let diff_ids = {
             let db = self.db();
             let exists: bool =
@@ -723,17 +721,13 @@ impl ImageStore {
             }
             layers_of(&db, image)?.into_iter().map(|l| l.diff_id).collect::<Vec<_>>()
         };
-        self.mount_stack(&diff_ids, container_dir, volatile)
+        self.mount_layers(&diff_ids, container_dir)
     }
 
     /// Mounts a stack of layers (bottom first) at `container_dir/rootfs`, as
     /// [`ImageStore::mount_rootfs`] does for an image: the builder runs its steps on such
     /// intermediate stacks. Every layer must be in the store.
     pub fn mount_layers(&self, diff_ids: &[Digest], container_dir: &Path) -> Result<PathBuf, Error> {
-        self.mount_stack(diff_ids, container_dir, false)
-    }
-
-    fn mount_stack(&self, diff_ids: &[Digest], container_dir: &Path, volatile: bool) -> Result<PathBuf, Error> {
         for d in diff_ids {
             if !self.snapshot_dir(d).is_dir() {
                 return Err(Error::LayerNotFound(d.to_string()));
@@ -751,7 +745,7 @@ impl ImageStore {
         if lowers.is_empty() {
             lowers.push(self.snapshots.join("empty"));
         }
-        crate::mount::mount_overlay(&lowers, container_dir, volatile)
+        crate::mount::mount_overlay(&lowers, container_dir)
     }
 
     /// The layers of an image, bottom first, as recorded when it was made.

@@ -354,7 +354,7 @@ fn mount_write_diff_and_commit() {
     let store = ImageStore::open(dir.path()).unwrap();
     let img = store.import(&mut &rootfs_tar()[..], &opts(Some("base"))).unwrap();
     let cdir = dir.path().join("containers/c1");
-    let rootfs = store.mount_rootfs(&img.id, &cdir, false).unwrap();
+    let rootfs = store.mount_rootfs(&img.id, &cdir).unwrap();
     struct Unmount<'a>(&'a ImageStore, &'a Path);
     impl Drop for Unmount<'_> {
         fn drop(&mut self) {
@@ -362,7 +362,7 @@ fn mount_write_diff_and_commit() {
         }
     }
     let _guard = Unmount(&store, &cdir);
-    assert_eq!(store.mount_rootfs(&img.id, &cdir, false).unwrap(), rootfs, "idempotent");
+    assert_eq!(store.mount_rootfs(&img.id, &cdir).unwrap(), rootfs, "idempotent");
     assert_eq!(fs::read(rootfs.join("etc/hostname")).unwrap(), b"host\n");
     fs::write(rootfs.join("tmp/new.txt"), b"new").unwrap();
     fs::remove_file(rootfs.join("etc/hostname")).unwrap();
@@ -392,7 +392,7 @@ fn mount_write_diff_and_commit() {
         .create_image(cfg, &Default::default(), &[base_layer, layer], &[Reference::parse("committed").unwrap()])
         .unwrap();
     let c2 = dir.path().join("containers/c2");
-    let r2 = store.mount_rootfs(&committed.id, &c2, false).unwrap();
+    let r2 = store.mount_rootfs(&committed.id, &c2).unwrap();
     let _g2 = Unmount(&store, &c2);
     assert_eq!(fs::read(r2.join("tmp/new.txt")).unwrap(), b"new");
     assert!(!r2.join("etc/hostname").exists(), "whiteout hides the lower file");
@@ -404,44 +404,8 @@ fn mount_write_diff_and_commit() {
     empty_cfg.set_created(Some("2024-01-01T00:00:00Z".into()));
     let empty = store.create_image(empty_cfg, &Default::default(), &[], &[]).unwrap();
     let c3 = dir.path().join("containers/c3");
-    let r3 = store.mount_rootfs(&empty.id, &c3, false).unwrap();
+    let r3 = store.mount_rootfs(&empty.id, &c3).unwrap();
     let _g3 = Unmount(&store, &c3);
     assert!(fs::read_dir(&r3).unwrap().next().is_none());
     store.unmount_rootfs(&c3).unwrap();
-}
-
-/// The options of the mount at `p` in this process's mountinfo (mount and superblock).
-fn mount_options(p: &Path) -> Option<String> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let p = p.to_string_lossy();
-    info.lines().find(|l| l.split(' ').nth(4) == Some(&*p)).map(str::to_owned)
-}
-
-#[test]
-fn a_volatile_root_is_mounted_again_after_its_unmount() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(dir.path()).unwrap();
-    let img = store.import(&mut &rootfs_tar()[..], &opts(Some("base"))).unwrap();
-    let cdir = dir.path().join("containers/c1");
-    // `run --rm`: overlay's volatile option (the kernel here has it: 5.10 and later).
-    let rootfs = store.mount_rootfs(&img.id, &cdir, true).unwrap();
-    let line = mount_options(&rootfs).expect("mounted");
-    assert!(line.contains("volatile"), "{line}");
-    fs::write(rootfs.join("tmp/kept.txt"), b"kept").unwrap();
-    store.unmount_rootfs(&cdir).unwrap();
-    assert!(mount_options(&rootfs).is_none());
-    // The kernel leaves its marker, which would refuse this work dir from now on; a
-    // restart of the container mounts it again, volatile or not, with its files.
-    assert!(cdir.join("work/work/incompat/volatile").exists());
-    for volatile in [true, false] {
-        let again = store.mount_rootfs(&img.id, &cdir, volatile).unwrap();
-        assert_eq!(fs::read(again.join("tmp/kept.txt")).unwrap(), b"kept");
-        assert_eq!(mount_options(&again).unwrap().contains("volatile"), volatile);
-        store.unmount_rootfs(&cdir).unwrap();
-    }
-    // Any other container's root is mounted as ever.
-    let plain = dir.path().join("containers/c2");
-    let r2 = store.mount_rootfs(&img.id, &plain, false).unwrap();
-    assert!(!mount_options(&r2).unwrap().contains("volatile"));
-    store.unmount_rootfs(&plain).unwrap();
 }

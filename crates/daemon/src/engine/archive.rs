@@ -194,7 +194,7 @@ fn private_root(
                     rustix::mount::MountPropagationFlags::DOWNSTREAM | rustix::mount::MountPropagationFlags::REC,
                 )
                 .map_err(|e| Error::io("make / a slave mount", e.into()))?;
-                let rootfs = images.mount_rootfs(&image, &dir, false)?;
+                let rootfs = images.mount_rootfs(&image, &dir)?;
                 let root = fsroot::open_root(&rootfs).map_err(|e| Error::io("open the container root", e))?;
                 for b in &binds {
                     mount_bind(&root, b)?;

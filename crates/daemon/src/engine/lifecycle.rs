@@ -241,9 +241,7 @@ impl Engine {
             value: rec.image_id.clone(),
             source,
         })?;
-        // A `--rm` container's upper dir goes with it: no sync of the data root's
-        // filesystem when it is unmounted at the exit.
-        let rootfs = self.rootfs.mount_rootfs(&image_id, &dir, rec.host_config.auto_remove == Some(true))?;
+        let rootfs = self.rootfs.mount_rootfs(&image_id, &dir)?;
         let (net, setup) = match self.attach_network(rec) {
             Ok(n) => n,
             Err(e) => {

@@ -63,12 +63,7 @@ impl FakeRoots {
 }
 
 impl RootfsStore for FakeRoots {
-    fn mount_rootfs(
-        &self,
-        _image: &berth_base::Digest,
-        dir: &Path,
-        _volatile: bool,
-    ) -> Result<PathBuf, berth_image::Error> {
+    fn mount_rootfs(&self, _image: &berth_base::Digest, dir: &Path) -> Result<PathBuf, berth_image::Error> {
         let root = dir.join("rootfs");
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::fs::write(root.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();

@@ -97,23 +97,16 @@ fn reap_later(mut child: std::process::Child) {
 /// Container root filesystems, as the lifecycle uses the image store.
 pub trait RootfsStore: Send + Sync {
     /// Mounts the image's layers as `container_dir/rootfs` (writes go to
-    /// `container_dir/upper`) and returns the mount point; `volatile` for a container that
-    /// is removed when it ends (`ImageStore::mount_rootfs`). Blocking.
-    fn mount_rootfs(&self, image: &Digest, container_dir: &Path, volatile: bool)
-    -> Result<PathBuf, berth_image::Error>;
+    /// `container_dir/upper`) and returns the mount point. Blocking.
+    fn mount_rootfs(&self, image: &Digest, container_dir: &Path) -> Result<PathBuf, berth_image::Error>;
 
     /// Unmounts `container_dir/rootfs`; not mounted is success. Blocking.
     fn unmount_rootfs(&self, container_dir: &Path) -> Result<(), berth_image::Error>;
 }
 
 impl RootfsStore for ImageStore {
-    fn mount_rootfs(
-        &self,
-        image: &Digest,
-        container_dir: &Path,
-        volatile: bool,
-    ) -> Result<PathBuf, berth_image::Error> {
-        ImageStore::mount_rootfs(self, image, container_dir, volatile)
+    fn mount_rootfs(&self, image: &Digest, container_dir: &Path) -> Result<PathBuf, berth_image::Error> {
+        ImageStore::mount_rootfs(self, image, container_dir)
     }
 
     fn unmount_rootfs(&self, container_dir: &Path) -> Result<(), berth_image::Error> {

@@ -1064,7 +1064,7 @@ impl Engine {
             source,
         })?;
         blocking(move || {
-            let rootfs = engine.rootfs.mount_rootfs(&image_id, &dir, false)?;
+            let rootfs = engine.rootfs.mount_rootfs(&image_id, &dir)?;
             let mut result = Ok(());
             for v in &todo {
                 let Ok(vrec) = engine.volumes.get(&v.name) else { continue };
