@@ -23,12 +23,17 @@ const ARENA_MAX: i32 = 1;
 /// costs tens of microseconds, and a burst of work keeps its threads busy.
 pub const BLOCKING_IDLE: Duration = Duration::from_secs(2);
 
-/// How often the trimmer looks whether memory was freed since it last ran.
-const TRIM_EVERY: Duration = Duration::from_secs(5);
+/// How long the daemon must have freed nothing in bulk before the trimmer runs: a burst
+/// (1000 `rm -f` one after another) is trimmed once, a second after its end, and a lone
+/// `run --rm` a second after it.
+const QUIET: Duration = Duration::from_secs(1);
 
 /// Set when a large share of the daemon's memory may have become free (a container
 /// removed, a build finished); the trimmer clears it.
 static FREED: AtomicBool = AtomicBool::new(false);
+
+/// Wakes the trimmer from its idle wait: an idle daemon has no timer running for it.
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Caps malloc's arenas. Call before any thread is started (arenas are made per thread on
 /// first use).
@@ -43,7 +48,9 @@ pub fn limit_arenas() {
 
 /// Notes that memory was freed in bulk: the trimmer returns it to the kernel soon.
 pub fn note_freed() {
-    FREED.store(true, Ordering::Relaxed);
+    if !FREED.swap(true, Ordering::Relaxed) {
+        WAKE.notify_one();
+    }
 }
 
 /// Returns free heap memory to the kernel now.
@@ -55,24 +62,26 @@ pub fn trim() {
     }
 }
 
-/// Runs forever on the current runtime: after each period in which memory was freed in
-/// bulk, calls `release` (caches give back what they hold for things that are gone) and
-/// then trims the heap, both on the blocking pool (trimming walks every arena under its
-/// lock).
+/// Runs forever on the current runtime: once memory was freed in bulk and then nothing
+/// more for [`QUIET`], calls `release` (caches give back what they hold for things that
+/// are gone) and then trims the heap, both on the blocking pool (trimming walks every
+/// arena under its lock). Idle, it waits without a timer.
 pub async fn trimmer(release: impl Fn() + Send + Sync + 'static) {
     let release = std::sync::Arc::new(release);
-    let mut tick = tokio::time::interval(TRIM_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        if FREED.swap(false, Ordering::Relaxed) {
-            let release = release.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                release();
-                trim();
-            })
-            .await;
+        if !FREED.load(Ordering::Relaxed) {
+            WAKE.notified().await;
         }
+        // Wait out the burst: another second for as long as something was freed.
+        while FREED.swap(false, Ordering::Relaxed) {
+            tokio::time::sleep(QUIET).await;
+        }
+        let release = release.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            release();
+            trim();
+        })
+        .await;
     }
 }
 
@@ -80,13 +89,33 @@ pub async fn trimmer(release: impl Fn() + Send + Sync + 'static) {
 mod tests {
     use super::*;
 
+    /// The trimmer waits for the end of a burst, then releases and trims once. Other tests
+    /// of this binary remove containers too (and so mark memory freed): they can only
+    /// delay a trim, so the test allows for that.
     #[test]
-    fn trim_runs_and_clears_the_mark() {
+    fn the_heap_is_trimmed_a_quiet_second_after_a_burst() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
         limit_arenas();
-        note_freed();
-        assert!(FREED.swap(false, Ordering::Relaxed));
-        let v: Vec<Vec<u8>> = (0..100).map(|_| vec![1u8; 64 * 1024]).collect();
-        drop(v);
-        trim();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let released = Arc::new(AtomicUsize::new(0));
+        let r = released.clone();
+        rt.spawn(trimmer(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        }));
+        // A burst: something freed every 100 ms for 2 s.
+        for _ in 0..20 {
+            let v: Vec<Vec<u8>> = (0..100).map(|_| vec![1u8; 64 * 1024]).collect();
+            drop(v);
+            note_freed();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let during = released.load(Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while released.load(Ordering::SeqCst) == during && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(during, 0, "the trimmer ran in the middle of a burst");
+        assert!(released.load(Ordering::SeqCst) > during, "no trim after the burst ended");
     }
 }
