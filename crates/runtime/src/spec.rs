@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 
 use crate::{Error, ExecFailure};
 
+/// The cgroup every container's own is made in, unless its spec names another.
+pub const CGROUP_PARENT: &str = "/berth";
+
 /// The numeric identity the container's process runs as.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct User {
@@ -477,7 +480,7 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
     }
 
     let mut linux = json!({
-        "cgroupsPath": if o.cgroups_path.is_empty() { format!("/berth/{}", o.id) } else { o.cgroups_path.clone() },
+        "cgroupsPath": if o.cgroups_path.is_empty() { format!("{CGROUP_PARENT}/{}", o.id) } else { o.cgroups_path.clone() },
         "namespaces": namespaces,
         "resources": resources,
         "sysctl": o.sysctls,

@@ -311,6 +311,43 @@ pub fn parse_cpu_list(s: &str) -> Option<std::collections::BTreeSet<u32>> {
     Some(set)
 }
 
+/// Makes the v1 cpuset cgroup `parent` (e.g. `/berth`, relative to the hierarchy's root)
+/// hand its CPUs and memory nodes to every child the kernel creates in it
+/// (`cgroup.clone_children`). Without it a new cpuset cgroup starts empty and libcontainer
+/// writes `cpuset.cpus` and `cpuset.mems` into each container's, and the kernel checks
+/// each write against every sibling (`validate_change`) and rebuilds its scheduling
+/// accounting: with 1000 containers running, about half a millisecond of every start.
+/// With the flag, the copy is made at `mkdir` and libcontainer finds the files filled.
+/// A container's own `--cpuset-cpus` is still written as before. Returns whether the
+/// host has a v1 cpuset hierarchy mounted at its root (cgroup2-only hosts need nothing).
+pub fn prepare_cpuset_parent(parent: &str) -> io::Result<bool> {
+    let mounts = cgroup_mounts()?;
+    let Some(m) = mounts.iter().find(|m| !m.v2 && m.root == "/" && m.controllers.iter().any(|c| c == "cpuset")) else {
+        return Ok(false);
+    };
+    // Each level below the root, as libcontainer fills them: an empty one takes its
+    // parent's values.
+    let mut dir = m.point.clone();
+    for part in parent.split('/').filter(|p| !p.is_empty()) {
+        let up = dir.clone();
+        dir.push(part);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if std::fs::read_to_string(dir.join(f))?.trim().is_empty() {
+                std::fs::write(dir.join(f), std::fs::read_to_string(up.join(f))?.trim())?;
+            }
+        }
+    }
+    if std::fs::read_to_string(dir.join("cgroup.clone_children"))?.trim() != "1" {
+        std::fs::write(dir.join("cgroup.clone_children"), "1")?;
+    }
+    Ok(true)
+}
+
 /// The CPUs and memory nodes containers may use on this host (the root cpuset: moby's
 /// sysinfo), as lists.
 pub fn available_cpuset() -> (String, String) {
@@ -456,5 +493,31 @@ mod tests {
         assert_eq!((kv["cache"], kv["rss"], kv.len()), (10, 20, 2));
         std::fs::write(&p, "max\n").unwrap();
         assert_eq!(read_u64(&p), None);
+    }
+
+    /// As root on a host with a v1 cpuset hierarchy: a child made under the prepared
+    /// parent has its CPUs and memory nodes without anyone writing them.
+    #[test]
+    fn children_of_the_cpuset_parent_start_with_its_cpus() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let parent = format!("/berth-unit-{}", std::process::id());
+        if !prepare_cpuset_parent(&parent).unwrap() {
+            return;
+        }
+        let m = cgroup_mounts().unwrap().into_iter().find(|m| !m.v2 && m.controllers.iter().any(|c| c == "cpuset"));
+        let dir = m.unwrap().point.join(parent.trim_start_matches('/'));
+        let child = dir.join("c");
+        std::fs::create_dir(&child).unwrap();
+        let cpus = std::fs::read_to_string(child.join("cpuset.cpus")).unwrap();
+        let mems = std::fs::read_to_string(child.join("cpuset.mems")).unwrap();
+        let want = std::fs::read_to_string(dir.join("cpuset.cpus")).unwrap();
+        std::fs::remove_dir(&child).unwrap();
+        // Preparing again changes nothing.
+        assert!(prepare_cpuset_parent(&parent).unwrap());
+        std::fs::remove_dir(&dir).unwrap();
+        assert!(!cpus.trim().is_empty() && !mems.trim().is_empty());
+        assert_eq!(cpus, want);
     }
 }

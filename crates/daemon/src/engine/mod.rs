@@ -234,6 +234,9 @@ impl Engine {
         let nets = Arc::new(networks::Networks::open(&cfg.data_root, &cfg.exec_root, &cfg.network)?);
         if fakes.is_none() {
             lifecycle::make_parent_mounts(&cfg);
+            if let Err(e) = cgroups::prepare_cpuset_parent(berth_runtime::spec::CGROUP_PARENT) {
+                tracing::warn!(error = %e, "containers' cpuset cgroups are filled one by one");
+            }
         }
         let (images, store, volumes) = tokio::task::spawn_blocking(move || -> Result<_> {
             let images = ImageStore::open(&root)?.with_max_layer_size(max_layer_size);
