@@ -257,8 +257,9 @@ fn v1_hierarchies(mountinfo: &str) -> Vec<(String, String)> {
 
 /// On a v1 or hybrid host the shim mounts the container's cgroup hierarchies itself (not
 /// libcontainer): the container must see what Docker's containers see, every hierarchy of
-/// the host under a tmpfs, namespaced (its own cgroup as the root), read-only unless
-/// privileged.
+/// the host in a read-only directory, namespaced (its own cgroup as the root), read-only
+/// unless privileged. The directory is the shim's shared skeleton, not a filesystem of the
+/// container's own; a privileged container, whose tree is writable, gets its own tmpfs.
 #[test]
 fn the_cgroup_tree_mirrors_the_hosts_hierarchies() {
     let host = v1_hierarchies(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
@@ -272,7 +273,9 @@ fn the_cgroup_tree_mirrors_the_hosts_hierarchies() {
         return;
     }
     let lines: Vec<&str> = mounts.lines().collect();
-    assert!(lines[0].contains(" /sys/fs/cgroup ro,nosuid,nodev,noexec") && lines[0].contains(" - tmpfs "), "{mounts}");
+    assert!(lines[0].contains(" /sys/fs/cgroup ro,nosuid,nodev,noexec"), "{mounts}");
+    let root = lines[0].split(' ').nth(3).unwrap();
+    assert!(root.starts_with("/shared/cgroup-"), "the shared skeleton is bound there: {mounts}");
     assert_eq!(v1_hierarchies(mounts), host, "the container's hierarchies: {mounts}");
     for l in &lines[1..] {
         if l.contains(" - cgroup ") {
@@ -294,6 +297,56 @@ fn the_cgroup_tree_mirrors_the_hosts_hierarchies() {
         ok(&d.berth(&["run", "--rm", "--privileged", "busybox", "grep", " /sys/fs/cgroup", "/proc/self/mountinfo"]));
     assert_eq!(v1_hierarchies(&out), host);
     assert!(out.lines().all(|l| l.split(' ').nth(5).unwrap().starts_with("rw,")), "{out}");
+    let first: Vec<&str> = out.lines().next().unwrap().split(' ').collect();
+    assert!(first[3] == "/" && out.lines().next().unwrap().contains(" - tmpfs "), "a tmpfs of its own: {out}");
+}
+
+/// Docker's masked kernel directories (`/proc/acpi`, `/sys/firmware`, …) are empty and
+/// read-only in the container, and cost it no filesystem of its own: each is a bind of the
+/// shim's one shared empty directory. A container on `--network none` brings exactly seven
+/// filesystems (superblocks) of its own: its root, proc, sysfs, /dev, devpts, mqueue and
+/// /dev/shm. Every superblock on the host makes every container start and removal slower.
+#[test]
+fn masked_directories_are_empty_read_only_binds_of_one_source() {
+    let d = setup();
+    let dirs: Vec<&str> =
+        ["/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"]
+            .into_iter()
+            .filter(|p| std::path::Path::new(p).is_dir())
+            .collect();
+    let script = format!(
+        "cat /proc/self/mountinfo; echo ==; for m in {0}; do ls -A $m; done; echo ==; \
+         for m in {0}; do mkdir $m/x 2>&1; done; true",
+        dirs.join(" ")
+    );
+    let out = ok(&d.berth(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", &script]));
+    let parts: Vec<&str> = out.split("==\n").collect();
+    let (mounts, listed, written) = (parts[0], parts[1], parts[2]);
+    assert_eq!(listed.trim(), "", "a masked directory shows something: {listed}");
+    assert_eq!(written.lines().filter(|l| l.contains("Read-only file system")).count(), dirs.len(), "{written}");
+    for dir in &dirs {
+        let line =
+            mounts.lines().find(|l| l.split(' ').nth(4) == Some(dir)).unwrap_or_else(|| panic!("{dir}: {mounts}"));
+        let f: Vec<&str> = line.split(' ').collect();
+        assert!(f[5].starts_with("ro,"), "{line}");
+        assert_eq!(f[3], "/shared/empty", "{line}");
+    }
+    // Superblocks the container has that the host does not.
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let host_devs: std::collections::HashSet<&str> = host.lines().filter_map(|l| l.split(' ').nth(2)).collect();
+    let mut own: Vec<(&str, &str)> = mounts
+        .lines()
+        .filter_map(|l| {
+            let dev = l.split(' ').nth(2)?;
+            let fstype = l.split_once(" - ")?.1.split(' ').next()?;
+            (!host_devs.contains(dev)).then_some((dev, fstype))
+        })
+        .collect();
+    own.sort();
+    own.dedup();
+    let mut types: Vec<&str> = own.iter().map(|(_, t)| *t).collect();
+    types.sort();
+    assert_eq!(types, ["devpts", "mqueue", "overlay", "proc", "sysfs", "tmpfs", "tmpfs"], "{mounts}");
 }
 
 /// The shim holds descriptors of its own while it creates a container (its cached handle

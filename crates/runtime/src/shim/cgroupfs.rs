@@ -9,11 +9,14 @@
 //! been planted.
 //!
 //! So when the host is not cgroup2-only and the container has a cgroup namespace of its
-//! own, libcontainer is given the tmpfs alone ([`runtime_spec`]), and after the create the
-//! shim's helper, inside the init's mount and cgroup namespaces, makes one directory and
-//! one namespaced `cgroup` mount per hierarchy (`nosuid,nodev,noexec`, as libcontainer
-//! does), with a symlink per controller of a co-mounted hierarchy (`cpu` →
-//! `cpu,cpuacct`); the read-only pass that follows covers them (`readonly_cgroup_mounts`).
+//! own, libcontainer is not given the mount ([`runtime_spec`]), and after the create the
+//! shim's helper, inside the init's mount and cgroup namespaces, binds the shared skeleton
+//! there (a directory per hierarchy and a symlink per controller of a co-mounted one,
+//! `cpu` → `cpu,cpuacct`: [`super::shared`]) and makes one namespaced `cgroup` mount per
+//! hierarchy (`nosuid,nodev,noexec`, as libcontainer does); the read-only pass that follows
+//! covers them (`readonly_cgroup_mounts`). A writable (`--privileged`) mount gets a tmpfs
+//! of its own from libcontainer instead, and the helper makes the directories and links
+//! in it.
 //! The container sees the same mounts, in the host's order, as libcontainer would make.
 //! A cgroup2-only host keeps libcontainer's single `cgroup2` mount.
 
@@ -31,6 +34,9 @@ pub(super) struct V1Tree {
     pub(super) dest: PathBuf,
     /// In the host's mount order.
     pub(super) hierarchies: Vec<Hierarchy>,
+    /// The mount is read-only (not `--privileged`): the hierarchies go into the shared
+    /// skeleton ([`super::shared`]) rather than into a tmpfs of the container's own.
+    pub(super) skeleton: bool,
 }
 
 /// One v1 hierarchy as the host mounts it under `/sys/fs/cgroup`.
@@ -49,7 +55,9 @@ const FLAGS: MountFlags = MountFlags::NOSUID.union(MountFlags::NODEV).union(Moun
 /// cgroup2-only, the spec has no `cgroup` mount, or the container shares a cgroup namespace
 /// (libcontainer then binds the host's cgroup directories instead).
 pub(super) fn plan(spec: &Spec) -> Option<V1Tree> {
-    let dest = spec.mounts().as_ref()?.iter().find(|m| m.typ().as_deref() == Some("cgroup"))?.destination().clone();
+    let mount = spec.mounts().as_ref()?.iter().find(|m| m.typ().as_deref() == Some("cgroup"))?;
+    let dest = mount.destination().clone();
+    let skeleton = mount.options().iter().flatten().any(|o| o == "ro");
     let own_ns = spec
         .linux()
         .as_ref()
@@ -60,7 +68,7 @@ pub(super) fn plan(spec: &Spec) -> Option<V1Tree> {
     }
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let hierarchies = hierarchies(&info, Path::new("/sys/fs/cgroup"));
-    (!hierarchies.is_empty()).then_some(V1Tree { dest, hierarchies })
+    (!hierarchies.is_empty()).then_some(V1Tree { dest, hierarchies, skeleton })
 }
 
 /// Whether `/sys/fs/cgroup` is itself the cgroup2 filesystem (libcontainer's test).
@@ -101,10 +109,17 @@ fn hierarchies(mountinfo: &str, root: &Path) -> Vec<Hierarchy> {
     out
 }
 
-/// The spec libcontainer is given: `spec` with its cgroup mount replaced by the tmpfs
-/// libcontainer would mount there first.
+/// The spec libcontainer is given: `spec` without its cgroup mount (the shim binds the
+/// skeleton there), or for a writable one with the tmpfs libcontainer would mount there
+/// first.
 pub(super) fn runtime_spec(spec: &Spec, tree: &V1Tree) -> Spec {
     let mut seen = spec.clone();
+    if tree.skeleton {
+        if let Some(mounts) = seen.mounts_mut().as_mut() {
+            mounts.retain(|m| m.typ().as_deref() != Some("cgroup"));
+        }
+        return seen;
+    }
     if let Some(mounts) = seen.mounts_mut().as_mut()
         && let Some(m) = mounts.iter_mut().find(|m| m.typ().as_deref() == Some("cgroup"))
         && let Ok(tmpfs) = MountBuilder::default()
@@ -119,15 +134,35 @@ pub(super) fn runtime_spec(spec: &Spec, tree: &V1Tree) -> Spec {
     seen
 }
 
+/// One hierarchy as the helper mounts it: its mount point, its mount data, the symlinks
+/// (link path) that point at its directory name, and that name.
+type HierarchyMount = (CString, CString, Vec<CString>, CString);
+
 /// [`V1Tree`] as the forked helper uses it: every path and string made before the fork.
 pub(super) struct Prepared {
-    /// Per hierarchy: its mount point, its mount data, and the symlinks (link path) that
-    /// point at its directory name.
-    mounts: Vec<(CString, CString, Vec<CString>, CString)>,
+    /// Per hierarchy, in the host's order.
+    mounts: Vec<HierarchyMount>,
+    /// The bind of the shared skeleton, which holds the directories and links already.
+    skeleton: Option<super::shared::Bind>,
 }
 
 impl Prepared {
-    pub(super) fn new(tree: &V1Tree) -> Option<Prepared> {
+    /// The mounts of `tree`, the skeleton taken from (or made on) `state_root`.
+    pub(super) fn new(tree: &V1Tree, state_root: &Path) -> Result<Prepared, crate::Error> {
+        let skeleton = match tree.skeleton {
+            true => {
+                let names: Vec<&str> = tree.hierarchies.iter().map(|h| h.name.as_str()).collect();
+                let dir = super::shared::cgroup_skeleton(state_root, &names)?;
+                Some(super::shared::Bind::new(&dir, &tree.dest)?)
+            }
+            false => None,
+        };
+        let mounts = Self::mounts(tree)
+            .ok_or_else(|| crate::Error::Shim("a cgroup hierarchy's name holds a NUL byte".into()))?;
+        Ok(Prepared { mounts, skeleton })
+    }
+
+    fn mounts(tree: &V1Tree) -> Option<Vec<HierarchyMount>> {
         let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).ok();
         let mut mounts = Vec::new();
         for h in &tree.hierarchies {
@@ -139,17 +174,25 @@ impl Prepared {
             };
             mounts.push((point, data, links, CString::new(h.name.as_str()).ok()?));
         }
-        Some(Prepared { mounts })
+        Some(mounts)
     }
 
-    /// The mount points, for the read-only pass.
+    /// The mount points, for the read-only pass: the skeleton's first.
     pub(super) fn points(&self) -> impl Iterator<Item = &CString> {
-        self.mounts.iter().map(|m| &m.0)
+        self.skeleton.iter().map(|s| &s.target).chain(self.mounts.iter().map(|m| &m.0))
     }
 
     /// In the helper, already in the container's mount and cgroup namespaces: the
-    /// directories, the mounts and the co-mount symlinks.
+    /// skeleton's bind and the mounts, or in a tmpfs the directories, the mounts and the
+    /// co-mount symlinks.
     pub(super) fn mount(&self) -> Result<(), Errno> {
+        if let Some(s) = &self.skeleton {
+            s.attach()?;
+            for (point, data, _, _) in &self.mounts {
+                rustix::mount::mount(c"cgroup", point.as_c_str(), c"cgroup", FLAGS, data.as_c_str())?;
+            }
+            return Ok(());
+        }
         for (point, data, links, name) in &self.mounts {
             match rustix::fs::mkdir(point.as_c_str(), rustix::fs::Mode::from_raw_mode(0o755)) {
                 Ok(()) | Err(Errno::EXIST) => {}
@@ -215,16 +258,23 @@ mod tests {
             "linux": {"namespaces": [{"type": "mount"}, {"type": "cgroup"}]}
         }))
         .unwrap();
-        let tree =
-            V1Tree { dest: "/sys/fs/cgroup".into(), hierarchies: hierarchies(HYBRID, Path::new("/sys/fs/cgroup")) };
+        let tree = V1Tree {
+            dest: "/sys/fs/cgroup".into(),
+            hierarchies: hierarchies(HYBRID, Path::new("/sys/fs/cgroup")),
+            skeleton: false,
+        };
         let seen = runtime_spec(&spec, &tree);
         let m = seen.mounts().as_ref().unwrap();
         assert_eq!(m.len(), 3);
         assert_eq!(m[1].typ().as_deref(), Some("tmpfs"));
         assert_eq!(m[1].destination(), Path::new("/sys/fs/cgroup"));
         assert_eq!(m[2].typ().as_deref(), Some("mqueue"));
+        // Read-only, the shim binds the shared skeleton there: libcontainer mounts nothing.
+        let seen = runtime_spec(&spec, &V1Tree { skeleton: true, ..tree.clone() });
+        let m = seen.mounts().as_ref().unwrap();
+        assert_eq!(m.iter().map(|m| m.destination().to_str().unwrap()).collect::<Vec<_>>(), ["/proc", "/dev/mqueue"]);
         // The co-mounted hierarchies get a link per controller.
-        let p = Prepared::new(&tree).unwrap();
+        let p = Prepared::new(&tree, Path::new("/nonexistent")).unwrap();
         let links: Vec<String> =
             p.mounts.iter().flat_map(|m| m.2.iter().map(|l| l.to_string_lossy().into_owned())).collect();
         assert_eq!(

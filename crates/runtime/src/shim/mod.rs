@@ -30,6 +30,7 @@ mod devices_v2;
 mod exec;
 pub mod monitor;
 mod mountns;
+mod shared;
 pub mod standby;
 mod vfork;
 pub use exec::{ExecFailed, ExecSpec};
@@ -428,9 +429,17 @@ impl Shim {
             false => Some(LogWriter::open(&o.log_path, o.log_max_size, o.log_max_files)?),
         };
         std::fs::create_dir_all(&o.state_root).map_err(|e| Error::io("failed to create", &o.state_root, e))?;
-        // The v1 cgroup hierarchies the shim mounts itself: libcontainer sees a tmpfs there.
+        // The v1 cgroup hierarchies and the masked kernel directories the shim mounts itself:
+        // libcontainer sees a spec without them.
         let cgroup_tree = cgroupfs::plan(&spec);
-        let changed = cgroup_tree.as_ref().map(|t| cgroupfs::runtime_spec(&spec, t));
+        let masked_dirs = shared::masked_dirs(&spec);
+        let changed = match (&cgroup_tree, masked_dirs.is_empty()) {
+            (None, true) => None,
+            (tree, _) => {
+                let seen = tree.as_ref().map_or_else(|| spec.clone(), |t| cgroupfs::runtime_spec(&spec, t));
+                Some(shared::without_masks(seen, &masked_dirs))
+            }
+        };
         // A precompiled filter, loaded by our executor: libcontainer sees a spec without it.
         // The previous run of this container may still be deleting its state, and the
         // runtime's bundle with it, which is written again below.
@@ -526,7 +535,7 @@ impl Shim {
         let Some(init_pid) = container.pid().and_then(|p| Pid::from_raw(p.as_raw())) else {
             return Err(fail(container, Error::Shim("the runtime reported no init pid".into())));
         };
-        if let Err(e) = readonly_cgroup_mounts(&spec, init_pid, cgroup_tree.as_ref()) {
+        if let Err(e) = readonly_cgroup_mounts(&spec, init_pid, cgroup_tree.as_ref(), &o.state_root, &masked_dirs) {
             return Err(fail(container, e));
         }
         crate::trace::mark(&o.id, "shim.cgroups_ro");
@@ -1339,11 +1348,16 @@ fn flush_client(c: &mut Client) -> bool {
 /// `rw` and gets Docker's writable cgroups.
 ///
 /// With `tree` (see [`cgroupfs`]), the same child first enters the init's cgroup namespace
-/// too and mounts the v1 hierarchies that libcontainer was not asked to.
+/// too and mounts the v1 hierarchies that libcontainer was not asked to. It also covers
+/// `masked` (directories libcontainer was not asked to mask) with binds of the shared
+/// empty directory ([`shared`]), read-only; a masked directory the container does not
+/// have is skipped, as libcontainer skips it.
 fn readonly_cgroup_mounts(
     spec: &oci_spec::runtime::Spec,
     init: Pid,
     tree: Option<&cgroupfs::V1Tree>,
+    state_root: &Path,
+    masked: &[PathBuf],
 ) -> Result<(), Error> {
     use rustix::mount::MountFlags;
     let dests: Vec<PathBuf> = spec
@@ -1354,16 +1368,17 @@ fn readonly_cgroup_mounts(
         .filter(|m| m.options().iter().flatten().any(|o| o == "ro"))
         .map(|m| m.destination().clone())
         .collect();
-    if dests.is_empty() && tree.is_none() {
+    if dests.is_empty() && tree.is_none() && masked.is_empty() {
         return Ok(());
     }
+    // With the skeleton, everything at the destination is the helper's own (its points);
+    // what mountinfo shows there now came with a `/sys` bound from the host and is hidden.
+    let skeleton = tree.is_some_and(|t| t.skeleton);
     let tree = match tree {
-        Some(t) => Some(
-            cgroupfs::Prepared::new(t)
-                .ok_or_else(|| Error::Shim("a cgroup hierarchy's name holds a NUL byte".into()))?,
-        ),
+        Some(t) => Some(cgroupfs::Prepared::new(t, state_root)?),
         None => None,
     };
+    let masks = shared::mask_binds(state_root, masked)?;
     let proc_dir = PathBuf::from(format!("/proc/{}", init.as_raw_nonzero()));
     let info_path = proc_dir.join("mountinfo");
     let info = std::fs::read_to_string(&info_path).map_err(|e| Error::io("failed to read", &info_path, e))?;
@@ -1380,7 +1395,7 @@ fn readonly_cgroup_mounts(
         })
         .collect();
     let mut targets: Vec<(std::ffi::CString, MountFlags)> = Vec::new();
-    for d in &dests {
+    for d in dests.iter().filter(|_| !skeleton) {
         let top = lines.iter().rposition(|(p, _)| Path::new(p) == d.as_path()).unwrap_or(0);
         for (point, opts) in &lines[top..] {
             if !Path::new(point).starts_with(d) {
@@ -1437,6 +1452,13 @@ fn readonly_cgroup_mounts(
                 .and_then(|()| {
                     targets.iter().try_for_each(|(t, flags)| rustix::mount::mount_remount(t.as_c_str(), *flags, c""))
                 })
+                .and_then(|()| {
+                    masks.iter().try_for_each(|m| match m.attach() {
+                        Err(Errno::NOENT) => Ok(()),
+                        Err(e) => Err(e),
+                        Ok(()) => rustix::mount::mount_remount(m.target.as_c_str(), MASK_FLAGS, c""),
+                    })
+                })
                 .err()
                 .map_or(0, |e| e.raw_os_error().min(99)),
         }
@@ -1454,6 +1476,13 @@ fn readonly_cgroup_mounts(
         None => Err(Error::Shim("the cgroup remount helper died".into())),
     }
 }
+
+/// A mask's bind: read-only, and nothing on it could run or be a device anyway.
+const MASK_FLAGS: rustix::mount::MountFlags = rustix::mount::MountFlags::BIND
+    .union(rustix::mount::MountFlags::RDONLY)
+    .union(rustix::mount::MountFlags::NOSUID)
+    .union(rustix::mount::MountFlags::NODEV)
+    .union(rustix::mount::MountFlags::NOEXEC);
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
 fn unescape_mountinfo(s: &str) -> String {
