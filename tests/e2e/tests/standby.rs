@@ -97,6 +97,11 @@ fn a_start_takes_the_standby_and_a_dead_daemon_leaves_none() {
     assert_eq!(ok(&d.berth(&["exec", "first", "echo", "in"])).trim(), "in");
     let first = inspect(&d, "{{.Id}}", "first");
     assert!(traced(&trace, "shim.mountns_prepared").contains(&first), "the prepared namespace was used");
+    // Once the container runs, its shim keeps no copy of the container's root or network
+    // namespace file in its own namespace (mountns::release), so the daemon's unlink and
+    // rmdir of their paths at removal walk no mount table; exec above went on working.
+    let held = std::fs::read_to_string(format!("/proc/{holder}/mountinfo")).unwrap();
+    assert!(!held.contains(&first), "the shim still holds the container's mounts:\n{held}");
 
     // A bind source mounted after the standby made its namespace: the snapshot is stale
     // for this container, so the shim makes it again and the container sees the mount.

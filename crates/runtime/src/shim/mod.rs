@@ -368,6 +368,9 @@ struct Shim {
     log: Option<LogWriter>,
     /// Processes exec'd into the running container.
     execs: Vec<exec::Exec>,
+    /// The daemon's mounts copied into this process's private namespace for the create,
+    /// detached once the container runs ([`mountns::release`]).
+    attached: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy)]
@@ -394,13 +397,14 @@ impl Shim {
         crate::trace::mark(&o.id, "shim.spec_loaded");
         let rootfs = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
         let rootfs = if rootfs.is_absolute() { rootfs } else { o.bundle.join(rootfs) };
-        match prepared {
+        let attached = match prepared {
             Some(p) => {
-                let used = mountns::isolate_prepared(p, &spec, &rootfs, &o.private_parents)?;
+                let (used, attached) = mountns::isolate_prepared(p, &spec, &rootfs, &o.private_parents)?;
                 crate::trace::mark(&o.id, if used { "shim.mountns_prepared" } else { "shim.mountns_redone" });
+                attached
             }
             None => mountns::isolate(&spec, &rootfs, &o.private_parents)?,
-        }
+        };
         crate::trace::mark(&o.id, "shim.mountns");
         // A first look in the image's root: a command found there but not executable fails
         // now (126). One not found there may still come from a bind mount or volume, which
@@ -576,6 +580,7 @@ impl Shim {
             started_at: None,
             log,
             execs: Vec::new(),
+            attached,
         })
     }
 
@@ -892,6 +897,7 @@ impl Shim {
                 }
                 let pid = self.init_pid.as_raw_nonzero().get() as u32;
                 self.reply(i, ShimFrame::Started { pid });
+                mountns::release(&std::mem::take(&mut self.attached));
             }
             ClientFrame::Exec(json) => self.start_exec(i, &json),
             ClientFrame::Stdin(data) if self.exec_of(i).is_some() => {

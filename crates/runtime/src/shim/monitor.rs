@@ -274,6 +274,7 @@ pub(super) fn resume(state_fd: RawFd) -> Result<Shim, Error> {
         started_at: None,
         log,
         execs: Vec::new(),
+        attached: Vec::new(),
         exe,
     })
 }
