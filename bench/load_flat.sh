@@ -5,6 +5,13 @@
 #   bench/load_flat.sh [N]          (default 200; run as root)
 #   BERTH=<path> bench/load_flat.sh (measure a binary already built; skips the release build)
 #   R=<rounds>                      (default 20)
+#   TMPDIR=<dir>                    (where its data and exec roots go; default /tmp)
+#
+# Runs compared with each other want the same state of the host: on a journal-less ext4, the
+# files an earlier run deleted slow the next one's file creation for minutes (inodes deleted
+# within 60 s, or 360 s while their table block is dirty, are skipped), and memory cgroups
+# of removed containers linger while page cache is charged to them. A fresh tmpfs as TMPDIR
+# and `echo 1 > /proc/sys/vm/drop_caches` before each run give every run the same start.
 #
 # Prints, with 1 and with N+1 containers running: the median of R runs of
 # `run --rm busybox true`, `exec true`, `ps`, `inspect`, and the ratio N/1; the daemon's RSS
@@ -20,7 +27,7 @@ if [ -z "${BERTH:-}" ]; then
   BERTH=$TARGET/release/berth
 fi
 
-work=$(mktemp -d /tmp/bflat.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/bflat.XXXXXX")
 daemon_pid=
 cleanup() {
   set +e
