@@ -88,6 +88,9 @@ pub async fn run(cfg: config::Config) -> Result<()> {
     memory::trim();
     let e = engine.clone();
     let trimmer = tokio::spawn(memory::trimmer(move || e.release_memory()));
+    // Once the first requests (a client waiting for the socket) have come and gone, what
+    // start-up ran is given back again.
+    memory::note_freed();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for s in sockets {

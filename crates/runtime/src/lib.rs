@@ -14,6 +14,7 @@ pub mod fake;
 pub mod init;
 pub mod logs;
 mod proto;
+pub mod residency;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;

@@ -1514,46 +1514,5 @@ fn release_setup_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-    drop_setup_text();
-}
-
-fn drop_setup_text() {
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
-    let mut current: Option<(usize, usize, bool)> = None;
-    let mut dirty = false;
-    let release = |m: Option<(usize, usize, bool)>, dirty: bool| {
-        if let Some((start, end, eligible)) = m
-            && eligible
-            && !dirty
-        {
-            // SAFETY: the range is a whole non-writable, file-backed private mapping of this
-            // process with no dirty private pages (from /proc/self/smaps). MADV_DONTNEED only
-            // drops its page-table entries; the unchanged file contents are read back on the
-            // next access, so no data is lost.
-            unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-            }
-        }
-    };
-    for line in smaps.lines() {
-        let mut f = line.split_whitespace();
-        let first = f.next().unwrap_or("");
-        if let Some((a, b)) = first.split_once('-')
-            && let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        {
-            release(current.take(), dirty);
-            let perms = f.next().unwrap_or("");
-            let inode = f.nth(2).unwrap_or("0");
-            let path = f.next().unwrap_or("");
-            let eligible =
-                end > start && perms.starts_with('r') && !perms.contains('w') && inode != "0" && path.starts_with('/');
-            current = Some((start, end, eligible));
-            dirty = false;
-        } else if (first == "Private_Dirty:" || first == "Anonymous:")
-            && f.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(1) > 0
-        {
-            dirty = true;
-        }
-    }
-    release(current.take(), dirty);
+    crate::residency::drop_clean_file_pages();
 }
