@@ -892,12 +892,15 @@ impl Shim {
                     self.started = true;
                     self.started_at = Some(Instant::now());
                     crate::trace::mark(&self.opts.id, "shim.started");
+                    // While the command execs, which the settle below waits for anyway: each
+                    // unmount waits for an RCU grace period, which after the reply would delay
+                    // the report of a short command's exit.
+                    mountns::release(&std::mem::take(&mut self.attached));
                     self.settle_after_start();
                     crate::trace::mark(&self.opts.id, "shim.settled");
                 }
                 let pid = self.init_pid.as_raw_nonzero().get() as u32;
                 self.reply(i, ShimFrame::Started { pid });
-                mountns::release(&std::mem::take(&mut self.attached));
             }
             ClientFrame::Exec(json) => self.start_exec(i, &json),
             ClientFrame::Stdin(data) if self.exec_of(i).is_some() => {
