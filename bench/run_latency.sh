@@ -11,6 +11,10 @@
 #   DOCKER=0 / PODMAN=0                  (leave an installed peer out)
 #   LOAD=N                               (N `run -d --network none busybox sleep` containers
 #                                          running in berth's daemon through the rounds)
+#   TMPDIR=<dir>                         (where every engine's data goes; default /tmp. A fresh
+#                                          tmpfs keeps an earlier run's mass removals on a
+#                                          journal-less ext4 from slowing this one: see
+#                                          load_flat.sh)
 #
 # Engines, each `run --rm busybox true` (or its bare equivalent), median wall time:
 #   berth          against a daemon of its own, --network none
@@ -38,7 +42,7 @@ if [ -z "${BERTH_BIN:-}" ]; then
 fi
 BERTH=$BERTH_BIN
 
-work=$(mktemp -d /tmp/bbench.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/bbench.XXXXXX")
 tag=$(basename "$work" | tr -dc 'a-zA-Z0-9' | tail -c 6)
 daemon_pid=; dockerd_pid=; containerd_pid=
 cleanup() {
