@@ -391,7 +391,7 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
                            "options": ["nosuid", "noexec", "nodev", sys_mode]}));
     }
     // On v1 and hybrid hosts libcontainer 0.7 drops these options; the shim re-applies `ro`
-    // (see shim::readonly_cgroup_mounts).
+    // (see shim::finish_container_mounts).
     mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                        "options": [cgroup_mode, "nosuid", "noexec", "nodev"]}));
     mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",

@@ -14,7 +14,7 @@
 //! there (a directory per hierarchy and a symlink per controller of a co-mounted one,
 //! `cpu` → `cpu,cpuacct`: [`super::shared`]) and makes one namespaced `cgroup` mount per
 //! hierarchy (`nosuid,nodev,noexec`, as libcontainer does); the read-only pass that follows
-//! covers them (`readonly_cgroup_mounts`). A writable (`--privileged`) mount gets a tmpfs
+//! covers them (`finish_container_mounts`). A writable (`--privileged`) mount gets a tmpfs
 //! of its own from libcontainer instead, and the helper makes the directories and links
 //! in it.
 //! The container sees the same mounts, in the host's order, as libcontainer would make.

@@ -539,7 +539,7 @@ impl Shim {
         let Some(init_pid) = container.pid().and_then(|p| Pid::from_raw(p.as_raw())) else {
             return Err(fail(container, Error::Shim("the runtime reported no init pid".into())));
         };
-        if let Err(e) = readonly_cgroup_mounts(&spec, init_pid, cgroup_tree.as_ref(), &o.state_root, &masked_dirs) {
+        if let Err(e) = finish_container_mounts(&spec, init_pid, cgroup_tree.as_ref(), &o.state_root, &masked_dirs) {
             return Err(fail(container, e));
         }
         crate::trace::mark(&o.id, "shim.cgroups_ro");
@@ -1335,14 +1335,9 @@ fn flush_client(c: &mut Client) -> bool {
     monitor::handover::flush(&c.sock, &mut c.out)
 }
 
-/// Drops the file pages that setup touched (argument parsing, libcontainer, serde) from
-/// this process's resident set. The berth binary holds the CLI and the daemon too, and a
-/// shim lives as long as its container, so without this each idle shim keeps megabytes
-/// of code and constant data resident that it will never use again. Only non-writable
-/// file mappings without dirty private pages are released: their contents equal the file,
-/// stay in the page cache, and fault back in on demand. Mappings the dynamic linker
-/// relocated (dirty copies) are left alone, since dropping them would lose the relocation.
-/// Makes the container's cgroup filesystem read-only as its spec asks.
+/// Finishes the container's mounts after create, from inside its namespaces: makes its
+/// cgroup filesystem read-only as its spec asks, and makes the mounts libcontainer was not
+/// given (the v1 hierarchies, the masks).
 ///
 /// libcontainer 0.7 honours `ro` on a `cgroup` mount only on pure cgroup2 hosts: on v1 and
 /// hybrid hosts its `mount_cgroup_v1` builds its own mounts (a tmpfs at the destination,
@@ -1361,7 +1356,7 @@ fn flush_client(c: &mut Client) -> bool {
 /// `masked` (directories libcontainer was not asked to mask) with binds of the shared
 /// empty directory ([`shared`]), read-only; a masked directory the container does not
 /// have is skipped, as libcontainer skips it.
-fn readonly_cgroup_mounts(
+fn finish_container_mounts(
     spec: &oci_spec::runtime::Spec,
     init: Pid,
     tree: Option<&cgroupfs::V1Tree>,
@@ -1511,7 +1506,9 @@ fn unescape_mountinfo(s: &str) -> String {
 }
 
 /// Gives back what the create left behind, for a shim that stays with its container: the
-/// heap libcontainer freed, and the set-up code's pages.
+/// heap libcontainer freed, and the pages of set-up code (argument parsing, libcontainer,
+/// serde) it will never run again, which an idle shim would otherwise keep resident
+/// ([`crate::residency`]; relocated, dirty mappings are left alone).
 fn release_setup_memory() {
     // SAFETY: malloc_trim only releases free memory of glibc's allocator; no preconditions.
     unsafe {
