@@ -82,3 +82,47 @@ TOML
   tail -5 "$d/dockerd.log" >&2
   return 1
 }
+
+# runtime_floors TAR: the bare OCI runtimes as floors. For crun and runc where installed
+# and able to run here, an OCI bundle of TAR's rootfs under $work and a script
+# $work/<rt>-run that runs `true` in it (`<rt> run`, a fresh container id each time, the
+# cgroup /berth-bench/<rt>); sets floors=(those runtimes). crun 1.8 refuses a hybrid cgroup
+# host while cgroup2 holds a controller; on this kind of machine that is hugetlb, so hugetlb
+# gets a v1 hierarchy of its own at /sys/fs/cgroup/hugetlb when it has none (left mounted:
+# harmless for other engines).
+runtime_floors() {
+  local tar=$1 rt
+  floors=()
+  if command -v crun >/dev/null && ! grep -q ' /sys/fs/cgroup/hugetlb ' /proc/self/mountinfo \
+    && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null \
+    && ! grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.subtree_control 2>/dev/null; then
+    mkdir -p /sys/fs/cgroup/hugetlb 2>/dev/null && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null \
+      && echo "note: bound hugetlb to a v1 hierarchy at /sys/fs/cgroup/hugetlb (crun needs it on hybrid hosts)" >&2
+  fi
+  for rt in crun runc; do
+    command -v "$rt" >/dev/null || continue
+    mkdir -p "$work/$rt-bundle/rootfs"
+    tar -C "$work/$rt-bundle/rootfs" -xf "$tar"
+    (cd "$work/$rt-bundle" && rm -f config.json && "$rt" spec)
+    python3 - "$work/$rt-bundle/config.json" "$rt" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["true"]
+c["linux"]["cgroupsPath"] = "/berth-bench/" + sys.argv[2]
+json.dump(c, open(p, "w"))
+PY
+    cat > "$work/$rt-run" <<SH
+#!/bin/sh
+exec $rt run -b "$work/$rt-bundle" "bench-$rt-$$-\$\$"
+SH
+    chmod +x "$work/$rt-run"
+    if "$work/$rt-run" >/dev/null 2>&1; then floors+=("$rt")
+    else echo "note: $rt run fails here; left out" >&2; fi
+  done
+}
+
+# runtime_floors_cleanup: removes the floors' parent cgroups (each run removed its own).
+runtime_floors_cleanup() {
+  rmdir /sys/fs/cgroup/*/berth-bench /sys/fs/cgroup/unified/berth-bench 2>/dev/null || true
+}

@@ -16,8 +16,18 @@
 # Prints, with 1 and with N+1 containers running: the median of R runs of
 # `run --rm busybox true`, `exec true`, `ps`, `inspect`, and the ratio N/1; the daemon's RSS
 # idle after start, with N running, and after all were removed (and again after 5 s).
+#
+# `run --rm` is timed two ways. Back to back, each run starts while the kernel still tears
+# down the previous one's cgroups: taking a memory cgroup offline walks the LRU lists of
+# every superblock on the host (two per superblock; a container has seven) under the
+# cgroup and list_lru mutexes, which the next container's cgroup creation and mounts wait
+# for. Spaced (100 ms between runs), each run finds the host settled, as a single `run`
+# does. The bare runtimes (crun, runc: `common.sh` runtime_floors), where installed, are
+# timed both ways beside berth, with the same N berth containers running: what the host
+# costs any engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 N=${1:-200}
 R=${R:-20}
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
@@ -35,20 +45,24 @@ cleanup() {
   [ -n "$daemon_pid" ] && { kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; }
   for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
   rm -rf "$work"
+  runtime_floors_cleanup
 }
 trap cleanup EXIT
 scripts/mkbusybox > "$work/busybox.tar"
+runtime_floors "$work/busybox.tar"
 
 # now_us: sets $now to the wall clock in microseconds, read from bash's own EPOCHREALTIME
 # (bash 5): no process is started to read it, so a figure is the command's alone (reading
 # `date` twice added 2-3 ms to every figure, the same for every engine, which made the
 # faster engine's ratio look worse than it is).
 now_us() { now=${EPOCHREALTIME//[.,]/}; }
-# median_ms CMD...: median wall time of R runs (after one warm-up), in ms.
+# median_ms CMD...: median wall time of R runs (after one warm-up), in ms; with GAP set,
+# GAP seconds pass before each run (not timed).
 median_ms() {
   local t0 times=()
   "$@" >/dev/null 2>&1 || { echo "failed"; return 0; }
   for _ in $(seq "$R"); do
+    [ -n "${GAP:-}" ] && sleep "$GAP"
     now_us; t0=$now
     "$@" >/dev/null 2>&1 || { echo "failed"; return 0; }
     now_us; times+=($((now - t0)))
@@ -69,18 +83,30 @@ sleep 1
 idle=$(rss_mib "$daemon_pid"); idle_threads=$(threads "$daemon_pid")
 "$BERTH" import "$work/busybox.tar" busybox:latest >/dev/null
 
-measure() { # prints "runrm exec ps inspect"
-  echo "$(median_ms "$BERTH" run --rm --network none busybox true)" \
-    "$(median_ms "$BERTH" exec probe true)" "$(median_ms "$BERTH" ps)" "$(median_ms "$BERTH" inspect probe)"
+# measure STATE: fills fig[STATE,<row>] for every row of the table.
+declare -A fig
+rows=("run --rm true" "run --rm true, spaced" "exec true" "ps" "inspect")
+for rt in "${floors[@]}"; do rows+=("$rt run true" "$rt run true, spaced"); done
+measure() {
+  local s=$1 rt
+  fig[$s,run --rm true]=$(median_ms "$BERTH" run --rm --network none busybox true)
+  fig[$s,run --rm true, spaced]=$(GAP=0.1 median_ms "$BERTH" run --rm --network none busybox true)
+  fig[$s,exec true]=$(median_ms "$BERTH" exec probe true)
+  fig[$s,ps]=$(median_ms "$BERTH" ps)
+  fig[$s,inspect]=$(median_ms "$BERTH" inspect probe)
+  for rt in "${floors[@]}"; do
+    fig[$s,$rt run true]=$(median_ms "$work/$rt-run")
+    fig[$s,$rt run true, spaced]=$(GAP=0.1 median_ms "$work/$rt-run")
+  done
 }
 "$BERTH" run -d --network none --name probe busybox sleep 100000 >/dev/null
-read -r a_run a_exec a_ps a_insp < <(measure)
+measure a
 now_us; t0=$now
 for i in $(seq "$N"); do "$BERTH" run -d --network none --name "l$i" busybox sleep 100000 >/dev/null; done
 now_us; start_ms=$(( (now - t0) / 1000 ))
 sleep 1
 loaded=$(rss_mib "$daemon_pid"); loaded_threads=$(threads "$daemon_pid")
-read -r b_run b_exec b_ps b_insp < <(measure)
+measure b
 now_us; t0=$now
 for i in $(seq "$N"); do "$BERTH" rm -f "l$i" >/dev/null; done
 now_us; rm_ms=$(( (now - t0) / 1000 ))
@@ -91,12 +117,9 @@ sleep 5
 after5=$(rss_mib "$daemon_pid")
 
 echo "== berth: load N=$N (network none; median of $R, ms)"
-printf '  %-16s %10s %10s %8s\n' "" "1 running" "N+1" "ratio"
-row() { printf '  %-16s %10s %10s %8s\n' "$1" "$2" "$3" "$(awk -v a="$2" -v b="$3" 'BEGIN{ if (a>0) printf "%.2fx", b/a; else print "-" }')"; }
-row "run --rm true" "$a_run" "$b_run"
-row "exec true" "$a_exec" "$b_exec"
-row "ps" "$a_ps" "$b_ps"
-row "inspect" "$a_insp" "$b_insp"
+printf '  %-24s %10s %10s %8s\n' "" "1 running" "N+1" "ratio"
+row() { printf '  %-24s %10s %10s %8s\n' "$1" "$2" "$3" "$(awk -v a="$2" -v b="$3" 'BEGIN{ if (a>0) printf "%.2fx", b/a; else print "-" }')"; }
+for r in "${rows[@]}"; do row "$r" "${fig[a,$r]}" "${fig[b,$r]}"; done
 printf '  start of N: %s ms (%s ms each); rm -f of N: %s ms (%s ms each)\n' \
   "$start_ms" "$((start_ms / N))" "$rm_ms" "$((rm_ms / N))"
 printf '  daemon RSS: idle %s MiB (%s threads), N running %s MiB (%s threads), after rm %s MiB, 5 s later %s MiB\n' \

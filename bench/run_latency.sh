@@ -26,12 +26,11 @@
 # then ratios (targets, issue 11: berth <= 2x crun, <= 0.10x docker), the RSS/PSS of the
 # process that stays with each running container (berth's shim, docker's containerd-shim)
 # over MEM_N running containers (default 20), and the idle daemon's RSS.
-#
-# crun 1.8 refuses a hybrid cgroup host while cgroup2 holds a controller; on this kind of
-# machine that is hugetlb, so the script binds hugetlb to a v1 hierarchy of its own at
-# /sys/fs/cgroup/hugetlb when it is not already (left mounted: harmless for other engines).
+# The crun and runc floors come from common.sh (runtime_floors), which also explains the
+# hugetlb hierarchy it may bind for crun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 RUNS=${1:-20}
 MEM_N=${MEM_N:-20}
 
@@ -62,6 +61,7 @@ cleanup() {
   ip link del "bb$tag" 2>/dev/null
   for m in $(awk -v r="$work" '$5 ~ "^"r {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
   rm -rf "$work"
+  runtime_floors_cleanup
 }
 trap cleanup EXIT
 
@@ -89,36 +89,8 @@ if [ -n "$trace_file" ]; then
 fi
 
 # The bare floor: the same rootfs as an OCI bundle, run by each runtime CLI directly.
-mkdir -p "$work/bundle/rootfs"
-tar -C "$work/bundle/rootfs" -xf "$work/busybox.tar"
-if command -v crun >/dev/null && ! grep -q ' /sys/fs/cgroup/hugetlb ' /proc/self/mountinfo \
-  && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null \
-  && ! grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.subtree_control 2>/dev/null; then
-  mkdir -p /sys/fs/cgroup/hugetlb 2>/dev/null && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null \
-    && echo "note: bound hugetlb to a v1 hierarchy at /sys/fs/cgroup/hugetlb (crun needs it on hybrid hosts)" >&2
-fi
-for rt in crun runc; do
-  command -v "$rt" >/dev/null || continue
-  (cd "$work/bundle" && rm -f config.json && "$rt" spec && mv config.json "config-$rt.json")
-  python3 - "$work/bundle/config-$rt.json" "$rt" <<'PY'
-import json, sys
-p = sys.argv[1]; c = json.load(open(p))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["true"]
-c["linux"]["cgroupsPath"] = "/berth-bench/" + sys.argv[2]
-json.dump(c, open(p, "w"))
-PY
-  mkdir -p "$work/$rt-bundle/rootfs"
-  tar -C "$work/$rt-bundle/rootfs" -xf "$work/busybox.tar"
-  cp "$work/bundle/config-$rt.json" "$work/$rt-bundle/config.json"
-  cat > "$work/$rt-run" <<EOF
-#!/bin/sh
-exec $rt run -b "$work/$rt-bundle" "bench-$rt-$tag-\$\$"
-EOF
-  chmod +x "$work/$rt-run"
-  if "$work/$rt-run" >/dev/null 2>&1; then engines+=("$rt"); cmd[$rt]="$work/$rt-run"
-  else echo "note: $rt run fails here; left out" >&2; fi
-done
+runtime_floors "$work/busybox.tar"
+for rt in "${floors[@]}"; do engines+=("$rt"); cmd[$rt]="$work/$rt-run"; done
 
 # docker: a private dockerd over a private containerd, never the host's.
 if [ "${DOCKER:-1}" = 1 ] && command -v dockerd >/dev/null && command -v containerd >/dev/null; then
