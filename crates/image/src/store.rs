@@ -167,6 +167,9 @@ pub struct ImageStore {
     leases: Arc<Mutex<HashMap<Digest, usize>>>,
     /// The most a layer's files may add up to when unpacked (see [`ImageStore::with_max_layer_size`]).
     pub(crate) max_layer_size: Option<u64>,
+    /// The containers directory's child-less clone, for overlay's upper dirs (see
+    /// [`ImageStore::with_detached_parent`]).
+    detached_parent: Option<crate::mount::DetachedDir>,
 }
 
 fn host_arch() -> &'static str {
@@ -225,7 +228,21 @@ impl ImageStore {
             pending: Mutex::new(HashSet::new()),
             leases: Arc::new(Mutex::new(HashMap::new())),
             max_layer_size: None,
+            detached_parent: None,
         })
+    }
+
+    /// Gives root filesystems mounted in `dir`'s subdirectories their upper and work dirs
+    /// through a detached, child-less clone of `dir`'s mount ([`crate::mount::DetachedDir`]):
+    /// with every container's root attached under the containers directory, overlay's
+    /// check of the upper dir's mount would otherwise walk them all at every mount. Best
+    /// effort: without it, mounts take the plain paths.
+    pub fn with_detached_parent(mut self, dir: &Path) -> ImageStore {
+        match crate::mount::DetachedDir::open(dir) {
+            Ok(d) => self.detached_parent = Some(d),
+            Err(e) => tracing::warn!(error = %e, "root filesystem mounts will slow down as containers are added"),
+        }
+        self
     }
 
     /// Refuses layers whose files add up to more than `max` bytes once unpacked (a sparse
@@ -745,7 +762,7 @@ impl ImageStore {
         if lowers.is_empty() {
             lowers.push(self.snapshots.join("empty"));
         }
-        crate::mount::mount_overlay(&lowers, container_dir)
+        crate::mount::mount_overlay(&lowers, container_dir, self.detached_parent.as_ref())
     }
 
     /// The layers of an image, bottom first, as recorded when it was made.

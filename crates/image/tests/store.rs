@@ -348,6 +348,44 @@ fn escapes_are_rejected_and_leave_nothing() {
     assert_eq!(fs::read(&victim).unwrap(), b"safe", "the host file is untouched");
 }
 
+/// With roots attached under the containers directory's own mount (running containers),
+/// a root's upper and work dirs reach overlay through the detached, child-less clone of
+/// that mount, and what the container writes lands in its upper dir as before.
+#[test]
+fn roots_take_upper_dirs_through_a_child_less_clone_of_the_containers_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let containers = dir.path().join("containers");
+    berth_image::ensure_parent_mount(&containers).unwrap();
+    struct Detach(std::path::PathBuf);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+    let _parent = Detach(containers.clone());
+    let store = ImageStore::open(dir.path()).unwrap().with_detached_parent(&containers);
+    let img = store.import(&mut &rootfs_tar()[..], &opts(Some("base"))).unwrap();
+    let mut roots = Vec::new();
+    for name in ["c1", "c2", "c3"] {
+        let cdir = containers.join(name);
+        let rootfs = store.mount_rootfs(&img.id, &cdir).unwrap();
+        roots.push(Detach(rootfs.clone()));
+        fs::write(rootfs.join("tmp/mine"), name).unwrap();
+        assert_eq!(fs::read(cdir.join("upper/tmp/mine")).unwrap(), name.as_bytes(), "the write is in the upper dir");
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = mountinfo.lines().find(|l| l.contains(&format!(" {} ", rootfs.display()))).unwrap();
+        assert!(line.contains("upperdir=/proc/self/fd/"), "upper dir through the clone: {line}");
+    }
+    // The clone is nobody's mount: nothing was attached under it, and the parent mount
+    // holds the three roots.
+    let under = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(under.lines().filter(|l| l.contains(&format!(" {}/", containers.display()))).count(), 3);
+    for (i, name) in ["c1", "c2", "c3"].into_iter().enumerate() {
+        store.unmount_rootfs(&containers.join(name)).unwrap();
+        assert!(fs::read_dir(&roots[i].0).unwrap().next().is_none(), "unmounted");
+    }
+}
+
 #[test]
 fn mount_write_diff_and_commit() {
     let dir = tempfile::tempdir().unwrap();

@@ -238,8 +238,12 @@ impl Engine {
                 tracing::warn!(error = %e, "containers' cpuset cgroups are filled one by one");
             }
         }
+        let real = fakes.is_none();
         let (images, store, volumes) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let images = ImageStore::open(&root)?.with_max_layer_size(max_layer_size);
+            let mut images = ImageStore::open(&root)?.with_max_layer_size(max_layer_size);
+            if real {
+                images = images.with_detached_parent(&root.join("containers"));
+            }
             if let Err(e) = images.gc() {
                 tracing::warn!(error = %e, "image store garbage collection failed");
             }
