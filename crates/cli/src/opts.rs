@@ -374,6 +374,17 @@ pub fn parse_security_opts(opts: &[String], cwd: &Path) -> Result<Vec<String>, C
     Ok(out)
 }
 
+/// Takes `systempaths=unconfined` out of `--security-opt` values, as the docker CLI does:
+/// it is the client's way to ask for no masked and no read-only paths, sent as empty
+/// `HostConfig.MaskedPaths` and `ReadonlyPaths` (the daemon knows no such option). Returns
+/// the other values and whether it was there.
+pub fn take_system_paths(opts: Vec<String>) -> (Vec<String>, bool) {
+    let n = opts.len();
+    let kept: Vec<String> = opts.into_iter().filter(|o| o != "systempaths=unconfined").collect();
+    let unconfined = kept.len() != n;
+    (kept, unconfined)
+}
+
 /// Parses a byte size with binary multiples as Docker's `RAMInBytes` does: `512m`, `1g`, `1.5GiB`, `1024`.
 pub fn parse_bytes(s: &str) -> Result<i64, CliError> {
     let bad = || CliError::Opt(format!("invalid size: '{s}'"));
@@ -827,6 +838,15 @@ mod tests {
         assert!(parse_env_file("B = two", &lookup).unwrap_err().to_string().contains("'B ' contains whitespaces"));
         assert!(parse_env_file("A B=1", &lookup).unwrap_err().to_string().contains("contains whitespaces"));
         assert!(parse_env_file("=1", &lookup).is_err());
+    }
+
+    #[test]
+    fn systempaths_unconfined_is_the_clients_to_handle() {
+        let v = |o: &[&str]| take_system_paths(o.iter().map(|s| s.to_string()).collect());
+        assert_eq!(v(&["systempaths=unconfined", "no-new-privileges"]), (vec!["no-new-privileges".to_owned()], true));
+        assert_eq!(v(&["no-new-privileges"]), (vec!["no-new-privileges".to_owned()], false));
+        // Any other value goes to the daemon, which refuses it.
+        assert_eq!(v(&["systempaths=confined"]), (vec!["systempaths=confined".to_owned()], false));
     }
 
     #[test]

@@ -132,6 +132,11 @@ pub struct SpecOptions {
     pub writable_cgroups: Option<bool>,
     /// `--security-opt no-new-privileges`.
     pub no_new_privileges: bool,
+    /// `HostConfig.MaskedPaths`: the paths masked in an unprivileged container; `None`
+    /// means Docker's ([`MASKED_PATHS`]), empty none (`--security-opt systempaths=unconfined`).
+    pub masked_paths: Option<Vec<String>>,
+    /// `HostConfig.ReadonlyPaths`, as `masked_paths` is ([`READONLY_PATHS`] when `None`).
+    pub readonly_paths: Option<Vec<String>>,
     /// `--sysctl`.
     pub sysctls: BTreeMap<String, String>,
     /// `--oom-score-adj`.
@@ -486,8 +491,8 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
         "sysctl": o.sysctls,
     });
     if !o.privileged {
-        linux["maskedPaths"] = json!(MASKED_PATHS);
-        linux["readonlyPaths"] = json!(READONLY_PATHS);
+        linux["maskedPaths"] = o.masked_paths.as_ref().map_or_else(|| json!(MASKED_PATHS), |p| json!(p));
+        linux["readonlyPaths"] = o.readonly_paths.as_ref().map_or_else(|| json!(READONLY_PATHS), |p| json!(p));
     } else {
         linux["devices"] = Value::Array(host_devices());
     }

@@ -149,6 +149,54 @@ fn security_opts_are_applied() {
     ok(&d.berth(&["run", "--rm", "--security-opt", "label=disable", "busybox", "true"]));
 }
 
+/// `--security-opt systempaths=unconfined` (the client's: empty `MaskedPaths` and
+/// `ReadonlyPaths`) leaves /proc and /sys unmasked and writable where the default masks and
+/// write-protects them; a list given through the API is the one applied.
+#[test]
+fn masked_and_read_only_paths_follow_the_host_config() {
+    let d = setup();
+    // The mount points of /proc/keys (masked) and /proc/sys (read-only) in the container.
+    let probe = "grep -cE ' /proc/(keys|sys) ' /proc/self/mountinfo; true";
+    let mut clis: Vec<fn(&Daemon, &[&str]) -> Output> = vec![Daemon::berth];
+    if have_docker() {
+        clis.push(Daemon::docker);
+    }
+    for run in &clis {
+        let out = run(&d, &["run", "--rm", "--network", "none", "busybox", "sh", "-c", probe]);
+        assert_eq!(text(&out.stdout), "2\n", "default: {}", text(&out.stderr));
+        let out = run(
+            &d,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--security-opt",
+                "systempaths=unconfined",
+                "busybox",
+                "sh",
+                "-c",
+                probe,
+            ],
+        );
+        assert_eq!(text(&out.stdout), "0\n", "unconfined: {}", text(&out.stderr));
+    }
+    ok(&d.berth(&["create", "--name", "open", "--security-opt", "systempaths=unconfined", "busybox", "true"]));
+    let shown =
+        ok(&d.berth(&["inspect", "-f", "{{json .HostConfig.MaskedPaths}} {{json .HostConfig.ReadonlyPaths}}", "open"]));
+    assert_eq!(shown.trim(), "[] []");
+
+    let (code, body) = post_json(
+        &d,
+        "/containers/create?name=own",
+        r#"{"Image": "busybox", "Cmd": ["sh", "-c", "wc -c < /proc/cpuinfo; grep -c ' /proc/sys ' /proc/self/mountinfo; true"],
+            "HostConfig": {"NetworkMode": "none", "MaskedPaths": ["/proc/cpuinfo"], "ReadonlyPaths": []}}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let out = ok(&d.berth(&["start", "-a", "own"]));
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "0"], "cpuinfo masked, /proc/sys left: {out}");
+}
+
 #[test]
 fn unknown_and_unavailable_security_opts_are_refused() {
     let d = setup();

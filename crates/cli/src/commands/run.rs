@@ -292,6 +292,7 @@ pub fn build_create(
     }
     let labels = opts::parse_kv_list(&a.label, "--label", false)?;
     let sysctls = opts::parse_kv_list(&a.sysctl, "--sysctl", true)?;
+    let (security_opt, unconfined_paths) = opts::take_system_paths(opts::parse_security_opts(&a.security_opt, cwd)?);
     for h in &a.add_host {
         if !h.contains([':', '=']) {
             return Err(CliError::Opt(format!(
@@ -416,7 +417,9 @@ pub fn build_create(
         dns_options: some_vec(&a.dns_option),
         links: some_vec(&links),
         readonly_rootfs: Some(a.read_only),
-        security_opt: some_vec(&opts::parse_security_opts(&a.security_opt, cwd)?),
+        security_opt: some_vec(&security_opt),
+        masked_paths: unconfined_paths.then(Vec::new),
+        readonly_paths: unconfined_paths.then(Vec::new),
         sysctls: if sysctls.is_empty() { None } else { Some(sysctls) },
         log_config: (a.log_driver.is_some() || !a.log_opt.is_empty()).then(|| berth_api::models::HostConfigLogConfig {
             typ: a.log_driver.clone(),

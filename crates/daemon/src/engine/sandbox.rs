@@ -214,6 +214,8 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path, ne
         seccomp,
         seccomp_profile,
         no_new_privileges: security.no_new_privileges,
+        masked_paths: hc.masked_paths.clone(),
+        readonly_paths: hc.readonly_paths.clone(),
         apparmor_profile: security.apparmor,
         writable_cgroups: security.writable_cgroups,
         sysctls: hc.sysctls.clone().unwrap_or_default().into_iter().collect(),
