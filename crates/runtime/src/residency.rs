@@ -7,19 +7,19 @@
 //! cache (shared, reclaimable) and the process's resident set at what it touches next.
 
 /// Drops this process's page-table entries of every non-writable, file-backed private
-/// mapping that holds no private (copied) page: the binary's code and read-only data and
+/// mapping that holds no anonymous (copied) page: the binary's code and read-only data and
 /// the shared libraries'. The next access of a page faults it back from the page cache.
 pub fn drop_clean_file_pages() {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
     let mut current: Option<(usize, usize, bool)> = None;
-    let mut dirty = false;
-    let release = |m: Option<(usize, usize, bool)>, dirty: bool| {
+    let mut copied = false;
+    let release = |m: Option<(usize, usize, bool)>, copied: bool| {
         if let Some((start, end, eligible)) = m
             && eligible
-            && !dirty
+            && !copied
         {
             // SAFETY: the range is a whole non-writable, file-backed private mapping of this
-            // process with no dirty private pages (from /proc/self/smaps). MADV_DONTNEED only
+            // process with no anonymous (copied) pages (from /proc/self/smaps). MADV_DONTNEED only
             // drops its page-table entries; the unchanged file contents are read back on the
             // next access, so no data is lost.
             unsafe {
@@ -33,21 +33,22 @@ pub fn drop_clean_file_pages() {
         if let Some((a, b)) = first.split_once('-')
             && let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
         {
-            release(current.take(), dirty);
+            release(current.take(), copied);
             let perms = f.next().unwrap_or("");
             let inode = f.nth(2).unwrap_or("0");
             let path = f.next().unwrap_or("");
             let eligible =
                 end > start && perms.starts_with('r') && !perms.contains('w') && inode != "0" && path.starts_with('/');
             current = Some((start, end, eligible));
-            dirty = false;
-        } else if (first == "Private_Dirty:" || first == "Anonymous:")
-            && f.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(1) > 0
-        {
-            dirty = true;
+            copied = false;
+        } else if first == "Anonymous:" && f.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(1) > 0 {
+            // A copied page (relocated read-only data, say) would be lost; a page that is
+            // dirty in the page cache (a binary written moments ago, `Private_Dirty` too)
+            // stays there, and is no reason to keep the mapping.
+            copied = true;
         }
     }
-    release(current.take(), dirty);
+    release(current.take(), copied);
 }
 
 #[cfg(test)]
@@ -61,6 +62,51 @@ mod tests {
     }
 
     /// The binary's mapped code goes, nothing it holds is lost, and it runs on.
+    /// Maps `len` bytes of `file` read-only and private, and reads every page.
+    fn map_and_touch(file: &std::fs::File, len: usize, prot: i32) -> *mut u8 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a fresh private mapping of a file of at least `len` bytes, unmapped by
+        // the caller; nothing else aliases it.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
+        assert_ne!(p, libc::MAP_FAILED);
+        let p = p as *mut u8;
+        for off in (0..len).step_by(4096) {
+            // SAFETY: within the mapping.
+            assert_eq!(unsafe { p.add(off).read_volatile() }, 7);
+        }
+        p
+    }
+
+    #[test]
+    fn pages_dirty_in_the_page_cache_are_dropped_and_copied_ones_kept() {
+        const LEN: usize = 4 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fresh");
+        std::fs::write(&path, vec![7u8; LEN]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        // Just written: its pages are dirty in the page cache, and mapped read-only.
+        let fresh = map_and_touch(&file, LEN, libc::PROT_READ);
+        // A private copy of one page, then made read-only (as relocated data is).
+        let copy_file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        let copied = map_and_touch(&copy_file, 8192, libc::PROT_READ | libc::PROT_WRITE);
+        // SAFETY: within the mapping, which is writable until the mprotect below.
+        unsafe {
+            copied.write_volatile(42);
+            assert_eq!(libc::mprotect(copied as *mut libc::c_void, 8192, libc::PROT_READ), 0);
+        }
+        let before = rss_file_kib();
+        drop_clean_file_pages();
+        let after = rss_file_kib();
+        assert!(before - after >= (LEN / 1024) as u64, "RssFile {before} KiB before, {after} KiB after");
+        // SAFETY: both mappings are still in place (only their page-table entries went).
+        unsafe {
+            assert_eq!(copied.read_volatile(), 42, "the copied page was kept");
+            assert_eq!(fresh.add(LEN - 1).read_volatile(), 7, "the file's page faults back");
+            libc::munmap(fresh as *mut libc::c_void, LEN);
+            libc::munmap(copied as *mut libc::c_void, 8192);
+        }
+    }
+
     #[test]
     fn clean_file_pages_are_unmapped_and_fault_back() {
         let before = rss_file_kib();
