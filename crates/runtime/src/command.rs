@@ -24,6 +24,37 @@ impl Executor for InitExecutor {
     }
 }
 
+/// The executor of an exec's process without a filter of ours: libcontainer's default one,
+/// after [`apply_console_size`].
+#[derive(Clone)]
+pub(crate) struct TenantExecutor;
+
+impl Executor for TenantExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        apply_console_size(spec);
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+}
+
+/// Gives the process's terminal (its stdin, the pty's other end) the spec's `consoleSize`,
+/// from inside, just before it becomes the command. For an exec the shim cannot do it in
+/// time: libcontainer sends it the pty master and goes on to exec without waiting, and the
+/// command (`stty size`, a shell drawing its prompt) looked before the size arrived.
+pub(crate) fn apply_console_size(spec: &Spec) {
+    let Some(p) = spec.process() else { return };
+    let Some(size) = p.console_size().filter(|_| p.terminal().unwrap_or(false)) else { return };
+    let (Ok(rows), Ok(cols)) = (u16::try_from(size.height()), u16::try_from(size.width())) else { return };
+    if rows > 0 && cols > 0 {
+        let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: fd 0 is open for the whole call (libcontainer made it the pty's slave).
+        let _ = rustix::termios::tcsetwinsize(unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }, ws);
+    }
+}
+
 /// Replaces the init with the container's command (argv[0] looked up in the process's
 /// `PATH`, as execvp does). When the execve fails (a filter that refuses it, a file that
 /// changed since the shim checked it), says so on the container's stderr, where logs and

@@ -473,6 +473,9 @@ impl SeccompExecutor {
 
 impl Executor for SeccompExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if !self.init {
+            crate::command::apply_console_size(spec);
+        }
         match self.finish_early() {
             Some(done) => done?,
             None => self.load()?,

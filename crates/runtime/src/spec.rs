@@ -76,6 +76,8 @@ pub struct SpecOptions {
     pub user: User,
     /// Allocate a pseudo-terminal.
     pub tty: bool,
+    /// The terminal's size at start (rows, columns: `HostConfig.ConsoleSize`), with `tty`.
+    pub console_size: Option<(u16, u16)>,
     /// Hostname inside the container's UTS namespace.
     pub hostname: String,
     /// Volumes and binds.
@@ -515,6 +517,9 @@ pub fn generate(o: &SpecOptions) -> Result<oci_spec::runtime::Spec, Error> {
     // whether seccomp loads before the capability drop, and `false` made loading fail.
     if o.no_new_privileges {
         process["noNewPrivileges"] = json!(true);
+    }
+    if let Some((rows, cols)) = o.console_size.filter(|_| o.tty) {
+        process["consoleSize"] = json!({"height": rows, "width": cols});
     }
     if !o.user.additional_gids.is_empty() {
         process["user"]["additionalGids"] = json!(o.user.additional_gids);
@@ -980,6 +985,24 @@ mod tests {
         assert!(names.contains(&"clone3"), "clone3 answers ENOSYS without CAP_SYS_ADMIN");
         assert!(v["process"].get("rlimits").is_none());
         assert!(v["process"].get("noNewPrivileges").is_none());
+    }
+
+    #[test]
+    fn host_config_lists_and_console_size() {
+        let mut o = opts();
+        o.masked_paths = Some(vec!["/proc/cpuinfo".into()]);
+        o.readonly_paths = Some(Vec::new());
+        o.console_size = Some((45, 123));
+        let v = serde_json::to_value(generate(&o).unwrap()).unwrap();
+        assert_eq!(v["linux"]["maskedPaths"], serde_json::json!(["/proc/cpuinfo"]));
+        assert_eq!(v["linux"]["readonlyPaths"], serde_json::json!([]));
+        assert!(v["process"].get("consoleSize").is_none(), "no terminal, no size");
+        o.tty = true;
+        let v = serde_json::to_value(generate(&o).unwrap()).unwrap();
+        assert_eq!(v["process"]["consoleSize"], serde_json::json!({"height": 45, "width": 123}));
+        o.privileged = true;
+        let v = serde_json::to_value(generate(&o).unwrap()).unwrap();
+        assert!(v["linux"].get("maskedPaths").is_none(), "privileged masks nothing");
     }
 
     #[test]

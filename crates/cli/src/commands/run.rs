@@ -519,10 +519,18 @@ async fn pull(c: &Client, image: &str, platform: Option<&str>) -> Result<(), Cli
 pub async fn run(c: &Client, a: RunArgs, create_only: bool) -> i32 {
     let cmd = if create_only { "create" } else { "run" };
     let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("/"));
-    let req = match build_create(&a, &cwd, &|k| std::env::var(k).ok()) {
+    let mut req = match build_create(&a, &cwd, &|k| std::env::var(k).ok()) {
         Ok(r) => r,
         Err(e) => return fail(cmd, &format!("Error response from daemon: {e}")),
     };
+    // As docker's `run -t` does: the terminal's size goes with the create, so the command
+    // sees it from its start (the resize after attaching comes later).
+    if a.tty
+        && !create_only
+        && let (Some(hc), Some((h, w))) = (req.body.host_config.as_mut(), window_size())
+    {
+        hc.console_size = Some(vec![usize::from(h), usize::from(w)]);
+    }
     if a.pull == "always" {
         if let Err(e) = pull(c, &a.image, a.platform.as_deref()).await {
             return fail(cmd, &cli_msg(&e));

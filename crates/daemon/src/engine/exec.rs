@@ -640,7 +640,8 @@ fn proc_root(pid: u32) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("/proc/{pid}/root"))
 }
 
-fn console_size(v: Option<&[usize]>) -> Option<(u16, u16)> {
+/// A `ConsoleSize` of the API (`[height, width]`), when both are set.
+pub(super) fn console_size(v: Option<&[usize]>) -> Option<(u16, u16)> {
     match v {
         Some([h, w]) if *h > 0 && *w > 0 => {
             Some(((*h).min(u16::MAX as usize) as u16, (*w).min(u16::MAX as usize) as u16))

@@ -189,6 +189,7 @@ pub(crate) fn for_container(rec: &ContainerRecord, dir: &Path, rootfs: &Path, ne
         Seccomp::Custom(json) => (!privileged, Some(json)),
     };
     Ok(SpecOptions {
+        console_size: super::exec::console_size(hc.console_size.as_deref()),
         readonly_rootfs: hc.readonly_rootfs == Some(true),
         ipc: ns(hc.ipc_mode.as_deref()),
         pid: ns(hc.pid_mode.as_deref()),

@@ -276,9 +276,10 @@ fn start_tenant(
     let mut builder = ContainerBuilder::new(o.id.clone(), SyscallType::default())
         .with_root_path(&o.state_root)
         .map_err(|e| runtime_err("invalid state root", &e))?;
-    if let Some(x) = executor {
-        builder = builder.with_executor(x);
-    }
+    builder = match executor {
+        Some(x) => builder.with_executor(x),
+        None => builder.with_executor(crate::command::TenantExecutor),
+    };
     let (mut out, mut err, mut stdin, mut console) = (None, None, None, None);
     if s.tty {
         let path = o.bundle.join(format!("exec-console-{tag}.sock"));
@@ -325,10 +326,6 @@ fn start_tenant(
         let _ = std::fs::remove_file(&p);
         match master {
             Ok(m) => {
-                if let Some((rows, cols)) = s.console_size {
-                    let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-                    let _ = rustix::termios::tcsetwinsize(&m, ws);
-                }
                 out = Some(m);
             }
             Err(e) => {
