@@ -45,14 +45,24 @@ impl Executor for TenantExecutor {
 /// time: libcontainer sends it the pty master and goes on to exec without waiting, and the
 /// command (`stty size`, a shell drawing its prompt) looked before the size arrived.
 pub(crate) fn apply_console_size(spec: &Spec) {
-    let Some(p) = spec.process() else { return };
-    let Some(size) = p.console_size().filter(|_| p.terminal().unwrap_or(false)) else { return };
-    let (Ok(rows), Ok(cols)) = (u16::try_from(size.height()), u16::try_from(size.width())) else { return };
-    if rows > 0 && cols > 0 {
-        let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    if let Some(ws) = console_winsize(spec) {
         // SAFETY: fd 0 is open for the whole call (libcontainer made it the pty's slave).
         let _ = rustix::termios::tcsetwinsize(unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }, ws);
     }
+}
+
+/// The spec's `consoleSize` as a window size: when the process has a terminal and both
+/// dimensions are set.
+pub(crate) fn console_winsize(spec: &Spec) -> Option<rustix::termios::Winsize> {
+    let p = spec.process().as_ref()?;
+    let size = p.console_size().filter(|_| p.terminal().unwrap_or(false))?;
+    let (rows, cols) = (u16::try_from(size.height()).ok()?, u16::try_from(size.width()).ok()?);
+    (rows > 0 && cols > 0).then_some(rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    })
 }
 
 /// Replaces the init with the container's command (argv[0] looked up in the process's

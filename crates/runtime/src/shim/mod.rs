@@ -287,16 +287,6 @@ fn nonblocking(fd: &OwnedFd) -> Result<(), Error> {
     rustix::io::ioctl_fionbio(fd, true).map_err(|e| Error::io("failed to configure fd", Path::new("fd"), e.into()))
 }
 
-/// Sets a pty's window size from the OCI spec's `consoleSize` (height and width, in cells);
-/// a zero dimension leaves the size as it is. Best effort: the client resizes again anyway.
-pub(crate) fn set_console_size(master: &OwnedFd, height: u64, width: u64) {
-    let (Ok(rows), Ok(cols)) = (u16::try_from(height), u16::try_from(width)) else { return };
-    if rows > 0 && cols > 0 {
-        let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-        let _ = rustix::termios::tcsetwinsize(master, ws);
-    }
-}
-
 /// Receives the pty master libcontainer sends over the console socket.
 fn receive_pty(listener: &UnixListener) -> Result<OwnedFd, Error> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -546,8 +536,9 @@ impl Shim {
                     // The size the client asked for at create (`HostConfig.ConsoleSize`):
                     // libcontainer does not apply it, and the command must see it from
                     // its first instruction, not after the client's resize.
-                    if let Some(size) = spec.process().as_ref().and_then(|p| p.console_size()) {
-                        set_console_size(&m, size.height(), size.width());
+                    // Best effort: the client resizes again anyway.
+                    if let Some(ws) = crate::command::console_winsize(&spec) {
+                        let _ = rustix::termios::tcsetwinsize(&m, ws);
                     }
                     out = Some(m)
                 }
