@@ -51,8 +51,8 @@ cleanup() {
     kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null
   fi
   if [ -n "$dockerd_pid" ]; then
-    for id in $(docker -H "unix://$work/docker.sock" ps -aq 2>/dev/null); do
-      docker -H "unix://$work/docker.sock" rm -f "$id" >/dev/null 2>&1
+    for id in $(docker -H "unix://$work/d/docker.sock" ps -aq 2>/dev/null); do
+      docker -H "unix://$work/d/docker.sock" rm -f "$id" >/dev/null 2>&1
     done
     kill "$dockerd_pid" 2>/dev/null; wait "$dockerd_pid" 2>/dev/null
   fi
@@ -97,36 +97,18 @@ fi
 runtime_floors "$work/busybox.tar"
 for rt in "${floors[@]}"; do engines+=("$rt"); cmd[$rt]="$work/$rt-run"; done
 
-# docker: a private dockerd over a private containerd, never the host's.
+# docker: a private dockerd over a private containerd, never the host's (common.sh).
 if [ "${DOCKER:-1}" = 1 ] && command -v dockerd >/dev/null && command -v containerd >/dev/null; then
-  cat > "$work/containerd.toml" <<EOF
-version = 2
-root = "$work/containerd"
-state = "$work/containerd-state"
-[grpc]
-  address = "$work/containerd.sock"
-[ttrpc]
-  address = "$work/containerd.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-EOF
-  containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
-  containerd_pid=$!
-  for _ in $(seq 50); do [ -S "$work/containerd.sock" ] && break; sleep 0.1; done
-  dockerd --containerd "$work/containerd.sock" --data-root "$work/docker" --exec-root "$work/docker-run" \
-    -H "unix://$work/docker.sock" --pidfile "$work/docker.pid" --bridge none --iptables=false \
-    --ip6tables=false --ip-masq=false --userland-proxy=false --config-file "$work/daemon.json" \
-    >"$work/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  D="docker -H unix://$work/docker.sock"
-  for _ in $(seq 100); do $D version >/dev/null 2>&1 && break; sleep 0.1; done
-  if $D import "$work/busybox.tar" busybox:latest >/dev/null 2>&1; then
+  pids_to_stop=()
+  peer_up=0
+  start_docker_peer "$work/d" && peer_up=1
+  containerd_pid=${ctr_pid:-}
+  D="docker -H unix://$work/d/docker.sock"
+  if [ "$peer_up" = 1 ] && $D import "$work/busybox.tar" busybox:latest >/dev/null 2>&1; then
     engines+=(docker); cmd[docker]="$D run --rm --network none busybox true"
     docker_version=$($D version --format '{{.Server.Version}}' 2>/dev/null || echo '?')
   else
-    echo "note: the private dockerd did not come up; docker left out (see $work/dockerd.log)" >&2
+    echo "note: the private dockerd did not come up; docker left out (see $work/d/dockerd.log)" >&2
   fi
 fi
 if [ "${PODMAN:-1}" = 1 ] && command -v podman >/dev/null; then
@@ -251,7 +233,7 @@ if [[ " ${engines[*]} " == *" docker "* ]]; then
   for i in $(seq "$MEM_N"); do $D run -d --network none busybox sleep 300 >/dev/null; done
   sleep 0.5
   dshims=$(for p in $(pgrep -f containerd-shim || true); do
-    if tr "\0" " " < "/proc/$p/cmdline" 2>/dev/null | grep -q "$work/containerd.sock"; then echo "$p"; fi; done)
+    if tr "\0" " " < "/proc/$p/cmdline" 2>/dev/null | grep -q "$work/d/containerd.sock"; then echo "$p"; fi; done)
   read -r n rss pss <<<"$(mem_of $dshims)"
   report_mem "docker containerd-shim-runc-v2" "$n" "$rss" "$pss"
   for id in $($D ps -q); do $D rm -f "$id" >/dev/null 2>&1; done
