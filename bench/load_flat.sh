@@ -23,7 +23,9 @@
 # every superblock on the host (two per superblock; a container has seven) under the
 # cgroup and list_lru mutexes, which the next container's cgroup creation and mounts wait
 # for. Spaced (100 ms between runs), each run finds the host settled, as a single `run`
-# does. The bare runtimes (crun, runc: `common.sh` runtime_floors), where installed, are
+# does. Both still pay what grows in the kernel's create path itself (pivot_root walks
+# every task, a sysfs mount every sysfs superblock, a new memory cgroup sizes its shrinker
+# state by the superblock count): docs/ARCHITECTURE.md has the profile. The bare runtimes (crun, runc: `common.sh` runtime_floors), where installed, are
 # timed both ways beside berth, with the same N berth containers running: what the host
 # costs any engine.
 set -euo pipefail
