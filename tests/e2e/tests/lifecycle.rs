@@ -378,3 +378,68 @@ fn restart_keeps_a_removed_on_exit_container() {
     eventually("its removal at the exit", || d.berth(&["inspect", "keep"]).status.code() == Some(1));
     assert!(!d.data_root.join("containers").join(&id).exists());
 }
+
+/// The cgroup directories a container `id` would have on this host, in every hierarchy
+/// (v1 controllers, the hybrid's unified tree, or a cgroup2-only root), under berth's
+/// `/berth` parent.
+fn cgroup_dirs_of(id: &str) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join("berth").join(id)];
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        dirs.push(e.path().join("berth").join(id));
+    }
+    dirs
+}
+
+/// A container that ended leaves nothing of its own behind once deleted: not its cgroup in
+/// any hierarchy, nor its runtime state, whether it went at its exit (`--rm`) or was
+/// killed and then removed; the cgroups a privileged container made below its own go with
+/// it, as with Docker.
+#[test]
+fn an_ended_container_leaves_no_cgroup_or_runtime_state() {
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    let left = |id: &str| -> Vec<std::path::PathBuf> {
+        let mut left: Vec<_> = cgroup_dirs_of(id).into_iter().filter(|p| p.exists()).collect();
+        left.extend(Some(d.exec_root.join("runtime").join(id)).filter(|p| p.exists()));
+        left
+    };
+    // Polls for up to 15 s, then names whatever is still there.
+    let wait_gone = |id: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !left(id).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(left(id), Vec::<std::path::PathBuf>::new());
+    };
+
+    let id = ok(&d.berth(&["run", "-d", "--rm", "--network", "none", "busybox", "true"])).trim().to_owned();
+    eventually("the --rm container's removal", || !d.berth(&["inspect", &id]).status.success());
+    wait_gone(&id);
+
+    let id = ok(&d.berth(&[
+        "run",
+        "-d",
+        "--privileged",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /sys/fs/cgroup/pids/sub /sys/fs/cgroup/memory/sub && mkdir /sys/fs/cgroup/pids/sub/deeper; exec sleep 60",
+    ]))
+    .trim()
+    .to_owned();
+    let pid = inspect(&d, "{{.State.Pid}}", &id);
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    // On a host with v1 pids and memory hierarchies, the container made children there.
+    if cgroup.lines().any(|l| l.split(':').nth(1) == Some("pids")) {
+        let sub = std::path::Path::new("/sys/fs/cgroup/pids/berth").join(&id).join("sub/deeper");
+        eventually("the container's own child cgroup", || sub.exists());
+    }
+    ok(&d.berth(&["kill", &id]));
+    eventually("the kill", || inspect(&d, "{{.State.Status}}", &id) == "exited");
+    wait_gone(&id);
+    ok(&d.berth(&["rm", &id]));
+    assert_eq!(left(&id), Vec::<std::path::PathBuf>::new());
+}

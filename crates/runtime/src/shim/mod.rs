@@ -30,6 +30,7 @@ mod devices_v2;
 mod exec;
 pub mod monitor;
 mod mountns;
+mod plain_delete;
 mod shared;
 pub mod standby;
 mod vfork;
@@ -342,6 +343,8 @@ struct Shim {
     cgroups_path: Option<PathBuf>,
     /// Whether the exit may be reported before the container is deleted ([`delete_after_exit`]).
     delete_after_exit: bool,
+    /// Whether the delete may remove the cgroups and state by path ([`plain_delete`]).
+    plain_delete: bool,
     /// The container's mount namespace, held from create until its exit is reported, so
     /// the namespace's teardown (the unmount of every mount in it, with an RCU grace
     /// period the kernel waits for) happens here after the report instead of in the
@@ -574,6 +577,7 @@ impl Shim {
             listener,
             cgroups_path,
             delete_after_exit: delete_after_exit(&spec),
+            plain_delete: plain_delete::eligible(&spec),
             mnt_ns: std::fs::File::open(format!("/proc/{}/ns/mnt", init_pid.as_raw_nonzero())).ok().map(OwnedFd::from),
             reported_exit: None,
             out,
@@ -1071,6 +1075,13 @@ impl Shim {
         // next start of this id to wait: that start writes the bundle again.
         if let Err(e) = crate::state::remove_bundle_of(&self.opts.state_root, &self.opts.id) {
             tracing::warn!(id = %self.opts.id, error = %e, "failed to remove the runtime's bundle");
+        }
+        if self.plain_delete
+            && let Some(cgroups) = &self.cgroups_path
+            && plain_delete::run(cgroups, &self.opts.state_root.join(&self.opts.id))
+        {
+            crate::trace::mark(&self.opts.id, "shim.deleted");
+            return;
         }
         match self.container.as_mut().map(|c| c.delete(true)) {
             Some(Ok(())) => {}

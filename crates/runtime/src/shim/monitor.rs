@@ -239,6 +239,7 @@ pub(super) fn resume(state_fd: RawFd) -> Result<Shim, Error> {
     let spec = oci_spec::runtime::Spec::load(opts.bundle.join("config.json")).ok();
     let cgroups_path = spec.as_ref().and_then(|s| s.linux().as_ref().and_then(|l| l.cgroups_path().clone()));
     let delete_after_exit = spec.as_ref().is_some_and(super::delete_after_exit);
+    let plain_delete = spec.as_ref().is_some_and(super::plain_delete::eligible);
     let stdin_owner = num("stdin_owner")? as u64;
     // The monitor already reported the exit: only the delete is left, under its lock.
     let reported_exit = match get("exited").first().and_then(|v| v.parse::<i32>().ok()) {
@@ -265,6 +266,7 @@ pub(super) fn resume(state_fd: RawFd) -> Result<Shim, Error> {
         listener,
         cgroups_path,
         delete_after_exit,
+        plain_delete,
         mnt_ns: None,
         out,
         err,
