@@ -25,7 +25,9 @@ pub(super) fn eligible(spec: &oci_spec::runtime::Spec) -> bool {
         .cgroups_path()
         .as_ref()
         .and_then(|p| p.to_str())
-        .is_some_and(|p| p.starts_with('/') && !p.contains(':') && p.len() > 1);
+        // A `..` (from a hostile `--cgroup-parent`) would lead the rmdirs out of the cgroup
+        // file systems: libcontainer's own joins refuse it, so its delete keeps that case.
+        .is_some_and(|p| p.starts_with('/') && !p.contains(':') && p.len() > 1 && !p.split('/').any(|c| c == ".."));
     super::delete_after_exit(spec) && linux.intel_rdt().is_none() && plain_path
 }
 
@@ -124,6 +126,7 @@ mod tests {
         assert!(!eligible(&spec(Some("berth/abc"), true).build().unwrap()));
         assert!(!eligible(&spec(Some("/"), true).build().unwrap()));
         assert!(!eligible(&spec(None, true).build().unwrap()));
+        assert!(!eligible(&spec(Some("/berth/../../etc/abc"), true).build().unwrap()));
         let hook = Hook::default();
         let hooks = HooksBuilder::default().poststop(vec![hook]).build().unwrap();
         assert!(!eligible(&spec(Some("/berth/abc"), true).hooks(hooks).build().unwrap()));
