@@ -93,7 +93,7 @@ pub(crate) fn remove(state_root: &Path, id: &str) -> Result<(), Error> {
     }
     match libcontainer::container::Container::load(dir.clone()) {
         Ok(mut c) => {
-            if let Err(e) = c.delete(true) {
+            if let Err(e) = crate::shim::plain_delete::delete(&mut c) {
                 // A half-written state dir cannot be deleted through libcontainer; removing
                 // the directory is all that is left to do.
                 if dir.exists() {

@@ -391,6 +391,72 @@ fn cgroup_dirs_of(id: &str) -> Vec<std::path::PathBuf> {
     dirs
 }
 
+/// The cgroup directories and runtime state of container `id` that are still there.
+fn left_of(d: &Daemon, id: &str) -> Vec<std::path::PathBuf> {
+    let mut left: Vec<_> = cgroup_dirs_of(id).into_iter().filter(|p| p.exists()).collect();
+    left.extend(Some(d.exec_root.join("runtime").join(id)).filter(|p| p.exists()));
+    left
+}
+
+/// Polls for up to 15 s until nothing of `id` is left ([`left_of`]), then names whatever
+/// is still there.
+fn wait_gone(d: &Daemon, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !left_of(d, id).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(left_of(d, id), Vec::<std::path::PathBuf>::new());
+}
+
+/// A privileged container that makes cgroups below its own, then sleeps; returns its id
+/// once they are there (on a host with a v1 pids hierarchy).
+fn cgroup_maker(d: &Daemon, extra: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--privileged", "--network", "none"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /sys/fs/cgroup/pids/sub /sys/fs/cgroup/memory/sub && mkdir /sys/fs/cgroup/pids/sub/deeper; exec sleep 60",
+    ]);
+    let id = ok(&d.berth(&args)).trim().to_owned();
+    let pid = inspect(d, "{{.State.Pid}}", &id);
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    if cgroup.lines().any(|l| l.split(':').nth(1) == Some("pids")) {
+        let sub = std::path::Path::new("/sys/fs/cgroup/pids/berth").join(&id).join("sub/deeper");
+        eventually("the container's own child cgroup", || sub.exists());
+    }
+    id
+}
+
+/// The other ways a container is deleted leave none of its cgroups either when it made
+/// some below its own: libcontainer's delete (a container sharing the host's pid
+/// namespace, whose processes may outlive its init) and the daemon's clean-up of a
+/// container whose shim was killed.
+#[test]
+fn a_container_that_made_child_cgroups_leaves_none_on_any_delete_path() {
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+
+    let id = cgroup_maker(&d, &["--pid", "host"]);
+    ok(&d.berth(&["kill", &id]));
+    eventually("the kill", || inspect(&d, "{{.State.Status}}", &id) == "exited");
+    ok(&d.berth(&["rm", &id]));
+    wait_gone(&d, &id);
+
+    let id = cgroup_maker(&d, &[]);
+    let init: i32 = inspect(&d, "{{.State.Pid}}", &id).parse().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap();
+    let shim: i32 = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(1).unwrap().parse().unwrap();
+    rustix::process::kill_process(rustix::process::Pid::from_raw(shim).unwrap(), rustix::process::Signal::KILL)
+        .unwrap();
+    ok(&d.berth(&["rm", "-f", &id]));
+    wait_gone(&d, &id);
+    // Gone, or a zombie of whichever process adopted it.
+    let state = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap_or_default();
+    assert!(state.is_empty() || state.rsplit_once(") ").unwrap().1.starts_with('Z'), "not killed: {state}");
+}
+
 /// A container that ended leaves nothing of its own behind once deleted: not its cgroup in
 /// any hierarchy, nor its runtime state, whether it went at its exit (`--rm`) or was
 /// killed and then removed; the cgroups a privileged container made below its own go with
@@ -399,44 +465,14 @@ fn cgroup_dirs_of(id: &str) -> Vec<std::path::PathBuf> {
 fn an_ended_container_leaves_no_cgroup_or_runtime_state() {
     let d = Daemon::start();
     d.import_busybox("busybox");
-    let left = |id: &str| -> Vec<std::path::PathBuf> {
-        let mut left: Vec<_> = cgroup_dirs_of(id).into_iter().filter(|p| p.exists()).collect();
-        left.extend(Some(d.exec_root.join("runtime").join(id)).filter(|p| p.exists()));
-        left
-    };
-    // Polls for up to 15 s, then names whatever is still there.
-    let wait_gone = |id: &str| {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !left(id).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert_eq!(left(id), Vec::<std::path::PathBuf>::new());
-    };
+    let left = |id: &str| left_of(&d, id);
+    let wait_gone = |id: &str| wait_gone(&d, id);
 
     let id = ok(&d.berth(&["run", "-d", "--rm", "--network", "none", "busybox", "true"])).trim().to_owned();
     eventually("the --rm container's removal", || !d.berth(&["inspect", &id]).status.success());
     wait_gone(&id);
 
-    let id = ok(&d.berth(&[
-        "run",
-        "-d",
-        "--privileged",
-        "--network",
-        "none",
-        "busybox",
-        "sh",
-        "-c",
-        "mkdir /sys/fs/cgroup/pids/sub /sys/fs/cgroup/memory/sub && mkdir /sys/fs/cgroup/pids/sub/deeper; exec sleep 60",
-    ]))
-    .trim()
-    .to_owned();
-    let pid = inspect(&d, "{{.State.Pid}}", &id);
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    // On a host with v1 pids and memory hierarchies, the container made children there.
-    if cgroup.lines().any(|l| l.split(':').nth(1) == Some("pids")) {
-        let sub = std::path::Path::new("/sys/fs/cgroup/pids/berth").join(&id).join("sub/deeper");
-        eventually("the container's own child cgroup", || sub.exists());
-    }
+    let id = cgroup_maker(&d, &[]);
     ok(&d.berth(&["kill", &id]));
     eventually("the kill", || inspect(&d, "{{.State.Status}}", &id) == "exited");
     wait_gone(&id);

@@ -30,7 +30,7 @@ mod devices_v2;
 mod exec;
 pub mod monitor;
 mod mountns;
-mod plain_delete;
+pub(crate) mod plain_delete;
 mod shared;
 pub mod standby;
 mod vfork;
@@ -1083,7 +1083,7 @@ impl Shim {
             crate::trace::mark(&self.opts.id, "shim.deleted");
             return;
         }
-        match self.container.as_mut().map(|c| c.delete(true)) {
+        match self.container.as_mut().map(plain_delete::delete) {
             Some(Ok(())) => {}
             Some(Err(e)) => {
                 tracing::warn!(id = %self.opts.id, error = %chain(&e), "failed to delete container");

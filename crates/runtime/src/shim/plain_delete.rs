@@ -14,6 +14,10 @@
 //! unexpected (a cgroup still busy with a process) hands the delete back to libcontainer,
 //! which kills and retries as before.
 //!
+//! libcontainer's delete, where it stays, fails on a cgroup with children too; [`delete`]
+//! removes the children by path and lets it try again, so that no path of a delete leaves
+//! a container's cgroups behind once its state is gone.
+//!
 //! Written by hand: libcontainer offers no delete that skips its discovery.
 
 use std::path::{Path, PathBuf};
@@ -21,14 +25,60 @@ use std::path::{Path, PathBuf};
 /// Whether a container of `spec` may be deleted by path ([`run`]).
 pub(super) fn eligible(spec: &oci_spec::runtime::Spec) -> bool {
     let Some(linux) = spec.linux() else { return false };
-    let plain_path = linux
-        .cgroups_path()
-        .as_ref()
-        .and_then(|p| p.to_str())
-        // A `..` (from a hostile `--cgroup-parent`) would lead the rmdirs out of the cgroup
-        // file systems: libcontainer's own joins refuse it, so its delete keeps that case.
-        .is_some_and(|p| p.starts_with('/') && !p.contains(':') && p.len() > 1 && !p.split('/').any(|c| c == ".."));
-    super::delete_after_exit(spec) && linux.intel_rdt().is_none() && plain_path
+    let plain = linux.cgroups_path().as_deref().is_some_and(plain_path);
+    super::delete_after_exit(spec) && linux.intel_rdt().is_none() && plain
+}
+
+/// Whether `cgroups_path` is a cgroupfs path below the root that stays inside the cgroup
+/// file systems. A `..` (from a hostile `--cgroup-parent`) would lead the rmdirs out of
+/// them: libcontainer's own joins refuse it, so its delete keeps that case.
+fn plain_path(cgroups_path: &Path) -> bool {
+    cgroups_path
+        .to_str()
+        .is_some_and(|p| p.starts_with('/') && !p.contains(':') && p.len() > 1 && !p.split('/').any(|c| c == ".."))
+}
+
+/// libcontainer's delete of `container` (force: its processes are killed first), for a
+/// container not [`eligible`] for [`run`] or whose [`run`] failed. That delete fails on a
+/// cgroup the container made below its own (the rmdir of a cgroup with children fails as
+/// one with a process does), and its caller would then remove the state and leave every
+/// cgroup of the container behind; so when it fails, the child cgroups are removed by path
+/// and the delete is tried once more.
+pub(crate) fn delete(
+    container: &mut libcontainer::container::Container,
+) -> Result<(), libcontainer::error::LibcontainerError> {
+    let first = match container.delete(true) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let Ok(config) = container.spec() else { return Err(first) };
+    if !plain_path(&config.cgroup_path) {
+        return Err(first);
+    }
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else { return Err(first) };
+    if !remove_children(&cgroup_dirs(&mountinfo, &config.cgroup_path)) {
+        return Err(first);
+    }
+    tracing::debug!(id = container.id(), error = %first, "removed the container's own child cgroups; deleting again");
+    container.delete(true)
+}
+
+/// Removes every cgroup below each of `dirs` (not the directories themselves); true when
+/// there was at least one and all went.
+fn remove_children(dirs: &[PathBuf]) -> bool {
+    let mut removed = false;
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else { continue };
+        for entry in rd.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if remove_cgroup(&entry.path()).is_err() {
+                    return false;
+                }
+                removed = true;
+            }
+        }
+    }
+    removed
 }
 
 /// Removes the cgroup directories of `cgroups_path` on every cgroup hierarchy mounted here,
