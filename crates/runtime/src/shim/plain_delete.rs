@@ -223,4 +223,20 @@ mod tests {
         assert!(remove(&[gone, missing, nested], &state));
         assert!(!state.exists());
     }
+
+    #[test]
+    fn only_the_children_go_and_a_retry_is_asked_for_only_when_some_went() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (plain, parent, busy) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+        // Stands for a cgroup's own control file, which is no child.
+        std::fs::create_dir(&plain).unwrap();
+        std::fs::write(plain.join("cgroup.procs"), "").unwrap();
+        assert!(!remove_children(std::slice::from_ref(&plain)), "nothing below: no second delete");
+        std::fs::create_dir_all(parent.join("sub/deeper")).unwrap();
+        assert!(remove_children(&[plain.clone(), parent.clone(), tmp.path().join("missing")]));
+        assert!(parent.exists() && !parent.join("sub").exists() && plain.join("cgroup.procs").exists());
+        std::fs::create_dir_all(busy.join("sub")).unwrap();
+        std::fs::write(busy.join("sub/pid"), "1").unwrap();
+        assert!(!remove_children(std::slice::from_ref(&busy)), "a child that stays leaves libcontainer's error");
+    }
 }
